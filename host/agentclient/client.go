@@ -1,0 +1,182 @@
+package agentclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Client is a connected control channel.
+type Client struct {
+	ssh *ssh.Client
+}
+
+// PoweroffRequest must match the agent's (guestagent/sshd).
+const PoweroffRequest = "poweroff@dibvm"
+
+// Dial connects to the agent behind the unix socket at path and completes
+// the SSH handshake before ctx ends. ssh.NewClientConn ignores
+// ClientConfig.Timeout, so the deadline is set on the connection itself.
+func Dial(ctx context.Context, path string, keys *Keys) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	cfg := &ssh.ClientConfig{
+		User:            "root",
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(keys.Client)},
+		HostKeyCallback: ssh.FixedHostKey(keys.Guest.PublicKey()),
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, "dibvm-guest", cfg)
+	if err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("ssh handshake with the agent: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	return &Client{ssh: ssh.NewClient(c, chans, reqs)}, nil
+}
+
+// Command is one command to run in the guest.
+type Command struct {
+	// Line is given to /bin/sh -c in the guest. Quote arguments with
+	// ShellQuote.
+	Line   string
+	Env    map[string]string
+	Stdin  io.Reader // nil for none
+	Stdout io.Writer
+	Stderr io.Writer
+	// Signals are forwarded to the command's process group.
+	Signals <-chan os.Signal
+}
+
+// ExitError is a command that ran and failed.
+type ExitError struct {
+	Status int
+	Signal string // set when a signal ended the command
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return "killed by SIG" + e.Signal
+	}
+	return fmt.Sprintf("exit status %d", e.Status)
+}
+
+// Run runs cmd and returns nil for exit status 0, an *ExitError for any
+// other end of the command, and another error if the channel broke.
+func (c *Client) Run(cmd Command) error {
+	s, err := c.ssh.NewSession()
+	if err != nil {
+		return fmt.Errorf("open a session with the agent: %w", err)
+	}
+	defer s.Close()
+	keys := make([]string, 0, len(cmd.Env))
+	for k := range cmd.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := s.Setenv(k, cmd.Env[k]); err != nil {
+			return fmt.Errorf("set %s in the guest: %w", k, err)
+		}
+	}
+	s.Stdin, s.Stdout, s.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
+	if err := s.Start(cmd.Line); err != nil {
+		return fmt.Errorf("start %q in the guest: %w", cmd.Line, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	for {
+		select {
+		case err := <-done:
+			return exitError(err)
+		case sig := <-cmd.Signals:
+			if name := sshSignal(sig); name != "" {
+				s.Signal(name)
+			}
+		}
+	}
+}
+
+func exitError(err error) error {
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return &ExitError{Status: ee.ExitStatus(), Signal: ee.Signal()}
+	}
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) {
+		return fmt.Errorf("the guest ended the command without an exit status (did the VM stop?)")
+	}
+	return err
+}
+
+func sshSignal(sig os.Signal) ssh.Signal {
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return ""
+	}
+	switch s {
+	case syscall.SIGINT:
+		return ssh.SIGINT
+	case syscall.SIGTERM:
+		return ssh.SIGTERM
+	case syscall.SIGHUP:
+		return ssh.SIGHUP
+	case syscall.SIGQUIT:
+		return ssh.SIGQUIT
+	case syscall.SIGUSR1:
+		return ssh.SIGUSR1
+	case syscall.SIGUSR2:
+		return ssh.SIGUSR2
+	}
+	return ""
+}
+
+// Poweroff asks the agent to power the guest off.
+func (c *Client) Poweroff(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.ssh.SendRequest(PoweroffRequest, true, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.ssh.Close() }
+
+// ShellQuote joins args into one line that sh reads back as the same args.
+func ShellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%_-+=:,./") == "" {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}

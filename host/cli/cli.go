@@ -1,0 +1,54 @@
+// Package cli is dibvm's command line.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dibvm/dibvm/host/agentclient"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string) int {
+	root := &cobra.Command{
+		Use:           "dibvm",
+		Short:         "Build diskimage-builder images without root, inside a helper VM",
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(runCommand(), applianceCommand())
+	root.SetArgs(args[1:])
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *agentclient.ExitError
+	if errors.As(err, &ee) {
+		return ee.Status
+	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return int(ec)
+	}
+	fmt.Fprintf(os.Stderr, "dibvm: %v\n", err)
+	return 1
+}
+
+// exitCode ends dibvm with a status and no further message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dibvm/dibvm/host/agentbin"
+	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/vmimage"
+)
+
+// vmFlags are the flags of every command that boots the helper VM.
+type vmFlags struct {
+	accel       string
+	memory      int
+	cpus        int
+	network     string
+	mirror      string
+	bootTimeout time.Duration
+}
+
+func (f *vmFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.accel, "accel", envOr("DIBVM_ACCEL", "auto"), "accelerator: auto, kvm, hvf or tcg (env DIBVM_ACCEL)")
+	fs.IntVar(&f.memory, "memory", 2048, "helper VM memory in MiB")
+	fs.IntVar(&f.cpus, "cpus", min(runtime.NumCPU(), 4), "helper VM CPUs")
+	fs.StringVar(&f.network, "network", "nat", "helper VM network: nat or none")
+	f.registerMirror(fs)
+	fs.DurationVar(&f.bootTimeout, "boot-timeout", 3*time.Minute, "how long the helper VM may take to boot under TCG")
+}
+
+func (f *vmFlags) registerMirror(fs *pflag.FlagSet) {
+	fs.StringVar(&f.mirror, "mirror", envOr("DIBVM_MIRROR", ""), "Debian mirror for the helper appliance (env DIBVM_MIRROR; default "+"http://deb.debian.org/debian)")
+}
+
+func (f *vmFlags) check() error {
+	if f.network != "nat" && f.network != "none" {
+		return fmt.Errorf("--network %q: use nat or none", f.network)
+	}
+	if f.memory < 256 {
+		return fmt.Errorf("--memory %d: the helper VM needs at least 256 MiB", f.memory)
+	}
+	if f.cpus < 1 {
+		return fmt.Errorf("--cpus %d: must be at least 1", f.cpus)
+	}
+	return nil
+}
+
+// applianceCache opens the cache with the spec and agent for this host.
+func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, []byte, error) {
+	dir, err := vmimage.DefaultCacheDir()
+	if err != nil {
+		return nil, vmimage.Spec{}, nil, err
+	}
+	spec, err := vmimage.DefaultSpec(f.mirror)
+	if err != nil {
+		return nil, vmimage.Spec{}, nil, err
+	}
+	agent, err := agentbin.Load(runtime.GOARCH)
+	if err != nil {
+		return nil, vmimage.Spec{}, nil, err
+	}
+	return &vmimage.Cache{Dir: dir, Log: os.Stderr}, spec, agent, nil
+}
+
+// start boots the helper VM, building the appliance first if need be.
+func (f *vmFlags) start(ctx context.Context) (*machine.Machine, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	cache, spec, agent, err := f.applianceCache()
+	if err != nil {
+		return nil, err
+	}
+	app, err := cache.Ensure(ctx, spec, agent)
+	if err != nil {
+		return nil, fmt.Errorf("helper appliance: %w", err)
+	}
+	return machine.Start(ctx, machine.Options{
+		Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
+		Appliance:         app,
+		BootTimeout:       f.bootTimeout,
+		HypervisorTimeout: 20 * time.Second,
+		AccelMemo:         filepath.Join(cache.Dir, "accel-memo.json"),
+		Notices:           os.Stderr,
+	})
+}

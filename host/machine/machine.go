@@ -1,0 +1,208 @@
+// Package machine boots the helper VM and hands back a connected control
+// channel: it writes the input disk, starts QEMU, picks an accelerator
+// that really runs the guest (falling back to TCG when a hypervisor opens
+// but never boots), and stops everything again without leaving a trace.
+package machine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dibvm/dibvm/guestagent/bootconfig"
+	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/iso"
+	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/qmp"
+	"github.com/dibvm/dibvm/host/rundir"
+	"github.com/dibvm/dibvm/vmimage"
+)
+
+// Options describe the VM to boot.
+type Options struct {
+	Accel     string // auto, kvm, hvf or tcg
+	Memory    int    // MiB
+	CPUs      int
+	Network   bool
+	Appliance *vmimage.Appliance
+	Inputs    []iso.File   // extra files for the input disk
+	Drives    []qemu.Drive // extra disks
+
+	// BootTimeout bounds the boot under TCG. HypervisorTimeout bounds it
+	// under kvm or hvf, which should be far faster; past it, auto falls
+	// back to TCG.
+	BootTimeout       time.Duration
+	HypervisorTimeout time.Duration
+
+	// AccelMemo, when set, is a file where auto remembers a hypervisor
+	// that failed to boot, so later runs on this host skip it.
+	AccelMemo string
+
+	// Notices gets one-line messages meant for the user (fallbacks).
+	Notices io.Writer
+}
+
+// Machine is a booted helper VM.
+type Machine struct {
+	Accel    string
+	BootTime time.Duration // from QEMU start to agent ready
+	Client   *agentclient.Client
+
+	proc *qemu.Process
+	mon  *qmp.Monitor
+	dir  *rundir.Dir
+}
+
+// Start boots a VM as opts say and returns once the agent answers.
+func Start(ctx context.Context, opts Options) (*Machine, error) {
+	binary, err := qemu.FindBinary()
+	if err != nil {
+		return nil, err
+	}
+	accels, err := qemu.Accelerators(opts.Accel)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Notices == nil {
+		opts.Notices = io.Discard
+	}
+	auto := len(accels) > 1
+	if auto {
+		accels = skipRemembered(opts.AccelMemo, binary, accels, opts.Notices)
+	}
+	for i, accel := range accels {
+		m, err := boot(ctx, binary, accel, opts)
+		if err == nil {
+			return m, nil
+		}
+		var nb *notBootingError
+		if i == len(accels)-1 || !errors.As(err, &nb) {
+			return nil, err
+		}
+		fmt.Fprintf(opts.Notices, "dibvm: %s did not start the guest within %s (%s); falling back to %s\n",
+			strings.ToUpper(accel), nb.after, nb.what, strings.ToUpper(accels[i+1]))
+		remember(opts.AccelMemo, binary, accel)
+	}
+	panic("unreachable")
+}
+
+// notBootingError means the accelerator opened but the guest never
+// reached a requirement in time: a hung hypervisor, not a broken build.
+type notBootingError struct {
+	what  string
+	after time.Duration
+	err   error
+}
+
+func (e *notBootingError) Error() string { return e.err.Error() }
+
+func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, err error) {
+	dir, err := rundir.New()
+	if err != nil {
+		return nil, fmt.Errorf("make a run directory: %w", err)
+	}
+	m := &Machine{Accel: accel, dir: dir}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	keys, err := agentclient.NewKeys()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeInput(dir.File("input.iso"), keys, opts); err != nil {
+		return nil, err
+	}
+	cfg := &qemu.Config{
+		Binary: binary, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs,
+		Kernel: opts.Appliance.Kernel, Initrd: opts.Appliance.Initrd,
+		Cmdline: "console=" + qemu.ConsoleDevice() + " panic=-1 oops=panic mitigations=off random.trust_cpu=on",
+		Drives:  append([]qemu.Drive{{Path: dir.File("input.iso"), Serial: bootconfig.DiskSerial, ReadOnly: true}}, opts.Drives...),
+		Network: opts.Network,
+
+		ConsoleLog:  dir.File("console.log"),
+		QMPSocket:   dir.File("qmp.sock"),
+		AgentSocket: dir.File("agent.sock"),
+		AgentPort:   bootconfig.PortName,
+	}
+	start := time.Now()
+	if m.proc, err = qemu.Start(cfg); err != nil {
+		return nil, err
+	}
+	if err := m.waitReady(ctx, accel, keys, opts); err != nil {
+		return nil, err
+	}
+	m.BootTime = time.Since(start)
+	return m, nil
+}
+
+func writeInput(path string, keys *agentclient.Keys, opts Options) error {
+	cfg := bootconfig.Config{AuthorizedKey: keys.AuthorizedKey(), HostKey: keys.GuestPrivateKey()}
+	if opts.Network {
+		// QEMU's user networking always serves this network.
+		cfg.Network = &bootconfig.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3"}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	files := append([]iso.File{{Name: bootconfig.FileName, Data: bytes.NewReader(b)}}, opts.Inputs...)
+	return iso.Write(path, files)
+}
+
+// Done is closed when QEMU has exited.
+func (m *Machine) Done() <-chan struct{} { return m.proc.Done() }
+
+// StoppedError explains why the VM stopped on its own.
+func (m *Machine) StoppedError() error {
+	return fmt.Errorf("the helper VM stopped: %s%s", m.stopReason(), m.consoleTail())
+}
+
+// Close stops the VM, asking the agent first, then QEMU, then the kernel,
+// and removes the run directory.
+func (m *Machine) Close() error {
+	if m.proc != nil {
+		m.stop()
+	}
+	if m.Client != nil {
+		m.Client.Close()
+	}
+	if m.mon != nil {
+		m.mon.Close()
+	}
+	return m.dir.Remove()
+}
+
+func (m *Machine) stop() {
+	exited := func(d time.Duration) bool {
+		select {
+		case <-m.proc.Done():
+			return true
+		case <-time.After(d):
+			return false
+		}
+	}
+	if m.Client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := m.Client.Poweroff(ctx)
+		cancel()
+		if err == nil && exited(10*time.Second) {
+			return
+		}
+	}
+	if m.mon != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := m.mon.Quit(ctx)
+		cancel()
+		if err == nil && exited(5*time.Second) {
+			return
+		}
+	}
+	m.proc.Kill()
+}

@@ -1,0 +1,179 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/qmp"
+)
+
+// requirement is one step of the boot that must happen in time, with what
+// to tell the user when it does not.
+type requirement struct {
+	description string
+	hint        string
+	check       func(ctx context.Context) error
+}
+
+// waitReady walks the boot requirements, each bounded by what is left of
+// the accelerator's boot timeout, and fails fast if QEMU exits.
+func (m *Machine) waitReady(ctx context.Context, accel string, keys *agentclient.Keys, opts Options) error {
+	timeout := opts.BootTimeout
+	hypervisor := accel != "tcg"
+	if hypervisor {
+		timeout = opts.HypervisorTimeout
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// QEMU exiting ends every wait at once.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		select {
+		case <-m.proc.Done():
+			stop(errStopped)
+		case <-ctx.Done():
+		}
+	}()
+
+	for _, r := range m.requirements(keys, accel) {
+		err := r.check(ctx)
+		if err == nil {
+			continue
+		}
+		if context.Cause(ctx) == errStopped {
+			return m.StoppedError()
+		}
+		if ctx.Err() != nil && hypervisor {
+			status := m.vmStatus()
+			return &notBootingError{what: r.description + " never happened" + status, after: time.Since(start).Round(time.Second),
+				err: fmt.Errorf("%s did not start the guest: %s did not happen within %s%s. %s", strings.ToUpper(accel), r.description, timeout, status, r.hint)}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("the helper VM did not boot under %s within %s: %s did not happen%s. %s%s",
+				strings.ToUpper(accel), timeout, r.description, m.vmStatus(), r.hint, m.consoleTail())
+		}
+		return fmt.Errorf("%s: %w%s", r.description, err, m.consoleTail())
+	}
+	return nil
+}
+
+var errStopped = fmt.Errorf("qemu exited")
+
+func (m *Machine) requirements(keys *agentclient.Keys, accel string) []requirement {
+	return []requirement{
+		{
+			description: "QEMU monitor connected",
+			hint:        "QEMU did not open its QMP socket; run it by hand with the same arguments to see why.",
+			check: func(ctx context.Context) (err error) {
+				m.mon, err = qmp.Dial(ctx, m.dir.File("qmp.sock"))
+				return err
+			},
+		},
+		{
+			description: "the kernel printing to the serial console",
+			hint:        "The guest CPU never ran kernel code. With a nested or broken hypervisor try --accel tcg.",
+			check:       func(ctx context.Context) error { return waitForFile(ctx, m.dir.File("console.log")) },
+		},
+		{
+			description: "the guest agent answering over SSH",
+			hint:        "The kernel started but the agent did not come up; the console lines below say how far it got.",
+			check: func(ctx context.Context) (err error) {
+				m.Client, err = dialAgent(ctx, m.dir.File("agent.sock"), keys)
+				return err
+			},
+		},
+	}
+}
+
+// waitForFile waits until path exists and is not empty.
+func waitForFile(ctx context.Context, path string) error {
+	for {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// dialAgent connects to the agent, trying again while QEMU has not yet
+// created the socket.
+func dialAgent(ctx context.Context, sock string, keys *agentclient.Keys) (*agentclient.Client, error) {
+	for {
+		c, err := agentclient.Dial(ctx, sock, keys)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// vmStatus asks QEMU for the run state, for error messages.
+func (m *Machine) vmStatus() string {
+	if m.mon == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := m.mon.Status(ctx)
+	if err != nil {
+		return ""
+	}
+	return " (QEMU reports the VM " + st + ")"
+}
+
+// stopReason finds the line of the console that says why the guest died.
+func (m *Machine) stopReason() string {
+	if err := m.proc.ExitError(); err != nil {
+		if reason := panicLine(m.dir.File("console.log")); reason != "" {
+			return reason
+		}
+		return err.Error()
+	}
+	if reason := panicLine(m.dir.File("console.log")); reason != "" {
+		return reason
+	}
+	return "the guest powered off"
+}
+
+func panicLine(console string) string {
+	b, _ := os.ReadFile(console)
+	for _, l := range strings.Split(string(b), "\n") {
+		if i := strings.Index(l, "Kernel panic"); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+		if i := strings.Index(l, "dibvm-agent: fatal:"); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return ""
+}
+
+// consoleTail is the end of the serial console, indented, for errors.
+func (m *Machine) consoleTail() string {
+	b, err := os.ReadFile(m.dir.File("console.log"))
+	if err != nil || len(b) == 0 {
+		return "\n(the guest printed nothing on its console)"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return "\nlast lines of the guest console:\n    " + strings.Join(lines, "\n    ")
+}

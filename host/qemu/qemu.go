@@ -1,0 +1,232 @@
+// Package qemu starts and stops the QEMU process that runs the helper VM:
+// finding the binary, choosing machine and accelerator arguments, and
+// making sure the process never outlives dibvm.
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Drive is a disk image attached with virtio-blk.
+type Drive struct {
+	Path     string
+	Serial   string // what the guest sees in /sys/block/*/serial
+	ReadOnly bool
+}
+
+// Config describes one helper VM.
+type Config struct {
+	Binary  string
+	Accel   string // kvm, hvf or tcg
+	Memory  int    // MiB
+	CPUs    int
+	Kernel  string
+	Initrd  string
+	Cmdline string
+	Drives  []Drive
+	Network bool // QEMU user networking (NAT)
+
+	ConsoleLog  string // file that gets the serial console
+	QMPSocket   string // unix socket for QMP
+	AgentSocket string // unix socket behind the agent's virtio-serial port
+	AgentPort   string // name of that port in the guest
+}
+
+// BinaryName is the name of the system emulator for goarch.
+func BinaryName(goarch string) (string, error) {
+	switch goarch {
+	case "amd64":
+		return "qemu-system-x86_64", nil
+	case "arm64":
+		return "qemu-system-aarch64", nil
+	}
+	return "", fmt.Errorf("no QEMU system emulator known for %s", goarch)
+}
+
+// FindBinary returns the path of the system emulator for the host, or an
+// error that says how to install it. $DIBVM_QEMU overrides the search.
+func FindBinary() (string, error) {
+	if p := os.Getenv("DIBVM_QEMU"); p != "" {
+		return p, nil
+	}
+	name, err := BinaryName(runtime.GOARCH)
+	if err != nil {
+		return "", err
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found in PATH: dibvm needs QEMU. Install it: %s", name, installHint())
+	}
+	return p, nil
+}
+
+func installHint() string {
+	if runtime.GOOS == "darwin" {
+		return "brew install qemu"
+	}
+	return "apt-get install --no-install-recommends qemu-system-x86 qemu-utils (Debian, Ubuntu); dnf install qemu-kvm qemu-img (Fedora)"
+}
+
+// ConsoleDevice is the kernel's name for the first serial port.
+func ConsoleDevice() string {
+	if runtime.GOARCH == "arm64" {
+		return "ttyAMA0"
+	}
+	return "ttyS0"
+}
+
+// Args is the QEMU command line for c, without the binary.
+func (c *Config) Args() []string {
+	a := []string{
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-machine", machine(c.Accel),
+		"-accel", accelArg(c.Accel, c.CPUs),
+		"-cpu", cpu(c.Accel),
+		"-m", strconv.Itoa(c.Memory), "-smp", strconv.Itoa(c.CPUs),
+		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
+		"-chardev", "file,id=console,path=" + c.ConsoleLog,
+		"-serial", "chardev:console",
+		"-chardev", "socket,id=qmp,path=" + c.QMPSocket + ",server=on,wait=off",
+		"-mon", "chardev=qmp,mode=control",
+		"-device", "virtio-serial-pci,id=vser",
+		"-chardev", "socket,id=agent,path=" + c.AgentSocket + ",server=on,wait=off",
+		"-device", "virtserialport,bus=vser.0,chardev=agent,name=" + c.AgentPort,
+		"-device", "virtio-rng-pci",
+	}
+	for i, d := range c.Drives {
+		id := "disk" + strconv.Itoa(i)
+		drive := "file=" + d.Path + ",if=none,id=" + id + ",format=raw,cache=unsafe"
+		if d.ReadOnly {
+			drive += ",readonly=on"
+		}
+		a = append(a, "-drive", drive, "-device", "virtio-blk-pci,drive="+id+",serial="+d.Serial)
+	}
+	if c.Network {
+		// romfile= skips the PXE option ROM: nothing boots from the network.
+		a = append(a, "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=")
+	}
+	return a
+}
+
+func machine(accel string) string {
+	if runtime.GOARCH == "arm64" {
+		return "virt"
+	}
+	return "pc"
+}
+
+func accelArg(accel string, cpus int) string {
+	if accel == "tcg" && cpus > 1 {
+		return "tcg,thread=multi"
+	}
+	return accel
+}
+
+func cpu(accel string) string {
+	if accel == "tcg" {
+		return "max"
+	}
+	return "host"
+}
+
+// Process is a running QEMU.
+type Process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	mu   sync.Mutex
+	out  strings.Builder // QEMU's own stderr, for error messages
+}
+
+// Start launches QEMU. The process is tied to dibvm's life (see
+// setParentDeath) and placed in its own process group, so a terminal's
+// Ctrl-C reaches dibvm, which then stops the VM in order.
+func Start(c *Config) (*Process, error) {
+	p := &Process{done: make(chan struct{})}
+	p.cmd = exec.Command(c.Binary, c.Args()...)
+	p.cmd.Stdout = &lockedWriter{p}
+	p.cmd.Stderr = &lockedWriter{p}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setParentDeath(p.cmd.SysProcAttr)
+	started := make(chan error, 1)
+	go func() {
+		// The parent-death signal follows the thread that forked QEMU, so
+		// keep that thread alive until QEMU exits.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := p.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Binary, err)
+	}
+	return p, nil
+}
+
+// Pid is QEMU's process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when QEMU has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitError describes how QEMU ended, with what it printed.
+func (p *Process) ExitError() error {
+	select {
+	case <-p.done:
+	default:
+		return nil
+	}
+	p.mu.Lock()
+	out := strings.TrimSpace(p.out.String())
+	p.mu.Unlock()
+	if p.err == nil && out == "" {
+		return nil
+	}
+	msg := "qemu exited"
+	if p.err != nil {
+		msg += ": " + p.err.Error()
+	}
+	if out != "" {
+		msg += ": " + out
+	}
+	return errors.New(msg)
+}
+
+// Kill stops QEMU at once and waits for it to be gone.
+func (p *Process) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+type lockedWriter struct{ p *Process }
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	if w.p.out.Len() < 64<<10 {
+		w.p.out.Write(b)
+	}
+	return len(b), nil
+}

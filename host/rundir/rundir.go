@@ -1,0 +1,79 @@
+// Package rundir makes the per-run directory that holds a VM's sockets,
+// console log and input disk, and sweeps the ones whose owner died.
+//
+// Each directory holds a lock file that its owner keeps locked while it
+// lives. The kernel drops the lock when the owner dies, even by SIGKILL,
+// so an unlocked directory is safe to remove.
+package rundir
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/gofrs/flock"
+)
+
+const (
+	prefix   = "dibvm-"
+	lockName = "owner.lock"
+)
+
+// Dir is a run directory owned by this process.
+type Dir struct {
+	Path string
+	lock *flock.Flock
+}
+
+// Base is where run directories go: $DIBVM_RUNTIME_DIR, else the system
+// temporary directory. Unix socket paths must stay short (104 bytes on
+// macOS), so this must be too.
+func Base() string {
+	if d := os.Getenv("DIBVM_RUNTIME_DIR"); d != "" {
+		return d
+	}
+	return os.TempDir()
+}
+
+// New sweeps stale run directories and makes a new one.
+func New() (*Dir, error) {
+	Sweep()
+	p, err := os.MkdirTemp(Base(), prefix)
+	if err != nil {
+		return nil, err
+	}
+	l := flock.New(filepath.Join(p, lockName))
+	if err := l.Lock(); err != nil {
+		os.RemoveAll(p)
+		return nil, err
+	}
+	return &Dir{Path: p, lock: l}, nil
+}
+
+// File returns the path of name inside the directory.
+func (d *Dir) File(name string) string { return filepath.Join(d.Path, name) }
+
+// Remove deletes the directory and releases it.
+func (d *Dir) Remove() error {
+	err := os.RemoveAll(d.Path)
+	d.lock.Unlock()
+	return err
+}
+
+// Sweep removes run directories whose owners are gone. It returns how many
+// it removed.
+func Sweep() int {
+	dirs, _ := filepath.Glob(filepath.Join(Base(), prefix+"*"))
+	n := 0
+	for _, d := range dirs {
+		l := flock.New(filepath.Join(d, lockName))
+		ok, err := l.TryLock()
+		if err != nil || !ok {
+			continue // in use, or not ours to judge
+		}
+		if os.RemoveAll(d) == nil {
+			n++
+		}
+		l.Unlock()
+	}
+	return n
+}

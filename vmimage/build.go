@@ -1,0 +1,204 @@
+package vmimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dibvm/dibvm/vmimage/debrepo"
+	"github.com/dibvm/dibvm/vmimage/initramfs"
+)
+
+// Manifest records what went into a base image.
+type Manifest struct {
+	Spec          Spec          `json:"spec"`
+	Suite         string        `json:"suite"` // the codename the mirror served
+	KernelVersion string        `json:"kernel_version"`
+	Kernel        PackageRef    `json:"kernel"`
+	Packages      []PackageRef  `json:"packages"`
+	Built         time.Time     `json:"built"`
+	BuildTime     time.Duration `json:"build_time"`
+}
+
+// PackageRef names one package exactly.
+type PackageRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+}
+
+// Digest identifies the exact packages in m.
+func (m *Manifest) Digest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\n%s %s\n", formatVersion, m.Kernel.Name, m.Kernel.SHA256)
+	for _, p := range m.Packages {
+		fmt.Fprintf(h, "%s %s\n", p.Name, p.SHA256)
+	}
+	fmt.Fprintf(h, "%q\n", m.Spec.Modules)
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// plan is a resolved appliance: which packages, not yet downloaded.
+type plan struct {
+	manifest *Manifest
+	kernel   *debrepo.Package
+	userland []*debrepo.Package
+}
+
+func resolve(ctx context.Context, repo *debrepo.Repo, spec Spec) (*plan, error) {
+	rel, err := repo.Release(ctx)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := repo.Index(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	kpkg, err := kernelPackage(idx, spec.Arch)
+	if err != nil {
+		return nil, err
+	}
+	roots := append([]string(nil), spec.Packages...)
+	for _, p := range idx.Essential() {
+		roots = append(roots, p.Name)
+	}
+	sort.Strings(roots)
+	pkgs, err := idx.Resolve(roots)
+	if err != nil {
+		return nil, fmt.Errorf("resolve the appliance's packages: %w", err)
+	}
+	m := &Manifest{Spec: spec, Suite: rel.Codename, Kernel: ref(kpkg)}
+	for _, p := range pkgs {
+		m.Packages = append(m.Packages, ref(p))
+	}
+	return &plan{manifest: m, kernel: kpkg, userland: pkgs}, nil
+}
+
+func ref(p *debrepo.Package) PackageRef {
+	return PackageRef{Name: p.Name, Version: p.Version.String(), SHA256: p.SHA256}
+}
+
+// download fetches every package of the plan, a few at a time.
+func (pl *plan) download(ctx context.Context, repo *debrepo.Repo) (map[string]string, error) {
+	all := append([]*debrepo.Package{pl.kernel}, pl.userland...)
+	files := make(map[string]string, len(all))
+	var mu sync.Mutex
+	var firstErr error
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, p := range all {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f, err := repo.Fetch(ctx, p)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			files[p.Name] = f
+		}()
+	}
+	wg.Wait()
+	return files, firstErr
+}
+
+// skipped are paths of no use in the appliance: documentation and
+// translations make up a fifth of the userland.
+var skipped = []string{
+	"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/",
+	"usr/share/lintian/", "usr/share/bug/", "usr/share/zoneinfo/",
+}
+
+func keep(name string) bool {
+	name = strings.TrimPrefix(path.Clean("/"+name), "/") + "/"
+	for _, s := range skipped {
+		if strings.HasPrefix(name, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// assemble unpacks the plan's packages into a tree and returns it with
+// the kernel image.
+func (pl *plan) assemble(files map[string]string) (*initramfs.Tree, *kernel, error) {
+	t := initramfs.NewTree()
+	for _, p := range pl.userland {
+		err := debrepo.WalkData(files[p.Name], func(hdr *tar.Header, r io.Reader) error {
+			if !keep(hdr.Name) {
+				return nil
+			}
+			return t.AddTarEntry(hdr, r)
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("unpack %s: %w", p.Name, err)
+		}
+	}
+	k, err := readKernel(files[pl.kernel.Name])
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := k.addModules(t, pl.manifest.Spec.Modules); err != nil {
+		return nil, nil, err
+	}
+	if err := configure(t, pl.manifest.Spec); err != nil {
+		return nil, nil, err
+	}
+	pl.manifest.KernelVersion = k.Version
+	return t, k, nil
+}
+
+// configure does by hand the few things that maintainer scripts would have
+// done and that the appliance relies on.
+func configure(t *initramfs.Tree, spec Spec) error {
+	for _, d := range []string{"proc", "sys", "dev", "run", "tmp", "mnt", "root", "var/tmp", "etc/dibvm"} {
+		t.MkdirAll(d, 0o755)
+	}
+	if n, ok := t.Get("tmp"); ok {
+		n.Mode = fs.ModeDir | fs.ModeSticky | 0o777
+	}
+	for master, target := range map[string]string{"passwd": "etc/passwd", "group": "etc/group"} {
+		n, ok := t.Get("usr/share/base-passwd/" + master + ".master")
+		if !ok {
+			return fmt.Errorf("base-passwd ships no %s.master", master)
+		}
+		t.WriteFile(target, n.Data, 0o644)
+	}
+	t.WriteFile("etc/shadow", []byte("root:*:20000:0:99999:7:::\n"), 0o640)
+	t.WriteFile("etc/hostname", []byte("dibvm\n"), 0o644)
+	t.WriteFile("etc/hosts", []byte("127.0.0.1 localhost dibvm\n::1 localhost\n"), 0o644)
+	t.WriteFile("etc/dibvm/modules", []byte(strings.Join(spec.Modules, "\n")+"\n"), 0o644)
+	t.Symlink("../proc/self/mounts", "etc/mtab")
+	caBundle(t)
+	return nil
+}
+
+// caBundle writes /etc/ssl/certs/ca-certificates.crt as
+// update-ca-certificates would, from the certificates ca-certificates ships.
+func caBundle(t *initramfs.Tree) {
+	var bundle bytes.Buffer
+	t.Walk("usr/share/ca-certificates", func(name string, n *initramfs.Node) {
+		if n.Mode.IsRegular() && strings.HasSuffix(name, ".crt") {
+			bundle.Write(n.Data)
+			if !bytes.HasSuffix(n.Data, []byte("\n")) {
+				bundle.WriteByte('\n')
+			}
+		}
+	})
+	if bundle.Len() > 0 {
+		t.WriteFile("etc/ssl/certs/ca-certificates.crt", bundle.Bytes(), 0o644)
+	}
+}
