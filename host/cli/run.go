@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/qemu"
 )
 
 // stopGrace is how long a command may take to end after dibvm forwarded
@@ -18,7 +19,10 @@ import (
 const stopGrace = 10 * time.Second
 
 func runCommand() *cobra.Command {
-	var vf vmFlags
+	var (
+		vf    vmFlags
+		stats bool
+	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARGS...]",
 		Short: "Boot the helper VM and run a command in it as root",
@@ -27,15 +31,17 @@ streamed separately, and exit with CMD's exit status. Signals sent to dibvm
 (SIGINT, SIGTERM, SIGHUP) are forwarded to CMD's process group.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return run(&vf, args)
+			return run(&vf, args, stats)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
 	vf.register(cmd.Flags())
+	cmd.Flags().BoolVar(&stats, "stats", false, "print boot time, command time and peak memory to stderr at the end")
 	return cmd
 }
 
-func run(vf *vmFlags, args []string) error {
+func run(vf *vmFlags, args []string, stats bool) error {
+	start := time.Now()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -61,6 +67,16 @@ func run(vf *vmFlags, args []string) error {
 		return err
 	}
 	defer m.Close()
+	var cmdTime time.Duration
+	if stats {
+		defer func() {
+			m.Close()
+			fmt.Fprintf(os.Stderr, "dibvm: stats: accel=%s boot=%.3fs command=%.3fs total=%.3fs dibvm_maxrss=%dMiB qemu_maxrss=%dMiB\n",
+				m.Accel, m.BootTime.Seconds(), cmdTime.Seconds(), time.Since(start).Seconds(),
+				qemu.SelfMaxRSS()>>20, m.QEMUMaxRSS()>>20)
+		}()
+	}
+	cmdStart := time.Now()
 
 	fwd := make(chan os.Signal, 4)
 	var lastSig os.Signal
@@ -75,7 +91,8 @@ func run(vf *vmFlags, args []string) error {
 	for {
 		select {
 		case err := <-done:
-			return err
+			cmdTime = time.Since(cmdStart)
+			return m.Explain(err)
 		case sig := <-sigs:
 			lastSig = sig
 			fwd <- sig
@@ -88,11 +105,8 @@ func run(vf *vmFlags, args []string) error {
 		case <-m.Done():
 			select {
 			case err := <-done:
-				var ee *agentclient.ExitError
-				if errors.As(err, &ee) {
-					return err
-				}
-			default:
+				return m.Explain(err)
+			case <-time.After(time.Second):
 			}
 			return m.StoppedError()
 		}

@@ -85,8 +85,8 @@ func (f *vmFlags) start(ctx context.Context) (*machine.Machine, error) {
 		Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
 		Appliance:         app,
 		BootTimeout:       f.bootTimeout,
-		HypervisorTimeout: 20 * time.Second,
-		AccelMemo:         filepath.Join(cache.Dir, "accel-memo.json"),
+		HypervisorTimeout: 15 * time.Second,
+		AccelMemo:         envOr("DIBVM_ACCEL_MEMO", filepath.Join(cache.Dir, "accel-memo.json")),
 		Notices:           os.Stderr,
 	})
 }

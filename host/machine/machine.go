@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dibvm/dibvm/guestagent/bootconfig"
@@ -56,6 +57,9 @@ type Machine struct {
 	proc *qemu.Process
 	mon  *qmp.Monitor
 	dir  *rundir.Dir
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start boots a VM as opts say and returns once the agent answers.
@@ -84,8 +88,8 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 		if i == len(accels)-1 || !errors.As(err, &nb) {
 			return nil, err
 		}
-		fmt.Fprintf(opts.Notices, "dibvm: %s did not start the guest within %s (%s); falling back to %s\n",
-			strings.ToUpper(accel), nb.after, nb.what, strings.ToUpper(accels[i+1]))
+		fmt.Fprintf(opts.Notices, "dibvm: %s did not start the guest (gave up %s after %s); falling back to %s\n",
+			strings.ToUpper(accel), nb.what, nb.after, strings.ToUpper(accels[i+1]))
 		remember(opts.AccelMemo, binary, accel)
 	}
 	panic("unreachable")
@@ -156,8 +160,29 @@ func writeInput(path string, keys *agentclient.Keys, opts Options) error {
 	return iso.Write(path, files)
 }
 
+// QEMUMaxRSS is QEMU's peak resident set size in bytes, known once the
+// machine is closed.
+func (m *Machine) QEMUMaxRSS() int64 { return m.proc.MaxRSS() }
+
 // Done is closed when QEMU has exited.
 func (m *Machine) Done() <-chan struct{} { return m.proc.Done() }
+
+// Explain turns an error from the control channel into the reason behind
+// it: when the channel broke because the VM stopped (a kernel panic, the
+// agent dying), that is what the user needs to hear. A command's own exit
+// status, or nil, passes through.
+func (m *Machine) Explain(err error) error {
+	var ee *agentclient.ExitError
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	select {
+	case <-m.proc.Done():
+		return m.StoppedError()
+	case <-time.After(3 * time.Second):
+		return err
+	}
+}
 
 // StoppedError explains why the VM stopped on its own.
 func (m *Machine) StoppedError() error {
@@ -167,6 +192,11 @@ func (m *Machine) StoppedError() error {
 // Close stops the VM, asking the agent first, then QEMU, then the kernel,
 // and removes the run directory.
 func (m *Machine) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Machine) close() error {
 	if m.proc != nil {
 		m.stop()
 	}

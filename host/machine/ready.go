@@ -31,12 +31,12 @@ func (m *Machine) waitReady(ctx context.Context, accel string, keys *agentclient
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// QEMU exiting ends every wait at once.
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	go func() {
 		select {
 		case <-m.proc.Done():
-			stop(errStopped)
+			stop()
 		case <-ctx.Done():
 		}
 	}()
@@ -46,24 +46,39 @@ func (m *Machine) waitReady(ctx context.Context, accel string, keys *agentclient
 		if err == nil {
 			continue
 		}
-		if context.Cause(ctx) == errStopped {
-			return m.StoppedError()
+		// A QEMU that died takes its sockets with it: give its exit a
+		// moment to be seen, so the error names the cause, not a symptom.
+		select {
+		case <-m.proc.Done():
+		case <-time.After(500 * time.Millisecond):
 		}
-		if ctx.Err() != nil && hypervisor {
-			status := m.vmStatus()
-			return &notBootingError{what: r.description + " never happened" + status, after: time.Since(start).Round(time.Second),
-				err: fmt.Errorf("%s did not start the guest: %s did not happen within %s%s. %s", strings.ToUpper(accel), r.description, timeout, status, r.hint)}
+		var out error
+		switch {
+		case m.exited():
+			out = m.StoppedError()
+		case ctx.Err() != nil:
+			out = fmt.Errorf("%s did not happen within %s%s. %s%s",
+				r.description, timeout, m.vmStatus(), r.hint, m.consoleTail())
+		default:
+			out = fmt.Errorf("%s: %w%s", r.description, err, m.consoleTail())
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("the helper VM did not boot under %s within %s: %s did not happen%s. %s%s",
-				strings.ToUpper(accel), timeout, r.description, m.vmStatus(), r.hint, m.consoleTail())
+		if hypervisor {
+			return &notBootingError{what: "waiting for " + r.description, after: time.Since(start).Round(time.Second),
+				err: fmt.Errorf("%s did not start the guest: %w", strings.ToUpper(accel), out)}
 		}
-		return fmt.Errorf("%s: %w%s", r.description, err, m.consoleTail())
+		return fmt.Errorf("the helper VM did not boot under %s: %w", strings.ToUpper(accel), out)
 	}
 	return nil
 }
 
-var errStopped = fmt.Errorf("qemu exited")
+func (m *Machine) exited() bool {
+	select {
+	case <-m.proc.Done():
+		return true
+	default:
+		return false
+	}
+}
 
 func (m *Machine) requirements(keys *agentclient.Keys, accel string) []requirement {
 	return []requirement{

@@ -7,8 +7,10 @@ import (
 )
 
 // Accelerators lists, best first, the accelerators to try for a request:
-// "auto" tries the host's hypervisor (kvm on Linux when /dev/kvm can be
-// opened, hvf on macOS) and then tcg; a named one is tried alone.
+// "auto" tries the host's hypervisor (kvm on Linux when /dev/kvm, or
+// $DIBVM_KVM_DEVICE, opens read-write; hvf on macOS) and then tcg; a named
+// one is tried alone. Opening is not proof that a guest will run: the
+// caller still bounds the boot and falls back.
 func Accelerators(request string) ([]string, error) {
 	switch request {
 	case "", "auto":
@@ -26,7 +28,11 @@ func Accelerators(request string) ([]string, error) {
 func hypervisor() string {
 	switch runtime.GOOS {
 	case "linux":
-		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+		dev := "/dev/kvm"
+		if d := os.Getenv("DIBVM_KVM_DEVICE"); d != "" {
+			dev = d // a KVM device node in an unusual place
+		}
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
 		if err != nil {
 			return ""
 		}

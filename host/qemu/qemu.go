@@ -206,6 +206,19 @@ func (p *Process) ExitError() error {
 	return errors.New(msg)
 }
 
+// MaxRSS is QEMU's peak resident set size in bytes, once it has exited.
+func (p *Process) MaxRSS() int64 {
+	select {
+	case <-p.done:
+	default:
+		return 0
+	}
+	if p.cmd.ProcessState == nil {
+		return 0
+	}
+	return maxRSS(p.cmd.ProcessState)
+}
+
 // Kill stops QEMU at once and waits for it to be gone.
 func (p *Process) Kill() {
 	select {

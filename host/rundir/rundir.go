@@ -14,7 +14,7 @@ import (
 )
 
 const (
-	prefix   = "dibvm-"
+	prefix   = "dibvm-run-"
 	lockName = "owner.lock"
 )
 
@@ -65,6 +65,11 @@ func Sweep() int {
 	dirs, _ := filepath.Glob(filepath.Join(Base(), prefix+"*"))
 	n := 0
 	for _, d := range dirs {
+		// Only directories this package made carry the lock file; leave
+		// anything else alone.
+		if fi, err := os.Lstat(filepath.Join(d, lockName)); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
 		l := flock.New(filepath.Join(d, lockName))
 		ok, err := l.TryLock()
 		if err != nil || !ok {

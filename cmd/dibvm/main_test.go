@@ -1,0 +1,498 @@
+package main_test
+
+// These tests run the real dibvm binary (built by `make`), which boots the
+// real helper appliance under QEMU. The appliance is built from the Debian
+// mirror the first time and cached. `go test -short` skips them.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var dibvmBin string
+
+func TestMain(m *testing.M) {
+	bin, err := filepath.Abs("../../bin/dibvm")
+	if err == nil {
+		_, err = os.Stat(bin)
+	}
+	if err != nil && !testing.Short() {
+		fmt.Fprintf(os.Stderr, "the integration tests need bin/dibvm with its agent embedded: run `make` (or `make test`) first (%v)\n", err)
+		os.Exit(1)
+	}
+	dibvmBin = bin
+	os.Exit(m.Run())
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+// dibvm runs the binary with extra environment and waits at most limit.
+func dibvm(t *testing.T, env []string, limit time.Duration, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, dibvmBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("dibvm %s did not finish within %s\nstderr:\n%s", strings.Join(args, " "), limit, r.stderr)
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return r
+}
+
+func needVM(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots the helper VM; not in -short mode")
+	}
+}
+
+// runDir gives a test its own directory for run directories, so that it
+// can check what is left there.
+func runDir(t *testing.T) (string, []string) {
+	d := t.TempDir()
+	return d, []string{"DIBVM_RUNTIME_DIR=" + d}
+}
+
+func TestRunPrintsApplianceKernel(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, nil, 10*time.Minute, "run", "--", "uname", "-r")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	info := dibvm(t, nil, time.Minute, "appliance", "info")
+	var kernel string
+	for _, l := range strings.Split(info.stdout, "\n") {
+		if v, ok := strings.CutPrefix(l, "kernel:"); ok {
+			kernel = strings.Fields(v)[0]
+		}
+	}
+	if kernel == "" {
+		t.Fatalf("appliance info names no kernel:\n%s", info.stdout)
+	}
+	if got := strings.TrimSpace(r.stdout); got != kernel {
+		t.Errorf("guest uname -r = %q, appliance kernel = %q", got, kernel)
+	}
+	t.Logf("dibvm run -- uname -r took %s", r.took)
+}
+
+func TestRunKeepsStreamsApartAndExitStatus(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, nil, 5*time.Minute, "run", "--", "sh", "-c", "echo out; echo err >&2; exit 7")
+	if r.code != 7 {
+		t.Errorf("exit code %d, want 7", r.code)
+	}
+	if r.stdout != "out\n" {
+		t.Errorf("stdout %q, want %q", r.stdout, "out\n")
+	}
+	if r.stderr != "err\n" {
+		t.Errorf("stderr %q, want %q", r.stderr, "err\n")
+	}
+}
+
+func TestRunPassesArgumentsIntact(t *testing.T) {
+	needVM(t)
+	args := []string{"it's", "two words", "$HOME", "*", ""}
+	r := dibvm(t, nil, 5*time.Minute, append([]string{"run", "--", "printf", "[%s]"}, args...)...)
+	want := "[it's][two words][$HOME][*][]"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("got %q (exit %d), want %q\n%s", r.stdout, r.code, want, r.stderr)
+	}
+}
+
+func TestRunStdin(t *testing.T) {
+	needVM(t)
+	cmd := exec.Command(dibvmBin, "run", "--", "tr", "a-z", "A-Z")
+	cmd.Stdin = strings.NewReader("hello guest\n")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "HELLO GUEST\n" {
+		t.Errorf("got %q, %v", out, err)
+	}
+}
+
+// startLongCommand starts dibvm running a command that prints "started"
+// and then sleeps, and returns once the guest printed it.
+func startLongCommand(t *testing.T, env []string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(dibvmBin, "run", "--", "sh", "-c", "trap 'echo got TERM; exit 143' TERM; echo started; sleep 600 & wait")
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	select {
+	case l := <-lines:
+		if l != "started" {
+			t.Fatalf("first line %q, want started", l)
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("the guest command never started\n%s", stderr.String())
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	return cmd, &stderr
+}
+
+// qemuPids lists QEMU processes whose command line mentions dir.
+func qemuPids(dir string) []int {
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte("qemu-system")) && bytes.Contains(b, []byte(dir)) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func waitNoQEMU(t *testing.T, dir string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for len(qemuPids(dir)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("QEMU still running %s after dibvm ended: pids %v", limit, qemuPids(dir))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestSIGTERMStopsEverything(t *testing.T) {
+	needVM(t)
+	dir, env := runDir(t)
+	cmd, stderr := startLongCommand(t, env)
+	if len(qemuPids(dir)) == 0 {
+		t.Fatal("no QEMU process found while the command runs")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Errorf("dibvm ended with %v, want exit status 143 (the command's own, after TERM)\n%s", err, stderr)
+	}
+	waitNoQEMU(t, dir, 2*time.Second)
+	if left := entries(t, dir); len(left) > 0 {
+		t.Errorf("left behind in the runtime dir: %v", left)
+	}
+}
+
+func TestSIGKILLLeavesNoQEMUAndNextRunSweeps(t *testing.T) {
+	needVM(t)
+	dir, env := runDir(t)
+	cmd, _ := startLongCommand(t, env)
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitNoQEMU(t, dir, 5*time.Second)
+	if left := entries(t, dir); len(left) != 1 {
+		t.Fatalf("expected the killed run's directory to remain until the next start, found %v", left)
+	}
+	r := dibvm(t, env, 5*time.Minute, "run", "--", "true")
+	if r.code != 0 {
+		t.Fatalf("next run failed: %s", r.stderr)
+	}
+	if left := entries(t, dir); len(left) > 0 {
+		t.Errorf("after the next run, still left behind: %v", left)
+	}
+}
+
+const mirrorProbe = "curl -sS -o /dev/null -w '%{http_code}' --max-time 30 http://deb.debian.org/debian/dists/stable/InRelease"
+
+func TestNetworkNATReachesMirror(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, nil, 5*time.Minute, "run", "--", "sh", "-c", mirrorProbe)
+	if r.code != 0 || r.stdout != "200" {
+		t.Errorf("mirror not reachable with the default network: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestNetworkNoneCannotReachMirror(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, nil, 5*time.Minute, "run", "--network", "none", "--", "sh", "-c", mirrorProbe)
+	if r.code == 0 {
+		t.Errorf("with --network none the guest reached the mirror: stdout %q", r.stdout)
+	}
+	// The command ran and failed, rather than dibvm failing to boot.
+	if !strings.Contains(r.stderr, "curl:") {
+		t.Errorf("expected curl's own error, got:\n%s", r.stderr)
+	}
+}
+
+// frozenHypervisor writes a QEMU wrapper that behaves like a KVM that
+// opens but never runs the guest: asked for kvm, it starts real QEMU with
+// its CPUs stopped (-S); asked for tcg, it is plain QEMU.
+func frozenHypervisor(t *testing.T) []string {
+	t.Helper()
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatalf("needs qemu-system-x86_64: %v", err)
+	}
+	script := filepath.Join(t.TempDir(), "qemu-frozen-kvm")
+	os.WriteFile(script, []byte(`#!/bin/bash
+args=(); frozen=
+for a in "$@"; do
+  case "$a" in
+    kvm) args+=(tcg); frozen=1 ;;
+    host) args+=(max) ;;
+    *) args+=("$a") ;;
+  esac
+done
+[ -n "$frozen" ] && args+=(-S)
+exec `+qemu+` "${args[@]}"
+`), 0o755)
+	cache := t.TempDir()
+	return []string{"DIBVM_QEMU=" + script, "DIBVM_KVM_DEVICE=/dev/null", "DIBVM_ACCEL_MEMO=" + filepath.Join(cache, "memo.json")}
+}
+
+func TestAccelKVMThatNeverBootsIsBounded(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, frozenHypervisor(t), 2*time.Minute, "run", "--accel", "kvm", "--", "true")
+	if r.code == 0 {
+		t.Fatal("a KVM that never runs the guest reported success")
+	}
+	if !strings.Contains(r.stderr, "KVM did not start the guest") {
+		t.Errorf("error does not say KVM did not start:\n%s", r.stderr)
+	}
+	t.Logf("gave up after %s: %s", r.took, r.stderr)
+}
+
+func TestAccelAutoFallsBackToTCG(t *testing.T) {
+	needVM(t)
+	env := frozenHypervisor(t)
+	r := dibvm(t, env, 5*time.Minute, "run", "--accel", "auto", "--", "uname", "-m")
+	if r.code != 0 {
+		t.Fatalf("auto did not finish on TCG: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := strings.Count(r.stderr, "\n"); !strings.Contains(r.stderr, "falling back to TCG") || n != 1 {
+		t.Errorf("want exactly one line saying KVM failed and TCG is used, got:\n%s", r.stderr)
+	}
+	// The next run remembers, and goes straight to TCG.
+	r = dibvm(t, env, 5*time.Minute, "run", "--", "true")
+	if r.code != 0 || !strings.Contains(r.stderr, "skipping KVM") {
+		t.Errorf("second run did not skip the failed KVM: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// On a host with a real /dev/kvm, whether it works or hangs, neither
+// --accel kvm nor auto may hang.
+func TestAccelKVMOnThisHost(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, []string{"DIBVM_ACCEL_MEMO=" + filepath.Join(t.TempDir(), "memo")}, 2*time.Minute, "run", "--accel", "kvm", "--", "true")
+	if r.code != 0 && !strings.Contains(r.stderr, "KVM did not start the guest") {
+		t.Errorf("--accel kvm failed without saying KVM did not start:\n%s", r.stderr)
+	}
+	t.Logf("--accel kvm: exit %d after %s: %s", r.code, r.took, strings.TrimSpace(r.stderr))
+	r = dibvm(t, []string{"DIBVM_ACCEL_MEMO=" + filepath.Join(t.TempDir(), "memo")}, 5*time.Minute, "run", "--accel", "auto", "--", "true")
+	if r.code != 0 {
+		t.Errorf("--accel auto failed:\n%s", r.stderr)
+	}
+}
+
+func TestGuestKernelPanicIsAnError(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, nil, 5*time.Minute, "run", "--", "sh", "-c", "echo c > /proc/sysrq-trigger")
+	if r.code == 0 {
+		t.Fatal("a guest kernel panic reported success")
+	}
+	if !strings.Contains(r.stderr, "Kernel panic") {
+		t.Errorf("error does not show the panic:\n%s", r.stderr)
+	}
+}
+
+func TestAgentCrashIsAnError(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, nil, 5*time.Minute, "run", "--", "sh", "-c", "kill -ABRT 1; sleep 60")
+	if r.code == 0 {
+		t.Fatal("an agent crash reported success")
+	}
+	if !strings.Contains(r.stderr, "the helper VM stopped") || !strings.Contains(r.stderr, "Attempted to kill init") {
+		t.Errorf("error does not say the VM stopped because init died:\n%s", r.stderr)
+	}
+}
+
+// As an ordinary user, dibvm runs the guest command as root while nothing
+// on the host runs as root. Run as root, the test makes such a user.
+func TestRunAsOrdinaryUser(t *testing.T) {
+	needVM(t)
+	if os.Geteuid() != 0 {
+		checkUnprivileged(t, exec.Command(dibvmBin, "run", "--", "sh", "-c", "id -u; sleep 5"), os.Getuid())
+		return
+	}
+	u := ensureUser(t, "dibvmtest")
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	// The binary must be somewhere the user can read.
+	dir, err := os.MkdirTemp("", "dibvm-user-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "dibvm")
+	copyFile(t, dibvmBin, bin)
+	cmd := exec.Command(bin, "run", "--", "sh", "-c", "id -u; sleep 5")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	cmd.Env = []string{"HOME=" + u.HomeDir, "USER=" + u.Username, "PATH=" + os.Getenv("PATH")}
+	cmd.Dir = u.HomeDir
+	checkUnprivileged(t, cmd, uid)
+}
+
+func checkUnprivileged(t *testing.T, cmd *exec.Cmd, uid int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// While it runs, every QEMU it started must belong to the user.
+	seen := 0
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	timeout := time.After(10 * time.Minute)
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("dibvm as uid %d: %v\n%s", uid, err, errb.String())
+			}
+			waiting = false
+		case <-timeout:
+			cmd.Process.Kill()
+			t.Fatal("dibvm as an ordinary user did not finish")
+		case <-time.After(200 * time.Millisecond):
+			for _, pid := range childQEMU(cmd.Process.Pid) {
+				seen++
+				if owner := procUID(pid); owner != uid {
+					t.Errorf("QEMU pid %d runs as uid %d, want %d", pid, owner, uid)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Error("never saw dibvm's QEMU process to check its owner")
+	}
+	if got := strings.TrimSpace(out.String()); got != "0" {
+		t.Errorf("id -u in the guest = %q, want 0", got)
+	}
+}
+
+func childQEMU(parent int) []int {
+	var pids []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, s := range stats {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[1] == strconv.Itoa(parent) && bytes.Contains(b, []byte("qemu-system")) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(s)))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func procUID(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Uid:"); ok {
+			uid, _ := strconv.Atoi(strings.Fields(v)[1]) // effective uid
+			return uid
+		}
+	}
+	return -1
+}
+
+func ensureUser(t *testing.T, name string) *user.User {
+	t.Helper()
+	if u, err := user.Lookup(name); err == nil {
+		return u
+	}
+	if out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd %s: %v: %s", name, err, out)
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+}

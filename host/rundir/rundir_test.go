@@ -1,0 +1,74 @@
+package rundir
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestSweepRemovesOnlyAbandonedDirs(t *testing.T) {
+	base := t.TempDir()
+	t.Setenv("DIBVM_RUNTIME_DIR", base)
+
+	live, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Remove()
+
+	// A directory whose owner died: its lock file exists but nobody holds it.
+	dead := filepath.Join(base, prefix+"dead")
+	os.Mkdir(dead, 0o755)
+	os.WriteFile(filepath.Join(dead, lockName), nil, 0o644)
+	// Someone else's directory that merely shares the prefix.
+	foreign := filepath.Join(base, prefix+"foreign")
+	os.Mkdir(foreign, 0o755)
+
+	if n := Sweep(); n != 1 {
+		t.Errorf("Sweep removed %d directories, want 1", n)
+	}
+	for _, c := range []struct {
+		path string
+		want bool
+	}{{live.Path, true}, {dead, false}, {foreign, true}} {
+		_, err := os.Stat(c.path)
+		if got := err == nil; got != c.want {
+			t.Errorf("%s exists = %v, want %v", c.path, got, c.want)
+		}
+	}
+}
+
+// A lock held by another process keeps its directory, as it will be while
+// that dibvm runs.
+func TestSweepKeepsDirLockedByAnotherProcess(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Fatalf("this test needs flock(1) from util-linux: %v", err)
+	}
+	base := t.TempDir()
+	t.Setenv("DIBVM_RUNTIME_DIR", base)
+	d := filepath.Join(base, prefix+"other")
+	os.Mkdir(d, 0o755)
+	lock := filepath.Join(d, lockName)
+	os.WriteFile(lock, nil, 0o644)
+	holder := exec.Command("flock", lock, "sleep", "30")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Process.Kill()
+	// Wait until the holder has the lock: a non-blocking flock fails.
+	deadline := time.Now().Add(5 * time.Second)
+	for exec.Command("flock", "-n", lock, "true").Run() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("flock(1) never took the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := Sweep(); n != 0 {
+		t.Errorf("Sweep removed %d directories, want 0", n)
+	}
+	if _, err := os.Stat(d); err != nil {
+		t.Errorf("locked directory was removed")
+	}
+}

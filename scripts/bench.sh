@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Measures dibvm's helper VM figures on this machine:
+#   - cold appliance build (empty cache: download, verify, assemble) and the
+#     cached look-up;
+#   - boot to agent ready, median of 5; `dibvm run -- true` wall time;
+#   - peak RSS of dibvm and of QEMU.
+# Run it on an otherwise idle machine: two cores make timings noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dibvm=${DIBVM:-./bin/dibvm}
+runs=${RUNS:-5}
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+cache=$(mktemp -d)
+trap 'rm -rf "$cache"' EXIT
+export DIBVM_CACHE_DIR=$cache
+
+t0=$(now)
+"$dibvm" appliance build >/dev/null 2>&1
+cold=$(since "$t0")
+
+lookups=()
+for _ in $(seq 10); do
+  t0=$(now); "$dibvm" appliance path >/dev/null; lookups+=("$(since "$t0")")
+done
+lookup=$(printf '%s\n' "${lookups[@]}" | median)
+
+boots=(); walls=(); dibvm_rss=0; qemu_rss=0; accel=
+for _ in $(seq "$runs"); do
+  t0=$(now)
+  stats=$("$dibvm" run --stats -- true 2>&1 >/dev/null | grep 'dibvm: stats:')
+  walls+=("$(since "$t0")")
+  boots+=("$(sed -E 's/.*boot=([0-9.]+)s.*/\1/' <<<"$stats")")
+  accel=$(sed -E 's/.*accel=([a-z]+).*/\1/' <<<"$stats")
+  d=$(sed -E 's/.*dibvm_maxrss=([0-9]+)MiB.*/\1/' <<<"$stats"); [ "$d" -gt "$dibvm_rss" ] && dibvm_rss=$d
+  q=$(sed -E 's/.*qemu_maxrss=([0-9]+)MiB.*/\1/' <<<"$stats"); [ "$q" -gt "$qemu_rss" ] && qemu_rss=$q
+done
+
+printf 'dibvm helper VM benchmarks (%s, %s cores, accel %s)\n' "$(uname -m)" "$(nproc)" "$accel"
+printf '  appliance build, cold cache      %8.2f s\n' "$cold"
+printf '  appliance look-up, cached (med)  %8.3f s\n' "$lookup"
+printf '  boot to agent ready (median/%d)   %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${boots[@]}" | median)" "${boots[*]}"
+printf '  dibvm run -- true (median/%d)     %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${walls[@]}" | median)" "$(printf '%.2f ' "${walls[@]}")"
+printf '  peak RSS: dibvm %d MiB, qemu %d MiB\n' "$dibvm_rss" "$qemu_rss"
