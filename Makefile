@@ -13,6 +13,7 @@ all: dibvm
 agent: $(AGENT)
 $(AGENT): FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/dibvm-agent
+	sha256sum $@ > $@.sha256 2>/dev/null || shasum -a 256 $@ > $@.sha256
 
 dibvm: agent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dibvm ./cmd/dibvm

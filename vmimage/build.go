@@ -182,8 +182,35 @@ func configure(t *initramfs.Tree, spec Spec) error {
 	t.WriteFile("etc/hosts", []byte("127.0.0.1 localhost dibvm\n::1 localhost\n"), 0o644)
 	t.WriteFile("etc/dibvm/modules", []byte(strings.Join(spec.Modules, "\n")+"\n"), 0o644)
 	t.Symlink("../proc/self/mounts", "etc/mtab")
+	alternatives(t)
 	caBundle(t)
 	return nil
+}
+
+// alternatives makes the links update-alternatives would make in the
+// packages' postinst, for the commands DIB's scripts call by their
+// generic names. The first candidate present wins.
+var alternativeLinks = []struct {
+	link       string
+	candidates []string
+}{
+	{"usr/bin/awk", []string{"usr/bin/gawk", "usr/bin/mawk"}},
+	{"usr/bin/nawk", []string{"usr/bin/gawk", "usr/bin/mawk"}},
+	{"usr/bin/which", []string{"usr/bin/which.debianutils"}},
+}
+
+func alternatives(t *initramfs.Tree) {
+	for _, a := range alternativeLinks {
+		if _, ok := t.Get(a.link); ok {
+			continue
+		}
+		for _, c := range a.candidates {
+			if _, ok := t.Get(c); ok {
+				t.Symlink("/"+c, a.link)
+				break
+			}
+		}
+	}
 }
 
 // caBundle writes /etc/ssl/certs/ca-certificates.crt as

@@ -21,6 +21,19 @@ import (
 	"github.com/dibvm/dibvm/vmimage/initramfs"
 )
 
+// Agent is the guest agent binary and its SHA256, which names the
+// appliance built with it.
+type Agent struct {
+	Binary []byte
+	Digest string // hex SHA256 of Binary
+}
+
+// NewAgent hashes binary.
+func NewAgent(binary []byte) Agent {
+	h := sha256.Sum256(binary)
+	return Agent{Binary: binary, Digest: hex.EncodeToString(h[:])}
+}
+
 // Appliance is a bootable helper: a kernel and an initramfs.
 type Appliance struct {
 	Kernel   string // path of the kernel image
@@ -64,7 +77,7 @@ func DefaultCacheDir() (string, error) {
 
 // Lookup finds the cached appliance for spec and agent without touching
 // the network.
-func (c *Cache) Lookup(spec Spec, agent []byte) (*Appliance, error) {
+func (c *Cache) Lookup(spec Spec, agent Agent) (*Appliance, error) {
 	m, err := c.baseManifest(spec)
 	if err != nil {
 		return nil, err
@@ -78,7 +91,7 @@ func (c *Cache) Lookup(spec Spec, agent []byte) (*Appliance, error) {
 }
 
 // Ensure returns the cached appliance, building what is missing.
-func (c *Cache) Ensure(ctx context.Context, spec Spec, agent []byte) (*Appliance, error) {
+func (c *Cache) Ensure(ctx context.Context, spec Spec, agent Agent) (*Appliance, error) {
 	if a, err := c.Lookup(spec, agent); err == nil {
 		return a, nil
 	}
@@ -87,7 +100,7 @@ func (c *Cache) Ensure(ctx context.Context, spec Spec, agent []byte) (*Appliance
 
 // Build makes the appliance for spec and agent. With refresh, it asks the
 // mirror for newer packages even when a base image is cached.
-func (c *Cache) Build(ctx context.Context, spec Spec, agent []byte, refresh bool) (*Appliance, error) {
+func (c *Cache) Build(ctx context.Context, spec Spec, agent Agent, refresh bool) (*Appliance, error) {
 	if err := os.MkdirAll(filepath.Join(c.Dir, "locks"), 0o755); err != nil {
 		return nil, err
 	}
@@ -117,9 +130,8 @@ func (c *Cache) Build(ctx context.Context, spec Spec, agent []byte, refresh bool
 
 func (c *Cache) baseDir(spec Spec) string { return filepath.Join(c.Dir, "base", spec.key()) }
 
-func (c *Cache) applianceDir(m *Manifest, agent []byte) string {
-	h := sha256.Sum256(agent)
-	return filepath.Join(c.Dir, "appliance", m.Digest()+"-"+hex.EncodeToString(h[:8]))
+func (c *Cache) applianceDir(m *Manifest, agent Agent) string {
+	return filepath.Join(c.Dir, "appliance", m.Digest()+"-"+agent.Digest[:16])
 }
 
 func (c *Cache) baseManifest(spec Spec) (*Manifest, error) {
@@ -196,7 +208,7 @@ func (c *Cache) buildBase(ctx context.Context, spec Spec) (*Manifest, error) {
 
 // buildAppliance appends the agent, as /init, to the base cpio. The kernel
 // unpacks concatenated cpio archives in order, so the base is reused as is.
-func (c *Cache) buildAppliance(spec Spec, m *Manifest, agent []byte) error {
+func (c *Cache) buildAppliance(spec Spec, m *Manifest, agent Agent) error {
 	dir := c.applianceDir(m, agent)
 	if _, err := os.Stat(filepath.Join(dir, "initrd.img")); err == nil {
 		return nil
@@ -216,7 +228,7 @@ func (c *Cache) buildAppliance(spec Spec, m *Manifest, agent []byte) error {
 			return err
 		}
 		t := initramfs.NewTree()
-		t.WriteFile("init", agent, 0o755)
+		t.WriteFile("init", agent.Binary, 0o755)
 		if err := t.WriteCPIO(out); err != nil {
 			return err
 		}

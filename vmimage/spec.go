@@ -12,7 +12,7 @@ import (
 
 // formatVersion changes whenever the way an appliance is assembled changes,
 // so that caches made by an older dibvm are not reused.
-const formatVersion = 2
+const formatVersion = 3
 
 // Spec says what goes into an appliance.
 type Spec struct {
@@ -31,7 +31,10 @@ var userland = []string{
 	"xfsprogs", "parted", "gdisk", "kpartx", "dmsetup", "debootstrap", "gpgv",
 	"debian-archive-keyring", "ca-certificates", "curl", "wget", "python3",
 	"squashfs-tools", "tar", "xz-utils", "zstd", "cpio", "kmod", "iproute2",
-	"procps", "rsync", "udev",
+	"procps", "rsync",
+	// kpartx needs udev, which needs "systemd | systemd-standalone-sysusers":
+	// naming the small alternative keeps all of systemd out.
+	"systemd-standalone-sysusers",
 }
 
 // modules are what the agent needs to reach its disks, its control port

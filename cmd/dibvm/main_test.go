@@ -46,6 +46,15 @@ type result struct {
 // dibvm runs the binary with extra environment and waits at most limit.
 func dibvm(t *testing.T, env []string, limit time.Duration, args ...string) result {
 	t.Helper()
+	r, err := runDibvm(env, limit, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runDibvm is dibvm without a *testing.T, for use from other goroutines.
+func runDibvm(env []string, limit time.Duration, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dibvmBin, args...)
@@ -58,13 +67,13 @@ func dibvm(t *testing.T, env []string, limit time.Duration, args ...string) resu
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("dibvm %s did not finish within %s\nstderr:\n%s", strings.Join(args, " "), limit, r.stderr)
+		return r, fmt.Errorf("dibvm %s did not finish within %s\nstderr:\n%s", strings.Join(args, " "), limit, r.stderr)
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	case err != nil:
-		t.Fatal(err)
+		return r, err
 	}
-	return r
+	return r, nil
 }
 
 func needVM(t *testing.T) {
@@ -124,6 +133,68 @@ func TestRunPassesArgumentsIntact(t *testing.T) {
 	want := "[it's][two words][$HOME][*][]"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("got %q (exit %d), want %q\n%s", r.stdout, r.code, want, r.stderr)
+	}
+}
+
+func TestRunEnvironment(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, nil, 5*time.Minute, "run", "-e", "GREETING=hello world", "--", "sh", "-c", `echo "$GREETING from $(id -un) in $PWD"`)
+	if want := "hello world from root in /root\n"; r.stdout != want || r.code != 0 {
+		t.Errorf("got %q (exit %d), want %q\n%s", r.stdout, r.code, want, r.stderr)
+	}
+}
+
+// PID 1 must reap orphans, or the guest fills with zombies.
+func TestGuestReapsOrphans(t *testing.T) {
+	needVM(t)
+	r := dibvm(t, nil, 5*time.Minute, "run", "--", "sh", "-c",
+		`for i in 1 2 3 4 5; do (sleep 0.2 &) ; done; sleep 2; ps -eo stat= | grep -c '^Z' || true`)
+	if got := strings.TrimSpace(r.stdout); got != "0" || r.code != 0 {
+		t.Errorf("zombies left in the guest: %q (exit %d)\n%s", got, r.code, r.stderr)
+	}
+}
+
+// Once cached, the appliance is found without the network: with every
+// HTTP request sent to a dead proxy, a run still works while a refresh,
+// which must ask the mirror, fails.
+func TestCachedApplianceWorksOffline(t *testing.T) {
+	needVM(t)
+	offline := []string{"http_proxy=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9"}
+	if r := dibvm(t, offline, 5*time.Minute, "run", "--network", "none", "--", "true"); r.code != 0 {
+		t.Fatalf("run with the network cut failed:\n%s", r.stderr)
+	}
+	if r := dibvm(t, offline, time.Minute, "appliance", "build"); r.code == 0 {
+		t.Error("appliance build succeeded with the network cut: the test does not cut it")
+	}
+}
+
+// Two dibvm processes building the same appliance at once must both
+// succeed and leave one good cache entry.
+func TestConcurrentApplianceBuilds(t *testing.T) {
+	needVM(t)
+	env := []string{"DIBVM_CACHE_DIR=" + t.TempDir()}
+	type outcome struct {
+		r   result
+		err error
+	}
+	outcomes := make(chan outcome, 2)
+	for range 2 {
+		go func() {
+			r, err := runDibvm(env, 10*time.Minute, "appliance", "build")
+			outcomes <- outcome{r, err}
+		}()
+	}
+	for range 2 {
+		o := <-outcomes
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		if o.r.code != 0 {
+			t.Errorf("concurrent build failed:\n%s", o.r.stderr)
+		}
+	}
+	if r := dibvm(t, env, 5*time.Minute, "run", "--", "true"); r.code != 0 {
+		t.Errorf("the appliance the concurrent builds left does not boot:\n%s", r.stderr)
 	}
 }
 

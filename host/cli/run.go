@@ -22,6 +22,7 @@ func runCommand() *cobra.Command {
 	var (
 		vf    vmFlags
 		stats bool
+		env   map[string]string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- CMD [ARGS...]",
@@ -31,16 +32,17 @@ streamed separately, and exit with CMD's exit status. Signals sent to dibvm
 (SIGINT, SIGTERM, SIGHUP) are forwarded to CMD's process group.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return run(&vf, args, stats)
+			return run(&vf, args, env, stats)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
 	vf.register(cmd.Flags())
+	cmd.Flags().StringToStringVarP(&env, "env", "e", nil, "set an environment variable for CMD (KEY=VALUE, repeatable)")
 	cmd.Flags().BoolVar(&stats, "stats", false, "print boot time, command time and peak memory to stderr at the end")
 	return cmd
 }
 
-func run(vf *vmFlags, args []string, stats bool) error {
+func run(vf *vmFlags, args []string, env map[string]string, stats bool) error {
 	start := time.Now()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -83,7 +85,7 @@ func run(vf *vmFlags, args []string, stats bool) error {
 	done := make(chan error, 1)
 	go func() {
 		done <- m.Client.Run(agentclient.Command{
-			Line: agentclient.ShellQuote(args), Stdin: os.Stdin,
+			Line: agentclient.ShellQuote(args), Env: env, Stdin: os.Stdin,
 			Stdout: os.Stdout, Stderr: os.Stderr, Signals: fwd,
 		})
 	}()

@@ -52,18 +52,18 @@ func (f *vmFlags) check() error {
 }
 
 // applianceCache opens the cache with the spec and agent for this host.
-func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, []byte, error) {
+func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, vmimage.Agent, error) {
 	dir, err := vmimage.DefaultCacheDir()
 	if err != nil {
-		return nil, vmimage.Spec{}, nil, err
+		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
 	spec, err := vmimage.DefaultSpec(f.mirror)
 	if err != nil {
-		return nil, vmimage.Spec{}, nil, err
+		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
 	agent, err := agentbin.Load(runtime.GOARCH)
 	if err != nil {
-		return nil, vmimage.Spec{}, nil, err
+		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
 	return &vmimage.Cache{Dir: dir, Log: os.Stderr}, spec, agent, nil
 }
