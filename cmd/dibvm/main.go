@@ -6,6 +6,12 @@ import (
 	"os"
 
 	"github.com/dibvm/dibvm/host/cli"
+	"github.com/dibvm/dibvm/host/qemu"
 )
 
-func main() { os.Exit(cli.Main(os.Args)) }
+func main() {
+	if len(os.Args) == 3 && os.Args[1] == qemu.WatchdogArg {
+		os.Exit(qemu.RunWatchdog(os.Args[2]))
+	}
+	os.Exit(cli.Main(os.Args))
+}

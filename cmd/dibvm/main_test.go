@@ -491,8 +491,12 @@ func checkUnprivileged(t *testing.T, cmd *exec.Cmd, uid int) {
 			t.Fatal("dibvm as an ordinary user did not finish")
 		case <-time.After(200 * time.Millisecond):
 			for _, pid := range childQEMU(cmd.Process.Pid) {
+				owner := procUID(pid)
+				if owner < 0 {
+					continue // exited between listing and reading
+				}
 				seen++
-				if owner := procUID(pid); owner != uid {
+				if owner != uid {
 					t.Errorf("QEMU pid %d runs as uid %d, want %d", pid, owner, uid)
 				}
 			}

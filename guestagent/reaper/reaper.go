@@ -8,7 +8,11 @@
 package reaper
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -67,4 +71,35 @@ func Wait(pid int) <-chan unix.WaitStatus {
 	}
 	waiters[pid] = c
 	return c
+}
+
+// CombinedOutput runs cmd and returns its stdout and stderr together, like
+// exec.Cmd.CombinedOutput, but waits through the reaper. Once Start has
+// been called, exec.Cmd's own Wait would race with the reaper for the
+// exit status and lose it (ECHILD), so every command goes through here or
+// through Wait.
+func CombinedOutput(cmd *exec.Cmd) ([]byte, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	var out bytes.Buffer
+	io.Copy(&out, r)
+	r.Close()
+	ws := <-Wait(cmd.Process.Pid)
+	cmd.Process.Release()
+	switch {
+	case ws.Signaled():
+		return out.Bytes(), fmt.Errorf("%s: killed by %v", cmd.Path, ws.Signal())
+	case ws.ExitStatus() != 0:
+		return out.Bytes(), fmt.Errorf("%s: exit status %d", cmd.Path, ws.ExitStatus())
+	}
+	return out.Bytes(), nil
 }

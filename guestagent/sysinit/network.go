@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dibvm/dibvm/guestagent/bootconfig"
+	"github.com/dibvm/dibvm/guestagent/reaper"
 )
 
 // ConfigureNetwork brings up loopback and, when n is set, the first
@@ -30,7 +31,7 @@ func ConfigureNetwork(n *bootconfig.Network) error {
 		}
 	}
 	for _, args := range cmds {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		if out, err := reaper.CombinedOutput(exec.Command("ip", args...)); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}

@@ -2,8 +2,13 @@
 
 package qemu
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
 
-// setParentDeath is a no-op where the kernel has no parent-death signal;
-// there dibvm stops QEMU on every exit path it controls.
+// setParentDeath does nothing here: there is no parent-death signal, so
+// tieToParent starts the watchdog instead.
 func setParentDeath(a *syscall.SysProcAttr) {}
+
+func tieToParent(p *Process) (*os.File, error) { return startWatchdog(p.Pid()) }

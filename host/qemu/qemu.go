@@ -145,6 +145,9 @@ type Process struct {
 	err  error
 	mu   sync.Mutex
 	out  strings.Builder // QEMU's own stderr, for error messages
+	// watchdog is the pipe that keeps the watchdog waiting, where there is
+	// one: it must stay open as long as dibvm lives.
+	watchdog *os.File
 }
 
 // Start launches QEMU. The process is tied to dibvm's life (see
@@ -174,6 +177,12 @@ func Start(c *Config) (*Process, error) {
 	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.Binary, err)
 	}
+	w, err := tieToParent(p)
+	if err != nil {
+		p.Kill()
+		return nil, err
+	}
+	p.watchdog = w
 	return p, nil
 }
 
