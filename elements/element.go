@@ -1,0 +1,196 @@
+// Package elements is the diskimage-builder element format: finding
+// elements on ELEMENTS_PATH and in the built-in library, expanding their
+// dependencies, and merging their hooks into one tree per phase, with
+// DIB's semantics.
+package elements
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Element is one element: a directory of hooks and metadata files.
+type Element struct {
+	Name string
+	// Path says where the element was found: a directory on
+	// ELEMENTS_PATH, or BuiltinPrefix + name for the built-in library.
+	Path string
+	// FS holds the element's files.
+	FS fs.FS
+	// Deps and Provides are the element-deps and element-provides lists.
+	Deps     []string
+	Provides []string
+}
+
+// BuiltinPrefix starts the Path of a built-in element.
+const BuiltinPrefix = "builtin:"
+
+//go:embed all:library
+var builtinFS embed.FS
+
+// Builtin is the built-in element library, one directory per element.
+func Builtin() fs.FS {
+	sub, err := fs.Sub(builtinFS, "library")
+	if err != nil {
+		panic(err) // the embedded tree always has library/
+	}
+	return sub
+}
+
+// ParseList reads an element-deps or element-provides file: one name a
+// line, surrounding blanks trimmed, empty lines dropped, duplicates kept
+// once in first-seen order. As in DIB, there is no comment syntax.
+func ParseList(data []byte) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		name := strings.TrimSpace(string(line))
+		if name == "" || seen[name] {
+			continue
+		}
+		seen[name] = true
+		out = append(out, name)
+	}
+	return out
+}
+
+// Library finds elements by name: each ELEMENTS_PATH directory in order
+// (an earlier one wins), then the built-in library.
+type Library struct {
+	sources []source
+	found   map[string]*Element
+	// Warnings collects notes for the user, such as an element that
+	// overrides another of the same name.
+	Warnings []string
+}
+
+type source struct {
+	dir string // "" for the built-in library
+	fs  fs.FS
+}
+
+// NewLibrary makes a library from a colon-separated ELEMENTS_PATH and the
+// built-in elements. Every ELEMENTS_PATH entry must be a directory.
+func NewLibrary(elementsPath string, builtin fs.FS) (*Library, error) {
+	l := &Library{found: map[string]*Element{}}
+	for _, dir := range filepath.SplitList(elementsPath) {
+		if dir == "" {
+			continue
+		}
+		fi, err := os.Stat(dir)
+		if err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("ELEMENTS_PATH entry %q is not a directory: fix or remove it", dir)
+		}
+		l.sources = append(l.sources, source{dir: dir, fs: os.DirFS(dir)})
+	}
+	if builtin != nil {
+		l.sources = append(l.sources, source{fs: builtin})
+	}
+	return l, nil
+}
+
+// ErrNotFound is wrapped by errors for elements that exist nowhere.
+var ErrNotFound = errors.New("element not found")
+
+// Get returns the element called name from the first source that has it.
+func (l *Library) Get(name string) (*Element, error) {
+	if e, ok := l.found[name]; ok {
+		return e, nil
+	}
+	if !validName(name) {
+		return nil, fmt.Errorf("%q is not a valid element name: %w", name, ErrNotFound)
+	}
+	var (
+		e     *Element
+		where []string
+	)
+	for _, src := range l.sources {
+		fi, err := fs.Stat(src.fs, name)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("element %s in %s: %w", name, src.dir, err)
+			}
+			continue
+		}
+		if !fi.IsDir() {
+			continue
+		}
+		if e != nil {
+			l.Warnings = append(l.Warnings, fmt.Sprintf("element %s at %s overrides %s", name, e.Path, describe(src, name)))
+			continue
+		}
+		sub, err := fs.Sub(src.fs, name)
+		if err != nil {
+			return nil, err
+		}
+		e = &Element{Name: name, Path: describe(src, name), FS: sub}
+		where = append(where, e.Path)
+	}
+	if e == nil {
+		return nil, fmt.Errorf("element %s not found in %s: %w", name, l.searched(), ErrNotFound)
+	}
+	var err error
+	if e.Deps, err = readList(e, "element-deps"); err != nil {
+		return nil, err
+	}
+	if e.Provides, err = readList(e, "element-provides"); err != nil {
+		return nil, err
+	}
+	l.found[name] = e
+	return e, nil
+}
+
+func describe(src source, name string) string {
+	if src.dir == "" {
+		return BuiltinPrefix + name
+	}
+	return filepath.Join(src.dir, name)
+}
+
+func (l *Library) searched() string {
+	var dirs []string
+	for _, s := range l.sources {
+		if s.dir != "" {
+			dirs = append(dirs, s.dir)
+		}
+	}
+	if len(dirs) == 0 {
+		return "the built-in elements (ELEMENTS_PATH is empty)"
+	}
+	return "ELEMENTS_PATH (" + strings.Join(dirs, ":") + ") or the built-in elements"
+}
+
+// validName keeps names to a single path component, so that a name read
+// from an element-deps file cannot reach outside ELEMENTS_PATH.
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\\\x00") && path.Clean(name) == name
+}
+
+func readList(e *Element, file string) ([]string, error) {
+	data, err := fs.ReadFile(e.FS, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("element %s: read %s: %w", e.Name, file, err)
+	}
+	return ParseList(data), nil
+}
+
+// Names returns the names of elements, sorted.
+func Names(els []*Element) []string {
+	out := make([]string, len(els))
+	for i, e := range els {
+		out[i] = e.Name
+	}
+	sort.Strings(out)
+	return out
+}
