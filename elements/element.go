@@ -28,6 +28,9 @@ type Element struct {
 	// Deps and Provides are the element-deps and element-provides lists.
 	Deps     []string
 	Provides []string
+	// Builtin is set for elements of the built-in library, whose embedded
+	// files carry no modes (see Hooks).
+	Builtin bool
 }
 
 // BuiltinPrefix starts the Path of a built-in element.
@@ -131,7 +134,7 @@ func (l *Library) Get(name string) (*Element, error) {
 		if err != nil {
 			return nil, err
 		}
-		e = &Element{Name: name, Path: describe(src, name), FS: sub}
+		e = &Element{Name: name, Path: describe(src, name), FS: sub, Builtin: src.dir == ""}
 		where = append(where, e.Path)
 	}
 	if e == nil {
