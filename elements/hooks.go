@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/dibvm/dibvm/elements/installtypes"
 	"github.com/dibvm/dibvm/elements/runparts"
 )
 
@@ -14,7 +15,16 @@ import (
 type Hook struct {
 	Path    string      // in the merged tree, e.g. "install.d/10-foo"
 	Element *Element    // the element that has it
+	Source  string      // its path in the element, when not Path (install types)
 	Mode    fs.FileMode // type and permissions, symlinks followed
+}
+
+// File is the hook's path within its element.
+func (h Hook) File() string {
+	if h.Source != "" {
+		return h.Source
+	}
+	return h.Path
 }
 
 // Hooks is the merge of every element's subdirectories (root.d,
@@ -165,4 +175,47 @@ func (h *Hooks) warn(dir string, skipped []runparts.Skipped) []string {
 var Phases = []string{
 	"root.d", "extra-data.d", "pre-install.d", "install.d", "post-install.d",
 	"post-root.d", "block-device.d", "pre-finalise.d", "finalise.d", "cleanup.d",
+}
+
+// ApplyInstallTypes puts the scripts of the selected
+// install.d/<prefix>-<type>-install directories directly into install.d,
+// where dib-run-parts finds them, as DIB's install-types element links
+// them. environ is the build's environment as KEY=VALUE. A script that
+// replaces one already there is reported.
+func (h *Hooks) ApplyInstallTypes(environ []string) (warnings []string) {
+	subdirs := map[string]bool{}
+	for p := range h.Files {
+		if rest, ok := strings.CutPrefix(p, "install.d/"); ok {
+			if dir, _, nested := strings.Cut(rest, "/"); nested {
+				subdirs[dir] = true
+			}
+		}
+	}
+	var dirs []string
+	for d := range subdirs {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	for _, d := range installtypes.Select(dirs, environ) {
+		prefix := "install.d/" + d + "/"
+		var names []string
+		for p := range h.Files {
+			if rest, ok := strings.CutPrefix(p, prefix); ok && !strings.Contains(rest, "/") {
+				names = append(names, rest)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			hook := h.Files[prefix+n]
+			target := "install.d/" + n
+			if prev, ok := h.Files[target]; ok {
+				warnings = append(warnings, fmt.Sprintf("element %s: %s replaces %s of element %s (install type %s)",
+					hook.Element.Name, hook.Path, target, prev.Element.Name, d))
+			}
+			hook.Path = target
+			hook.Source = prefix + n
+			h.Files[target] = hook
+		}
+	}
+	return warnings
 }

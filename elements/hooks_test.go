@@ -2,6 +2,7 @@ package elements
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -150,6 +151,41 @@ func TestBuiltinHookModes(t *testing.T) {
 	} {
 		if got := mode(e, p, 0o444); got != want {
 			t.Errorf("mode of built-in %s = %o, want %o", p, got, want)
+		}
+	}
+}
+
+func TestApplyInstallTypes(t *testing.T) {
+	root := tree(t, map[string]string{
+		"os/element-provides":                        "operating-system\n",
+		"os/install.d/10-base*":                      "",
+		"os/install.d/nova-source-install/74-nova*":  "source",
+		"os/install.d/nova-package-install/74-nova*": "package",
+		"os/install.d/nova-package-install/75-more*": "package",
+	})
+	for _, c := range []struct {
+		environ []string
+		want    string
+	}{
+		{nil, "10-base 74-nova<-install.d/nova-source-install/74-nova"},
+		{[]string{"DIB_INSTALLTYPE_nova=package"}, "10-base 74-nova<-install.d/nova-package-install/74-nova 75-more<-install.d/nova-package-install/75-more"},
+	} {
+		h, err := MergeHooks(expandTree(t, root, "os"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ApplyInstallTypes(c.environ)
+		run, _ := h.Phase("install.d")
+		var got []string
+		for _, hk := range run {
+			s := path.Base(hk.Path)
+			if hk.File() != hk.Path {
+				s += "<-" + hk.File()
+			}
+			got = append(got, s)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("environ %v: install.d runs %q, want %q", c.environ, strings.Join(got, " "), c.want)
 		}
 	}
 }

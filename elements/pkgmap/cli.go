@@ -1,0 +1,113 @@
+package pkgmap
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Exit codes, as DIB's pkg-map has them: callers such as package-installs
+// tell a failure (1) from an element that has no map (2).
+const (
+	ExitFailure = 1
+	ExitNoMap   = 2
+)
+
+// DefaultDir is where the maps of a build's elements are installed.
+const DefaultDir = "/usr/share/pkg-map"
+
+// Main runs the pkg-map command with args (without the program name).
+// Arguments that are not flags are package names, wherever they stand.
+// getenv supplies DISTRO_NAME and DIB_RELEASE; dir is where
+// --element looks.
+func Main(args []string, getenv func(string) string, dir string, stdout, stderr io.Writer) int {
+	var (
+		element, mapFile, prefix string
+		distro                   = getenv("DISTRO_NAME")
+		release                  = getenv("DIB_RELEASE")
+		missingOK                bool
+		names                    []string
+	)
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "pkg-map: "+format+"\n", a...)
+		return code
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		flag, value, hasValue := strings.Cut(a, "=")
+		takeValue := func() (string, bool) {
+			if hasValue {
+				return value, true
+			}
+			if i+1 < len(args) {
+				i++
+				return args[i], true
+			}
+			return "", false
+		}
+		var ok = true
+		switch flag {
+		case "--element":
+			element, ok = takeValue()
+		case "--pkg-map":
+			mapFile, ok = takeValue()
+		case "--distro":
+			distro, ok = takeValue()
+		case "--release":
+			release, ok = takeValue()
+		case "--prefix":
+			prefix, ok = takeValue()
+		case "--missing-ok":
+			missingOK = true
+		case "--debug":
+		default:
+			names = append(names, a)
+		}
+		if !ok {
+			return fail(ExitFailure, "%s needs a value", flag)
+		}
+	}
+	switch {
+	case element == "" && mapFile == "":
+		return fail(ExitFailure, "please specify an --element argument")
+	case element != "" && mapFile != "":
+		return fail(ExitFailure, "specify either --element or --pkg-map")
+	case distro == "":
+		return fail(ExitFailure, "please specify a --distro argument or set DISTRO_NAME")
+	}
+	label := element
+	if mapFile == "" {
+		mapFile = filepath.Join(dir, element)
+	} else {
+		label = mapFile
+	}
+	data, err := os.ReadFile(mapFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !missingOK {
+			return fail(ExitNoMap, "required pkg-map for %s does not exist (%s)", label, mapFile)
+		}
+		for _, n := range names {
+			fmt.Fprintln(stdout, prefix+n)
+		}
+		return 0
+	}
+	if err != nil {
+		return fail(ExitFailure, "%v", err)
+	}
+	m, err := Parse(data)
+	if err != nil {
+		return fail(ExitFailure, "%s: %v", mapFile, err)
+	}
+	out, err := m.Resolve(distro, release, names, missingOK)
+	for _, l := range out {
+		fmt.Fprintln(stdout, prefix+l)
+	}
+	if err != nil {
+		return fail(ExitFailure, "%s has %v on %s", label, err, distro)
+	}
+	return 0
+}
