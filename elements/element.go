@@ -100,8 +100,27 @@ func NewLibrary(elementsPath string, builtin fs.FS) (*Library, error) {
 	return l, nil
 }
 
-// ErrNotFound is wrapped by errors for elements that exist nowhere.
+// ErrNotFound matches (with errors.Is) errors for elements that exist
+// nowhere.
 var ErrNotFound = errors.New("element not found")
+
+// NotFoundError is an element that is on no source.
+type NotFoundError struct {
+	Name     string
+	Searched string // where it was looked for
+	NeededBy string // the chain of elements that needs it, if any
+}
+
+func (e *NotFoundError) Error() string {
+	msg := "element " + e.Name + " not found in " + e.Searched
+	if e.NeededBy != "" {
+		msg += " (needed by " + e.NeededBy + ")"
+	}
+	return msg + ": add its directory to ELEMENTS_PATH, or an element that provides it"
+}
+
+// Is makes errors.Is(err, ErrNotFound) true.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // Get returns the element called name from the first source that has it.
 func (l *Library) Get(name string) (*Element, error) {
@@ -109,7 +128,7 @@ func (l *Library) Get(name string) (*Element, error) {
 		return e, nil
 	}
 	if !validName(name) {
-		return nil, fmt.Errorf("%q is not a valid element name: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("%q is not an element name (an element is one directory on ELEMENTS_PATH): %w", name, ErrNotFound)
 	}
 	var (
 		e     *Element
@@ -138,7 +157,7 @@ func (l *Library) Get(name string) (*Element, error) {
 		where = append(where, e.Path)
 	}
 	if e == nil {
-		return nil, fmt.Errorf("element %s not found in %s: %w", name, l.searched(), ErrNotFound)
+		return nil, &NotFoundError{Name: name, Searched: l.searched()}
 	}
 	var err error
 	if e.Deps, err = readList(e, "element-deps"); err != nil {

@@ -1,6 +1,7 @@
 package elements
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -112,12 +113,14 @@ type expansion struct {
 }
 
 func (x *expansion) notFound(name string, err error) error {
+	var nf *NotFoundError
+	if !errors.As(err, &nf) {
+		return err
+	}
 	var chain []string
 	for n := x.neededBy[name]; n != ""; n = x.neededBy[n] {
 		chain = append(chain, n)
 	}
-	if len(chain) == 0 {
-		return err
-	}
-	return fmt.Errorf("%w (needed by %s)", err, strings.Join(chain, " <- "))
+	nf.NeededBy = strings.Join(chain, " <- ")
+	return nf
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +24,14 @@ func Main(args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCommand(), applianceCommand())
+	root.AddCommand(runCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand())
+	// dibvm also answers to the names of the DIB tools it replaces.
+	switch filepath.Base(args[0]) {
+	case "element-info":
+		args = append([]string{args[0], "element-info"}, args[1:]...)
+	case "pkg-map":
+		args = append([]string{args[0], "pkg-map"}, args[1:]...)
+	}
 	root.SetArgs(args[1:])
 	err := root.Execute()
 	if err == nil {

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dibvm/dibvm/elements"
+	"github.com/dibvm/dibvm/elements/pkginstalls"
+	"github.com/dibvm/dibvm/vmimage"
+)
+
+func elementInfoCommand() *cobra.Command {
+	var env, check bool
+	cmd := &cobra.Command{
+		Use:   "element-info [--env] [--check] ELEMENT...",
+		Short: "Expand elements' dependencies, as DIB's element-info does",
+		Long: `Expand the elements' dependencies (ELEMENTS_PATH first, then the built-in
+elements) and print the resulting set on one line, or with --env as the
+shell variables disk-image-create evaluates. --expand-dependencies is
+accepted for older callers; expansion always happens.
+
+--check also merges the elements' hooks and squashes their package-installs
+files with the current environment, reporting every problem DIB would find
+only during a build.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return elementInfo(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, env, check)
+		},
+	}
+	cmd.Flags().BoolVarP(&env, "env", "e", false, "print shell variables: IMAGE_ELEMENT, IMAGE_ELEMENT_YAML and get_image_element_array")
+	cmd.Flags().BoolP("expand-dependencies", "d", false, "expand dependencies (always done; kept for compatibility)")
+	cmd.Flags().BoolVar(&check, "check", false, "also merge hooks and squash package-installs, reporting problems")
+	return cmd
+}
+
+func elementInfo(stdout, stderr io.Writer, names []string, env, check bool) error {
+	lib, err := elements.NewLibrary(os.Getenv("ELEMENTS_PATH"), elements.Builtin())
+	if err != nil {
+		return err
+	}
+	els, err := elements.Expand(lib, names)
+	for _, w := range lib.Warnings {
+		fmt.Fprintf(stderr, "dibvm: warning: %s\n", w)
+	}
+	if err != nil {
+		return err
+	}
+	if check {
+		if err := checkElements(stderr, els); err != nil {
+			return err
+		}
+	}
+	if env {
+		fmt.Fprint(stdout, elementEnv(els))
+	} else {
+		fmt.Fprintln(stdout, strings.Join(elements.Names(els), " "))
+	}
+	return nil
+}
+
+// checkElements does the element work of a build that needs no VM.
+func checkElements(stderr io.Writer, els []*elements.Element) error {
+	hooks, err := elements.MergeHooks(els)
+	if err != nil {
+		return err
+	}
+	warnings := hooks.ApplyInstallTypes(os.Environ())
+	for _, phase := range elements.Phases {
+		_, w := hooks.Phase(phase)
+		warnings = append(warnings, w...)
+	}
+	_, w := hooks.Environment()
+	warnings = append(warnings, w...)
+	_, w, err = pkginstalls.Squash(els, buildEnv)
+	warnings = append(warnings, w...)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "dibvm: warning: %s\n", w)
+	}
+	return err
+}
+
+// buildEnv is the environment a build's elements see; ARCH defaults to
+// the host's, in Debian's naming, as DIB's does.
+func buildEnv(name string) (string, bool) {
+	if v, ok := os.LookupEnv(name); ok {
+		return v, true
+	}
+	if name == "ARCH" {
+		if a, err := vmimage.DebianArch(runtime.GOARCH); err == nil {
+			return a, true
+		}
+	}
+	return "", false
+}
+
+// elementEnv is element-info --env's output, byte for byte as DIB's
+// (names in set order, which for dibvm is sorted).
+func elementEnv(els []*elements.Element) string {
+	var names, yaml, array strings.Builder
+	for i, e := range els {
+		if i > 0 {
+			names.WriteByte(' ')
+		}
+		names.WriteString(e.Name)
+		fmt.Fprintf(&yaml, "%s: %s\n", e.Name, e.Path)
+		fmt.Fprintf(&array, "[%s]=%s ", e.Name, e.Path)
+	}
+	return fmt.Sprintf("export IMAGE_ELEMENT=%s\nexport IMAGE_ELEMENT_YAML=%s\nfunction get_image_element_array {\n  echo \"%s\"\n};\nexport -f get_image_element_array;\n",
+		shellQuote(names.String()), shellQuote(yaml.String()), strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(array.String()))
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
