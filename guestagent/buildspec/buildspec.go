@@ -1,0 +1,62 @@
+// Package buildspec is what the host tells the guest about one image
+// build: the elements, the environment and the outputs. The host writes it
+// as build.json on the input disk, beside elements.tar, which holds the
+// merged hook tree (hooks/) and every element's own files (elements/).
+package buildspec
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// FileName is the spec's name on the input disk; TarName the elements'.
+const (
+	FileName = "build.json"
+	TarName  = "elements.tar"
+)
+
+// Disk serials of the build's disks.
+const (
+	ScratchSerial = "dibvm-scratch" // the guest's work space, a blank disk
+	OutputSerial  = "dibvm-output"  // where the guest writes the result
+)
+
+// Spec is one build.
+type Spec struct {
+	ImageName string   `json:"image_name"` // the -o name, without directory
+	Elements  []string `json:"elements"`   // expanded, sorted
+	Arch      string   `json:"arch"`       // Debian architecture name
+	// Env is the environment every hook gets on top of DIB's own
+	// variables: the user's DIB_* settings and the like.
+	Env map[string]string `json:"env"`
+	// Types are the output types the guest must produce. A tar output is
+	// written, as a tar stream, from the start of the output disk.
+	Types []string `json:"types"`
+	// Packages are the -p packages, installed after install.d.
+	Packages []string `json:"packages,omitempty"`
+	// Trace is -x: run hooks with tracing.
+	Trace bool `json:"trace,omitempty"`
+}
+
+// Parse decodes a spec.
+func Parse(data []byte) (*Spec, error) {
+	var s Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", FileName, err)
+	}
+	if s.ImageName == "" || len(s.Elements) == 0 {
+		return nil, fmt.Errorf("%s: image_name and elements are required", FileName)
+	}
+	return &s, nil
+}
+
+// Result is the guest's last line of output on a successful build: what
+// it wrote to the output disk.
+type Result struct {
+	// TarSize is the length of the tar stream at the start of the output
+	// disk, when a tar output was asked for.
+	TarSize int64 `json:"tar_size,omitempty"`
+}
+
+// ResultPrefix starts the result line on the build's stdout.
+const ResultPrefix = "dibvm-build-result: "

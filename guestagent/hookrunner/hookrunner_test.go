@@ -1,0 +1,74 @@
+package hookrunner
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, path, content string, perm os.FileMode) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunOrderEnvironmentAndProfile(t *testing.T) {
+	root := t.TempDir()
+	log := filepath.Join(root, "log")
+	write(t, filepath.Join(root, "environment.d", "20-b"), "export B=from-env-b\n", 0o644)
+	write(t, filepath.Join(root, "environment.d", "10-a.bash"), "export A=from-env-a\nexport B=overridden\n", 0o644)
+	for _, n := range []string{"10-second", "2-first", "zz"} {
+		write(t, filepath.Join(root, "install.d", n), "#!/bin/sh\necho \"$0 A=$A B=$B\" >> "+log+"\n", 0o755)
+	}
+	write(t, filepath.Join(root, "install.d", "30-skipped"), "#!/bin/sh\nexit 1\n", 0o644)
+	var out bytes.Buffer
+	if err := Run(filepath.Join(root, "install.d"), []string{"PATH=/usr/bin:/bin"}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got, _ := os.ReadFile(log)
+	d := filepath.Join(root, "install.d")
+	want := d + "/zz A=from-env-a B=from-env-b\n" + d + "/2-first A=from-env-a B=from-env-b\n" + d + "/10-second A=from-env-a B=from-env-b\n"
+	if string(got) != want {
+		t.Errorf("ran:\n%s\nwant:\n%s", got, want)
+	}
+	for _, s := range []string{"dib-run-parts Running " + d + "/2-first", "dib-run-parts 2-first completed", "Target: install.d", "END PROFILING"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("output lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestRunReportsFailure(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "install.d", "10-ok"), "#!/bin/sh\necho fine\n", 0o755)
+	write(t, filepath.Join(root, "install.d", "20-fails"), "#!/bin/sh\nfor i in $(seq 1 30); do echo line $i; done\necho boom >&2\nexit 3\n", 0o755)
+	write(t, filepath.Join(root, "install.d", "30-never"), "#!/bin/sh\ntouch "+filepath.Join(root, "ran")+"\n", 0o755)
+	var out bytes.Buffer
+	err := Run(filepath.Join(root, "install.d"), []string{"PATH=/usr/bin:/bin"}, &out)
+	var f *Failure
+	if !errors.As(err, &f) {
+		t.Fatalf("error %v is not a Failure", err)
+	}
+	if f.Phase != "install.d" || f.Script != "20-fails" || f.Status != 3 {
+		t.Errorf("failure %+v", f)
+	}
+	if len(f.Tail) != 20 || f.Tail[19] != "boom" || f.Tail[0] != "line 12" {
+		t.Errorf("tail %q", f.Tail)
+	}
+	if _, err := os.Stat(filepath.Join(root, "ran")); err == nil {
+		t.Error("a script after the failure ran")
+	}
+	path := filepath.Join(root, "failure.json")
+	if err := WriteFailure(path, f); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadFailure(path)
+	if err != nil || back.Script != "20-fails" || back.Status != 3 {
+		t.Errorf("read back %+v, %v", back, err)
+	}
+}
