@@ -5,13 +5,24 @@ package main
 import (
 	"log"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/dibvm/dibvm/guestagent"
+	"github.com/dibvm/dibvm/guestagent/dibbuild"
+	"github.com/dibvm/dibvm/guestagent/hookrunner"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 )
 
 func main() {
+	// The same binary serves the build: as dib-build under the agent,
+	// and as dib-run-parts inside the target's chroot.
+	switch {
+	case filepath.Base(os.Args[0]) == "dib-run-parts":
+		os.Exit(hookrunner.Main(os.Args[1:]))
+	case len(os.Args) > 1 && os.Args[1] == "dib-build":
+		os.Exit(dibbuild.Main(os.Args[2:]))
+	}
 	if os.Getpid() != 1 {
 		log.Fatal("dibvm-agent runs as PID 1 of dibvm's helper VM; it is not a command to run by hand")
 	}

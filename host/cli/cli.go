@@ -24,9 +24,11 @@ func Main(args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand())
+	root.AddCommand(runCommand(), createCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand())
 	// dibvm also answers to the names of the DIB tools it replaces.
 	switch filepath.Base(args[0]) {
+	case "disk-image-create":
+		args = append([]string{args[0], "create"}, args[1:]...)
 	case "element-info":
 		args = append([]string{args[0], "element-info"}, args[1:]...)
 	case "pkg-map":

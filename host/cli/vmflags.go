@@ -73,20 +73,30 @@ func (f *vmFlags) start(ctx context.Context) (*machine.Machine, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	cache, spec, agent, err := f.applianceCache()
+	opts, err := f.machineOptions(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return machine.Start(ctx, opts)
+}
+
+// machineOptions makes sure the appliance is cached and returns the VM
+// settings of the flags.
+func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
+	cache, spec, agent, err := f.applianceCache()
+	if err != nil {
+		return machine.Options{}, err
+	}
 	app, err := cache.Ensure(ctx, spec, agent)
 	if err != nil {
-		return nil, fmt.Errorf("helper appliance: %w", err)
+		return machine.Options{}, fmt.Errorf("helper appliance: %w", err)
 	}
-	return machine.Start(ctx, machine.Options{
+	return machine.Options{
 		Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
 		Appliance:         app,
 		BootTimeout:       f.bootTimeout,
 		HypervisorTimeout: 15 * time.Second,
 		AccelMemo:         envOr("DIBVM_ACCEL_MEMO", filepath.Join(cache.Dir, "accel-memo.json")),
 		Notices:           os.Stderr,
-	})
+	}, nil
 }

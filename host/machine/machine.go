@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +32,10 @@ type Options struct {
 	CPUs      int
 	Network   bool
 	Appliance *vmimage.Appliance
-	Inputs    []iso.File   // extra files for the input disk
-	Drives    []qemu.Drive // extra disks
+	Inputs    []iso.File // extra files for the input disk
+	// Disks are blank sparse disks made in the run directory, removed
+	// with it: scratch space and the output disk of a build.
+	Disks []Disk
 
 	// BootTimeout bounds the boot under TCG. HypervisorTimeout bounds it
 	// under kvm or hvf, which should be far faster; past it, auto falls
@@ -46,6 +49,12 @@ type Options struct {
 
 	// Notices gets one-line messages meant for the user (fallbacks).
 	Notices io.Writer
+}
+
+// Disk is a blank disk for the guest, found there by its serial.
+type Disk struct {
+	Serial string
+	Size   int64 // bytes; the file is sparse
 }
 
 // Machine is a booted helper VM.
@@ -123,11 +132,19 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 	if err := writeInput(dir.File("input.iso"), keys, opts); err != nil {
 		return nil, err
 	}
+	drives := []qemu.Drive{{Path: dir.File("input.iso"), Serial: bootconfig.DiskSerial, ReadOnly: true}}
+	for _, d := range opts.Disks {
+		p := dir.File(d.Serial + ".img")
+		if err := makeSparse(p, d.Size); err != nil {
+			return nil, err
+		}
+		drives = append(drives, qemu.Drive{Path: p, Serial: d.Serial})
+	}
 	cfg := &qemu.Config{
 		Binary: binary, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs,
 		Kernel: opts.Appliance.Kernel, Initrd: opts.Appliance.Initrd,
 		Cmdline: "console=" + qemu.ConsoleDevice() + " panic=-1 oops=panic mitigations=off random.trust_cpu=on",
-		Drives:  append([]qemu.Drive{{Path: dir.File("input.iso"), Serial: bootconfig.DiskSerial, ReadOnly: true}}, opts.Drives...),
+		Drives:  drives,
 		Network: opts.Network,
 
 		ConsoleLog:  dir.File("console.log"),
@@ -158,6 +175,21 @@ func writeInput(path string, keys *agentclient.Keys, opts Options) error {
 	}
 	files := append([]iso.File{{Name: bootconfig.FileName, Data: bytes.NewReader(b)}}, opts.Inputs...)
 	return iso.Write(path, files)
+}
+
+// DiskPath is the host file behind the disk with serial.
+func (m *Machine) DiskPath(serial string) string { return m.dir.File(serial + ".img") }
+
+func makeSparse(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return fmt.Errorf("make a %d-byte disk: %w", size, err)
+	}
+	return f.Close()
 }
 
 // QEMUMaxRSS is QEMU's peak resident set size in bytes, known once the

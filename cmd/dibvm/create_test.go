@@ -1,0 +1,146 @@
+package main_test
+
+import (
+	"archive/tar"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testElements is the directory of the test elements; tiny-os builds a
+// root in seconds, so these tests exercise the build pipeline rather than
+// a distribution.
+func testElements(t *testing.T) string {
+	p, err := filepath.Abs("testdata/elements")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readTar(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files := map[string]string{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, _ := io.ReadAll(tr)
+		files[strings.TrimPrefix(h.Name, "./")] = string(b)
+	}
+}
+
+// A user's element, the way DIB users write them, runs every phase with
+// DIB's environment, outside and inside the chroot.
+func TestCreateRunsUserElement(t *testing.T) {
+	needVM(t)
+	out := filepath.Join(t.TempDir(), "out", "img")
+	dir, env := runDir(t)
+	env = append(env, "ELEMENTS_PATH="+testElements(t), "DIB_USER_SETTING=from the host")
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out, "user-element")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	files := readTar(t, out+".tar")
+	for name, want := range map[string]string{
+		"etc/user-root-d":         "root.d: hello from environment.d, from the host\n",
+		"etc/user-install-d":      "install.d: hello from environment.d\n50-read-in-target\nhooks read-only\nuid 0 on x86_64\n",
+		"etc/user-post-install-d": "post-install.d ran\n",
+		"etc/user-finalise-d":     "finalise.d ran\n",
+		"etc/user-cleanup-d":      "cleanup.d ran outside\n",
+	} {
+		if got, ok := files[name]; !ok || got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if _, ok := files["tmp/left-in-tmp"]; ok {
+		t.Error("/tmp of the image was not emptied")
+	}
+	for _, s := range []string{"Target: install.d", "dib-run-parts Running /tmp/in_target.d/install.d/50-read-in-target", "Image file " + out + ".tar created"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("output lacks %q", s)
+		}
+	}
+	if left := entries(t, dir); len(left) > 0 {
+		t.Errorf("left behind in the runtime dir: %v", left)
+	}
+	// A second build moves the first image aside, as DIB does.
+	r = dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out, "user-element")
+	if r.code != 0 {
+		t.Fatalf("second build: exit %d\n%s", r.code, r.stderr)
+	}
+	aside, _ := filepath.Glob(out + ".tar-*")
+	if len(aside) != 1 {
+		t.Errorf("want the old image moved aside, found %v", aside)
+	}
+}
+
+// A failing hook gives one error block naming the element, phase and
+// script, its status and its last lines, and leaves nothing behind.
+func TestCreateHookFailure(t *testing.T) {
+	needVM(t)
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "img")
+	dir, env := runDir(t)
+	env = append(env, "ELEMENTS_PATH="+testElements(t))
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out, "failing-element")
+	if r.code == 0 {
+		t.Fatal("a failing hook reported success")
+	}
+	for _, want := range []string{
+		"element: failing-element", "phase:   install.d", "script:  50-fail", "status:  exit status 3",
+		"about to fail", "step 3", "something went wrong",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("error block lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	noPanic(t, r)
+	if left := entries(t, outDir); len(left) > 0 {
+		t.Errorf("left in the output directory: %v", left)
+	}
+	if left := entries(t, dir); len(left) > 0 {
+		t.Errorf("left in the runtime dir: %v", left)
+	}
+	waitNoQEMU(t, dir, 2*time.Second)
+}
+
+func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
+	// A QEMU that only records that it was started.
+	dir := t.TempDir()
+	started := filepath.Join(dir, "qemu-started")
+	fake := filepath.Join(dir, "qemu")
+	os.WriteFile(fake, []byte("#!/bin/sh\ntouch "+started+"\nexit 1\n"), 0o755)
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIBVM_QEMU=" + fake}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", "-t", "tar", "-o", "x", "nosuch-element"}, "element nosuch-element not found"},
+		{[]string{"create", "-t", "iso9660", "-o", "x", "tiny-os"}, "-t iso9660: this dibvm cannot write that type yet"},
+		{[]string{"create", "-a", "sparc", "-t", "tar", "tiny-os"}, "-a sparc"},
+		{[]string{"create", "--network", "wifi", "tiny-os"}, `--network "wifi"`},
+	} {
+		r := dibvm(t, env, time.Minute, c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("dibvm %v: exit %d, stderr %q, want %q", c.args, r.code, r.stderr, c.want)
+		}
+		if _, err := os.Stat(started); err == nil {
+			t.Errorf("dibvm %v started QEMU: bad input must fail before the VM boots", c.args)
+			os.Remove(started)
+		}
+	}
+}

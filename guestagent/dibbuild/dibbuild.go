@@ -1,0 +1,372 @@
+// Package dibbuild runs a DIB build inside the helper VM: it lays out the
+// build directories on the scratch disk, runs the phases in DIB's order,
+// outside the target or chrooted into it, and writes the result to the
+// output disk. The host starts it as `/init dib-build <input dir>`.
+package dibbuild
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/hookrunner"
+	"github.com/dibvm/dibvm/guestagent/sysinit"
+)
+
+// FailurePrefix starts the line on stdout that describes a failed hook.
+const FailurePrefix = "dibvm-build-failure: "
+
+// Layout of the scratch disk, mounted at root.
+const root = "/build"
+
+type build struct {
+	spec     *buildspec.Spec
+	input    string
+	hooks    string // TMP_HOOKS_PATH
+	elements string // the elements' own files
+	target   string // TMP_MOUNT_PATH, TARGET_ROOT
+	work     string // TMP_BUILD_DIR
+	out      io.Writer
+	mounts   []string // inside the target, to undo in reverse
+	env      []string
+}
+
+// Main runs the build described in inputDir and returns the exit status.
+func Main(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: dib-build INPUT_DIR")
+		return 2
+	}
+	b := &build{input: args[0], out: os.Stdout}
+	err := b.run()
+	b.unmountTarget()
+	if err == nil {
+		return 0
+	}
+	var f *hookrunner.Failure
+	if errors.As(err, &f) {
+		line, _ := json.Marshal(f)
+		fmt.Fprintf(os.Stdout, "\n%s%s\n", FailurePrefix, line)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "dib-build: %v\n", err)
+	return 1
+}
+
+func (b *build) run() error {
+	data, err := os.ReadFile(filepath.Join(b.input, buildspec.FileName))
+	if err != nil {
+		return err
+	}
+	if b.spec, err = buildspec.Parse(data); err != nil {
+		return err
+	}
+	if err := b.prepare(); err != nil {
+		return err
+	}
+	if err := b.outside("root.d"); err != nil {
+		return err
+	}
+	if err := b.checkRoot(); err != nil {
+		return err
+	}
+	if err := b.mountTarget(); err != nil {
+		return err
+	}
+	for _, step := range []func() error{
+		func() error { return b.outside("extra-data.d") },
+		func() error { return b.inside("pre-install.d") },
+		func() error { return b.inside("install.d") },
+		func() error { return b.inside("post-install.d") },
+		func() error { return b.outside("post-root.d") },
+		func() error { return b.outside("pre-finalise.d") },
+		func() error { return b.inside("finalise.d") },
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	b.unmountTarget()
+	if err := b.outside("cleanup.d"); err != nil {
+		return err
+	}
+	if err := b.finishTree(); err != nil {
+		return err
+	}
+	return b.writeOutputs()
+}
+
+// prepare formats and mounts the scratch disk and unpacks the elements.
+func (b *build) prepare() error {
+	dev, err := sysinit.FindDisk(buildspec.ScratchSerial, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	// No journal and lazy init: the scratch disk lives for one build.
+	if err := run("mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-E", "lazy_itable_init=1,lazy_journal_init=1", dev); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(dev, root, "ext4", 0, ""); err != nil {
+		return fmt.Errorf("mount the scratch disk: %w", err)
+	}
+	b.hooks, b.elements = filepath.Join(root, "hooks"), filepath.Join(root, "elements")
+	b.target, b.work = filepath.Join(root, "mnt"), filepath.Join(root, "work")
+	for _, d := range []string{b.target, b.work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := run("tar", "-C", root, "-xf", filepath.Join(b.input, buildspec.TarName)); err != nil {
+		return fmt.Errorf("unpack the elements: %w", err)
+	}
+	if err := os.MkdirAll(b.hooks, 0o755); err != nil {
+		return err
+	}
+	// The static agent is dib-run-parts, inside the chroot too.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := run("cp", self, filepath.Join(b.hooks, "dib-run-parts")); err != nil {
+		return err
+	}
+	b.env = b.environment()
+	return nil
+}
+
+// environment is what every hook gets, as DIB sets it.
+func (b *build) environment() []string {
+	s := b.spec
+	var yaml, array strings.Builder
+	for _, e := range s.Elements {
+		fmt.Fprintf(&yaml, "%s: %s\n", e, filepath.Join(b.elements, e))
+		fmt.Fprintf(&array, "[%s]=%s ", e, filepath.Join(b.elements, e))
+	}
+	env := map[string]string{
+		"PATH":               "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME":               "/root",
+		"LANG":               "C.UTF-8",
+		"LC_ALL":             "C",
+		"TMPDIR":             "/tmp",
+		"TARGET_ROOT":        b.target,
+		"TMP_MOUNT_PATH":     b.target,
+		"TMP_HOOKS_PATH":     b.hooks,
+		"TMP_BUILD_DIR":      b.work,
+		"TMP_IMAGE_DIR":      b.work,
+		"ARCH":               s.Arch,
+		"IMAGE_NAME":         s.ImageName,
+		"IMAGE_ELEMENT":      strings.Join(s.Elements, " "),
+		"IMAGE_ELEMENT_YAML": yaml.String(),
+		"ELEMENTS_PATH":      b.elements,
+		"DIB_ARGS":           strings.Join(s.Elements, " "),
+		"DIB_DEBUG_TRACE":    "0",
+	}
+	if s.Trace {
+		env["DIB_DEBUG_TRACE"] = "1"
+	}
+	for k, v := range s.Env {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env)+1)
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	// disk-image-create exports this function; hooks call it.
+	out = append(out, "BASH_FUNC_get_image_element_array%%=() {  echo \""+array.String()+"\"\n}")
+	return out
+}
+
+// outside runs a phase outside the chroot, if any element has it.
+func (b *build) outside(phase string) error {
+	dir := filepath.Join(b.hooks, phase)
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	fmt.Fprintf(b.out, "Running hooks from %s\n", dir)
+	return hookrunner.Run(dir, b.env, b.out)
+}
+
+// inside runs a phase chrooted into the target, with the hooks visible
+// read-only at /tmp/in_target.d, as DIB's run_d_in_target does.
+func (b *build) inside(phase string) error {
+	if _, err := os.Stat(filepath.Join(b.hooks, phase)); err != nil {
+		return nil
+	}
+	inTarget := filepath.Join(b.target, "tmp", "in_target.d")
+	if err := os.MkdirAll(inTarget, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(b.hooks, inTarget, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the hooks into the target: %w", err)
+	}
+	defer unix.Unmount(inTarget, unix.MNT_DETACH)
+	if err := unix.Mount("", inTarget, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("make the hooks read-only: %w", err)
+	}
+	failure := filepath.Join(b.target, "tmp", "dibvm-failure.json")
+	os.Remove(failure)
+	fmt.Fprintf(b.out, "Running hooks from /tmp/in_target.d/%s in the target\n", phase)
+	cmd := exec.Command("chroot", b.target, "/tmp/in_target.d/dib-run-parts", "/tmp/in_target.d/"+phase)
+	cmd.Env = append(b.env, "DIBVM_FAILURE_FILE=/tmp/dibvm-failure.json")
+	cmd.Stdout, cmd.Stderr = b.out, b.out
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	if f, rerr := hookrunner.ReadFailure(failure); rerr == nil {
+		os.Remove(failure)
+		return f
+	}
+	return fmt.Errorf("%s in the target: %w", phase, err)
+}
+
+// checkRoot fails the build when root.d left no root filesystem.
+func (b *build) checkRoot() error {
+	entries, err := os.ReadDir(b.target)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return errors.New("root.d made no root filesystem in TARGET_ROOT: the build needs an element that provides operating-system and builds its root in root.d")
+	}
+	return nil
+}
+
+// mountTarget mounts what chrooted hooks expect and swaps in a working
+// resolv.conf.
+func (b *build) mountTarget() error {
+	for _, m := range []struct {
+		src, dst, fstype string
+		flags            uintptr
+	}{
+		{"proc", "proc", "proc", 0},
+		{"/dev", "dev", "", unix.MS_BIND},
+		{"devpts", "dev/pts", "devpts", 0},
+		{"sysfs", "sys", "sysfs", unix.MS_RDONLY},
+	} {
+		dst := filepath.Join(b.target, m.dst)
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.src, dst, m.fstype, m.flags, ""); err != nil {
+			return fmt.Errorf("mount %s in the target: %w", m.dst, err)
+		}
+		b.mounts = append(b.mounts, dst)
+	}
+	return b.swapResolvConf()
+}
+
+func (b *build) unmountTarget() {
+	for i := len(b.mounts) - 1; i >= 0; i-- {
+		unix.Unmount(b.mounts[i], unix.MNT_DETACH)
+	}
+	b.mounts = nil
+}
+
+const resolvSaved = "etc/.resolv.conf.dibvm-orig"
+
+// swapResolvConf gives the target the helper's resolver during the build,
+// keeping whatever the target had (a file or a link) to put back.
+func (b *build) swapResolvConf() error {
+	conf := filepath.Join(b.target, "etc", "resolv.conf")
+	if _, err := os.Lstat(conf); err == nil {
+		if err := os.Rename(conf, filepath.Join(b.target, resolvSaved)); err != nil {
+			return err
+		}
+	}
+	data, _ := os.ReadFile("/etc/resolv.conf")
+	os.MkdirAll(filepath.Dir(conf), 0o755)
+	return os.WriteFile(conf, data, 0o644)
+}
+
+// finishTree restores resolv.conf and empties /tmp, as DIB does before
+// the tree becomes an image.
+func (b *build) finishTree() error {
+	conf := filepath.Join(b.target, "etc", "resolv.conf")
+	os.Remove(conf)
+	if _, err := os.Lstat(filepath.Join(b.target, resolvSaved)); err == nil {
+		if err := os.Rename(filepath.Join(b.target, resolvSaved), conf); err != nil {
+			return err
+		}
+	}
+	tmp := filepath.Join(b.target, "tmp")
+	entries, _ := os.ReadDir(tmp)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(tmp, e.Name()))
+	}
+	return nil
+}
+
+// writeOutputs writes the asked-for outputs to the output disk and
+// reports where they are.
+func (b *build) writeOutputs() error {
+	var res buildspec.Result
+	for _, t := range b.spec.Types {
+		switch t {
+		case "tar":
+			n, err := b.writeTar()
+			if err != nil {
+				return err
+			}
+			res.TarSize = n
+		default:
+			return fmt.Errorf("output type %s is not supported", t)
+		}
+	}
+	line, _ := json.Marshal(res)
+	fmt.Fprintf(b.out, "%s%s\n", buildspec.ResultPrefix, line)
+	return nil
+}
+
+// writeTar streams the tree as a tar archive onto the output disk.
+func (b *build) writeTar() (int64, error) {
+	dev, err := sysinit.FindDisk(buildspec.OutputSerial, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	cmd := exec.Command("tar", "--numeric-owner", "--xattrs", "--acls", "-C", b.target, "-cf", "-", ".")
+	cmd.Stderr = os.Stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	n, copyErr := io.Copy(f, pipe)
+	if err := cmd.Wait(); err != nil {
+		return 0, fmt.Errorf("tar the image tree: %w", err)
+	}
+	if copyErr != nil {
+		return 0, fmt.Errorf("write the tar to the output disk: %w", copyErr)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -1,0 +1,330 @@
+// Package build runs `disk-image-create` on the host side: it expands and
+// checks the elements, packs them for the guest, boots the helper VM with
+// a scratch disk and an output disk, runs the guest's build, and moves
+// the result into place only when it is complete.
+package build
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dibvm/dibvm/elements"
+	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/dibbuild"
+	"github.com/dibvm/dibvm/guestagent/hookrunner"
+	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/iso"
+	"github.com/dibvm/dibvm/host/machine"
+)
+
+// Options are one disk-image-create invocation.
+type Options struct {
+	Output   string   // -o: the image name, with any directory
+	Types    []string // -t
+	Elements []string // as given on the command line
+	SkipBase bool     // -n
+	Arch     string   // -a, Debian naming
+	Packages []string // -p
+	Trace    bool     // -x
+	Environ  []string // the caller's environment
+
+	ScratchSize int64
+
+	Stdout, Stderr io.Writer
+}
+
+// Supported lists the output types this build can write.
+var Supported = []string{"tar"}
+
+// Plan is a build whose inputs have been checked and packed.
+type Plan struct {
+	o      Options
+	hooks  *elements.Hooks
+	spec   *buildspec.Spec
+	inputs []iso.File
+}
+
+// Prepare checks everything that can be checked without a VM, so that bad
+// input fails at once, and packs the elements for the guest.
+func Prepare(o Options) (*Plan, error) {
+	if err := checkTypes(o.Types); err != nil {
+		return nil, err
+	}
+	els, hooks, err := prepareElements(o)
+	if err != nil {
+		return nil, err
+	}
+	spec := &buildspec.Spec{
+		ImageName: filepath.Base(o.Output),
+		Elements:  elements.Names(els),
+		Arch:      o.Arch,
+		Env:       dibEnv(o.Environ),
+		Types:     o.Types,
+		Packages:  o.Packages,
+		Trace:     o.Trace,
+	}
+	inputs, err := inputFiles(spec, els, hooks)
+	if err != nil {
+		return nil, err
+	}
+	return &Plan{o: o, hooks: hooks, spec: spec, inputs: inputs}, nil
+}
+
+// Run boots the helper VM as mo says and builds.
+func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
+	o, spec, hooks := p.o, p.spec, p.hooks
+	mo.Inputs = p.inputs
+	mo.Disks = []machine.Disk{
+		{Serial: buildspec.ScratchSerial, Size: o.ScratchSize},
+		{Serial: buildspec.OutputSerial, Size: o.ScratchSize},
+	}
+	m, err := machine.Start(ctx, mo)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	fmt.Fprintf(o.Stdout, "Building elements: %s\n", strings.Join(spec.Elements, " "))
+	scan := &resultScanner{out: o.Stdout}
+	err = m.Client.Run(agentclient.Command{
+		Line:   "/init dib-build /run/dibvm/input",
+		Stdout: scan, Stderr: o.Stderr,
+	})
+	scan.flush()
+	if err := m.Explain(err); err != nil {
+		if scan.failure != nil {
+			return &HookError{Failure: scan.failure, Element: elementOf(hooks, scan.failure)}
+		}
+		return fmt.Errorf("the build failed in the helper VM: %w", err)
+	}
+	if scan.result == nil {
+		return errors.New("the build ended without reporting its outputs")
+	}
+	return writeOutputs(o, m.DiskPath(buildspec.OutputSerial), scan.result)
+}
+
+func checkTypes(types []string) error {
+	if len(types) == 0 {
+		return errors.New("-t: no output type given")
+	}
+	for _, t := range types {
+		ok := false
+		for _, s := range Supported {
+			ok = ok || t == s
+		}
+		if !ok {
+			return fmt.Errorf("-t %s: this dibvm cannot write that type yet; it writes: %s", t, strings.Join(Supported, ", "))
+		}
+	}
+	return nil
+}
+
+// prepareElements expands, merges and checks the elements on the host,
+// where errors are cheap, before any VM boots.
+func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
+	lib, err := elements.NewLibrary(lookup(o.Environ, "ELEMENTS_PATH"), elements.Builtin())
+	if err != nil {
+		return nil, nil, err
+	}
+	els, err := elements.Expand(lib, elements.CommandLine(o.Elements, o.SkipBase, o.Arch))
+	for _, w := range lib.Warnings {
+		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	hooks, err := elements.MergeHooks(els)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings := hooks.ApplyInstallTypes(o.Environ)
+	for _, p := range elements.Phases {
+		_, w := hooks.Phase(p)
+		warnings = append(warnings, w...)
+	}
+	_, w := hooks.Environment()
+	for _, w := range append(warnings, w...) {
+		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
+	}
+	return els, hooks, nil
+}
+
+func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.Hooks) ([]iso.File, error) {
+	var tarball bytes.Buffer
+	if err := elements.WriteTar(&tarball, els, hooks); err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	return []iso.File{
+		{Name: buildspec.FileName, Data: bytes.NewReader(js)},
+		{Name: buildspec.TarName, Data: &tarball},
+	}, nil
+}
+
+// dibEnv is the part of the caller's environment the hooks see: DIB's
+// settings and the proxy variables, as DIB passes them through sudo -E.
+func dibEnv(environ []string) map[string]string {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, "DIB_"), k == "break",
+			strings.EqualFold(k, "http_proxy"), strings.EqualFold(k, "https_proxy"), strings.EqualFold(k, "no_proxy"):
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func lookup(environ []string, key string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// HookError is a failed hook, with the element it belongs to.
+type HookError struct {
+	Failure *hookrunner.Failure
+	Element string
+}
+
+func (e *HookError) Error() string {
+	var b strings.Builder
+	how := fmt.Sprintf("exit status %d", e.Failure.Status)
+	if e.Failure.Signal != "" {
+		how = e.Failure.Signal
+	}
+	fmt.Fprintf(&b, "the build failed in a hook\n  element: %s\n  phase:   %s\n  script:  %s\n  status:  %s\n",
+		e.Element, e.Failure.Phase, e.Failure.Script, how)
+	if len(e.Failure.Tail) > 0 {
+		b.WriteString("  last lines of its output:\n")
+		for _, l := range e.Failure.Tail {
+			b.WriteString("    " + l + "\n")
+		}
+	}
+	b.WriteString("Nothing was written to the output path. Fix the hook, or rerun with break=after-error to get a shell where it failed.")
+	return b.String()
+}
+
+func elementOf(h *elements.Hooks, f *hookrunner.Failure) string {
+	if hook, ok := h.Files[f.Phase+"/"+f.Script]; ok {
+		return hook.Element.Name
+	}
+	return "(unknown)"
+}
+
+// resultScanner passes the guest's output through, line by line, keeping
+// the result and failure lines the build reports at its end.
+type resultScanner struct {
+	out     io.Writer
+	partial []byte
+	result  *buildspec.Result
+	failure *hookrunner.Failure
+}
+
+func (s *resultScanner) Write(p []byte) (int, error) {
+	s.partial = append(s.partial, p...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		s.line(s.partial[:i+1])
+		s.partial = s.partial[i+1:]
+	}
+}
+
+func (s *resultScanner) line(l []byte) {
+	text := strings.TrimRight(string(l), "\n")
+	switch {
+	case strings.HasPrefix(text, buildspec.ResultPrefix):
+		var r buildspec.Result
+		if json.Unmarshal([]byte(strings.TrimPrefix(text, buildspec.ResultPrefix)), &r) == nil {
+			s.result = &r
+		}
+	case strings.HasPrefix(text, dibbuild.FailurePrefix):
+		var f hookrunner.Failure
+		if json.Unmarshal([]byte(strings.TrimPrefix(text, dibbuild.FailurePrefix)), &f) == nil {
+			s.failure = &f
+		}
+	default:
+		s.out.Write(l)
+	}
+}
+
+func (s *resultScanner) flush() {
+	if len(s.partial) > 0 {
+		s.line(s.partial)
+		s.partial = nil
+	}
+}
+
+// writeOutputs copies each output off the output disk into a temporary
+// file beside its final path, then renames it into place, moving an
+// existing file aside first as DIB does.
+func writeOutputs(o Options, disk string, r *buildspec.Result) error {
+	src, err := os.Open(disk)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for _, t := range o.Types {
+		final := o.Output + "." + t
+		if err := place(final, func(w io.Writer) error {
+			_, err := io.Copy(w, io.NewSectionReader(src, 0, r.TarSize))
+			return err
+		}); err != nil {
+			return fmt.Errorf("write %s: %w", final, err)
+		}
+		fmt.Fprintf(o.Stdout, "Image file %s created...\n", final)
+	}
+	return nil
+}
+
+// place writes a file through fill and renames it to final when complete.
+func place(final string, fill func(io.Writer) error) error {
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(final)+".partial-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	// CreateTemp makes the file 0600; an image is as readable as any file.
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(final); err == nil {
+		old := final + "-" + time.Now().Format("2006.01.02-15.04.05")
+		if err := os.Rename(final, old); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmp.Name(), final)
+}

@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/vmimage"
+)
+
+func createCommand() *cobra.Command {
+	var (
+		vf          vmFlags
+		o           build.Options
+		types       string
+		packages    []string
+		trace       int
+		installType string
+		timeout     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:     "create [flags] ELEMENT...",
+		Aliases: []string{"disk-image-create"},
+		Short:   "Build an image from DIB elements, as disk-image-create does",
+		Long: `Build an image from diskimage-builder elements. The privileged work runs
+in the helper VM; the host gets back only the image. Elements come from
+ELEMENTS_PATH, then the built-in library. DIB_* variables are passed to the
+elements' hooks.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := vf.check(); err != nil {
+				return err
+			}
+			arch, err := debianArch(o.Arch)
+			if err != nil {
+				return err
+			}
+			o.Arch = arch
+			o.Elements = args
+			o.Types = splitList(types)
+			o.Trace = trace > 0
+			for _, p := range packages {
+				o.Packages = append(o.Packages, splitList(p)...)
+			}
+			o.Environ = os.Environ()
+			if installType != "" {
+				o.Environ = append(o.Environ, "DIB_DEFAULT_INSTALLTYPE="+installType)
+			}
+			o.Stdout, o.Stderr = os.Stdout, os.Stderr
+			o.ScratchSize = 64 << 30
+			return runBuild(&vf, o, timeout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Output, "output", "o", "image", "image file name, without the type suffix")
+	f.StringVarP(&types, "type", "t", "qcow2", "output types, comma separated")
+	f.StringVarP(&o.Arch, "arch", "a", "", "architecture of the image (default: the host's)")
+	f.CountVarP(&trace, "trace", "x", "trace the hooks (repeatable)")
+	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
+	f.StringArrayVarP(&packages, "packages", "p", nil, "extra packages to install, comma separated (repeatable)")
+	f.StringVar(&installType, "install-type", "", "default install type (sets DIB_DEFAULT_INSTALLTYPE)")
+	f.DurationVar(&timeout, "timeout", 3*time.Hour, "stop the build after this long")
+	vf.register(f)
+	return cmd
+}
+
+// runBuild boots the VM and builds, stopping cleanly on a signal or the
+// timeout.
+func runBuild(vf *vmFlags, o build.Options, timeout time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	plan, err := build.Prepare(o)
+	if err != nil {
+		return err
+	}
+	mo, err := vf.machineOptions(ctx)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- plan.Run(ctx, mo) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// Run notices too, through the VM stopping; wait for its cleanup.
+		err := <-done
+		if ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("the build took longer than --timeout %s and was stopped", timeout)
+		}
+		if err != nil {
+			return fmt.Errorf("stopped by a signal: %w", err)
+		}
+		return nil
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// debianArch accepts DIB's -a values: Debian names and uname -m names.
+func debianArch(a string) (string, error) {
+	switch a {
+	case "":
+		return vmimage.DebianArch(runtime.GOARCH)
+	case "x86_64", "amd64":
+		return "amd64", nil
+	case "aarch64", "arm64":
+		return "arm64", nil
+	}
+	return "", fmt.Errorf("-a %s: dibvm builds amd64 (x86_64) and arm64 (aarch64) images", a)
+}
