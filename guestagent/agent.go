@@ -50,6 +50,12 @@ func Run() error {
 	if err != nil {
 		return err
 	}
+	if n := cfg.Network; n != nil && n.Proxy != "" {
+		for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"} {
+			srv.BaseEnv = append(srv.BaseEnv, k+"="+n.Proxy)
+		}
+		srv.BaseEnv = append(srv.BaseEnv, "no_proxy=localhost,127.0.0.1", "NO_PROXY=localhost,127.0.0.1")
+	}
 	dev, err := vport.Find(bootconfig.PortName, 10*time.Second)
 	if err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -345,6 +347,32 @@ func TestNetworkNoneCannotReachMirror(t *testing.T) {
 	// The command ran and failed, rather than dibvm failing to boot.
 	if !strings.Contains(r.stderr, "curl:") {
 		t.Errorf("expected curl's own error, got:\n%s", r.stderr)
+	}
+}
+
+// The guest reaches the network only through dibvm's proxy, which keeps
+// it away from services on the host's loopback and the link-local
+// metadata address.
+func TestNetworkCannotReachHostLoopback(t *testing.T) {
+	needVM(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "host secret")
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	script := `
+direct=$(curl -s --noproxy '*' --max-time 10 http://10.0.2.2:` + port + `/ || echo refused)
+proxied=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://127.0.0.1:` + port + `/ --noproxy '' || true)
+metadata=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://169.254.169.254/ || true)
+echo "$direct|$proxied|$metadata"`
+	r := dibvm(t, nil, 5*time.Minute, "run", "--", "sh", "-c", script)
+	if got := strings.TrimSpace(r.stdout); got != "refused|403|403" {
+		t.Errorf("got %q, want refused|403|403 (direct, through the proxy, metadata)\n%s", got, r.stderr)
 	}
 }
 

@@ -36,6 +36,9 @@ type Network struct {
 	Address string `json:"address"` // CIDR, e.g. 10.0.2.15/24
 	Gateway string `json:"gateway"`
 	DNS     string `json:"dns"`
+	// Proxy is the HTTP proxy that is the guest's only way out; every
+	// command gets it as http_proxy and https_proxy.
+	Proxy string `json:"proxy,omitempty"`
 }
 
 // Parse decodes a config and checks that its required fields are set.

@@ -179,6 +179,12 @@ func (b *build) environment() []string {
 	for k, v := range s.Env {
 		env[k] = v
 	}
+	// The helper's way out (see host/egress) applies to hooks too.
+	for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
 	out := make([]string, 0, len(env)+1)
 	for k, v := range env {
 		out = append(out, k+"="+v)

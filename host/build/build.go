@@ -173,14 +173,13 @@ func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.H
 }
 
 // dibEnv is the part of the caller's environment the hooks see: DIB's
-// settings and the proxy variables, as DIB passes them through sudo -E.
+// settings. The host's proxy variables are not passed: the guest's only
+// way out is dibvm's own proxy (host/egress).
 func dibEnv(environ []string) map[string]string {
 	env := map[string]string{}
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "DIB_"), k == "break",
-			strings.EqualFold(k, "http_proxy"), strings.EqualFold(k, "https_proxy"), strings.EqualFold(k, "no_proxy"):
+		if strings.HasPrefix(k, "DIB_") || k == "break" {
 			env[k] = v
 		}
 	}

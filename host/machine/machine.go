@@ -18,6 +18,7 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/bootconfig"
 	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/host/qmp"
@@ -63,9 +64,10 @@ type Machine struct {
 	BootTime time.Duration // from QEMU start to agent ready
 	Client   *agentclient.Client
 
-	proc *qemu.Process
-	mon  *qmp.Monitor
-	dir  *rundir.Dir
+	proc   *qemu.Process
+	mon    *qmp.Monitor
+	dir    *rundir.Dir
+	egress *egress.Proxy
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,6 +154,11 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 		AgentSocket: dir.File("agent.sock"),
 		AgentPort:   bootconfig.PortName,
 	}
+	if opts.Network {
+		if m.egress, cfg.Guestfwd, err = startEgress(dir); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	if m.proc, err = qemu.Start(cfg); err != nil {
 		return nil, err
@@ -167,7 +174,8 @@ func writeInput(path string, keys *agentclient.Keys, opts Options) error {
 	cfg := bootconfig.Config{AuthorizedKey: keys.AuthorizedKey(), HostKey: keys.GuestPrivateKey()}
 	if opts.Network {
 		// QEMU's user networking always serves this network.
-		cfg.Network = &bootconfig.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3"}
+		cfg.Network = &bootconfig.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3",
+			Proxy: "http://" + egress.GuestAddr}
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
@@ -175,6 +183,21 @@ func writeInput(path string, keys *agentclient.Keys, opts Options) error {
 	}
 	files := append([]iso.File{{Name: bootconfig.FileName, Data: bytes.NewReader(b)}}, opts.Inputs...)
 	return iso.Write(path, files)
+}
+
+// startEgress starts the proxy that is the guest's only way out, and
+// returns the QEMU forwarding rule that leads to it.
+func startEgress(dir *rundir.Dir) (*egress.Proxy, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	sock := dir.File("egress.sock")
+	p, err := egress.Listen(sock)
+	if err != nil {
+		return nil, "", fmt.Errorf("start the egress proxy: %w", err)
+	}
+	return p, egress.GuestfwdRule(self, sock), nil
 }
 
 // DiskPath is the host file behind the disk with serial.
@@ -237,6 +260,9 @@ func (m *Machine) close() error {
 	}
 	if m.mon != nil {
 		m.mon.Close()
+	}
+	if m.egress != nil {
+		m.egress.Close()
 	}
 	return m.dir.Remove()
 }

@@ -34,6 +34,9 @@ type Config struct {
 	Cmdline string
 	Drives  []Drive
 	Network bool // QEMU user networking (NAT)
+	// Guestfwd, when set, restricts the network to this one forwarding
+	// rule (see host/egress).
+	Guestfwd string
 
 	ConsoleLog  string // file that gets the serial console
 	QMPSocket   string // unix socket for QMP
@@ -111,8 +114,12 @@ func (c *Config) Args() []string {
 		a = append(a, "-drive", drive, "-device", "virtio-blk-pci,drive="+id+",serial="+d.Serial)
 	}
 	if c.Network {
+		netdev := "user,id=net0"
+		if c.Guestfwd != "" {
+			netdev += ",restrict=on,guestfwd=" + c.Guestfwd
+		}
 		// romfile= skips the PXE option ROM: nothing boots from the network.
-		a = append(a, "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=")
+		a = append(a, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile=")
 	}
 	return a
 }
