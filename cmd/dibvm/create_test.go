@@ -133,8 +133,16 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 		{[]string{"create", "-t", "iso9660", "-o", "x", "tiny-os"}, "-t iso9660: this dibvm cannot write that type yet"},
 		{[]string{"create", "-a", "sparc", "-t", "tar", "tiny-os"}, "-a sparc"},
 		{[]string{"create", "--network", "wifi", "tiny-os"}, `--network "wifi"`},
+		{[]string{"create", "-n", "-t", "qcow2", "-o", "x", "tiny-os"}, "a disk image needs a block device layout"},
+		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, ""},
 	} {
-		r := dibvm(t, env, time.Minute, c.args...)
+		cenv := env
+		if c.want == "" {
+			// A layout DIB_BLOCK_DEVICE_CONFIG names that dibvm cannot build.
+			cenv = append(env, "DIB_BLOCK_DEVICE_CONFIG=- lvm: {name: x}")
+			c.want = "DIB_BLOCK_DEVICE_CONFIG: lvm: dibvm does not support this block device node yet"
+		}
+		r := dibvm(t, cenv, time.Minute, c.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("dibvm %v: exit %d, stderr %q, want %q", c.args, r.code, r.stderr, c.want)
 		}

@@ -7,6 +7,8 @@ package buildspec
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/dibvm/dibvm/elements/blockdevice"
 )
 
 // FileName is the spec's name on the input disk; TarName the elements'.
@@ -36,6 +38,10 @@ type Spec struct {
 	Packages []string `json:"packages,omitempty"`
 	// Trace is -x: run hooks with tracing.
 	Trace bool `json:"trace,omitempty"`
+	// Layout is the disk to build, when a disk image type is asked for.
+	Layout *blockdevice.Layout `json:"layout,omitempty"`
+	// RootLabel labels the root filesystem when its config names none.
+	RootLabel string `json:"root_label,omitempty"`
 }
 
 // Parse decodes a spec.
@@ -56,6 +62,11 @@ type Result struct {
 	// TarSize is the length of the tar stream at the start of the output
 	// disk, when a tar output was asked for.
 	TarSize int64 `json:"tar_size,omitempty"`
+	// ImageSize is the length of the raw disk image at the start of the
+	// output disk, when a disk image was asked for. A tar then follows
+	// the image, starting at TarOffset.
+	ImageSize int64 `json:"image_size,omitempty"`
+	TarOffset int64 `json:"tar_offset,omitempty"`
 }
 
 // ResultPrefix starts the result line on the build's stdout.

@@ -33,7 +33,9 @@ type build struct {
 	input    string
 	hooks    string // TMP_HOOKS_PATH
 	elements string // the elements' own files
-	target   string // TMP_MOUNT_PATH, TARGET_ROOT
+	built    string // where the tree is built
+	target   string // TMP_MOUNT_PATH, TARGET_ROOT: the tree, then the image
+	img      *image
 	work     string // TMP_BUILD_DIR
 	out      io.Writer
 	mounts   []string // inside the target, to undo in reverse
@@ -88,6 +90,7 @@ func (b *build) run() error {
 		func() error { return b.inside("install.d") },
 		func() error { return b.inside("post-install.d") },
 		func() error { return b.outside("post-root.d") },
+		b.blockDevice,
 		func() error { return b.outside("pre-finalise.d") },
 		func() error { return b.inside("finalise.d") },
 	} {
@@ -103,6 +106,41 @@ func (b *build) run() error {
 		return err
 	}
 	return b.writeOutputs()
+}
+
+// blockDevice, for disk image outputs, makes the image and moves the
+// tree into it: from here on TARGET_ROOT is the mounted image.
+func (b *build) blockDevice() error {
+	if b.spec.Layout == nil {
+		return nil
+	}
+	if err := b.outside("block-device.d"); err != nil {
+		return err
+	}
+	b.unmountTarget()
+	if err := unix.Unmount(b.target, 0); err != nil {
+		return fmt.Errorf("unmount the tree: %w", err)
+	}
+	n, err := treeSize(b.built)
+	if err != nil {
+		return err
+	}
+	size := imageSize(n, b.spec.Layout)
+	disk, err := sysinit.FindDisk(buildspec.OutputSerial, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "Creating a %d MiB %s image\n", size>>20, b.spec.Layout.Label)
+	if b.img, err = b.makeImage(disk, size); err != nil {
+		return err
+	}
+	if err := run("cp", "-a", b.built+"/.", b.target+"/"); err != nil {
+		return fmt.Errorf("copy the tree into the image: %w", err)
+	}
+	if err := b.fstab(b.img); err != nil {
+		return err
+	}
+	return b.mountTarget()
 }
 
 // prepare formats and mounts the scratch disk and unpacks the elements.
@@ -122,11 +160,16 @@ func (b *build) prepare() error {
 		return fmt.Errorf("mount the scratch disk: %w", err)
 	}
 	b.hooks, b.elements = filepath.Join(root, "hooks"), filepath.Join(root, "elements")
-	b.target, b.work = filepath.Join(root, "mnt"), filepath.Join(root, "work")
-	for _, d := range []string{b.target, b.work} {
+	b.built, b.target, b.work = filepath.Join(root, "built"), filepath.Join(root, "mnt"), filepath.Join(root, "work")
+	for _, d := range []string{b.built, b.target, b.work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
+	}
+	// Hooks always see the tree at TMP_MOUNT_PATH, as in DIB, where later
+	// the image is mounted instead.
+	if err := unix.Mount(b.built, b.target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the tree: %w", err)
 	}
 	if err := run("tar", "-C", root, "-xf", filepath.Join(b.input, buildspec.TarName)); err != nil {
 		return fmt.Errorf("unpack the elements: %w", err)
@@ -316,19 +359,24 @@ func (b *build) finishTree() error {
 }
 
 // writeOutputs writes the asked-for outputs to the output disk and
-// reports where they are.
+// reports where they are: the raw image first, then any tar after it.
 func (b *build) writeOutputs() error {
 	var res buildspec.Result
+	if b.img != nil {
+		res.ImageSize, res.TarOffset = b.img.size, b.img.size
+	}
 	for _, t := range b.spec.Types {
-		switch t {
-		case "tar":
-			n, err := b.writeTar()
+		if t == "tar" {
+			n, err := b.writeTar(res.TarOffset)
 			if err != nil {
 				return err
 			}
 			res.TarSize = n
-		default:
-			return fmt.Errorf("output type %s is not supported", t)
+		}
+	}
+	if b.img != nil {
+		if err := b.img.release(); err != nil {
+			return err
 		}
 	}
 	line, _ := json.Marshal(res)
@@ -336,8 +384,9 @@ func (b *build) writeOutputs() error {
 	return nil
 }
 
-// writeTar streams the tree as a tar archive onto the output disk.
-func (b *build) writeTar() (int64, error) {
+// writeTar streams the tree as a tar archive onto the output disk at
+// offset.
+func (b *build) writeTar(offset int64) (int64, error) {
 	dev, err := sysinit.FindDisk(buildspec.OutputSerial, 10*time.Second)
 	if err != nil {
 		return 0, err
@@ -347,6 +396,9 @@ func (b *build) writeTar() (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, err
+	}
 	cmd := exec.Command("tar", "--numeric-owner", "--xattrs", "--acls", "-C", b.target, "-cf", "-", ".")
 	cmd.Stderr = os.Stderr
 	pipe, err := cmd.StdoutPipe()

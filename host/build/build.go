@@ -11,12 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dibvm/dibvm/elements"
+	"github.com/dibvm/dibvm/elements/blockdevice"
 	"github.com/dibvm/dibvm/guestagent/buildspec"
 	"github.com/dibvm/dibvm/guestagent/dibbuild"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
@@ -34,7 +37,9 @@ type Options struct {
 	Arch     string   // -a, Debian naming
 	Packages []string // -p
 	Trace    bool     // -x
-	Environ  []string // the caller's environment
+	// Uncompressed is -u: do not compress qcow2 images.
+	Uncompressed bool
+	Environ      []string // the caller's environment
 
 	ScratchSize int64
 
@@ -42,7 +47,10 @@ type Options struct {
 }
 
 // Supported lists the output types this build can write.
-var Supported = []string{"tar"}
+var Supported = []string{"qcow2", "raw", "vhd", "vhdx", "vmdk", "tar"}
+
+// diskFormats are the disk image types and qemu-img's name for each.
+var diskFormats = map[string]string{"qcow2": "qcow2", "raw": "raw", "vhd": "vpc", "vhdx": "vhdx", "vmdk": "vmdk"}
 
 // Plan is a build whose inputs have been checked and packed.
 type Plan struct {
@@ -70,6 +78,15 @@ func Prepare(o Options) (*Plan, error) {
 		Types:     o.Types,
 		Packages:  o.Packages,
 		Trace:     o.Trace,
+		RootLabel: lookup(o.Environ, "DIB_ROOT_LABEL"),
+	}
+	if spec.RootLabel == "" {
+		spec.RootLabel = "cloudimg-rootfs"
+	}
+	if wantsDisk(o.Types) {
+		if spec.Layout, err = layout(o, els); err != nil {
+			return nil, err
+		}
 	}
 	inputs, err := inputFiles(spec, els, hooks)
 	if err != nil {
@@ -108,7 +125,55 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	if scan.result == nil {
 		return errors.New("the build ended without reporting its outputs")
 	}
-	return writeOutputs(o, m.DiskPath(buildspec.OutputSerial), scan.result)
+	// QEMU must let go of the output disk before it is read.
+	m.Shutdown()
+	return writeOutputs(ctx, o, m.DiskPath(buildspec.OutputSerial), scan.result)
+}
+
+func wantsDisk(types []string) bool {
+	for _, t := range types {
+		if _, ok := diskFormats[t]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// layout reads the block device configuration: DIB_BLOCK_DEVICE_CONFIG
+// (YAML, or file:// and a path), else block-device-<arch>.yaml or
+// block-device-default.yaml of the elements.
+func layout(o Options, els []*elements.Element) (*blockdevice.Layout, error) {
+	var data []byte
+	var where string
+	if cfg := lookup(o.Environ, "DIB_BLOCK_DEVICE_CONFIG"); cfg != "" {
+		where = "DIB_BLOCK_DEVICE_CONFIG"
+		data = []byte(cfg)
+		if path, ok := strings.CutPrefix(cfg, "file://"); ok {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("DIB_BLOCK_DEVICE_CONFIG: %w", err)
+			}
+			data, where = b, path
+		}
+	} else {
+	search:
+		for _, name := range []string{"block-device-" + o.Arch + ".yaml", "block-device-default.yaml"} {
+			for _, e := range els {
+				if b, err := fs.ReadFile(e.FS, name); err == nil {
+					data, where = b, "element "+e.Name+": "+name
+					break search
+				}
+			}
+		}
+		if data == nil {
+			return nil, errors.New("a disk image needs a block device layout: add vm (which brings block-device-mbr) or a block-device-* element, or set DIB_BLOCK_DEVICE_CONFIG")
+		}
+	}
+	l, err := blockdevice.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return l, nil
 }
 
 func checkTypes(types []string) error {
@@ -272,58 +337,128 @@ func (s *resultScanner) flush() {
 	}
 }
 
-// writeOutputs copies each output off the output disk into a temporary
-// file beside its final path, then renames it into place, moving an
-// existing file aside first as DIB does.
-func writeOutputs(o Options, disk string, r *buildspec.Result) error {
+// writeOutputs takes every output off the output disk into a temporary
+// file beside its final path and, only when all are complete, renames
+// them into place, moving existing files aside first as DIB does. Disk
+// images are converted with qemu-img from raw only: the host never
+// interprets what the guest made.
+func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Result) error {
+	var staged []*stagedFile
+	defer func() {
+		for _, s := range staged {
+			os.Remove(s.tmp)
+		}
+	}()
+	for _, t := range o.Types {
+		if t != "tar" {
+			continue
+		}
+		s, err := stage(o.Output+".tar", func(tmp *os.File) error { return copyTar(tmp, disk, r) })
+		if err != nil {
+			return err
+		}
+		staged = append(staged, s)
+	}
+	if r.ImageSize > 0 {
+		// The raw image is the disk's first ImageSize bytes.
+		if err := os.Truncate(disk, r.ImageSize); err != nil {
+			return err
+		}
+	}
+	for _, t := range o.Types {
+		format, ok := diskFormats[t]
+		if !ok {
+			continue
+		}
+		if r.ImageSize == 0 {
+			return fmt.Errorf("-t %s: the build made no disk image", t)
+		}
+		s, err := stage(o.Output+"."+t, func(tmp *os.File) error { return convert(ctx, disk, tmp.Name(), format, !o.Uncompressed) })
+		if err != nil {
+			return err
+		}
+		staged = append(staged, s)
+	}
+	for _, s := range staged {
+		if err := s.commit(); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.Stdout, "Image file %s created...\n", s.final)
+	}
+	staged = nil
+	return nil
+}
+
+func copyTar(tmp *os.File, disk string, r *buildspec.Result) error {
 	src, err := os.Open(disk)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	for _, t := range o.Types {
-		final := o.Output + "." + t
-		if err := place(final, func(w io.Writer) error {
-			_, err := io.Copy(w, io.NewSectionReader(src, 0, r.TarSize))
-			return err
-		}); err != nil {
-			return fmt.Errorf("write %s: %w", final, err)
-		}
-		fmt.Fprintf(o.Stdout, "Image file %s created...\n", final)
+	_, err = io.Copy(tmp, io.NewSectionReader(src, r.TarOffset, r.TarSize))
+	return err
+}
+
+// convert writes the raw image disk to dst as format with qemu-img.
+func convert(ctx context.Context, disk, dst, format string, compress bool) error {
+	qemuImg, err := exec.LookPath("qemu-img")
+	if err != nil {
+		return errors.New("qemu-img not found: it comes with QEMU (Debian and Ubuntu: apt-get install qemu-utils)")
+	}
+	args := []string{"convert", "-f", "raw", "-O", format}
+	if format == "qcow2" && compress {
+		args = append(args, "-c")
+	}
+	args = append(args, disk, dst)
+	out, err := exec.CommandContext(ctx, qemuImg, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("qemu-img %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-// place writes a file through fill and renames it to final when complete.
-func place(final string, fill func(io.Writer) error) error {
+// stagedFile is an output written beside its final path, not yet renamed.
+type stagedFile struct {
+	final, tmp string
+}
+
+// stage writes a file through fill into a temporary file beside final.
+func stage(final string, fill func(*os.File) error) (*stagedFile, error) {
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(final)+".partial-*")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	// CreateTemp makes the file 0600; an image is as readable as any file.
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
+	s := &stagedFile{final: final, tmp: tmp.Name()}
+	err = func() error {
+		defer tmp.Close()
+		// CreateTemp makes the file 0600; an image is as readable as any file.
+		if err := tmp.Chmod(0o644); err != nil {
+			return err
+		}
+		if err := fill(tmp); err != nil {
+			return err
+		}
+		return tmp.Sync()
+	}()
+	if err != nil {
+		os.Remove(s.tmp)
+		return nil, fmt.Errorf("write %s: %w", final, err)
 	}
-	if err := fill(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if _, err := os.Lstat(final); err == nil {
-		old := final + "-" + time.Now().Format("2006.01.02-15.04.05")
-		if err := os.Rename(final, old); err != nil {
+	return s, nil
+}
+
+// commit moves an existing file at final aside and renames the staged
+// file into place.
+func (s *stagedFile) commit() error {
+	if _, err := os.Lstat(s.final); err == nil {
+		old := s.final + "-" + time.Now().Format("2006.01.02-15.04.05")
+		if err := os.Rename(s.final, old); err != nil {
 			return err
 		}
 	}
-	return os.Rename(tmp.Name(), final)
+	return os.Rename(s.tmp, s.final)
 }

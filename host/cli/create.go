@@ -65,6 +65,7 @@ elements' hooks.`,
 	f.StringVarP(&o.Arch, "arch", "a", "", "architecture of the image (default: the host's)")
 	f.CountVarP(&trace, "trace", "x", "trace the hooks (repeatable)")
 	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
+	f.BoolVarP(&o.Uncompressed, "uncompressed", "u", false, "do not compress qcow2 images")
 	f.StringArrayVarP(&packages, "packages", "p", nil, "extra packages to install, comma separated (repeatable)")
 	f.StringVar(&installType, "install-type", "", "default install type (sets DIB_DEFAULT_INSTALLTYPE)")
 	f.DurationVar(&timeout, "timeout", 3*time.Hour, "stop the build after this long")

@@ -69,6 +69,7 @@ type Machine struct {
 	dir    *rundir.Dir
 	egress *egress.Proxy
 
+	stopOnce  sync.Once
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -251,10 +252,18 @@ func (m *Machine) Close() error {
 	return m.closeErr
 }
 
+// Shutdown stops the VM but keeps the run directory, so that the host can
+// take the build's output off its disk. Close still has to be called.
+func (m *Machine) Shutdown() {
+	m.stopOnce.Do(func() {
+		if m.proc != nil {
+			m.stop()
+		}
+	})
+}
+
 func (m *Machine) close() error {
-	if m.proc != nil {
-		m.stop()
-	}
+	m.Shutdown()
 	if m.Client != nil {
 		m.Client.Close()
 	}

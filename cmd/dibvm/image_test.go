@@ -1,0 +1,203 @@
+package main_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tool finds a host tool the image checks need, also in the sbin
+// directories an ordinary user's PATH may lack.
+func tool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin"} {
+		if p := filepath.Join(d, name); fileExists(p) {
+			return p
+		}
+	}
+	t.Fatalf("checking images needs %s (Debian package %s); scripts/install-deps.sh installs it", name, pkg)
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+type partitionTable struct {
+	PartitionTable struct {
+		Label      string `json:"label"`
+		Partitions []struct {
+			Start    int64  `json:"start"`
+			Size     int64  `json:"size"`
+			Type     string `json:"type"`
+			Name     string `json:"name"`
+			Bootable bool   `json:"bootable"`
+		} `json:"partitions"`
+	} `json:"partitiontable"`
+}
+
+func readPartitions(t *testing.T, raw string) partitionTable {
+	t.Helper()
+	out, err := exec.Command(tool(t, "sfdisk", "fdisk"), "--json", raw).Output()
+	if err != nil {
+		t.Fatalf("sfdisk --json %s: %v", raw, err)
+	}
+	var pt partitionTable
+	if err := json.Unmarshal(out, &pt); err != nil {
+		t.Fatal(err)
+	}
+	return pt
+}
+
+// extract copies a partition out of a raw image, so that host tools can
+// read it without mounting anything.
+func extract(t *testing.T, raw string, start, sectors int64) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "part-"+strconv.FormatInt(start, 10))
+	src, err := os.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	buf := make([]byte, 1<<20)
+	off, end := start*512, (start+sectors)*512
+	for off < end {
+		n := int64(len(buf))
+		if end-off < n {
+			n = end - off
+		}
+		m, err := src.ReadAt(buf[:n], off)
+		if err != nil && m == 0 {
+			t.Fatal(err)
+		}
+		out.Write(buf[:m])
+		off += int64(m)
+	}
+	return dst
+}
+
+func blkid(t *testing.T, dev, tag string) string {
+	t.Helper()
+	out, _ := exec.Command(tool(t, "blkid", "util-linux"), "-s", tag, "-o", "value", dev).Output()
+	return strings.TrimSpace(string(out))
+}
+
+func debugfsCat(t *testing.T, fsImage, path string) string {
+	t.Helper()
+	out, err := exec.Command(tool(t, "debugfs", "e2fsprogs"), "-R", "cat "+path, fsImage).Output()
+	if err != nil {
+		t.Fatalf("debugfs cat %s: %v", path, err)
+	}
+	return string(out)
+}
+
+// Disk images: checked from the host with no root and no mounting.
+func TestCreateDiskImages(t *testing.T) {
+	needVM(t)
+	out := filepath.Join(t.TempDir(), "img")
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=disk"}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "raw,qcow2,vhd,vhdx,vmdk,tar", "-o", out, "user-element", "block-device-mbr")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, ext := range []string{"raw", "qcow2", "vhd", "vhdx", "vmdk", "tar"} {
+		if !fileExists(out + "." + ext) {
+			t.Errorf("%s.%s missing", out, ext)
+		}
+	}
+	for _, ext := range []string{"qcow2", "vhdx", "vmdk"} {
+		if o, err := exec.Command("qemu-img", "check", out+"."+ext).CombinedOutput(); err != nil {
+			t.Errorf("qemu-img check %s.%s: %v\n%s", out, ext, err, o)
+		}
+	}
+	// vhd (qemu-img's vpc) has no check; its size must match the raw.
+	for _, ext := range []string{"qcow2", "vhd", "vhdx", "vmdk"} {
+		info, err := exec.Command("qemu-img", "info", "--output=json", out+"."+ext).Output()
+		var v struct {
+			VirtualSize int64 `json:"virtual-size"`
+		}
+		if err != nil || json.Unmarshal(info, &v) != nil {
+			t.Errorf("qemu-img info %s: %v", ext, err)
+			continue
+		}
+		raw, _ := os.Stat(out + ".raw")
+		if v.VirtualSize < raw.Size() {
+			t.Errorf("%s virtual size %d < raw %d", ext, v.VirtualSize, raw.Size())
+		}
+	}
+	pt := readPartitions(t, out+".raw")
+	if pt.PartitionTable.Label != "dos" || len(pt.PartitionTable.Partitions) != 1 {
+		t.Fatalf("partition table %+v, want one dos partition", pt)
+	}
+	p := pt.PartitionTable.Partitions[0]
+	if p.Type != "83" || !p.Bootable {
+		t.Errorf("partition %+v, want type 83, bootable", p)
+	}
+	root := extract(t, out+".raw", p.Start, p.Size)
+	if got := blkid(t, root, "TYPE"); got != "ext4" {
+		t.Errorf("root filesystem type %q", got)
+	}
+	if got := blkid(t, root, "LABEL"); got != "cloudimg-rootfs" {
+		t.Errorf("root label %q, want cloudimg-rootfs", got)
+	}
+	if got := debugfsCat(t, root, "/etc/fstab"); got != "LABEL=cloudimg-rootfs / ext4 defaults 0 1\n" {
+		t.Errorf("fstab %q", got)
+	}
+	if got := debugfsCat(t, root, "/etc/user-root-d"); got != "root.d: hello from environment.d, disk\n" {
+		t.Errorf("root.d effect %q", got)
+	}
+	if got := debugfsCat(t, root, "/etc/user-finalise-d"); got != "finalise.d ran\n" {
+		t.Errorf("finalise.d (chrooted into the image) effect %q", got)
+	}
+}
+
+func TestCreateGPTWithESP(t *testing.T) {
+	needVM(t)
+	out := filepath.Join(t.TempDir(), "img")
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=efi", "DIB_ROOT_LABEL=myroot"}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "raw", "-o", out, "user-element", "block-device-efi")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	pt := readPartitions(t, out+".raw")
+	parts := pt.PartitionTable.Partitions
+	if pt.PartitionTable.Label != "gpt" || len(parts) != 3 {
+		t.Fatalf("partition table %+v, want gpt with 3 partitions", pt)
+	}
+	want := []struct{ name, typ string }{
+		{"ESP", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"},
+		{"BSP", "21686148-6449-6E6F-744E-656564454649"},
+		{"root", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"},
+	}
+	for i, w := range want {
+		if parts[i].Name != w.name || parts[i].Type != w.typ {
+			t.Errorf("partition %d = %s %s, want %s %s", i+1, parts[i].Name, parts[i].Type, w.name, w.typ)
+		}
+	}
+	if parts[0].Size*512 != 550<<20 {
+		t.Errorf("ESP is %d bytes, want 550 MiB", parts[0].Size*512)
+	}
+	esp := extract(t, out+".raw", parts[0].Start, parts[0].Size)
+	if got := blkid(t, esp, "TYPE"); got != "vfat" {
+		t.Errorf("ESP type %q", got)
+	}
+	root := extract(t, out+".raw", parts[2].Start, parts[2].Size)
+	if got := blkid(t, root, "LABEL"); got != "myroot" {
+		t.Errorf("root label %q, want myroot (DIB_ROOT_LABEL)", got)
+	}
+	fstab := debugfsCat(t, root, "/etc/fstab")
+	if !strings.Contains(fstab, "LABEL=myroot / ext4 defaults 0 1") || !strings.Contains(fstab, "/boot/efi vfat defaults 0 2") {
+		t.Errorf("fstab %q", fstab)
+	}
+}
