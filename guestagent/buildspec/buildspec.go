@@ -42,6 +42,11 @@ type Spec struct {
 	Layout *blockdevice.Layout `json:"layout,omitempty"`
 	// RootLabel labels the root filesystem when its config names none.
 	RootLabel string `json:"root_label,omitempty"`
+	// ImageSizeGB (--image-size) fixes the image size; ExtraSizeGB
+	// (--image-extra-size) is added to the tree's size instead of DIB's
+	// usual margin. Both in GB, as DIB documents them.
+	ImageSizeGB float64 `json:"image_size_gb,omitempty"`
+	ExtraSizeGB float64 `json:"extra_size_gb,omitempty"`
 }
 
 // Parse decodes a spec.

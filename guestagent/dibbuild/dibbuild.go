@@ -125,7 +125,7 @@ func (b *build) blockDevice() error {
 	if err != nil {
 		return err
 	}
-	size := imageSize(n, b.spec.Layout)
+	size := imageSize(n, b.spec)
 	disk, err := sysinit.FindDisk(buildspec.OutputSerial, 10*time.Second)
 	if err != nil {
 		return err

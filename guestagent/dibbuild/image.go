@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dibvm/dibvm/elements/blockdevice"
+	"github.com/dibvm/dibvm/guestagent/buildspec"
 )
 
 // image is the disk being built on a loop device over the output disk,
@@ -27,25 +28,44 @@ type image struct {
 
 const mib = 1 << 20
 
-// imageSize is the tree's size with room for filesystem metadata and
-// growth, plus the fixed-size partitions and the partition table, in
-// whole MiB.
-func imageSize(treeBytes int64, l *blockdevice.Layout) int64 {
-	n := treeBytes + treeBytes/5 + 128*mib + l.Fixed() + 4*mib
-	return (n + mib - 1) / mib * mib
+// imageSize sizes the image as disk-image-create does: the tree's du
+// divided by 0.6 (or plus DIB_IMAGE_EXTRA_SIZE GB), plus the ext4
+// journal, plus 525 MiB for block-device-efi's large ESP, rounded up to
+// 64 KiB; or DIB_IMAGE_SIZE GB exactly. It never returns less than the
+// fixed-size partitions, the tree and the journal need.
+func imageSize(treeBytes int64, s *buildspec.Spec) int64 {
+	const kib = 1024
+	var size int64
+	if s.ImageSizeGB > 0 {
+		size = int64(s.ImageSizeGB * (1 << 30))
+	} else {
+		if s.ExtraSizeGB > 0 {
+			size = treeBytes + int64(s.ExtraSizeGB*(1<<30))
+		} else {
+			size = int64(float64(treeBytes) / 0.6)
+		}
+		if rootType(s.Layout) == "ext4" {
+			size += 64 * mib
+		}
+		for _, e := range s.Elements {
+			if e == "block-device-efi" {
+				size += 525 * mib
+			}
+		}
+	}
+	if least := s.Layout.Fixed() + treeBytes + treeBytes/10 + 64*mib + 2*mib; size < least {
+		size = least
+	}
+	return (size + 64*kib - 1) / (64 * kib) * (64 * kib)
 }
 
-// treeSize is what du counts for the tree, as DIB sizes its images.
-func treeSize(dir string) (int64, error) {
-	out, err := exec.Command("du", "-x", "-s", "-B1", dir).Output()
-	if err != nil {
-		return 0, fmt.Errorf("du %s: %w", dir, err)
+func rootType(l *blockdevice.Layout) string {
+	for _, p := range l.Partitions {
+		if p.FS != nil && p.FS.MountPoint == "/" {
+			return p.FS.Type
+		}
 	}
-	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return 0, fmt.Errorf("du %s: no output", dir)
-	}
-	return strconv.ParseInt(f[0], 10, 64)
+	return ""
 }
 
 // makeImage partitions and formats the image and mounts it at target.
@@ -162,6 +182,10 @@ func mkfs(dev string, fs *blockdevice.Filesystem, label string) error {
 	switch fs.Type {
 	case "ext2", "ext3", "ext4":
 		args = []string{"mkfs." + fs.Type, "-F", "-q"}
+		if fs.Type == "ext4" && fs.MountPoint == "/" {
+			// As DIB: room for the many inodes and resizes of a cloud image.
+			args = append(args, "-i", "4096", "-J", "size=64")
+		}
 		if label != "" {
 			args = append(args, "-L", label)
 		}
@@ -283,4 +307,18 @@ func waitFor(path string, timeout time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// treeSize is what du counts for the tree (disk usage, not apparent
+// size), as DIB sizes its images.
+func treeSize(dir string) (int64, error) {
+	out, err := exec.Command("du", "-x", "-s", "-B1", dir).Output()
+	if err != nil {
+		return 0, fmt.Errorf("du %s: %w", dir, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("du %s: no output", dir)
+	}
+	return strconv.ParseInt(f[0], 10, 64)
 }

@@ -39,7 +39,9 @@ type Options struct {
 	Trace    bool     // -x
 	// Uncompressed is -u: do not compress qcow2 images.
 	Uncompressed bool
-	Environ      []string // the caller's environment
+	// ImageSizeGB and ExtraSizeGB are --image-size and --image-extra-size.
+	ImageSizeGB, ExtraSizeGB float64
+	Environ                  []string // the caller's environment
 
 	ScratchSize int64
 
@@ -71,14 +73,16 @@ func Prepare(o Options) (*Plan, error) {
 		return nil, err
 	}
 	spec := &buildspec.Spec{
-		ImageName: filepath.Base(o.Output),
-		Elements:  elements.Names(els),
-		Arch:      o.Arch,
-		Env:       dibEnv(o.Environ),
-		Types:     o.Types,
-		Packages:  o.Packages,
-		Trace:     o.Trace,
-		RootLabel: lookup(o.Environ, "DIB_ROOT_LABEL"),
+		ImageName:   filepath.Base(o.Output),
+		Elements:    elements.Names(els),
+		Arch:        o.Arch,
+		Env:         dibEnv(o.Environ),
+		Types:       o.Types,
+		Packages:    o.Packages,
+		Trace:       o.Trace,
+		RootLabel:   lookup(o.Environ, "DIB_ROOT_LABEL"),
+		ImageSizeGB: o.ImageSizeGB,
+		ExtraSizeGB: o.ExtraSizeGB,
 	}
 	if spec.RootLabel == "" {
 		spec.RootLabel = "cloudimg-rootfs"

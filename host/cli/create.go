@@ -24,6 +24,7 @@ func createCommand() *cobra.Command {
 		packages    []string
 		trace       int
 		installType string
+		rootLabel   string
 		timeout     time.Duration
 	)
 	cmd := &cobra.Command{
@@ -51,6 +52,12 @@ elements' hooks.`,
 				o.Packages = append(o.Packages, splitList(p)...)
 			}
 			o.Environ = os.Environ()
+			if rootLabel != "" {
+				o.Environ = append(o.Environ, "DIB_ROOT_LABEL="+rootLabel)
+			}
+			if o.ImageSizeGB < 0 || o.ExtraSizeGB < 0 {
+				return fmt.Errorf("--image-size and --image-extra-size cannot be negative")
+			}
 			if installType != "" {
 				o.Environ = append(o.Environ, "DIB_DEFAULT_INSTALLTYPE="+installType)
 			}
@@ -66,6 +73,9 @@ elements' hooks.`,
 	f.CountVarP(&trace, "trace", "x", "trace the hooks (repeatable)")
 	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
 	f.BoolVarP(&o.Uncompressed, "uncompressed", "u", false, "do not compress qcow2 images")
+	f.Float64Var(&o.ImageSizeGB, "image-size", 0, "image size in GB (default: from the size of the tree, as DIB)")
+	f.Float64Var(&o.ExtraSizeGB, "image-extra-size", 0, "GB to add to the tree's size, instead of DIB's usual margin")
+	f.StringVar(&rootLabel, "root-label", "", "label of the root filesystem (sets DIB_ROOT_LABEL; default cloudimg-rootfs)")
 	f.StringArrayVarP(&packages, "packages", "p", nil, "extra packages to install, comma separated (repeatable)")
 	f.StringVar(&installType, "install-type", "", "default install type (sets DIB_DEFAULT_INSTALLTYPE)")
 	f.DurationVar(&timeout, "timeout", 3*time.Hour, "stop the build after this long")
