@@ -183,8 +183,13 @@ func mkfs(dev string, fs *blockdevice.Filesystem, label string) error {
 	case "ext2", "ext3", "ext4":
 		args = []string{"mkfs." + fs.Type, "-F", "-q"}
 		if fs.Type == "ext4" && fs.MountPoint == "/" {
-			// As DIB: room for the many inodes and resizes of a cloud image.
-			args = append(args, "-i", "4096", "-J", "size=64")
+			// As DIB: room for the many inodes and resizes of a cloud
+			// image. A 64 MiB journal needs a filesystem of some size;
+			// tiny test images get mkfs's own choice.
+			args = append(args, "-i", "4096")
+			if devSize(dev) >= 1<<30 {
+				args = append(args, "-J", "size=64")
+			}
 		}
 		if label != "" {
 			args = append(args, "-L", label)
@@ -294,6 +299,16 @@ func (img *image) release() error {
 		img.loop = ""
 	}
 	return firstErr
+}
+
+// devSize is a block device's size in bytes, or 0 if unknown.
+func devSize(dev string) int64 {
+	out, err := exec.Command("blockdev", "--getsize64", dev).Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	return n
 }
 
 func waitFor(path string, timeout time.Duration) error {
