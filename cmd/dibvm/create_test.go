@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,14 +78,23 @@ func TestCreateRunsUserElement(t *testing.T) {
 	if left := entries(t, dir); len(left) > 0 {
 		t.Errorf("left behind in the runtime dir: %v", left)
 	}
-	// A second build moves the first image aside, as DIB does.
-	r = dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out, "user-element")
+	// A second build moves the first image aside, as DIB does; with
+	// --checksum, sums that sha256sum and md5sum accept sit beside it.
+	r = dibvm(t, env, 10*time.Minute, "create", "-n", "--checksum", "-t", "tar", "-o", out, "user-element")
 	if r.code != 0 {
 		t.Fatalf("second build: exit %d\n%s", r.code, r.stderr)
 	}
 	aside, _ := filepath.Glob(out + ".tar-*")
 	if len(aside) != 1 {
 		t.Errorf("want the old image moved aside, found %v", aside)
+	}
+	for _, check := range []string{"sha256sum", "md5sum"} {
+		ext := map[string]string{"sha256sum": ".sha256", "md5sum": ".md5"}[check]
+		cmd := exec.Command(check, "-c", filepath.Base(out)+".tar"+ext)
+		cmd.Dir = filepath.Dir(out)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s -c: %v\n%s", check, err, o)
+		}
 	}
 }
 

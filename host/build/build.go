@@ -7,6 +7,9 @@ package build
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +44,9 @@ type Options struct {
 	Uncompressed bool
 	// ImageSizeGB and ExtraSizeGB are --image-size and --image-extra-size.
 	ImageSizeGB, ExtraSizeGB float64
-	Environ                  []string // the caller's environment
+	// Checksum is --checksum: write .md5 and .sha256 beside each output.
+	Checksum bool
+	Environ  []string // the caller's environment
 
 	ScratchSize int64
 
@@ -383,6 +388,13 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Resu
 		}
 		staged = append(staged, s)
 	}
+	if o.Checksum {
+		sums, err := stageChecksums(staged)
+		if err != nil {
+			return err
+		}
+		staged = append(staged, sums...)
+	}
 	for _, s := range staged {
 		if err := s.commit(); err != nil {
 			return err
@@ -391,6 +403,37 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Resu
 	}
 	staged = nil
 	return nil
+}
+
+// stageChecksums stages an .md5 and a .sha256 file for each output, in
+// the format md5sum and sha256sum write and check ("<sum>  <name>").
+func stageChecksums(outputs []*stagedFile) ([]*stagedFile, error) {
+	var out []*stagedFile
+	for _, f := range outputs {
+		src, err := os.Open(f.tmp)
+		if err != nil {
+			return out, err
+		}
+		m, s := md5.New(), sha256.New()
+		_, err = io.Copy(io.MultiWriter(m, s), src)
+		src.Close()
+		if err != nil {
+			return out, err
+		}
+		name := filepath.Base(f.final)
+		for ext, sum := range map[string][]byte{".md5": m.Sum(nil), ".sha256": s.Sum(nil)} {
+			line := hex.EncodeToString(sum) + "  " + name + "\n"
+			sf, err := stage(f.final+ext, func(tmp *os.File) error {
+				_, err := io.WriteString(tmp, line)
+				return err
+			})
+			if err != nil {
+				return out, err
+			}
+			out = append(out, sf)
+		}
+	}
+	return out, nil
 }
 
 func copyTar(tmp *os.File, disk string, r *buildspec.Result) error {

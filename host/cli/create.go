@@ -73,6 +73,7 @@ elements' hooks.`,
 	f.CountVarP(&trace, "trace", "x", "trace the hooks (repeatable)")
 	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
 	f.BoolVarP(&o.Uncompressed, "uncompressed", "u", false, "do not compress qcow2 images")
+	f.BoolVar(&o.Checksum, "checksum", false, "write .md5 and .sha256 files beside each output")
 	f.Float64Var(&o.ImageSizeGB, "image-size", 0, "image size in GB (default: from the size of the tree, as DIB)")
 	f.Float64Var(&o.ExtraSizeGB, "image-extra-size", 0, "GB to add to the tree's size, instead of DIB's usual margin")
 	f.StringVar(&rootLabel, "root-label", "", "label of the root filesystem (sets DIB_ROOT_LABEL; default cloudimg-rootfs)")
