@@ -22,6 +22,8 @@ func main() {
 		os.Exit(hookrunner.Main(os.Args[1:]))
 	case len(os.Args) > 1 && os.Args[1] == "dib-build":
 		os.Exit(dibbuild.Main(os.Args[2:]))
+	case len(os.Args) > 1 && os.Args[1] == "dib-break-shell":
+		os.Exit(dibbuild.ShellMain())
 	}
 	if os.Getpid() != 1 {
 		log.Fatal("dibvm-agent runs as PID 1 of dibvm's helper VM; it is not a command to run by hand")

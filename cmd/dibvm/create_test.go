@@ -145,8 +145,12 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 		{[]string{"create", "--network", "wifi", "tiny-os"}, `--network "wifi"`},
 		{[]string{"create", "-n", "-t", "qcow2", "-o", "x", "tiny-os"}, "a disk image needs a block device layout"},
 		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, ""},
+		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, "break=before-instal: unknown phase"},
 	} {
 		cenv := env
+		if strings.HasPrefix(c.want, "break=") {
+			cenv = append(env, "break=before-instal")
+		}
 		if c.want == "" {
 			// A layout DIB_BLOCK_DEVICE_CONFIG names that dibvm cannot build.
 			cenv = append(env, "DIB_BLOCK_DEVICE_CONFIG=- lvm: {name: x}")

@@ -38,6 +38,8 @@ type Spec struct {
 	Packages []string `json:"packages,omitempty"`
 	// Trace is -x: run hooks with tracing.
 	Trace bool `json:"trace,omitempty"`
+	// Break is DIB's break= setting, checked by the host.
+	Break string `json:"break,omitempty"`
 	// Layout is the disk to build, when a disk image type is asked for.
 	Layout *blockdevice.Layout `json:"layout,omitempty"`
 	// RootLabel labels the root filesystem when its config names none.
@@ -76,3 +78,25 @@ type Result struct {
 
 // ResultPrefix starts the result line on the build's stdout.
 const ResultPrefix = "dibvm-build-result: "
+
+// BreakPrefix starts the line by which the build, stopped at a
+// breakpoint, asks the host for a shell. The build goes on when the host
+// writes a line to its stdin.
+const BreakPrefix = "dibvm-break: "
+
+// Break is what the build says at a breakpoint.
+type Break struct {
+	Point  string `json:"point"`
+	Chroot bool   `json:"chroot"` // the shell belongs inside the target
+}
+
+// BreakFile is where the build leaves the shell's settings (a
+// BreakShell), for `/init dib-break-shell`.
+const BreakFile = "/run/dibvm/break.json"
+
+// BreakShell is how to start the shell of a breakpoint.
+type BreakShell struct {
+	Root   string   `json:"root"`
+	Chroot bool     `json:"chroot"`
+	Env    []string `json:"env"`
+}

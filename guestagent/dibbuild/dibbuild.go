@@ -5,6 +5,7 @@
 package dibbuild
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/buildspec"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
@@ -40,6 +42,9 @@ type build struct {
 	out      io.Writer
 	mounts   []string // inside the target, to undo in reverse
 	env      []string
+	breaks   breakpoint.Set
+	stdin    *bufio.Reader
+	errShell bool // the after-error shell has been given
 }
 
 // Main runs the build described in inputDir and returns the exit status.
@@ -50,11 +55,14 @@ func Main(args []string) int {
 	}
 	b := &build{input: args[0], out: os.Stdout}
 	err := b.run()
+	var f *hookrunner.Failure
+	if errors.As(err, &f) {
+		b.stopOnError(false)
+	}
 	b.unmountTarget()
 	if err == nil {
 		return 0
 	}
-	var f *hookrunner.Failure
 	if errors.As(err, &f) {
 		line, _ := json.Marshal(f)
 		fmt.Fprintf(os.Stdout, "\n%s%s\n", FailurePrefix, line)
@@ -70,6 +78,9 @@ func (b *build) run() error {
 		return err
 	}
 	if b.spec, err = buildspec.Parse(data); err != nil {
+		return err
+	}
+	if err := b.parseBreaks(); err != nil {
 		return err
 	}
 	if err := b.prepare(); err != nil {
@@ -237,22 +248,41 @@ func (b *build) environment() []string {
 	return out
 }
 
-// outside runs a phase outside the chroot, if any element has it.
+// outside runs a phase outside the chroot, if any element has it, with
+// its breakpoints (which DIB honours whether or not the phase has hooks).
 func (b *build) outside(phase string) error {
-	dir := filepath.Join(b.hooks, phase)
-	if _, err := os.Stat(dir); err != nil {
-		return nil
+	name := strings.TrimSuffix(phase, ".d")
+	if err := b.stop("before-"+name, false); err != nil {
+		return err
 	}
-	fmt.Fprintf(b.out, "Running hooks from %s\n", dir)
-	return hookrunner.Run(dir, b.env, b.out)
+	dir := filepath.Join(b.hooks, phase)
+	if _, err := os.Stat(dir); err == nil {
+		fmt.Fprintf(b.out, "Running hooks from %s\n", dir)
+		if err := hookrunner.Run(dir, b.env, b.out); err != nil {
+			return err
+		}
+	}
+	return b.stop("after-"+name, false)
 }
 
 // inside runs a phase chrooted into the target, with the hooks visible
-// read-only at /tmp/in_target.d, as DIB's run_d_in_target does.
+// read-only at /tmp/in_target.d, as DIB's run_d_in_target does, and with
+// its breakpoints, where the shell is in the chroot too.
 func (b *build) inside(phase string) error {
 	if _, err := os.Stat(filepath.Join(b.hooks, phase)); err != nil {
-		return nil
+		return nil // DIB has no breakpoints for a chroot phase without hooks
 	}
+	name := strings.TrimSuffix(phase, ".d")
+	if err := b.stop("before-"+name, true); err != nil {
+		return err
+	}
+	if err := b.runInside(phase); err != nil {
+		return err
+	}
+	return b.stop("after-"+name, true)
+}
+
+func (b *build) runInside(phase string) error {
 	inTarget := filepath.Join(b.target, "tmp", "in_target.d")
 	if err := os.MkdirAll(inTarget, 0o755); err != nil {
 		return err
@@ -276,6 +306,8 @@ func (b *build) inside(phase string) error {
 	}
 	if f, rerr := hookrunner.ReadFailure(failure); rerr == nil {
 		os.Remove(failure)
+		// While the hooks are still mounted, as DIB's ERR trap has them.
+		b.stopOnError(true)
 		return f
 	}
 	return fmt.Errorf("%s in the target: %w", phase, err)
@@ -302,7 +334,7 @@ func (b *build) mountTarget() error {
 	}{
 		{"proc", "proc", "proc", 0},
 		{"/dev", "dev", "", unix.MS_BIND},
-		{"devpts", "dev/pts", "devpts", 0},
+		{"/dev/pts", "dev/pts", "", unix.MS_BIND}, // the helper's own, so ttys resolve
 		{"sysfs", "sys", "sysfs", unix.MS_RDONLY},
 	} {
 		dst := filepath.Join(b.target, m.dst)

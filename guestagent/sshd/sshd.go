@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
@@ -88,12 +89,33 @@ func (s *Server) globalRequests(reqs <-chan *ssh.Request) {
 	}
 }
 
-// session serves one channel: env requests, then one exec, then signals.
+// session serves one channel: env and pty requests, then one exec, then
+// signals and window changes.
 func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	env := append([]string(nil), s.BaseEnv...)
-	var proc *process
+	var (
+		proc *process
+		tty  *ptyRequest
+	)
 	for r := range reqs {
 		switch r.Type {
+		case "pty-req":
+			var p ptyRequest
+			if proc != nil || ssh.Unmarshal(r.Payload, &p) != nil {
+				r.Reply(false, nil)
+				continue
+			}
+			tty = &p
+			env = append(env, "TERM="+p.Term)
+			r.Reply(true, nil)
+		case "window-change":
+			var w struct{ Cols, Rows, Width, Height uint32 }
+			if proc != nil && proc.pty != nil && ssh.Unmarshal(r.Payload, &w) == nil {
+				pty.Setsize(proc.pty, &pty.Winsize{Cols: uint16(w.Cols), Rows: uint16(w.Rows)})
+			}
+			if r.WantReply {
+				r.Reply(true, nil)
+			}
 		case "env":
 			var kv struct{ Name, Value string }
 			if ssh.Unmarshal(r.Payload, &kv) != nil {
@@ -108,7 +130,7 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				r.Reply(false, nil)
 				continue
 			}
-			p, err := start(cmd.Command, env, ch)
+			p, err := start(cmd.Command, env, ch, tty)
 			if err != nil {
 				r.Reply(false, nil)
 				fmt.Fprintf(ch.Stderr(), "dibvm-agent: %v\n", err)
@@ -143,16 +165,28 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	}
 }
 
+// ptyRequest is RFC 4254's pty-req.
+type ptyRequest struct {
+	Term                      string
+	Cols, Rows, Width, Height uint32
+	Modes                     string
+}
+
 // process is a command started for a session.
 type process struct {
 	pid    int
+	pty    *os.File // the terminal's master side, for a pty session
 	copies sync.WaitGroup
 }
 
 // start runs command with sh -c in its own process group, its stdio wired
-// to ch. The pipes are *os.File so that os/exec starts no goroutines that
-// only its Wait would collect: the reaper waits for the process instead.
-func start(command string, env []string, ch ssh.Channel) (*process, error) {
+// to ch, or to a new terminal when the client asked for one. The pipes are
+// *os.File so that os/exec starts no goroutines that only its Wait would
+// collect: the reaper waits for the process instead.
+func start(command string, env []string, ch ssh.Channel, tty *ptyRequest) (*process, error) {
+	if tty != nil {
+		return startPTY(command, env, ch, tty)
+	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -189,6 +223,28 @@ func start(command string, env []string, ch ssh.Channel) (*process, error) {
 	p.copies.Add(2)
 	go func() { defer p.copies.Done(); io.Copy(ch, outR); outR.Close() }()
 	go func() { defer p.copies.Done(); io.Copy(ch.Stderr(), errR); errR.Close() }()
+	return p, nil
+}
+
+// startPTY runs command on a new terminal: a session leader with the
+// terminal as its controlling tty, so that job control and ^C work.
+func startPTY(command string, env []string, ch ssh.Channel, tty *ptyRequest) (*process, error) {
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Env = env
+	cmd.Dir = "/root"
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(tty.Cols), Rows: uint16(tty.Rows)})
+	if err != nil {
+		return nil, err
+	}
+	p := &process{pid: cmd.Process.Pid, pty: ptmx}
+	cmd.Process.Release()
+	go io.Copy(ptmx, ch)
+	p.copies.Add(1)
+	go func() {
+		defer p.copies.Done()
+		io.Copy(ch, ptmx) // ends with EIO once no process holds the terminal
+		ptmx.Close()
+	}()
 	return p, nil
 }
 

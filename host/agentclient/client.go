@@ -65,6 +65,15 @@ type Command struct {
 	Stderr io.Writer
 	// Signals are forwarded to the command's process group.
 	Signals <-chan os.Signal
+	// Terminal, when set, runs the command on a terminal in the guest,
+	// sized as this one (stdin must be it, in raw mode).
+	Terminal *Terminal
+}
+
+// Terminal describes the local terminal for a pty session.
+type Terminal struct {
+	Term       string
+	Cols, Rows int
 }
 
 // ExitError is a command that ran and failed.
@@ -96,6 +105,11 @@ func (c *Client) Run(cmd Command) error {
 	for _, k := range keys {
 		if err := s.Setenv(k, cmd.Env[k]); err != nil {
 			return fmt.Errorf("set %s in the guest: %w", k, err)
+		}
+	}
+	if t := cmd.Terminal; t != nil {
+		if err := s.RequestPty(t.Term, t.Rows, t.Cols, ssh.TerminalModes{}); err != nil {
+			return fmt.Errorf("ask the agent for a terminal: %w", err)
 		}
 	}
 	s.Stdin, s.Stdout, s.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/blockdevice"
+	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/buildspec"
 	"github.com/dibvm/dibvm/guestagent/dibbuild"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
@@ -86,11 +87,15 @@ func Prepare(o Options) (*Plan, error) {
 		Packages:    o.Packages,
 		Trace:       o.Trace,
 		RootLabel:   lookup(o.Environ, "DIB_ROOT_LABEL"),
+		Break:       lookup(o.Environ, "break"),
 		ImageSizeGB: o.ImageSizeGB,
 		ExtraSizeGB: o.ExtraSizeGB,
 	}
 	if spec.RootLabel == "" {
 		spec.RootLabel = "cloudimg-rootfs"
+	}
+	if _, err := breakpoint.Parse(spec.Break); err != nil {
+		return nil, err
 	}
 	if wantsDisk(o.Types) {
 		if spec.Layout, err = layout(o, els); err != nil {
@@ -119,10 +124,16 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	defer m.Close()
 
 	fmt.Fprintf(o.Stdout, "Building elements: %s\n", strings.Join(spec.Elements, " "))
-	scan := &resultScanner{out: o.Stdout}
+	// The build's stdin only carries the go-ahead after a breakpoint.
+	goAhead, resume := io.Pipe()
+	defer resume.Close()
+	scan := &resultScanner{out: o.Stdout, onBreak: func(b buildspec.Break) {
+		p.breakShell(m, b)
+		io.WriteString(resume, "\n")
+	}}
 	err = m.Client.Run(agentclient.Command{
-		Line:   "/init dib-build /run/dibvm/input",
-		Stdout: scan, Stderr: o.Stderr,
+		Line:  "/init dib-build /run/dibvm/input",
+		Stdin: goAhead, Stdout: scan, Stderr: o.Stderr,
 	})
 	scan.flush()
 	if err := m.Explain(err); err != nil {
@@ -307,6 +318,7 @@ type resultScanner struct {
 	partial []byte
 	result  *buildspec.Result
 	failure *hookrunner.Failure
+	onBreak func(buildspec.Break)
 }
 
 func (s *resultScanner) Write(p []byte) (int, error) {
@@ -328,6 +340,11 @@ func (s *resultScanner) line(l []byte) {
 		var r buildspec.Result
 		if json.Unmarshal([]byte(strings.TrimPrefix(text, buildspec.ResultPrefix)), &r) == nil {
 			s.result = &r
+		}
+	case strings.HasPrefix(text, buildspec.BreakPrefix):
+		var b buildspec.Break
+		if json.Unmarshal([]byte(strings.TrimPrefix(text, buildspec.BreakPrefix)), &b) == nil && s.onBreak != nil {
+			s.onBreak(b)
 		}
 	case strings.HasPrefix(text, dibbuild.FailurePrefix):
 		var f hookrunner.Failure

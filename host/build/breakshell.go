@@ -1,0 +1,114 @@
+package build
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/term"
+
+	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/machine"
+)
+
+// breakShell opens the shell of a breakpoint on the user's terminal (or
+// on dibvm's stdin and stdout, when they are not a terminal) and returns
+// when the user leaves it.
+func (p *Plan) breakShell(m *machine.Machine, b buildspec.Break) {
+	where := "in the helper VM"
+	if b.Chroot {
+		where = "in the image's chroot"
+	}
+	fmt.Fprintf(p.o.Stderr, "dibvm: stopped at %s; a shell is open %s. Exit it to go on.\n", b.Point, where)
+	cmd := agentclient.Command{
+		Line:  "/init dib-break-shell",
+		Stdin: userInput.session(), Stdout: p.o.Stdout, Stderr: p.o.Stderr,
+	}
+	defer userInput.endSession()
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		cols, rows, err := term.GetSize(fd)
+		if err == nil {
+			cmd.Terminal = &agentclient.Terminal{Term: os.Getenv("TERM"), Cols: cols, Rows: rows}
+			if old, err := term.MakeRaw(fd); err == nil {
+				defer term.Restore(fd, old)
+			}
+		}
+	}
+	if err := m.Client.Run(cmd); err != nil {
+		fmt.Fprintf(p.o.Stderr, "dibvm: the shell at %s ended: %v\n", b.Point, err)
+	}
+}
+
+// inputRelay reads dibvm's stdin once, for the whole run, and hands it to
+// one shell at a time: each shell gets a reader that ends with the shell,
+// so that input typed after it is kept for the next breakpoint rather than
+// swallowed by a finished session.
+type inputRelay struct {
+	once sync.Once
+	data chan []byte
+	mu   sync.Mutex
+	cur  *sessionReader
+}
+
+var userInput = &inputRelay{}
+
+func (r *inputRelay) start() {
+	r.once.Do(func() {
+		r.data = make(chan []byte)
+		go func() {
+			defer close(r.data)
+			for {
+				buf := make([]byte, 4096)
+				n, err := os.Stdin.Read(buf)
+				if n > 0 {
+					r.data <- buf[:n]
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	})
+}
+
+func (r *inputRelay) session() io.Reader {
+	r.start()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cur = &sessionReader{relay: r, done: make(chan struct{})}
+	return r.cur
+}
+
+func (r *inputRelay) endSession() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil {
+		close(r.cur.done)
+		r.cur = nil
+	}
+}
+
+type sessionReader struct {
+	relay *inputRelay
+	done  chan struct{}
+	rest  []byte
+}
+
+func (s *sessionReader) Read(p []byte) (int, error) {
+	if len(s.rest) == 0 {
+		select {
+		case b, ok := <-s.relay.data:
+			if !ok {
+				return 0, io.EOF
+			}
+			s.rest = b
+		case <-s.done:
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, s.rest)
+	s.rest = s.rest[n:]
+	return n, nil
+}
