@@ -128,6 +128,23 @@ func TestCreateHookFailure(t *testing.T) {
 	waitNoQEMU(t, dir, 2*time.Second)
 }
 
+// -p installs with the image's install-packages after install.d; an
+// image without one fails clearly.
+func TestCreateExtraPackagesNeedInstallPackages(t *testing.T) {
+	needVM(t)
+	out := filepath.Join(t.TempDir(), "img")
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=x"}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-p", "vim,curl", "-o", out, "user-element")
+	if r.code == 0 {
+		t.Fatal("-p succeeded on an image without install-packages")
+	}
+	for _, want := range []string{"script:  install-packages (-p)", "status:  exit status 127", "no install-packages command"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("error lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
 func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 	// A QEMU that only records that it was started.
 	dir := t.TempDir()

@@ -99,6 +99,7 @@ func (b *build) run() error {
 		func() error { return b.outside("extra-data.d") },
 		func() error { return b.inside("pre-install.d") },
 		func() error { return b.inside("install.d") },
+		b.extraPackages,
 		func() error { return b.inside("post-install.d") },
 		func() error { return b.outside("post-root.d") },
 		b.blockDevice,
@@ -311,6 +312,35 @@ func (b *build) runInside(phase string) error {
 		return f
 	}
 	return fmt.Errorf("%s in the target: %w", phase, err)
+}
+
+// extraPackages installs the -p packages in the target after install.d,
+// with the target's install-packages, as disk-image-create does.
+func (b *build) extraPackages() error {
+	if len(b.spec.Packages) == 0 {
+		return nil
+	}
+	fmt.Fprintf(b.out, "Installing the -p packages: %s\n", strings.Join(b.spec.Packages, " "))
+	tail := &strings.Builder{}
+	cmd := exec.Command("chroot", append([]string{b.target, "install-packages"}, b.spec.Packages...)...)
+	cmd.Env = b.env
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(b.out, tail), io.MultiWriter(b.out, tail)
+	if err := cmd.Run(); err != nil {
+		lines := strings.Split(strings.TrimSpace(tail.String()), "\n")
+		if len(lines) > 20 {
+			lines = lines[len(lines)-20:]
+		}
+		status := 1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			status = ee.ExitCode()
+		}
+		if status == 127 {
+			lines = append(lines, "the image has no install-packages command: -p needs an element that provides it (dpkg)")
+		}
+		return &hookrunner.Failure{Phase: "install.d", Script: "install-packages (-p)", Status: status, Tail: lines}
+	}
+	return nil
 }
 
 // checkRoot fails the build when root.d left no root filesystem.

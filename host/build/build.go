@@ -308,7 +308,7 @@ func elementOf(h *elements.Hooks, f *hookrunner.Failure) string {
 	if hook, ok := h.Files[f.Phase+"/"+f.Script]; ok {
 		return hook.Element.Name
 	}
-	return "(unknown)"
+	return "(none: the build's own step)"
 }
 
 // resultScanner passes the guest's output through, line by line, keeping
