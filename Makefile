@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 AGENT   := host/agentbin/bin/dibvm-agent-linux-$(GOARCH)
 LDFLAGS := -s -w -X github.com/dibvm/dibvm/host/cli.Version=$(VERSION)
 
-.PHONY: all agent dibvm test unit integration bench clean FORCE
+.PHONY: all agent dibvm test unit e2e bench clean FORCE
 
 all: dibvm
 
@@ -27,6 +27,10 @@ test: dibvm
 # Unit tests only: no VM, no network.
 unit: agent
 	$(GO) test -count=1 -short ./...
+
+# The end-to-end builds of real Debian images: many minutes under TCG.
+e2e: dibvm
+	$(GO) test -count=1 -timeout 120m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
 
 bench: dibvm
 	./scripts/bench.sh

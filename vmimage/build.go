@@ -184,8 +184,26 @@ func configure(t *initramfs.Tree, spec Spec) error {
 	t.Symlink("../proc/self/mounts", "etc/mtab")
 	alternatives(t)
 	caBundle(t)
+	// Elements call sudo; in the helper everything already runs as root.
+	t.WriteFile("usr/local/bin/sudo", []byte(sudoShim), 0o755)
 	return nil
 }
+
+// sudoShim runs its command as it is, dropping sudo's options, so that
+// DIB elements' "sudo -E cmd" and "sudo sh -c ..." work in the helper,
+// where every command already runs as root.
+const sudoShim = `#!/bin/sh
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --) shift; break ;;
+        -u|-g|-C|-D|-h|-p|-r|-t|-T|-U) shift 2 ;;
+        -*) shift ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || exit 0
+exec "$@"
+`
 
 // alternatives makes the links update-alternatives would make in the
 // packages' postinst, for the commands DIB's scripts call by their
