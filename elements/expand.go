@@ -124,3 +124,15 @@ func (x *expansion) notFound(name string, err error) error {
 	nf.NeededBy = strings.Join(chain, " <- ")
 	return nf
 }
+
+// ImageElementVars are the values of IMAGE_ELEMENT_YAML and of
+// get_image_element_array's output that disk-image-create exports for the
+// elements names, found at path(name).
+func ImageElementVars(names []string, path func(string) string) (yaml, array string) {
+	var y, a strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&y, "%s: %s\n", n, path(n))
+		fmt.Fprintf(&a, "[%s]=%s ", n, path(n))
+	}
+	return y.String(), a.String()
+}

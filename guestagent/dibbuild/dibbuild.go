@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/buildspec"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
@@ -204,11 +205,7 @@ func (b *build) prepare() error {
 // environment is what every hook gets, as DIB sets it.
 func (b *build) environment() []string {
 	s := b.spec
-	var yaml, array strings.Builder
-	for _, e := range s.Elements {
-		fmt.Fprintf(&yaml, "%s: %s\n", e, filepath.Join(b.elements, e))
-		fmt.Fprintf(&array, "[%s]=%s ", e, filepath.Join(b.elements, e))
-	}
+	yaml, array := elements.ImageElementVars(s.Elements, func(n string) string { return filepath.Join(b.elements, n) })
 	env := map[string]string{
 		"PATH":               "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME":               "/root",
@@ -223,7 +220,7 @@ func (b *build) environment() []string {
 		"ARCH":               s.Arch,
 		"IMAGE_NAME":         s.ImageName,
 		"IMAGE_ELEMENT":      strings.Join(s.Elements, " "),
-		"IMAGE_ELEMENT_YAML": yaml.String(),
+		"IMAGE_ELEMENT_YAML": yaml,
 		"ELEMENTS_PATH":      b.elements,
 		"DIB_ARGS":           strings.Join(s.Elements, " "),
 		"DIB_DEBUG_TRACE":    "0",
@@ -245,7 +242,7 @@ func (b *build) environment() []string {
 		out = append(out, k+"="+v)
 	}
 	// disk-image-create exports this function; hooks call it.
-	out = append(out, "BASH_FUNC_get_image_element_array%%=() {  echo \""+array.String()+"\"\n}")
+	out = append(out, "BASH_FUNC_get_image_element_array%%=() {  echo \""+array+"\"\n}")
 	return out
 }
 

@@ -101,17 +101,14 @@ func buildEnv(name string) (string, bool) {
 // elementEnv is element-info --env's output, byte for byte as DIB's
 // (names in set order, which for dibvm is sorted).
 func elementEnv(els []*elements.Element) string {
-	var names, yaml, array strings.Builder
-	for i, e := range els {
-		if i > 0 {
-			names.WriteByte(' ')
-		}
-		names.WriteString(e.Name)
-		fmt.Fprintf(&yaml, "%s: %s\n", e.Name, e.Path)
-		fmt.Fprintf(&array, "[%s]=%s ", e.Name, e.Path)
+	byName := map[string]string{}
+	for _, e := range els {
+		byName[e.Name] = e.Path
 	}
+	names := elements.Names(els)
+	yaml, array := elements.ImageElementVars(names, func(n string) string { return byName[n] })
 	return fmt.Sprintf("export IMAGE_ELEMENT=%s\nexport IMAGE_ELEMENT_YAML=%s\nfunction get_image_element_array {\n  echo \"%s\"\n};\nexport -f get_image_element_array;\n",
-		shellQuote(names.String()), shellQuote(yaml.String()), strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(array.String()))
+		shellQuote(strings.Join(names, " ")), shellQuote(yaml), strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(array))
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
