@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,6 +127,77 @@ func TestCreateHookFailure(t *testing.T) {
 		t.Errorf("left in the runtime dir: %v", left)
 	}
 	waitNoQEMU(t, dir, 2*time.Second)
+}
+
+// SIGTERM, and separately --timeout, stop a build: no QEMU, no run
+// directory, nothing at the output path.
+func TestCreateStopsOnSignalAndTimeout(t *testing.T) {
+	needVM(t)
+	for _, how := range []string{"SIGTERM", "timeout"} {
+		t.Run(how, func(t *testing.T) {
+			outDir := t.TempDir()
+			dir, env := runDir(t)
+			args := []string{"create", "-n", "-t", "tar", "-o", filepath.Join(outDir, "img"), "slow-element"}
+			if how == "timeout" {
+				args = append(args, "--timeout", "40s")
+			}
+			cmd := exec.Command(dibvmBin, args...)
+			cmd.Env = append(append(os.Environ(), env...), "ELEMENTS_PATH="+testElements(t))
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			sleeping := make(chan struct{})
+			go func() {
+				b := make([]byte, 4096)
+				var seen strings.Builder
+				for {
+					n, err := stdout.Read(b)
+					seen.Write(b[:n])
+					if strings.Contains(seen.String(), "sleeping for a long time") {
+						close(sleeping)
+						io.Copy(io.Discard, stdout)
+						return
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			select {
+			case <-sleeping:
+			case <-time.After(5 * time.Minute):
+				t.Fatalf("the slow hook never started\n%s", stderr.String())
+			}
+			if how == "SIGTERM" {
+				cmd.Process.Signal(syscall.SIGTERM)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("the stopped build reported success")
+				}
+			case <-time.After(3 * time.Minute):
+				t.Fatal("dibvm did not stop")
+			}
+			want := map[string]string{"SIGTERM": "stopped by a signal", "timeout": "longer than --timeout 40s"}[how]
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+			}
+			waitNoQEMU(t, dir, 2*time.Second)
+			if left := entries(t, dir); len(left) > 0 {
+				t.Errorf("left in the runtime dir: %v", left)
+			}
+			if left := entries(t, outDir); len(left) > 0 {
+				t.Errorf("left in the output directory: %v", left)
+			}
+		})
+	}
 }
 
 // -p installs with the image's install-packages after install.d; an

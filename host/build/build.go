@@ -122,6 +122,8 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		return err
 	}
 	defer m.Close()
+	// A signal or the timeout stops the VM, which ends the build.
+	defer context.AfterFunc(ctx, func() { m.Close() })()
 
 	fmt.Fprintf(o.Stdout, "Building elements: %s\n", strings.Join(spec.Elements, " "))
 	// The build's stdin only carries the go-ahead after a breakpoint.
