@@ -219,3 +219,20 @@ func (h *Hooks) ApplyInstallTypes(environ []string) (warnings []string) {
 	}
 	return warnings
 }
+
+// BuildHooks is the hook tree a build runs: the merge of els with the
+// install types environ selects, and a warning for every hook that will
+// be skipped.
+func BuildHooks(els []*Element, environ []string) (*Hooks, []string, error) {
+	h, err := MergeHooks(els)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings := h.ApplyInstallTypes(environ)
+	for _, p := range Phases {
+		_, w := h.Phase(p)
+		warnings = append(warnings, w...)
+	}
+	_, w := h.Environment()
+	return h, append(warnings, w...), nil
+}

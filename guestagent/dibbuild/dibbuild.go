@@ -318,26 +318,17 @@ func (b *build) extraPackages() error {
 		return nil
 	}
 	fmt.Fprintf(b.out, "Installing the -p packages: %s\n", strings.Join(b.spec.Packages, " "))
-	tail := &strings.Builder{}
 	cmd := exec.Command("chroot", append([]string{b.target, "install-packages"}, b.spec.Packages...)...)
 	cmd.Env = b.env
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(b.out, tail), io.MultiWriter(b.out, tail)
-	if err := cmd.Run(); err != nil {
-		lines := strings.Split(strings.TrimSpace(tail.String()), "\n")
-		if len(lines) > 20 {
-			lines = lines[len(lines)-20:]
+	err := hookrunner.RunCommand(cmd, b.out)
+	var f *hookrunner.Failure
+	if errors.As(err, &f) {
+		f.Phase, f.Script = "install.d", "install-packages (-p)"
+		if f.Status == 127 {
+			f.Tail = append(f.Tail, "the image has no install-packages command: -p needs an element that provides it (dpkg)")
 		}
-		status := 1
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			status = ee.ExitCode()
-		}
-		if status == 127 {
-			lines = append(lines, "the image has no install-packages command: -p needs an element that provides it (dpkg)")
-		}
-		return &hookrunner.Failure{Phase: "install.d", Script: "install-packages (-p)", Status: status, Tail: lines}
 	}
-	return nil
+	return err
 }
 
 // checkRoot fails the build when root.d left no root filesystem.

@@ -129,9 +129,16 @@ func sourceEnvironment(dir string, env []string, out io.Writer) ([]string, error
 // runScript runs one hook, passing its output through and keeping its
 // last lines for the failure report.
 func runScript(path string, env []string, out io.Writer) error {
-	tail := &tailWriter{max: 20}
 	cmd := exec.Command(path)
 	cmd.Env = env
+	return RunCommand(cmd, out)
+}
+
+// RunCommand runs cmd as a hook is run: its output passes through to out,
+// and a failure is a *Failure with the end of that output (Phase and
+// Script are for the caller to fill in).
+func RunCommand(cmd *exec.Cmd, out io.Writer) error {
+	tail := &tailWriter{max: 20}
 	w := io.MultiWriter(out, tail)
 	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()

@@ -228,17 +228,11 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	hooks, err := elements.MergeHooks(els)
+	hooks, warnings, err := elements.BuildHooks(els, o.Environ)
 	if err != nil {
 		return nil, nil, err
 	}
-	warnings := hooks.ApplyInstallTypes(o.Environ)
-	for _, p := range elements.Phases {
-		_, w := hooks.Phase(p)
-		warnings = append(warnings, w...)
-	}
-	_, w := hooks.Environment()
-	for _, w := range append(warnings, w...) {
+	for _, w := range warnings {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
 	}
 	return els, hooks, nil

@@ -65,18 +65,11 @@ func elementInfo(stdout, stderr io.Writer, names []string, env, check bool) erro
 
 // checkElements does the element work of a build that needs no VM.
 func checkElements(stderr io.Writer, els []*elements.Element) error {
-	hooks, err := elements.MergeHooks(els)
+	_, warnings, err := elements.BuildHooks(els, os.Environ())
 	if err != nil {
 		return err
 	}
-	warnings := hooks.ApplyInstallTypes(os.Environ())
-	for _, phase := range elements.Phases {
-		_, w := hooks.Phase(phase)
-		warnings = append(warnings, w...)
-	}
-	_, w := hooks.Environment()
-	warnings = append(warnings, w...)
-	_, w, err = pkginstalls.Squash(els, buildEnv)
+	_, w, err := pkginstalls.Squash(els, buildEnv)
 	warnings = append(warnings, w...)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "dibvm: warning: %s\n", w)
