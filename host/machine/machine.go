@@ -146,7 +146,7 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 	cfg := &qemu.Config{
 		Binary: binary, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs,
 		Kernel: opts.Appliance.Kernel, Initrd: opts.Appliance.Initrd,
-		Cmdline: "console=" + qemu.ConsoleDevice() + " panic=-1 oops=panic mitigations=off random.trust_cpu=on",
+		Cmdline: kernelCmdline(accel),
 		Drives:  drives,
 		Network: opts.Network,
 
@@ -169,6 +169,21 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 	}
 	m.BootTime = time.Since(start)
 	return m, nil
+}
+
+// kernelCmdline is the appliance kernel's command line. Under TCG the TSC
+// is declared unstable from the start: otherwise the kernel marks
+// sched_clock stable about three seconds into boot and live-patches
+// sched_clock_cpu while the other vCPU may be running it, and QEMU's
+// multi-threaded TCG now and then lets that CPU trap on the patch's int3
+// after the patch is done, which panics the guest ("Fatal exception in
+// interrupt" at sched_clock_cpu). An unstable TSC leaves that code alone.
+func kernelCmdline(accel string) string {
+	c := "console=" + qemu.ConsoleDevice() + " panic=-1 oops=panic mitigations=off random.trust_cpu=on"
+	if accel == "tcg" {
+		c += " tsc=unstable"
+	}
+	return c
 }
 
 func writeInput(path string, keys *agentclient.Keys, opts Options) error {
