@@ -113,13 +113,17 @@ func (h *Hooks) add(e *Element, dir string) error {
 
 // mode is the file's mode. The built-in library is embedded, and embedded
 // files have no modes: there, hooks directly in a phase directory and
-// programs in bin/ are executable, everything else is not.
+// programs in bin/, and in bin/ and sbin/ directories of a static/ tree,
+// are executable, everything else is not.
 func mode(e *Element, p string, m fs.FileMode) fs.FileMode {
 	if !e.Builtin || !m.IsRegular() {
 		return m
 	}
 	dir := path.Dir(p)
 	if dir == "bin" || (strings.HasSuffix(dir, ".d") && !strings.Contains(dir, "/") && dir != "environment.d") {
+		return 0o755
+	}
+	if base := path.Base(dir); strings.HasPrefix(p, "static/") && (base == "bin" || base == "sbin") {
 		return 0o755
 	}
 	return 0o644

@@ -8,18 +8,28 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dibvm/dibvm/elements/pkgmap"
 	"github.com/dibvm/dibvm/guestagent"
 	"github.com/dibvm/dibvm/guestagent/dibbuild"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
+	"github.com/dibvm/dibvm/guestagent/pkgtools"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 )
 
 func main() {
-	// The same binary serves the build: as dib-build under the agent,
-	// and as dib-run-parts inside the target's chroot.
-	switch {
-	case filepath.Base(os.Args[0]) == "dib-run-parts":
+	// The same binary serves the build: as dib-build under the agent, and
+	// as the tools DIB's hooks call, outside and inside the target's chroot.
+	switch filepath.Base(os.Args[0]) {
+	case "dib-run-parts":
 		os.Exit(hookrunner.Main(os.Args[1:]))
+	case "pkg-map":
+		os.Exit(pkgmap.Main(os.Args[1:], os.Getenv, pkgmap.DefaultDir, os.Stdout, os.Stderr))
+	case "package-installs-v2":
+		os.Exit(pkgtools.InstallMain(os.Args[1:], os.Stdout, os.Stderr))
+	case "package-installs-squash":
+		os.Exit(pkgtools.SquashMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	switch {
 	case len(os.Args) > 1 && os.Args[1] == "dib-build":
 		os.Exit(dibbuild.Main(os.Args[2:]))
 	case len(os.Args) > 1 && os.Args[1] == "dib-break-shell":

@@ -6,8 +6,17 @@ package main_test
 // TCG, so they run with `make e2e` rather than `make test`.
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,4 +36,217 @@ func TestE2EDebianMinimalTree(t *testing.T) {
 		t.Errorf("apt sources: %q", files["etc/apt/sources.list.d/debian.sources"])
 	}
 	t.Logf("debian-minimal tree built in %s", r.took)
+}
+
+const devPassword = "dibvm-e2e-Secret"
+
+// TestE2EBootableBIOS is the product's main job: an ordinary user builds
+// `vm debian-minimal devuser`, and the image boots under SeaBIOS to a
+// login on the serial console.
+func TestE2EBootableBIOS(t *testing.T) {
+	img := buildAsUser(t, "deb", "vm", "debian-minimal", "devuser")
+	raw := checkImage(t, img, "dos")
+	_ = raw
+	bootAndCheck(t, img, nil)
+}
+
+// TestE2EBootableEFI builds the same image with block-device-efi and
+// boots it under OVMF.
+func TestE2EBootableEFI(t *testing.T) {
+	img := buildAsUser(t, "deb-efi", "vm", "block-device-efi", "debian-minimal", "devuser")
+	checkImage(t, img, "gpt")
+	code := "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	vars := "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	if !fileExists(code) || !fileExists(vars) {
+		t.Fatalf("booting under UEFI needs OVMF (%s): install Debian's ovmf package (scripts/install-deps.sh does)", code)
+	}
+	myVars := filepath.Join(t.TempDir(), "vars.fd")
+	copyFile(t, vars, myVars)
+	bootAndCheck(t, img, []string{
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
+		"-drive", "if=pflash,format=raw,unit=1,file=" + myVars,
+	})
+}
+
+// buildAsUser runs dibvm create as an ordinary user (made when the test
+// runs as root) and returns the qcow2 it built.
+func buildAsUser(t *testing.T, name string, elems ...string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dibvm-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	out := filepath.Join(dir, "out", name)
+	args := append([]string{"create", "-o", out}, elems...)
+	env := []string{"DIB_DEV_USER_PASSWORD=" + devPassword, "DIB_DEV_USER_PWDLESS_SUDO=yes"}
+	var cmd *exec.Cmd
+	if os.Geteuid() == 0 {
+		u := ensureUser(t, "dibvmtest")
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		bin := filepath.Join(dir, "dibvm")
+		copyFile(t, dibvmBin, bin)
+		cmd = exec.Command(bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.Env = append([]string{"HOME=" + u.HomeDir, "USER=" + u.Username, "PATH=" + os.Getenv("PATH")}, env...)
+	} else {
+		cmd = exec.Command(dibvmBin, args...)
+		cmd.Env = append(os.Environ(), env...)
+	}
+	cmd.Dir = dir
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	start := time.Now()
+	timer := time.AfterFunc(75*time.Minute, func() { cmd.Process.Signal(syscall.SIGTERM) })
+	err = cmd.Run()
+	timer.Stop()
+	if err != nil {
+		t.Fatalf("dibvm %s as an ordinary user: %v\n%s", strings.Join(args, " "), err, tail(log.String(), 60))
+	}
+	t.Logf("built %s in %s; per phase:\n%s", strings.Join(elems, " "), time.Since(start).Round(time.Second), phaseTimes(log.String()))
+	if !fileExists(out + ".qcow2") {
+		t.Fatalf("no %s.qcow2 after a successful build", out)
+	}
+	return out + ".qcow2"
+}
+
+// checkImage checks the image from the host, without root and without
+// mounting: qemu-img check, the partition table, the root filesystem's
+// label, UUID and fstab, and GRUB. It returns a raw copy.
+func checkImage(t *testing.T, img, label string) string {
+	t.Helper()
+	qemuImg := tool(t, "qemu-img", "qemu-utils")
+	if out, err := exec.Command(qemuImg, "check", img).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img check %s: %v\n%s", img, err, out)
+	}
+	raw := filepath.Join(t.TempDir(), "image.raw")
+	if out, err := exec.Command(qemuImg, "convert", "-f", "qcow2", "-O", "raw", img, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v\n%s", err, out)
+	}
+	pt := readPartitions(t, raw)
+	if pt.PartitionTable.Label != label {
+		t.Errorf("partition table %q, want %q", pt.PartitionTable.Label, label)
+	}
+	rootPart := pt.PartitionTable.Partitions[len(pt.PartitionTable.Partitions)-1]
+	root := extract(t, raw, rootPart.Start, rootPart.Size)
+	if got := blkid(t, root, "LABEL"); got != "cloudimg-rootfs" {
+		t.Errorf("root filesystem label %q, want cloudimg-rootfs", got)
+	}
+	if uuid := blkid(t, root, "UUID"); len(uuid) != 36 {
+		t.Errorf("root filesystem UUID %q", uuid)
+	}
+	if fstab := debugfsCat(t, root, "/etc/fstab"); !regexp.MustCompile(`(?m)^LABEL=cloudimg-rootfs\s+/\s+ext4\s`).MatchString(fstab) {
+		t.Errorf("fstab does not mount the root by label:\n%s", fstab)
+	}
+	if cfg := debugfsCat(t, root, "/boot/grub/grub.cfg"); !strings.Contains(cfg, "root=LABEL=cloudimg-rootfs") {
+		t.Errorf("grub.cfg does not boot the root by label:\n%s", tail(cfg, 20))
+	}
+	mbr := make([]byte, 512)
+	f, err := os.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ReadAt(mbr, 0)
+	f.Close()
+	if !bytes.Contains(mbr, []byte("GRUB")) {
+		t.Error("the boot sector holds no GRUB boot code")
+	}
+	return raw
+}
+
+// bootAndCheck boots img (on a snapshot) with the extra QEMU arguments,
+// logs in on the serial console as the dev user, and checks the system.
+func bootAndCheck(t *testing.T, img string, extra []string) {
+	t.Helper()
+	qemu := tool(t, "qemu-system-x86_64", "qemu-system-x86")
+	args := append([]string{"-accel", "tcg", "-m", "1024", "-smp", "2", "-nodefaults", "-display", "none",
+		"-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0",
+		"-drive", "file=" + img + ",if=virtio,format=qcow2,snapshot=on"}, extra...)
+	cmd := exec.Command(qemu, args...)
+	stdin, _ := cmd.StdinPipe()
+	console := &consoleLog{}
+	cmd.Stdout, cmd.Stderr = console, console
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	console.expect(t, "login: ", 10*time.Minute)
+	t.Logf("login prompt after %s", time.Since(start).Round(time.Second))
+	io.WriteString(stdin, "devuser\n")
+	console.expect(t, "Password: ", time.Minute)
+	io.WriteString(stdin, devPassword+"\n")
+	console.expect(t, "$ ", 2*time.Minute)
+	io.WriteString(stdin, "echo BEGIN-CHECKS; . /etc/os-release; echo \"os=$ID\"; "+
+		"echo \"cmdline=$(cat /proc/cmdline)\"; echo \"rootsrc=$(findmnt -n -o SOURCE /)\"; "+
+		"ls /dev/disk/by-label; sed 's/^/fstab: /' /etc/fstab; sudo -n id -u; echo END-CHECKS\n")
+	out := console.expect(t, "END-CHECKS\r\n", 2*time.Minute)
+	out = out[strings.LastIndex(out, "BEGIN-CHECKS\r\n"):]
+	for _, want := range []string{"os=debian", "root=LABEL=cloudimg-rootfs", "cloudimg-rootfs\r\n",
+		"fstab: LABEL=cloudimg-rootfs / ext4", "\r\n0\r\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the booted system does not show %q:\n%s", want, out)
+		}
+	}
+	io.WriteString(stdin, "sudo -n poweroff\n")
+}
+
+// consoleLog collects a serial console and waits for text on it.
+type consoleLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	pos int // where the next expect starts looking
+}
+
+func (c *consoleLog) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.Write(p)
+}
+
+// expect waits for s after what earlier expects matched, and returns the
+// console text up to and including it.
+func (c *consoleLog) expect(t *testing.T, s string, limit time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		text := c.buf.String()
+		c.mu.Unlock()
+		if i := strings.Index(text[c.pos:], s); i >= 0 {
+			end := c.pos + i + len(s)
+			c.pos = end
+			return text[:end]
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.Fatalf("the console did not show %q within %s; its last lines:\n%s", s, limit, tail(c.buf.String(), 40))
+	return ""
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// phaseTimes picks dib-run-parts' timing tables out of a build log.
+func phaseTimes(log string) string {
+	row := regexp.MustCompile(`^dib-run-parts (Target: .*|\S+\s+\d+\.\d{3})$`)
+	var b strings.Builder
+	for _, l := range strings.Split(log, "\n") {
+		if m := row.FindStringSubmatch(strings.TrimRight(l, "\r")); m != nil {
+			fmt.Fprintln(&b, m[1])
+		}
+	}
+	return b.String()
 }

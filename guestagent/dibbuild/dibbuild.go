@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,6 +148,7 @@ func (b *build) blockDevice() error {
 	if b.img, err = b.makeImage(disk, size); err != nil {
 		return err
 	}
+	b.exportImage(b.img)
 	if err := run("cp", "-a", b.built+"/.", b.target+"/"); err != nil {
 		return fmt.Errorf("copy the tree into the image: %w", err)
 	}
@@ -154,6 +156,28 @@ func (b *build) blockDevice() error {
 		return err
 	}
 	return b.mountTarget()
+}
+
+// exportImage tells the later phases about the image's devices, as
+// disk-image-create does after block-device.d: IMAGE_BLOCK_DEVICE is the
+// whole disk, and IMAGE_BLOCK_DEVICES a bash associative array literal of
+// every device by name, image0 being the whole disk.
+func (b *build) exportImage(img *image) {
+	devices := []string{"[image0]=" + img.loop}
+	for i, p := range b.spec.Layout.Partitions {
+		devices = append(devices, fmt.Sprintf("[%s]=%s", p.Name, img.parts[i]))
+		if p.FS != nil && p.FS.MountPoint == "/boot" {
+			b.setEnv("DIB_BOOT_LABEL", b.label(p.FS))
+		}
+	}
+	b.setEnv("IMAGE_BLOCK_DEVICE", img.loop)
+	b.setEnv("IMAGE_BLOCK_DEVICES", strings.Join(devices, " "))
+}
+
+// setEnv sets a variable for the hooks still to run.
+func (b *build) setEnv(k, v string) {
+	b.env = slices.DeleteFunc(b.env, func(e string) bool { return strings.HasPrefix(e, k+"=") })
+	b.env = append(b.env, k+"="+v)
 }
 
 // prepare formats and mounts the scratch disk and unpacks the elements.
@@ -190,16 +214,49 @@ func (b *build) prepare() error {
 	if err := os.MkdirAll(b.hooks, 0o755); err != nil {
 		return err
 	}
-	// The static agent is dib-run-parts, inside the chroot too.
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	if err := run("cp", self, filepath.Join(b.hooks, "dib-run-parts")); err != nil {
+	if err := b.installTools(); err != nil {
 		return err
 	}
 	b.env = b.environment()
 	return nil
+}
+
+// toolsDir, under the hooks, holds the commands the static agent plays
+// for hooks: DIB ships them as scripts in its elements' bin/ directories.
+const toolsDir = "dibvm-bin"
+
+// tools are the names the agent answers to (see cmd/dibvm-agent).
+var tools = []string{"pkg-map", "package-installs-v2", "package-installs-squash"}
+
+// installTools puts the static agent into the hooks tree as
+// dib-run-parts and the other tools, so that they work inside the chroot
+// too, where the hooks are at /tmp/in_target.d.
+func (b *build) installTools() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	runParts := filepath.Join(b.hooks, "dib-run-parts")
+	if err := run("cp", self, runParts); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(b.hooks, toolsDir), 0o755); err != nil {
+		return err
+	}
+	for _, t := range tools {
+		if err := os.Link(runParts, filepath.Join(b.hooks, toolsDir, t)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// searchPath is PATH for every hook. The tools come last, so that an
+// element's own bin/ (installed by install-bin) wins, and both of their
+// places are listed: outside the chroot and inside it.
+func (b *build) searchPath() string {
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" +
+		filepath.Join(b.hooks, toolsDir) + ":" + filepath.Join("/tmp/in_target.d", toolsDir)
 }
 
 // environment is what every hook gets, as DIB sets it.
@@ -207,7 +264,7 @@ func (b *build) environment() []string {
 	s := b.spec
 	yaml, array := elements.ImageElementVars(s.Elements, func(n string) string { return filepath.Join(b.elements, n) })
 	env := map[string]string{
-		"PATH":               "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"PATH":               b.searchPath(),
 		"HOME":               "/root",
 		"LANG":               "C.UTF-8",
 		"LC_ALL":             "C",
@@ -224,6 +281,8 @@ func (b *build) environment() []string {
 		"ELEMENTS_PATH":      b.elements,
 		"DIB_ARGS":           strings.Join(s.Elements, " "),
 		"DIB_DEBUG_TRACE":    "0",
+		"DIB_ROOT_LABEL":     s.RootLabel,
+		"DIB_BOOT_LABEL":     "",
 	}
 	if s.Trace {
 		env["DIB_DEBUG_TRACE"] = "1"

@@ -1,0 +1,1 @@
+export DIB_ADD_APT_KEYS=${DIB_ADD_APT_KEYS:-""}
