@@ -198,7 +198,7 @@ func (b *build) prepare() error {
 	}
 	b.hooks, b.elements = filepath.Join(root, "hooks"), filepath.Join(root, "elements")
 	b.built, b.target, b.work = filepath.Join(root, "built"), filepath.Join(root, "mnt"), filepath.Join(root, "work")
-	for _, d := range []string{b.built, b.target, b.work} {
+	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -290,6 +290,10 @@ func (b *build) environment() []string {
 	for k, v := range s.Env {
 		env[k] = v
 	}
+	// Hooks may keep files in DIB_IMAGE_CACHE; the host's directory of
+	// that name is not theirs to write, so they get one on the scratch
+	// disk. Downloads persist on the host through the egress proxy.
+	env["DIB_IMAGE_CACHE"] = filepath.Join(root, "cache")
 	// The helper's way out (see host/egress) applies to hooks too.
 	for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY"} {
 		if v, ok := os.LookupEnv(k); ok {

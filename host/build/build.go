@@ -48,6 +48,9 @@ type Options struct {
 	// Checksum is --checksum: write .md5 and .sha256 beside each output.
 	Checksum bool
 	Environ  []string // the caller's environment
+	// ImageCache is --image-cache: the host directory that keeps the
+	// build's downloads that never change (see host/egress.Cache).
+	ImageCache string
 
 	ScratchSize int64
 
@@ -113,6 +116,7 @@ func Prepare(o Options) (*Plan, error) {
 func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	o, spec, hooks := p.o, p.spec, p.hooks
 	mo.Inputs = p.inputs
+	mo.DownloadCache = o.ImageCache
 	mo.Disks = []machine.Disk{
 		{Serial: buildspec.ScratchSerial, Size: o.ScratchSize},
 		{Serial: buildspec.OutputSerial, Size: o.ScratchSize},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -26,6 +27,7 @@ func createCommand() *cobra.Command {
 		installType string
 		rootLabel   string
 		timeout     time.Duration
+		offline     bool
 	)
 	cmd := &cobra.Command{
 		Use:     "create [flags] ELEMENT...",
@@ -61,6 +63,14 @@ elements' hooks.`,
 			if installType != "" {
 				o.Environ = append(o.Environ, "DIB_DEFAULT_INSTALLTYPE="+installType)
 			}
+			if o.ImageCache == "" {
+				if o.ImageCache, err = defaultImageCache(); err != nil {
+					return err
+				}
+			}
+			if offline {
+				o.Environ = append(o.Environ, "DIB_OFFLINE=1")
+			}
 			o.Stdout, o.Stderr = os.Stdout, os.Stderr
 			o.ScratchSize = 64 << 30
 			return runBuild(&vf, o, timeout)
@@ -80,6 +90,8 @@ elements' hooks.`,
 	f.StringArrayVarP(&packages, "packages", "p", nil, "extra packages to install, comma separated (repeatable)")
 	f.StringVar(&installType, "install-type", "", "default install type (sets DIB_DEFAULT_INSTALLTYPE)")
 	f.DurationVar(&timeout, "timeout", 3*time.Hour, "stop the build after this long")
+	f.StringVar(&o.ImageCache, "image-cache", os.Getenv("DIB_IMAGE_CACHE"), "host directory that keeps downloaded packages between builds (default $DIB_IMAGE_CACHE, else in the user's cache directory)")
+	f.BoolVar(&offline, "offline", false, "tell elements not to refresh cached downloads (sets DIB_OFFLINE)")
 	vf.register(f)
 	return cmd
 }
@@ -115,6 +127,16 @@ func runBuild(vf *vmFlags, o build.Options, timeout time.Duration) error {
 		}
 		return nil
 	}
+}
+
+// defaultImageCache is DIB's ~/.cache/image-create, in dibvm's part of
+// the user's cache directory.
+func defaultImageCache() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find the user's cache directory for the image cache (or give --image-cache): %w", err)
+	}
+	return filepath.Join(dir, "dibvm", "image-create"), nil
 }
 
 func splitList(s string) []string {

@@ -32,15 +32,25 @@ type Proxy struct {
 	ln       net.Listener
 	resolver *net.Resolver
 	dialer   net.Dialer
+	cache    *Cache
+	client   *http.Client // for cached downloads, dialing through dial
+	allow    func(net.IP) bool
 }
 
-// Listen starts a proxy on the unix socket at path.
-func Listen(path string) (*Proxy, error) {
+// Listen starts a proxy on the unix socket at path. With a cache, the
+// proxy keeps the downloads that never change in it (see Cache).
+func Listen(path string, cache *Cache) (*Proxy, error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, resolver: net.DefaultResolver, dialer: net.Dialer{Timeout: 30 * time.Second}}
+	p := &Proxy{ln: ln, resolver: net.DefaultResolver, dialer: net.Dialer{Timeout: 30 * time.Second}, cache: cache, allow: allowed}
+	p.client = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return p.dial(ctx, addr)
+		},
+		DisableCompression: true, // the cache keeps bytes as served
+	}}
 	go p.serve()
 	return p, nil
 }
@@ -96,6 +106,10 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 		writeError(c, http.StatusBadRequest, "dibvm egress proxy: want an absolute http:// URL or CONNECT")
 		return false
 	}
+	if p.cache != nil && req.Method == http.MethodGet && cacheable(req.URL) {
+		p.cache.serve(c, req, p.client.Do)
+		return false
+	}
 	host := req.URL.Host
 	if req.URL.Port() == "" {
 		host = net.JoinHostPort(req.URL.Hostname(), "80")
@@ -145,7 +159,7 @@ func (p *Proxy) dial(ctx context.Context, hostport string) (net.Conn, error) {
 		return nil, err
 	}
 	for _, a := range ips {
-		if !allowed(a.IP) {
+		if !p.allow(a.IP) {
 			return nil, &Refused{Host: host, IP: a.IP}
 		}
 	}

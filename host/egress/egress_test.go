@@ -3,6 +3,7 @@ package egress
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -32,7 +33,7 @@ func TestProxyRefusesLoopback(t *testing.T) {
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
 	sock := filepath.Join(t.TempDir(), "egress.sock")
-	p, err := Listen(sock)
+	p, err := Listen(sock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestProxyRefusesLoopback(t *testing.T) {
 
 func TestProxyRejectsNonProxyRequests(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "egress.sock")
-	p, err := Listen(sock)
+	p, err := Listen(sock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,5 +82,70 @@ func TestGuestfwdRuleQuotes(t *testing.T) {
 	want := "tcp:10.0.2.100:3128-cmd:'/opt/my tools,,v2/dibvm' __dibvm-egress-relay '/tmp/dibvm-run-1/egress.sock'"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// Pool files are served from the cache the second time, byte for byte;
+// index files that change are never cached, nor are errors.
+func TestCacheKeepsPoolFiles(t *testing.T) {
+	hits := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits[r.URL.Path]++
+		switch r.URL.Path {
+		case "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb":
+			fmt.Fprint(w, "a package")
+		case "/debian/dists/trixie/InRelease":
+			fmt.Fprintf(w, "index %d", hits[r.URL.Path])
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "egress.sock")
+	p, err := Listen(sock, &Cache{Dir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.allow = func(net.IP) bool { return true } // the test server is on loopback
+	get := func(path string) (int, string, string) {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET %s%s HTTP/1.1\r\nHost: x\r\n\r\n", srv.URL, path)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), resp.Header.Get("X-Dibvm-Cache")
+	}
+	deb := "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb"
+	for i, wantCache := range []string{"", "hit"} {
+		code, body, cache := get(deb)
+		if code != 200 || body != "a package" || cache != wantCache {
+			t.Errorf("fetch %d of the .deb: %d %q cache=%q", i+1, code, body, cache)
+		}
+	}
+	if hits[deb] != 1 {
+		t.Errorf("the server saw %d requests for the .deb, want 1", hits[deb])
+	}
+	for i := 1; i <= 2; i++ {
+		if _, body, _ := get("/debian/dists/trixie/InRelease"); body != fmt.Sprintf("index %d", i) {
+			t.Errorf("InRelease fetch %d: %q (index files must not be cached)", i, body)
+		}
+	}
+	missing := "/debian/pool/main/n/nothere/nothere_1_amd64.deb"
+	for i := 0; i < 2; i++ {
+		if code, _, _ := get(missing); code != 404 {
+			t.Errorf("missing .deb: status %d", code)
+		}
+	}
+	if hits[missing] != 2 {
+		t.Errorf("a 404 was cached")
 	}
 }

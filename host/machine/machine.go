@@ -34,6 +34,9 @@ type Options struct {
 	Network   bool
 	Appliance *vmimage.Appliance
 	Inputs    []iso.File // extra files for the input disk
+	// DownloadCache, when set, is a directory where the egress proxy
+	// keeps downloads that never change, across runs.
+	DownloadCache string
 	// Disks are blank sparse disks made in the run directory, removed
 	// with it: scratch space and the output disk of a build.
 	Disks []Disk
@@ -156,7 +159,7 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 		AgentPort:   bootconfig.PortName,
 	}
 	if opts.Network {
-		if m.egress, cfg.Guestfwd, err = startEgress(dir); err != nil {
+		if m.egress, cfg.Guestfwd, err = startEgress(dir, opts.DownloadCache); err != nil {
 			return nil, err
 		}
 	}
@@ -203,13 +206,17 @@ func writeInput(path string, keys *agentclient.Keys, opts Options) error {
 
 // startEgress starts the proxy that is the guest's only way out, and
 // returns the QEMU forwarding rule that leads to it.
-func startEgress(dir *rundir.Dir) (*egress.Proxy, string, error) {
+func startEgress(dir *rundir.Dir, cacheDir string) (*egress.Proxy, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
 	sock := dir.File("egress.sock")
-	p, err := egress.Listen(sock)
+	var cache *egress.Cache
+	if cacheDir != "" {
+		cache = &egress.Cache{Dir: cacheDir}
+	}
+	p, err := egress.Listen(sock, cache)
 	if err != nil {
 		return nil, "", fmt.Errorf("start the egress proxy: %w", err)
 	}

@@ -1,0 +1,110 @@
+package egress
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Cache keeps, on the host, the downloads whose URL names their content
+// for good: packages in a Debian-style pool and index files fetched by
+// hash. A build that asks for one again gets it from the cache and sends
+// nothing over the network.
+//
+// Nothing in the cache comes from the guest: it holds what the upstream
+// server sent for a URL, and apt and debootstrap in the guest check every
+// file against the archive's signed indexes as before, so a cache can
+// save downloads but cannot make a build accept anything.
+type Cache struct {
+	Dir string
+}
+
+// cacheable reports whether the file at u never changes.
+func cacheable(u *url.URL) bool {
+	p := u.Path
+	if strings.Contains(p, "/by-hash/SHA256/") {
+		return true
+	}
+	return strings.Contains(p, "/pool/") && (strings.HasSuffix(p, ".deb") || strings.HasSuffix(p, ".udeb"))
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._+~-]`)
+
+// file is where the cache keeps u: named by a hash of host and path, so
+// that no URL can reach outside the directory, with the file's own name
+// after it for people looking.
+func (c *Cache) file(u *url.URL) string {
+	sum := sha256.Sum256([]byte(u.Host + u.EscapedPath()))
+	base := unsafeName.ReplaceAllString(path.Base(u.Path), "_")
+	return filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+"_"+base)
+}
+
+// serve answers a GET for a cacheable URL from the cache, or fetches it
+// through fetch and keeps a complete 200 response.
+func (c *Cache) serve(conn net.Conn, req *http.Request, fetch func(*http.Request) (*http.Response, error)) {
+	name := c.file(req.URL)
+	if f, err := os.Open(name); err == nil {
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil {
+			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nX-Dibvm-Cache: hit\r\nConnection: close\r\n\r\n", fi.Size())
+			io.Copy(conn, f)
+			return
+		}
+	}
+	out, err := http.NewRequestWithContext(req.Context(), http.MethodGet, req.URL.String(), nil)
+	if err != nil {
+		writeError(conn, http.StatusBadRequest, err.Error())
+		return
+	}
+	out.Header.Set("User-Agent", req.UserAgent())
+	resp, err := fetch(out)
+	if err != nil {
+		refuse(conn, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		resp.Close = true
+		resp.Write(conn)
+		return
+	}
+	fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n")
+	if resp.ContentLength >= 0 {
+		fmt.Fprintf(conn, "Content-Length: %d\r\n", resp.ContentLength)
+	}
+	io.WriteString(conn, "Connection: close\r\n\r\n")
+	c.store(name, resp, conn)
+}
+
+// store copies the body to conn and into the cache, keeping it only when
+// it arrived whole. Two builds storing the same file each write their
+// own temporary file, and the rename makes either one the entry.
+func (c *Cache) store(name string, resp *http.Response, conn net.Conn) {
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		io.Copy(conn, resp.Body)
+		return
+	}
+	tmp, err := os.CreateTemp(c.Dir, ".download-*")
+	if err != nil {
+		io.Copy(conn, resp.Body)
+		return
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(io.MultiWriter(tmp, conn), resp.Body)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || (resp.ContentLength >= 0 && n != resp.ContentLength) {
+		return
+	}
+	os.Rename(tmp.Name(), name)
+}
