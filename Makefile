@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 AGENT   := host/agentbin/bin/dibvm-agent-linux-$(GOARCH)
 LDFLAGS := -s -w -X github.com/dibvm/dibvm/host/cli.Version=$(VERSION)
 
-.PHONY: all agent dibvm test unit e2e bench clean FORCE
+.PHONY: all agent dibvm test unit e2e e2e-full bench clean FORCE
 
 all: dibvm
 
@@ -18,19 +18,28 @@ $(AGENT): FORCE
 dibvm: agent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dibvm ./cmd/dibvm
 
-# Every test: unit tests and the integration tests that boot the real
-# appliance under QEMU. The appliance is built once (needs the Debian
-# mirror) and cached under ~/.cache/dibvm.
+# Every test: unit tests, the integration tests that boot the real
+# appliance under QEMU, and the end-to-end build of a bootable
+# `vm debian-minimal devuser` image that is then booted under SeaBIOS.
+# The appliance is built once (needs the Debian mirror) and cached under
+# ~/.cache/dibvm.
 test: dibvm
 	$(GO) test -count=1 -timeout 60m ./...
+	$(MAKE) e2e
 
 # Unit tests only: no VM, no network.
 unit: agent
 	$(GO) test -count=1 -short ./...
 
-# The end-to-end builds of real Debian images: many minutes under TCG.
+# The end-to-end build of a bootable image, booted under SeaBIOS: many
+# minutes under TCG.
 e2e: dibvm
-	$(GO) test -count=1 -timeout 120m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
+	$(GO) test -count=1 -timeout 90m -tags e2e -run 'TestE2EBootableBIOS' -v ./cmd/dibvm/
+
+# Every end-to-end build: also the UEFI image booted under OVMF and a
+# bare debian-minimal tree.
+e2e-full: dibvm
+	$(GO) test -count=1 -timeout 180m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
 
 bench: dibvm
 	./scripts/bench.sh

@@ -119,7 +119,9 @@ func sourceEnvironment(dir string, env []string, out io.Writer) ([]string, error
 	}
 	var result []string
 	for _, kv := range strings.Split(stdout.String(), "\x00") {
-		if kv != "" && !strings.HasPrefix(kv, "BASH_FUNC_") && !strings.HasPrefix(kv, "_=") && !strings.HasPrefix(kv, "SHLVL=") && !strings.HasPrefix(kv, "PWD=") {
+		// Exported functions (BASH_FUNC_*, such as get_image_element_array)
+		// stay: hooks call them.
+		if kv != "" && !strings.HasPrefix(kv, "_=") && !strings.HasPrefix(kv, "SHLVL=") && !strings.HasPrefix(kv, "PWD=") {
 			result = append(result, kv)
 		}
 	}

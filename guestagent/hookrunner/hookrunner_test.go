@@ -72,3 +72,19 @@ func TestRunReportsFailure(t *testing.T) {
 		t.Errorf("read back %+v, %v", back, err)
 	}
 }
+
+// disk-image-create exports get_image_element_array to hooks; sourcing
+// environment.d must not lose it.
+func TestRunKeepsExportedFunctions(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "environment.d", "10-x"), "export X=1\n", 0o644)
+	write(t, filepath.Join(root, "extra-data.d", "10-use"), "#!/bin/bash\nset -eu\neval declare -A a=($(get_image_element_array))\necho \"vm=${a[vm]}\"\n", 0o755)
+	env := []string{"PATH=/usr/bin:/bin", "BASH_FUNC_get_image_element_array%%=() {  echo \"[base]=/e/base [vm]=/e/vm \"\n}"}
+	var out bytes.Buffer
+	if err := Run(filepath.Join(root, "extra-data.d"), env, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "vm=/e/vm\n") {
+		t.Errorf("the hook did not get the function:\n%s", out.String())
+	}
+}
