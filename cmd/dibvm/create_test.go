@@ -255,3 +255,10 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateVersion(t *testing.T) {
+	r := dibvm(t, nil, time.Minute, "disk-image-create", "--version")
+	if r.code != 0 || strings.TrimSpace(r.stdout) == "" {
+		t.Errorf("disk-image-create --version: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+}

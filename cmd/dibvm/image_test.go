@@ -107,7 +107,8 @@ func TestCreateDiskImages(t *testing.T) {
 	needVM(t)
 	out := filepath.Join(t.TempDir(), "img")
 	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=disk"}
-	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "raw,qcow2,vhd,vhdx,vmdk,tar", "-o", out, "user-element", "block-device-mbr")
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "raw,qcow2,vhd,vhdx,vmdk,tar", "-o", out,
+		"--mkfs-options", "-m 1", "--qemu-img-options", "compat=0.10", "user-element", "block-device-mbr")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -154,12 +155,33 @@ func TestCreateDiskImages(t *testing.T) {
 	if got := debugfsCat(t, root, "/etc/fstab"); got != "LABEL=cloudimg-rootfs / ext4 defaults 0 1\n" {
 		t.Errorf("fstab %q", got)
 	}
+	// --mkfs-options reached mkfs: 1% reserved, not ext4's default 5%.
+	if dump, err := exec.Command(tool(t, "dumpe2fs", "e2fsprogs"), "-h", root).Output(); err != nil {
+		t.Errorf("dumpe2fs: %v", err)
+	} else if blocks, reserved := e2fsField(dump, "Block count"), e2fsField(dump, "Reserved block count"); reserved*100 > blocks*2 || reserved == 0 {
+		t.Errorf("reserved %d of %d blocks: --mkfs-options \"-m 1\" was not used", reserved, blocks)
+	}
+	// --qemu-img-options reached qemu-img convert.
+	if info, _ := exec.Command("qemu-img", "info", out+".qcow2").Output(); !strings.Contains(string(info), "compat: 0.10") {
+		t.Errorf("qcow2 not made with compat=0.10:\n%s", info)
+	}
 	if got := debugfsCat(t, root, "/etc/user-root-d"); got != "root.d: hello from environment.d, disk\n" {
 		t.Errorf("root.d effect %q", got)
 	}
 	if got := debugfsCat(t, root, "/etc/user-finalise-d"); got != "finalise.d ran\n" {
 		t.Errorf("finalise.d (chrooted into the image) effect %q", got)
 	}
+}
+
+// e2fsField is a number from dumpe2fs -h.
+func e2fsField(dump []byte, name string) int64 {
+	for _, l := range strings.Split(string(dump), "\n") {
+		if v, ok := strings.CutPrefix(l, name+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func TestCreateGPTWithESP(t *testing.T) {

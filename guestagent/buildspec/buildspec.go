@@ -49,6 +49,11 @@ type Spec struct {
 	// usual margin. Both in GB, as DIB documents them.
 	ImageSizeGB float64 `json:"image_size_gb,omitempty"`
 	ExtraSizeGB float64 `json:"extra_size_gb,omitempty"`
+	// MkfsOptions (--mkfs-options, else MKFS_OPTS) go to the root
+	// filesystem's mkfs; MaxOnlineResize (--max-online-resize) is the
+	// most blocks an ext root may later grow to online (mkfs -E resize=).
+	MkfsOptions     string `json:"mkfs_options,omitempty"`
+	MaxOnlineResize int64  `json:"max_online_resize,omitempty"`
 }
 
 // Parse decodes a spec.

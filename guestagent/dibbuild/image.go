@@ -90,7 +90,7 @@ func (b *build) makeImage(disk string, size int64) (*image, error) {
 		if p.FS == nil {
 			continue
 		}
-		if err := mkfs(img.parts[i], p.FS, b.label(p.FS)); err != nil {
+		if err := mkfs(img.parts[i], p.FS, b.label(p.FS), b.mkfsOptions(p.FS)); err != nil {
 			return img, fmt.Errorf("partition %s: %w", p.Name, err)
 		}
 	}
@@ -177,7 +177,20 @@ func hasFlag(flags []string, f string) bool {
 	return false
 }
 
-func mkfs(dev string, fs *blockdevice.Filesystem, label string) error {
+// mkfsOptions are the build's own mkfs options, which DIB gives the root
+// filesystem only.
+func (b *build) mkfsOptions(fs *blockdevice.Filesystem) []string {
+	if fs.MountPoint != "/" {
+		return nil
+	}
+	var opts []string
+	if n := b.spec.MaxOnlineResize; n > 0 && strings.HasPrefix(fs.Type, "ext") {
+		opts = append(opts, "-E", fmt.Sprintf("resize=%d", n))
+	}
+	return append(opts, strings.Fields(b.spec.MkfsOptions)...)
+}
+
+func mkfs(dev string, fs *blockdevice.Filesystem, label string, extra []string) error {
 	var args []string
 	switch fs.Type {
 	case "ext2", "ext3", "ext4":
@@ -214,6 +227,7 @@ func mkfs(dev string, fs *blockdevice.Filesystem, label string) error {
 		return fmt.Errorf("mkfs type %q is not supported (ext2, ext3, ext4, xfs, vfat)", fs.Type)
 	}
 	args = append(args, strings.Fields(fs.Options)...)
+	args = append(args, extra...)
 	return run(args[0], append(args[1:], dev)...)
 }
 

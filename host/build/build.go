@@ -51,6 +51,12 @@ type Options struct {
 	// ImageCache is --image-cache: the host directory that keeps the
 	// build's downloads that never change (see host/egress.Cache).
 	ImageCache string
+	// MkfsOptions and MaxOnlineResize are --mkfs-options and
+	// --max-online-resize, for the root filesystem.
+	MkfsOptions     string
+	MaxOnlineResize int64
+	// QemuImgOptions is --qemu-img-options: qemu-img convert's -o.
+	QemuImgOptions string
 
 	ScratchSize int64
 
@@ -93,6 +99,9 @@ func Prepare(o Options) (*Plan, error) {
 		Break:       lookup(o.Environ, "break"),
 		ImageSizeGB: o.ImageSizeGB,
 		ExtraSizeGB: o.ExtraSizeGB,
+
+		MkfsOptions:     o.MkfsOptions,
+		MaxOnlineResize: o.MaxOnlineResize,
 	}
 	if spec.RootLabel == "" {
 		spec.RootLabel = "cloudimg-rootfs"
@@ -399,7 +408,9 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Resu
 		if r.ImageSize == 0 {
 			return fmt.Errorf("-t %s: the build made no disk image", t)
 		}
-		s, err := stage(o.Output+"."+t, func(tmp *os.File) error { return convert(ctx, disk, tmp.Name(), format, !o.Uncompressed) })
+		s, err := stage(o.Output+"."+t, func(tmp *os.File) error {
+			return convert(ctx, disk, tmp.Name(), format, !o.Uncompressed, o.QemuImgOptions)
+		})
 		if err != nil {
 			return err
 		}
@@ -464,7 +475,7 @@ func copyTar(tmp *os.File, disk string, r *buildspec.Result) error {
 }
 
 // convert writes the raw image disk to dst as format with qemu-img.
-func convert(ctx context.Context, disk, dst, format string, compress bool) error {
+func convert(ctx context.Context, disk, dst, format string, compress bool, options string) error {
 	qemuImg, err := exec.LookPath("qemu-img")
 	if err != nil {
 		return errors.New("qemu-img not found: it comes with QEMU (Debian and Ubuntu: apt-get install qemu-utils)")
@@ -472,6 +483,9 @@ func convert(ctx context.Context, disk, dst, format string, compress bool) error
 	args := []string{"convert", "-f", "raw", "-O", format}
 	if format == "qcow2" && compress {
 		args = append(args, "-c")
+	}
+	if options != "" && format != "raw" {
+		args = append(args, "-o", options)
 	}
 	args = append(args, disk, dst)
 	out, err := exec.CommandContext(ctx, qemuImg, args...).CombinedOutput()

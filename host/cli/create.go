@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,6 +29,10 @@ func createCommand() *cobra.Command {
 		rootLabel   string
 		timeout     time.Duration
 		offline     bool
+		logfile     string
+		noTmpfs     bool
+		minTmpfs    int
+		version     bool
 	)
 	cmd := &cobra.Command{
 		Use:     "create [flags] ELEMENT...",
@@ -37,8 +42,17 @@ func createCommand() *cobra.Command {
 in the helper VM; the host gets back only the image. Elements come from
 ELEMENTS_PATH, then the built-in library. DIB_* variables are passed to the
 elements' hooks.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if version {
+				return nil
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if version {
+				fmt.Fprintln(cmd.OutOrStdout(), Version)
+				return nil
+			}
 			if err := vf.check(); err != nil {
 				return err
 			}
@@ -72,6 +86,25 @@ elements' hooks.`,
 				o.Environ = append(o.Environ, "DIB_OFFLINE=1")
 			}
 			o.Stdout, o.Stderr = os.Stdout, os.Stderr
+			if logfile != "" {
+				f, err := os.OpenFile(logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return fmt.Errorf("--logfile: %w", err)
+				}
+				defer f.Close()
+				o.Stdout, o.Stderr = io.MultiWriter(os.Stdout, f), io.MultiWriter(os.Stderr, f)
+			}
+			if o.MaxOnlineResize < 0 {
+				return fmt.Errorf("--max-online-resize cannot be negative")
+			}
+			// The build is always on a scratch disk; hooks still see the
+			// settings as disk-image-create exports them.
+			if noTmpfs {
+				o.Environ = append(o.Environ, "DIB_NO_TMPFS=1")
+			}
+			if minTmpfs > 0 {
+				o.Environ = append(o.Environ, fmt.Sprintf("DIB_MIN_TMPFS=%d", minTmpfs))
+			}
 			o.ScratchSize = 64 << 30
 			return runBuild(&vf, o, timeout)
 		},
@@ -92,6 +125,13 @@ elements' hooks.`,
 	f.DurationVar(&timeout, "timeout", 3*time.Hour, "stop the build after this long")
 	f.StringVar(&o.ImageCache, "image-cache", os.Getenv("DIB_IMAGE_CACHE"), "host directory that keeps downloaded packages between builds (default $DIB_IMAGE_CACHE, else in the user's cache directory)")
 	f.BoolVar(&offline, "offline", false, "tell elements not to refresh cached downloads (sets DIB_OFFLINE)")
+	f.StringVar(&o.MkfsOptions, "mkfs-options", os.Getenv("MKFS_OPTS"), "options for the root filesystem's mkfs, as one string (default $MKFS_OPTS)")
+	f.Int64Var(&o.MaxOnlineResize, "max-online-resize", 0, "most filesystem blocks an ext root can later be grown to online (mkfs -E resize=)")
+	f.StringVar(&o.QemuImgOptions, "qemu-img-options", "", "options for qemu-img convert's -o, as one string (e.g. compat=0.10)")
+	f.StringVar(&logfile, "logfile", "", "also write the build's output to this file")
+	f.BoolVar(&noTmpfs, "no-tmpfs", false, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
+	f.IntVar(&minTmpfs, "min-tmpfs", 0, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
+	f.BoolVar(&version, "version", false, "print dibvm's version and exit")
 	vf.register(f)
 	return cmd
 }
