@@ -45,3 +45,8 @@ printf '  appliance look-up, cached (med)  %8.3f s\n' "$lookup"
 printf '  boot to agent ready (median/%d)   %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${boots[@]}" | median)" "${boots[*]}"
 printf '  dibvm run -- true (median/%d)     %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${walls[@]}" | median)" "$(printf '%.2f ' "${walls[@]}")"
 printf '  peak RSS: dibvm %d MiB, qemu %d MiB\n' "$dibvm_rss" "$qemu_rss"
+
+# The full image build and boot: about an hour under TCG. BENCH_BUILD=0 skips it.
+if [ "${BENCH_BUILD:-1}" != 0 ]; then
+  scripts/bench-build.sh
+fi
