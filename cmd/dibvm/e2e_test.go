@@ -182,11 +182,17 @@ func bootAndCheck(t *testing.T, img string, extra []string) {
 	console.expect(t, "Password: ", time.Minute)
 	io.WriteString(stdin, devPassword+"\n")
 	console.expect(t, "$ ", 2*time.Minute)
-	io.WriteString(stdin, "echo BEGIN-CHECKS; . /etc/os-release; echo \"os=$ID\"; "+
+	// The markers are computed, so that the echo of the typed line does
+	// not match them.
+	io.WriteString(stdin, "echo CHECKS-$((1+1)); . /etc/os-release; echo \"os=$ID\"; "+
 		"echo \"cmdline=$(cat /proc/cmdline)\"; echo \"rootsrc=$(findmnt -n -o SOURCE /)\"; "+
-		"ls /dev/disk/by-label; sed 's/^/fstab: /' /etc/fstab; sudo -n id -u; echo END-CHECKS\n")
-	out := console.expect(t, "END-CHECKS\r\n", 2*time.Minute)
-	out = out[strings.LastIndex(out, "BEGIN-CHECKS\r\n"):]
+		"ls -1 /dev/disk/by-label; sed 's/^/fstab: /' /etc/fstab; sudo -n id -u; echo CHECKS-$((2+2))\n")
+	out := console.expect(t, "CHECKS-4\r\n", 2*time.Minute)
+	i := strings.LastIndex(out, "CHECKS-2\r\n")
+	if i < 0 {
+		t.Fatalf("the checks' output did not start:\n%s", tail(out, 40))
+	}
+	out = out[i:]
 	for _, want := range []string{"os=debian", "root=LABEL=cloudimg-rootfs", "cloudimg-rootfs\r\n",
 		"fstab: LABEL=cloudimg-rootfs / ext4", "\r\n0\r\n"} {
 		if !strings.Contains(out, want) {
