@@ -484,7 +484,7 @@ func convert(ctx context.Context, disk, dst, format string, compress bool, optio
 	if format == "qcow2" && compress {
 		args = append(args, "-c")
 	}
-	if options != "" && format != "raw" {
+	if options != "" && format == "qcow2" {
 		args = append(args, "-o", options)
 	}
 	args = append(args, disk, dst)

@@ -127,7 +127,7 @@ elements' hooks.`,
 	f.BoolVar(&offline, "offline", false, "tell elements not to refresh cached downloads (sets DIB_OFFLINE)")
 	f.StringVar(&o.MkfsOptions, "mkfs-options", os.Getenv("MKFS_OPTS"), "options for the root filesystem's mkfs, as one string (default $MKFS_OPTS)")
 	f.Int64Var(&o.MaxOnlineResize, "max-online-resize", 0, "most filesystem blocks an ext root can later be grown to online (mkfs -E resize=)")
-	f.StringVar(&o.QemuImgOptions, "qemu-img-options", "", "options for qemu-img convert's -o, as one string (e.g. compat=0.10)")
+	f.StringVar(&o.QemuImgOptions, "qemu-img-options", "", "options for qemu-img convert -o of qcow2 outputs, as one string (e.g. compat=0.10)")
 	f.StringVar(&logfile, "logfile", "", "also write the build's output to this file")
 	f.BoolVar(&noTmpfs, "no-tmpfs", false, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
 	f.IntVar(&minTmpfs, "min-tmpfs", 0, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
