@@ -43,11 +43,47 @@ const devPassword = "dibvm-e2e-Secret"
 // TestE2EBootableBIOS is the product's main job: an ordinary user builds
 // `vm debian-minimal devuser`, and the image boots under SeaBIOS to a
 // login on the serial console.
+//
+// The build also has debian-user-element, written as DIB users write
+// theirs; its effects are checked in the image from the host.
 func TestE2EBootableBIOS(t *testing.T) {
-	img := buildAsUser(t, "deb", "vm", "debian-minimal", "devuser")
-	raw := checkImage(t, img, "dos")
-	_ = raw
+	img := buildAsUser(t, "deb", "vm", "debian-minimal", "devuser", "debian-user-element")
+	root := checkImage(t, img, "dos")
+	checkUserElement(t, root)
 	bootAndCheck(t, img, nil)
+}
+
+// checkUserElement checks debian-user-element's effects in the root
+// filesystem: environment.d reached root.d and install.d, install.d read
+// its data in /tmp/in_target.d, and package-installs honoured the phase,
+// the arch conditions and the pkg-map.
+func checkUserElement(t *testing.T, root string) {
+	t.Helper()
+	if got := debugfsCat(t, root, "/etc/debian-user-root-d"); got != "root.d: hello from environment.d\n" {
+		t.Errorf("root.d effect %q", got)
+	}
+	if got := debugfsCat(t, root, "/etc/debian-user-install-d"); got != "install.d: hello from environment.d\ndata from the element, read in the chroot\n" {
+		t.Errorf("install.d effect %q", got)
+	}
+	for path, want := range map[string]bool{
+		"/usr/bin/hello":    true,  // greeter, post-install.d, mapped to hello
+		"/usr/bin/tree":     true,  // lister, arch: amd64
+		"/usr/games/cowsay": false, // moo, not-arch: amd64
+	} {
+		if got := debugfsExists(t, root, path); got != want {
+			t.Errorf("%s present = %v, want %v", path, got, want)
+		}
+	}
+}
+
+// debugfsExists reports whether path exists in the ext filesystem image.
+func debugfsExists(t *testing.T, fsImage, path string) bool {
+	t.Helper()
+	out, err := exec.Command(tool(t, "debugfs", "e2fsprogs"), "-R", "stat "+path, fsImage).CombinedOutput()
+	if err != nil {
+		t.Fatalf("debugfs stat %s: %v\n%s", path, err, out)
+	}
+	return !strings.Contains(string(out), "not found")
 }
 
 // TestE2EBootableEFI builds the same image with block-device-efi and
@@ -80,7 +116,18 @@ func buildAsUser(t *testing.T, name string, elems ...string) string {
 	os.Chmod(dir, 0o777)
 	out := filepath.Join(dir, "out", name)
 	args := append([]string{"create", "-o", out}, elems...)
-	env := []string{"DIB_DEV_USER_PASSWORD=" + devPassword, "DIB_DEV_USER_PWDLESS_SUDO=yes"}
+	// The test elements, where the user can read them.
+	elementsDir := filepath.Join(dir, "elements")
+	if err := os.CopyFS(elementsDir, os.DirFS(testElements(t))); err != nil {
+		t.Fatal(err)
+	}
+	filepath.WalkDir(elementsDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	env := []string{"DIB_DEV_USER_PASSWORD=" + devPassword, "DIB_DEV_USER_PWDLESS_SUDO=yes", "ELEMENTS_PATH=" + elementsDir}
 	var cmd *exec.Cmd
 	if os.Geteuid() == 0 {
 		u := ensureUser(t, "dibvmtest")
@@ -114,7 +161,8 @@ func buildAsUser(t *testing.T, name string, elems ...string) string {
 
 // checkImage checks the image from the host, without root and without
 // mounting: qemu-img check, the partition table, the root filesystem's
-// label, UUID and fstab, and GRUB. It returns a raw copy.
+// label, UUID and fstab, and GRUB. It returns the root filesystem,
+// extracted.
 func checkImage(t *testing.T, img, label string) string {
 	t.Helper()
 	qemuImg := tool(t, "qemu-img", "qemu-utils")
@@ -153,7 +201,7 @@ func checkImage(t *testing.T, img, label string) string {
 	if !bytes.Contains(mbr, []byte("GRUB")) {
 		t.Error("the boot sector holds no GRUB boot code")
 	}
-	return raw
+	return root
 }
 
 // bootAndCheck boots img (on a snapshot) with the extra QEMU arguments,
