@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"io"
 	"os"
 	"os/exec"
@@ -260,5 +262,54 @@ func TestCreateVersion(t *testing.T) {
 	r := dibvm(t, nil, time.Minute, "disk-image-create", "--version")
 	if r.code != 0 || strings.TrimSpace(r.stdout) == "" {
 		t.Errorf("disk-image-create --version: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// tgz, docker and squashfs come from the built tree: the guest's tar,
+// gzipped or as it is, and a squashfs the guest made.
+func TestCreateTreeOutputs(t *testing.T) {
+	needVM(t)
+	out := filepath.Join(t.TempDir(), "tree")
+	// An element that writes a manifest, which lands in <name>.d/.
+	mine := writeTree(t, map[string]string{
+		"manifest-writer/element-deps":        "manifests\n",
+		"manifest-writer/finalise.d/50-note*": "#!/bin/sh\necho noted > \"$DIB_MANIFEST_IMAGE_DIR/my-manifest\"\n",
+	})
+	env := []string{"ELEMENTS_PATH=" + testElements(t) + ":" + mine, "DIB_USER_SETTING=trees", "DIB_DOCKER_TARGET=my/image:1"}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar,tgz,docker,squashfs", "-o", out, "user-element", "manifest-writer")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	tarball, err := os.ReadFile(out + ".tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(out + ".tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("tgz: %v", err)
+	}
+	if unzipped, err := io.ReadAll(zr); err != nil || !bytes.Equal(unzipped, tarball) {
+		t.Errorf("the tgz is not the tar gzipped (%d vs %d bytes, %v)", len(unzipped), len(tarball), err)
+	}
+	if got := readTar(t, out+".docker.tar")["etc/user-root-d"]; got != "root.d: hello from environment.d, trees\n" {
+		t.Errorf("docker tarball: etc/user-root-d = %q", got)
+	}
+	if !strings.Contains(r.stdout, "docker import "+out+".docker.tar my/image:1") {
+		t.Errorf("no docker import line in the output:\n%s", r.stdout)
+	}
+	list, err := exec.Command(tool(t, "unsquashfs", "squashfs-tools"), "-l", out+".squash").CombinedOutput()
+	if err != nil {
+		t.Fatalf("unsquashfs -l: %v\n%s", err, list)
+	}
+	if !strings.Contains(string(list), "squashfs-root/etc/user-root-d") {
+		t.Errorf("the squashfs lacks etc/user-root-d:\n%s", list)
+	}
+	if got, err := os.ReadFile(filepath.Join(out+".d", "my-manifest")); string(got) != "noted\n" {
+		t.Errorf("manifest in %s.d: %q %v", out, got, err)
 	}
 }

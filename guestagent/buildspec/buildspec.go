@@ -79,6 +79,29 @@ type Result struct {
 	// the image, starting at TarOffset.
 	ImageSize int64 `json:"image_size,omitempty"`
 	TarOffset int64 `json:"tar_offset,omitempty"`
+	// SquashfsSize is the length of the squashfs image, when one was
+	// asked for, at SquashfsOffset, after everything else.
+	SquashfsOffset int64 `json:"squashfs_offset,omitempty"`
+	SquashfsSize   int64 `json:"squashfs_size,omitempty"`
+	// ManifestsSize is the length of a tar of the image's manifests,
+	// at ManifestsOffset, after everything else.
+	ManifestsOffset int64 `json:"manifests_offset,omitempty"`
+	ManifestsSize   int64 `json:"manifests_size,omitempty"`
+}
+
+// ManifestsEnv names, for hooks, the directory whose files the host puts
+// at DIB_MANIFEST_SAVE_DIR (the manifests element's cleanup.d fills it).
+const ManifestsEnv = "DIBVM_MANIFESTS_DIR"
+
+// TreeArchive reports whether the types need a tar of the tree: tar
+// itself, and tgz and docker, which the host makes from it.
+func TreeArchive(types []string) bool {
+	for _, t := range types {
+		if t == "tar" || t == "tgz" || t == "docker" {
+			return true
+		}
+	}
+	return false
 }
 
 // ResultPrefix starts the result line on the build's stdout.

@@ -198,7 +198,7 @@ func (b *build) prepare() error {
 	}
 	b.hooks, b.elements = filepath.Join(root, "hooks"), filepath.Join(root, "elements")
 	b.built, b.target, b.work = filepath.Join(root, "built"), filepath.Join(root, "mnt"), filepath.Join(root, "work")
-	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache")} {
+	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache"), b.manifests()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -294,6 +294,7 @@ func (b *build) environment() []string {
 	// that name is not theirs to write, so they get one on the scratch
 	// disk. Downloads persist on the host through the egress proxy.
 	env["DIB_IMAGE_CACHE"] = filepath.Join(root, "cache")
+	env[buildspec.ManifestsEnv] = b.manifests()
 	// The helper's way out (see host/egress) applies to hooks too.
 	for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -472,20 +473,36 @@ func (b *build) finishTree() error {
 }
 
 // writeOutputs writes the asked-for outputs to the output disk and
-// reports where they are: the raw image first, then any tar after it.
+// reports where they are: the raw image first, then any tar of the tree,
+// then any squashfs.
 func (b *build) writeOutputs() error {
 	var res buildspec.Result
 	if b.img != nil {
 		res.ImageSize, res.TarOffset = b.img.size, b.img.size
 	}
-	for _, t := range b.spec.Types {
-		if t == "tar" {
-			n, err := b.writeTar(res.TarOffset)
-			if err != nil {
-				return err
-			}
-			res.TarSize = n
+	end := res.TarOffset
+	if buildspec.TreeArchive(b.spec.Types) {
+		n, err := b.writeTar(res.TarOffset)
+		if err != nil {
+			return err
 		}
+		res.TarSize = n
+		end += n
+	}
+	if slices.Contains(b.spec.Types, "squashfs") {
+		n, err := b.writeSquashfs(end)
+		if err != nil {
+			return err
+		}
+		res.SquashfsOffset, res.SquashfsSize = end, n
+		end += n
+	}
+	if entries, _ := os.ReadDir(b.manifests()); len(entries) > 0 {
+		n, err := b.writeManifests(end)
+		if err != nil {
+			return err
+		}
+		res.ManifestsOffset, res.ManifestsSize = end, n
 	}
 	if b.img != nil {
 		if err := b.img.release(); err != nil {
@@ -497,9 +514,34 @@ func (b *build) writeOutputs() error {
 	return nil
 }
 
-// writeTar streams the tree as a tar archive onto the output disk at
+// manifests is where the manifests element leaves what goes to the host.
+func (b *build) manifests() string { return filepath.Join(root, "manifests") }
+
+// writeManifests writes a tar of the manifests onto the output disk at
 // offset.
-func (b *build) writeTar(offset int64) (int64, error) {
+func (b *build) writeManifests(offset int64) (int64, error) {
+	return b.writeTarOf(b.manifests(), offset)
+}
+
+// writeSquashfs makes a squashfs of the tree on the scratch disk and
+// copies it onto the output disk at offset.
+func (b *build) writeSquashfs(offset int64) (int64, error) {
+	fmt.Fprintln(b.out, "Making the squashfs image")
+	sq := filepath.Join(b.work, "image.squash")
+	if err := run("mksquashfs", b.target, sq, "-comp", "xz", "-noappend", "-quiet", "-no-progress"); err != nil {
+		return 0, err
+	}
+	defer os.Remove(sq)
+	src, err := os.Open(sq)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	return b.copyToOutput(src, offset)
+}
+
+// copyToOutput writes r onto the output disk at offset.
+func (b *build) copyToOutput(r io.Reader, offset int64) (int64, error) {
 	dev, err := sysinit.FindDisk(buildspec.OutputSerial, 10*time.Second)
 	if err != nil {
 		return 0, err
@@ -512,7 +554,23 @@ func (b *build) writeTar(offset int64) (int64, error) {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return 0, err
 	}
-	cmd := exec.Command("tar", "--numeric-owner", "--xattrs", "--acls", "-C", b.target, "-cf", "-", ".")
+	n, err := io.Copy(f, r)
+	if err != nil {
+		return n, fmt.Errorf("write to the output disk: %w", err)
+	}
+	return n, f.Sync()
+}
+
+// writeTar streams the tree as a tar archive onto the output disk at
+// offset.
+func (b *build) writeTar(offset int64) (int64, error) {
+	return b.writeTarOf(b.target, offset, "--xattrs", "--acls")
+}
+
+// writeTarOf streams a tar of dir onto the output disk at offset.
+func (b *build) writeTarOf(dir string, offset int64, opts ...string) (int64, error) {
+	args := append([]string{"--numeric-owner"}, opts...)
+	cmd := exec.Command("tar", append(args, "-C", dir, "-cf", "-", ".")...)
 	cmd.Stderr = os.Stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
@@ -521,17 +579,14 @@ func (b *build) writeTar(offset int64) (int64, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
-	n, copyErr := io.Copy(f, pipe)
-	if err := cmd.Wait(); err != nil {
-		return 0, fmt.Errorf("tar the image tree: %w", err)
-	}
+	n, copyErr := b.copyToOutput(pipe, offset)
 	if copyErr != nil {
-		return 0, fmt.Errorf("write the tar to the output disk: %w", copyErr)
+		cmd.Process.Kill() // it would block on the pipe
 	}
-	if err := f.Sync(); err != nil {
-		return 0, err
+	if err := cmd.Wait(); err != nil && copyErr == nil {
+		return 0, fmt.Errorf("tar %s: %w", dir, err)
 	}
-	return n, nil
+	return n, copyErr
 }
 
 func run(name string, args ...string) error {

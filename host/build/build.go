@@ -6,6 +6,7 @@ package build
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +66,7 @@ type Options struct {
 }
 
 // Supported lists the output types this build can write.
-var Supported = []string{"qcow2", "raw", "vhd", "vhdx", "vmdk", "tar"}
+var Supported = []string{"qcow2", "raw", "vhd", "vhdx", "vmdk", "tar", "tgz", "squashfs", "docker"}
 
 // diskFormats are the disk image types and qemu-img's name for each.
 var diskFormats = map[string]string{"qcow2": "qcow2", "raw": "raw", "vhd": "vpc", "vhdx": "vhdx", "vmdk": "vmdk"}
@@ -381,18 +383,32 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Resu
 	var staged []*stagedFile
 	defer func() {
 		for _, s := range staged {
-			os.Remove(s.tmp)
+			os.RemoveAll(s.tmp)
 		}
 	}()
 	for _, t := range o.Types {
-		if t != "tar" {
+		name, fill := treeOutput(o, t, disk, r)
+		if fill == nil {
 			continue
 		}
-		s, err := stage(o.Output+".tar", func(tmp *os.File) error { return copyTar(tmp, disk, r) })
+		s, err := stage(name, fill)
 		if err != nil {
 			return err
 		}
 		staged = append(staged, s)
+	}
+	// Everything after the raw image is read before the disk is cut to it.
+	var manifests *stagedFile
+	if r.ManifestsSize > 0 {
+		dir := lookup(o.Environ, "DIB_MANIFEST_SAVE_DIR")
+		if dir == "" {
+			dir = o.Output + ".d"
+		}
+		var err error
+		if manifests, err = stageManifests(filepath.Clean(dir), disk, r.ManifestsOffset, r.ManifestsSize); err != nil {
+			return err
+		}
+		defer os.RemoveAll(manifests.tmp) // gone once committed
 	}
 	if r.ImageSize > 0 {
 		// The raw image is the disk's first ImageSize bytes.
@@ -423,11 +439,22 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Resu
 		}
 		staged = append(staged, sums...)
 	}
+	if manifests != nil {
+		staged = append(staged, manifests) // not checksummed: a directory
+	}
 	for _, s := range staged {
 		if err := s.commit(); err != nil {
 			return err
 		}
 		fmt.Fprintf(o.Stdout, "Image file %s created...\n", s.final)
+	}
+	if slices.Contains(o.Types, "docker") {
+		// No daemon is needed to build; this is how the tarball gets to one.
+		target := lookup(o.Environ, "DIB_DOCKER_TARGET")
+		if target == "" {
+			target = filepath.Base(o.Output)
+		}
+		fmt.Fprintf(o.Stdout, "Import it into Docker with: %s\n", agentclient.ShellQuote([]string{"docker", "import", o.Output + ".docker.tar", target}))
 	}
 	staged = nil
 	return nil
@@ -464,13 +491,44 @@ func stageChecksums(outputs []*stagedFile) ([]*stagedFile, error) {
 	return out, nil
 }
 
-func copyTar(tmp *os.File, disk string, r *buildspec.Result) error {
+// treeOutput is the file name of an output type made from the tree, and
+// how to fill it from the output disk; nil for the disk image types.
+// tgz and docker are the guest's tar of the tree, gzipped or as it is:
+// bytes the host passes on, never a filesystem it reads.
+func treeOutput(o Options, t, disk string, r *buildspec.Result) (string, func(*os.File) error) {
+	tar := func(tmp *os.File) error { return copySection(tmp, disk, r.TarOffset, r.TarSize) }
+	switch t {
+	case "tar":
+		return o.Output + ".tar", tar
+	case "docker":
+		return o.Output + ".docker.tar", tar
+	case "tgz":
+		return o.Output + ".tgz", func(tmp *os.File) error {
+			zw := gzip.NewWriter(tmp)
+			if err := copySection(zw, disk, r.TarOffset, r.TarSize); err != nil {
+				return err
+			}
+			return zw.Close()
+		}
+	case "squashfs":
+		return o.Output + ".squash", func(tmp *os.File) error {
+			return copySection(tmp, disk, r.SquashfsOffset, r.SquashfsSize)
+		}
+	}
+	return "", nil
+}
+
+// copySection copies length bytes at offset of the output disk to w.
+func copySection(w io.Writer, disk string, offset, length int64) error {
 	src, err := os.Open(disk)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	_, err = io.Copy(tmp, io.NewSectionReader(src, r.TarOffset, r.TarSize))
+	n, err := io.Copy(w, io.NewSectionReader(src, offset, length))
+	if err == nil && n != length {
+		err = fmt.Errorf("the output disk ended %d bytes short", length-n)
+	}
 	return err
 }
 

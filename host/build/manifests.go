@@ -1,0 +1,96 @@
+package build
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// maxManifests bounds what the guest may hand over as manifests: they
+// are lists and small records, and a guest must not fill the host's disk.
+const maxManifests = 256 << 20
+
+// extractManifests unpacks the guest's tar of the image's manifests
+// into dir. The guest is not trusted: only plain files and directories
+// with local names are taken, with ordinary modes, and no more than
+// maxManifests bytes.
+func extractManifests(dir string, r io.Reader) error {
+	tr := tar.NewReader(r)
+	var total int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read the manifests: %w", err)
+		}
+		name := filepath.Clean(filepath.FromSlash(h.Name))
+		if name == "." {
+			continue
+		}
+		if !filepath.IsLocal(name) {
+			return fmt.Errorf("the manifests hold %q, which is not a path inside their directory", h.Name)
+		}
+		dst := filepath.Join(dir, name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if total += h.Size; total > maxManifests {
+				return fmt.Errorf("the manifests are larger than %d MiB", maxManifests>>20)
+			}
+			if err := writeManifest(dst, tr); err != nil {
+				return err
+			}
+		default:
+			// Links and devices have no place among manifests.
+		}
+	}
+}
+
+func writeManifest(dst string, r io.Reader) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	// O_EXCL: a name the tar repeats cannot write through anything.
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// stageManifests writes the manifests into a temporary directory beside
+// final, committed with the other outputs.
+func stageManifests(final, disk string, offset, length int64) (*stagedFile, error) {
+	parent := filepath.Dir(final)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(final)+".partial-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Chmod(tmp, 0o755)
+	src, err := os.Open(disk)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	defer src.Close()
+	if err := extractManifests(tmp, io.NewSectionReader(src, offset, length)); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("write %s: %w", final, err)
+	}
+	return &stagedFile{final: final, tmp: tmp}, nil
+}
