@@ -313,3 +313,52 @@ func TestCreateTreeOutputs(t *testing.T) {
 		t.Errorf("manifest in %s.d: %q %v", out, got, err)
 	}
 }
+
+// cache-url downloads through the helper's proxy into DIB_IMAGE_CACHE,
+// revalidates what it has on a second call, and exits 44 on a 404.
+func TestCreateCacheURL(t *testing.T) {
+	needVM(t)
+	mine := writeTree(t, map[string]string{
+		"fetcher/element-deps":            "cache-url\n",
+		"fetcher/environment.d/10-distro": "export DISTRO_NAME=debian\n",
+		// tiny-os has no package manager: this one notes what it is asked.
+		// install-bin needs install(1) and a root user.
+		"fetcher/root.d/50-stub*": `#!/bin/bash
+set -eu
+echo 'root:x:0:0:root:/root:/bin/sh' > "$TARGET_ROOT/etc/passwd"
+echo 'root:x:0:' > "$TARGET_ROOT/etc/group"
+mkdir -p "$TARGET_ROOT/usr/local/bin"
+printf '#!/bin/sh\necho "install-packages stub: $*"\n' > "$TARGET_ROOT/usr/bin/install-packages"
+chmod 755 "$TARGET_ROOT/usr/bin/install-packages"
+p=$(command -v install)
+cp "$p" "$TARGET_ROOT/usr/bin/"
+for lib in $(ldd "$p" | grep -o '/[^ ]*'); do
+    mkdir -p "$TARGET_ROOT$(dirname "$lib")"
+    [ -e "$TARGET_ROOT$lib" ] || cp "$lib" "$TARGET_ROOT$lib"
+done
+`,
+		"fetcher/extra-data.d/50-fetch*": "#!/bin/bash\nset -eu\n" +
+			"url=http://deb.debian.org/debian/dists/stable/Release\n" +
+			"\"$TMP_HOOKS_PATH/bin/cache-url\" \"$url\" \"$DIB_IMAGE_CACHE/release\"\n" +
+			"\"$TMP_HOOKS_PATH/bin/cache-url\" \"$url\" \"$DIB_IMAGE_CACHE/release\"\n" +
+			"cp \"$DIB_IMAGE_CACHE/release\" \"$TMP_MOUNT_PATH/etc/release\"\n" +
+			"if \"$TMP_HOOKS_PATH/bin/cache-url\" http://deb.debian.org/debian/no-such-file \"$DIB_IMAGE_CACHE/x\"; then exit 1; else echo \"missing: $?\"; fi\n",
+	})
+	out := filepath.Join(t.TempDir(), "img")
+	env := []string{"ELEMENTS_PATH=" + testElements(t) + ":" + mine}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out, "tiny-os", "fetcher")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := readTar(t, out+".tar")["etc/release"]; !strings.HasPrefix(got, "Origin: Debian") {
+		t.Errorf("etc/release = %.60q", got)
+	}
+	for _, s := range []string{"Downloaded and cached http://deb.debian.org/debian/dists/stable/Release for the first time",
+		// The second call revalidates (whether the mirror answers 304 is
+		// up to the mirror).
+		"Server copy has", "missing: 44", "install-packages stub: curl"} {
+		if !strings.Contains(r.stdout+r.stderr, s) {
+			t.Errorf("output lacks %q:\n%s", s, r.stdout)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAllowed(t *testing.T) {
@@ -129,6 +130,14 @@ func TestCacheKeepsPoolFiles(t *testing.T) {
 		code, body, cache := get(deb)
 		if code != 200 || body != "a package" || cache != wantCache {
 			t.Errorf("fetch %d of the .deb: %d %q cache=%q", i+1, code, body, cache)
+		}
+		// The entry is renamed into place just after the last byte went
+		// to the client, which may already be asking again.
+		for wait := 0; i == 0 && wait < 100; wait++ {
+			if m, _ := filepath.Glob(filepath.Join(dir, "cache", "*_hello_2.10-3_amd64.deb")); len(m) == 1 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	if hits[deb] != 1 {
