@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,7 @@ type partitionTable struct {
 	PartitionTable struct {
 		Label      string `json:"label"`
 		Partitions []struct {
+			Node     string `json:"node"`
 			Start    int64  `json:"start"`
 			Size     int64  `json:"size"`
 			Type     string `json:"type"`
@@ -221,5 +223,116 @@ func TestCreateGPTWithESP(t *testing.T) {
 	fstab := debugfsCat(t, root, "/etc/fstab")
 	if !strings.Contains(fstab, "LABEL=myroot / ext4 defaults 0 1") || !strings.Contains(fstab, "/boot/efi vfat defaults 0 2") {
 		t.Errorf("fstab %q", fstab)
+	}
+}
+
+// An MBR with logical partitions, laid out as DIB lays it out: the
+// primary partition first, then an extended partition to the end of the
+// disk holding logical partitions numbered from 5.
+const mbrLogicalConfig = `- local_loop:
+    name: image0
+- partitioning:
+    base: image0
+    label: mbr
+    partitions:
+      - name: boot
+        flags: [ boot, primary ]
+        size: 100MiB
+        mkfs:
+          type: ext2
+          mount:
+            mount_point: /boot
+            fstab:
+              fsck-passno: 2
+      - name: var
+        size: 25%
+        mkfs:
+          label: var
+          mount:
+            mount_point: /var
+      - name: spare
+        type: '0x82'
+        size: 64MiB
+      - name: root
+        size: 100%
+        mkfs:
+          mount:
+            mount_point: /
+            fstab:
+              fsck-passno: 1
+`
+
+func TestCreateMBRLogicalPartitions(t *testing.T) {
+	needVM(t)
+	out := filepath.Join(t.TempDir(), "img")
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=logical", "DIB_BLOCK_DEVICE_CONFIG=" + mbrLogicalConfig}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "raw", "--image-size", "1", "-o", out, "user-element")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	raw := out + ".raw"
+	if fi, err := os.Stat(raw); err != nil || fi.Size() != 1<<30 {
+		t.Fatalf("raw image: %v, size %v; want --image-size 1 (1 GiB)", err, fi)
+	}
+	pt := readPartitions(t, raw)
+	type part struct {
+		node, typ string
+		bootable  bool
+	}
+	var got []part
+	for _, p := range pt.PartitionTable.Partitions {
+		got = append(got, part{strings.TrimPrefix(p.Node, raw), p.Type, p.Bootable})
+	}
+	want := []part{{"1", "83", true}, {"2", "f", false}, {"5", "83", false}, {"6", "82", false}, {"7", "83", false}}
+	if pt.PartitionTable.Label != "dos" || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("partitions %v, want dos with %v", got, want)
+	}
+	parts := pt.PartitionTable.Partitions
+	disk := int64(1 << 30 / 512)
+	if x := parts[1]; x.Start+x.Size != disk {
+		t.Errorf("extended partition ends at sector %d, want the disk's end %d", x.Start+x.Size, disk)
+	}
+	if r := parts[4]; r.Start+r.Size != disk {
+		t.Errorf("root (100%%, last) ends at sector %d, want the disk's end %d", r.Start+r.Size, disk)
+	}
+	for i, p := range parts {
+		if p.Start%2048 != 0 {
+			t.Errorf("partition %s starts at sector %d, off the 1 MiB alignment", p.Node, p.Start)
+		}
+		if i > 2 && p.Start-2048 < parts[i-1].Start+parts[i-1].Size {
+			t.Errorf("logical partition %s leaves no MiB for its EBR", p.Node)
+		}
+	}
+	if parts[0].Size*512 != 100<<20 || parts[3].Size*512 != 64<<20 {
+		t.Errorf("boot %d and spare %d sectors, want 100 MiB and 64 MiB", parts[0].Size, parts[3].Size)
+	}
+
+	boot := extract(t, raw, parts[0].Start, parts[0].Size)
+	varfs := extract(t, raw, parts[2].Start, parts[2].Size)
+	root := extract(t, raw, parts[4].Start, parts[4].Size)
+	if got := blkid(t, boot, "TYPE"); got != "ext2" {
+		t.Errorf("boot filesystem %q, want ext2", got)
+	}
+	if got := blkid(t, varfs, "LABEL"); got != "var" {
+		t.Errorf("var label %q", got)
+	}
+	if got := blkid(t, root, "LABEL"); got != "cloudimg-rootfs" {
+		t.Errorf("root label %q", got)
+	}
+	// finalise.d ran chrooted into the image with every partition
+	// mounted: what it wrote under /var is on the logical partition.
+	if got := debugfsCat(t, varfs, "/user-finalise-d"); got != "finalise.d ran\n" {
+		t.Errorf("/var/user-finalise-d on the var partition: %q", got)
+	}
+	bootUUID := blkid(t, boot, "UUID")
+	fstab := debugfsCat(t, root, "/etc/fstab")
+	for _, line := range []string{
+		"LABEL=cloudimg-rootfs / ext4 defaults 0 1",
+		"UUID=" + bootUUID + " /boot ext2 defaults 0 2",
+		"LABEL=var /var ext4 defaults 0 0",
+	} {
+		if bootUUID == "" || !strings.Contains(fstab, line+"\n") {
+			t.Errorf("fstab lacks %q:\n%s", line, fstab)
+		}
 	}
 }

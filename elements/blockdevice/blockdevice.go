@@ -11,6 +11,7 @@ package blockdevice
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,6 +22,7 @@ import (
 type Layout struct {
 	Image      string      `json:"image"` // the local_loop name
 	Label      string      `json:"label"` // mbr or gpt
+	Align      int64       `json:"align"` // partition alignment in bytes
 	Partitions []Partition `json:"partitions"`
 }
 
@@ -33,11 +35,12 @@ type Partition struct {
 	FS    *Filesystem `json:"fs,omitempty"`
 }
 
-// Size is a partition size: a fixed number of bytes, or a percentage of
-// the space the fixed-size partitions leave.
+// Size is a partition size: a fixed number of bytes, or, as DIB
+// documents, a percentage of the space still free when the partition is
+// placed.
 type Size struct {
-	Bytes   int64 `json:"bytes,omitempty"`
-	Percent int   `json:"percent,omitempty"`
+	Bytes   int64   `json:"bytes,omitempty"`
+	Percent float64 `json:"percent,omitempty"`
 }
 
 // Filesystem is a partition's mkfs, mount and fstab settings.
@@ -101,6 +104,7 @@ func (l *Layout) parsePartitioning(v *yaml.Node) error {
 	var p struct {
 		Base       string
 		Label      string
+		Align      string
 		Partitions []struct {
 			Name  string
 			Flags []string
@@ -136,10 +140,29 @@ func (l *Layout) parsePartitioning(v *yaml.Node) error {
 	default:
 		return fmt.Errorf("label %q: want mbr or gpt", p.Label)
 	}
+	l.Align = mib
+	if p.Align != "" {
+		a, err := parseSize(p.Align)
+		if err != nil || a.Bytes < sector || a.Bytes%sector != 0 {
+			return fmt.Errorf("align %q: want a multiple of 512 bytes such as 1MiB", p.Align)
+		}
+		l.Align = a.Bytes
+	}
 	for _, q := range p.Partitions {
+		if q.Size == "" {
+			return fmt.Errorf("partition %s: no size", q.Name)
+		}
 		size, err := parseSize(q.Size)
 		if err != nil {
 			return fmt.Errorf("partition %s: size: %w", q.Name, err)
+		}
+		for _, f := range q.Flags {
+			switch {
+			case f != "boot" && f != "primary":
+				return fmt.Errorf("partition %s: unknown flag %q (boot, primary)", q.Name, f)
+			case f == "primary" && l.Label == "gpt":
+				return fmt.Errorf("partition %s: the primary flag is for mbr labels only", q.Name)
+			}
 		}
 		part := Partition{Name: q.Name, Flags: q.Flags, Type: q.Type, Size: size}
 		if m := q.Mkfs; m != nil {
@@ -173,7 +196,7 @@ func parseSize(s string) (Size, error) {
 		if n <= 0 || n > 100 {
 			return Size{}, fmt.Errorf("%q: a percentage is between 0 and 100", s)
 		}
-		return Size{Percent: int(n)}, nil
+		return Size{Percent: n}, nil
 	}
 	unit := map[string]float64{"": 1, "B": 1,
 		"K": 1e3, "KB": 1e3, "KiB": 1 << 10, "Ki": 1 << 10,
@@ -185,9 +208,7 @@ func parseSize(s string) (Size, error) {
 
 func (l *Layout) check() error {
 	roots := 0
-	percent := 0
 	for _, p := range l.Partitions {
-		percent += p.Size.Percent
 		if p.FS != nil && p.FS.MountPoint == "/" {
 			roots++
 		}
@@ -195,14 +216,42 @@ func (l *Layout) check() error {
 	if roots != 1 {
 		return fmt.Errorf("want exactly one filesystem mounted at /, found %d", roots)
 	}
-	if percent > 100 {
-		return fmt.Errorf("partition percentages add up to %d%%", percent)
-	}
-	if l.Label == "mbr" && len(l.Partitions) > 4 {
-		return fmt.Errorf("more than 4 MBR partitions (logical partitions) are not supported yet")
+	if l.Label == "mbr" {
+		return l.checkMBR()
 	}
 	return nil
 }
+
+// checkMBR holds an MBR layout to DIB's rules: partitions flagged
+// primary come first, and the rest are logical partitions in one
+// extended partition, which takes one of the four primary slots.
+func (l *Layout) checkMBR() error {
+	primaries, logical := 0, 0
+	for _, p := range l.Partitions {
+		if !p.Primary() {
+			logical++
+			continue
+		}
+		if logical > 0 {
+			return fmt.Errorf("partition %s is primary but follows a logical partition: list the primary partitions first", p.Name)
+		}
+		primaries++
+	}
+	switch {
+	case primaries > 4:
+		return fmt.Errorf("%d primary partitions: an MBR holds at most 4", primaries)
+	case primaries == 4 && logical > 0:
+		return fmt.Errorf("4 primary partitions leave no slot for the extended partition the %d logical ones need: drop the primary flag from one", logical)
+	}
+	return nil
+}
+
+// Primary says whether an MBR partition is a primary one rather than a
+// logical one.
+func (p *Partition) Primary() bool { return slices.Contains(p.Flags, "primary") }
+
+// Boot says whether the partition carries the boot flag.
+func (p *Partition) Boot() bool { return slices.Contains(p.Flags, "boot") }
 
 // Fixed is the total of the partitions' fixed sizes.
 func (l *Layout) Fixed() int64 {

@@ -53,7 +53,8 @@ func imageSize(treeBytes int64, s *buildspec.Spec) int64 {
 			}
 		}
 	}
-	if least := s.Layout.Fixed() + treeBytes + treeBytes/10 + 64*mib + 2*mib; size < least {
+	// Each partition may lose up to a MiB to alignment and an EBR.
+	if least := s.Layout.Fixed() + treeBytes + treeBytes/10 + 64*mib + int64(len(s.Layout.Partitions)+2)*mib; size < least {
 		size = least
 	}
 	return (size + 64*kib - 1) / (64 * kib) * (64 * kib)
@@ -71,16 +72,20 @@ func rootType(l *blockdevice.Layout) string {
 // makeImage partitions and formats the image and mounts it at target.
 func (b *build) makeImage(disk string, size int64) (*image, error) {
 	l := b.spec.Layout
+	plan, err := l.Place(size)
+	if err != nil {
+		return nil, err
+	}
 	out, err := exec.Command("losetup", "--find", "--show", "--partscan", "--sizelimit", strconv.FormatInt(size, 10), disk).Output()
 	if err != nil {
 		return nil, fmt.Errorf("losetup %s: %w", disk, err)
 	}
 	img := &image{loop: strings.TrimSpace(string(out)), size: size}
-	if err := partition(img.loop, l, size); err != nil {
+	if err := partition(img.loop, l, plan); err != nil {
 		return img, err
 	}
-	for i := range l.Partitions {
-		dev := fmt.Sprintf("%sp%d", img.loop, i+1)
+	for _, e := range plan.Partitions {
+		dev := fmt.Sprintf("%sp%d", img.loop, e.Number)
 		if err := waitFor(dev, 10*time.Second); err != nil {
 			return img, err
 		}
@@ -108,28 +113,24 @@ func (b *build) label(fs *blockdevice.Filesystem) string {
 	return ""
 }
 
-// partition writes the partition table with sfdisk. Percentages share
-// what the fixed-size partitions leave.
-func partition(dev string, l *blockdevice.Layout, size int64) error {
-	free := size - l.Fixed() - 2*mib
+// partition writes the planned partition table with sfdisk, every
+// partition at its planned sector. On an MBR the extended partition
+// comes just before the first logical one, which makes sfdisk number the
+// logical partitions from 5.
+func partition(dev string, l *blockdevice.Layout, plan *blockdevice.Plan) error {
 	var script strings.Builder
-	fmt.Fprintf(&script, "label: %s\n", map[string]string{"mbr": "dos", "gpt": "gpt"}[l.Label])
+	fmt.Fprintf(&script, "label: %s\nunit: sectors\n", map[string]string{"mbr": "dos", "gpt": "gpt"}[l.Label])
 	for i, p := range l.Partitions {
-		bytes := p.Size.Bytes
-		if p.Size.Percent > 0 {
-			bytes = free * int64(p.Size.Percent) / 100
+		e := plan.Partitions[i]
+		if x := plan.Extended; x != nil && e.Number == 5 {
+			fmt.Fprintf(&script, "start=%d, size=%d, type=f\n", x.Start, x.Size)
 		}
-		mibs := bytes / mib
-		sizeField := fmt.Sprintf("size=%dMiB", mibs)
-		if i == len(l.Partitions)-1 && p.Size.Percent == 100 {
-			sizeField = "size=+" // the rest, up to the table's end
-		}
-		fields := []string{sizeField, "type=" + partType(l.Label, p.Type)}
-		if l.Label == "mbr" && hasFlag(p.Flags, "boot") {
+		fields := []string{fmt.Sprintf("start=%d, size=%d", e.Start, e.Size), "type=" + partType(l.Label, p.Type)}
+		if l.Label == "mbr" && p.Boot() {
 			fields = append(fields, "bootable")
 		}
 		if l.Label == "gpt" && p.Name != "" {
-			fields = append(fields, "name="+p.Name)
+			fields = append(fields, "name="+strconv.Quote(p.Name))
 		}
 		script.WriteString(strings.Join(fields, ", ") + "\n")
 	}
@@ -166,15 +167,6 @@ func partType(label, t string) string {
 		return gpt["8300"]
 	}
 	return t // a GUID already
-}
-
-func hasFlag(flags []string, f string) bool {
-	for _, x := range flags {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // mkfsOptions are the build's own mkfs options, which DIB gives the root
