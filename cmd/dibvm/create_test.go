@@ -231,6 +231,8 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 		want string
 	}{
 		{[]string{"create", "-t", "tar", "-o", "x", "nosuch-element"}, "element nosuch-element not found"},
+		// -c: the caller's ELEMENTS_PATH no longer counts.
+		{[]string{"create", "-c", "-t", "tar", "-o", "x", "tiny-os"}, "element tiny-os not found"},
 		{[]string{"create", "-t", "iso9660", "-o", "x", "tiny-os"}, "-t iso9660: this dibvm cannot write that type yet"},
 		{[]string{"create", "-a", "sparc", "-t", "tar", "tiny-os"}, "-a sparc"},
 		{[]string{"create", "--network", "wifi", "tiny-os"}, `--network "wifi"`},

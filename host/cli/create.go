@@ -33,6 +33,7 @@ func createCommand() *cobra.Command {
 		noTmpfs     bool
 		minTmpfs    int
 		version     bool
+		clearEnv    bool
 	)
 	cmd := &cobra.Command{
 		Use:     "create [flags] ELEMENT...",
@@ -68,6 +69,18 @@ elements' hooks.`,
 				o.Packages = append(o.Packages, splitList(p)...)
 			}
 			o.Environ = os.Environ()
+			if clearEnv {
+				// DIB's -c re-executes itself with an empty environment:
+				// nothing of the caller's (ELEMENTS_PATH, DIB_*, break=,
+				// MKFS_OPTS) reaches the build; flags still do.
+				o.Environ = nil
+				if !cmd.Flags().Changed("image-cache") {
+					o.ImageCache = ""
+				}
+				if !cmd.Flags().Changed("mkfs-options") {
+					o.MkfsOptions = ""
+				}
+			}
 			if rootLabel != "" {
 				o.Environ = append(o.Environ, "DIB_ROOT_LABEL="+rootLabel)
 			}
@@ -115,6 +128,7 @@ elements' hooks.`,
 	f.StringVarP(&o.Arch, "arch", "a", "", "architecture of the image (default: the host's)")
 	f.CountVarP(&trace, "trace", "x", "trace the hooks (repeatable)")
 	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
+	f.BoolVarP(&clearEnv, "clear-env", "c", false, "build with none of the caller's environment variables, as DIB's -c")
 	f.BoolVarP(&o.Uncompressed, "uncompressed", "u", false, "do not compress qcow2 images")
 	f.BoolVar(&o.Checksum, "checksum", false, "write .md5 and .sha256 files beside each output")
 	f.Float64Var(&o.ImageSizeGB, "image-size", 0, "image size in GB (default: from the size of the tree, as DIB)")
