@@ -228,27 +228,25 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIBVM_QEMU=" + fake}
 	for _, c := range []struct {
 		args []string
+		env  []string
 		want string
 	}{
-		{[]string{"create", "-t", "tar", "-o", "x", "nosuch-element"}, "element nosuch-element not found"},
+		{[]string{"create", "-t", "tar", "-o", "x", "nosuch-element"}, nil, "element nosuch-element not found"},
 		// -c: the caller's ELEMENTS_PATH no longer counts.
-		{[]string{"create", "-c", "-t", "tar", "-o", "x", "tiny-os"}, "element tiny-os not found"},
-		{[]string{"create", "-t", "iso9660", "-o", "x", "tiny-os"}, "-t iso9660: this dibvm cannot write that type yet"},
-		{[]string{"create", "-a", "sparc", "-t", "tar", "tiny-os"}, "-a sparc"},
-		{[]string{"create", "--network", "wifi", "tiny-os"}, `--network "wifi"`},
-		{[]string{"create", "-n", "-t", "qcow2", "-o", "x", "tiny-os"}, "a disk image needs a block device layout"},
-		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, ""},
-		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, "break=before-instal: unknown phase"},
+		{[]string{"create", "-c", "-t", "tar", "-o", "x", "tiny-os"}, nil, "element tiny-os not found"},
+		{[]string{"create", "-t", "iso9660", "-o", "x", "tiny-os"}, nil, "-t iso9660: this dibvm cannot write that type yet"},
+		{[]string{"create", "-a", "sparc", "-t", "tar", "tiny-os"}, nil, "-a sparc"},
+		{[]string{"create", "-t", "tar", "tiny-os"}, []string{"ARCH=sparc"}, "-a sparc"},
+		{[]string{"create", "--network", "wifi", "tiny-os"}, nil, `--network "wifi"`},
+		{[]string{"create", "-n", "-t", "qcow2", "-o", "x", "tiny-os"}, nil, "a disk image needs a block device layout"},
+		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, []string{"DIB_BLOCK_DEVICE_CONFIG=- lvm: {name: x}"},
+			"DIB_BLOCK_DEVICE_CONFIG: lvm: dibvm does not support this block device node yet"},
+		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"break=before-instal"}, "break=before-instal: unknown phase"},
+		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_IMAGE_SIZE=big"}, "DIB_IMAGE_SIZE=big (for --image-size)"},
+		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_CHECKSUM=sha1"}, "DIB_CHECKSUM=sha1: want 1, or md5 and/or sha256"},
+		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, []string{"FS_TYPE=btrfs"}, "FS_TYPE=btrfs: the root filesystem can be"},
 	} {
-		cenv := env
-		if strings.HasPrefix(c.want, "break=") {
-			cenv = append(env, "break=before-instal")
-		}
-		if c.want == "" {
-			// A layout DIB_BLOCK_DEVICE_CONFIG names that dibvm cannot build.
-			cenv = append(env, "DIB_BLOCK_DEVICE_CONFIG=- lvm: {name: x}")
-			c.want = "DIB_BLOCK_DEVICE_CONFIG: lvm: dibvm does not support this block device node yet"
-		}
+		cenv := append(append([]string{}, env...), c.env...)
 		r := dibvm(t, cenv, time.Minute, c.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("dibvm %v: exit %d, stderr %q, want %q", c.args, r.code, r.stderr, c.want)
@@ -277,10 +275,29 @@ func TestCreateTreeOutputs(t *testing.T) {
 		"manifest-writer/element-deps":        "manifests\n",
 		"manifest-writer/finalise.d/50-note*": "#!/bin/sh\necho noted > \"$DIB_MANIFEST_IMAGE_DIR/my-manifest\"\n",
 	})
-	env := []string{"ELEMENTS_PATH=" + testElements(t) + ":" + mine, "DIB_USER_SETTING=trees", "DIB_DOCKER_TARGET=my/image:1"}
-	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar,tgz,docker,squashfs", "-o", out, "user-element", "manifest-writer")
+	// Settings as DIB takes them: DIB_CHECKSUM from the environment, and
+	// --logfile, which takes the build's output off the terminal.
+	env := []string{"ELEMENTS_PATH=" + testElements(t) + ":" + mine, "DIB_USER_SETTING=trees", "DIB_CHECKSUM=sha256"}
+	logfile := filepath.Join(t.TempDir(), "build.log")
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar,tgz,docker,squashfs", "-o", out,
+		"--docker-target", "my/image:1", "--logfile", logfile, "user-element", "manifest-writer")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	logged, err := os.ReadFile(logfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.stdout, "Target: root.d") || !strings.Contains(string(logged), "Target: root.d") {
+		t.Errorf("with --logfile the build's output goes to the file alone; stdout:\n%s", r.stdout)
+	}
+	for _, ext := range []string{".tar", ".tgz", ".docker.tar", ".squash"} {
+		if !fileExists(out + ext + ".sha256") {
+			t.Errorf("DIB_CHECKSUM=sha256: no %s.sha256", out+ext)
+		}
+		if fileExists(out + ext + ".md5") {
+			t.Errorf("DIB_CHECKSUM=sha256 wrote %s.md5 too", out+ext)
+		}
 	}
 	tarball, err := os.ReadFile(out + ".tar")
 	if err != nil {
@@ -301,8 +318,8 @@ func TestCreateTreeOutputs(t *testing.T) {
 	if got := readTar(t, out+".docker.tar")["etc/user-root-d"]; got != "root.d: hello from environment.d, trees\n" {
 		t.Errorf("docker tarball: etc/user-root-d = %q", got)
 	}
-	if !strings.Contains(r.stdout, "docker import "+out+".docker.tar my/image:1") {
-		t.Errorf("no docker import line in the output:\n%s", r.stdout)
+	if !strings.Contains(string(logged), "docker import "+out+".docker.tar my/image:1") {
+		t.Errorf("no docker import line in the output:\n%s", logged)
 	}
 	list, err := exec.Command(tool(t, "unsquashfs", "squashfs-tools"), "-l", out+".squash").CombinedOutput()
 	if err != nil {

@@ -108,7 +108,7 @@ func debugfsCat(t *testing.T, fsImage, path string) string {
 func TestCreateDiskImages(t *testing.T) {
 	needVM(t)
 	out := filepath.Join(t.TempDir(), "img")
-	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=disk"}
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=disk", "DIB_JOURNAL_SIZE=16"}
 	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "raw,qcow2,vhd,vhdx,vmdk,tar", "-o", out,
 		"--mkfs-options", "-m 1", "--qemu-img-options", "compat=0.10", "user-element", "block-device-mbr")
 	if r.code != 0 {
@@ -163,6 +163,12 @@ func TestCreateDiskImages(t *testing.T) {
 	} else if blocks, reserved := e2fsField(dump, "Block count"), e2fsField(dump, "Reserved block count"); reserved*100 > blocks*2 || reserved == 0 {
 		t.Errorf("reserved %d of %d blocks: --mkfs-options \"-m 1\" was not used", reserved, blocks)
 	}
+	// DIB_JOURNAL_SIZE (--mkfs-journal-size) sized the root's journal.
+	if dump, err := exec.Command(tool(t, "dumpe2fs", "e2fsprogs"), "-h", root).Output(); err != nil {
+		t.Errorf("dumpe2fs: %v", err)
+	} else if got := e2fsField(dump, "Total journal blocks") * e2fsField(dump, "Block size"); got != 16<<20 {
+		t.Errorf("DIB_JOURNAL_SIZE=16: the journal is %d bytes, not 16 MiB:\n%s", got, dump)
+	}
 	// --qemu-img-options reached qemu-img convert.
 	if info, _ := exec.Command("qemu-img", "info", out+".qcow2").Output(); !strings.Contains(string(info), "compat: 0.10") {
 		t.Errorf("qcow2 not made with compat=0.10:\n%s", info)
@@ -172,6 +178,31 @@ func TestCreateDiskImages(t *testing.T) {
 	}
 	if got := debugfsCat(t, root, "/etc/user-finalise-d"); got != "finalise.d ran\n" {
 		t.Errorf("finalise.d (chrooted into the image) effect %q", got)
+	}
+}
+
+// FS_TYPE makes the root filesystem of a config that names no type,
+// labelled img-rootfs as DIB labels an XFS root; hooks see it as
+// DIB_ROOT_FSTYPE.
+func TestCreateXFSRoot(t *testing.T) {
+	needVM(t)
+	out := filepath.Join(t.TempDir(), "img")
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=xfs", "FS_TYPE=xfs"}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "raw,tar", "--image-size", "0.5", "-o", out, "user-element", "block-device-mbr")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	p := readPartitions(t, out+".raw").PartitionTable.Partitions[0]
+	root := extract(t, out+".raw", p.Start, p.Size)
+	if typ, label := blkid(t, root, "TYPE"), blkid(t, root, "LABEL"); typ != "xfs" || label != "img-rootfs" {
+		t.Errorf("root filesystem %s labelled %q, want xfs labelled img-rootfs", typ, label)
+	}
+	files := readTar(t, out+".tar")
+	if got := files["etc/fstab"]; got != "LABEL=img-rootfs / xfs defaults 0 1\n" {
+		t.Errorf("fstab %q", got)
+	}
+	if got := files["etc/user-root-fstype"]; got != "xfs\n" {
+		t.Errorf("DIB_ROOT_FSTYPE in a hook: %q, want xfs", got)
 	}
 }
 

@@ -54,8 +54,13 @@ type Filesystem struct {
 	FsckPassno   int    `json:"fsck_passno,omitempty"`
 }
 
-// Parse reads a block device configuration.
-func Parse(data []byte) (*Layout, error) {
+// FSTypes are the filesystems the guest can make.
+var FSTypes = []string{"ext2", "ext3", "ext4", "xfs", "vfat"}
+
+// Parse reads a block device configuration. rootFSType is the root
+// filesystem's type where its mkfs names none, as DIB's FS_TYPE; empty
+// means ext4, as for every other filesystem without a type.
+func Parse(data []byte, rootFSType string) (*Layout, error) {
 	var nodes []map[string]yaml.Node
 	if err := yaml.Unmarshal(data, &nodes); err != nil {
 		return nil, fmt.Errorf("does not parse as a list of block device nodes: %w", err)
@@ -78,7 +83,7 @@ func Parse(data []byte) (*Layout, error) {
 				}
 				l.Image = ll.Name
 			case "partitioning":
-				if err := l.parsePartitioning(&v); err != nil {
+				if err := l.parsePartitioning(&v, rootFSType); err != nil {
 					return nil, fmt.Errorf("partitioning: %w", err)
 				}
 			case "mkfs", "mount", "fstab":
@@ -100,7 +105,7 @@ func Parse(data []byte) (*Layout, error) {
 	return l, l.check()
 }
 
-func (l *Layout) parsePartitioning(v *yaml.Node) error {
+func (l *Layout) parsePartitioning(v *yaml.Node, rootFSType string) error {
 	var p struct {
 		Base       string
 		Label      string
@@ -167,14 +172,20 @@ func (l *Layout) parsePartitioning(v *yaml.Node) error {
 		part := Partition{Name: q.Name, Flags: q.Flags, Type: q.Type, Size: size}
 		if m := q.Mkfs; m != nil {
 			fs := &Filesystem{Type: m.Type, Label: m.Label, UUID: m.UUID, Options: m.Opts}
-			if fs.Type == "" {
-				fs.Type = "ext4"
-			}
 			if m.Mount != nil {
 				fs.MountPoint = m.Mount.MountPoint
 				if f := m.Mount.Fstab; f != nil {
 					fs.FstabOptions, fs.FsckPassno = f.Options, f.FsckPassno
 				}
+			}
+			if fs.Type == "" {
+				fs.Type = "ext4"
+				if fs.MountPoint == "/" && rootFSType != "" {
+					fs.Type = rootFSType
+				}
+			}
+			if !slices.Contains(FSTypes, fs.Type) {
+				return fmt.Errorf("partition %s: mkfs type %q is not supported (%s)", q.Name, fs.Type, strings.Join(FSTypes, ", "))
 			}
 			part.FS = fs
 		}
@@ -252,6 +263,16 @@ func (p *Partition) Primary() bool { return slices.Contains(p.Flags, "primary") 
 
 // Boot says whether the partition carries the boot flag.
 func (p *Partition) Boot() bool { return slices.Contains(p.Flags, "boot") }
+
+// Root is the filesystem mounted at /, which a parsed layout always has.
+func (l *Layout) Root() *Filesystem {
+	for _, p := range l.Partitions {
+		if p.FS != nil && p.FS.MountPoint == "/" {
+			return p.FS
+		}
+	}
+	return nil
+}
 
 // Fixed is the total of the partitions' fixed sizes.
 func (l *Layout) Fixed() int64 {

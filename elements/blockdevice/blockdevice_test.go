@@ -58,7 +58,7 @@ const efiDefault = `- local_loop:
 `
 
 func TestParseDIBDefaults(t *testing.T) {
-	l, err := Parse([]byte(mbrDefault))
+	l, err := Parse([]byte(mbrDefault), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestParseDIBDefaults(t *testing.T) {
 		l.Partitions[0].FS.Type != "ext4" || l.Partitions[0].FS.MountPoint != "/" || l.Partitions[0].FS.FsckPassno != 1 {
 		t.Errorf("mbr default parsed as %+v / %+v", l, l.Partitions[0].FS)
 	}
-	l, err = Parse([]byte(efiDefault))
+	l, err = Parse([]byte(efiDefault), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +76,22 @@ func TestParseDIBDefaults(t *testing.T) {
 	}
 	if l.Fixed() != 558<<20 {
 		t.Errorf("fixed %d", l.Fixed())
+	}
+}
+
+// FS_TYPE fills in the root filesystem's type where its mkfs has none,
+// and only there: block-device-efi's config names ext4 and vfat, as
+// DIB's does.
+func TestParseRootFSType(t *testing.T) {
+	l, err := Parse([]byte(mbrDefault), "xfs")
+	if err != nil || l.Partitions[0].FS.Type != "xfs" {
+		t.Errorf("block-device-mbr with FS_TYPE=xfs: %v %+v", err, l)
+	}
+	if l, err = Parse([]byte(efiDefault), "xfs"); err != nil || l.Partitions[0].FS.Type != "vfat" || l.Partitions[2].FS.Type != "ext4" {
+		t.Errorf("the types a config gives must win over FS_TYPE: %v %+v", err, l)
+	}
+	if _, err := Parse([]byte(mbrDefault), "btrfs"); err == nil || !strings.Contains(err.Error(), `mkfs type "btrfs" is not supported`) {
+		t.Errorf("FS_TYPE=btrfs: %v", err)
 	}
 }
 
@@ -89,7 +105,7 @@ func TestParseRejects(t *testing.T) {
 		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: mbr, partitions: [{name: r, size: lots}]}": `size: "lots"`,
 		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: mbr, partitions: [{name: r, size: 100%}]}": "exactly one filesystem mounted at /",
 	} {
-		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := Parse([]byte(in), ""); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q) = %v, want %q", in, err, want)
 		}
 	}

@@ -37,7 +37,7 @@ const mbrLogical = `- local_loop:
 `
 
 func TestPlaceMBRLogical(t *testing.T) {
-	l, err := Parse([]byte(mbrLogical))
+	l, err := Parse([]byte(mbrLogical), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestPlaceMBRLogical(t *testing.T) {
 }
 
 func TestPlaceMBRDefaultIsOnePrimary(t *testing.T) {
-	l, err := Parse([]byte(mbrDefault))
+	l, err := Parse([]byte(mbrDefault), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestPlaceMBRDefaultIsOnePrimary(t *testing.T) {
 }
 
 func TestPlaceGPTWholeMiB(t *testing.T) {
-	l, err := Parse([]byte(efiDefault))
+	l, err := Parse([]byte(efiDefault), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestPlaceGPTWholeMiB(t *testing.T) {
 }
 
 func TestPlaceRefusesWhatDoesNotFit(t *testing.T) {
-	l, err := Parse([]byte(strings.Replace(mbrLogical, "size: 64MiB", "size: 2GiB", 1)))
+	l, err := Parse([]byte(strings.Replace(mbrLogical, "size: 64MiB", "size: 2GiB", 1)), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,12 +146,12 @@ func TestParseMBRRules(t *testing.T) {
 		mbr + "      - {name: a}\n" + root:                                         "partition a: no size",
 		strings.Replace(mbr, "label: mbr", "label: mbr\n    align: 100", 1) + root: `align "100"`,
 	} {
-		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := Parse([]byte(in), ""); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(\n%s) = %v, want %q", in, err, want)
 		}
 	}
 	// Four primaries and nothing logical is a full, valid MBR.
-	if _, err := Parse([]byte(mbr + prim("a") + prim("b") + prim("c") + strings.Replace(root, "size:", "flags: [primary], size:", 1))); err != nil {
+	if _, err := Parse([]byte(mbr+prim("a")+prim("b")+prim("c")+strings.Replace(root, "size:", "flags: [primary], size:", 1)), ""); err != nil {
 		t.Error(err)
 	}
 }

@@ -49,6 +49,12 @@ type Spec struct {
 	// usual margin. Both in GB, as DIB documents them.
 	ImageSizeGB float64 `json:"image_size_gb,omitempty"`
 	ExtraSizeGB float64 `json:"extra_size_gb,omitempty"`
+	// JournalMiB is an ext4 root's journal (--mkfs-journal-size); 0 is
+	// DIB's 64 MiB.
+	JournalMiB int `json:"journal_mib,omitempty"`
+	// RootFSType is the root filesystem's type, exported to hooks as
+	// DIB_ROOT_FSTYPE.
+	RootFSType string `json:"root_fs_type,omitempty"`
 	// MkfsOptions (--mkfs-options, else MKFS_OPTS) go to the root
 	// filesystem's mkfs; MaxOnlineResize (--max-online-resize) is the
 	// most blocks an ext root may later grow to online (mkfs -E resize=).

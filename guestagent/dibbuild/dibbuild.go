@@ -282,6 +282,7 @@ func (b *build) environment() []string {
 		"DIB_ARGS":           strings.Join(s.Elements, " "),
 		"DIB_DEBUG_TRACE":    "0",
 		"DIB_ROOT_LABEL":     s.RootLabel,
+		"DIB_ROOT_FSTYPE":    s.RootFSType,
 		"DIB_BOOT_LABEL":     "",
 	}
 	if s.Trace {

@@ -32,9 +32,15 @@ const mib = 1 << 20
 // divided by 0.6 (or plus DIB_IMAGE_EXTRA_SIZE GB), plus the ext4
 // journal, plus 525 MiB for block-device-efi's large ESP, rounded up to
 // 64 KiB; or DIB_IMAGE_SIZE GB exactly. It never returns less than the
-// fixed-size partitions, the tree and the journal need.
+// fixed-size partitions, the tree and the journal need; mke2fs places a
+// journal only in at most half the free blocks, and -i 4096 spends a
+// sixteenth of them on inodes, so the journal counts 2.25 times.
 func imageSize(treeBytes int64, s *buildspec.Spec) int64 {
 	const kib = 1024
+	var journal int64
+	if s.Layout.Root().Type == "ext4" {
+		journal = journalMiB(s) * mib
+	}
 	var size int64
 	if s.ImageSizeGB > 0 {
 		size = int64(s.ImageSizeGB * (1 << 30))
@@ -44,9 +50,7 @@ func imageSize(treeBytes int64, s *buildspec.Spec) int64 {
 		} else {
 			size = int64(float64(treeBytes) / 0.6)
 		}
-		if rootType(s.Layout) == "ext4" {
-			size += 64 * mib
-		}
+		size += journal
 		for _, e := range s.Elements {
 			if e == "block-device-efi" {
 				size += 525 * mib
@@ -54,19 +58,19 @@ func imageSize(treeBytes int64, s *buildspec.Spec) int64 {
 		}
 	}
 	// Each partition may lose up to a MiB to alignment and an EBR.
-	if least := s.Layout.Fixed() + treeBytes + treeBytes/10 + 64*mib + int64(len(s.Layout.Partitions)+2)*mib; size < least {
+	if least := s.Layout.Fixed() + treeBytes + treeBytes/10 + journal*9/4 + int64(len(s.Layout.Partitions)+2)*mib; size < least {
 		size = least
 	}
 	return (size + 64*kib - 1) / (64 * kib) * (64 * kib)
 }
 
-func rootType(l *blockdevice.Layout) string {
-	for _, p := range l.Partitions {
-		if p.FS != nil && p.FS.MountPoint == "/" {
-			return p.FS.Type
-		}
+// journalMiB is the ext4 root's journal: DIB_JOURNAL_SIZE, else DIB's
+// 64 MiB, large enough for the resizes a cloud image sees.
+func journalMiB(s *buildspec.Spec) int64 {
+	if s.JournalMiB > 0 {
+		return int64(s.JournalMiB)
 	}
-	return ""
+	return 64
 }
 
 // makeImage partitions and formats the image and mounts it at target.
@@ -95,7 +99,7 @@ func (b *build) makeImage(disk string, size int64) (*image, error) {
 		if p.FS == nil {
 			continue
 		}
-		if err := mkfs(img.parts[i], p.FS, b.label(p.FS), b.mkfsOptions(p.FS)); err != nil {
+		if err := mkfs(img.parts[i], p.FS, b.label(p.FS), b.mkfsOptions(p.FS, img.parts[i])); err != nil {
 			return img, fmt.Errorf("partition %s: %w", p.Name, err)
 		}
 	}
@@ -170,12 +174,22 @@ func partType(label, t string) string {
 }
 
 // mkfsOptions are the build's own mkfs options, which DIB gives the root
-// filesystem only.
-func (b *build) mkfsOptions(fs *blockdevice.Filesystem) []string {
+// filesystem only: for ext4, an inode per 4 KiB and a large journal, room
+// for the many files and resizes of a cloud image; then
+// --max-online-resize and --mkfs-options.
+func (b *build) mkfsOptions(fs *blockdevice.Filesystem, dev string) []string {
 	if fs.MountPoint != "/" {
 		return nil
 	}
 	var opts []string
+	if fs.Type == "ext4" {
+		opts = append(opts, "-i", "4096")
+		// A 64 MiB journal needs a filesystem of some size: tiny test
+		// images get mkfs's own choice, unless a size was asked for.
+		if b.spec.JournalMiB > 0 || devSize(dev) >= 1<<30 {
+			opts = append(opts, "-J", fmt.Sprintf("size=%d", journalMiB(b.spec)))
+		}
+	}
 	if n := b.spec.MaxOnlineResize; n > 0 && strings.HasPrefix(fs.Type, "ext") {
 		opts = append(opts, "-E", fmt.Sprintf("resize=%d", n))
 	}
@@ -187,15 +201,6 @@ func mkfs(dev string, fs *blockdevice.Filesystem, label string, extra []string) 
 	switch fs.Type {
 	case "ext2", "ext3", "ext4":
 		args = []string{"mkfs." + fs.Type, "-F", "-q"}
-		if fs.Type == "ext4" && fs.MountPoint == "/" {
-			// As DIB: room for the many inodes and resizes of a cloud
-			// image. A 64 MiB journal needs a filesystem of some size;
-			// tiny test images get mkfs's own choice.
-			args = append(args, "-i", "4096")
-			if devSize(dev) >= 1<<30 {
-				args = append(args, "-J", "size=64")
-			}
-		}
 		if label != "" {
 			args = append(args, "-L", label)
 		}

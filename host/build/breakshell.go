@@ -15,16 +15,17 @@ import (
 
 // breakShell opens the shell of a breakpoint on the user's terminal (or
 // on dibvm's stdin and stdout, when they are not a terminal) and returns
-// when the user leaves it.
+// when the user leaves it. The shell is the user's even when the build's
+// output goes only to a log file.
 func (p *Plan) breakShell(m *machine.Machine, b buildspec.Break) {
 	where := "in the helper VM"
 	if b.Chroot {
 		where = "in the image's chroot"
 	}
-	fmt.Fprintf(p.o.Stderr, "dibvm: stopped at %s; a shell is open %s. Exit it to go on.\n", b.Point, where)
+	fmt.Fprintf(os.Stderr, "dibvm: stopped at %s; a shell is open %s. Exit it to go on.\n", b.Point, where)
 	cmd := agentclient.Command{
 		Line:  "/init dib-break-shell",
-		Stdin: userInput.session(), Stdout: p.o.Stdout, Stderr: p.o.Stderr,
+		Stdin: userInput.session(), Stdout: os.Stdout, Stderr: os.Stderr,
 	}
 	defer userInput.endSession()
 	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
@@ -37,7 +38,7 @@ func (p *Plan) breakShell(m *machine.Machine, b buildspec.Break) {
 		}
 	}
 	if err := m.Client.Run(cmd); err != nil {
-		fmt.Fprintf(p.o.Stderr, "dibvm: the shell at %s ended: %v\n", b.Point, err)
+		fmt.Fprintf(os.Stderr, "dibvm: the shell at %s ended: %v\n", b.Point, err)
 	}
 }
 

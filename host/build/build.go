@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -47,9 +48,15 @@ type Options struct {
 	Uncompressed bool
 	// ImageSizeGB and ExtraSizeGB are --image-size and --image-extra-size.
 	ImageSizeGB, ExtraSizeGB float64
-	// Checksum is --checksum: write .md5 and .sha256 beside each output.
-	Checksum bool
-	Environ  []string // the caller's environment
+	// Checksums are the sums written beside each output (md5, sha256):
+	// --checksum or DIB_CHECKSUM.
+	Checksums []string
+	// DockerTarget is --docker-target: the repository and tag of the
+	// docker output's import line.
+	DockerTarget string
+	// JournalMiB is --mkfs-journal-size: an ext4 root's journal.
+	JournalMiB int
+	Environ    []string // the caller's environment
 	// ImageCache is --image-cache: the host directory that keeps the
 	// build's downloads that never change (see host/egress.Cache).
 	ImageCache string
@@ -101,12 +108,14 @@ func Prepare(o Options) (*Plan, error) {
 		Break:       lookup(o.Environ, "break"),
 		ImageSizeGB: o.ImageSizeGB,
 		ExtraSizeGB: o.ExtraSizeGB,
+		JournalMiB:  o.JournalMiB,
+		RootFSType:  lookup(o.Environ, "FS_TYPE"),
 
 		MkfsOptions:     o.MkfsOptions,
 		MaxOnlineResize: o.MaxOnlineResize,
 	}
-	if spec.RootLabel == "" {
-		spec.RootLabel = "cloudimg-rootfs"
+	if t := spec.RootFSType; t != "" && !slices.Contains(blockdevice.FSTypes, t) {
+		return nil, fmt.Errorf("FS_TYPE=%s: the root filesystem can be %s", t, strings.Join(blockdevice.FSTypes, ", "))
 	}
 	if _, err := breakpoint.Parse(spec.Break); err != nil {
 		return nil, err
@@ -114,6 +123,17 @@ func Prepare(o Options) (*Plan, error) {
 	if wantsDisk(o.Types) {
 		if spec.Layout, err = layout(o, els); err != nil {
 			return nil, err
+		}
+		spec.RootFSType = spec.Layout.Root().Type
+	}
+	if spec.RootFSType == "" {
+		spec.RootFSType = "ext4"
+	}
+	if spec.RootLabel == "" {
+		// DIB's default, which is too long for XFS's 12 characters.
+		spec.RootLabel = "cloudimg-rootfs"
+		if spec.RootFSType == "xfs" {
+			spec.RootLabel = "img-rootfs"
 		}
 	}
 	inputs, err := inputFiles(spec, els, hooks)
@@ -206,7 +226,7 @@ func layout(o Options, els []*elements.Element) (*blockdevice.Layout, error) {
 			return nil, errors.New("a disk image needs a block device layout: add vm (which brings block-device-mbr) or a block-device-* element, or set DIB_BLOCK_DEVICE_CONFIG")
 		}
 	}
-	l, err := blockdevice.Parse(data)
+	l, err := blockdevice.Parse(data, lookup(o.Environ, "FS_TYPE"))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -432,8 +452,8 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Resu
 		}
 		staged = append(staged, s)
 	}
-	if o.Checksum {
-		sums, err := stageChecksums(staged)
+	if len(o.Checksums) > 0 {
+		sums, err := stageChecksums(staged, o.Checksums)
 		if err != nil {
 			return err
 		}
@@ -450,7 +470,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Resu
 	}
 	if slices.Contains(o.Types, "docker") {
 		// No daemon is needed to build; this is how the tarball gets to one.
-		target := lookup(o.Environ, "DIB_DOCKER_TARGET")
+		target := o.DockerTarget
 		if target == "" {
 			target = filepath.Base(o.Output)
 		}
@@ -460,25 +480,31 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Resu
 	return nil
 }
 
-// stageChecksums stages an .md5 and a .sha256 file for each output, in
-// the format md5sum and sha256sum write and check ("<sum>  <name>").
-func stageChecksums(outputs []*stagedFile) ([]*stagedFile, error) {
+// stageChecksums stages a file of each kind of sum (md5, sha256) for each
+// output, in the format md5sum and sha256sum write and check
+// ("<sum>  <name>").
+func stageChecksums(outputs []*stagedFile, kinds []string) ([]*stagedFile, error) {
 	var out []*stagedFile
 	for _, f := range outputs {
+		hashes := map[string]hash.Hash{}
+		var ws []io.Writer
+		for _, k := range kinds {
+			h := map[string]func() hash.Hash{"md5": md5.New, "sha256": sha256.New}[k]()
+			hashes[k] = h
+			ws = append(ws, h)
+		}
 		src, err := os.Open(f.tmp)
 		if err != nil {
 			return out, err
 		}
-		m, s := md5.New(), sha256.New()
-		_, err = io.Copy(io.MultiWriter(m, s), src)
+		_, err = io.Copy(io.MultiWriter(ws...), src)
 		src.Close()
 		if err != nil {
 			return out, err
 		}
-		name := filepath.Base(f.final)
-		for ext, sum := range map[string][]byte{".md5": m.Sum(nil), ".sha256": s.Sum(nil)} {
-			line := hex.EncodeToString(sum) + "  " + name + "\n"
-			sf, err := stage(f.final+ext, func(tmp *os.File) error {
+		for _, k := range kinds {
+			line := hex.EncodeToString(hashes[k].Sum(nil)) + "  " + filepath.Base(f.final) + "\n"
+			sf, err := stage(f.final+"."+k, func(tmp *os.File) error {
 				_, err := io.WriteString(tmp, line)
 				return err
 			})

@@ -13,28 +13,48 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
+// createFlags are the flags of dibvm create: DIB's, the helper VM's, and
+// --timeout.
+type createFlags struct {
+	vf          vmFlags
+	o           build.Options
+	types       string
+	packages    []string
+	trace       int
+	installType string
+	rootLabel   string
+	timeout     time.Duration
+	offline     bool
+	logfile     string
+	noTmpfs     bool
+	minTmpfs    int
+	checksum    bool
+	clearEnv    bool
+	version     bool
+}
+
+// environFlags are the flags whose setting disk-image-create also takes
+// from its environment, by the variable each flag sets there: where the
+// flag is not given, the variable counts.
+var environFlags = []struct{ flag, variable string }{
+	{"arch", "ARCH"},
+	{"image-cache", "DIB_IMAGE_CACHE"},
+	{"image-size", "DIB_IMAGE_SIZE"},
+	{"image-extra-size", "DIB_IMAGE_EXTRA_SIZE"},
+	{"max-online-resize", "MAX_ONLINE_RESIZE"},
+	{"mkfs-journal-size", "DIB_JOURNAL_SIZE"},
+	{"mkfs-options", "MKFS_OPTS"},
+	{"root-label", "ROOT_LABEL"},
+}
+
 func createCommand() *cobra.Command {
-	var (
-		vf          vmFlags
-		o           build.Options
-		types       string
-		packages    []string
-		trace       int
-		installType string
-		rootLabel   string
-		timeout     time.Duration
-		offline     bool
-		logfile     string
-		noTmpfs     bool
-		minTmpfs    int
-		version     bool
-		clearEnv    bool
-	)
+	c := &createFlags{}
 	cmd := &cobra.Command{
 		Use:     "create [flags] ELEMENT...",
 		Aliases: []string{"disk-image-create"},
@@ -42,112 +62,216 @@ func createCommand() *cobra.Command {
 		Long: `Build an image from diskimage-builder elements. The privileged work runs
 in the helper VM; the host gets back only the image. Elements come from
 ELEMENTS_PATH, then the built-in library. DIB_* variables are passed to the
-elements' hooks.`,
+elements' hooks, and the variables disk-image-create reads for its flags
+(ARCH, DIB_IMAGE_SIZE, DIB_IMAGE_EXTRA_SIZE, DIB_IMAGE_CACHE,
+DIB_JOURNAL_SIZE, DIB_CHECKSUM, MAX_ONLINE_RESIZE, MKFS_OPTS, ROOT_LABEL,
+FS_TYPE, DIB_QUIET) count where the flag is not given.`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if version {
+			if c.version {
 				return nil
 			}
 			return cobra.MinimumNArgs(1)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if version {
+			if c.version {
 				fmt.Fprintln(cmd.OutOrStdout(), Version)
 				return nil
 			}
-			if err := vf.check(); err != nil {
-				return err
-			}
-			arch, err := debianArch(o.Arch)
+			o, closeLog, err := c.options(cmd.Flags(), args)
 			if err != nil {
 				return err
 			}
-			o.Arch = arch
-			o.Elements = args
-			o.Types = splitList(types)
-			o.Trace = trace > 0
-			for _, p := range packages {
-				o.Packages = append(o.Packages, splitList(p)...)
-			}
-			o.Environ = os.Environ()
-			if clearEnv {
-				// DIB's -c re-executes itself with an empty environment:
-				// nothing of the caller's (ELEMENTS_PATH, DIB_*, break=,
-				// MKFS_OPTS) reaches the build; flags still do.
-				o.Environ = nil
-				if !cmd.Flags().Changed("image-cache") {
-					o.ImageCache = ""
-				}
-				if !cmd.Flags().Changed("mkfs-options") {
-					o.MkfsOptions = ""
-				}
-			}
-			if rootLabel != "" {
-				o.Environ = append(o.Environ, "DIB_ROOT_LABEL="+rootLabel)
-			}
-			if o.ImageSizeGB < 0 || o.ExtraSizeGB < 0 {
-				return fmt.Errorf("--image-size and --image-extra-size cannot be negative")
-			}
-			if installType != "" {
-				o.Environ = append(o.Environ, "DIB_DEFAULT_INSTALLTYPE="+installType)
-			}
-			if o.ImageCache == "" {
-				if o.ImageCache, err = defaultImageCache(); err != nil {
-					return err
-				}
-			}
-			if offline {
-				o.Environ = append(o.Environ, "DIB_OFFLINE=1")
-			}
-			o.Stdout, o.Stderr = os.Stdout, os.Stderr
-			if logfile != "" {
-				f, err := os.OpenFile(logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-				if err != nil {
-					return fmt.Errorf("--logfile: %w", err)
-				}
-				defer f.Close()
-				o.Stdout, o.Stderr = io.MultiWriter(os.Stdout, f), io.MultiWriter(os.Stderr, f)
-			}
-			if o.MaxOnlineResize < 0 {
-				return fmt.Errorf("--max-online-resize cannot be negative")
-			}
-			// The build is always on a scratch disk; hooks still see the
-			// settings as disk-image-create exports them.
-			if noTmpfs {
-				o.Environ = append(o.Environ, "DIB_NO_TMPFS=1")
-			}
-			if minTmpfs > 0 {
-				o.Environ = append(o.Environ, fmt.Sprintf("DIB_MIN_TMPFS=%d", minTmpfs))
-			}
-			o.ScratchSize = 64 << 30
-			return runBuild(&vf, o, timeout)
+			defer closeLog()
+			return runBuild(&c.vf, o, c.timeout)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVarP(&o.Output, "output", "o", "image", "image file name, without the type suffix")
-	f.StringVarP(&types, "type", "t", "qcow2", "output types, comma separated")
-	f.StringVarP(&o.Arch, "arch", "a", "", "architecture of the image (default: the host's)")
-	f.CountVarP(&trace, "trace", "x", "trace the hooks (repeatable)")
-	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
-	f.BoolVarP(&clearEnv, "clear-env", "c", false, "build with none of the caller's environment variables, as DIB's -c")
-	f.BoolVarP(&o.Uncompressed, "uncompressed", "u", false, "do not compress qcow2 images")
-	f.BoolVar(&o.Checksum, "checksum", false, "write .md5 and .sha256 files beside each output")
-	f.Float64Var(&o.ImageSizeGB, "image-size", 0, "image size in GB (default: from the size of the tree, as DIB)")
-	f.Float64Var(&o.ExtraSizeGB, "image-extra-size", 0, "GB to add to the tree's size, instead of DIB's usual margin")
-	f.StringVar(&rootLabel, "root-label", "", "label of the root filesystem (sets DIB_ROOT_LABEL; default cloudimg-rootfs)")
-	f.StringArrayVarP(&packages, "packages", "p", nil, "extra packages to install, comma separated (repeatable)")
-	f.StringVar(&installType, "install-type", "", "default install type (sets DIB_DEFAULT_INSTALLTYPE)")
-	f.DurationVar(&timeout, "timeout", 3*time.Hour, "stop the build after this long")
-	f.StringVar(&o.ImageCache, "image-cache", os.Getenv("DIB_IMAGE_CACHE"), "host directory that keeps downloaded packages between builds (default $DIB_IMAGE_CACHE, else in the user's cache directory)")
-	f.BoolVar(&offline, "offline", false, "tell elements not to refresh cached downloads (sets DIB_OFFLINE)")
-	f.StringVar(&o.MkfsOptions, "mkfs-options", os.Getenv("MKFS_OPTS"), "options for the root filesystem's mkfs, as one string (default $MKFS_OPTS)")
-	f.Int64Var(&o.MaxOnlineResize, "max-online-resize", 0, "most filesystem blocks an ext root can later be grown to online (mkfs -E resize=)")
-	f.StringVar(&o.QemuImgOptions, "qemu-img-options", "", "options for qemu-img convert -o of qcow2 outputs, as one string (e.g. compat=0.10)")
-	f.StringVar(&logfile, "logfile", "", "also write the build's output to this file")
-	f.BoolVar(&noTmpfs, "no-tmpfs", false, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
-	f.IntVar(&minTmpfs, "min-tmpfs", 0, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
-	f.BoolVar(&version, "version", false, "print dibvm's version and exit")
-	vf.register(f)
+	c.register(cmd.Flags())
 	return cmd
+}
+
+func (c *createFlags) register(f *pflag.FlagSet) {
+	o := &c.o
+	f.StringVarP(&o.Output, "output", "o", "image", "image file name, without the type suffix")
+	f.StringVarP(&c.types, "type", "t", "qcow2", "output types, comma separated")
+	f.StringVarP(&o.Arch, "arch", "a", "", "architecture of the image (default $ARCH, else the host's)")
+	f.CountVarP(&c.trace, "trace", "x", "trace the hooks (repeatable)")
+	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
+	f.BoolVarP(&c.clearEnv, "clear-env", "c", false, "build with none of the caller's environment variables, as DIB's -c")
+	f.BoolVarP(&o.Uncompressed, "uncompressed", "u", false, "do not compress qcow2 images")
+	f.BoolVar(&c.checksum, "checksum", false, "write .md5 and .sha256 files beside each output (default from $DIB_CHECKSUM: 1, or md5 and/or sha256)")
+	f.Float64Var(&o.ImageSizeGB, "image-size", 0, "image size in GB (default $DIB_IMAGE_SIZE, else from the size of the tree, as DIB)")
+	f.Float64Var(&o.ExtraSizeGB, "image-extra-size", 0, "GB to add to the tree's size, instead of DIB's usual margin (default $DIB_IMAGE_EXTRA_SIZE)")
+	f.StringVar(&c.rootLabel, "root-label", "", "label of the root filesystem (default $ROOT_LABEL, else cloudimg-rootfs, or img-rootfs for xfs)")
+	f.StringArrayVarP(&c.packages, "packages", "p", nil, "extra packages to install, comma separated (repeatable)")
+	f.StringVar(&c.installType, "install-type", "", "default install type (sets DIB_DEFAULT_INSTALLTYPE)")
+	f.DurationVar(&c.timeout, "timeout", 3*time.Hour, "stop the build after this long")
+	f.StringVar(&o.ImageCache, "image-cache", "", "host directory that keeps downloaded packages between builds (default $DIB_IMAGE_CACHE, else in the user's cache directory)")
+	f.BoolVar(&c.offline, "offline", false, "tell elements not to refresh cached downloads (sets DIB_OFFLINE)")
+	f.StringVar(&o.MkfsOptions, "mkfs-options", "", "options for the root filesystem's mkfs, as one string (default $MKFS_OPTS)")
+	f.IntVar(&o.JournalMiB, "mkfs-journal-size", 0, "journal size in MiB of an ext4 root filesystem (default $DIB_JOURNAL_SIZE, else 64)")
+	f.Int64Var(&o.MaxOnlineResize, "max-online-resize", 0, "most filesystem blocks an ext root can later be grown to online (mkfs -E resize=; default $MAX_ONLINE_RESIZE)")
+	f.StringVar(&o.QemuImgOptions, "qemu-img-options", "", "options for qemu-img convert -o of qcow2 outputs, as one string (e.g. compat=0.10)")
+	f.StringVar(&o.DockerTarget, "docker-target", "", "repository and tag for importing the docker output (default: the image name)")
+	f.StringVar(&c.logfile, "logfile", "", "write the build's output to this file, and not to the terminal unless DIB_QUIET=0")
+	f.BoolVar(&c.noTmpfs, "no-tmpfs", false, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
+	f.IntVar(&c.minTmpfs, "min-tmpfs", 0, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
+	f.BoolVar(&c.version, "version", false, "print dibvm's version and exit")
+	c.vf.register(f)
+}
+
+// options turns the flags and the environment into the build's options.
+// The returned func closes the log file, if any.
+func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Options, func(), error) {
+	nothing := func() {}
+	env := environ(c.clearEnv)
+	if err := c.fromEnviron(f, env); err != nil {
+		return c.o, nothing, err
+	}
+	o := c.o // with what the environment set
+	o.Environ = env
+	if err := c.vf.check(); err != nil {
+		return o, nothing, err
+	}
+	if err := c.checkNumbers(); err != nil {
+		return o, nothing, err
+	}
+	arch, err := debianArch(o.Arch)
+	if err != nil {
+		return o, nothing, err
+	}
+	o.Arch = arch
+	o.Elements = elements
+	o.Types = splitList(c.types)
+	o.Trace = c.trace > 0
+	for _, p := range c.packages {
+		o.Packages = append(o.Packages, splitList(p)...)
+	}
+	if o.Checksums, err = checksums(c.checksum, lookupEnv(o.Environ, "DIB_CHECKSUM")); err != nil {
+		return o, nothing, err
+	}
+	o.Environ = append(o.Environ, c.exported()...)
+	if o.ImageCache == "" {
+		if o.ImageCache, err = defaultImageCache(); err != nil {
+			return o, nothing, err
+		}
+	}
+	o.ScratchSize = 64 << 30
+	closeLog, err := c.output(&o)
+	return o, closeLog, err
+}
+
+// environ is the caller's environment, or none for -c: DIB's -c
+// re-executes itself with an empty environment, so nothing of the
+// caller's reaches the build; flags still do.
+func environ(clear bool) []string {
+	if clear {
+		return nil
+	}
+	return os.Environ()
+}
+
+// fromEnviron sets each flag of environFlags that was not given from its
+// variable, if set.
+func (c *createFlags) fromEnviron(f *pflag.FlagSet, env []string) error {
+	for _, ef := range environFlags {
+		v := lookupEnv(env, ef.variable)
+		if v == "" || f.Changed(ef.flag) {
+			continue
+		}
+		if err := f.Set(ef.flag, v); err != nil {
+			return fmt.Errorf("%s=%s (for --%s): %w", ef.variable, v, ef.flag, err)
+		}
+	}
+	return nil
+}
+
+func (c *createFlags) checkNumbers() error {
+	switch {
+	case c.o.ImageSizeGB < 0 || c.o.ExtraSizeGB < 0:
+		return fmt.Errorf("--image-size and --image-extra-size cannot be negative")
+	case c.o.MaxOnlineResize < 0:
+		return fmt.Errorf("--max-online-resize cannot be negative")
+	case c.o.JournalMiB < 0:
+		return fmt.Errorf("--mkfs-journal-size cannot be negative")
+	}
+	return nil
+}
+
+// exported are the variables disk-image-create exports for its flags,
+// which hooks read.
+func (c *createFlags) exported() []string {
+	var env []string
+	if c.rootLabel != "" {
+		env = append(env, "DIB_ROOT_LABEL="+c.rootLabel)
+	}
+	if c.installType != "" {
+		env = append(env, "DIB_DEFAULT_INSTALLTYPE="+c.installType)
+	}
+	if c.offline {
+		env = append(env, "DIB_OFFLINE=1")
+	}
+	// The build is always on a scratch disk; hooks still see the
+	// settings as disk-image-create exports them.
+	if c.noTmpfs {
+		env = append(env, "DIB_NO_TMPFS=1")
+	}
+	if c.minTmpfs > 0 {
+		env = append(env, fmt.Sprintf("DIB_MIN_TMPFS=%d", c.minTmpfs))
+	}
+	return env
+}
+
+// checksums are the sums to write: md5 and sha256 for --checksum or
+// DIB_CHECKSUM=1, or those DIB_CHECKSUM lists.
+func checksums(flag bool, env string) ([]string, error) {
+	switch {
+	case flag || env == "1":
+		return []string{"md5", "sha256"}, nil
+	case env == "" || env == "0":
+		return nil, nil
+	}
+	kinds := splitList(env)
+	for _, k := range kinds {
+		if k != "md5" && k != "sha256" {
+			return nil, fmt.Errorf("DIB_CHECKSUM=%s: want 1, or md5 and/or sha256, comma separated", env)
+		}
+	}
+	return kinds, nil
+}
+
+// output points the build's output at the terminal and the log file.
+// As in DIB, --logfile sends it to the file alone unless DIB_QUIET=0, and
+// DIB_QUIET=1 keeps it off the terminal. dibvm's own errors still go to
+// stderr.
+func (c *createFlags) output(o *build.Options) (func(), error) {
+	quiet := c.logfile != ""
+	if q := lookupEnv(o.Environ, "DIB_QUIET"); q != "" {
+		quiet = q == "1"
+	}
+	var out, errOut io.Writer = os.Stdout, os.Stderr
+	if quiet {
+		out, errOut = io.Discard, io.Discard
+	}
+	if c.logfile == "" {
+		o.Stdout, o.Stderr = out, errOut
+		return func() {}, nil
+	}
+	f, err := os.OpenFile(c.logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return func() {}, fmt.Errorf("--logfile: %w", err)
+	}
+	fmt.Printf("Output logs going to: %s\n", c.logfile)
+	o.Stdout, o.Stderr = io.MultiWriter(out, f), io.MultiWriter(errOut, f)
+	return func() { f.Close() }, nil
+}
+
+func lookupEnv(env []string, name string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
 }
 
 // runBuild boots the VM and builds, stopping cleanly on a signal or the
