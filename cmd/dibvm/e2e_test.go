@@ -347,12 +347,53 @@ func (c *consoleLog) expect(t *testing.T, s string, limit time.Duration) string 
 			c.pos = end
 			return text[:end]
 		}
+		if oops, ok := kernelPanic(text); ok {
+			// The gist comes last too, where a truncated log still shows it.
+			t.Fatalf("the guest kernel panicked; its report:\n%s\nthe panic in short: %s", oops, oopsGist(oops))
+		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t.Fatalf("the console did not show %q within %s; its last lines:\n%s", s, limit, tail(c.buf.String(), 40))
 	return ""
+}
+
+// oopsStart is how the first line of a kernel's oops report begins.
+var oopsStart = regexp.MustCompile(`BUG:|Oops|general protection|cut here|invalid opcode|Unable to handle`)
+
+// kernelPanic finds a kernel panic on the console and returns the report
+// that led to it, from the oops's first line (in the 150 lines before the
+// panic) on: that is what tells one cause from another.
+func kernelPanic(console string) (string, bool) {
+	end := strings.Index(console, "Kernel panic - not syncing")
+	if end < 0 {
+		return "", false
+	}
+	if nl := strings.IndexByte(console[end:], '\n'); nl >= 0 {
+		end += nl
+	}
+	lines := strings.Split(console[:end], "\n")
+	from := max(len(lines)-150, 0)
+	for i := from; i < len(lines); i++ {
+		if oopsStart.MatchString(lines[i]) {
+			from = i
+			break
+		}
+	}
+	return strings.Join(lines[from:], "\n"), true
+}
+
+// oopsGist is an oops report's first line, the faulting function and the
+// process, on one line.
+func oopsGist(oops string) string {
+	var gist []string
+	for i, l := range strings.Split(oops, "\n") {
+		if i == 0 || strings.Contains(l, "RIP: 0010:") || strings.Contains(l, " Comm: ") {
+			gist = append(gist, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(gist, " | ")
 }
 
 func tail(s string, n int) string {
