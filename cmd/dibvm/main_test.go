@@ -431,6 +431,24 @@ func TestAccelAutoFallsBackToTCG(t *testing.T) {
 	}
 }
 
+// A build whose first boot is given up on boots again under TCG with all
+// of its inputs: the elements and the build's settings.
+func TestCreateAfterFallbackToTCG(t *testing.T) {
+	needVM(t)
+	env := append(frozenHypervisor(t), "ELEMENTS_PATH="+testElements(t))
+	out := filepath.Join(t.TempDir(), "tree")
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out, "tiny-os")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "falling back to TCG") {
+		t.Errorf("the build did not fall back from the frozen KVM:\n%s", r.stderr)
+	}
+	if len(readTar(t, out+".tar")) == 0 {
+		t.Error("the tarball is empty")
+	}
+}
+
 // On a host with a real /dev/kvm, whether it works or hangs, neither
 // --accel kvm nor auto may hang.
 func TestAccelKVMOnThisHost(t *testing.T) {

@@ -283,8 +283,8 @@ func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.H
 		return nil, err
 	}
 	return []iso.File{
-		{Name: buildspec.FileName, Data: bytes.NewReader(js)},
-		{Name: buildspec.TarName, Data: &tarball},
+		{Name: buildspec.FileName, Data: js},
+		{Name: buildspec.TarName, Data: tarball.Bytes()},
 	}, nil
 }
 

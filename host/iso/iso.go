@@ -5,12 +5,12 @@
 // folded to lower-case 8.3-like names and modes and symlinks are lost. So
 // the disk holds a few flat files with short lower-case names (a JSON
 // config, tar archives that keep names, modes and links), each added from
-// memory or a reader, never from the host path directly.
+// memory, never from the host path directly.
 package iso
 
 import (
+	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -23,10 +23,12 @@ const VolumeID = "DIBVM_INPUT"
 
 var safeName = regexp.MustCompile(`^[a-z0-9_]{1,24}(\.[a-z0-9]{1,8})?$`)
 
-// File is one file for the disk.
+// File is one file for the disk. Its content is held in memory, not read
+// from a stream, so that the same files can be written again: a VM that
+// falls back from a hung hypervisor to TCG boots from a fresh disk.
 type File struct {
-	Name string    // lower case, [a-z0-9_], at most one dot and an extension of up to 8, e.g. "config.json"
-	Data io.Reader // its content
+	Name string // lower case, [a-z0-9_], at most one dot and an extension of up to 8, e.g. "config.json"
+	Data []byte // its content
 }
 
 // Write makes an ISO image at path holding files.
@@ -41,7 +43,7 @@ func Write(path string, files []File) error {
 		if !safeName.MatchString(f.Name) {
 			return fmt.Errorf("input disk: %q is not a name the ISO 9660 writer keeps as is", f.Name)
 		}
-		if err := w.AddFile(f.Data, f.Name); err != nil {
+		if err := w.AddFile(bytes.NewReader(f.Data), f.Name); err != nil {
 			return fmt.Errorf("input disk: add %s: %w", f.Name, err)
 		}
 	}

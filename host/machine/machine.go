@@ -5,7 +5,6 @@
 package machine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -200,7 +199,7 @@ func writeInput(path string, keys *agentclient.Keys, opts Options) error {
 	if err != nil {
 		return err
 	}
-	files := append([]iso.File{{Name: bootconfig.FileName, Data: bytes.NewReader(b)}}, opts.Inputs...)
+	files := append([]iso.File{{Name: bootconfig.FileName, Data: b}}, opts.Inputs...)
 	return iso.Write(path, files)
 }
 
