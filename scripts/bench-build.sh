@@ -2,8 +2,9 @@
 # Measures a full `dibvm create -o deb vm debian-minimal` on this machine:
 #   - wall time with an empty image cache (cold) and again with the cache
 #     the first build filled (warm), with the seconds each phase took;
-#   - wall time from starting QEMU on the result (SeaBIOS, TCG) to the
-#     login prompt on its serial console.
+#   - wall time from starting QEMU on the result (SeaBIOS, single-threaded
+#     TCG, as the end-to-end tests boot it) to the login prompt on its
+#     serial console.
 # It takes about an hour under TCG. Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,7 @@ cached=$(find "$DIB_IMAGE_CACHE" -type f | wc -l)
 
 serial=$work/serial.log
 t0=$(now)
-qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nodefaults -display none \
+qemu-system-x86_64 -accel tcg,thread=single -m 1024 -smp 2 -nodefaults -display none \
   -serial "file:$serial" -drive "file=$work/cold.qcow2,if=virtio,format=qcow2,snapshot=on" &
 qemu=$!
 login=
