@@ -5,7 +5,8 @@
 #   - wall time from starting QEMU on the result (SeaBIOS, single-threaded
 #     TCG, as the end-to-end tests boot it) to the login prompt on its
 #     serial console.
-# It takes one to one and a half hours under TCG, depending on the host.
+# It takes three quarters of an hour to an hour and a half under TCG,
+# depending on the host.
 # Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

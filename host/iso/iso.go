@@ -25,7 +25,8 @@ var safeName = regexp.MustCompile(`^[a-z0-9_]{1,24}(\.[a-z0-9]{1,8})?$`)
 
 // File is one file for the disk. Its content is held in memory, not read
 // from a stream, so that the same files can be written again: a VM that
-// falls back from a hung hypervisor to TCG boots from a fresh disk.
+// falls back to TCG from a hypervisor that did not start the guest boots
+// from a fresh disk.
 type File struct {
 	Name string // lower case, [a-z0-9_], at most one dot and an extension of up to 8, e.g. "config.json"
 	Data []byte // its content

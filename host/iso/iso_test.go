@@ -44,7 +44,7 @@ func readBack(t *testing.T, path string) map[string]string {
 }
 
 // The same files written twice give two whole disks: a VM that falls
-// back from a hung hypervisor boots again from a second one.
+// back to TCG from a failed hypervisor boots again from a second one.
 func TestWriteTwiceKeepsContent(t *testing.T) {
 	files := []File{
 		{Name: "build.json", Data: []byte(`{"image_name":"x"}`)},
