@@ -77,7 +77,7 @@ type Library struct {
 
 type source struct {
 	dir string // "" for the built-in library
-	fs  fs.FS
+	fs  fs.FS  // the built-in library; nil for a directory
 }
 
 // NewLibrary makes a library from a colon-separated ELEMENTS_PATH and the
@@ -92,7 +92,7 @@ func NewLibrary(elementsPath string, builtin fs.FS) (*Library, error) {
 		if err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("ELEMENTS_PATH entry %q is not a directory: fix or remove it", dir)
 		}
-		l.sources = append(l.sources, source{dir: dir, fs: os.DirFS(dir)})
+		l.sources = append(l.sources, source{dir: dir})
 	}
 	if builtin != nil {
 		l.sources = append(l.sources, source{fs: builtin})
@@ -130,12 +130,9 @@ func (l *Library) Get(name string) (*Element, error) {
 	if !validName(name) {
 		return nil, fmt.Errorf("%q is not an element name (an element is one directory on ELEMENTS_PATH): %w", name, ErrNotFound)
 	}
-	var (
-		e     *Element
-		where []string
-	)
+	var e *Element
 	for _, src := range l.sources {
-		fi, err := fs.Stat(src.fs, name)
+		fi, err := src.stat(name)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("element %s in %s: %w", name, src.dir, err)
@@ -149,12 +146,16 @@ func (l *Library) Get(name string) (*Element, error) {
 			l.Warnings = append(l.Warnings, fmt.Sprintf("element %s at %s overrides %s", name, e.Path, describe(src, name)))
 			continue
 		}
-		sub, err := fs.Sub(src.fs, name)
+		sub, err := src.open(name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("element %s in %s: %w", name, src.dir, err)
 		}
 		e = &Element{Name: name, Path: describe(src, name), FS: sub, Builtin: src.dir == ""}
-		where = append(where, e.Path)
+		if !e.Builtin {
+			if err := checkTree(e); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if e == nil {
 		return nil, &NotFoundError{Name: name, Searched: l.searched()}
@@ -168,6 +169,24 @@ func (l *Library) Get(name string) (*Element, error) {
 	}
 	l.found[name] = e
 	return e, nil
+}
+
+// stat finds name in the source, following a symlink: an element's
+// directory may be a link.
+func (s source) stat(name string) (fs.FileInfo, error) {
+	if s.fs != nil {
+		return fs.Stat(s.fs, name)
+	}
+	return os.Stat(filepath.Join(s.dir, name))
+}
+
+// open gives the element's files: on disk, through a root that keeps
+// every read inside the element's directory (see checkTree).
+func (s source) open(name string) (fs.FS, error) {
+	if s.fs != nil {
+		return fs.Sub(s.fs, name)
+	}
+	return openTree(filepath.Join(s.dir, name))
 }
 
 func describe(src source, name string) string {

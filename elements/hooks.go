@@ -1,6 +1,7 @@
 package elements
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -17,6 +18,10 @@ type Hook struct {
 	Element *Element    // the element that has it
 	Source  string      // its path in the element, when not Path (install types)
 	Mode    fs.FileMode // type and permissions, symlinks followed
+	// Link is the target of a hook that is a symlink (inside its
+	// element: see checkTree). The merged tree keeps it as a link, as
+	// DIB's cp -a does.
+	Link string
 }
 
 // File is the hook's path within its element.
@@ -74,6 +79,9 @@ func followDir(e *Element, name string, d fs.DirEntry) (bool, error) {
 		return d.IsDir(), nil
 	}
 	fi, err := fs.Stat(e.FS, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // dangling: a link, not a directory
+	}
 	if err != nil {
 		return false, fmt.Errorf("element %s (%s): %s: %w", e.Name, e.Path, name, err)
 	}
@@ -102,11 +110,24 @@ func (h *Hooks) add(e *Element, dir string) error {
 			return fmt.Errorf("duplicate hook %s: both element %s (%s) and element %s (%s) have it; rename one of them",
 				p, prev.Element.Name, prev.Element.Path, e.Name, e.Path)
 		}
+		hook := Hook{Path: p, Element: e}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if hook.Link, err = fs.ReadLink(e.FS, p); err != nil {
+				return fmt.Errorf("element %s (%s): %s: %w", e.Name, e.Path, p, err)
+			}
+		}
 		fi, err := fs.Stat(e.FS, p)
-		if err != nil {
+		switch {
+		case err == nil:
+			hook.Mode = mode(e, p, fi.Mode())
+		case hook.Link != "" && errors.Is(err, fs.ErrNotExist):
+			// A dangling link is carried as it is (static/ may hold links
+			// meant for the image); as a hook it is not executable.
+			hook.Mode = fs.ModeSymlink
+		default:
 			return fmt.Errorf("element %s (%s): %s: %w", e.Name, e.Path, p, err)
 		}
-		h.Files[p] = Hook{Path: p, Element: e, Mode: mode(e, p, fi.Mode())}
+		h.Files[p] = hook
 	}
 	return nil
 }

@@ -125,9 +125,13 @@ func TestMergeHooksUnreadableDirectory(t *testing.T) {
 	if err := os.Symlink("loop", filepath.Join(root, "os", "loop")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := MergeHooks(expandTree(t, root, "os"))
-	if err == nil || !strings.Contains(err.Error(), "element os") || !strings.Contains(err.Error(), "loop") {
-		t.Errorf("error %v does not name the element and the directory", err)
+	lib, err := NewLibrary(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Expand(lib, []string{"os"})
+	if err == nil || !strings.Contains(err.Error(), "element os") || !strings.Contains(err.Error(), "loop -> loop: the symlink is a loop") {
+		t.Errorf("error %v does not name the element and the link", err)
 	}
 	if os.Geteuid() != 0 {
 		root := tree(t, map[string]string{"os/element-provides": "operating-system\n", "os/install.d/10-x*": ""})

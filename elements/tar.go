@@ -13,7 +13,8 @@ import (
 // WriteTar writes what the guest needs of a build's elements as a tar
 // stream: the merged hook tree under hooks/ (what DIB calls
 // $TMP_HOOKS_PATH) and each element's own files under elements/<name>/.
-// Modes and symlinks inside elements are kept; files are owned by root.
+// Modes and symlinks are kept (every symlink stays inside its element:
+// see checkTree); files are owned by root.
 func WriteTar(w io.Writer, els []*Element, h *Hooks) error {
 	tw := tar.NewWriter(w)
 	paths := make([]string, 0, len(h.Files))
@@ -26,6 +27,14 @@ func WriteTar(w io.Writer, els []*Element, h *Hooks) error {
 		hook := h.Files[p]
 		if err := addDirs(tw, dirs, path.Dir("hooks/"+p)); err != nil {
 			return err
+		}
+		// A link moved by an install type would point elsewhere from its
+		// new place; it travels as the file it leads to.
+		if hook.Link != "" && hook.Source == "" {
+			if err := addLink(tw, "hooks/"+p, hook.Link); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := addFile(tw, hook.Element, hook.File(), "hooks/"+p, hook.Mode); err != nil {
 			return err
@@ -65,6 +74,10 @@ func addFile(tw *tar.Writer, e *Element, src, dst string, mode fs.FileMode) erro
 	return err
 }
 
+func addLink(tw *tar.Writer, dst, target string) error {
+	return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: dst, Linkname: target, Mode: 0o777, ModTime: epoch})
+}
+
 // addElement writes all of e under elements/<name>/.
 func addElement(tw *tar.Writer, dirs map[string]bool, e *Element) error {
 	base := "elements/" + e.Name
@@ -81,7 +94,7 @@ func addElement(tw *tar.Writer, dirs map[string]bool, e *Element) error {
 			if err != nil {
 				return fmt.Errorf("element %s (%s): %s: %w", e.Name, e.Path, p, err)
 			}
-			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: dst, Linkname: target, Mode: 0o777, ModTime: epoch})
+			return addLink(tw, dst, target)
 		case d.Type().IsRegular():
 			info, err := d.Info()
 			if err != nil {

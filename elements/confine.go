@@ -1,0 +1,144 @@
+package elements
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+)
+
+// An element tree may come from someone the user does not trust, and the
+// host reads it before anything is sandboxed. So the host reads an
+// element only through an os.Root opened on its directory, which refuses
+// any path that resolves outside it, and before the element is used its
+// whole tree is checked (checkTree), so that what would leave the tree is
+// an error that names the element, the file and where it leads, rather
+// than a file of the host shipped into the VM.
+
+// openTree opens dir as an element's tree. The directory itself may be a
+// symlink (elements are often linked into ELEMENTS_PATH); nothing inside
+// it may lead out.
+func openTree(dir string) (fs.FS, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	// The root stays open for the life of the process: a command reads a
+	// handful of elements, and a closed root would make their FS useless.
+	return root.FS(), nil
+}
+
+// EscapeError is a file of an element tree that would make the host read
+// outside the element's directory, or is not a file an element can hold.
+type EscapeError struct {
+	Element string // the element's name
+	Dir     string // where the element is
+	File    string // the file, relative to the element
+	Target  string // for a symlink, where it points
+	Reason  string
+}
+
+func (e *EscapeError) Error() string {
+	what := e.File
+	if e.Target != "" {
+		what += " -> " + e.Target
+	}
+	return fmt.Sprintf("element %s (%s): %s: %s", e.Element, e.Dir, what, e.Reason)
+}
+
+// checkTree refuses an element whose tree leads outside its directory:
+// a symlink whose target is absolute or climbs out with "..", directly
+// or through other links; a regular file with hard links outside the
+// tree; and pipes, sockets and devices, which are nothing an element
+// needs and which a read on the host could hang on. Symlinks that stay
+// inside are fine: they travel as symlinks, as DIB's cp -a keeps them.
+func checkTree(e *Element) error {
+	type fileLinks struct {
+		file  string
+		nlink uint64
+		seen  uint64
+	}
+	links := map[fileID]*fileLinks{}
+	err := fs.WalkDir(e.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("element %s (%s): %w", e.Name, e.Path, err)
+		}
+		switch t := d.Type(); {
+		case t.IsDir():
+			return nil
+		case t&fs.ModeSymlink != 0:
+			return checkLink(e, p)
+		case !t.IsRegular():
+			return &EscapeError{Element: e.Name, Dir: e.Path, File: p,
+				Reason: fmt.Sprintf("is a %s, and an element holds only files, directories and symlinks: remove it", kind(t))}
+		}
+		info, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("element %s (%s): %s: %w", e.Name, e.Path, p, err)
+		}
+		if id, n, ok := hardLinks(info); ok && n > 1 {
+			fl := links[id]
+			if fl == nil {
+				fl = &fileLinks{file: p, nlink: n}
+				links[id] = fl
+			}
+			fl.seen++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, fl := range links {
+		if fl.seen < fl.nlink {
+			return &EscapeError{Element: e.Name, Dir: e.Path, File: fl.file,
+				Reason: fmt.Sprintf("has %d hard links, %d of them outside the element: an element's files must be its own; copy the file instead of linking it", fl.nlink, fl.nlink-fl.seen)}
+		}
+	}
+	return nil
+}
+
+// checkLink refuses the symlink at p if it leads out of the element.
+func checkLink(e *Element, p string) error {
+	target, err := fs.ReadLink(e.FS, p)
+	if err != nil {
+		return fmt.Errorf("element %s (%s): %s: %w", e.Name, e.Path, p, err)
+	}
+	refuse := func(reason string) error {
+		return &EscapeError{Element: e.Name, Dir: e.Path, File: p, Target: target, Reason: reason}
+	}
+	if path.IsAbs(target) {
+		return refuse("an absolute symlink leads outside the element, and dibvm never reads host files through an element: copy the file into the element, or make the link in a hook")
+	}
+	if rel := path.Join(path.Dir(p), target); rel == ".." || strings.HasPrefix(rel, "../") {
+		return refuse("the symlink leads outside the element, and dibvm never reads host files through an element: copy the file into the element")
+	}
+	// The link stays inside by its own text; one it leads through may not.
+	// The root resolves the whole chain and refuses an escape on the way.
+	switch _, err := fs.Stat(e.FS, p); {
+	case err == nil, errors.Is(err, fs.ErrNotExist):
+		// A dangling link is kept as a link, as DIB's cp -a keeps it.
+	case errors.Is(err, syscall.ELOOP):
+		return refuse("the symlink is a loop: remove it")
+	default:
+		return refuse("the symlink leads outside the element through another link, and dibvm never reads host files through an element (" + err.Error() + ")")
+	}
+	return nil
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
