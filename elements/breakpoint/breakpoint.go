@@ -63,3 +63,18 @@ func (s Set) After(phase string) bool { return s["after-"+phase] }
 
 // OnError reports whether a failing hook opens a shell.
 func (s Set) OnError() bool { return s[AfterError] }
+
+// chrootPhases run inside the image's chroot; the shell at their
+// breakpoints is opened there too.
+var chrootPhases = map[string]bool{"pre-install": true, "install": true, "post-install": true, "finalise": true}
+
+// InChroot reports whether the shell at point belongs in the image's
+// chroot. ok is false for after-error, whose shell is wherever the build
+// failed, and for what is not a breakpoint.
+func InChroot(point string) (chroot, ok bool) {
+	_, phase, found := strings.Cut(point, "-")
+	if !found || point == AfterError || !known(phase) {
+		return false, false
+	}
+	return chrootPhases[phase], true
+}

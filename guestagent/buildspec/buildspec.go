@@ -74,8 +74,8 @@ func Parse(data []byte) (*Spec, error) {
 	return &s, nil
 }
 
-// Result is the guest's last line of output on a successful build: what
-// it wrote to the output disk.
+// Result is the build's last control message on success: what it wrote
+// to the output disk.
 type Result struct {
 	// TarSize is the length of the tar stream at the start of the output
 	// disk, when a tar output was asked for.
@@ -109,14 +109,6 @@ func TreeArchive(types []string) bool {
 	}
 	return false
 }
-
-// ResultPrefix starts the result line on the build's stdout.
-const ResultPrefix = "dibvm-build-result: "
-
-// BreakPrefix starts the line by which the build, stopped at a
-// breakpoint, asks the host for a shell. The build goes on when the host
-// writes a line to its stdin.
-const BreakPrefix = "dibvm-break: "
 
 // Break is what the build says at a breakpoint.
 type Break struct {

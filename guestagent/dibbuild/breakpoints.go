@@ -14,9 +14,6 @@ import (
 	"github.com/dibvm/dibvm/guestagent/buildspec"
 )
 
-// chrootPhases run inside the target; a shell at their breakpoints does too.
-var chrootPhases = map[string]bool{"pre-install": true, "install": true, "post-install": true, "finalise": true}
-
 // stop pauses the build at point if break= names it: it leaves the shell's
 // settings for dib-break-shell, tells the host, and waits for the host's
 // go-ahead on stdin. DIB prints the same two lines around its shell.
@@ -33,8 +30,7 @@ func (b *build) stop(point string, chroot bool) error {
 	if err := os.WriteFile(buildspec.BreakFile, data, 0o600); err != nil {
 		return err
 	}
-	line, _ := json.Marshal(buildspec.Break{Point: point, Chroot: chroot})
-	fmt.Fprintf(b.out, "%s%s\n", buildspec.BreakPrefix, line)
+	b.tell(buildspec.Message{Break: &buildspec.Break{Point: point, Chroot: chroot}})
 	if _, err := b.stdin.ReadString('\n'); err != nil {
 		return fmt.Errorf("waiting at breakpoint %s: the host went away: %w", point, err)
 	}

@@ -6,7 +6,6 @@ package dibbuild
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +25,6 @@ import (
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 )
 
-// FailurePrefix starts the line on stdout that describes a failed hook.
-const FailurePrefix = "dibvm-build-failure: "
-
 // Layout of the scratch disk, mounted at root.
 const root = "/build"
 
@@ -40,9 +36,10 @@ type build struct {
 	built    string // where the tree is built
 	target   string // TMP_MOUNT_PATH, TARGET_ROOT: the tree, then the image
 	img      *image
-	work     string // TMP_BUILD_DIR
-	out      io.Writer
-	mounts   []string // inside the target, to undo in reverse
+	work     string    // TMP_BUILD_DIR
+	out      io.Writer // what people read: DIB's lines, the hooks' output
+	ctl      io.Writer // control messages to the host (buildspec.Message)
+	mounts   []string  // inside the target, to undo in reverse
 	env      []string
 	breaks   breakpoint.Set
 	stdin    *bufio.Reader
@@ -55,23 +52,50 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: dib-build INPUT_DIR")
 		return 2
 	}
-	b := &build{input: args[0], out: os.Stdout}
-	err := b.run()
+	ctl, err := controlStream()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dib-build: %v\n", err)
+		return 1
+	}
+	b := &build{input: args[0], out: os.Stderr, ctl: ctl}
+	err = b.run()
 	var f *hookrunner.Failure
 	if errors.As(err, &f) {
 		b.stopOnError(false)
 	}
 	b.unmountTarget()
-	if err == nil {
+	switch {
+	case err == nil:
 		return 0
+	case errors.As(err, &f):
+		b.tell(buildspec.Message{Failure: f})
+	default:
+		b.tell(buildspec.Message{Error: err.Error()})
 	}
-	if errors.As(err, &f) {
-		line, _ := json.Marshal(f)
-		fmt.Fprintf(os.Stdout, "\n%s%s\n", FailurePrefix, line)
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "dib-build: %v\n", err)
 	return 1
+}
+
+// controlStream takes the build's stdout for control messages and points
+// file descriptor 1 at stderr, so that nothing else, not the build's own
+// code nor a child that inherits it, can write to the host's control
+// stream by printing.
+func controlStream() (*os.File, error) {
+	fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("keep stdout for control messages: %w", err)
+	}
+	if err := unix.Dup3(2, 1, 0); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("point stdout at stderr: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "control"), nil
+}
+
+// tell sends the host a control message.
+func (b *build) tell(m buildspec.Message) {
+	if err := buildspec.WriteMessage(b.ctl, m); err != nil {
+		fmt.Fprintf(b.out, "dib-build: tell the host (%s): %v\n", m.Kind(), err)
+	}
 }
 
 func (b *build) run() error {
@@ -510,8 +534,7 @@ func (b *build) writeOutputs() error {
 			return err
 		}
 	}
-	line, _ := json.Marshal(res)
-	fmt.Fprintf(b.out, "%s%s\n", buildspec.ResultPrefix, line)
+	b.tell(buildspec.Message{Result: &res})
 	return nil
 }
 

@@ -22,24 +22,12 @@ import (
 	"time"
 
 	"github.com/dibvm/dibvm/elements/runparts"
+	"github.com/dibvm/dibvm/guestagent/buildspec"
 )
 
-// Failure describes a hook that failed.
-type Failure struct {
-	Phase  string   `json:"phase"`
-	Script string   `json:"script"`
-	Status int      `json:"status"`
-	Signal string   `json:"signal,omitempty"`
-	Tail   []string `json:"tail"` // its last lines of output
-}
-
-func (f *Failure) Error() string {
-	how := fmt.Sprintf("exit status %d", f.Status)
-	if f.Signal != "" {
-		how = "killed by " + f.Signal
-	}
-	return fmt.Sprintf("%s/%s failed: %s", f.Phase, f.Script, how)
-}
+// Failure describes a hook that failed; the build reports it to the host
+// as it is.
+type Failure = buildspec.Failure
 
 const prefix = "dib-run-parts "
 

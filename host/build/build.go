@@ -28,11 +28,10 @@ import (
 	"github.com/dibvm/dibvm/elements/blockdevice"
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/buildspec"
-	"github.com/dibvm/dibvm/guestagent/dibbuild"
-	"github.com/dibvm/dibvm/guestagent/hookrunner"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // Options are one disk-image-create invocation.
@@ -164,27 +163,46 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	// The build's stdin only carries the go-ahead after a breakpoint.
 	goAhead, resume := io.Pipe()
 	defer resume.Close()
-	scan := &resultScanner{out: o.Stdout, onBreak: func(b buildspec.Break) {
-		p.breakShell(m, b)
-		io.WriteString(resume, "\n")
-	}}
+	breaks, _ := breakpoint.Parse(spec.Break) // checked in Prepare
+	ctl := &control{
+		breaks: breaks, types: o.Types, diskSize: o.ScratchSize,
+		onBreak: func(b buildspec.Break) {
+			p.breakShell(m, b)
+			io.WriteString(resume, "\n")
+		},
+		stop: func() { m.Close() },
+	}
+	ctlR, ctlW := io.Pipe()
+	ctlDone := make(chan struct{})
+	go func() { defer close(ctlDone); ctl.read(ctlR) }()
+	// Everything people read comes on the build's stderr; its stdout
+	// carries only control messages.
+	out := termsafe.NewWriter(o.Stdout)
 	err = m.Client.Run(agentclient.Command{
 		Line:  "/init dib-build /run/dibvm/input",
-		Stdin: goAhead, Stdout: scan, Stderr: o.Stderr,
+		Stdin: goAhead, Stdout: ctlW, Stderr: out,
 	})
-	scan.flush()
+	out.Flush()
+	ctlW.Close()
+	<-ctlDone
+	if ctl.err != nil {
+		return ctl.stopError()
+	}
 	if err := m.Explain(err); err != nil {
-		if scan.failure != nil {
-			return &HookError{Failure: scan.failure, Element: elementOf(hooks, scan.failure)}
+		switch {
+		case ctl.failure != nil:
+			return &HookError{Failure: ctl.failure, Element: elementOf(hooks, ctl.failure)}
+		case ctl.buildErr != "":
+			return fmt.Errorf("the build failed in the helper VM: %s", termsafe.String(ctl.buildErr))
 		}
 		return fmt.Errorf("the build failed in the helper VM: %w", err)
 	}
-	if scan.result == nil {
+	if ctl.result == nil {
 		return errors.New("the build ended without reporting its outputs")
 	}
 	// QEMU must let go of the output disk before it is read.
 	m.Shutdown()
-	return writeOutputs(ctx, o, m.DiskPath(buildspec.OutputSerial), scan.result)
+	return writeOutputs(ctx, o, m.DiskPath(buildspec.OutputSerial), ctl.result)
 }
 
 func wantsDisk(types []string) bool {
@@ -313,7 +331,7 @@ func lookup(environ []string, key string) string {
 
 // HookError is a failed hook, with the element it belongs to.
 type HookError struct {
-	Failure *hookrunner.Failure
+	Failure *buildspec.Failure
 	Element string
 }
 
@@ -324,74 +342,32 @@ func (e *HookError) Error() string {
 		how = e.Failure.Signal
 	}
 	fmt.Fprintf(&b, "the build failed in a hook\n  element: %s\n  phase:   %s\n  script:  %s\n  status:  %s\n",
-		e.Element, e.Failure.Phase, e.Failure.Script, how)
+		e.Element, e.Failure.Phase, e.Failure.Script, termsafe.String(how))
 	if len(e.Failure.Tail) > 0 {
 		b.WriteString("  last lines of its output:\n")
 		for _, l := range e.Failure.Tail {
-			b.WriteString("    " + l + "\n")
+			b.WriteString("    " + termsafe.String(shorten(l, maxTailLine)) + "\n")
 		}
 	}
 	b.WriteString("Nothing was written to the output path. Fix the hook, or rerun with break=after-error to get a shell where it failed.")
 	return b.String()
 }
 
-func elementOf(h *elements.Hooks, f *hookrunner.Failure) string {
+// maxTailLine bounds each line of a failed hook's output in the report.
+const maxTailLine = 512
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func elementOf(h *elements.Hooks, f *buildspec.Failure) string {
 	if hook, ok := h.Files[f.Phase+"/"+f.Script]; ok {
 		return hook.Element.Name
 	}
 	return "(none: the build's own step)"
-}
-
-// resultScanner passes the guest's output through, line by line, keeping
-// the result and failure lines the build reports at its end.
-type resultScanner struct {
-	out     io.Writer
-	partial []byte
-	result  *buildspec.Result
-	failure *hookrunner.Failure
-	onBreak func(buildspec.Break)
-}
-
-func (s *resultScanner) Write(p []byte) (int, error) {
-	s.partial = append(s.partial, p...)
-	for {
-		i := bytes.IndexByte(s.partial, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		s.line(s.partial[:i+1])
-		s.partial = s.partial[i+1:]
-	}
-}
-
-func (s *resultScanner) line(l []byte) {
-	text := strings.TrimRight(string(l), "\n")
-	switch {
-	case strings.HasPrefix(text, buildspec.ResultPrefix):
-		var r buildspec.Result
-		if json.Unmarshal([]byte(strings.TrimPrefix(text, buildspec.ResultPrefix)), &r) == nil {
-			s.result = &r
-		}
-	case strings.HasPrefix(text, buildspec.BreakPrefix):
-		var b buildspec.Break
-		if json.Unmarshal([]byte(strings.TrimPrefix(text, buildspec.BreakPrefix)), &b) == nil && s.onBreak != nil {
-			s.onBreak(b)
-		}
-	case strings.HasPrefix(text, dibbuild.FailurePrefix):
-		var f hookrunner.Failure
-		if json.Unmarshal([]byte(strings.TrimPrefix(text, dibbuild.FailurePrefix)), &f) == nil {
-			s.failure = &f
-		}
-	default:
-		s.out.Write(l)
-	}
-}
-
-func (s *resultScanner) flush() {
-	if len(s.partial) > 0 {
-		s.line(s.partial)
-		s.partial = nil
-	}
 }
 
 // writeOutputs takes every output off the output disk into a temporary

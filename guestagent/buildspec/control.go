@@ -1,0 +1,145 @@
+package buildspec
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// The build talks to the host on its own stdout, and on nothing else:
+// every line people read (DIB's progress, the hooks' output, the build's
+// own notes) goes to its stderr. So no hook can print its way into a
+// control message, however it tries. Each message is a frame: the four
+// bytes of Magic, the length of the JSON that follows as a big-endian
+// uint32, and that JSON, one Message. The host still treats every frame
+// as hostile (a hook is root in the guest and may write to any file
+// there): it checks lengths, fields and what each message asks for.
+
+// Magic starts every control frame.
+const Magic = "dibC"
+
+// MaxMessage bounds a frame's JSON.
+const MaxMessage = 64 << 10
+
+// Message is one control message: exactly one field is set.
+type Message struct {
+	// Break: the build stopped at a breakpoint and waits, on its stdin,
+	// for the host's go-ahead.
+	Break *Break `json:"break,omitempty"`
+	// Result: the build succeeded and wrote its outputs to the output
+	// disk. It is the last message.
+	Result *Result `json:"result,omitempty"`
+	// Failure: a hook failed. It is the last message.
+	Failure *Failure `json:"failure,omitempty"`
+	// Error: the build failed outside any hook. It is the last message.
+	Error string `json:"error,omitempty"`
+}
+
+// Kind names the message's field, for errors.
+func (m Message) Kind() string {
+	switch k := m.kinds(); len(k) {
+	case 0:
+		return "empty message"
+	case 1:
+		return k[0]
+	default:
+		return fmt.Sprintf("message of %d kinds %v", len(k), k)
+	}
+}
+
+func (m Message) kinds() []string {
+	var k []string
+	if m.Break != nil {
+		k = append(k, "break")
+	}
+	if m.Result != nil {
+		k = append(k, "result")
+	}
+	if m.Failure != nil {
+		k = append(k, "failure")
+	}
+	if m.Error != "" {
+		k = append(k, "error")
+	}
+	return k
+}
+
+// Failure describes a hook that failed.
+type Failure struct {
+	Phase  string   `json:"phase"`
+	Script string   `json:"script"`
+	Status int      `json:"status"`
+	Signal string   `json:"signal,omitempty"`
+	Tail   []string `json:"tail"` // its last lines of output
+}
+
+func (f *Failure) Error() string {
+	how := fmt.Sprintf("exit status %d", f.Status)
+	if f.Signal != "" {
+		how = "killed by " + f.Signal
+	}
+	return fmt.Sprintf("%s/%s failed: %s", f.Phase, f.Script, how)
+}
+
+// WriteMessage writes m as one frame.
+func WriteMessage(w io.Writer, m Message) error {
+	js, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(js) > MaxMessage {
+		return fmt.Errorf("control message %s is %d bytes, more than %d", m.Kind(), len(js), MaxMessage)
+	}
+	frame := make([]byte, 0, 8+len(js))
+	frame = append(frame, Magic...)
+	frame = binary.BigEndian.AppendUint32(frame, uint32(len(js)))
+	_, err = w.Write(append(frame, js...))
+	return err
+}
+
+// ProtocolError is a control stream that breaks the framing or the
+// message format: nothing after it can be trusted.
+type ProtocolError struct{ Reason string }
+
+func (e *ProtocolError) Error() string {
+	return "the helper VM broke the control protocol: " + e.Reason
+}
+
+// ReadMessage reads one frame. It returns io.EOF at a clean end of the
+// stream, and a *ProtocolError for anything else that is not exactly one
+// well-formed message.
+func ReadMessage(r io.Reader) (Message, error) {
+	var head [8]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		if err == io.EOF {
+			return Message{}, io.EOF
+		}
+		return Message{}, &ProtocolError{fmt.Sprintf("the stream ended inside a frame header (%v)", err)}
+	}
+	if string(head[:4]) != Magic {
+		return Message{}, &ProtocolError{fmt.Sprintf("a frame starts with %q, not the control magic: something other than the build wrote to its control stream", head[:4])}
+	}
+	n := binary.BigEndian.Uint32(head[4:])
+	if n > MaxMessage {
+		return Message{}, &ProtocolError{fmt.Sprintf("a frame claims %d bytes, more than the %d a message may have", n, MaxMessage)}
+	}
+	js := make([]byte, n)
+	if _, err := io.ReadFull(r, js); err != nil {
+		return Message{}, &ProtocolError{fmt.Sprintf("the stream ended inside a %d-byte frame (%v)", n, err)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	var m Message
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, &ProtocolError{fmt.Sprintf("a frame is not a control message: %v", err)}
+	}
+	if dec.More() {
+		return Message{}, &ProtocolError{"a frame holds more than one JSON value"}
+	}
+	if k := m.kinds(); len(k) != 1 {
+		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds %d kinds of message %v; want exactly one of break, result, failure, error", len(k), k)}
+	}
+	return m, nil
+}

@@ -1,0 +1,193 @@
+package build
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+
+	"github.com/dibvm/dibvm/elements"
+	"github.com/dibvm/dibvm/elements/breakpoint"
+	"github.com/dibvm/dibvm/guestagent/buildspec"
+)
+
+// control reads the build's control messages (see buildspec.Message) and
+// checks each one as hostile: whatever runs in the guest is root there
+// and can forge them. A message that breaks the protocol, or asks for
+// something the user did not ask for, stops the build.
+type control struct {
+	breaks   breakpoint.Set
+	types    []string
+	diskSize int64 // the output disk's size
+
+	// onBreak opens the shell of an allowed breakpoint and returns when
+	// the user leaves it.
+	onBreak func(buildspec.Break)
+	// stop stops the VM after a violation, so that the build ends.
+	stop func()
+
+	taken map[string]bool // breakpoints already given
+
+	// What the build said at its end; at most one is set.
+	result   *buildspec.Result
+	failure  *buildspec.Failure
+	buildErr string
+	// err is the violation that stopped the build.
+	err error
+}
+
+// read handles messages from r until it ends. After a violation it
+// drains r, so that the session's copy into it never blocks.
+func (c *control) read(r io.Reader) {
+	for {
+		m, err := buildspec.ReadMessage(r)
+		if err == io.EOF {
+			return
+		}
+		if err == nil {
+			err = c.handle(m)
+		}
+		if err != nil {
+			c.err = err
+			c.stop()
+			io.Copy(io.Discard, r)
+			return
+		}
+	}
+}
+
+func (c *control) handle(m buildspec.Message) error {
+	if c.result != nil || c.failure != nil || c.buildErr != "" {
+		return violation("a %s message came after the build's final message", m.Kind())
+	}
+	switch {
+	case m.Break != nil:
+		if err := c.checkBreak(*m.Break); err != nil {
+			return err
+		}
+		c.onBreak(*m.Break)
+	case m.Result != nil:
+		if err := checkResult(*m.Result, c.types, c.diskSize); err != nil {
+			return err
+		}
+		c.result = m.Result
+	case m.Failure != nil:
+		if err := checkFailure(m.Failure); err != nil {
+			return err
+		}
+		c.failure = m.Failure
+	default:
+		if len(m.Error) > maxErrorText {
+			return violation("its error message is %d bytes, more than %d", len(m.Error), maxErrorText)
+		}
+		c.buildErr = m.Error
+	}
+	return nil
+}
+
+// checkBreak allows a shell only where break= asked for one, and once.
+func (c *control) checkBreak(b buildspec.Break) error {
+	if !c.breaks[b.Point] {
+		return violation("the helper VM asked for a shell at %q, where break= did not ask to stop; no shell was opened", b.Point)
+	}
+	if c.taken[b.Point] {
+		return violation("the helper VM asked a second time for the shell at %q; no shell was opened", b.Point)
+	}
+	if chroot, ok := breakpoint.InChroot(b.Point); ok && chroot != b.Chroot {
+		return violation("the helper VM placed the shell at %q in the wrong place", b.Point)
+	}
+	if c.taken == nil {
+		c.taken = map[string]bool{}
+	}
+	c.taken[b.Point] = true
+	return nil
+}
+
+// Bounds on a failure report: its tail is the failed hook's last lines.
+const (
+	maxTailLines = 100
+	maxErrorText = 16 << 10
+)
+
+// hookName is a name dib-run-parts runs; the -p step reports its own.
+var hookName = regexp.MustCompile(`^[0-9A-Za-z_-]+$`)
+
+const extraPackagesScript = "install-packages (-p)"
+
+func checkFailure(f *buildspec.Failure) error {
+	if !slices.Contains(elements.Phases, f.Phase) {
+		return violation("a hook failure names phase %q, which is not a phase", f.Phase)
+	}
+	if !hookName.MatchString(f.Script) && f.Script != extraPackagesScript {
+		return violation("a hook failure names script %q, which is not a hook's name", f.Script)
+	}
+	if f.Status < -1 || f.Status > 255 {
+		return violation("a hook failure has exit status %d", f.Status)
+	}
+	if len(f.Signal) > 32 {
+		return violation("a hook failure names a %d-byte signal", len(f.Signal))
+	}
+	if len(f.Tail) > maxTailLines {
+		return violation("a hook failure brings %d lines of output, more than %d", len(f.Tail), maxTailLines)
+	}
+	return nil
+}
+
+// checkResult checks that every output the guest reports lies on the
+// output disk, that none overlaps another, and that there is exactly
+// what was asked for.
+func checkResult(r buildspec.Result, types []string, diskSize int64) error {
+	sections := []struct {
+		name         string
+		offset, size int64
+		wanted       bool
+	}{
+		{"disk image", 0, r.ImageSize, wantsDisk(types)},
+		{"tar of the tree", r.TarOffset, r.TarSize, buildspec.TreeArchive(types)},
+		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, "squashfs")},
+		{"manifests", r.ManifestsOffset, r.ManifestsSize, true},
+	}
+	for i, s := range sections {
+		switch {
+		case s.offset < 0 || s.size < 0:
+			return violation("its result puts the %s at offset %d, length %d", s.name, s.offset, s.size)
+		case s.size == 0 && s.wanted && s.name != "manifests":
+			return violation("its result has no %s, which was asked for", s.name)
+		case s.size > 0 && !s.wanted:
+			return violation("its result has a %s, which was not asked for", s.name)
+		case s.offset > diskSize || s.size > diskSize-s.offset:
+			return violation("its result puts the %s at bytes %d+%d, beyond the %d-byte output disk", s.name, s.offset, s.size, diskSize)
+		}
+		for _, o := range sections[:i] {
+			if s.size > 0 && o.size > 0 && s.offset < o.offset+o.size && o.offset < s.offset+s.size {
+				return violation("its result puts the %s over the %s", s.name, o.name)
+			}
+		}
+	}
+	if r.ManifestsSize > maxManifests {
+		return violation("its manifests are %d bytes, more than %d", r.ManifestsSize, maxManifests)
+	}
+	return nil
+}
+
+// ViolationError is a control message the host refused: the build was
+// stopped because of it.
+type ViolationError struct{ Reason string }
+
+func (e *ViolationError) Error() string {
+	return "the build was stopped: " + e.Reason + ". The guest runs the elements' hooks as root: a hook may have written to the build's control stream"
+}
+
+func violation(format string, args ...any) error {
+	return &ViolationError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// stopError is the error to report for a build stopped by control.
+func (c *control) stopError() error {
+	var pe *buildspec.ProtocolError
+	if errors.As(c.err, &pe) {
+		return &ViolationError{Reason: pe.Error()}
+	}
+	return c.err
+}
