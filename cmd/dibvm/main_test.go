@@ -389,6 +389,49 @@ echo "$direct|$proxied|$metadata"`
 	}
 }
 
+// --allow-net opens a service on the host's loopback to the guest, through
+// the proxy only: the direct way stays closed, since the netdev is
+// restrict=on. Without it the same service is refused, and dibvm says
+// once, however often the guest tries, how to open it.
+func TestNetworkAllowNetOpensHostLoopback(t *testing.T) {
+	needVM(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "host secret")
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	// curl uses the proxy the agent sets in http_proxy; --noproxy '' undoes
+	// the agent's no_proxy for 127.0.0.1, which would skip the proxy.
+	script := `
+direct=$(curl -s --noproxy '*' --max-time 10 http://10.0.2.2:` + port + `/ || echo refused)
+first=$(curl -s -w '|%{http_code}' --noproxy '' --max-time 10 http://127.0.0.1:` + port + `/ || true)
+second=$(curl -s -w '|%{http_code}' --noproxy '' --max-time 10 http://127.0.0.1:` + port + `/ || true)
+echo "$direct|$first|$second"`
+	refusal := "dibvm: egress: refused a connection from the helper VM to 127.0.0.1:" + port +
+		" (loopback address); to allow it, add --allow-net 127.0.0.1\n"
+
+	r := dibvm(t, nil, 5*time.Minute, "run", "--", "sh", "-c", script)
+	if want := "refused|" + refusal + "|403|" + refusal + "|403"; strings.TrimSpace(r.stdout) != want {
+		t.Errorf("by default: got %q\nwant %q (direct, then twice through the proxy)\n%s", r.stdout, want, r.stderr)
+	}
+	if n := strings.Count(r.stderr, refusal); n != 1 {
+		t.Errorf("by default: the refusal is on stderr %d times, want once:\n%s", n, r.stderr)
+	}
+
+	r = dibvm(t, nil, 5*time.Minute, "run", "--allow-net", "127.0.0.1:"+port, "--", "sh", "-c", script)
+	if want := "refused|host secret|200|host secret|200"; strings.TrimSpace(r.stdout) != want {
+		t.Errorf("with --allow-net 127.0.0.1:%s: got %q, want %q (direct, then twice through the proxy)\n%s", port, r.stdout, want, r.stderr)
+	}
+	if strings.Contains(r.stderr, "dibvm: egress: refused") {
+		t.Errorf("with --allow-net 127.0.0.1:%s, dibvm reports a refusal:\n%s", port, r.stderr)
+	}
+}
+
 // frozenHypervisor writes a QEMU wrapper that behaves like a KVM that
 // opens but never runs the guest: asked for kvm, it starts real QEMU with
 // its CPUs stopped (-S); asked for tcg, it is plain QEMU.

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dibvm/dibvm/host/agentbin"
+	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/vmimage"
 )
@@ -21,6 +22,8 @@ type vmFlags struct {
 	memory      int
 	cpus        int
 	network     string
+	allowNet    []string // nil unless given: then DIBVM_ALLOW_NET counts
+	allowOnly   []string // nil unless given: then DIBVM_ALLOW_ONLY counts
 	mirror      string
 	bootTimeout time.Duration
 }
@@ -30,6 +33,8 @@ func (f *vmFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.memory, "memory", 2048, "helper VM memory in MiB")
 	fs.IntVar(&f.cpus, "cpus", min(runtime.NumCPU(), 4), "helper VM CPUs")
 	fs.StringVar(&f.network, "network", "nat", "helper VM network: nat or none")
+	fs.StringArrayVar(&f.allowNet, "allow-net", nil, "let the helper VM reach `DEST` (HOST[:PORT], IP[:PORT] or CIDR) even if it is local to the host, e.g. apt-cacher-ng at 127.0.0.1:3142; repeatable, comma-separated (env DIBVM_ALLOW_NET)")
+	fs.StringArrayVar(&f.allowOnly, "allow-only", nil, "let the helper VM reach only `DEST` (HOST[:PORT], IP[:PORT] or CIDR) and what --allow-net opens; repeatable, comma-separated (env DIBVM_ALLOW_ONLY)")
 	f.registerMirror(fs)
 	fs.DurationVar(&f.bootTimeout, "boot-timeout", 3*time.Minute, "how long the helper VM may take to boot under TCG")
 }
@@ -42,6 +47,9 @@ func (f *vmFlags) check() error {
 	if f.network != "nat" && f.network != "none" {
 		return fmt.Errorf("--network %q: use nat or none", f.network)
 	}
+	if _, err := f.egressPolicy(); err != nil {
+		return err
+	}
 	if f.memory < 256 {
 		return fmt.Errorf("--memory %d: the helper VM needs at least 256 MiB", f.memory)
 	}
@@ -49,6 +57,29 @@ func (f *vmFlags) check() error {
 		return fmt.Errorf("--cpus %d: must be at least 1", f.cpus)
 	}
 	return nil
+}
+
+// egressPolicy is what --allow-net and --allow-only, or where a flag is
+// not given its environment variable, let the guest reach.
+func (f *vmFlags) egressPolicy() (egress.Policy, error) {
+	var pol egress.Policy
+	var err error
+	if pol.AllowNet, err = rulesOf("--allow-net", f.allowNet, "DIBVM_ALLOW_NET"); err != nil {
+		return pol, err
+	}
+	if pol.AllowOnly, err = rulesOf("--allow-only", f.allowOnly, "DIBVM_ALLOW_ONLY"); err != nil {
+		return pol, err
+	}
+	return pol, nil
+}
+
+// rulesOf parses a flag's values, or the environment variable's when the
+// flag was not given; an error names the one that was read.
+func rulesOf(flag string, values []string, env string) ([]egress.Rule, error) {
+	if values == nil {
+		return egress.ParseRules(env, os.Getenv(env))
+	}
+	return egress.ParseRules(flag, values...)
 }
 
 // applianceCache opens the cache with the spec and agent for this host.
@@ -83,6 +114,10 @@ func (f *vmFlags) start(ctx context.Context) (*machine.Machine, error) {
 // machineOptions makes sure the appliance is cached and returns the VM
 // settings of the flags.
 func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
+	policy, err := f.egressPolicy()
+	if err != nil {
+		return machine.Options{}, err
+	}
 	cache, spec, agent, err := f.applianceCache()
 	if err != nil {
 		return machine.Options{}, err
@@ -93,6 +128,7 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 	}
 	return machine.Options{
 		Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
+		Egress:            policy,
 		Appliance:         app,
 		BootTimeout:       f.bootTimeout,
 		HypervisorTimeout: 15 * time.Second,

@@ -6,8 +6,13 @@
 // service of a CI runner. So the VM's network is restricted to one port,
 // which QEMU forwards (guestfwd) to a relay process per connection, which
 // hands it to this proxy on a unix socket. The proxy serves HTTP proxy
-// requests (plain requests and CONNECT) to any address except the host's
-// own loopback, link-local and unspecified ones, and dials the address it
+// requests (plain requests and CONNECT) and refuses, by default,
+// everything local to the host: loopback, unspecified, link-local,
+// private, CGNAT, multicast and other special-purpose addresses, and the
+// addresses of the host's own interfaces (see Local). The user opens
+// destinations with a Policy (--allow-net) and may restrict the guest to
+// a list of them (--allow-only). The proxy resolves every name itself,
+// checks every address the name has, and dials only an address it
 // checked, so a name cannot resolve differently between check and use.
 package egress
 
@@ -19,39 +24,88 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 // GuestAddr is where the guest finds the proxy.
 const GuestAddr = "10.0.2.100:3128"
 
-// Proxy accepts proxied connections from the guest.
-type Proxy struct {
-	ln       net.Listener
-	resolver *net.Resolver
-	dialer   net.Dialer
-	cache    *Cache
-	client   *http.Client // for cached downloads, dialing through dial
-	allow    func(net.IP) bool
+// maxReports bounds the refusals reported, each once: a guest that tries
+// thousands of addresses must not flood the user's terminal.
+const maxReports = 100
+
+// Options configure a Proxy.
+type Options struct {
+	// Cache, when set, keeps the downloads that never change (see Cache).
+	Cache *Cache
+	// Policy is what the user opened and restricted.
+	Policy Policy
+	// Notices gets a line for each refused (name, address), once.
+	Notices io.Writer
 }
 
-// Listen starts a proxy on the unix socket at path. With a cache, the
-// proxy keeps the downloads that never change in it (see Cache).
-func Listen(path string, cache *Cache) (*Proxy, error) {
+// Proxy accepts proxied connections from the guest.
+type Proxy struct {
+	ln      net.Listener
+	policy  Policy
+	own     []netip.Addr // the host's addresses, refused like loopback
+	cache   *Cache
+	client  *http.Client // for cached downloads, dialing through dial
+	notices io.Writer
+
+	// lookup resolves names and dialContext connects to a checked
+	// address; tests replace them to see that a refused address is never
+	// dialed.
+	lookup      func(ctx context.Context, network, host string) ([]netip.Addr, error)
+	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	mu       sync.Mutex
+	reported map[string]bool // "name addr" of the refusals reported
+	muted    bool            // past maxReports
+}
+
+// Listen starts a proxy on the unix socket at path, refusing what
+// o.Policy does not allow. It takes the host's own addresses now.
+func Listen(path string, o Options) (*Proxy, error) {
+	own, err := HostAddrs()
+	if err != nil {
+		return nil, err
+	}
+	p, err := newProxy(path, o)
+	if err != nil {
+		return nil, err
+	}
+	p.own = own
+	go p.serve()
+	return p, nil
+}
+
+// newProxy makes a proxy that listens but does not serve yet.
+func newProxy(path string, o Options) (*Proxy, error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, resolver: net.DefaultResolver, dialer: net.Dialer{Timeout: 30 * time.Second}, cache: cache, allow: allowed}
+	if o.Notices == nil {
+		o.Notices = io.Discard
+	}
+	dialer := &net.Dialer{Timeout: 30 * time.Second}
+	p := &Proxy{
+		ln: ln, policy: o.Policy, cache: o.Cache, notices: o.Notices,
+		lookup: net.DefaultResolver.LookupNetIP, dialContext: dialer.DialContext,
+		reported: map[string]bool{},
+	}
 	p.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return p.dial(ctx, addr)
 		},
 		DisableCompression: true, // the cache keeps bytes as served
 	}}
-	go p.serve()
 	return p, nil
 }
 
@@ -103,7 +157,7 @@ func (p *Proxy) tunnel(c net.Conn, br *bufio.Reader, req *http.Request) {
 // client connection can carry another.
 func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 	if req.URL.Scheme != "http" || req.URL.Host == "" {
-		writeError(c, http.StatusBadRequest, "dibvm egress proxy: want an absolute http:// URL or CONNECT")
+		writeError(c, http.StatusBadRequest, "dibvm: egress: want an absolute http:// URL or CONNECT")
 		return false
 	}
 	if p.cache != nil && req.Method == http.MethodGet && cacheable(req.URL) {
@@ -131,56 +185,95 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 	return false
 }
 
-// Refused is a destination the guest may not reach.
-type Refused struct {
-	Host string
-	IP   net.IP
-}
-
-func (e *Refused) Error() string {
-	return fmt.Sprintf("dibvm: the helper VM may not connect to %s (%s): loopback, link-local and unspecified addresses of the host are off limits", e.Host, e.IP)
-}
-
-// allowed reports whether the guest may reach ip.
-func allowed(ip net.IP) bool {
-	return !(ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast())
-}
-
-// dial resolves hostport, refuses it if any of its addresses is off
-// limits, and connects to a checked address.
+// dial resolves hostport, refuses it if the policy refuses any of its
+// addresses, and connects to an address it checked. CONNECT, plain
+// requests and the cache's downloads all come through here.
 func (p *Proxy) dial(ctx context.Context, hostport string) (net.Conn, error) {
-	host, port, err := net.SplitHostPort(hostport)
+	host, portText, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("bad destination %q: %w", hostport, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("bad destination %q: want a port number", hostport)
+	}
+	addrs, err := p.resolve(ctx, host, uint16(port))
 	if err != nil {
 		return nil, err
 	}
-	ips, err := p.resolver.LookupIPAddr(ctx, host)
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range ips {
-		if !p.allow(a.IP) {
-			return nil, &Refused{Host: host, IP: a.IP}
-		}
-	}
-	var lastErr error
-	for _, a := range ips {
-		c, err := p.dialer.DialContext(ctx, "tcp", net.JoinHostPort(a.IP.String(), port))
+	var errs []error
+	for _, a := range addrs {
+		c, err := p.dialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(port)).String())
 		if err == nil {
 			return c, nil
 		}
-		lastErr = err
+		errs = append(errs, err)
 	}
-	return nil, lastErr
+	return nil, errors.Join(errs...)
+}
+
+// resolve returns the addresses of host, all of them checked, or a
+// *Refused if the policy refuses any: a name with one public and one
+// private address is refused as a whole, since the guest could not
+// choose which one it gets.
+func (p *Proxy) resolve(ctx context.Context, host string, port uint16) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		name := canonicalName(host)
+		// The name goes into the user's log: letters, digits and
+		// punctuation of host names only.
+		if name == "" || len(name) > 253 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" {
+			return nil, fmt.Errorf("bad destination %q: not a host name", host)
+		}
+		if !p.policy.mayReach(name, port) {
+			r := &Refused{Name: name, Port: port, Reason: "not named by --allow-only", Flag: "--allow-only"}
+			p.report(r)
+			return nil, r
+		}
+		if addrs, err = p.lookup(ctx, "ip", host); err != nil {
+			return nil, err
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("%s has no address", host)
+		}
+	}
+	for i, a := range addrs {
+		// The resolver may return IPv4 addresses in IPv6 form.
+		a = a.Unmap().WithZone("")
+		if r := p.policy.Check(host, a, port, p.own); r != nil {
+			p.report(r)
+			return nil, r
+		}
+		addrs[i] = a
+	}
+	return addrs, nil
+}
+
+// report writes a refusal to the notices, once for each name and address.
+func (p *Proxy) report(r *Refused) {
+	key := r.Name + " " + r.Addr.String()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.reported[key]:
+	case len(p.reported) < maxReports:
+		p.reported[key] = true
+		fmt.Fprintf(p.notices, "dibvm: egress: %v\n", r)
+	case !p.muted:
+		p.muted = true
+		fmt.Fprintf(p.notices, "dibvm: egress: refused more connections from the helper VM; reporting no more of them\n")
+	}
 }
 
 func refuse(c net.Conn, err error) {
 	var r *Refused
 	if errors.As(err, &r) {
-		writeError(c, http.StatusForbidden, r.Error())
+		writeError(c, http.StatusForbidden, "dibvm: egress: "+r.Error())
 		return
 	}
-	writeError(c, http.StatusBadGateway, "dibvm egress proxy: "+err.Error())
+	writeError(c, http.StatusBadGateway, "dibvm: egress: "+err.Error())
 }
 
 func writeError(c net.Conn, code int, msg string) {

@@ -36,6 +36,10 @@ type Options struct {
 	// DownloadCache, when set, is a directory where the egress proxy
 	// keeps downloads that never change, across runs.
 	DownloadCache string
+	// Egress is what the egress proxy lets the guest reach besides the
+	// public network (--allow-net), or all it lets it reach
+	// (--allow-only); refusals are reported on Notices.
+	Egress egress.Policy
 	// Disks are blank sparse disks made in the run directory, removed
 	// with it: scratch space and the output disk of a build.
 	Disks []Disk
@@ -50,7 +54,8 @@ type Options struct {
 	// that failed to boot, so later runs on this host skip it.
 	AccelMemo string
 
-	// Notices gets one-line messages meant for the user (fallbacks).
+	// Notices gets one-line messages meant for the user (fallbacks,
+	// refused connections).
 	Notices io.Writer
 }
 
@@ -158,7 +163,7 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 		AgentPort:   bootconfig.PortName,
 	}
 	if opts.Network {
-		if m.egress, cfg.Guestfwd, err = startEgress(dir, opts.DownloadCache); err != nil {
+		if m.egress, cfg.Guestfwd, err = startEgress(dir, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -203,19 +208,20 @@ func writeInput(path string, keys *agentclient.Keys, opts Options) error {
 	return iso.Write(path, files)
 }
 
-// startEgress starts the proxy that is the guest's only way out, and
-// returns the QEMU forwarding rule that leads to it.
-func startEgress(dir *rundir.Dir, cacheDir string) (*egress.Proxy, string, error) {
+// startEgress starts the proxy that is the guest's only way out, with
+// the cache and policy of opts, and returns the QEMU forwarding rule that
+// leads to it.
+func startEgress(dir *rundir.Dir, opts Options) (*egress.Proxy, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
 	sock := dir.File("egress.sock")
 	var cache *egress.Cache
-	if cacheDir != "" {
-		cache = &egress.Cache{Dir: cacheDir}
+	if opts.DownloadCache != "" {
+		cache = &egress.Cache{Dir: opts.DownloadCache}
 	}
-	p, err := egress.Listen(sock, cache)
+	p, err := egress.Listen(sock, egress.Options{Cache: cache, Policy: opts.Egress, Notices: opts.Notices})
 	if err != nil {
 		return nil, "", fmt.Errorf("start the egress proxy: %w", err)
 	}
