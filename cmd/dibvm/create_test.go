@@ -53,7 +53,10 @@ func TestCreateRunsUserElement(t *testing.T) {
 	needVM(t)
 	out := filepath.Join(t.TempDir(), "out", "img")
 	dir, env := runDir(t)
-	env = append(env, "ELEMENTS_PATH="+testElements(t), "DIB_USER_SETTING=from the host")
+	// The caller's own settings reach the hooks as in DIB, and override
+	// an environment.d default; secret-shaped ones do not.
+	env = append(env, "ELEMENTS_PATH="+testElements(t), "DIB_USER_SETTING=from the host",
+		"COLOUR=magenta", "FOO_SETTING=from-caller", "GITHUB_TOKEN=ghp_not_for_hooks")
 	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out, "user-element")
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
@@ -65,6 +68,8 @@ func TestCreateRunsUserElement(t *testing.T) {
 		"etc/user-post-install-d": "post-install.d ran\n",
 		"etc/user-finalise-d":     "finalise.d ran\n",
 		"etc/user-cleanup-d":      "cleanup.d ran outside\n",
+		"etc/user-root-env":       "magenta from-caller unset\n",
+		"etc/user-install-env":    "magenta from-caller unset\n",
 	} {
 		if got, ok := files[name]; !ok || got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -72,6 +77,9 @@ func TestCreateRunsUserElement(t *testing.T) {
 	}
 	if _, ok := files["tmp/left-in-tmp"]; ok {
 		t.Error("/tmp of the image was not emptied")
+	}
+	if !strings.Contains(r.stdout, "not passed to the hooks") || !strings.Contains(r.stdout, "GITHUB_TOKEN") || strings.Contains(r.stdout+r.stderr, "ghp_not_for_hooks") {
+		t.Errorf("the log does not name the withheld GITHUB_TOKEN, or shows its value:\n%s", r.stdout)
 	}
 	for _, s := range []string{"Target: install.d", "dib-run-parts Running /tmp/in_target.d/install.d/50-read-in-target", "Image file " + out + ".tar created"} {
 		if !strings.Contains(r.stdout, s) {

@@ -402,14 +402,6 @@ func oopsGist(oops string) string {
 	return strings.Join(gist, " | ")
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // phaseTimes picks dib-run-parts' timing tables out of a build log.
 func phaseTimes(log string) string {
 	row := regexp.MustCompile(`^dib-run-parts (Target: .*|\S+\s+\d+\.\d{3})$`)

@@ -43,6 +43,7 @@ type result struct {
 	stdout, stderr string
 	code           int
 	took           time.Duration
+	peakRSS        int64 // dibvm's own, where a test measures it
 }
 
 // dibvm runs the binary with extra environment and waits at most limit.
@@ -277,6 +278,15 @@ func qemuPids(dir string) []int {
 		}
 	}
 	return pids
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func waitNoQEMU(t *testing.T, dir string, limit time.Duration) {

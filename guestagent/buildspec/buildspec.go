@@ -28,8 +28,9 @@ type Spec struct {
 	ImageName string   `json:"image_name"` // the -o name, without directory
 	Elements  []string `json:"elements"`   // expanded, sorted
 	Arch      string   `json:"arch"`       // Debian architecture name
-	// Env is the environment every hook gets on top of DIB's own
-	// variables: the user's DIB_* settings and the like.
+	// Env is what of the caller's environment every hook gets: DIB_*
+	// settings, which replace the build's defaults, and the caller's
+	// other variables, which do not replace the build's own.
 	Env map[string]string `json:"env"`
 	// Types are the output types the guest must produce. A tar output is
 	// written, as a tar stream, from the start of the output disk.

@@ -312,8 +312,13 @@ func (b *build) environment() []string {
 	if s.Trace {
 		env["DIB_DEBUG_TRACE"] = "1"
 	}
+	// The caller's DIB_* settings replace the build's defaults, as in
+	// DIB; the caller's other variables fill in only what the build does
+	// not set itself (PATH, HOME, TARGET_ROOT and the like stay its own).
 	for k, v := range s.Env {
-		env[k] = v
+		if _, own := env[k]; !own || strings.HasPrefix(k, "DIB_") {
+			env[k] = v
+		}
 	}
 	// Hooks may keep files in DIB_IMAGE_CACHE; the host's directory of
 	// that name is not theirs to write, so they get one on the scratch

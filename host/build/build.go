@@ -56,6 +56,11 @@ type Options struct {
 	// JournalMiB is --mkfs-journal-size: an ext4 root's journal.
 	JournalMiB int
 	Environ    []string // the caller's environment
+	// ExplicitEnv are the --env NAME[=VALUE] settings, passed to the
+	// hooks whatever their names; NoHostEnv (--no-host-env) passes only
+	// DIB_* and break of the caller's own (see hookEnv).
+	ExplicitEnv []string
+	NoHostEnv   bool
 	// ImageCache is --image-cache: the host directory that keeps the
 	// build's downloads that never change (see host/egress.Cache).
 	ImageCache string
@@ -95,11 +100,18 @@ func Prepare(o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	env, withheld, err := hookEnv(o.Environ, o.ExplicitEnv, o.NoHostEnv)
+	if err != nil {
+		return nil, err
+	}
+	if len(withheld) > 0 {
+		fmt.Fprintf(o.Stdout, "dibvm: not passed to the hooks (host-specific or secret-shaped; pass one with --env NAME): %s\n", strings.Join(withheld, " "))
+	}
 	spec := &buildspec.Spec{
 		ImageName:   filepath.Base(o.Output),
 		Elements:    elements.Names(els),
 		Arch:        o.Arch,
-		Env:         dibEnv(o.Environ),
+		Env:         env,
 		Types:       o.Types,
 		Packages:    o.Packages,
 		Trace:       o.Trace,
@@ -189,11 +201,15 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		return ctl.stopError()
 	}
 	if err := m.Explain(err); err != nil {
+		full := p.fullDisk(m)
 		switch {
 		case ctl.failure != nil:
-			return &HookError{Failure: ctl.failure, Element: elementOf(hooks, ctl.failure)}
+			return &HookError{Failure: ctl.failure, Element: elementOf(hooks, ctl.failure), Hint: full}
 		case ctl.buildErr != "":
-			return fmt.Errorf("the build failed in the helper VM: %s", termsafe.String(ctl.buildErr))
+			err = errors.New(termsafe.String(ctl.buildErr))
+		}
+		if full != "" {
+			return fmt.Errorf("the build failed in the helper VM: %w\n%s", err, full)
 		}
 		return fmt.Errorf("the build failed in the helper VM: %w", err)
 	}
@@ -203,6 +219,23 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	// QEMU must let go of the output disk before it is read.
 	m.Shutdown()
 	return writeOutputs(ctx, o, m.DiskPath(buildspec.OutputSerial), ctl.result)
+}
+
+// fullDisk says, for a failed build, whether it filled the scratch or
+// the output disk: the host sees that on the disks' sparse files, without
+// taking the guest's word. ext4 leaves its inode tables unwritten on the
+// scratch disk, so a full one is at least nine tenths written.
+func (p *Plan) fullDisk(m *machine.Machine) string {
+	for _, d := range []struct{ serial, what string }{
+		{buildspec.ScratchSerial, "scratch disk, which holds the tree, the downloads and the hooks' work files,"},
+		{buildspec.OutputSerial, "output disk, which holds the image and the tree's outputs,"},
+	} {
+		if n, ok := allocated(m.DiskPath(d.serial)); ok && n >= p.o.ScratchSize/10*9 {
+			return fmt.Sprintf("The build's %s is full (%d MiB). Give it more room with --scratch-size, e.g. --scratch-size %dG.",
+				d.what, p.o.ScratchSize>>20, max(2*p.o.ScratchSize>>30, 1))
+		}
+	}
+	return ""
 }
 
 func wantsDisk(types []string) bool {
@@ -306,20 +339,6 @@ func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.H
 	}, nil
 }
 
-// dibEnv is the part of the caller's environment the hooks see: DIB's
-// settings. The host's proxy variables are not passed: the guest's only
-// way out is dibvm's own proxy (host/egress).
-func dibEnv(environ []string) map[string]string {
-	env := map[string]string{}
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "DIB_") || k == "break" {
-			env[k] = v
-		}
-	}
-	return env
-}
-
 func lookup(environ []string, key string) string {
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
@@ -333,6 +352,7 @@ func lookup(environ []string, key string) string {
 type HookError struct {
 	Failure *buildspec.Failure
 	Element string
+	Hint    string // what the host saw that explains the failure, if anything
 }
 
 func (e *HookError) Error() string {
@@ -348,6 +368,9 @@ func (e *HookError) Error() string {
 		for _, l := range e.Failure.Tail {
 			b.WriteString("    " + termsafe.String(shorten(l, maxTailLine)) + "\n")
 		}
+	}
+	if e.Hint != "" {
+		b.WriteString(e.Hint + "\n")
 	}
 	b.WriteString("Nothing was written to the output path. Fix the hook, or rerun with break=after-error to get a shell where it failed.")
 	return b.String()

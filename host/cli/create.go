@@ -37,6 +37,7 @@ type createFlags struct {
 	checksum    bool
 	clearEnv    bool
 	version     bool
+	scratch     diskSize
 }
 
 // environFlags are the flags whose setting disk-image-create also takes
@@ -104,7 +105,10 @@ func (c *createFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&c.rootLabel, "root-label", "", "label of the root filesystem (default $ROOT_LABEL, else cloudimg-rootfs, or img-rootfs for xfs)")
 	f.StringArrayVarP(&c.packages, "packages", "p", nil, "extra packages to install, comma separated (repeatable)")
 	f.StringVar(&c.installType, "install-type", "", "default install type (sets DIB_DEFAULT_INSTALLTYPE)")
-	f.DurationVar(&c.timeout, "timeout", 3*time.Hour, "stop the build after this long")
+	f.DurationVar(&c.timeout, "timeout", 4*time.Hour, "stop the build after this long; 0 for no limit")
+	f.Var(&c.scratch, "scratch-size", "size of the build's scratch disk and of its output disk, e.g. 40G (default 20G, or twice --image-size plus 4G if that is more); the files are sparse, so this is the most each can take of the host's disk")
+	f.StringArrayVar(&o.ExplicitEnv, "env", nil, "pass NAME=VALUE, or NAME with its value here, to the hooks whatever its name (repeatable)")
+	f.BoolVar(&o.NoHostEnv, "no-host-env", false, "pass the hooks only the caller's DIB_* and break variables, and those of --env")
 	f.StringVar(&o.ImageCache, "image-cache", "", "host directory that keeps downloaded packages between builds (default $DIB_IMAGE_CACHE, else in the user's cache directory)")
 	f.BoolVar(&c.offline, "offline", false, "tell elements not to refresh cached downloads (sets DIB_OFFLINE)")
 	f.StringVar(&o.MkfsOptions, "mkfs-options", "", "options for the root filesystem's mkfs, as one string (default $MKFS_OPTS)")
@@ -155,7 +159,10 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 			return o, nothing, err
 		}
 	}
-	o.ScratchSize = 64 << 30
+	o.ScratchSize = int64(c.scratch)
+	if o.ScratchSize == 0 {
+		o.ScratchSize = defaultScratch(o.ImageSizeGB)
+	}
 	closeLog, err := c.output(&o)
 	return o, closeLog, err
 }
@@ -193,6 +200,8 @@ func (c *createFlags) checkNumbers() error {
 		return fmt.Errorf("--max-online-resize cannot be negative")
 	case c.o.JournalMiB < 0:
 		return fmt.Errorf("--mkfs-journal-size cannot be negative")
+	case c.timeout < 0:
+		return fmt.Errorf("--timeout %s: give a duration such as 4h, or 0 for no limit", c.timeout)
 	}
 	return nil
 }
@@ -279,8 +288,11 @@ func lookupEnv(env []string, name string) string {
 func runBuild(vf *vmFlags, o build.Options, timeout time.Duration) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	plan, err := build.Prepare(o)
 	if err != nil {
 		return err
