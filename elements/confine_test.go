@@ -2,9 +2,7 @@ package elements
 
 import (
 	"archive/tar"
-	"bytes"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,22 +128,11 @@ func TestElementTreeInsideLinksAreKept(t *testing.T) {
 	if run, _ := h.Phase("post-install.d"); len(run) != 1 || run[0].Path != "post-install.d/20-shared" {
 		t.Errorf("a linked phase directory runs %+v", run)
 	}
-	var buf bytes.Buffer
-	if err := WriteTar(&buf, els, h); err != nil {
-		t.Fatal(err)
-	}
+	headers, _ := writeAndRead(t, els, h)
 	links := map[string]string{}
-	tr := tar.NewReader(&buf)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for name, hdr := range headers {
 		if hdr.Typeflag == tar.TypeSymlink {
-			links[hdr.Name] = hdr.Linkname
+			links[name] = hdr.Linkname
 		}
 	}
 	for name, target := range map[string]string{

@@ -25,25 +25,7 @@ func TestWriteTar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := WriteTar(&buf, els, h); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]*tar.Header{}
-	content := map[string]string{}
-	tr := tar.NewReader(&buf)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[hdr.Name] = hdr
-		b, _ := io.ReadAll(tr)
-		content[hdr.Name] = string(b)
-	}
+	got, content := writeAndRead(t, els, h)
 	for name, mode := range map[string]int64{
 		"hooks/root.d/10-root":              0o755,
 		"hooks/install.d/20-app":            0o755,
@@ -69,5 +51,30 @@ func TestWriteTar(t *testing.T) {
 	}
 	if h := got["hooks/install.d/"]; h == nil || h.Typeflag != tar.TypeDir {
 		t.Error("no directory entry for hooks/install.d")
+	}
+}
+
+// writeAndRead writes the tar of els and h and reads it back: each
+// entry's header and content by name.
+func writeAndRead(t *testing.T, els []*Element, h *Hooks) (map[string]*tar.Header, map[string]string) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := WriteTar(&buf, els, h); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*tar.Header{}
+	content := map[string]string{}
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return got, content
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[hdr.Name] = hdr
+		b, _ := io.ReadAll(tr)
+		content[hdr.Name] = string(b)
 	}
 }

@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,18 +222,7 @@ func TestHostileElementLinksOut(t *testing.T) {
 func TestHostileElementOutputAndNetwork(t *testing.T) {
 	needVM(t)
 	h := newHostileRun(t)
-	var hits atomic.Int32
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		io.WriteString(w, "host secret")
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	port, hits := loopbackServer(t)
 
 	r := h.create(t, []string{"HOSTILE_PORT=" + port}, 10*time.Minute, nil, "hostile-output")
 	if r.code != 0 {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -373,21 +374,31 @@ func TestNetworkNoneCannotReachMirror(t *testing.T) {
 	}
 }
 
+// loopbackServer starts an HTTP server on the host's loopback, a service
+// no guest may reach unless the user opens it, and returns its port and
+// how many requests it has had.
+func loopbackServer(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits := &atomic.Int32{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "host secret")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), hits
+}
+
 // The guest reaches the network only through dibvm's proxy, which keeps
 // it away from services on the host's loopback and the link-local
 // metadata address.
 func TestNetworkCannotReachHostLoopback(t *testing.T) {
 	needVM(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "host secret")
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	port, _ := loopbackServer(t)
 	script := `
 direct=$(curl -s --noproxy '*' --max-time 10 http://10.0.2.2:` + port + `/ || echo refused)
 proxied=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://127.0.0.1:` + port + `/ --noproxy '' || true)
@@ -405,16 +416,7 @@ echo "$direct|$proxied|$metadata"`
 // once, however often the guest tries, how to open it.
 func TestNetworkAllowNetOpensHostLoopback(t *testing.T) {
 	needVM(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "host secret")
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	port, _ := loopbackServer(t)
 	// curl uses the proxy the agent sets in http_proxy; --noproxy '' undoes
 	// the agent's no_proxy for 127.0.0.1, which would skip the proxy.
 	script := `
