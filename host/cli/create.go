@@ -62,8 +62,11 @@ func createCommand() *cobra.Command {
 		Short:   "Build an image from DIB elements, as disk-image-create does",
 		Long: `Build an image from diskimage-builder elements. The privileged work runs
 in the helper VM; the host gets back only the image. Elements come from
-ELEMENTS_PATH, then the built-in library. DIB_* variables are passed to the
-elements' hooks, and the variables disk-image-create reads for its flags
+ELEMENTS_PATH, then the built-in library. The caller's environment reaches
+the hooks as in DIB, less host-specific variables (PATH, HOME,
+SSH_AUTH_SOCK, ...) and secret-shaped ones (*TOKEN*, *SECRET*, *PASSWORD*,
+*_KEY*, AWS_*, GITHUB_*, ...): --env passes one anyway, and DIB_* settings
+always pass. The variables disk-image-create reads for its flags
 (ARCH, DIB_IMAGE_SIZE, DIB_IMAGE_EXTRA_SIZE, DIB_IMAGE_CACHE,
 DIB_JOURNAL_SIZE, DIB_CHECKSUM, MAX_ONLINE_RESIZE, MKFS_OPTS, ROOT_LABEL,
 FS_TYPE, DIB_QUIET) count where the flag is not given.`,
