@@ -79,6 +79,7 @@ func checkTree(e *Element) error {
 		if err != nil {
 			return fmt.Errorf("element %s (%s): %s: %w", e.Name, e.Path, p, err)
 		}
+		e.Size += info.Size()
 		if id, n, ok := hardLinks(info); ok && n > 1 {
 			fl := links[id]
 			if fl == nil {

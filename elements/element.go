@@ -31,6 +31,9 @@ type Element struct {
 	// Builtin is set for elements of the built-in library, whose embedded
 	// files carry no modes (see Hooks).
 	Builtin bool
+	// Size is the bytes of the element's regular files, for an element
+	// on disk: what it adds to the input disk.
+	Size int64
 }
 
 // BuiltinPrefix starts the Path of a built-in element.

@@ -215,6 +215,27 @@ func TestHostileElementLinksOut(t *testing.T) {
 	}
 }
 
+// An element with a huge (sparse) file is refused before anything reads
+// it: the input disk is made in memory.
+func TestHostileElementHugeFile(t *testing.T) {
+	needVM(t)
+	h := newHostileRun(t)
+	el := filepath.Join(h.elements, "huge")
+	os.MkdirAll(filepath.Join(el, "static"), 0o755)
+	os.WriteFile(filepath.Join(el, "element-deps"), []byte("tiny-os\n"), 0o644)
+	blob := filepath.Join(el, "static", "blob")
+	os.WriteFile(blob, nil, 0o644)
+	if err := os.Truncate(blob, 64<<30); err != nil {
+		t.Fatal(err)
+	}
+	r := h.create(t, nil, time.Minute, nil, "huge")
+	failed(t, r, "the elements' files come to 65", "more than the 1024 MiB", "element huge")
+	if r.took > 20*time.Second {
+		t.Errorf("refusing took %s", r.took)
+	}
+	h.nothingLeft(t)
+}
+
 // One build of an element that prints control messages and escape
 // sequences, tries the host's loopback and the metadata service, and
 // hands over manifests that lead out: the build succeeds, all of it is
@@ -310,5 +331,16 @@ func TestHostileElementPanicsKernel(t *testing.T) {
 	h := newHostileRun(t)
 	r := h.create(t, nil, 10*time.Minute, nil, "hostile-panic")
 	failed(t, r, "the helper VM stopped", "Kernel panic")
+	h.nothingLeft(t)
+}
+
+// A hook that writes to the serial console without end is stopped before
+// the console's file fills the host's disk.
+func TestHostileElementFloodsConsole(t *testing.T) {
+	needVM(t)
+	h := newHostileRun(t)
+	r := h.create(t, nil, 15*time.Minute, nil, "hostile-console")
+	failed(t, r, "the helper VM stopped: it wrote more than 32 MiB to its serial console and was stopped")
+	t.Logf("stopped after %s", r.took.Round(time.Second))
 	h.nothingLeft(t)
 }

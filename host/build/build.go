@@ -314,6 +314,9 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkSize(els); err != nil {
+		return nil, nil, err
+	}
 	hooks, warnings, err := elements.BuildHooks(els, o.Environ)
 	if err != nil {
 		return nil, nil, err
@@ -322,6 +325,28 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
 	}
 	return els, hooks, nil
+}
+
+// maxElementBytes bounds the elements' files that go onto the input
+// disk, which is made in memory: an element tree is not a way to carry
+// large data (or a huge sparse file) into the VM, nor to exhaust the
+// host's memory.
+const maxElementBytes = 1 << 30
+
+func checkSize(els []*elements.Element) error {
+	var total int64
+	var biggest *elements.Element
+	for _, e := range els {
+		total += e.Size
+		if biggest == nil || e.Size > biggest.Size {
+			biggest = e
+		}
+	}
+	if total > maxElementBytes {
+		return fmt.Errorf("the elements' files come to %d MiB, more than the %d MiB dibvm carries into the helper VM (the largest is element %s at %s, %d MiB): fetch large data in a hook instead, e.g. with cache-url",
+			total>>20, maxElementBytes>>20, biggest.Name, biggest.Path, biggest.Size>>20)
+	}
+	return nil
 }
 
 func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.Hooks) ([]iso.File, error) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dibvm/dibvm/guestagent/bootconfig"
@@ -75,6 +76,10 @@ type Machine struct {
 	mon    *qmp.Monitor
 	dir    *rundir.Dir
 	egress *egress.Proxy
+
+	// consoleFlood is set when the guest outgrew its console (see
+	// watchConsole).
+	consoleFlood atomic.Bool
 
 	stopOnce  sync.Once
 	closeOnce sync.Once
@@ -171,6 +176,7 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 	if m.proc, err = qemu.Start(cfg); err != nil {
 		return nil, err
 	}
+	go m.watchConsole(cfg.ConsoleLog)
 	if err := m.waitReady(ctx, accel, keys, opts); err != nil {
 		return nil, err
 	}

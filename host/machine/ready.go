@@ -155,6 +155,9 @@ func (m *Machine) vmStatus() string {
 
 // stopReason finds the line of the console that says why the guest died.
 func (m *Machine) stopReason() string {
+	if m.consoleFlood.Load() {
+		return floodReason()
+	}
 	if err := m.proc.ExitError(); err != nil {
 		if reason := panicLine(m.dir.File("console.log")); reason != "" {
 			return reason
@@ -168,8 +171,7 @@ func (m *Machine) stopReason() string {
 }
 
 func panicLine(console string) string {
-	b, _ := os.ReadFile(console)
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range consoleLines(console, 1<<20) {
 		if i := strings.Index(l, "Kernel panic"); i >= 0 {
 			return strings.TrimSpace(l[i:])
 		}
@@ -182,13 +184,9 @@ func panicLine(console string) string {
 
 // consoleTail is the end of the serial console, indented, for errors.
 func (m *Machine) consoleTail() string {
-	b, err := os.ReadFile(m.dir.File("console.log"))
-	if err != nil || len(b) == 0 {
+	lines := consoleLines(m.dir.File("console.log"), 20)
+	if len(lines) == 1 && lines[0] == "" {
 		return "\n(the guest printed nothing on its console)"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
 	}
 	return "\nlast lines of the guest console:\n    " + strings.Join(lines, "\n    ")
 }
