@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -17,19 +16,6 @@ import (
 // whole tree is checked (checkTree), so that what would leave the tree is
 // an error that names the element, the file and where it leads, rather
 // than a file of the host shipped into the VM.
-
-// openTree opens dir as an element's tree. The directory itself may be a
-// symlink (elements are often linked into ELEMENTS_PATH); nothing inside
-// it may lead out.
-func openTree(dir string) (fs.FS, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	// The root stays open for the life of the process: a command reads a
-	// handful of elements, and a closed root would make their FS useless.
-	return root.FS(), nil
-}
 
 // EscapeError is a file of an element tree that would make the host read
 // outside the element's directory, or is not a file an element can hold.

@@ -186,12 +186,12 @@ func TestElementTreeSpecialFilesAreRefused(t *testing.T) {
 	}
 }
 
-// An element's own directory may be a link: users link elements into
-// ELEMENTS_PATH.
-func TestElementDirectoryMayBeALink(t *testing.T) {
-	elsewhere := tree(t, map[string]string{"os/element-provides": "operating-system\n", "os/root.d/10-x*": "#!/bin/sh\n"})
-	root := t.TempDir()
-	if err := os.Symlink(filepath.Join(elsewhere, "os"), filepath.Join(root, "os")); err != nil {
+// An element's own directory may be a link within its ELEMENTS_PATH
+// entry, but not out of it: a cloned tree could otherwise hold a link to
+// any directory of the user's, say ~/.ssh, and name it as an element.
+func TestElementDirectoryLinks(t *testing.T) {
+	root := tree(t, map[string]string{"real-os/element-provides": "operating-system\n", "real-os/root.d/10-x*": "#!/bin/sh\n"})
+	if err := os.Symlink("real-os", filepath.Join(root, "os")); err != nil {
 		t.Fatal(err)
 	}
 	els := expandTree(t, root, "os")
@@ -201,5 +201,15 @@ func TestElementDirectoryMayBeALink(t *testing.T) {
 	}
 	if run, _ := h.Phase("root.d"); len(run) != 1 {
 		t.Errorf("root.d runs %v", run)
+	}
+
+	private := tree(t, map[string]string{"id_ed25519": "PRIVATE KEY\n", "root.d/10-x*": "#!/bin/sh\n"})
+	os.Symlink(private, filepath.Join(root, "steal"))
+	os.WriteFile(filepath.Join(root, "real-os", "element-deps"), []byte("steal\n"), 0o644)
+	lib, _ := NewLibrary(root, nil)
+	_, err = Expand(lib, []string{"os"})
+	var esc *EscapeError
+	if !errors.As(err, &esc) || !strings.Contains(err.Error(), "steal -> "+private) || !strings.Contains(err.Error(), "out of its ELEMENTS_PATH entry") {
+		t.Errorf("want the linked directory refused, naming the link, got %v", err)
 	}
 }

@@ -79,8 +79,9 @@ type Library struct {
 }
 
 type source struct {
-	dir string // "" for the built-in library
-	fs  fs.FS  // the built-in library; nil for a directory
+	dir  string   // "" for the built-in library
+	fs   fs.FS    // the built-in library; nil for a directory
+	root *os.Root // the directory: every element is read inside it
 }
 
 // NewLibrary makes a library from a colon-separated ELEMENTS_PATH and the
@@ -95,7 +96,13 @@ func NewLibrary(elementsPath string, builtin fs.FS) (*Library, error) {
 		if err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("ELEMENTS_PATH entry %q is not a directory: fix or remove it", dir)
 		}
-		l.sources = append(l.sources, source{dir: dir})
+		// The root stays open for the life of the process: a command
+		// reads a handful of elements, each through it.
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			return nil, fmt.Errorf("ELEMENTS_PATH entry %q: %w", dir, err)
+		}
+		l.sources = append(l.sources, source{dir: dir, root: root})
 	}
 	if builtin != nil {
 		l.sources = append(l.sources, source{fs: builtin})
@@ -137,6 +144,10 @@ func (l *Library) Get(name string) (*Element, error) {
 	for _, src := range l.sources {
 		fi, err := src.stat(name)
 		if err != nil {
+			var esc *EscapeError
+			if errors.As(err, &esc) {
+				return nil, err
+			}
 			if !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("element %s in %s: %w", name, src.dir, err)
 			}
@@ -174,13 +185,22 @@ func (l *Library) Get(name string) (*Element, error) {
 	return e, nil
 }
 
-// stat finds name in the source, following a symlink: an element's
-// directory may be a link.
+// stat finds name in the source, following a symlink that stays in it:
+// an element's directory may be a link to another directory of the same
+// ELEMENTS_PATH entry, never out of it, or a link in a cloned tree could
+// ship any directory of the user's into the VM.
 func (s source) stat(name string) (fs.FileInfo, error) {
 	if s.fs != nil {
 		return fs.Stat(s.fs, name)
 	}
-	return os.Stat(filepath.Join(s.dir, name))
+	fi, err := s.root.Stat(name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if target, lerr := s.root.Readlink(name); lerr == nil {
+			return nil, &EscapeError{Element: name, Dir: s.dir, File: name, Target: target,
+				Reason: "the element's directory is a link out of its ELEMENTS_PATH entry, and dibvm reads an element only inside that entry: add the directory it leads to to ELEMENTS_PATH instead"}
+		}
+	}
+	return fi, err
 }
 
 // open gives the element's files: on disk, through a root that keeps
@@ -189,7 +209,11 @@ func (s source) open(name string) (fs.FS, error) {
 	if s.fs != nil {
 		return fs.Sub(s.fs, name)
 	}
-	return openTree(filepath.Join(s.dir, name))
+	root, err := s.root.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	return root.FS(), nil
 }
 
 func describe(src source, name string) string {

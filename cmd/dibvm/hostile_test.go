@@ -213,6 +213,17 @@ func TestHostileElementLinksOut(t *testing.T) {
 			os.RemoveAll(el) // the next case has an element tree without it
 		})
 	}
+	// An element that is a link to a directory of the user's.
+	t.Run("escape-directory", func(t *testing.T) {
+		link := filepath.Join(h.elements, "stolen")
+		if err := os.Symlink(filepath.Dir(h.secret), link); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(link)
+		r := h.create(t, nil, time.Minute, nil, "tiny-os", "stolen")
+		failed(t, r, "element stolen", "stolen -> "+filepath.Dir(h.secret), "out of its ELEMENTS_PATH entry")
+		h.nothingLeft(t)
+	})
 }
 
 // An element with a huge (sparse) file is refused before anything reads

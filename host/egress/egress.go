@@ -113,24 +113,71 @@ func newProxy(path string, o Options) (*Proxy, error) {
 // VM, their other end, goes away.
 func (p *Proxy) Close() error { return p.ln.Close() }
 
+// Bounds on what the guest can make the proxy hold. QEMU starts one
+// relay process for each of the guest's connections, so their number is
+// bounded too: a connection beyond maxConns is closed at once, and its
+// relay exits. A request's line and headers are bounded in size and in
+// time, as net/http's server bounds them.
+const (
+	maxConns       = 64
+	maxHeaderBytes = 64 << 10
+	headerTimeout  = time.Minute
+)
+
 func (p *Proxy) serve() {
+	slots := make(chan struct{}, maxConns)
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
-		go p.handle(c)
+		select {
+		case slots <- struct{}{}:
+			go func() {
+				defer func() { <-slots }()
+				p.handle(c)
+			}()
+		default:
+			c.Close()
+		}
 	}
+}
+
+// headerLimit lets a request's line and headers through up to n bytes;
+// the body and a tunnel's bytes then flow without bound.
+type headerLimit struct {
+	r io.Reader
+	n int64 // < 0: no bound
+}
+
+func (l *headerLimit) Read(b []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(b)
+	}
+	if l.n == 0 {
+		return 0, errors.New("request headers too large")
+	}
+	if int64(len(b)) > l.n {
+		b = b[:l.n]
+	}
+	n, err := l.r.Read(b)
+	l.n -= int64(n)
+	return n, err
 }
 
 func (p *Proxy) handle(c net.Conn) {
 	defer c.Close()
-	br := bufio.NewReader(c)
+	limit := &headerLimit{r: c}
+	br := bufio.NewReader(limit)
 	for {
+		limit.n = maxHeaderBytes
+		c.SetReadDeadline(time.Now().Add(headerTimeout))
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
+		limit.n = -1
+		c.SetReadDeadline(time.Time{})
 		if req.Method == http.MethodConnect {
 			p.tunnel(c, br, req)
 			return
