@@ -82,7 +82,7 @@ func checkTree(e *Element) error {
 	for _, fl := range links {
 		if fl.seen < fl.nlink {
 			return &EscapeError{Element: e.Name, Dir: e.Path, File: fl.file,
-				Reason: fmt.Sprintf("has %d hard links, %d of them outside the element: an element's files must be its own; copy the file instead of linking it", fl.nlink, fl.nlink-fl.seen)}
+				Reason: fmt.Sprintf("has %d hard links, %d of them outside the element: an element's files must be its own; copy the file instead of linking it (uv and conda install by hard links: copy the element tree, or install with UV_LINK_MODE=copy)", fl.nlink, fl.nlink-fl.seen)}
 		}
 	}
 	return nil

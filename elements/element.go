@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Element is one element: a directory of hooks and metadata files.
@@ -238,8 +240,11 @@ func (l *Library) searched() string {
 
 // validName keeps names to a single path component, so that a name read
 // from an element-deps file cannot reach outside ELEMENTS_PATH.
+// Nor may it hold spaces or control characters: names are printed.
 func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\\\x00") && path.Clean(name) == name
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\\") &&
+		!strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError }) &&
+		path.Clean(name) == name
 }
 
 func readList(e *Element, file string) ([]string, error) {

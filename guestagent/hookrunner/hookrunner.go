@@ -194,7 +194,14 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// maxTailLine bounds each line kept, so that a failure's report fits in
+// one control message (buildspec.MaxMessage) whatever a hook printed.
+const maxTailLine = 1024
+
 func (t *tailWriter) push(line string) {
+	if len(line) > maxTailLine {
+		line = line[:maxTailLine] + "…"
+	}
 	t.buf = append(t.buf, line)
 	if len(t.buf) > t.max {
 		t.buf = t.buf[len(t.buf)-t.max:]
@@ -206,7 +213,11 @@ func (t *tailWriter) lines() []string {
 	defer t.mu.Unlock()
 	out := append([]string(nil), t.buf...)
 	if len(t.part) > 0 {
-		out = append(out, string(t.part))
+		line := string(t.part)
+		if len(line) > maxTailLine {
+			line = line[:maxTailLine] + "…"
+		}
+		out = append(out, line)
 	}
 	return out
 }

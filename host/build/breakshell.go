@@ -11,6 +11,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/buildspec"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // breakShell opens the shell of a breakpoint on the user's terminal (or
@@ -38,7 +39,7 @@ func (p *Plan) breakShell(m *machine.Machine, b buildspec.Break) {
 		}
 	}
 	if err := m.Client.Run(cmd); err != nil {
-		fmt.Fprintf(os.Stderr, "dibvm: the shell at %s ended: %v\n", b.Point, err)
+		fmt.Fprintf(os.Stderr, "dibvm: the shell at %s ended: %s\n", b.Point, termsafe.String(err.Error()))
 	}
 }
 

@@ -349,9 +349,15 @@ func checkSize(els []*elements.Element) error {
 	return nil
 }
 
+// maxInputTar bounds the tar of the elements as written: the hooks are
+// in it twice (merged, and in their elements), and links that install
+// types lift into install.d travel as the files they lead to, so it can
+// outgrow the elements' own size.
+const maxInputTar = 2 * maxElementBytes
+
 func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.Hooks) ([]iso.File, error) {
-	var tarball bytes.Buffer
-	if err := elements.WriteTar(&tarball, els, hooks); err != nil {
+	tarball := &cappedBuffer{max: maxInputTar}
+	if err := elements.WriteTar(tarball, els, hooks); err != nil {
 		return nil, err
 	}
 	js, err := json.Marshal(spec)
@@ -360,7 +366,7 @@ func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.H
 	}
 	return []iso.File{
 		{Name: buildspec.FileName, Data: js},
-		{Name: buildspec.TarName, Data: tarball.Bytes()},
+		{Name: buildspec.TarName, Data: tarball.buf.Bytes()},
 	}, nil
 }
 
@@ -647,4 +653,17 @@ func (s *stagedFile) commit() error {
 		}
 	}
 	return os.Rename(s.tmp, s.final)
+}
+
+// cappedBuffer is a bytes.Buffer that refuses to grow beyond max.
+type cappedBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if c.buf.Len()+len(p) > c.max {
+		return 0, fmt.Errorf("the elements make an input of more than %d MiB for the helper VM: fetch large data in a hook instead, e.g. with cache-url", c.max>>20)
+	}
+	return c.buf.Write(p)
 }

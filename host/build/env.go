@@ -39,7 +39,7 @@ var proxyNames = map[string]bool{"http_proxy": true, "https_proxy": true, "ftp_p
 
 // secretWords and secretPrefixes mark names that look like credentials.
 var (
-	secretWords    = []string{"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "PRIVATE", "_KEY", "APIKEY", "API_KEY", "AUTH", "COOKIE", "SESSION"}
+	secretWords    = []string{"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "PRIVATE", "_KEY", "APIKEY", "API_KEY", "AUTH", "COOKIE", "SESSION", "WEBHOOK", "_DSN"}
 	secretPrefixes = []string{"AWS_", "AZURE_", "ARM_", "GOOGLE_", "GCP_", "GCLOUD_", "CLOUDSDK_", "GITHUB_", "GH_", "GITLAB_", "CI_JOB_", "CI_REGISTRY_", "ACTIONS_", "RUNNER_", "BUILDKITE_", "CIRCLE_", "TRAVIS_", "VAULT_", "OS_", "NPM_", "PYPI_", "TWINE_", "DOCKER_", "REGISTRY_", "SSH_"}
 )
 
@@ -69,6 +69,11 @@ func withholds(name string) bool {
 	return false
 }
 
+// urlWithPassword matches a URL with a password in it, as CI systems put
+// their job tokens into clone URLs (CI_REPOSITORY_URL) and package indexes
+// take them (PIP_INDEX_URL): the value is the secret, whatever its name.
+var urlWithPassword = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@`)
+
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // hookEnv is what of the caller's environment the hooks see: every
@@ -82,7 +87,8 @@ func hookEnv(environ, explicit []string, noHost bool) (env map[string]string, wi
 		if k == "" {
 			continue
 		}
-		hold := withholds(k) || noHost && !strings.HasPrefix(k, "DIB_") && k != "break"
+		hold := withholds(k) || noHost && !strings.HasPrefix(k, "DIB_") && k != "break" ||
+			!strings.HasPrefix(k, "DIB_") && urlWithPassword.MatchString(v)
 		if hold {
 			if !shellInternal[k] {
 				withheld = append(withheld, k)

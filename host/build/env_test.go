@@ -16,6 +16,8 @@ func TestHookEnv(t *testing.T) {
 		"GITHUB_TOKEN=ghp_x", "AWS_SECRET_ACCESS_KEY=s", "AWS_REGION=eu", "CI_JOB_TOKEN=t", "MY_API_KEY=k", "DB_PASSWORD=p",
 		"SIGNING_PASSPHRASE=p", "OS_PASSWORD=p", "NPM_TOKEN=t", "VAULT_ADDR=v", "SECRET=s", "GH_TOKEN=t",
 		"=odd", "NOVALUE",
+		"CI_REPOSITORY_URL=https://gitlab-ci-token:glcbt-x@gitlab.example.com/g/p.git", "PIP_INDEX_URL=https://u:p@pypi.example/simple",
+		"SENTRY_DSN=https://k@sentry.example/1", "SLACK_WEBHOOK_URL=https://hooks.example/x", "UPSTREAM_URL=https://opendev.org/openstack/x",
 	}
 	env, withheld, err := hookEnv(caller, nil, false)
 	if err != nil {
@@ -24,11 +26,12 @@ func TestHookEnv(t *testing.T) {
 	want := map[string]string{
 		"DIB_RELEASE": "bookworm", "break": "after-install", "COLOUR": "magenta", "IPA_FLAVOUR": "x",
 		"MY_ELEMENT_SETTING": "1", "DIB_DEV_USER_PASSWORD": "pw", "NOVALUE": "",
+		"UPSTREAM_URL": "https://opendev.org/openstack/x",
 	}
 	if !reflect.DeepEqual(env, want) {
 		t.Errorf("passed %v\nwant   %v", env, want)
 	}
-	wantHeld := "AWS_REGION AWS_SECRET_ACCESS_KEY CI_JOB_TOKEN DB_PASSWORD DISPLAY GH_TOKEN GITHUB_TOKEN HOME HTTPS_PROXY MY_API_KEY NPM_TOKEN OS_PASSWORD PATH SECRET SIGNING_PASSPHRASE SSH_AUTH_SOCK TERM VAULT_ADDR XDG_RUNTIME_DIR http_proxy"
+	wantHeld := "AWS_REGION AWS_SECRET_ACCESS_KEY CI_JOB_TOKEN CI_REPOSITORY_URL DB_PASSWORD DISPLAY GH_TOKEN GITHUB_TOKEN HOME HTTPS_PROXY MY_API_KEY NPM_TOKEN OS_PASSWORD PATH PIP_INDEX_URL SECRET SENTRY_DSN SIGNING_PASSPHRASE SLACK_WEBHOOK_URL SSH_AUTH_SOCK TERM VAULT_ADDR XDG_RUNTIME_DIR http_proxy"
 	if got := strings.Join(withheld, " "); got != wantHeld {
 		t.Errorf("withheld %s\nwant     %s", got, wantHeld)
 	}

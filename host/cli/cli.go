@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // Version is set at build time.
@@ -39,15 +40,20 @@ func Main(args []string) int {
 	if err == nil {
 		return 0
 	}
-	var ee *agentclient.ExitError
-	if errors.As(err, &ee) {
+	// dibvm run ends with its command's status, as the command ended; a
+	// status wrapped in a longer story is that story, told below.
+	if ee, ok := err.(*agentclient.ExitError); ok {
 		return ee.Status
 	}
 	var ec exitCode
 	if errors.As(err, &ec) {
 		return int(ec)
 	}
-	fmt.Fprintf(os.Stderr, "dibvm: %v\n", err)
+	// Errors can carry names from element trees and text from the guest:
+	// shown, never obeyed, by the terminal.
+	w := termsafe.NewWriter(os.Stderr)
+	fmt.Fprintf(w, "dibvm: %v\n", err)
+	w.Flush()
 	return 1
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -203,6 +205,10 @@ func (c *createFlags) checkNumbers() error {
 		return fmt.Errorf("--max-online-resize cannot be negative")
 	case c.o.JournalMiB < 0:
 		return fmt.Errorf("--mkfs-journal-size cannot be negative")
+	case math.IsNaN(c.o.ImageSizeGB) || math.IsInf(c.o.ImageSizeGB, 0) || math.IsNaN(c.o.ExtraSizeGB) || math.IsInf(c.o.ExtraSizeGB, 0):
+		return fmt.Errorf("--image-size and --image-extra-size take a number of GB")
+	case c.scratch > 0 && c.o.ImageSizeGB*1e9 >= float64(c.scratch):
+		return fmt.Errorf("--scratch-size %s cannot hold a %g GB image (--image-size): give at least twice that", c.scratch.String(), c.o.ImageSizeGB)
 	case c.timeout < 0:
 		return fmt.Errorf("--timeout %s: give a duration such as 4h, or 0 for no limit", c.timeout)
 	}
@@ -264,17 +270,21 @@ func (c *createFlags) output(o *build.Options) (func(), error) {
 	if quiet {
 		out, errOut = io.Discard, io.Discard
 	}
-	if c.logfile == "" {
-		o.Stdout, o.Stderr = out, errOut
-		return func() {}, nil
+	closeLog := func() {}
+	if c.logfile != "" {
+		f, err := os.OpenFile(c.logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return func() {}, fmt.Errorf("--logfile: %w", err)
+		}
+		fmt.Printf("Output logs going to: %s\n", c.logfile)
+		out, errOut = io.MultiWriter(out, f), io.MultiWriter(errOut, f)
+		closeLog = func() { f.Close() }
 	}
-	f, err := os.OpenFile(c.logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return func() {}, fmt.Errorf("--logfile: %w", err)
-	}
-	fmt.Printf("Output logs going to: %s\n", c.logfile)
-	o.Stdout, o.Stderr = io.MultiWriter(out, f), io.MultiWriter(errOut, f)
-	return func() { f.Close() }, nil
+	// Warnings name files of element trees, which may be anyone's; the
+	// build's output passes through termsafe in the build as well.
+	safeOut, safeErr := termsafe.NewWriter(out), termsafe.NewWriter(errOut)
+	o.Stdout, o.Stderr = safeOut, safeErr
+	return func() { safeOut.Flush(); safeErr.Flush(); closeLog() }, nil
 }
 
 func lookupEnv(env []string, name string) string {

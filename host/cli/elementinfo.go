@@ -11,6 +11,7 @@ import (
 
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/pkginstalls"
+	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -29,7 +30,10 @@ files with the current environment, reporting every problem DIB would find
 only during a build.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return elementInfo(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, env, check)
+			// Warnings name files of element trees, which may be anyone's.
+			stderr := termsafe.NewWriter(cmd.ErrOrStderr())
+			defer stderr.Flush()
+			return elementInfo(cmd.OutOrStdout(), stderr, args, env, check)
 		},
 	}
 	cmd.Flags().BoolVarP(&env, "env", "e", false, "print shell variables: IMAGE_ELEMENT, IMAGE_ELEMENT_YAML and get_image_element_array")

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 )
 
 // Cache keeps, on the host, the downloads whose URL names their content
@@ -24,9 +25,18 @@ import (
 // server sent for a URL, and apt and debootstrap in the guest check every
 // file against the archive's signed indexes as before, so a cache can
 // save downloads but cannot make a build accept anything.
+//
+// The guest chooses the URLs, so what one build may add to the cache is
+// bounded (maxCacheAdd): past it, downloads pass through uncached.
 type Cache struct {
 	Dir string
+
+	added atomic.Int64 // bytes written to the cache by this run
 }
+
+// maxCacheAdd bounds what one run adds to the cache: more than a full
+// build's packages, far less than a disk.
+const maxCacheAdd = 8 << 30
 
 // cacheable reports whether the file at u never changes.
 func cacheable(u *url.URL) bool {
@@ -99,12 +109,37 @@ func (c *Cache) store(name string, resp *http.Response, conn net.Conn) {
 		return
 	}
 	defer os.Remove(tmp.Name())
-	n, err := io.Copy(io.MultiWriter(tmp, conn), resp.Body)
+	tee := &cacheTee{conn: conn, tmp: tmp, cache: c}
+	n, err := io.Copy(tee, resp.Body)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil || (resp.ContentLength >= 0 && n != resp.ContentLength) {
+	if err != nil || tee.dropped || (resp.ContentLength >= 0 && n != resp.ContentLength) {
 		return
 	}
 	os.Rename(tmp.Name(), name)
+}
+
+// cacheTee sends a download to the guest and, while the run's budget
+// lasts, into the cache's temporary file.
+type cacheTee struct {
+	conn    io.Writer
+	tmp     *os.File
+	cache   *Cache
+	dropped bool // the file will not be kept
+}
+
+func (t *cacheTee) Write(p []byte) (int, error) {
+	n, err := t.conn.Write(p)
+	if err != nil {
+		return n, err
+	}
+	if !t.dropped {
+		if t.cache.added.Add(int64(len(p))) > maxCacheAdd {
+			t.dropped = true
+		} else if _, err := t.tmp.Write(p); err != nil {
+			t.dropped = true
+		}
+	}
+	return n, nil
 }

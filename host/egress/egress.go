@@ -53,7 +53,7 @@ type Options struct {
 type Proxy struct {
 	ln      net.Listener
 	policy  Policy
-	own     []netip.Addr // the host's addresses, refused like loopback
+	own     []netip.Prefix // the host's addresses and networks, refused like loopback
 	cache   *Cache
 	client  *http.Client // for cached downloads, dialing through dial
 	notices io.Writer

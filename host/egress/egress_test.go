@@ -28,7 +28,7 @@ func TestCacheKeepsPoolFiles(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits[r.URL.Path]++
 		switch r.URL.Path {
-		case "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb":
+		case "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb", "/debian/pool/main/h/hello/hello_2.10-4_amd64.deb":
 			fmt.Fprint(w, "a package")
 		case "/debian/dists/trixie/InRelease":
 			fmt.Fprintf(w, "index %d", hits[r.URL.Path])
@@ -39,8 +39,9 @@ func TestCacheKeepsPoolFiles(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	// The test server is on loopback, which the user opens here.
+	cache := &Cache{Dir: filepath.Join(dir, "cache")}
 	sock, _ := startProxy(t, Options{
-		Cache:  &Cache{Dir: filepath.Join(dir, "cache")},
+		Cache:  cache,
 		Policy: Policy{AllowNet: rules(t, strings.TrimPrefix(srv.URL, "http://"))},
 	}, nil, loopbackDial(t))
 	get := func(path string) (int, string, string) {
@@ -89,5 +90,17 @@ func TestCacheKeepsPoolFiles(t *testing.T) {
 	}
 	if hits[missing] != 2 {
 		t.Errorf("a 404 was cached")
+	}
+	// Once the run has added its budget to the cache, downloads pass
+	// through whole but are not kept: the guest chooses the URLs.
+	cache.added.Store(maxCacheAdd)
+	other := "/debian/pool/main/h/hello/hello_2.10-4_amd64.deb"
+	for i := 0; i < 2; i++ {
+		if code, body, c := get(other); code != 200 || body != "a package" || c != "" {
+			t.Errorf("past the budget, fetch %d: %d %q cache=%q", i+1, code, body, c)
+		}
+	}
+	if hits[other] != 2 {
+		t.Errorf("past the budget, the server saw %d requests, want 2 (nothing kept)", hits[other])
 	}
 }

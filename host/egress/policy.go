@@ -39,6 +39,7 @@ var localSpans = []span{
 	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
 	{netip.MustParsePrefix("::/128"), "unspecified"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64"}, // RFC 8215: the local network's own translator
 	{netip.MustParsePrefix("::1/128"), "loopback"},
 	{netip.MustParsePrefix("fc00::/7"), "private"}, // unique local
 	{netip.MustParsePrefix("fe80::/10"), "link-local"},
@@ -79,22 +80,23 @@ func embedded(addr netip.Addr) (netip.Addr, string, bool) {
 
 // Local reports why the guest may not reach addr unless the user opens
 // it: the short name of the local range it is in ("loopback", "private",
-// "CGNAT", "link-local", "host's own" and so on), or "" when addr is not
-// local. own are the addresses of the host's interfaces. IPv4-mapped
-// IPv6 addresses count as the IPv4 address they map, and the IPv6 forms
-// that lead to an IPv4 address (NAT64's 64:ff9b::/96, IPv4-compatible,
-// IPv4-translated, 6to4) as local when that address is; IPv4-compatible
-// addresses, deprecated and unused, always are.
-func Local(addr netip.Addr, own []netip.Addr) string {
+// "CGNAT", "link-local", "host's own", "host's network" and so on), or
+// "" when addr is not local. host are the host's interface addresses and
+// networks (see HostAddrs). IPv4-mapped IPv6 addresses count as the IPv4
+// address they map, and the IPv6 forms that lead to an IPv4 address
+// (NAT64's 64:ff9b::/96, IPv4-compatible, IPv4-translated, 6to4) as local
+// when that address is; IPv4-compatible addresses, deprecated and unused,
+// always are.
+func Local(addr netip.Addr, host []netip.Prefix) string {
 	if !addr.IsValid() {
 		return "invalid"
 	}
 	addr = addr.Unmap().WithZone("")
-	if r := localName(addr, own); r != "" {
+	if r := localName(addr, host); r != "" {
 		return r
 	}
 	if v4, form, ok := embedded(addr); ok {
-		if r := localName(v4, own); r != "" {
+		if r := localName(v4, host); r != "" {
 			return form + " " + r
 		}
 		if form == "IPv4-compatible" {
@@ -104,43 +106,61 @@ func Local(addr netip.Addr, own []netip.Addr) string {
 	return ""
 }
 
-func localName(addr netip.Addr, own []netip.Addr) string {
+func localName(addr netip.Addr, host []netip.Prefix) string {
 	for _, s := range localSpans {
 		if s.prefix.Contains(addr) {
 			return s.name
 		}
 	}
-	for _, o := range own {
-		if o.Unmap().WithZone("") == addr {
+	// The host's own addresses first, for the more precise reason.
+	for _, h := range host {
+		if h.IsSingleIP() && h.Addr().Unmap().WithZone("") == addr {
 			return "host's own"
+		}
+	}
+	for _, h := range host {
+		if h.Contains(addr) {
+			return "host's network"
 		}
 	}
 	return ""
 }
 
-// HostAddrs returns the addresses of the host's network interfaces, which
-// the guest may not reach unless the user opens them: a service that
-// listens on all of them is as private as one on loopback.
-func HostAddrs() ([]netip.Addr, error) {
+// HostAddrs returns the host's interface addresses, each as a single-IP
+// prefix, and the networks they are on, which the guest may not reach
+// unless the user opens them: a service that listens on all of the host's
+// addresses is as private as one on loopback, and the machines beside it
+// on its network (often with global IPv6 addresses) are its neighbours,
+// not the internet. Networks wider than /8 (IPv4) or /32 (IPv6) are left
+// out: an interface that claims one does not say where its neighbours
+// are.
+func HostAddrs() ([]netip.Prefix, error) {
 	ifaddrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's addresses: %w", err)
 	}
-	var own []netip.Addr
+	var host []netip.Prefix
 	for _, a := range ifaddrs {
 		var ip net.IP
+		var mask net.IPMask
 		switch a := a.(type) {
 		case *net.IPNet:
-			ip = a.IP
+			ip, mask = a.IP, a.Mask
 		case *net.IPAddr:
 			ip = a.IP
 		}
 		// net.IP often holds an IPv4 address in 16 bytes.
-		if addr, ok := netip.AddrFromSlice(ip); ok {
-			own = append(own, addr.Unmap())
+		addr, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			continue
+		}
+		addr = addr.Unmap()
+		host = append(host, netip.PrefixFrom(addr, addr.BitLen()))
+		if ones, bits := mask.Size(); bits > 0 && ones < addr.BitLen() && ones >= map[int]int{32: 8, 128: 32}[addr.BitLen()] {
+			host = append(host, netip.PrefixFrom(addr, ones).Masked())
 		}
 	}
-	return own, nil
+	return host, nil
 }
 
 // Rule names destinations for --allow-net or --allow-only: a host name,
@@ -317,7 +337,7 @@ type Policy struct {
 // Check decides whether the guest may connect to addr:port, an address
 // of host, the name or IP literal the guest asked for. own are the host's
 // own addresses. Check returns nil when the connection is allowed.
-func (p Policy) Check(host string, addr netip.Addr, port uint16, own []netip.Addr) *Refused {
+func (p Policy) Check(host string, addr netip.Addr, port uint16, own []netip.Prefix) *Refused {
 	name := requestedName(host)
 	addr = addr.Unmap().WithZone("")
 	for _, r := range p.AllowNet {

@@ -6,16 +6,17 @@ import (
 	"testing"
 )
 
-// fakeOwn stands in for the host's interface addresses. The documentation
-// ranges are not refused by themselves, so these count only as the
-// host's own.
-var fakeOwn = []netip.Addr{
-	netip.MustParseAddr("127.0.0.1"),
-	netip.MustParseAddr("::1"),
-	netip.MustParseAddr("192.168.1.20"),
-	netip.MustParseAddr("203.0.113.9"),
-	netip.MustParseAddr("2001:db8:1::9"),
-	netip.MustParseAddr("fe80::1234"),
+// fakeOwn stands in for the host's interface addresses and networks, as
+// HostAddrs gives them. The documentation ranges are not refused by
+// themselves, so these count only as the host's own or its network.
+var fakeOwn = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.1/32"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("192.168.1.20/32"),
+	netip.MustParsePrefix("203.0.113.9/32"),
+	netip.MustParsePrefix("2001:db8:1::9/128"),
+	netip.MustParsePrefix("2001:db8:1::/64"),
+	netip.MustParsePrefix("fe80::1234/128"),
 }
 
 func TestLocal(t *testing.T) {
@@ -82,7 +83,12 @@ func TestLocal(t *testing.T) {
 		{"::ffff:203.0.113.9", "host's own"},
 		{"64:ff9b::203.0.113.9", "NAT64-mapped host's own"},
 		{"2001:db8:1::9", "host's own"},
-		{"2001:db8:1::10", ""},
+		// Its neighbours on a network with global addresses.
+		{"2001:db8:1::10", "host's network"},
+		{"2001:db8:2::10", ""},
+		// The local network's own NAT64 translator (RFC 8215).
+		{"64:ff9b:1::a00:1", "local-use NAT64"},
+		{"64:ff9b:1:ffff::1", "local-use NAT64"},
 		{"203.0.113.10", ""},
 	} {
 		if got := Local(netip.MustParseAddr(tc.addr), fakeOwn); got != tc.want {
@@ -281,5 +287,23 @@ func TestRefusedSaysHowToAllow(t *testing.T) {
 	unresolved := &Refused{Name: "evil.example", Port: 443, Reason: "not named by --allow-only", Flag: "--allow-only"}
 	if want := "refused a connection from the helper VM to evil.example:443 (not named by --allow-only); to allow it, add --allow-only evil.example"; unresolved.Error() != want {
 		t.Errorf("got  %s\nwant %s", unresolved, want)
+	}
+}
+
+// The host's addresses come with the networks they are on: loopback's
+// 127.0.0.1/8 gives 127.0.0.1 and 127.0.0.0/8.
+func TestHostAddrsHaveTheirNetworks(t *testing.T) {
+	host, err := HostAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := map[netip.Prefix]bool{}
+	for _, p := range host {
+		has[p] = true
+	}
+	for _, want := range []string{"127.0.0.1/32", "127.0.0.0/8"} {
+		if !has[netip.MustParsePrefix(want)] {
+			t.Errorf("HostAddrs lacks %s: %v", want, host)
+		}
 	}
 }

@@ -5,8 +5,9 @@
 // already printed, retitle the window, or make some terminals answer back
 // as if the user had typed. So text, tabs and newlines pass; a carriage
 // return ends the line; every other control character (C0, DEL and the
-// C1 range) is shown in caret or \u notation, which starts no sequence;
-// and bytes that are not UTF-8 become U+FFFD.
+// C1 range) is shown in caret or \u notation, which starts no sequence,
+// and so are the bidirectional overrides, which reorder what is shown;
+// bytes that are not UTF-8 become U+FFFD.
 package termsafe
 
 import (
@@ -66,7 +67,7 @@ func (t *Writer) Write(p []byte) (int, error) {
 			switch {
 			case r == utf8.RuneError && n == 1:
 				out = utf8.AppendRune(out, utf8.RuneError)
-			case r >= 0x80 && r <= 0x9f:
+			case r >= 0x80 && r <= 0x9f, bidiControl(r):
 				out = fmt.Appendf(out, `\u%04x`, r)
 			default:
 				out = append(out, data[i:i+n]...)
@@ -81,6 +82,13 @@ func (t *Writer) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// bidiControl reports the explicit bidirectional formatting characters,
+// which make a terminal show text in another order than it is written
+// (the "Trojan Source" trick).
+func bidiControl(r rune) bool {
+	return (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
 }
 
 // Flush writes what an incomplete sequence left pending, as U+FFFD, and

@@ -20,6 +20,7 @@ func TestWriter(t *testing.T) {
 		{"lone CR overwrites no line", "secret\rpublic\n", "secret\npublic\n"},
 		{"backspace", "abc\b\b\bxyz", "abc^H^H^Hxyz"},
 		{"invalid UTF-8", "\xff\xfe ok", "\uFFFD\uFFFD ok"},
+		{"bidi override", "abc\u202etxt.exe\u2066x\u2069", `abc\u202etxt.exe\u2066x\u2069`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder
@@ -75,7 +76,7 @@ func FuzzWriter(f *testing.F) {
 		w.Write(in)
 		w.Flush()
 		for _, r := range b.String() {
-			if (r < 0x20 && r != '\n' && r != '\t') || (r >= 0x7f && r <= 0x9f) {
+			if (r < 0x20 && r != '\n' && r != '\t') || (r >= 0x7f && r <= 0x9f) || bidiControl(r) {
 				t.Fatalf("control character %U passed: %q -> %q", r, in, b.String())
 			}
 		}
