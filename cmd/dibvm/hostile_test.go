@@ -355,3 +355,12 @@ func TestHostileElementFloodsConsole(t *testing.T) {
 	t.Logf("stopped after %s", r.took.Round(time.Second))
 	h.nothingLeft(t)
 }
+
+// A hook that never ends is ended by --timeout, as the ordinary user.
+func TestHostileElementSleepsForever(t *testing.T) {
+	needVM(t)
+	h := newHostileRun(t)
+	r := h.create(t, nil, 10*time.Minute, []string{"--timeout", "90s"}, "slow-element")
+	failed(t, r, "the build took longer than --timeout 1m30s and was stopped")
+	h.nothingLeft(t)
+}
