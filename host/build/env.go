@@ -29,11 +29,21 @@ var hostSpecific = map[string]bool{
 	"KRB5CCNAME": true, "KUBECONFIG": true, "DOCKER_HOST": true, "LD_PRELOAD": true,
 	"LD_LIBRARY_PATH": true, "ELEMENTS_PATH": true, "DIBVM_RUNTIME_DIR": true,
 	"DIBVM_CACHE_DIR": true, "TMUX": true, "TMUX_PANE": true, "STY": true,
+	"HOSTNAME": true, "HISTFILE": true, "PROMPT_COMMAND": true,
+	// Variables that change how shells, interpreters and libc behave, and
+	// name host paths: in the guest they would break hooks or redirect
+	// them (glibc drops most of them for setuid programs for that reason).
+	"BASH_ENV": true, "ENV": true, "CDPATH": true, "GLOBIGNORE": true, "IFS": true,
+	"PYTHONHOME": true, "PYTHONPATH": true, "PYTHONSTARTUP": true, "PYTHONUSERBASE": true,
+	"PERL5LIB": true, "PERLLIB": true, "PERL5OPT": true, "RUBYLIB": true, "RUBYOPT": true, "NODE_PATH": true, "NODE_OPTIONS": true,
+	"GCONV_PATH": true, "GETCONF_DIR": true, "HOSTALIASES": true, "LOCALDOMAIN": true, "LOCPATH": true,
+	"MALLOC_TRACE": true, "NIS_PATH": true, "NLSPATH": true, "RESOLV_HOST_CONF": true, "RES_OPTIONS": true,
+	"TZDIR": true, "TERMINFO": true, "TERMINFO_DIRS": true,
 }
 
 // hostSpecificPrefixes withhold families of host variables. The host's
 // proxies are among them: the guest's only way out is dibvm's own proxy.
-var hostSpecificPrefixes = []string{"XDG_", "DIBVM_", "LC_", "SUDO_"}
+var hostSpecificPrefixes = []string{"XDG_", "DIBVM_", "LC_", "SUDO_", "LD_"}
 
 var proxyNames = map[string]bool{"http_proxy": true, "https_proxy": true, "ftp_proxy": true, "all_proxy": true, "no_proxy": true}
 

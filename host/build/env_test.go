@@ -17,6 +17,7 @@ func TestHookEnv(t *testing.T) {
 		"SIGNING_PASSPHRASE=p", "OS_PASSWORD=p", "NPM_TOKEN=t", "VAULT_ADDR=v", "SECRET=s", "GH_TOKEN=t",
 		"=odd", "NOVALUE",
 		"CI_REPOSITORY_URL=https://gitlab-ci-token:glcbt-x@gitlab.example.com/g/p.git", "PIP_INDEX_URL=https://u:p@pypi.example/simple",
+		"BASH_ENV=/home/me/.bashenv", "PYTHONPATH=/home/me/lib", "LD_AUDIT=x",
 		"SENTRY_DSN=https://k@sentry.example/1", "SLACK_WEBHOOK_URL=https://hooks.example/x", "UPSTREAM_URL=https://opendev.org/openstack/x",
 	}
 	env, withheld, err := hookEnv(caller, nil, false)
@@ -31,7 +32,7 @@ func TestHookEnv(t *testing.T) {
 	if !reflect.DeepEqual(env, want) {
 		t.Errorf("passed %v\nwant   %v", env, want)
 	}
-	wantHeld := "AWS_REGION AWS_SECRET_ACCESS_KEY CI_JOB_TOKEN CI_REPOSITORY_URL DB_PASSWORD DISPLAY GH_TOKEN GITHUB_TOKEN HOME HTTPS_PROXY MY_API_KEY NPM_TOKEN OS_PASSWORD PATH PIP_INDEX_URL SECRET SENTRY_DSN SIGNING_PASSPHRASE SLACK_WEBHOOK_URL SSH_AUTH_SOCK TERM VAULT_ADDR XDG_RUNTIME_DIR http_proxy"
+	wantHeld := "AWS_REGION AWS_SECRET_ACCESS_KEY BASH_ENV CI_JOB_TOKEN CI_REPOSITORY_URL DB_PASSWORD DISPLAY GH_TOKEN GITHUB_TOKEN HOME HTTPS_PROXY LD_AUDIT MY_API_KEY NPM_TOKEN OS_PASSWORD PATH PIP_INDEX_URL PYTHONPATH SECRET SENTRY_DSN SIGNING_PASSPHRASE SLACK_WEBHOOK_URL SSH_AUTH_SOCK TERM VAULT_ADDR XDG_RUNTIME_DIR http_proxy"
 	if got := strings.Join(withheld, " "); got != wantHeld {
 		t.Errorf("withheld %s\nwant     %s", got, wantHeld)
 	}
