@@ -3,7 +3,9 @@ package elements
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -16,6 +18,54 @@ import (
 // whole tree is checked (checkTree), so that what would leave the tree is
 // an error that names the element, the file and where it leads, rather
 // than a file of the host shipped into the VM.
+
+// treeFS is an element tree read through its root, which keeps every
+// path inside it. Between the check of the tree and a read, a local user
+// could swap a file for a pipe, whose open would block the host: files
+// are opened without blocking and must be regular files or directories.
+type treeFS struct {
+	rootFS // the root's FS, for ReadDir, Stat, ReadLink and Lstat
+	root   *os.Root
+}
+
+// rootFS is what os.Root's FS provides besides Open and ReadFile.
+type rootFS interface {
+	fs.StatFS
+	fs.ReadDirFS
+	fs.ReadLinkFS
+}
+
+func newTreeFS(root *os.Root) treeFS { return treeFS{rootFS: root.FS().(rootFS), root: root} }
+
+func (t treeFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	f, err := t.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() && !fi.IsDir() {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("is a %s, not a file", kind(fi.Mode()))}
+	}
+	return f, nil
+}
+
+// ReadFile reads through Open, which the root's own ReadFile would skip.
+func (t treeFS) ReadFile(name string) ([]byte, error) {
+	f, err := t.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
 
 // EscapeError is a file of an element tree that would make the host read
 // outside the element's directory, or is not a file an element can hold.

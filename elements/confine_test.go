@@ -3,6 +3,7 @@ package elements
 import (
 	"archive/tar"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,5 +212,31 @@ func TestElementDirectoryLinks(t *testing.T) {
 	var esc *EscapeError
 	if !errors.As(err, &esc) || !strings.Contains(err.Error(), "steal -> "+private) || !strings.Contains(err.Error(), "out of its ELEMENTS_PATH entry") {
 		t.Errorf("want the linked directory refused, naming the link, got %v", err)
+	}
+}
+
+// A file swapped for a pipe after the tree was checked fails the read at
+// once, rather than block the host on a pipe with no writer.
+func TestElementTreePipeSwappedInLater(t *testing.T) {
+	root := tree(t, map[string]string{"os/element-provides": "operating-system\n", "os/install.d/50-x*": "#!/bin/sh\n"})
+	els := expandTree(t, root, "os")
+	h, err := MergeHooks(els)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := filepath.Join(root, "os", "install.d", "50-x")
+	os.Remove(hook)
+	if err := syscall.Mkfifo(hook, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- WriteTar(io.Discard, els, h) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "is a named pipe, not a file") {
+			t.Errorf("want the pipe refused, got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading a pipe swapped into an element hung")
 	}
 }

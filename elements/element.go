@@ -215,7 +215,7 @@ func (s source) open(name string) (fs.FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return root.FS(), nil
+	return newTreeFS(root), nil
 }
 
 func describe(src source, name string) string {
