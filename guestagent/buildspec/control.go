@@ -83,6 +83,18 @@ func (f *Failure) Error() string {
 	return fmt.Sprintf("%s/%s failed: %s", f.Phase, f.Script, how)
 }
 
+// MaxTailLine bounds each line of a failure's tail: the guest keeps no
+// more, so that a report fits one message, and the host shows no more.
+const MaxTailLine = 1024
+
+// ShortenTailLine cuts l to MaxTailLine bytes, marking the cut.
+func ShortenTailLine(l string) string {
+	if len(l) <= MaxTailLine {
+		return l
+	}
+	return l[:MaxTailLine] + "…"
+}
+
 // WriteMessage writes m as one frame.
 func WriteMessage(w io.Writer, m Message) error {
 	js, err := json.Marshal(m)

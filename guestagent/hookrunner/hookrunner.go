@@ -194,15 +194,10 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// maxTailLine bounds each line kept, so that a failure's report fits in
-// one control message (buildspec.MaxMessage) whatever a hook printed.
-const maxTailLine = 1024
-
+// push keeps line, cut to buildspec.MaxTailLine so that a failure's
+// report fits in one control message whatever a hook printed.
 func (t *tailWriter) push(line string) {
-	if len(line) > maxTailLine {
-		line = line[:maxTailLine] + "…"
-	}
-	t.buf = append(t.buf, line)
+	t.buf = append(t.buf, buildspec.ShortenTailLine(line))
 	if len(t.buf) > t.max {
 		t.buf = t.buf[len(t.buf)-t.max:]
 	}
@@ -213,11 +208,7 @@ func (t *tailWriter) lines() []string {
 	defer t.mu.Unlock()
 	out := append([]string(nil), t.buf...)
 	if len(t.part) > 0 {
-		line := string(t.part)
-		if len(line) > maxTailLine {
-			line = line[:maxTailLine] + "…"
-		}
-		out = append(out, line)
+		out = append(out, buildspec.ShortenTailLine(string(t.part)))
 	}
 	return out
 }

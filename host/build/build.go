@@ -85,6 +85,7 @@ var diskFormats = map[string]string{"qcow2": "qcow2", "raw": "raw", "vhd": "vpc"
 // Plan is a build whose inputs have been checked and packed.
 type Plan struct {
 	o      Options
+	out    *termsafe.Writer // o.Stdout, flushed after the guest's output
 	hooks  *elements.Hooks
 	spec   *buildspec.Spec
 	inputs []iso.File
@@ -93,6 +94,12 @@ type Plan struct {
 // Prepare checks everything that can be checked without a VM, so that bad
 // input fails at once, and packs the elements for the guest.
 func Prepare(o Options) (*Plan, error) {
+	// What the build prints names files of element trees and carries the
+	// guest's text, which may be anyone's: shown, never obeyed.
+	out, errOut := termsafe.NewWriter(o.Stdout), termsafe.NewWriter(o.Stderr)
+	defer out.Flush()
+	defer errOut.Flush()
+	o.Stdout, o.Stderr = out, errOut
 	if err := checkTypes(o.Types); err != nil {
 		return nil, err
 	}
@@ -151,7 +158,7 @@ func Prepare(o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Plan{o: o, hooks: hooks, spec: spec, inputs: inputs}, nil
+	return &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs}, nil
 }
 
 // Run boots the helper VM as mo says and builds.
@@ -189,16 +196,15 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	go func() { defer close(ctlDone); ctl.read(ctlR) }()
 	// Everything people read comes on the build's stderr; its stdout
 	// carries only control messages.
-	out := termsafe.NewWriter(o.Stdout)
 	err = m.Client.Run(agentclient.Command{
 		Line:  "/init dib-build /run/dibvm/input",
-		Stdin: goAhead, Stdout: ctlW, Stderr: out,
+		Stdin: goAhead, Stdout: ctlW, Stderr: o.Stdout,
 	})
-	out.Flush()
+	p.out.Flush()
 	ctlW.Close()
 	<-ctlDone
 	if ctl.err != nil {
-		return ctl.stopError()
+		return ctl.err
 	}
 	if err := m.Explain(err); err != nil {
 		full := p.fullDisk(m)
@@ -371,12 +377,8 @@ func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.H
 }
 
 func lookup(environ []string, key string) string {
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
+	v, _ := lookupOK(environ, key)
+	return v
 }
 
 // HookError is a failed hook, with the element it belongs to.
@@ -397,7 +399,7 @@ func (e *HookError) Error() string {
 	if len(e.Failure.Tail) > 0 {
 		b.WriteString("  last lines of its output:\n")
 		for _, l := range e.Failure.Tail {
-			b.WriteString("    " + termsafe.String(shorten(l, maxTailLine)) + "\n")
+			b.WriteString("    " + termsafe.String(buildspec.ShortenTailLine(l)) + "\n")
 		}
 	}
 	if e.Hint != "" {
@@ -405,16 +407,6 @@ func (e *HookError) Error() string {
 	}
 	b.WriteString("Nothing was written to the output path. Fix the hook, or rerun with break=after-error to get a shell where it failed.")
 	return b.String()
-}
-
-// maxTailLine bounds each line of a failed hook's output in the report.
-const maxTailLine = 512
-
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func elementOf(h *elements.Hooks, f *buildspec.Failure) string {

@@ -33,7 +33,7 @@ type control struct {
 	result   *buildspec.Result
 	failure  *buildspec.Failure
 	buildErr string
-	// err is the violation that stopped the build.
+	// err is the violation that stopped the build: a *ViolationError.
 	err error
 }
 
@@ -49,6 +49,10 @@ func (c *control) read(r io.Reader) {
 			err = c.handle(m)
 		}
 		if err != nil {
+			var pe *buildspec.ProtocolError
+			if errors.As(err, &pe) {
+				err = &ViolationError{Reason: pe.Error()}
+			}
 			c.err = err
 			c.stop()
 			io.Copy(io.Discard, r)
@@ -181,13 +185,4 @@ func (e *ViolationError) Error() string {
 
 func violation(format string, args ...any) error {
 	return &ViolationError{Reason: fmt.Sprintf(format, args...)}
-}
-
-// stopError is the error to report for a build stopped by control.
-func (c *control) stopError() error {
-	var pe *buildspec.ProtocolError
-	if errors.As(c.err, &pe) {
-		return &ViolationError{Reason: pe.Error()}
-	}
-	return c.err
 }

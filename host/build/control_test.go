@@ -88,7 +88,7 @@ func TestControlRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, shells, stopped := runControl(t, tc.brk, tc.types, tc.msgs...)
 			var ve *ViolationError
-			if !stopped || !errors.As(c.stopError(), &ve) || !strings.Contains(c.err.Error(), tc.want) {
+			if !stopped || !errors.As(c.err, &ve) || !strings.Contains(c.err.Error(), tc.want) {
 				t.Errorf("stopped=%v err=%v, want a violation saying %q", stopped, c.err, tc.want)
 			}
 			if len(shells) > 0 && tc.name != "a shell twice" {

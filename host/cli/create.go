@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dibvm/dibvm/host/build"
-	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -280,11 +279,8 @@ func (c *createFlags) output(o *build.Options) (func(), error) {
 		out, errOut = io.MultiWriter(out, f), io.MultiWriter(errOut, f)
 		closeLog = func() { f.Close() }
 	}
-	// Warnings name files of element trees, which may be anyone's; the
-	// build's output passes through termsafe in the build as well.
-	safeOut, safeErr := termsafe.NewWriter(out), termsafe.NewWriter(errOut)
-	o.Stdout, o.Stderr = safeOut, safeErr
-	return func() { safeOut.Flush(); safeErr.Flush(); closeLog() }, nil
+	o.Stdout, o.Stderr = out, errOut
+	return closeLog, nil
 }
 
 func lookupEnv(env []string, name string) string {
