@@ -172,7 +172,8 @@ func TestCommandLineDefaults(t *testing.T) {
 	}
 }
 
-// The built-in library expands vm debian-minimal to the set DIB builds.
+// The built-in library expands the operating-system elements to the sets
+// DIB master builds (computed from its element-deps and element-provides).
 func TestBuiltinVMDebianMinimal(t *testing.T) {
 	lib, err := NewLibrary("", Builtin())
 	if err != nil {
@@ -188,6 +189,12 @@ func TestBuiltinVMDebianMinimal(t *testing.T) {
 			"block-device-mbr bootloader debian-minimal debootstrap dpkg install-bin manifests modprobe package-installs pkg-map sysprep vm"},
 		{[]string{"base", "debian-minimal"},
 			"base debian-minimal debootstrap dib-init-system dpkg install-bin install-types manifests modprobe package-installs pkg-map sysprep"},
+		{CommandLine([]string{"vm", "debian"}, false, "amd64"),
+			"base block-device-mbr bootloader debian debian-minimal debootstrap dib-init-system dpkg install-bin install-static install-types manifests modprobe openssh-server package-installs pkg-map runtime-ssh-host-keys sysprep vm"},
+		{CommandLine([]string{"vm", "ubuntu-minimal"}, false, "amd64"),
+			"base block-device-mbr bootloader debootstrap dib-init-system dpkg install-bin install-types manifests modprobe package-installs pkg-map sysprep ubuntu-common ubuntu-minimal vm"},
+		{CommandLine([]string{"vm", "ubuntu"}, false, "amd64"),
+			"base block-device-mbr bootloader cache-url cloud-init-datasources dib-init-system dkms dpkg install-bin install-types manifests package-installs pkg-map sysprep ubuntu ubuntu-common vm"},
 	} {
 		got, err := Expand(lib, c.args)
 		if err != nil {

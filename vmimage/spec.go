@@ -29,7 +29,10 @@ type Spec struct {
 var userland = []string{
 	"bash", "coreutils", "util-linux", "mount", "fdisk", "e2fsprogs", "dosfstools",
 	"xfsprogs", "parted", "gdisk", "kpartx", "dmsetup", "debootstrap", "gpgv",
-	"debian-archive-keyring", "ca-certificates", "curl", "wget", "python3",
+	"debian-archive-keyring", "ca-certificates",
+	// Ubuntu's archive and cloud image keys, for ubuntu-minimal's
+	// debootstrap and ubuntu's SHA256SUMS.gpg, as Debian packages them.
+	"ubuntu-archive-keyring", "ubuntu-cloud-keyring", "curl", "wget", "python3",
 	"squashfs-tools", "tar", "xz-utils", "zstd", "cpio", "kmod", "iproute2",
 	"procps", "rsync",
 	// kpartx needs udev, which needs "systemd | systemd-standalone-sysusers":

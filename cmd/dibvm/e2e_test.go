@@ -33,8 +33,14 @@ func TestE2EDebianMinimalTree(t *testing.T) {
 	if !strings.Contains(osRelease, `ID=debian`) {
 		t.Errorf("os-release: %q", osRelease)
 	}
-	if !strings.Contains(files["etc/apt/sources.list.d/debian.sources"], "deb.debian.org/debian") {
-		t.Errorf("apt sources: %q", files["etc/apt/sources.list.d/debian.sources"])
+	for name, want := range map[string]string{
+		"default":  "deb http://deb.debian.org/debian stable main\n",
+		"updates":  "deb http://deb.debian.org/debian stable-updates main\n",
+		"security": "deb http://security.debian.org/debian-security stable-security main\n",
+	} {
+		if got := files["etc/apt/sources.list.d/"+name+".list"]; got != want {
+			t.Errorf("apt sources %s.list: %q, want %q", name, got, want)
+		}
 	}
 	t.Logf("debian-minimal tree built in %s", r.took)
 }
@@ -42,8 +48,10 @@ func TestE2EDebianMinimalTree(t *testing.T) {
 const devPassword = "dibvm-e2e-Secret"
 
 // TestE2EBootableBIOS is the product's main job: an ordinary user builds
-// `vm debian-minimal devuser`, and the image boots under SeaBIOS to a
-// login on the serial console.
+// `vm debian devuser`, the Debian cloud image, and it boots under SeaBIOS
+// to a login on the serial console and, with no cloud datasource, brings
+// its network interface up so that OpenSSH logs in with the key given in
+// DIB_DEV_USER_AUTHORIZED_KEYS, to a host key made at first boot.
 //
 // The build also has debian-user-element, written as DIB users write
 // theirs; its effects are checked in the image from the host.
@@ -52,10 +60,37 @@ const devPassword = "dibvm-e2e-Secret"
 // boots on a disk a GiB larger than it was built, and the root partition
 // and filesystem must have grown into it.
 func TestE2EBootableBIOS(t *testing.T) {
-	img := buildAsUser(t, "deb", "vm", "debian-minimal", "growroot", "devuser", "debian-user-element")
+	key := newSSHKey(t)
+	img := buildAsUser(t, "deb", []string{"DIB_DEV_USER_AUTHORIZED_KEYS=" + key.pub},
+		"vm", "debian", "growroot", "devuser", "debian-user-element")
 	root := checkImage(t, img, "dos")
 	checkUserElement(t, root)
-	bootAndCheck(t, img, fileSize(t, root), nil)
+	checkCloudImage(t, root)
+	bootAndCheck(t, img, fileSize(t, root), nil, key)
+}
+
+// checkCloudImage checks, in the root filesystem, what makes the image
+// fit to boot on many machines and to stay patched: no SSH host key made
+// during the build, and apt sources with the release's updates and its
+// security archive.
+func checkCloudImage(t *testing.T, root string) {
+	t.Helper()
+	if ls := debugfsCat(t, root, "/etc/ssh/sshd_config"); !strings.Contains(ls, "KexAlgorithms curve25519-sha256@libssh.org") {
+		t.Errorf("sshd_config is not hardened:\n%s", tail(ls, 20))
+	}
+	for _, k := range []string{"ed25519", "ecdsa", "rsa"} {
+		if debugfsExists(t, root, "/etc/ssh/ssh_host_"+k+"_key") {
+			t.Errorf("the image carries the build's %s host key", k)
+		}
+	}
+	for name, want := range map[string]string{
+		"updates":  "deb http://deb.debian.org/debian stable-updates main\n",
+		"security": "deb http://security.debian.org/debian-security stable-security main\n",
+	} {
+		if got := debugfsCat(t, root, "/etc/apt/sources.list.d/"+name+".list"); got != want {
+			t.Errorf("apt sources %s.list: %q, want %q", name, got, want)
+		}
+	}
 }
 
 func fileSize(t *testing.T, path string) int64 {
@@ -103,7 +138,10 @@ func debugfsExists(t *testing.T, fsImage, path string) bool {
 // TestE2EBootableEFI builds the same image with block-device-efi and
 // boots it under OVMF.
 func TestE2EBootableEFI(t *testing.T) {
-	img := buildAsUser(t, "deb-efi", "vm", "block-device-efi", "debian-minimal", "growroot", "devuser")
+	// openssh-server: a debian-minimal image brings its network up too.
+	key := newSSHKey(t)
+	img := buildAsUser(t, "deb-efi", []string{"DIB_DEV_USER_AUTHORIZED_KEYS=" + key.pub},
+		"vm", "block-device-efi", "debian-minimal", "growroot", "devuser", "openssh-server")
 	root := checkImage(t, img, "gpt")
 	code := "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	vars := "/usr/share/OVMF/OVMF_VARS_4M.fd"
@@ -115,12 +153,12 @@ func TestE2EBootableEFI(t *testing.T) {
 	bootAndCheck(t, img, fileSize(t, root), []string{
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
 		"-drive", "if=pflash,format=raw,unit=1,file=" + myVars,
-	})
+	}, key)
 }
 
 // buildAsUser runs dibvm create as an ordinary user (made when the test
 // runs as root) and returns the qcow2 it built.
-func buildAsUser(t *testing.T, name string, elems ...string) string {
+func buildAsUser(t *testing.T, name string, extraEnv []string, elems ...string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "dibvm-e2e-")
 	if err != nil {
@@ -141,7 +179,7 @@ func buildAsUser(t *testing.T, name string, elems ...string) string {
 		}
 		return nil
 	})
-	env := []string{"DIB_DEV_USER_PASSWORD=" + devPassword, "DIB_DEV_USER_PWDLESS_SUDO=yes", "ELEMENTS_PATH=" + elementsDir}
+	env := append([]string{"DIB_DEV_USER_PASSWORD=" + devPassword, "DIB_DEV_USER_PWDLESS_SUDO=yes", "ELEMENTS_PATH=" + elementsDir}, extraEnv...)
 	var cmd *exec.Cmd
 	if os.Geteuid() == 0 {
 		u := ensureUser(t, "dibvmtest")
@@ -226,11 +264,19 @@ func checkImage(t *testing.T, img, label string) string {
 // bootAndCheck boots img, on an overlay a GiB larger than the image, with
 // the extra QEMU arguments; logs in on the serial console as the dev
 // user; and checks the system, including that growroot grew the root
-// filesystem (rootBytes when built) into the larger disk.
-func bootAndCheck(t *testing.T, img string, rootBytes int64, extra []string) {
+// filesystem (rootBytes when built) into the larger disk. Then it logs in
+// over SSH with key (see checkSSH).
+func bootAndCheck(t *testing.T, img string, rootBytes int64, extra []string, key *sshKey) {
 	t.Helper()
 	qemu := tool(t, "qemu-system-x86_64", "qemu-system-x86")
 	disk := biggerOverlay(t, img, 1<<30)
+	// One virtio NIC, named by the guest's kernel (ens3 here), on a
+	// network that reaches nothing: QEMU forwards the host's loopback
+	// port to the guest's sshd, and the guest's 10.0.2.100:3128 to the
+	// test's own proxy for the Debian archives.
+	sshPort := freePort(t)
+	extra = append(extra, "-netdev", fmt.Sprintf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22,guestfwd=tcp:10.0.2.100:3128-tcp:%s", sshPort, debianProxy(t)),
+		"-device", "virtio-net-pci,netdev=n0")
 	// Single-threaded TCG: multi-threaded TCG now and then lets a vCPU
 	// trap on the int3 the guest kernel plants while it live-patches its
 	// code (jump labels, sched_clock), after the patch is done, which
@@ -280,6 +326,7 @@ func bootAndCheck(t *testing.T, img string, rootBytes int64, extra []string) {
 		}
 	}
 	checkGrown(t, out, rootBytes)
+	checkSSH(t, key, sshPort)
 	io.WriteString(stdin, "sudo -n poweroff\n")
 }
 

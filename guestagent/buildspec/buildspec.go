@@ -32,6 +32,10 @@ type Spec struct {
 	// settings, which replace the build's defaults, and the caller's
 	// other variables, which do not replace the build's own.
 	Env map[string]string `json:"env"`
+	// HostFiles are the files of the host that settings in Env name
+	// (DIB_APT_KEYRING and the like): variable → the copy's name on the
+	// input disk. The guest sets each variable to its copy.
+	HostFiles map[string]string `json:"host_files,omitempty"`
 	// Types are the output types the guest must produce. A tar output is
 	// written, as a tar stream, from the start of the output disk.
 	Types []string `json:"types"`

@@ -320,6 +320,9 @@ func (b *build) environment() []string {
 			env[k] = v
 		}
 	}
+	for k, name := range s.HostFiles {
+		env[k] = filepath.Join(b.input, name)
+	}
 	// Hooks may keep files in DIB_IMAGE_CACHE; the host's directory of
 	// that name is not theirs to write, so they get one on the scratch
 	// disk. Downloads persist on the host through the egress proxy.

@@ -154,10 +154,15 @@ func Prepare(o Options) (*Plan, error) {
 			spec.RootLabel = "img-rootfs"
 		}
 	}
+	carried, err := hostFiles(env, spec)
+	if err != nil {
+		return nil, err
+	}
 	inputs, err := inputFiles(spec, els, hooks)
 	if err != nil {
 		return nil, err
 	}
+	inputs = append(inputs, carried...)
 	return &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs}, nil
 }
 

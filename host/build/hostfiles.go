@@ -1,0 +1,83 @@
+package build
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sort"
+
+	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/host/iso"
+)
+
+// Some of DIB's settings name a file on the machine disk-image-create
+// runs on: DIB reads them there, outside the chroot. dibvm's hooks run in
+// the VM, where the host's paths mean nothing, so the host reads each
+// such file and carries it on the input disk, and the guest sets the
+// variable to the copy. A named file that is not there is an error before
+// the VM boots: DIB would skip it or fail late.
+var hostFileVars = map[string]string{
+	"DIB_DEV_USER_AUTHORIZED_KEYS": "devuser's authorized_keys",
+	"DIB_APT_KEYRING":              "the keyring debootstrap and apt check the mirror with",
+	"DIB_DEBIAN_KEYRING":           "the keyring debootstrap and apt check the mirror with",
+	"DIB_UBUNTU_CLOUD_KEYRING":     "the keyring SHA256SUMS.gpg of the Ubuntu cloud images is checked with",
+}
+
+// maxHostFile bounds each carried file: keys and keyrings are small, and
+// the input disk is made in memory.
+const maxHostFile = 16 << 20
+
+// hostFiles reads the files env's host-file variables name and returns
+// them as input-disk files, with spec.HostFiles saying which variable
+// each is for.
+func hostFiles(env map[string]string, spec *buildspec.Spec) ([]iso.File, error) {
+	names := make([]string, 0, len(hostFileVars))
+	for k := range hostFileVars {
+		if env[k] != "" {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	var files []iso.File
+	for i, k := range names {
+		data, err := readHostFile(env[k])
+		if err != nil {
+			return nil, fmt.Errorf("%s=%s (%s): %w", k, env[k], hostFileVars[k], err)
+		}
+		name := fmt.Sprintf("hostf%d", i)
+		files = append(files, iso.File{Name: name, Data: data})
+		if spec.HostFiles == nil {
+			spec.HostFiles = map[string]string{}
+		}
+		spec.HostFiles[k] = name
+	}
+	return files, nil
+}
+
+func readHostFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errors.New("no such file here: it names a file on this machine, which dibvm carries into the build")
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxHostFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxHostFile {
+		return nil, fmt.Errorf("larger than %d MiB", maxHostFile>>20)
+	}
+	return data, nil
+}
