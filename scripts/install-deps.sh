@@ -7,7 +7,7 @@
 # prints what to install and exits non-zero if something is missing.
 set -euo pipefail
 
-debian_pkgs=(qemu-system-x86 qemu-utils ovmf fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux)
+debian_pkgs=(qemu-system-x86 qemu-utils ovmf fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client)
 mac_pkgs=(qemu)
 
 missing() {

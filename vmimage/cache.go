@@ -38,6 +38,10 @@ func NewAgent(binary []byte) Agent {
 type Appliance struct {
 	Kernel   string // path of the kernel image
 	Initrd   string // path of the initramfs
+	// Keyrings is a directory of the OpenPGP keyrings the appliance has in
+	// /usr/share/keyrings, for the host to check what the guest will:
+	// they came with their packages, verified against Debian's archive.
+	Keyrings string
 	Manifest *Manifest
 }
 
@@ -87,7 +91,8 @@ func (c *Cache) Lookup(spec Spec, agent Agent) (*Appliance, error) {
 	if _, err := os.Stat(initrd); err != nil {
 		return nil, ErrNotCached
 	}
-	return &Appliance{Kernel: filepath.Join(c.baseDir(spec), "vmlinuz"), Initrd: initrd, Manifest: m}, nil
+	base := c.baseDir(spec)
+	return &Appliance{Kernel: filepath.Join(base, "vmlinuz"), Initrd: initrd, Keyrings: filepath.Join(base, "keyrings"), Manifest: m}, nil
 }
 
 // Ensure returns the cached appliance, building what is missing.
@@ -196,6 +201,9 @@ func (c *Cache) buildBase(ctx context.Context, spec Spec) (*Manifest, error) {
 		if err := writeCPIO(filepath.Join(tmp, "base.cpio"), tree); err != nil {
 			return err
 		}
+		if err := writeKeyrings(filepath.Join(tmp, "keyrings"), tree); err != nil {
+			return err
+		}
 		return writeJSON(filepath.Join(tmp, "manifest.json"), pl.manifest)
 	})
 	if err != nil {
@@ -270,6 +278,20 @@ func writeCPIO(name string, t *initramfs.Tree) error {
 		return err
 	}
 	return f.Close()
+}
+
+// writeKeyrings copies the tree's /usr/share/keyrings/*.gpg to dir.
+func writeKeyrings(dir string, t *initramfs.Tree) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var err error
+	t.Walk("usr/share/keyrings", func(name string, n *initramfs.Node) {
+		if err == nil && n.Mode.IsRegular() && filepath.Ext(name) == ".gpg" {
+			err = os.WriteFile(filepath.Join(dir, filepath.Base(name)), n.Data, 0o644)
+		}
+	})
+	return err
 }
 
 func writeJSON(name string, v any) error {

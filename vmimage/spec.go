@@ -12,7 +12,7 @@ import (
 
 // formatVersion changes whenever the way an appliance is assembled changes,
 // so that caches made by an older dibvm are not reused.
-const formatVersion = 4
+const formatVersion = 5
 
 // Spec says what goes into an appliance.
 type Spec struct {

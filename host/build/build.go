@@ -89,6 +89,7 @@ type Plan struct {
 	hooks  *elements.Hooks
 	spec   *buildspec.Spec
 	inputs []iso.File
+	clouds *cloudImages
 }
 
 // Prepare checks everything that can be checked without a VM, so that bad
@@ -158,12 +159,16 @@ func Prepare(o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	clouds, err := prepareCloudImages(spec.Elements, env)
+	if err != nil {
+		return nil, err
+	}
 	inputs, err := inputFiles(spec, els, hooks)
 	if err != nil {
 		return nil, err
 	}
 	inputs = append(inputs, carried...)
-	return &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs}, nil
+	return &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs, clouds: clouds}, nil
 }
 
 // Run boots the helper VM as mo says and builds.
@@ -171,6 +176,13 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	o, spec, hooks := p.o, p.spec, p.hooks
 	mo.Inputs = p.inputs
 	mo.DownloadCache = o.ImageCache
+	mo.Offline = lookup(o.Environ, "DIB_OFFLINE") != ""
+	if mo.Appliance != nil {
+		var err error
+		if mo.Signed, err = p.clouds.sources(mo.Appliance.Keyrings); err != nil {
+			return err
+		}
+	}
 	mo.Disks = []machine.Disk{
 		{Serial: buildspec.ScratchSerial, Size: o.ScratchSize},
 		{Serial: buildspec.OutputSerial, Size: o.ScratchSize},

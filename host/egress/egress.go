@@ -47,6 +47,11 @@ type Options struct {
 	Policy Policy
 	// Notices gets a line for each refused (name, address), once.
 	Notices io.Writer
+	// Signed are the sources whose files the cache keeps only once they
+	// match a signed SHA256SUMS (see SignedSource); needs Cache.
+	Signed []SignedSource
+	// Offline serves Signed sources' files from the cache alone.
+	Offline bool
 }
 
 // Proxy accepts proxied connections from the guest.
@@ -55,6 +60,8 @@ type Proxy struct {
 	policy  Policy
 	own     []netip.Prefix // the host's addresses and networks, refused like loopback
 	cache   *Cache
+	signed  []SignedSource
+	offline bool
 	client  *http.Client // for cached downloads, dialing through dial
 	notices io.Writer
 
@@ -96,7 +103,7 @@ func newProxy(path string, o Options) (*Proxy, error) {
 	}
 	dialer := &net.Dialer{Timeout: 30 * time.Second}
 	p := &Proxy{
-		ln: ln, policy: o.Policy, cache: o.Cache, notices: o.Notices,
+		ln: ln, policy: o.Policy, cache: o.Cache, notices: o.Notices, signed: o.Signed, offline: o.Offline,
 		lookup: net.DefaultResolver.LookupNetIP, dialContext: dialer.DialContext,
 		reported: map[string]bool{},
 	}
@@ -205,6 +212,10 @@ func (p *Proxy) tunnel(c net.Conn, br *bufio.Reader, req *http.Request) {
 func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 	if req.URL.Scheme != "http" || req.URL.Host == "" {
 		writeError(c, http.StatusBadRequest, "dibvm: egress: want an absolute http:// URL or CONNECT")
+		return false
+	}
+	if src := p.signedSource(req.URL); p.cache != nil && src != nil && req.Method == http.MethodGet {
+		p.serveSigned(c, req, src)
 		return false
 	}
 	if p.cache != nil && req.Method == http.MethodGet && cacheable(req.URL) {

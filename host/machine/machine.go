@@ -37,6 +37,11 @@ type Options struct {
 	// DownloadCache, when set, is a directory where the egress proxy
 	// keeps downloads that never change, across runs.
 	DownloadCache string
+	// Signed are sources whose files the proxy checks against signed
+	// sums before it keeps them in DownloadCache; Offline serves them
+	// from there alone (see egress.SignedSource).
+	Signed  []egress.SignedSource
+	Offline bool
 	// Egress is what the egress proxy lets the guest reach besides the
 	// public network (--allow-net), or all it lets it reach
 	// (--allow-only); refusals are reported on Notices.
@@ -227,7 +232,7 @@ func startEgress(dir *rundir.Dir, opts Options) (*egress.Proxy, string, error) {
 	if opts.DownloadCache != "" {
 		cache = &egress.Cache{Dir: opts.DownloadCache}
 	}
-	p, err := egress.Listen(sock, egress.Options{Cache: cache, Policy: opts.Egress, Notices: opts.Notices})
+	p, err := egress.Listen(sock, egress.Options{Cache: cache, Policy: opts.Egress, Notices: opts.Notices, Signed: opts.Signed, Offline: opts.Offline})
 	if err != nil {
 		return nil, "", fmt.Errorf("start the egress proxy: %w", err)
 	}

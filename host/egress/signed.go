@@ -1,0 +1,314 @@
+package egress
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
+	"github.com/gofrs/flock"
+)
+
+// A SignedSource is a directory tree of files listed, with their SHA256,
+// in a SHA256SUMS beside them that a detached OpenPGP signature
+// (SHA256SUMS.gpg) signs: Ubuntu's cloud images are published so. Files
+// change under the same URL (".../noble/current/"), so their URLs do not
+// name their content, but the signed sums do: the proxy keeps a file in
+// the cache under its SHA256 only after it checked the signature with
+// Keyring and the file against the signed sum, and serves it from there
+// while the signed sums still name it. It refuses a file that does not
+// match, naming it. Downloads of one file are taken under a lock, so that
+// concurrent builds fetch it once.
+type SignedSource struct {
+	Prefix  string             // absolute http:// URL; files under it
+	Keyring openpgp.EntityList // the keys SHA256SUMS may be signed by
+	KeyName string             // the keyring in words, for errors
+}
+
+// The signed files: names and bounds.
+const (
+	sumsName      = "SHA256SUMS"
+	sigName       = "SHA256SUMS.gpg"
+	maxSumsBytes  = 1 << 20
+	maxSignedFile = 8 << 30
+	// signedLockWait is how long a build waits for another's download of
+	// the same file, as DIB's ubuntu element waits for its flock.
+	signedLockWait = 20 * time.Minute
+)
+
+// signedSource finds the source u is under, if any.
+func (p *Proxy) signedSource(u *url.URL) *SignedSource {
+	for i := range p.signed {
+		s := &p.signed[i]
+		if strings.HasPrefix(u.String(), s.Prefix) && !strings.Contains(u.Path, "/../") && u.RawQuery == "" {
+			return s
+		}
+	}
+	return nil
+}
+
+// signedDir is where the cache keeps what it checked for the directory
+// of u: the last good SHA256SUMS and its signature.
+func (c *Cache) signedDir(u *url.URL) string {
+	dir := *u
+	dir.Path = path.Dir(u.Path) + "/"
+	sum := sha256.Sum256([]byte(dir.Host + dir.EscapedPath()))
+	return filepath.Join(c.Dir, "signed", hex.EncodeToString(sum[:16]))
+}
+
+// object is where the cache keeps a checked file by its SHA256.
+func (c *Cache) object(sha string) string {
+	return filepath.Join(c.Dir, "signed", "sha256", sha)
+}
+
+// serveSigned answers a GET under a signed source.
+func (p *Proxy) serveSigned(conn net.Conn, req *http.Request, src *SignedSource) {
+	body, size, status, err := p.signedGet(req.Context(), req.URL, src)
+	if err != nil {
+		msg := fmt.Sprintf("dibvm: %s: %v", req.URL, err)
+		fmt.Fprintln(p.notices, msg)
+		writeError(conn, status, msg)
+		return
+	}
+	defer body.Close()
+	fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", size)
+	io.Copy(conn, body)
+}
+
+// signedGet returns the checked file for u and its size, from the cache
+// or fetched, or an error and the HTTP status that says it to the guest.
+func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (body io.ReadCloser, size int64, status int, err error) {
+	c := p.cache
+	dir := c.signedDir(u)
+	if err := os.MkdirAll(c.object(""), 0o755); err != nil {
+		return nil, 0, http.StatusInternalServerError, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, 0, http.StatusInternalServerError, err
+	}
+	lock := flock.New(dir + ".lock")
+	lctx, cancel := context.WithTimeout(ctx, signedLockWait)
+	defer cancel()
+	if ok, err := lock.TryLockContext(lctx, time.Second); !ok {
+		return nil, 0, http.StatusGatewayTimeout, fmt.Errorf("waited %s for another build's download of it: %v", signedLockWait, err)
+	}
+	defer lock.Unlock()
+
+	sums, sig, err := p.signedSums(ctx, u, src, dir)
+	if err != nil {
+		return nil, 0, http.StatusBadGateway, err
+	}
+	name := path.Base(u.Path)
+	switch name {
+	case sumsName:
+		return io.NopCloser(bytes.NewReader(sums)), int64(len(sums)), 0, nil
+	case sigName:
+		return io.NopCloser(bytes.NewReader(sig)), int64(len(sig)), 0, nil
+	}
+	want, ok := parseSums(sums)[name]
+	if !ok {
+		return nil, 0, http.StatusNotFound, fmt.Errorf("%s is not listed in the signed %s", name, sumsName)
+	}
+	if f, n, err := openChecked(c.object(want), want); err == nil {
+		return f, n, 0, nil
+	}
+	if p.offline {
+		return nil, 0, http.StatusGatewayTimeout, fmt.Errorf("offline, and %s (SHA256 %s) is not in the image cache", name, want)
+	}
+	if err := p.fetchChecked(ctx, u, c.object(want), want); err != nil {
+		return nil, 0, http.StatusBadGateway, err
+	}
+	f, n, err := openChecked(c.object(want), want)
+	if err != nil {
+		return nil, 0, http.StatusInternalServerError, err
+	}
+	return f, n, 0, nil
+}
+
+// signedSums fetches SHA256SUMS and its signature for u's directory and
+// checks the signature, keeping the pair when good; offline, it checks
+// the pair kept last time.
+func (p *Proxy) signedSums(ctx context.Context, u *url.URL, src *SignedSource, dir string) (sums, sig []byte, err error) {
+	keptSums, keptSig := filepath.Join(dir, sumsName), filepath.Join(dir, sigName)
+	if p.offline {
+		sums, err1 := os.ReadFile(keptSums)
+		sig, err2 := os.ReadFile(keptSig)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, nil, fmt.Errorf("offline, and no %s for it in the image cache: build once online first", sumsName)
+		}
+		if err := checkSignature(sums, sig, src); err != nil {
+			return nil, nil, err
+		}
+		return sums, sig, nil
+	}
+	base := *u
+	base.Path = path.Dir(u.Path) + "/" + sumsName
+	if sums, err = p.getSmall(ctx, base.String()); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", sumsName, err)
+	}
+	base.Path += ".gpg"
+	if sig, err = p.getSmall(ctx, base.String()); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", sigName, err)
+	}
+	if err := checkSignature(sums, sig, src); err != nil {
+		return nil, nil, err
+	}
+	if err := writeAtomic(keptSums, sums); err != nil {
+		return nil, nil, err
+	}
+	if err := writeAtomic(keptSig, sig); err != nil {
+		return nil, nil, err
+	}
+	return sums, sig, nil
+}
+
+// checkSignature checks sig, armored or not, over sums with src's keys.
+func checkSignature(sums, sig []byte, src *SignedSource) error {
+	sigReader := io.Reader(bytes.NewReader(sig))
+	if bytes.HasPrefix(bytes.TrimSpace(sig), []byte("-----BEGIN PGP")) {
+		block, err := armor.Decode(bytes.NewReader(sig))
+		if err != nil {
+			return fmt.Errorf("%s: not an OpenPGP signature: %w", sigName, err)
+		}
+		sigReader = block.Body
+	}
+	_, err := openpgp.CheckDetachedSignature(src.Keyring, bytes.NewReader(sums), sigReader, nil)
+	if errors.Is(err, pgperrors.ErrUnknownIssuer) {
+		return fmt.Errorf("%s: signed by a key that is not in %s: refusing %s", sigName, src.KeyName, sumsName)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: not a good signature of %s by %s (%v): refusing it", sigName, sumsName, src.KeyName, err)
+	}
+	return nil
+}
+
+// parseSums reads "sha256 [*]name" lines.
+func parseSums(data []byte) map[string]string {
+	sums := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && len(f[0]) == 64 {
+			if _, err := hex.DecodeString(f[0]); err == nil {
+				sums[strings.TrimPrefix(f[1], "*")] = strings.ToLower(f[0])
+			}
+		}
+	}
+	return sums
+}
+
+// getSmall fetches a small file through the checked dial.
+func (p *Proxy) getSmall(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the server says %s", resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxSumsBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxSumsBytes {
+		return nil, fmt.Errorf("larger than %d KiB", maxSumsBytes>>10)
+	}
+	return data, nil
+}
+
+// fetchChecked downloads u to dst, keeping it only if its SHA256 is want.
+func (p *Proxy) fetchChecked(ctx context.Context, u *url.URL, dst, want string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the server says %s", resp.Status)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxSignedFile+1))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if n > maxSignedFile {
+		return fmt.Errorf("larger than %d GiB", maxSignedFile>>30)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("%s has SHA256 %s, but the signed %s says %s: refusing it", path.Base(u.Path), got, sumsName, want)
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// openChecked opens a cached object, checking that it still is what its
+// name says: a cache on disk can be damaged or edited.
+func openChecked(name, want string) (*os.File, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != want {
+		f.Close()
+		os.Remove(name)
+		return nil, 0, fmt.Errorf("%s: damaged cache entry removed", name)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, n, nil
+}
+
+func writeAtomic(name string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".write-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}

@@ -1,0 +1,235 @@
+package egress
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+)
+
+// cloudImages stands in for cloud-images.ubuntu.com, which these machines
+// cannot reach: a directory with an image, SHA256SUMS and SHA256SUMS.gpg,
+// on the test's loopback. It counts the downloads of the image.
+type cloudImages struct {
+	mu    sync.Mutex
+	files map[string][]byte // by path
+	gets  atomic.Int32      // of the image
+	delay time.Duration     // before serving the image
+	url   string
+}
+
+const imagePath = "/noble/current/noble-server-cloudimg-amd64.squashfs"
+
+func newCloudImages(t *testing.T, key *openpgp.Entity, image []byte) *cloudImages {
+	t.Helper()
+	ci := &cloudImages{files: map[string][]byte{}}
+	ci.publish(t, key, image)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ci.mu.Lock()
+		data, ok := ci.files[r.URL.Path]
+		ci.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Path == imagePath {
+			ci.gets.Add(1)
+			time.Sleep(ci.delay)
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(srv.Close)
+	ci.url = srv.URL
+	return ci
+}
+
+// publish puts image in place with sums signed by key.
+func (ci *cloudImages) publish(t *testing.T, key *openpgp.Entity, image []byte) {
+	t.Helper()
+	sum := sha256.Sum256(image)
+	sums := []byte(hex.EncodeToString(sum[:]) + " *noble-server-cloudimg-amd64.squashfs\n" +
+		strings.Repeat("0", 64) + " *noble-server-cloudimg-arm64.squashfs\n")
+	var sig bytes.Buffer
+	if err := openpgp.ArmoredDetachSign(&sig, key, bytes.NewReader(sums), nil); err != nil {
+		t.Fatal(err)
+	}
+	ci.set(imagePath, image)
+	ci.set("/noble/current/SHA256SUMS", sums)
+	ci.set("/noble/current/SHA256SUMS.gpg", sig.Bytes())
+}
+
+func (ci *cloudImages) set(path string, data []byte) {
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	ci.files[path] = data
+}
+
+func (ci *cloudImages) hostport() string { return strings.TrimPrefix(ci.url, "http://") }
+
+func testKey(t *testing.T, name string) *openpgp.Entity {
+	t.Helper()
+	e, err := openpgp.NewEntity(name, "test", name+"@example.invalid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// signedProxy serves the cloud images as a signed source checked with
+// trusted, with the cache in dir.
+func signedProxy(t *testing.T, ci *cloudImages, trusted *openpgp.Entity, dir string, offline bool) (string, *syncBuffer) {
+	t.Helper()
+	return startProxy(t, Options{
+		Cache:   &Cache{Dir: dir},
+		Policy:  Policy{AllowNet: rules(t, ci.hostport())},
+		Signed:  []SignedSource{{Prefix: ci.url + "/", Keyring: openpgp.EntityList{trusted}, KeyName: "the test's cloud image key"}},
+		Offline: offline,
+	}, nil, loopbackDial(t))
+}
+
+func TestSignedImageIsCheckedAndCachedOnce(t *testing.T) {
+	key := testKey(t, "cloud")
+	image := bytes.Repeat([]byte("squashfs"), 1<<16)
+	ci := newCloudImages(t, key, image)
+	dir := filepath.Join(t.TempDir(), "cache")
+	sock, _ := signedProxy(t, ci, key, dir, false)
+
+	for i := range 2 {
+		code, body := ask(t, sock, get(ci.hostport(), imagePath))
+		if code != http.StatusOK || body != string(image) {
+			t.Fatalf("GET %d: %d, %d bytes", i, code, len(body))
+		}
+	}
+	if n := ci.gets.Load(); n != 1 {
+		t.Errorf("the image was downloaded %d times, want once", n)
+	}
+	for _, name := range []string{"SHA256SUMS", "SHA256SUMS.gpg"} {
+		code, body := ask(t, sock, get(ci.hostport(), "/noble/current/"+name))
+		if code != http.StatusOK || body != string(ci.files["/noble/current/"+name]) {
+			t.Errorf("GET %s: %d %q", name, code, body)
+		}
+	}
+	code, body := ask(t, sock, get(ci.hostport(), "/noble/current/jammy.squashfs"))
+	if code != http.StatusNotFound || !strings.Contains(body, "jammy.squashfs is not listed in the signed SHA256SUMS") {
+		t.Errorf("a file not in the sums: %d %q", code, body)
+	}
+}
+
+// Concurrent builds asking for the same image download it once: the
+// second waits for the first's download and is served from the cache.
+func TestSignedImageConcurrentDownloadOnce(t *testing.T) {
+	key := testKey(t, "cloud")
+	image := bytes.Repeat([]byte("img"), 1<<18)
+	ci := newCloudImages(t, key, image)
+	ci.delay = 500 * time.Millisecond
+	dir := filepath.Join(t.TempDir(), "cache")
+	// Two proxies on one cache, as two dibvm processes have.
+	sockA, _ := signedProxy(t, ci, key, dir, false)
+	sockB, _ := signedProxy(t, ci, key, dir, false)
+	var wg sync.WaitGroup
+	for _, sock := range []string{sockA, sockB} {
+		wg.Go(func() {
+			if code, body := ask(t, sock, get(ci.hostport(), imagePath)); code != http.StatusOK || body != string(image) {
+				t.Errorf("GET: %d, %d bytes", code, len(body))
+			}
+		})
+	}
+	wg.Wait()
+	if n := ci.gets.Load(); n != 1 {
+		t.Errorf("the image was downloaded %d times by two concurrent builds, want once", n)
+	}
+}
+
+// What does not match is refused with a message that names the file, and
+// nothing of it enters the cache.
+func TestSignedImageRefusals(t *testing.T) {
+	key := testKey(t, "cloud")
+	image := []byte("the real image")
+	for _, c := range []struct {
+		name   string
+		tamper func(t *testing.T, ci *cloudImages)
+		want   string
+	}{
+		{"tampered image", func(t *testing.T, ci *cloudImages) {
+			ci.set(imagePath, []byte("a tampered image"))
+		}, "noble-server-cloudimg-amd64.squashfs has SHA256 "},
+		{"tampered SHA256SUMS", func(t *testing.T, ci *cloudImages) {
+			sum := sha256.Sum256([]byte("a tampered image"))
+			ci.set("/noble/current/SHA256SUMS", []byte(hex.EncodeToString(sum[:])+" *noble-server-cloudimg-amd64.squashfs\n"))
+		}, "SHA256SUMS.gpg: not a good signature of SHA256SUMS by the test's cloud image key"},
+		{"signed by another key", func(t *testing.T, ci *cloudImages) {
+			ci.publish(t, testKey(t, "mallory"), []byte("a tampered image"))
+		}, "SHA256SUMS.gpg: signed by a key that is not in the test's cloud image key"},
+		{"signature missing", func(t *testing.T, ci *cloudImages) {
+			ci.mu.Lock()
+			delete(ci.files, "/noble/current/SHA256SUMS.gpg")
+			ci.mu.Unlock()
+		}, "SHA256SUMS.gpg: the server says 404"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ci := newCloudImages(t, key, image)
+			c.tamper(t, ci)
+			dir := filepath.Join(t.TempDir(), "cache")
+			sock, notices := signedProxy(t, ci, key, dir, false)
+			code, body := ask(t, sock, get(ci.hostport(), imagePath))
+			if code != http.StatusBadGateway || !strings.Contains(body, c.want) {
+				t.Errorf("got %d %q, want 502 with %q", code, body, c.want)
+			}
+			if !strings.Contains(notices.String(), c.want) {
+				t.Errorf("the host was not told: %q", notices.String())
+			}
+			objects, _ := os.ReadDir(filepath.Join(dir, "signed", "sha256"))
+			if len(objects) != 0 {
+				t.Errorf("the cache holds %d images after a refusal", len(objects))
+			}
+		})
+	}
+}
+
+// Offline, a build gets the image from the cache without any request to
+// the server; with nothing cached it is told so.
+func TestSignedImageOffline(t *testing.T) {
+	key := testKey(t, "cloud")
+	image := []byte(strings.Repeat("offline image ", 1000))
+	ci := newCloudImages(t, key, image)
+	dir := filepath.Join(t.TempDir(), "cache")
+
+	sock, _ := signedProxy(t, ci, key, filepath.Join(t.TempDir(), "empty"), true)
+	if code, body := ask(t, sock, get(ci.hostport(), imagePath)); code != http.StatusBadGateway || !strings.Contains(body, "offline, and no SHA256SUMS for it in the image cache") {
+		t.Errorf("offline with an empty cache: %d %q", code, body)
+	}
+
+	online, _ := signedProxy(t, ci, key, dir, false)
+	if code, _ := ask(t, online, get(ci.hostport(), imagePath)); code != http.StatusOK {
+		t.Fatalf("online: %d", code)
+	}
+	// The server now has a newer image that the cache does not hold: an
+	// offline build must not ask for it.
+	ci.publish(t, key, []byte("a newer image"))
+	before := ci.gets.Load()
+	offline, _ := startProxy(t, Options{
+		Cache:   &Cache{Dir: dir},
+		Signed:  []SignedSource{{Prefix: ci.url + "/", Keyring: openpgp.EntityList{key}, KeyName: "the test's cloud image key"}},
+		Offline: true,
+	}, nil, noDial(t))
+	for _, p := range []string{imagePath, "/noble/current/SHA256SUMS", "/noble/current/SHA256SUMS.gpg"} {
+		if code, body := ask(t, offline, get(ci.hostport(), p)); code != http.StatusOK {
+			t.Errorf("offline GET %s: %d %q", p, code, body)
+		} else if p == imagePath && body != string(image) {
+			t.Errorf("offline GET %s: not the cached image", p)
+		}
+	}
+	if ci.gets.Load() != before {
+		t.Error("an offline build downloaded the image")
+	}
+}
