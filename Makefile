@@ -20,7 +20,7 @@ dibvm: agent
 
 # Every test: unit tests, the integration tests that boot the real
 # appliance under QEMU, and the end-to-end build of a bootable
-# `vm debian-minimal devuser` image booted under SeaBIOS.
+# `vm debian devuser` image booted under SeaBIOS and logged into over SSH.
 # The appliance is built once (needs the Debian mirror) and cached under
 # ~/.cache/dibvm.
 test: dibvm
@@ -36,9 +36,10 @@ unit: agent
 e2e: dibvm
 	$(GO) test -count=1 -timeout 90m -tags e2e -run 'TestE2EBootableBIOS' -v ./cmd/dibvm/
 
-# Every end-to-end build: also the same image with block-device-efi booted
-# under OVMF, and a bare debian-minimal tree. Kept out of `make test` so
-# that the test suite stays within an hour on a slow host.
+# Every end-to-end build: also a debian-minimal image with block-device-efi
+# booted under OVMF, ubuntu-minimal from a stand-in for Ubuntu's archive,
+# and a bare debian-minimal tree. Kept out of `make test` so that the test
+# suite stays within an hour on a slow host.
 e2e-full: dibvm
 	$(GO) test -count=1 -timeout 180m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
 

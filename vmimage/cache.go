@@ -36,8 +36,8 @@ func NewAgent(binary []byte) Agent {
 
 // Appliance is a bootable helper: a kernel and an initramfs.
 type Appliance struct {
-	Kernel   string // path of the kernel image
-	Initrd   string // path of the initramfs
+	Kernel string // path of the kernel image
+	Initrd string // path of the initramfs
 	// Keyrings is a directory of the OpenPGP keyrings the appliance has in
 	// /usr/share/keyrings, for the host to check what the guest will:
 	// they came with their packages, verified against Debian's archive.
@@ -53,7 +53,7 @@ var ErrNotCached = errors.New("no appliance in the cache")
 // Layout:
 //
 //	debs/<sha256>-<file>.deb    verified downloads, shared by all specs
-//	base/<spec key>/            kernel, userland cpio and manifest of one spec
+//	base/<spec key>/            kernel, userland cpio, manifest and keyrings/ of one spec
 //	appliance/<base>-<agent>/   the base plus one agent build, ready to boot
 //	locks/                      one lock file per spec key
 //

@@ -20,6 +20,9 @@ import (
 // sshKey is a key pair made with OpenSSH's ssh-keygen for one test.
 type sshKey struct {
 	priv, pub string // files; pub is readable by the build's user
+	// debianUpgrades has checkSSH check, against Debian's archives, that
+	// the image left the build with every update.
+	debianUpgrades bool
 }
 
 func newSSHKey(t *testing.T) *sshKey {
@@ -35,7 +38,7 @@ func newSSHKey(t *testing.T) *sshKey {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
 	os.Chmod(priv+".pub", 0o644)
-	return &sshKey{priv: priv, pub: priv + ".pub"}
+	return &sshKey{priv: priv, pub: priv + ".pub", debianUpgrades: true}
 }
 
 // freePort is a TCP port free on the host's loopback just now.
@@ -93,8 +96,9 @@ func debianProxy(t *testing.T) string {
 // checkSSH logs in to the booted image with the real OpenSSH client on
 // the forwarded loopback port, as the dev user with key, and checks: the
 // network interface, whatever its name, got its address by DHCP; sshd's
-// host key is the one the guest made at first boot; and, with fresh
-// package lists from Debian's archives, nothing is left to upgrade.
+// host key is the one the guest made at first boot; and, for a Debian
+// image, with fresh package lists from Debian's archives, nothing is left
+// to upgrade.
 func checkSSH(t *testing.T, key *sshKey, port int) {
 	t.Helper()
 	ssh := tool(t, "ssh", "openssh-client")
@@ -122,9 +126,11 @@ func checkSSH(t *testing.T, key *sshKey, port int) {
 	script := "echo \"net=$(ls /sys/class/net | grep -vx lo | tr '\\n' ' ')\"; echo \"addr=$(hostname -I)\"; " +
 		"echo \"leases=$(ls /run/systemd/netif/leases | wc -l)\"; " +
 		"echo \"services=$(systemctl is-active ssh-keygen ssh | tr '\\n' ' ')\"; " +
-		"echo \"hostkey=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2)\"; " +
-		"sudo -n apt-get -q -o Acquire::http::Proxy=http://10.0.2.100:3128 update 2>&1 | grep -c security.debian.org | sed 's/^/security-lines=/'; " +
-		"apt-get -s upgrade | grep ' upgraded, ' | sed 's/^/upgrade=/'"
+		"echo \"hostkey=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2)\"; "
+	if key.debianUpgrades {
+		script += "sudo -n apt-get -q -o Acquire::http::Proxy=http://10.0.2.100:3128 update 2>&1 | grep -c security.debian.org | sed 's/^/security-lines=/'; " +
+			"apt-get -s upgrade | grep ' upgraded, ' | sed 's/^/upgrade=/'"
+	}
 	out, err = exec.Command(ssh, append(args, script)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ssh checks: %v\n%s", err, out)
@@ -146,6 +152,9 @@ func checkSSH(t *testing.T, key *sshKey, port int) {
 	}
 	if m := regexp.MustCompile(`hostkey=(SHA256:\S+)`).FindStringSubmatch(got); m == nil || !strings.Contains(string(seen), m[1]) {
 		t.Errorf("the host key ssh saw (%s) is not the guest's ssh_host_ed25519_key:\n%s", seen, got)
+	}
+	if !key.debianUpgrades {
+		return
 	}
 	if !regexp.MustCompile(`security-lines=[1-9]`).MatchString(got) {
 		t.Errorf("apt-get update did not read the security archive:\n%s", got)
