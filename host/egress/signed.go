@@ -111,7 +111,7 @@ func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (b
 
 	sums, sig, err := p.signedSums(ctx, u, src, dir)
 	if err != nil {
-		return nil, 0, http.StatusBadGateway, err
+		return nil, 0, statusOf(err), err
 	}
 	name := path.Base(u.Path)
 	switch name {
@@ -128,10 +128,10 @@ func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (b
 		return f, n, 0, nil
 	}
 	if p.offline {
-		return nil, 0, http.StatusGatewayTimeout, fmt.Errorf("offline, and %s (SHA256 %s) is not in the image cache", name, want)
+		return nil, 0, http.StatusForbidden, fmt.Errorf("offline, and %s (SHA256 %s) is not in the image cache", name, want)
 	}
 	if err := p.fetchChecked(ctx, u, c.object(want), want); err != nil {
-		return nil, 0, http.StatusBadGateway, err
+		return nil, 0, statusOf(err), err
 	}
 	f, n, err := openChecked(c.object(want), want)
 	if err != nil {
@@ -149,7 +149,7 @@ func (p *Proxy) signedSums(ctx context.Context, u *url.URL, src *SignedSource, d
 		sums, err1 := os.ReadFile(keptSums)
 		sig, err2 := os.ReadFile(keptSig)
 		if err := errors.Join(err1, err2); err != nil {
-			return nil, nil, fmt.Errorf("offline, and no %s for it in the image cache: build once online first", sumsName)
+			return nil, nil, refusal{fmt.Errorf("offline, and no %s for it in the image cache: build once online first", sumsName)}
 		}
 		if err := checkSignature(sums, sig, src); err != nil {
 			return nil, nil, err
@@ -183,18 +183,30 @@ func checkSignature(sums, sig []byte, src *SignedSource) error {
 	if bytes.HasPrefix(bytes.TrimSpace(sig), []byte("-----BEGIN PGP")) {
 		block, err := armor.Decode(bytes.NewReader(sig))
 		if err != nil {
-			return fmt.Errorf("%s: not an OpenPGP signature: %w", sigName, err)
+			return refusal{fmt.Errorf("%s: not an OpenPGP signature: %w", sigName, err)}
 		}
 		sigReader = block.Body
 	}
 	_, err := openpgp.CheckDetachedSignature(src.Keyring, bytes.NewReader(sums), sigReader, nil)
 	if errors.Is(err, pgperrors.ErrUnknownIssuer) {
-		return fmt.Errorf("%s: signed by a key that is not in %s: refusing %s", sigName, src.KeyName, sumsName)
+		return refusal{fmt.Errorf("%s: signed by a key that is not in %s: refusing %s", sigName, src.KeyName, sumsName)}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: not a good signature of %s by %s (%v): refusing it", sigName, sumsName, src.KeyName, err)
+		return refusal{fmt.Errorf("%s: not a good signature of %s by %s (%v): refusing it", sigName, sumsName, src.KeyName, err)}
 	}
 	return nil
+}
+
+// A refusal is a file that failed a check. It is answered 403, which
+// download tools do not retry, unlike the 502 of a server that failed.
+type refusal struct{ error }
+
+func statusOf(err error) int {
+	var r refusal
+	if errors.As(err, &r) {
+		return http.StatusForbidden
+	}
+	return http.StatusBadGateway
 }
 
 // parseSums reads "sha256 [*]name" lines.
@@ -267,7 +279,7 @@ func (p *Proxy) fetchChecked(ctx context.Context, u *url.URL, dst, want string) 
 		return fmt.Errorf("larger than %d GiB", maxSignedFile>>30)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("%s has SHA256 %s, but the signed %s says %s: refusing it", path.Base(u.Path), got, sumsName, want)
+		return refusal{fmt.Errorf("%s has SHA256 %s, but the signed %s says %s: refusing it", path.Base(u.Path), got, sumsName, want)}
 	}
 	return os.Rename(tmp.Name(), dst)
 }
