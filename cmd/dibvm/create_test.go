@@ -253,6 +253,12 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_IMAGE_SIZE=big"}, "DIB_IMAGE_SIZE=big (for --image-size)"},
 		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_CHECKSUM=sha1"}, "DIB_CHECKSUM=sha1: want 1, or md5 and/or sha256"},
 		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, []string{"FS_TYPE=btrfs"}, "FS_TYPE=btrfs: the root filesystem can be"},
+		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_APT_KEYRING=/nonexistent/mirror.gpg"},
+			"DIB_APT_KEYRING=/nonexistent/mirror.gpg (the keyring debootstrap and apt check the mirror with): no such file here"},
+		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_LOCAL_IMAGE=" + dir},
+			"DIB_LOCAL_IMAGE=" + dir + " (the image the ubuntu element builds from instead of downloading one): not a regular file"},
+		{[]string{"create", "-t", "tar", "-o", "x", "ubuntu"}, []string{"DIB_UBUNTU_CLOUD_KEYRING=" + fake},
+			"DIB_UBUNTU_CLOUD_KEYRING=" + fake + ": not an OpenPGP keyring"},
 	} {
 		cenv := append(append([]string{}, env...), c.env...)
 		r := dibvm(t, cenv, time.Minute, c.args...)
@@ -263,6 +269,39 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 			t.Errorf("dibvm %v started QEMU: bad input must fail before the VM boots", c.args)
 			os.Remove(started)
 		}
+	}
+}
+
+// A file a DIB setting names on the host reaches the hooks: a small one
+// (DIB_DEV_USER_AUTHORIZED_KEYS) as a copy, a large one (DIB_LOCAL_IMAGE)
+// lent as a disk the guest can read and not write.
+func TestCreateCarriesHostFiles(t *testing.T) {
+	needVM(t)
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "authorized_keys")
+	os.WriteFile(keys, []byte("ssh-ed25519 AAAAC3Nz test@host\n"), 0o644)
+	local := filepath.Join(dir, "local,image.img") // a comma, which QEMU's options escape
+	image := bytes.Repeat([]byte("the local image "), 100000)
+	os.WriteFile(local, image, 0o644)
+	out := filepath.Join(t.TempDir(), "img")
+	_, env := runDir(t)
+	env = append(env, "ELEMENTS_PATH="+testElements(t), "DIB_DEV_USER_AUTHORIZED_KEYS="+keys, "DIB_LOCAL_IMAGE="+local)
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out, "tiny-os", "host-files-reader")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, tail(r.stderr, 30))
+	}
+	files := readTar(t, out+".tar")
+	for name, want := range map[string]string{
+		"etc/authorized-keys-copy": "ssh-ed25519 AAAAC3Nz test@host\n",
+		"etc/local-image-head":     string(image[:32]),
+		"etc/local-image-write":    "refused\n",
+	} {
+		if files[name] != want {
+			t.Errorf("%s: %q, want %q", name, files[name], want)
+		}
+	}
+	if got, _ := os.ReadFile(local); !bytes.Equal(got, image) {
+		t.Error("the guest changed the lent image")
 	}
 }
 

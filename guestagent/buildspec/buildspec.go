@@ -36,6 +36,11 @@ type Spec struct {
 	// (DIB_APT_KEYRING and the like): variable → the copy's name on the
 	// input disk. The guest sets each variable to its copy.
 	HostFiles map[string]string `json:"host_files,omitempty"`
+	// HostDisks are the files of the host that settings in Env name and
+	// that are too large to carry (DIB_LOCAL_IMAGE): variable → the
+	// serial of the read-only disk they are lent as. The guest sets each
+	// variable to the disk's device.
+	HostDisks map[string]string `json:"host_disks,omitempty"`
 	// Types are the output types the guest must produce. A tar output is
 	// written, as a tar stream, from the start of the output disk.
 	Types []string `json:"types"`

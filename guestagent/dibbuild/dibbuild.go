@@ -43,7 +43,8 @@ type build struct {
 	env      []string
 	breaks   breakpoint.Set
 	stdin    *bufio.Reader
-	errShell bool // the after-error shell has been given
+	errShell bool              // the after-error shell has been given
+	lent     map[string]string // variable → device of the host's file lent to it
 }
 
 // Main runs the build described in inputDir and returns the exit status.
@@ -241,6 +242,12 @@ func (b *build) prepare() error {
 	if err := b.installTools(); err != nil {
 		return err
 	}
+	b.lent = map[string]string{}
+	for k, serial := range b.spec.HostDisks {
+		if b.lent[k], err = sysinit.FindDisk(serial, 10*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
 	b.env = b.environment()
 	return nil
 }
@@ -322,6 +329,9 @@ func (b *build) environment() []string {
 	}
 	for k, name := range s.HostFiles {
 		env[k] = filepath.Join(b.input, name)
+	}
+	for k, dev := range b.lent {
+		env[k] = dev
 	}
 	// Hooks may keep files in DIB_IMAGE_CACHE; the host's directory of
 	// that name is not theirs to write, so they get one on the scratch

@@ -89,6 +89,7 @@ type Plan struct {
 	hooks  *elements.Hooks
 	spec   *buildspec.Spec
 	inputs []iso.File
+	disks  []machine.Disk // the host's files lent read-only
 	clouds *cloudImages
 }
 
@@ -159,6 +160,10 @@ func Prepare(o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	lent, err := hostDisks(env, spec)
+	if err != nil {
+		return nil, err
+	}
 	clouds, err := prepareCloudImages(spec.Elements, env)
 	if err != nil {
 		return nil, err
@@ -168,7 +173,7 @@ func Prepare(o Options) (*Plan, error) {
 		return nil, err
 	}
 	inputs = append(inputs, carried...)
-	return &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs, clouds: clouds}, nil
+	return &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs, disks: lent, clouds: clouds}, nil
 }
 
 // Run boots the helper VM as mo says and builds.
@@ -187,6 +192,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		{Serial: buildspec.ScratchSerial, Size: o.ScratchSize},
 		{Serial: buildspec.OutputSerial, Size: o.ScratchSize},
 	}
+	mo.Disks = append(mo.Disks, p.disks...)
 	m, err := machine.Start(ctx, mo)
 	if err != nil {
 		return err

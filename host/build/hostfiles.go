@@ -6,10 +6,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/dibvm/dibvm/guestagent/buildspec"
 	"github.com/dibvm/dibvm/host/iso"
+	"github.com/dibvm/dibvm/host/machine"
 )
 
 // Some of DIB's settings name a file on the machine disk-image-create
@@ -80,4 +82,60 @@ func readHostFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d MiB", maxHostFile>>20)
 	}
 	return data, nil
+}
+
+// hostDiskVars name files on the host too large to carry on the input
+// disk: each is attached to the VM as it is, as a read-only disk, and
+// the guest sets the variable to the disk's device.
+var hostDiskVars = map[string]string{
+	"DIB_LOCAL_IMAGE": "the image the ubuntu element builds from instead of downloading one",
+}
+
+// hostDisks checks the files env's host-disk variables name and returns
+// them as read-only disks, with spec.HostDisks saying which variable
+// each is for.
+func hostDisks(env map[string]string, spec *buildspec.Spec) ([]machine.Disk, error) {
+	names := make([]string, 0, len(hostDiskVars))
+	for k := range hostDiskVars {
+		if env[k] != "" {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	var disks []machine.Disk
+	for i, k := range names {
+		path, err := filepath.Abs(env[k])
+		if err == nil {
+			err = checkHostDisk(path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s=%s (%s): %w", k, env[k], hostDiskVars[k], err)
+		}
+		serial := fmt.Sprintf("dibvm-host%d", i)
+		disks = append(disks, machine.Disk{Serial: serial, Source: path})
+		if spec.HostDisks == nil {
+			spec.HostDisks = map[string]string{}
+		}
+		spec.HostDisks[k] = serial
+	}
+	return disks, nil
+}
+
+func checkHostDisk(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errors.New("no such file here: it names a file on this machine, which dibvm lends the build read-only")
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	return nil
 }

@@ -65,10 +65,13 @@ type Options struct {
 	Notices io.Writer
 }
 
-// Disk is a blank disk for the guest, found there by its serial.
+// Disk is a disk for the guest, found there by its serial: a blank
+// sparse file of Size bytes in the run directory, or, with Source, an
+// existing file of the host's, which the guest can only read.
 type Disk struct {
 	Serial string
-	Size   int64 // bytes; the file is sparse
+	Size   int64
+	Source string
 }
 
 // Machine is a booted helper VM.
@@ -154,6 +157,10 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 	}
 	drives := []qemu.Drive{{Path: dir.File("input.iso"), Serial: bootconfig.DiskSerial, ReadOnly: true}}
 	for _, d := range opts.Disks {
+		if d.Source != "" {
+			drives = append(drives, qemu.Drive{Path: d.Source, Serial: d.Serial, ReadOnly: true})
+			continue
+		}
 		p := dir.File(d.Serial + ".img")
 		if err := makeSparse(p, d.Size); err != nil {
 			return nil, err

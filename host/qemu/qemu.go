@@ -107,7 +107,8 @@ func (c *Config) Args() []string {
 	}
 	for i, d := range c.Drives {
 		id := "disk" + strconv.Itoa(i)
-		drive := "file=" + d.Path + ",if=none,id=" + id + ",format=raw,cache=unsafe"
+		// A comma in an option's value is written twice.
+		drive := "file=" + strings.ReplaceAll(d.Path, ",", ",,") + ",if=none,id=" + id + ",format=raw,cache=unsafe"
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
