@@ -24,7 +24,8 @@ import (
 
 func TestE2EDebianMinimalTree(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "deb")
-	r := dibvm(t, nil, 60*time.Minute, "create", "-n", "-t", "tar", "-o", out, "debian-minimal")
+	sourcesEnv, lists := debianSources(t)
+	r := dibvm(t, sourcesEnv, 60*time.Minute, "create", "-n", "-t", "tar", "-o", out, "debian-minimal")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
@@ -33,11 +34,7 @@ func TestE2EDebianMinimalTree(t *testing.T) {
 	if !strings.Contains(osRelease, `ID=debian`) {
 		t.Errorf("os-release: %q", osRelease)
 	}
-	for name, want := range map[string]string{
-		"default":  "deb http://deb.debian.org/debian stable main\n",
-		"updates":  "deb http://deb.debian.org/debian stable-updates main\n",
-		"security": "deb http://security.debian.org/debian-security stable-security main\n",
-	} {
+	for name, want := range lists {
 		if got := files["etc/apt/sources.list.d/"+name+".list"]; got != want {
 			t.Errorf("apt sources %s.list: %q, want %q", name, got, want)
 		}
@@ -61,11 +58,12 @@ const devPassword = "dibvm-e2e-Secret"
 // and filesystem must have grown into it.
 func TestE2EBootableBIOS(t *testing.T) {
 	key := newSSHKey(t)
-	img := buildAsUser(t, "deb", []string{"DIB_DEV_USER_AUTHORIZED_KEYS=" + key.pub},
+	sourcesEnv, lists := debianSources(t)
+	img := buildAsUser(t, "deb", append(sourcesEnv, "DIB_DEV_USER_AUTHORIZED_KEYS="+key.pub),
 		"vm", "debian", "growroot", "devuser", "debian-user-element")
 	root := checkImage(t, img, "dos")
 	checkUserElement(t, root)
-	checkCloudImage(t, root)
+	checkCloudImage(t, root, lists)
 	bootAndCheck(t, img, fileSize(t, root), nil, key)
 }
 
@@ -73,7 +71,7 @@ func TestE2EBootableBIOS(t *testing.T) {
 // fit to boot on many machines and to stay patched: no SSH host key made
 // during the build, and apt sources with the release's updates and its
 // security archive.
-func checkCloudImage(t *testing.T, root string) {
+func checkCloudImage(t *testing.T, root string, lists map[string]string) {
 	t.Helper()
 	if ls := debugfsCat(t, root, "/etc/ssh/sshd_config"); !strings.Contains(ls, "KexAlgorithms curve25519-sha256@libssh.org") {
 		t.Errorf("sshd_config is not hardened:\n%s", tail(ls, 20))
@@ -83,10 +81,7 @@ func checkCloudImage(t *testing.T, root string) {
 			t.Errorf("the image carries the build's %s host key", k)
 		}
 	}
-	for name, want := range map[string]string{
-		"updates":  "deb http://deb.debian.org/debian stable-updates main\n",
-		"security": "deb http://security.debian.org/debian-security stable-security main\n",
-	} {
+	for name, want := range lists {
 		if got := debugfsCat(t, root, "/etc/apt/sources.list.d/"+name+".list"); got != want {
 			t.Errorf("apt sources %s.list: %q, want %q", name, got, want)
 		}
@@ -140,7 +135,8 @@ func debugfsExists(t *testing.T, fsImage, path string) bool {
 func TestE2EBootableEFI(t *testing.T) {
 	// openssh-server: a debian-minimal image brings its network up too.
 	key := newSSHKey(t)
-	img := buildAsUser(t, "deb-efi", []string{"DIB_DEV_USER_AUTHORIZED_KEYS=" + key.pub},
+	sourcesEnv, _ := debianSources(t)
+	img := buildAsUser(t, "deb-efi", append(sourcesEnv, "DIB_DEV_USER_AUTHORIZED_KEYS="+key.pub),
 		"vm", "block-device-efi", "debian-minimal", "growroot", "devuser", "openssh-server")
 	root := checkImage(t, img, "gpt")
 	code := "/usr/share/OVMF/OVMF_CODE_4M.fd"

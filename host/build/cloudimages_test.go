@@ -41,7 +41,7 @@ func TestCloudImageSources(t *testing.T) {
 		t.Errorf("without ubuntu: %v, %v", ci, err)
 	}
 	for env, want := range map[string]string{
-		"DIB_CLOUD_IMAGES=ftp://x/":                                   "DIB_CLOUD_IMAGES=ftp://x/: want the http:// or https:// URL",
+		"DIB_CLOUD_IMAGES=ftp://x/":                                  "DIB_CLOUD_IMAGES=ftp://x/: want the http:// or https:// URL",
 		"DIB_UBUNTU_CLOUD_KEYRING=" + filepath.Join(dir, "junk.gpg"): "not an OpenPGP keyring",
 		"DIB_UBUNTU_CLOUD_KEYRING=" + filepath.Join(dir, "none.gpg"): "DIB_UBUNTU_CLOUD_KEYRING=" + filepath.Join(dir, "none.gpg") + ": no such file",
 	} {
