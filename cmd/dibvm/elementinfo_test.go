@@ -91,8 +91,13 @@ func TestElementInfoBadTrees(t *testing.T) {
 			nil, []string{"--check", "app"}, 1, []string{"duplicate hook install.d/10-x", "element app", "element os"}},
 		{"yaml that does not parse", map[string]string{"os/element-provides": "operating-system\n", "os/package-installs.yaml": "foo: [bar\n"},
 			nil, []string{"--check", "os"}, 1, []string{"element os: package-installs.yaml: does not parse"}},
-		{"when on an unset variable", map[string]string{"os/element-provides": "operating-system\n", "os/package-installs.yaml": "foo:\n  when: DIB_UNSET_FOR_TEST = 1\n"},
-			nil, []string{"--check", "os"}, 1, []string{"element os: package-installs.yaml: package foo", "DIB_UNSET_FOR_TEST is not set"}},
+		// The variable is for environment.d to set, as ubuntu-minimal's
+		// DIB_UBUNTU_KERNEL: only the build evaluates those.
+		{"when on a variable environment.d sets", map[string]string{"os/element-provides": "operating-system\n", "os/package-installs.yaml": "foo:\n  when: DIB_UNSET_FOR_TEST = 1\n",
+			"os/environment.d/10-set": "export DIB_UNSET_FOR_TEST=${DIB_UNSET_FOR_TEST:-1}\n"},
+			nil, []string{"--check", "os"}, 0, nil},
+		{"when that does not parse", map[string]string{"os/element-provides": "operating-system\n", "os/package-installs.yaml": "foo:\n  when: DIB_X is set\n"},
+			nil, []string{"--check", "os"}, 1, []string{"element os: package-installs.yaml: package foo", "want VAR = value or VAR != value"}},
 		{"skipped hooks warn", map[string]string{"os/element-provides": "operating-system\n", "os/install.d/10-ok*": "", "os/install.d/20-noexec": "", "os/install.d/30-bad.name*": ""},
 			nil, []string{"--check", "os"}, 0, []string{"element os: install.d/20-noexec is skipped: not executable", "element os: install.d/30-bad.name is skipped: name does not match"}},
 		{"no operating system", map[string]string{"app/element-deps": ""},

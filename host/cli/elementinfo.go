@@ -73,7 +73,14 @@ func checkElements(stderr io.Writer, els []*elements.Element) error {
 	if err != nil {
 		return err
 	}
-	_, w, err := pkginstalls.Squash(els, buildEnv)
+	// when: conditions read variables that the elements' environment.d
+	// files usually set (ubuntu-minimal's DIB_UBUNTU_KERNEL), which only
+	// the build evaluates: here an unset one counts as empty, so that the
+	// files are checked without rejecting what a build would accept.
+	_, w, err := pkginstalls.Squash(els, func(name string) (string, bool) {
+		v, _ := buildEnv(name)
+		return v, true
+	})
 	warnings = append(warnings, w...)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "dibvm: warning: %s\n", w)
