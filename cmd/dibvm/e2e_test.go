@@ -156,6 +156,13 @@ func TestE2EBootableEFI(t *testing.T) {
 // runs as root) and returns the qcow2 it built.
 func buildAsUser(t *testing.T, name string, extraEnv []string, elems ...string) string {
 	t.Helper()
+	return buildOutputAsUser(t, name, "qcow2", extraEnv, elems...)
+}
+
+// buildOutputAsUser is buildAsUser for an output type and its file's
+// extension: qcow2, or squashfs (.squash), or tar.
+func buildOutputAsUser(t *testing.T, name, outType string, extraEnv []string, elems ...string) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "dibvm-e2e-")
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +170,11 @@ func buildAsUser(t *testing.T, name string, extraEnv []string, elems ...string) 
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o777)
 	out := filepath.Join(dir, "out", name)
-	args := append([]string{"create", "-o", out}, elems...)
+	args := append([]string{"create", "-t", outType, "-o", out}, elems...)
+	ext := map[string]string{"squashfs": ".squash"}[outType]
+	if ext == "" {
+		ext = "." + outType
+	}
 	// The test elements, where the user can read them.
 	elementsDir := filepath.Join(dir, "elements")
 	if err := os.CopyFS(elementsDir, os.DirFS(testElements(t))); err != nil {
@@ -201,15 +212,15 @@ func buildAsUser(t *testing.T, name string, extraEnv []string, elems ...string) 
 		t.Fatalf("dibvm %s as an ordinary user: %v\n%s", strings.Join(args, " "), err, tail(log.String(), 60))
 	}
 	t.Logf("built %s in %s; per phase:\n%s", strings.Join(elems, " "), time.Since(start).Round(time.Second), phaseTimes(log.String()))
-	if !fileExists(out + ".qcow2") {
-		t.Fatalf("no %s.qcow2 after a successful build", out)
+	if !fileExists(out + ext) {
+		t.Fatalf("no %s%s after a successful build", out, ext)
 	}
 	// Both builds install one kernel; its initramfs, minutes of work
 	// under emulation, must be made once, not again by the trigger.
 	if n := strings.Count(log.String(), "update-initramfs: Generating "); n != 1 {
 		t.Errorf("the initramfs was generated %d times, want once", n)
 	}
-	return out + ".qcow2"
+	return out + ext
 }
 
 // checkImage checks the image from the host, without root and without
