@@ -37,11 +37,11 @@ e2e: dibvm
 	$(GO) test -count=1 -timeout 90m -tags e2e -run 'TestE2EBootableBIOS' -v ./cmd/dibvm/
 
 # Every end-to-end build: also a debian-minimal image with block-device-efi
-# booted under OVMF, ubuntu-minimal from a stand-in for Ubuntu's archive,
-# and a bare debian-minimal tree. Kept out of `make test` so that the test
+# booted under OVMF, ubuntu-minimal and ubuntu (from a cloud image) from
+# stand-ins for Ubuntu's servers, and a bare debian-minimal tree. Kept out of `make test` so that the test
 # suite stays within an hour on a slow host.
 e2e-full: dibvm
-	$(GO) test -count=1 -timeout 180m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
+	$(GO) test -count=1 -timeout 360m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
 
 bench: dibvm
 	./scripts/bench.sh
