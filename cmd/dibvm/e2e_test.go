@@ -73,7 +73,7 @@ func TestE2EBootableBIOS(t *testing.T) {
 // security archive.
 func checkCloudImage(t *testing.T, root string, lists map[string]string) {
 	t.Helper()
-	if ls := debugfsCat(t, root, "/etc/ssh/sshd_config"); !strings.Contains(ls, "KexAlgorithms curve25519-sha256@libssh.org") {
+	if ls := debugfsCat(t, root, "/etc/ssh/sshd_config"); !regexp.MustCompile(`(?m)^KexAlgorithms mlkem768x25519-sha256,.*curve25519-sha256@libssh.org`).MatchString(ls) {
 		t.Errorf("sshd_config is not hardened:\n%s", tail(ls, 20))
 	}
 	for _, k := range []string{"ed25519", "ecdsa", "rsa"} {

@@ -63,13 +63,16 @@ func validUntil(u string) (time.Time, error) {
 	if resp.StatusCode != http.StatusOK {
 		return time.Time{}, fmt.Errorf("%s", resp.Status)
 	}
+	// The fields come after the clear-signed message's armor header and
+	// its blank line, and end at the next blank line.
 	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
+	blank := 0
+	for sc.Scan() && blank < 2 {
+		if sc.Text() == "" {
+			blank++
+		}
 		if v, ok := strings.CutPrefix(sc.Text(), "Valid-Until: "); ok {
 			return time.Parse(time.RFC1123, v)
-		}
-		if sc.Text() == "" {
-			break // the end of the fields
 		}
 	}
 	return time.Time{}, sc.Err()
