@@ -96,6 +96,8 @@ func TestElementInfoBadTrees(t *testing.T) {
 		{"when on a variable environment.d sets", map[string]string{"os/element-provides": "operating-system\n", "os/package-installs.yaml": "foo:\n  when: DIB_UNSET_FOR_TEST = 1\n",
 			"os/environment.d/10-set": "export DIB_UNSET_FOR_TEST=${DIB_UNSET_FOR_TEST:-1}\n"},
 			nil, []string{"--check", "os"}, 0, nil},
+		{"when on a variable nothing sets", map[string]string{"os/element-provides": "operating-system\n", "os/package-installs.yaml": "foo:\n  when: DIB_UNSET_FOR_TEST = 1\n"},
+			nil, []string{"--check", "os"}, 1, []string{"element os: package-installs.yaml: package foo", "DIB_UNSET_FOR_TEST is not set"}},
 		{"when that does not parse", map[string]string{"os/element-provides": "operating-system\n", "os/package-installs.yaml": "foo:\n  when: DIB_X is set\n"},
 			nil, []string{"--check", "os"}, 1, []string{"element os: package-installs.yaml: package foo", "want VAR = value or VAR != value"}},
 		{"skipped hooks warn", map[string]string{"os/element-provides": "operating-system\n", "os/install.d/10-ok*": "", "os/install.d/20-noexec": "", "os/install.d/30-bad.name*": ""},

@@ -28,10 +28,14 @@ func cloudImageServer(t *testing.T, signer *openpgp.Entity, image []byte, tamper
 	if err := openpgp.ArmoredDetachSign(&sig, signer, bytes.NewReader(sums), nil); err != nil {
 		t.Fatal(err)
 	}
+	// The sums are under /elsewhere/ too, where the proxy, which checks
+	// only under DIB_CLOUD_IMAGES, passes them through.
 	files := map[string][]byte{
 		"/noble/current/noble-server-cloudimg-amd64.squashfs": image,
 		"/noble/current/SHA256SUMS":                           sums,
 		"/noble/current/SHA256SUMS.gpg":                       sig.Bytes(),
+		"/elsewhere/SHA256SUMS":                               sums,
+		"/elsewhere/SHA256SUMS.gpg":                           sig.Bytes(),
 	}
 	if tamper != nil {
 		tamper(files)
@@ -78,8 +82,10 @@ func newKeyring(t *testing.T, name string) (*openpgp.Entity, string) {
 // signed by the cloud image key and the image matches the sums: a
 // tampered image and sums signed by another key each stop the build in
 // root.d, with a message naming the file, and leave nothing behind. The
-// key is the user's (DIB_UBUNTU_CLOUD_KEYRING, a file on the host), as
-// for a mirror of the cloud images.
+// host's proxy refuses them first; where it does not look (sums from
+// elsewhere, as SHA256SUMS may say), the build's own check does. The key
+// is the user's (DIB_UBUNTU_CLOUD_KEYRING, a file on the host), as for a
+// mirror of the cloud images.
 func TestCreateUbuntuRefusesUncheckedCloudImage(t *testing.T) {
 	needVM(t)
 	trusted, keyring := newKeyring(t, "cloud-images")
@@ -89,12 +95,15 @@ func TestCreateUbuntuRefusesUncheckedCloudImage(t *testing.T) {
 		name   string
 		signer *openpgp.Entity
 		tamper func(map[string][]byte)
+		env    []string // with the server's address for ADDR
 		want   string
 	}{
 		{"tampered image", trusted, func(f map[string][]byte) {
 			f["/noble/current/noble-server-cloudimg-amd64.squashfs"] = []byte("a tampered image")
-		}, "noble-server-cloudimg-amd64.squashfs has SHA256 "},
-		{"signed by another key", mallory, nil, "SHA256SUMS.gpg: signed by a key that is not in DIB_UBUNTU_CLOUD_KEYRING"},
+		}, nil, "noble-server-cloudimg-amd64.squashfs has SHA256 "},
+		{"signed by another key", mallory, nil, nil, "SHA256SUMS.gpg: signed by a key that is not in DIB_UBUNTU_CLOUD_KEYRING"},
+		{"signed by another key, checked in the build", mallory, nil, []string{"SHA256SUMS=http://ADDR/elsewhere/SHA256SUMS"},
+			"SHA256SUMS.gpg from http://ADDR/elsewhere/SHA256SUMS.gpg is not a good signature of SHA256SUMS by a key in"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			addr := cloudImageServer(t, c.signer, image, c.tamper)
@@ -102,11 +111,15 @@ func TestCreateUbuntuRefusesUncheckedCloudImage(t *testing.T) {
 			dir, env := runDir(t)
 			env = append(env, "DIB_CLOUD_IMAGES=http://"+addr+"/noble/current", "DIB_UBUNTU_CLOUD_KEYRING="+keyring,
 				"DIB_IMAGE_CACHE="+filepath.Join(t.TempDir(), "images"))
+			for _, e := range c.env {
+				env = append(env, strings.ReplaceAll(e, "ADDR", addr))
+			}
+			want := strings.ReplaceAll(c.want, "ADDR", addr)
 			r := dibvm(t, env, 10*time.Minute, "create", "--allow-net", addr, "-t", "tar", "-o", filepath.Join(outDir, "img"), "ubuntu")
 			if r.code == 0 {
 				t.Fatal("the build took an image it should have refused")
 			}
-			for _, want := range []string{c.want, "element: ubuntu", "phase:   root.d", "script:  10-cache-ubuntu-tarball"} {
+			for _, want := range []string{want, "element: ubuntu", "phase:   root.d", "script:  10-cache-ubuntu-tarball"} {
 				if !strings.Contains(r.stderr, want) {
 					t.Errorf("the output lacks %q:\n%s", want, tail(r.stderr, 40))
 				}

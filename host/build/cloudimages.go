@@ -22,8 +22,13 @@ import (
 // so that two builds download it once and --offline builds from the
 // cache, and the guest never writes the cache.
 
-// ubuntuCloudImages is where the ubuntu element fetches by default.
-const ubuntuCloudImages = "http://cloud-images.ubuntu.com/"
+// ubuntuCloudImages is where the ubuntu element fetches by default: plain
+// HTTP, so that the proxy sees the request; the proxy fetches from
+// ubuntuCloudImagesTLS (see egress.SignedSource.Upstream).
+const (
+	ubuntuCloudImages    = "http://cloud-images.ubuntu.com/"
+	ubuntuCloudImagesTLS = "https://cloud-images.ubuntu.com/"
+)
 
 // ubuntuCloudKeyring is the appliance's keyring of Ubuntu's cloud image
 // signing keys (from Debian's ubuntu-keyring package).
@@ -75,7 +80,7 @@ func (ci *cloudImages) sources(keyrings string) ([]egress.SignedSource, error) {
 	if ci == nil {
 		return nil, nil
 	}
-	ubuntu := egress.SignedSource{Prefix: ubuntuCloudImages, KeyName: "Ubuntu's cloud image key (" + ubuntuCloudKeyring + ")"}
+	ubuntu := egress.SignedSource{Prefix: ubuntuCloudImages, Upstream: ubuntuCloudImagesTLS, KeyName: "Ubuntu's cloud image key (" + ubuntuCloudKeyring + ")"}
 	data, err := os.ReadFile(filepath.Join(keyrings, ubuntuCloudKeyring))
 	if err == nil {
 		ubuntu.Keyring, err = readKeyring(data)
@@ -91,7 +96,9 @@ func (ci *cloudImages) sources(keyrings string) ([]egress.SignedSource, error) {
 		}
 		out = append(out, src)
 	}
-	if ci.keyring != nil && ci.prefix == ubuntuCloudImages {
+	// Without DIB_CLOUD_IMAGES the build fetches from Ubuntu, and the
+	// guest checks with DIB_UBUNTU_CLOUD_KEYRING when it is set.
+	if ci.keyring != nil && (ci.prefix == "" || ci.prefix == ubuntuCloudImages) {
 		ubuntu.Keyring, ubuntu.KeyName = ci.keyring, ci.keyName
 	}
 	return append(out, ubuntu), nil

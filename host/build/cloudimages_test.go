@@ -67,6 +67,17 @@ func TestCloudImageSources(t *testing.T) {
 	if srcs[0].Keyring[0].PrimaryIdentity().UserId.Name != "mine" || srcs[1].Keyring[0].PrimaryIdentity().UserId.Name != "ubuntu" {
 		t.Errorf("keyrings: %s, %s", srcs[0].KeyName, srcs[1].KeyName)
 	}
+	if srcs[1].Upstream != "https://cloud-images.ubuntu.com/" {
+		t.Errorf("Ubuntu's images are fetched from %q", srcs[1].Upstream)
+	}
+	// Without DIB_CLOUD_IMAGES, the user's keyring is for Ubuntu's server.
+	ci, err = prepareCloudImages([]string{"ubuntu"}, map[string]string{"DIB_UBUNTU_CLOUD_KEYRING": mine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srcs, err = ci.sources(keyrings); err != nil || len(srcs) != 1 || srcs[0].Keyring[0].PrimaryIdentity().UserId.Name != "mine" {
+		t.Errorf("with only DIB_UBUNTU_CLOUD_KEYRING: %+v, %v", srcs, err)
+	}
 	if _, err := ci.sources(t.TempDir()); err == nil || !strings.Contains(err.Error(), ubuntuCloudKeyring) {
 		t.Errorf("an appliance without the key: %v", err)
 	}

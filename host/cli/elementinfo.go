@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 
@@ -69,23 +71,45 @@ func elementInfo(stdout, stderr io.Writer, names []string, env, check bool) erro
 
 // checkElements does the element work of a build that needs no VM.
 func checkElements(stderr io.Writer, els []*elements.Element) error {
-	_, warnings, err := elements.BuildHooks(els, os.Environ())
+	hooks, warnings, err := elements.BuildHooks(els, os.Environ())
 	if err != nil {
 		return err
 	}
 	// when: conditions read variables that the elements' environment.d
-	// files usually set (ubuntu-minimal's DIB_UBUNTU_KERNEL), which only
-	// the build evaluates: here an unset one counts as empty, so that the
-	// files are checked without rejecting what a build would accept.
+	// files set (ubuntu-minimal's DIB_UBUNTU_KERNEL), which only the
+	// build evaluates: one that some environment.d file assigns counts
+	// as empty here unless the caller set it, so that the files are
+	// checked without rejecting what a build would accept.
+	assigned := envAssigned(hooks)
 	_, w, err := pkginstalls.Squash(els, func(name string) (string, bool) {
-		v, _ := buildEnv(name)
-		return v, true
+		v, ok := buildEnv(name)
+		return v, ok || assigned[name]
 	})
 	warnings = append(warnings, w...)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "dibvm: warning: %s\n", w)
 	}
 	return err
+}
+
+// assignment is a shell variable assignment at the start of a line.
+var assignment = regexp.MustCompile(`(?m)^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=`)
+
+// envAssigned are the variables the environment.d files assign, read as
+// text: nothing of an element runs on the host.
+func envAssigned(h *elements.Hooks) map[string]bool {
+	names := map[string]bool{}
+	files, _ := h.Environment()
+	for _, f := range files {
+		data, err := fs.ReadFile(f.Element.FS, f.File())
+		if err != nil {
+			continue
+		}
+		for _, m := range assignment.FindAllSubmatch(data, -1) {
+			names[string(m[1])] = true
+		}
+	}
+	return names
 }
 
 // buildEnv is the environment a build's elements see; ARCH defaults to

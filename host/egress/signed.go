@@ -32,12 +32,17 @@ import (
 // the cache under its SHA256 only after it checked the signature with
 // Keyring and the file against the signed sum, and serves it from there
 // while the signed sums still name it. It refuses a file that does not
-// match, naming it. Downloads of one file are taken under a lock, so that
-// concurrent builds fetch it once.
+// match, naming it. Downloads from a source are taken under a lock, so
+// that concurrent builds fetch a file once.
 type SignedSource struct {
-	Prefix  string             // absolute http:// URL; files under it
-	Keyring openpgp.EntityList // the keys SHA256SUMS may be signed by
-	KeyName string             // the keyring in words, for errors
+	Prefix string // absolute http:// URL; the guest's GETs under it
+	// Upstream, when set, is where the proxy fetches what the guest asks
+	// for under Prefix: the same tree over HTTPS, so that no one on the
+	// way can hand the proxy an older, validly signed SHA256SUMS and the
+	// image it names (the sums carry no date).
+	Upstream string
+	Keyring  openpgp.EntityList // the keys SHA256SUMS may be signed by
+	KeyName  string             // the keyring in words, for errors
 }
 
 // The signed files: names and bounds.
@@ -46,9 +51,11 @@ const (
 	sigName       = "SHA256SUMS.gpg"
 	maxSumsBytes  = 1 << 20
 	maxSignedFile = 8 << 30
-	// signedLockWait is how long a build waits for another's download of
-	// the same file, as DIB's ubuntu element waits for its flock.
+	// signedLockWait is how long a build waits for another's download
+	// from the same source, as DIB's ubuntu element waits for its flock.
 	signedLockWait = 20 * time.Minute
+	// upstreamIdle bounds how long a download may wait for the server.
+	upstreamIdle = 2 * time.Minute
 )
 
 // signedSource finds the source u is under, if any.
@@ -62,13 +69,23 @@ func (p *Proxy) signedSource(u *url.URL) *SignedSource {
 	return nil
 }
 
+// upstream is where the proxy fetches u from.
+func (s *SignedSource) upstream(u *url.URL) string {
+	if s.Upstream == "" {
+		return u.String()
+	}
+	return s.Upstream + strings.TrimPrefix(u.String(), s.Prefix)
+}
+
+func hashName(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
 // signedDir is where the cache keeps what it checked for the directory
 // of u: the last good SHA256SUMS and its signature.
 func (c *Cache) signedDir(u *url.URL) string {
-	dir := *u
-	dir.Path = path.Dir(u.Path) + "/"
-	sum := sha256.Sum256([]byte(dir.Host + dir.EscapedPath()))
-	return filepath.Join(c.Dir, "signed", hex.EncodeToString(sum[:16]))
+	return filepath.Join(c.Dir, "signed", hashName(u.Host+path.Dir(u.EscapedPath())+"/"))
 }
 
 // object is where the cache keeps a checked file by its SHA256.
@@ -92,24 +109,26 @@ func (p *Proxy) serveSigned(conn net.Conn, req *http.Request, src *SignedSource)
 
 // signedGet returns the checked file for u and its size, from the cache
 // or fetched, or an error and the HTTP status that says it to the guest.
+// Nothing is created in the cache before a signature checks out but the
+// source's lock, one file per source.
 func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (body io.ReadCloser, size int64, status int, err error) {
 	c := p.cache
-	dir := c.signedDir(u)
-	if err := os.MkdirAll(c.object(""), 0o755); err != nil {
+	locks := filepath.Join(c.Dir, "signed", "locks")
+	if err := os.MkdirAll(locks, 0o755); err != nil {
 		return nil, 0, http.StatusInternalServerError, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, 0, http.StatusInternalServerError, err
-	}
-	lock := flock.New(dir + ".lock")
+	lock := flock.New(filepath.Join(locks, hashName(src.Prefix)+".lock"))
 	lctx, cancel := context.WithTimeout(ctx, signedLockWait)
 	defer cancel()
 	if ok, err := lock.TryLockContext(lctx, time.Second); !ok {
-		return nil, 0, http.StatusGatewayTimeout, fmt.Errorf("waited %s for another build's download of it: %v", signedLockWait, err)
+		if lctx.Err() == nil {
+			return nil, 0, http.StatusInternalServerError, fmt.Errorf("lock the image cache: %w", err)
+		}
+		return nil, 0, http.StatusGatewayTimeout, fmt.Errorf("waited %s for another build's download from %s", signedLockWait, src.Prefix)
 	}
 	defer lock.Unlock()
 
-	sums, sig, err := p.signedSums(ctx, u, src, dir)
+	sums, sig, err := p.signedSums(ctx, u, src, c.signedDir(u))
 	if err != nil {
 		return nil, 0, statusOf(err), err
 	}
@@ -130,19 +149,16 @@ func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (b
 	if p.offline {
 		return nil, 0, http.StatusForbidden, fmt.Errorf("offline, and %s (SHA256 %s) is not in the image cache", name, want)
 	}
-	if err := p.fetchChecked(ctx, u, c.object(want), want); err != nil {
-		return nil, 0, statusOf(err), err
-	}
-	f, n, err := openChecked(c.object(want), want)
+	f, n, err := p.fetchChecked(ctx, src.upstream(u), name, c.object(want), want)
 	if err != nil {
-		return nil, 0, http.StatusInternalServerError, err
+		return nil, 0, statusOf(err), err
 	}
 	return f, n, 0, nil
 }
 
 // signedSums fetches SHA256SUMS and its signature for u's directory and
-// checks the signature, keeping the pair when good; offline, it checks
-// the pair kept last time.
+// checks the signature, keeping the pair in dir when good; offline, it
+// checks the pair kept last time.
 func (p *Proxy) signedSums(ctx context.Context, u *url.URL, src *SignedSource, dir string) (sums, sig []byte, err error) {
 	keptSums, keptSig := filepath.Join(dir, sumsName), filepath.Join(dir, sigName)
 	if p.offline {
@@ -158,14 +174,17 @@ func (p *Proxy) signedSums(ctx context.Context, u *url.URL, src *SignedSource, d
 	}
 	base := *u
 	base.Path = path.Dir(u.Path) + "/" + sumsName
-	if sums, err = p.getSmall(ctx, base.String()); err != nil {
+	if sums, err = p.getSmall(ctx, src.upstream(&base)); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", sumsName, err)
 	}
 	base.Path += ".gpg"
-	if sig, err = p.getSmall(ctx, base.String()); err != nil {
+	if sig, err = p.getSmall(ctx, src.upstream(&base)); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", sigName, err)
 	}
 	if err := checkSignature(sums, sig, src); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
 	if err := writeAtomic(keptSums, sums); err != nil {
@@ -224,13 +243,55 @@ func parseSums(data []byte) map[string]string {
 	return sums
 }
 
-// getSmall fetches a small file through the checked dial.
-func (p *Proxy) getSmall(ctx context.Context, u string) ([]byte, error) {
+// get starts a download through the checked dial. The download is
+// given up when the server sends nothing for upstreamIdle, before the
+// response or during the body.
+func (p *Proxy) get(ctx context.Context, u string) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(upstreamIdle, cancel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		var resp *http.Response
+		if resp, err = p.client.Do(req); err == nil {
+			resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, cancel: cancel}
+			return resp, nil
+		}
 	}
-	resp, err := p.client.Do(req)
+	timer.Stop()
+	cancel()
+	if errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("the server did not answer within %s", upstreamIdle)
+	}
+	return nil, err
+}
+
+// idleBody is a response body whose download is cancelled when it stalls.
+type idleBody struct {
+	io.ReadCloser
+	timer  *time.Timer
+	cancel context.CancelFunc
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(upstreamIdle)
+	}
+	if errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("the server sent nothing for %s", upstreamIdle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	b.cancel()
+	return b.ReadCloser.Close()
+}
+
+// getSmall fetches a small file.
+func (p *Proxy) getSmall(ctx context.Context, u string) ([]byte, error) {
+	resp, err := p.get(ctx, u)
 	if err != nil {
 		return nil, err
 	}
@@ -248,40 +309,48 @@ func (p *Proxy) getSmall(ctx context.Context, u string) ([]byte, error) {
 	return data, nil
 }
 
-// fetchChecked downloads u to dst, keeping it only if its SHA256 is want.
-func (p *Proxy) fetchChecked(ctx context.Context, u *url.URL, dst, want string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+// fetchChecked downloads u, the file name, and returns it open if its
+// SHA256 is want. It is kept in the cache at dst while the run's budget
+// for the cache lasts (maxCacheAdd, shared with packages); past it, the
+// file is served and dropped.
+func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want string) (*os.File, int64, error) {
+	resp, err := p.get(ctx, u)
 	if err != nil {
-		return err
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the server says %s", resp.Status)
+		return nil, 0, fmt.Errorf("the server says %s", resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, 0, err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxSignedFile+1))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	if err == nil && n > maxSignedFile {
+		err = fmt.Errorf("larger than %d GiB", maxSignedFile>>30)
+	}
+	if err == nil {
+		if got := hex.EncodeToString(h.Sum(nil)); got != want {
+			err = refusal{fmt.Errorf("%s has SHA256 %s, but the signed %s says %s: refusing it", name, got, sumsName, want)}
+		}
+	}
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		return err
+		tmp.Close()
+		return nil, 0, err
 	}
-	if n > maxSignedFile {
-		return fmt.Errorf("larger than %d GiB", maxSignedFile>>30)
+	if p.cache.added.Add(n) <= maxCacheAdd {
+		os.Rename(tmp.Name(), dst) // else it stays a temporary file, removed as it is served
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return refusal{fmt.Errorf("%s has SHA256 %s, but the signed %s says %s: refusing it", path.Base(u.Path), got, sumsName, want)}
-	}
-	return os.Rename(tmp.Name(), dst)
+	return tmp, n, nil
 }
 
 // openChecked opens a cached object, checking that it still is what its

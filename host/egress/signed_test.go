@@ -234,3 +234,41 @@ func TestSignedImageOffline(t *testing.T) {
 		t.Error("an offline build downloaded the image")
 	}
 }
+
+// A source can be fetched from elsewhere than the guest asked (Ubuntu's
+// over HTTPS): the guest's URL is only a name.
+func TestSignedImageFromUpstream(t *testing.T) {
+	key := testKey(t, "cloud")
+	image := []byte("an image from upstream")
+	ci := newCloudImages(t, key, image)
+	sock, _ := startProxy(t, Options{
+		Cache:  &Cache{Dir: filepath.Join(t.TempDir(), "cache")},
+		Policy: Policy{AllowNet: rules(t, ci.hostport())},
+		Signed: []SignedSource{{Prefix: "http://cloud-images.example/", Upstream: ci.url + "/", Keyring: openpgp.EntityList{key}, KeyName: "the test key"}},
+	}, nil, loopbackDial(t))
+	if code, body := ask(t, sock, get("cloud-images.example", imagePath)); code != http.StatusOK || body != string(image) {
+		t.Errorf("GET: %d %q", code, body)
+	}
+}
+
+// Past the run's budget for the cache, a checked image is still served,
+// but not kept.
+func TestSignedImagePastBudget(t *testing.T) {
+	key := testKey(t, "cloud")
+	image := []byte("an image past the budget")
+	ci := newCloudImages(t, key, image)
+	dir := filepath.Join(t.TempDir(), "cache")
+	cache := &Cache{Dir: dir}
+	cache.added.Store(maxCacheAdd)
+	sock, _ := startProxy(t, Options{
+		Cache:  cache,
+		Policy: Policy{AllowNet: rules(t, ci.hostport())},
+		Signed: []SignedSource{{Prefix: ci.url + "/", Keyring: openpgp.EntityList{key}, KeyName: "the test key"}},
+	}, nil, loopbackDial(t))
+	if code, body := ask(t, sock, get(ci.hostport(), imagePath)); code != http.StatusOK || body != string(image) {
+		t.Errorf("GET: %d %q", code, body)
+	}
+	if objects, _ := os.ReadDir(filepath.Join(dir, "signed", "sha256")); len(objects) != 0 {
+		t.Errorf("the cache kept %d files past the budget", len(objects))
+	}
+}
