@@ -70,7 +70,9 @@ func builtinEnv(t *testing.T, args []string, caller map[string]string, names []s
 
 // The environment.d defaults of debian-minimal, ubuntu-common and
 // ubuntu-minimal give DIB master's values: release, mirror, components,
-// kernel, and the apt sources with updates and security.
+// kernel, and the apt sources with updates and security; but for the
+// security archive, DIB's http://security.debian.org/ has no dists/, and
+// dibvm's default is http://security.debian.org/debian-security.
 func TestBuiltinEnvironment(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Fatal("the environment.d files are bash: install bash")

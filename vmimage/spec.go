@@ -31,8 +31,10 @@ var userland = []string{
 	"xfsprogs", "parted", "gdisk", "kpartx", "dmsetup", "debootstrap", "gpgv",
 	"debian-archive-keyring", "ca-certificates",
 	// Ubuntu's archive and cloud image keys, for ubuntu-minimal's
-	// debootstrap and ubuntu's SHA256SUMS.gpg, as Debian packages them.
-	"ubuntu-archive-keyring", "ubuntu-cloud-keyring", "curl", "wget", "python3",
+	// debootstrap and ubuntu's SHA256SUMS.gpg, as Debian packages them
+	// (ubuntu-archive-keyring and ubuntu-cloud-keyring are empty
+	// packages that depend on this one).
+	"ubuntu-keyring", "curl", "wget", "python3",
 	"squashfs-tools", "tar", "xz-utils", "zstd", "cpio", "kmod", "iproute2",
 	"procps", "rsync",
 	// kpartx needs udev, which needs "systemd | systemd-standalone-sysusers":
