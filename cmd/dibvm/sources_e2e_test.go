@@ -52,16 +52,44 @@ func debianSources(t *testing.T) (env []string, lists map[string]string) {
 	return env, lists
 }
 
+// debianArchiveState is the Date of Debian's -updates and security
+// indexes: while it does not change, a build and the checks of the image
+// it made see the same packages.
+func debianArchiveState(t *testing.T) string {
+	t.Helper()
+	var dates []string
+	for _, u := range []string{
+		"http://deb.debian.org/debian/dists/stable-updates/InRelease",
+		"http://security.debian.org/debian-security/dists/stable-security/InRelease",
+	} {
+		d, err := inReleaseField(u, "Date")
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		dates = append(dates, d)
+	}
+	return strings.Join(dates, " | ")
+}
+
 // validUntil reads the Valid-Until field of a suite's InRelease (zero
 // when it has none). The signature is apt's business, not this test's.
 func validUntil(u string) (time.Time, error) {
+	v, err := inReleaseField(u, "Valid-Until")
+	if err != nil || v == "" {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC1123, v)
+}
+
+// inReleaseField reads a field of a suite's InRelease ("" when absent).
+func inReleaseField(u, field string) (string, error) {
 	resp, err := http.Get(u)
 	if err != nil {
-		return time.Time{}, err
+		return "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return time.Time{}, fmt.Errorf("%s", resp.Status)
+		return "", fmt.Errorf("%s", resp.Status)
 	}
 	// The fields come after the clear-signed message's armor header and
 	// its blank line, and end at the next blank line.
@@ -71,9 +99,9 @@ func validUntil(u string) (time.Time, error) {
 		if sc.Text() == "" {
 			blank++
 		}
-		if v, ok := strings.CutPrefix(sc.Text(), "Valid-Until: "); ok {
-			return time.Parse(time.RFC1123, v)
+		if v, ok := strings.CutPrefix(sc.Text(), field+": "); ok {
+			return v, nil
 		}
 	}
-	return time.Time{}, sc.Err()
+	return "", sc.Err()
 }
