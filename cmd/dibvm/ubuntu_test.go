@@ -108,7 +108,14 @@ func TestCreateUbuntuRefusesUncheckedCloudImage(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			addr := cloudImageServer(t, c.signer, image, c.tamper)
 			outDir := t.TempDir()
-			dir, env := runDir(t)
+			// Not runDir: a subtest's temporary directory is too long a
+			// path for the unix sockets in the run directory.
+			dir, err := os.MkdirTemp("", "dibvm-rt-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			env := []string{"DIBVM_RUNTIME_DIR=" + dir}
 			env = append(env, "DIB_CLOUD_IMAGES=http://"+addr+"/noble/current", "DIB_UBUNTU_CLOUD_KEYRING="+keyring,
 				"DIB_IMAGE_CACHE="+filepath.Join(t.TempDir(), "images"))
 			for _, e := range c.env {
