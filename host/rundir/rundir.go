@@ -7,6 +7,7 @@
 package rundir
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -34,8 +35,16 @@ func Base() string {
 	return os.TempDir()
 }
 
+// longestSocket is the longest name of a socket in a run directory; the
+// longest path a socket can have is the host's (maxSocketPath).
+const longestSocket = "egress.sock"
+
 // New sweeps stale run directories and makes a new one.
 func New() (*Dir, error) {
+	// MkdirTemp adds up to 10 digits to the prefix.
+	if n := len(filepath.Join(Base(), prefix+"1234567890", longestSocket)); n > maxSocketPath {
+		return nil, fmt.Errorf("the run directory would be in %s, too long a path for the VM's unix sockets (%d bytes, at most %d): set DIBVM_RUNTIME_DIR or TMPDIR to a shorter directory", Base(), n, maxSocketPath)
+	}
 	Sweep()
 	p, err := os.MkdirTemp(Base(), prefix)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,5 +71,21 @@ func TestSweepKeepsDirLockedByAnotherProcess(t *testing.T) {
 	}
 	if _, err := os.Stat(d); err != nil {
 		t.Errorf("locked directory was removed")
+	}
+}
+
+// A run directory too deep for the VM's unix sockets is refused with the
+// way out, instead of failing later at bind.
+func TestNewRefusesTooLongAPath(t *testing.T) {
+	long := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.MkdirAll(long, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DIBVM_RUNTIME_DIR", long)
+	if _, err := New(); err == nil || !strings.Contains(err.Error(), "set DIBVM_RUNTIME_DIR or TMPDIR to a shorter directory") {
+		t.Errorf("New in %s: %v", long, err)
+	}
+	if entries, _ := os.ReadDir(long); len(entries) != 0 {
+		t.Errorf("left %d entries", len(entries))
 	}
 }
