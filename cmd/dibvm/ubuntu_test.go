@@ -69,7 +69,12 @@ func newKeyring(t *testing.T, name string) (*openpgp.Entity, string) {
 	if err := e.Serialize(&b); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	// Not t.TempDir, whose parent only the test's user may enter.
+	dir, err := os.MkdirTemp("", "dibvm-keyring-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	path := filepath.Join(dir, name+".gpg")
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
