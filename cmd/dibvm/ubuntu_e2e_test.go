@@ -27,9 +27,8 @@ import (
 // -updates, -security and -backports pockets, components main and
 // universe), signed by a test key, on the host's IPv6 loopback. Its
 // packages are Debian's (trixie's main index, the files fetched from
-// Debian's mirror by redirect) plus the metapackages Ubuntu has and
-// Debian does not, linux-image-generic and linux-image-virtual, made by
-// the test. The build checks it with the test key the way a user gives a
+// Debian's mirror by redirect) plus empty stand-ins, made by the test,
+// for the packages DIB's elements install on Ubuntu that Debian lacks. The build checks it with the test key the way a user gives a
 // mirror's key, DIB_APT_KEYRING.
 type ubuntuArchive struct {
 	files map[string][]byte // by path under /ubuntu
@@ -42,16 +41,21 @@ func newUbuntuArchive(t *testing.T, key *openpgp.Entity) *ubuntuArchive {
 	t.Helper()
 	a := &ubuntuArchive{files: map[string][]byte{}}
 	packages := debianPackages(t)
-	// Ubuntu's kernel metapackages, as empty packages that depend on
-	// Debian's kernel.
-	for _, name := range []string{"linux-image-generic", "linux-image-virtual"} {
-		deb := metaPackage(t, name, "linux-image-amd64")
-		path := "pool/main/l/linux-meta/" + name + "_1.0_amd64.deb"
+	// What Ubuntu has and Debian does not: the kernel metapackages, as
+	// empty packages that depend on Debian's kernel, and
+	// software-properties-common (gone from Debian), which DIB's base
+	// element installs on Ubuntu, as an empty package.
+	for _, p := range []struct{ name, depends string }{
+		{"linux-image-generic", "linux-image-amd64"},
+		{"linux-image-virtual", "linux-image-amd64"},
+		{"software-properties-common", ""},
+	} {
+		deb := metaPackage(t, p.name, p.depends)
+		path := "pool/main/s/stand-ins/" + p.name + "_1.0_amd64.deb"
 		a.files["/ubuntu/"+path] = deb
 		sum := sha256.Sum256(deb)
-		packages = append(packages, fmt.Sprintf("\nPackage: %s\nVersion: 1.0\nArchitecture: amd64\nMaintainer: dibvm tests <tests@example.invalid>\n"+
-			"Depends: linux-image-amd64\nPriority: optional\nSection: kernel\nFilename: %s\nSize: %d\nSHA256: %s\nDescription: %s for the test archive\n",
-			name, path, len(deb), hex.EncodeToString(sum[:]), name)...)
+		packages = append(packages, fmt.Sprintf("\n%sFilename: %s\nSize: %d\nSHA256: %s\n",
+			controlFields(p.name, p.depends), path, len(deb), hex.EncodeToString(sum[:]))...)
 	}
 	for _, suite := range []string{"noble", "noble-updates", "noble-security", "noble-backports"} {
 		var sums strings.Builder
@@ -131,11 +135,19 @@ func debianPackages(t *testing.T) []byte {
 	return bytes.TrimRight(data, "\n")
 }
 
-// metaPackage is a .deb with no files that depends on depends.
+// controlFields are a stand-in package's control fields.
+func controlFields(name, depends string) string {
+	f := "Package: " + name + "\nVersion: 1.0\nArchitecture: amd64\nMaintainer: dibvm tests <tests@example.invalid>\n"
+	if depends != "" {
+		f += "Depends: " + depends + "\n"
+	}
+	return f + "Priority: optional\nSection: misc\nDescription: " + name + ", a stand-in for the test archive\n"
+}
+
+// metaPackage is a .deb with no files that depends on depends (if any).
 func metaPackage(t *testing.T, name, depends string) []byte {
 	t.Helper()
-	control := fmt.Sprintf("Package: %s\nVersion: 1.0\nArchitecture: amd64\nMaintainer: dibvm tests <tests@example.invalid>\n"+
-		"Depends: %s\nPriority: optional\nSection: kernel\nDescription: %s for the test archive\n", name, depends, name)
+	control := controlFields(name, depends)
 	tgz := func(files map[string]string) []byte {
 		var b bytes.Buffer
 		zw := gzip.NewWriter(&b)
