@@ -132,7 +132,9 @@ func debianPackages(t *testing.T) []byte {
 	if err != nil {
 		t.Fatalf("Debian's Packages.xz: %v", err)
 	}
-	return bytes.TrimRight(data, "\n")
+	// One newline at the end: a stanza added after it starts with the
+	// blank line that separates stanzas.
+	return append(bytes.TrimRight(data, "\n"), '\n')
 }
 
 // controlFields are a stand-in package's control fields.
