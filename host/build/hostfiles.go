@@ -35,15 +35,8 @@ const maxHostFile = 16 << 20
 // them as input-disk files, with spec.HostFiles saying which variable
 // each is for.
 func hostFiles(env map[string]string, spec *buildspec.Spec) ([]iso.File, error) {
-	names := make([]string, 0, len(hostFileVars))
-	for k := range hostFileVars {
-		if env[k] != "" {
-			names = append(names, k)
-		}
-	}
-	sort.Strings(names)
 	var files []iso.File
-	for i, k := range names {
+	for i, k := range setVars(env, hostFileVars) {
 		data, err := readHostFile(env[k])
 		if err != nil {
 			return nil, fmt.Errorf("%s=%s (%s): %w", k, env[k], hostFileVars[k], err)
@@ -58,22 +51,46 @@ func hostFiles(env map[string]string, spec *buildspec.Spec) ([]iso.File, error) 
 	return files, nil
 }
 
-func readHostFile(path string) ([]byte, error) {
+// setVars are the names of vars that env sets, sorted.
+func setVars(env map[string]string, vars map[string]string) []string {
+	var names []string
+	for k := range vars {
+		if env[k] != "" {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// openRegular opens the host's file at path, which must be a regular
+// file; lends says what dibvm does with it, for the error when it is
+// missing.
+func openRegular(path, lends string) (*os.File, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errors.New("no such file here: it names a file on this machine, which dibvm carries into the build")
+		return nil, errors.New("no such file here: it names a file on this machine, which dibvm " + lends)
 	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func readHostFile(path string) ([]byte, error) {
+	f, err := openRegular(path, "carries into the build")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
 	data, err := io.ReadAll(io.LimitReader(f, maxHostFile+1))
 	if err != nil {
 		return nil, err
@@ -95,18 +112,15 @@ var hostDiskVars = map[string]string{
 // them as read-only disks, with spec.HostDisks saying which variable
 // each is for.
 func hostDisks(env map[string]string, spec *buildspec.Spec) ([]machine.Disk, error) {
-	names := make([]string, 0, len(hostDiskVars))
-	for k := range hostDiskVars {
-		if env[k] != "" {
-			names = append(names, k)
-		}
-	}
-	sort.Strings(names)
 	var disks []machine.Disk
-	for i, k := range names {
+	for i, k := range setVars(env, hostDiskVars) {
 		path, err := filepath.Abs(env[k])
+		var f *os.File
 		if err == nil {
-			err = checkHostDisk(path)
+			f, err = openRegular(path, "lends the build read-only")
+		}
+		if err == nil {
+			f.Close()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s=%s (%s): %w", k, env[k], hostDiskVars[k], err)
@@ -119,23 +133,4 @@ func hostDisks(env map[string]string, spec *buildspec.Spec) ([]machine.Disk, err
 		spec.HostDisks[k] = serial
 	}
 	return disks, nil
-}
-
-func checkHostDisk(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return errors.New("no such file here: it names a file on this machine, which dibvm lends the build read-only")
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return errors.New("not a regular file")
-	}
-	return nil
 }

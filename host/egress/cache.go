@@ -1,8 +1,6 @@
 package egress
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -53,9 +51,8 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._+~-]`)
 // that no URL can reach outside the directory, with the file's own name
 // after it for people looking.
 func (c *Cache) file(u *url.URL) string {
-	sum := sha256.Sum256([]byte(u.Host + u.EscapedPath()))
 	base := unsafeName.ReplaceAllString(path.Base(u.Path), "_")
-	return filepath.Join(c.Dir, hex.EncodeToString(sum[:16])+"_"+base)
+	return filepath.Join(c.Dir, hashName(u.Host+u.EscapedPath())+"_"+base)
 }
 
 // serve answers a GET for a cacheable URL from the cache, or fetches it

@@ -77,6 +77,8 @@ func (s *SignedSource) upstream(u *url.URL) string {
 	return s.Upstream + strings.TrimPrefix(u.String(), s.Prefix)
 }
 
+// hashName names a cache entry for s (a URL or part of one), so that no
+// URL can reach outside the cache's directory.
 func hashName(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:16])
