@@ -1,8 +1,10 @@
 # dibvm: `make` builds bin/dibvm with the guest agent embedded.
 GO      ?= go
-GOARCH  ?= $(shell $(GO) env GOARCH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-AGENT   := host/agentbin/bin/dibvm-agent-linux-$(GOARCH)
+# One agent per helper VM architecture: the helper follows the image's
+# architecture, whatever the host's.
+AGENT_ARCHES := amd64 arm64
+AGENTS  := $(foreach a,$(AGENT_ARCHES),host/agentbin/bin/dibvm-agent-linux-$(a))
 LDFLAGS := -s -w -X github.com/dibvm/dibvm/host/cli.Version=$(VERSION)
 
 .PHONY: all agent dibvm test unit e2e e2e-full bench clean FORCE
@@ -10,9 +12,9 @@ LDFLAGS := -s -w -X github.com/dibvm/dibvm/host/cli.Version=$(VERSION)
 all: dibvm
 
 # The agent is PID 1 of a Linux guest: static, whatever the host is.
-agent: $(AGENT)
-$(AGENT): FORCE
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/dibvm-agent
+agent: $(AGENTS)
+host/agentbin/bin/dibvm-agent-linux-%: FORCE
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/dibvm-agent
 	sha256sum $@ > $@.sha256 2>/dev/null || shasum -a 256 $@ > $@.sha256
 
 dibvm: agent

@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # Installs what dibvm needs on the host to build and to run its tests:
-# QEMU (system emulator and qemu-img), OVMF for UEFI boot tests, and the
-# small tools the tests use to inspect images without mounting them.
+# QEMU (the x86 and arm64 system emulators, since the helper VM follows the
+# image's architecture, and qemu-img), UEFI firmware for both for the boot
+# tests, shellcheck for `make check`, and the small tools the tests use to
+# inspect images without mounting them.
 #
 # As root on Debian or Ubuntu it installs them with apt. Anywhere else it
 # prints what to install and exits non-zero if something is missing.
+#
+# It runs under macOS's bash 3.2 too: no associative arrays, and no
+# "${a[@]}" of an empty array under set -u (3.2 calls that unbound).
 set -euo pipefail
 
-debian_pkgs=(qemu-system-x86 qemu-utils ovmf fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client)
-mac_pkgs=(qemu)
+debian_pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64
+  fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client shellcheck)
+mac_pkgs=(qemu shellcheck)
 
+# missing prints, one a line, what is still missing.
 missing() {
-  local m=()
-  command -v qemu-system-x86_64 >/dev/null 2>&1 || command -v qemu-system-aarch64 >/dev/null 2>&1 || m+=(qemu-system)
-  command -v qemu-img >/dev/null 2>&1 || m+=(qemu-img)
-  command -v go >/dev/null 2>&1 || m+=(go)
-  command -v make >/dev/null 2>&1 || m+=(make)
-  printf '%s\n' "${m[@]}"
+  local m=""
+  command -v qemu-system-x86_64 >/dev/null 2>&1 || command -v qemu-system-aarch64 >/dev/null 2>&1 || m="$m qemu-system"
+  command -v qemu-img >/dev/null 2>&1 || m="$m qemu-img"
+  command -v go >/dev/null 2>&1 || m="$m go"
+  command -v make >/dev/null 2>&1 || m="$m make"
+  for w in $m; do echo "$w"; done
 }
 
 case "$(uname -s)" in
@@ -34,10 +41,14 @@ Linux)
   fi
   ;;
 Darwin)
-  if [ -n "$(missing)" ]; then
-    echo "dibvm needs: $(missing | tr '\n' ' ')" >&2
-    echo "install them with: brew install ${mac_pkgs[*]} go" >&2
-    exit 1
+  if [ -n "$(missing)" ] || ! command -v shellcheck >/dev/null 2>&1; then
+    if command -v brew >/dev/null 2>&1; then
+      brew install "${mac_pkgs[@]}"
+    else
+      echo "dibvm needs: $(missing | tr '\n' ' ')" >&2
+      echo "install them with Homebrew (https://brew.sh): brew install ${mac_pkgs[*]} go" >&2
+      exit 1
+    fi
   fi
   ;;
 *)
@@ -47,7 +58,7 @@ Darwin)
 esac
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "dibvm needs Go 1.24 or newer: https://go.dev/dl/" >&2
+  echo "dibvm needs Go 1.26 or newer: https://go.dev/dl/" >&2
   exit 1
 fi
 m=$(missing)
@@ -55,4 +66,8 @@ if [ -n "$m" ]; then
   echo "still missing after install: $m" >&2
   exit 1
 fi
-echo "dependencies ready: $(qemu-system-x86_64 --version 2>/dev/null | head -1 || qemu-system-aarch64 --version | head -1)"
+for q in qemu-system-x86_64 qemu-system-aarch64; do
+  if command -v "$q" >/dev/null 2>&1; then
+    echo "dependencies ready: $("$q" --version | head -1) ($q)"
+  fi
+done

@@ -50,10 +50,13 @@ var modules = []string{
 	"loop", "dm_mod", "overlay", "squashfs", "crc32c_generic",
 }
 
-// DefaultSpec is the appliance for the host's architecture from Debian
-// stable on mirror (debrepo.DefaultMirror when empty).
-func DefaultSpec(mirror string) (Spec, error) {
-	arch, err := DebianArch(runtime.GOARCH)
+// DefaultSpec is the appliance for guests of goarch (the host's when
+// empty) from Debian stable on mirror (debrepo.DefaultMirror when empty).
+func DefaultSpec(mirror, goarch string) (Spec, error) {
+	if goarch == "" {
+		goarch = runtime.GOARCH
+	}
+	arch, err := DebianArch(goarch)
 	if err != nil {
 		return Spec{}, err
 	}

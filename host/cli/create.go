@@ -148,6 +148,10 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 		return o, nothing, err
 	}
 	o.Arch = arch
+	// The helper VM is of the image's architecture: its chroot runs the
+	// image's binaries natively, with no binfmt emulation in the guest.
+	// (Debian names amd64 and arm64 as Go does.)
+	c.vf.arch = arch
 	o.Elements = elements
 	o.Types = splitList(c.types)
 	o.Trace = c.trace > 0

@@ -18,6 +18,9 @@ import (
 
 // vmFlags are the flags of every command that boots the helper VM.
 type vmFlags struct {
+	// arch is the helper VM's architecture as GOARCH names it; empty is
+	// the host's. run takes it from --arch, create from the image's -a.
+	arch        string
 	accel       string
 	memory      int
 	cpus        int
@@ -82,17 +85,27 @@ func rulesOf(flag string, values []string, env string) ([]egress.Rule, error) {
 	return egress.ParseRules(flag, values...)
 }
 
-// applianceCache opens the cache with the spec and agent for this host.
+// guestArch is the helper VM's architecture.
+func (f *vmFlags) guestArch() string {
+	if f.arch == "" {
+		return runtime.GOARCH
+	}
+	return f.arch
+}
+
+// applianceCache opens the cache with the spec and agent for the helper
+// VM's architecture.
 func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, vmimage.Agent, error) {
 	dir, err := vmimage.DefaultCacheDir()
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
-	spec, err := vmimage.DefaultSpec(f.mirror)
+	arch := f.guestArch()
+	spec, err := vmimage.DefaultSpec(f.mirror, arch)
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
-	agent, err := agentbin.Load(runtime.GOARCH)
+	agent, err := agentbin.Load(arch)
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
@@ -127,7 +140,7 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 		return machine.Options{}, fmt.Errorf("helper appliance: %w", err)
 	}
 	return machine.Options{
-		Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
+		Arch: f.guestArch(), Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
 		Egress:            policy,
 		Appliance:         app,
 		BootTimeout:       f.bootTimeout,

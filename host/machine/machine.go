@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ import (
 
 // Options describe the VM to boot.
 type Options struct {
+	// Arch is the guest's architecture as GOARCH names it (amd64,
+	// arm64); empty means the host's. It must match the appliance's.
+	Arch      string
 	Accel     string // auto, kvm, hvf or tcg
 	Memory    int    // MiB
 	CPUs      int
@@ -96,11 +100,14 @@ type Machine struct {
 
 // Start boots a VM as opts say and returns once the agent answers.
 func Start(ctx context.Context, opts Options) (*Machine, error) {
-	binary, err := qemu.FindBinary()
+	if opts.Arch == "" {
+		opts.Arch = runtime.GOARCH
+	}
+	binary, err := qemu.FindBinary(opts.Arch)
 	if err != nil {
 		return nil, err
 	}
-	accels, err := qemu.Accelerators(opts.Accel)
+	accels, err := qemu.Accelerators(opts.Accel, opts.Arch)
 	if err != nil {
 		return nil, err
 	}
@@ -168,9 +175,9 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 		drives = append(drives, qemu.Drive{Path: p, Serial: d.Serial})
 	}
 	cfg := &qemu.Config{
-		Binary: binary, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs,
+		Binary: binary, Arch: opts.Arch, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs,
 		Kernel: opts.Appliance.Kernel, Initrd: opts.Appliance.Initrd,
-		Cmdline: kernelCmdline(accel),
+		Cmdline: kernelCmdline(opts.Arch, accel),
 		Drives:  drives,
 		Network: opts.Network,
 
@@ -203,9 +210,10 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 // multi-threaded TCG now and then lets that CPU trap on the patch's int3
 // after the patch is done, which panics the guest ("Fatal exception in
 // interrupt" at sched_clock_cpu). An unstable TSC leaves that code alone.
-func kernelCmdline(accel string) string {
-	c := "console=" + qemu.ConsoleDevice() + " panic=-1 oops=panic mitigations=off random.trust_cpu=on"
-	if accel == "tcg" {
+// (arm64 has no TSC.)
+func kernelCmdline(goarch, accel string) string {
+	c := "console=" + qemu.ConsoleDevice(goarch) + " panic=-1 oops=panic mitigations=off random.trust_cpu=on"
+	if accel == "tcg" && goarch == "amd64" {
 		c += " tsc=unstable"
 	}
 	return c

@@ -6,26 +6,37 @@ import (
 	"runtime"
 )
 
-// Accelerators lists, best first, the accelerators to try for a request:
-// "auto" tries the host's hypervisor (kvm on Linux when /dev/kvm, or
-// $DIBVM_KVM_DEVICE, opens read-write; hvf on macOS) and then tcg; a named
-// one is tried alone. Opening is not proof that a guest will run: the
-// caller still bounds the boot and falls back.
-func Accelerators(request string) ([]string, error) {
+// Accelerators lists, best first, the accelerators to try for a guest of
+// goarch: "auto" tries the host's hypervisor when it can run that guest
+// (kvm on Linux when /dev/kvm, or $DIBVM_KVM_DEVICE, opens read-write; hvf
+// on macOS when the kernel reports Hypervisor.framework support) and then
+// tcg; a named one is tried alone. A guest of another architecture than
+// the host's runs only under tcg. Opening is not proof that a guest will
+// run: the caller still bounds the boot and falls back.
+func Accelerators(request, goarch string) ([]string, error) {
 	switch request {
 	case "", "auto":
 		var out []string
-		if hv := hypervisor(); hv != "" {
-			out = append(out, hv)
+		if goarch == runtime.GOARCH {
+			if hv, _ := Hypervisor(); hv != "" {
+				out = append(out, hv)
+			}
 		}
 		return append(out, "tcg"), nil
-	case "kvm", "hvf", "tcg":
+	case "kvm", "hvf":
+		if goarch != runtime.GOARCH {
+			return nil, fmt.Errorf("--accel %s: the helper VM is %s (it follows the image's architecture) and this host is %s; a hypervisor runs only guests of its own architecture: use --accel tcg or auto", request, goarch, runtime.GOARCH)
+		}
+		return []string{request}, nil
+	case "tcg":
 		return []string{request}, nil
 	}
-	return nil, fmt.Errorf("unknown accelerator %q: use auto, kvm, hvf or tcg", request)
+	return nil, fmt.Errorf("accelerator %q (--accel or DIBVM_ACCEL): use auto, kvm, hvf or tcg", request)
 }
 
-func hypervisor() string {
+// Hypervisor names the host's hypervisor accelerator when it is there
+// for this user, or says in reason why not.
+func Hypervisor() (accel, reason string) {
 	switch runtime.GOOS {
 	case "linux":
 		dev := "/dev/kvm"
@@ -34,12 +45,15 @@ func hypervisor() string {
 		}
 		f, err := os.OpenFile(dev, os.O_RDWR, 0)
 		if err != nil {
-			return ""
+			return "", fmt.Sprintf("kvm: %v", err)
 		}
 		f.Close()
-		return "kvm"
+		return "kvm", ""
 	case "darwin":
-		return "hvf"
+		if ok, why := hvfSupported(); !ok {
+			return "", "hvf: " + why
+		}
+		return "hvf", ""
 	}
-	return ""
+	return "", "no hypervisor accelerator is known on " + runtime.GOOS
 }

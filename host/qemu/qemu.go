@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ type Drive struct {
 // Config describes one helper VM.
 type Config struct {
 	Binary  string
+	Arch    string // the guest's, as GOARCH names it: amd64 or arm64
 	Accel   string // kvm, hvf or tcg
 	Memory  int    // MiB
 	CPUs    int
@@ -55,34 +57,62 @@ func BinaryName(goarch string) (string, error) {
 	return "", fmt.Errorf("no QEMU system emulator known for %s", goarch)
 }
 
-// FindBinary returns the path of the system emulator for the host, or an
-// error that says how to install it. $DIBVM_QEMU overrides the search.
-func FindBinary() (string, error) {
-	if p := os.Getenv("DIBVM_QEMU"); p != "" {
+// FindBinary returns the path of the system emulator for guests of
+// goarch, or an error that says how to install it. $DIBVM_QEMU overrides
+// the search for the host's own architecture; $DIBVM_QEMU_<ARCH> (e.g.
+// DIBVM_QEMU_ARM64) for any.
+func FindBinary(goarch string) (string, error) {
+	if p := os.Getenv("DIBVM_QEMU_" + strings.ToUpper(goarch)); p != "" {
 		return p, nil
 	}
-	name, err := BinaryName(runtime.GOARCH)
+	if p := os.Getenv("DIBVM_QEMU"); p != "" && goarch == runtime.GOARCH {
+		return p, nil
+	}
+	name, err := BinaryName(goarch)
 	if err != nil {
 		return "", err
 	}
 	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("%s not found in PATH: dibvm needs QEMU. Install it: %s", name, installHint())
+	if err == nil {
+		return p, nil
 	}
-	return p, nil
+	if runtime.GOOS == "darwin" {
+		// Homebrew's prefix is not in every PATH (a GUI session, a CI step).
+		for _, dir := range homebrewBins {
+			if p := filepath.Join(dir, name); isExecutable(p) {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH: dibvm needs QEMU's %s emulator for a %s helper VM. Install it: %s", name, goarch, goarch, InstallHint(goarch))
 }
 
-func installHint() string {
+// homebrewBins are where Homebrew installs QEMU on Apple silicon and on
+// Intel Macs.
+var homebrewBins = []string{"/opt/homebrew/bin", "/usr/local/bin"}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// InstallHint says how to install QEMU's emulator for goarch guests.
+func InstallHint(goarch string) string {
 	if runtime.GOOS == "darwin" {
 		return "brew install qemu"
 	}
-	return "apt-get install --no-install-recommends qemu-system-x86 qemu-utils (Debian, Ubuntu); dnf install qemu-kvm qemu-img (Fedora)"
+	pkg := "qemu-system-x86"
+	if goarch == "arm64" {
+		pkg = "qemu-system-arm"
+	}
+	return "apt-get install --no-install-recommends " + pkg + " qemu-utils (Debian, Ubuntu); dnf install qemu-kvm qemu-img (Fedora)"
 }
 
-// ConsoleDevice is the kernel's name for the first serial port.
-func ConsoleDevice() string {
-	if runtime.GOARCH == "arm64" {
-		return "ttyAMA0"
+// ConsoleDevice is the kernel's name for the first serial port of a
+// goarch guest.
+func ConsoleDevice(goarch string) string {
+	if goarch == "arm64" {
+		return "ttyAMA0" // the virt machine's PL011
 	}
 	return "ttyS0"
 }
@@ -91,7 +121,7 @@ func ConsoleDevice() string {
 func (c *Config) Args() []string {
 	a := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-machine", machine(c.Accel),
+		"-machine", machine(c.Arch),
 		"-accel", accelArg(c.Accel, c.CPUs),
 		"-cpu", cpu(c.Accel),
 		"-m", strconv.Itoa(c.Memory), "-smp", strconv.Itoa(c.CPUs),
@@ -125,8 +155,12 @@ func (c *Config) Args() []string {
 	return a
 }
 
-func machine(accel string) string {
-	if runtime.GOARCH == "arm64" {
+// machine is QEMU's machine type for a goarch guest. arm64 has no PC:
+// virt is the machine made for guests like this one, with PCIe for the
+// virtio devices and a PL011 for the console, and it boots a kernel
+// directly without firmware.
+func machine(goarch string) string {
+	if goarch == "arm64" {
 		return "virt"
 	}
 	return "pc"

@@ -1,0 +1,5 @@
+//go:build !darwin
+
+package qemu
+
+func hvfSupported() (bool, string) { return false, "Hypervisor.framework exists only on macOS" }
