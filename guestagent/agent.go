@@ -12,21 +12,18 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/dibvm/dibvm/guestagent/bootconfig"
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/reaper"
 	"github.com/dibvm/dibvm/guestagent/sshd"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 	"github.com/dibvm/dibvm/guestagent/vport"
 )
 
-// InputDir is where the input disk is mounted.
-const InputDir = "/run/dibvm/input"
-
 // Run boots the guest and serves the host. It returns only on failure;
 // as PID 1 the caller must then power off, or the kernel panics.
 func Run() error {
 	log.SetFlags(0)
-	log.SetPrefix("dibvm-agent: ")
+	log.SetPrefix(api.LogPrefix)
 	os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
 	start := time.Now()
 
@@ -56,7 +53,7 @@ func Run() error {
 		}
 		srv.BaseEnv = append(srv.BaseEnv, "no_proxy=localhost,127.0.0.1", "NO_PROXY=localhost,127.0.0.1")
 	}
-	dev, err := vport.Find(bootconfig.PortName, 10*time.Second)
+	dev, err := vport.Find(api.PortName, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -73,22 +70,22 @@ func Run() error {
 	}
 }
 
-func readConfig() (*bootconfig.Config, error) {
-	dev, err := sysinit.FindDisk(bootconfig.DiskSerial, 10*time.Second)
+func readConfig() (*api.Config, error) {
+	dev, err := sysinit.FindDisk(api.InputSerial, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	if err := sysinit.MountReadOnly(dev, InputDir, "iso9660"); err != nil {
+	if err := sysinit.MountReadOnly(dev, api.InputDir, "iso9660"); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(InputDir + "/" + bootconfig.FileName)
+	data, err := os.ReadFile(api.InputDir + "/" + api.ConfigFile)
 	if err != nil {
 		return nil, err
 	}
-	return bootconfig.Parse(data)
+	return api.ParseConfig(data)
 }
 
-func newServer(cfg *bootconfig.Config) (*sshd.Server, error) {
+func newServer(cfg *api.Config) (*sshd.Server, error) {
 	hostKey, err := ssh.ParsePrivateKey([]byte(cfg.HostKey))
 	if err != nil {
 		return nil, fmt.Errorf("host key: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dibvm/dibvm/elements/pkgmap"
 	"github.com/dibvm/dibvm/guestagent"
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/dibbuild"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
 	"github.com/dibvm/dibvm/guestagent/pkgtools"
@@ -30,16 +31,16 @@ func main() {
 		os.Exit(pkgtools.SquashMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	switch {
-	case len(os.Args) > 1 && os.Args[1] == "dib-build":
+	case len(os.Args) > 1 && os.Args[1] == api.BuildCommand:
 		os.Exit(dibbuild.Main(os.Args[2:]))
-	case len(os.Args) > 1 && os.Args[1] == "dib-break-shell":
+	case len(os.Args) > 1 && os.Args[1] == api.BreakShellCommand:
 		os.Exit(dibbuild.ShellMain())
 	}
 	if os.Getpid() != 1 {
 		log.Fatal("dibvm-agent runs as PID 1 of dibvm's helper VM; it is not a command to run by hand")
 	}
 	err := guestagent.Run()
-	log.Printf("fatal: %v", err)
+	log.Print(api.Fatal, err)
 	// Give the console a moment, then stop the machine: the host sees the
 	// VM exit and shows the console's last lines, this one among them.
 	time.Sleep(100 * time.Millisecond)

@@ -16,43 +16,9 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/dibvm/dibvm/guestagent/api"
 )
-
-// Layout is a whole disk.
-type Layout struct {
-	Image      string      `json:"image"` // the local_loop name
-	Label      string      `json:"label"` // mbr or gpt
-	Align      int64       `json:"align"` // partition alignment in bytes
-	Partitions []Partition `json:"partitions"`
-}
-
-// Partition is one partition and what goes on it.
-type Partition struct {
-	Name  string      `json:"name"`
-	Flags []string    `json:"flags,omitempty"` // boot, primary
-	Type  string      `json:"type,omitempty"`  // GPT type code (EF00) or MBR id (0x83)
-	Size  Size        `json:"size"`
-	FS    *Filesystem `json:"fs,omitempty"`
-}
-
-// Size is a partition size: a fixed number of bytes, or, as DIB
-// documents, a percentage of the space still free when the partition is
-// placed.
-type Size struct {
-	Bytes   int64   `json:"bytes,omitempty"`
-	Percent float64 `json:"percent,omitempty"`
-}
-
-// Filesystem is a partition's mkfs, mount and fstab settings.
-type Filesystem struct {
-	Type         string `json:"type"` // ext4, xfs, vfat, ...
-	Label        string `json:"label,omitempty"`
-	UUID         string `json:"uuid,omitempty"`
-	Options      string `json:"options,omitempty"` // extra mkfs options
-	MountPoint   string `json:"mount_point,omitempty"`
-	FstabOptions string `json:"fstab_options,omitempty"`
-	FsckPassno   int    `json:"fsck_passno,omitempty"`
-}
 
 // FSTypes are the filesystems the guest can make.
 var FSTypes = []string{"ext2", "ext3", "ext4", "xfs", "vfat"}
@@ -60,12 +26,12 @@ var FSTypes = []string{"ext2", "ext3", "ext4", "xfs", "vfat"}
 // Parse reads a block device configuration. rootFSType is the root
 // filesystem's type where its mkfs names none, as DIB's FS_TYPE; empty
 // means ext4, as for every other filesystem without a type.
-func Parse(data []byte, rootFSType string) (*Layout, error) {
+func Parse(data []byte, rootFSType string) (*api.Layout, error) {
 	var nodes []map[string]yaml.Node
 	if err := yaml.Unmarshal(data, &nodes); err != nil {
 		return nil, fmt.Errorf("does not parse as a list of block device nodes: %w", err)
 	}
-	l := &Layout{}
+	l := &api.Layout{}
 	var pending []map[string]yaml.Node // top-level mkfs/mount/fstab
 	for _, n := range nodes {
 		if len(n) != 1 {
@@ -83,7 +49,7 @@ func Parse(data []byte, rootFSType string) (*Layout, error) {
 				}
 				l.Image = ll.Name
 			case "partitioning":
-				if err := l.parsePartitioning(&v, rootFSType); err != nil {
+				if err := parsePartitioning(l, &v, rootFSType); err != nil {
 					return nil, fmt.Errorf("partitioning: %w", err)
 				}
 			case "mkfs", "mount", "fstab":
@@ -102,10 +68,10 @@ func Parse(data []byte, rootFSType string) (*Layout, error) {
 	if len(pending) > 0 {
 		return nil, fmt.Errorf("mkfs, mount and fstab must be nested in their partition")
 	}
-	return l, l.check()
+	return l, check(l)
 }
 
-func (l *Layout) parsePartitioning(v *yaml.Node, rootFSType string) error {
+func parsePartitioning(l *api.Layout, v *yaml.Node, rootFSType string) error {
 	var p struct {
 		Base       string
 		Label      string
@@ -169,9 +135,9 @@ func (l *Layout) parsePartitioning(v *yaml.Node, rootFSType string) error {
 				return fmt.Errorf("partition %s: the primary flag is for mbr labels only", q.Name)
 			}
 		}
-		part := Partition{Name: q.Name, Flags: q.Flags, Type: q.Type, Size: size}
+		part := api.Partition{Name: q.Name, Flags: q.Flags, Type: q.Type, Size: size}
 		if m := q.Mkfs; m != nil {
-			fs := &Filesystem{Type: m.Type, Label: m.Label, UUID: m.UUID, Options: m.Opts}
+			fs := &api.Filesystem{Type: m.Type, Label: m.Label, UUID: m.UUID, Options: m.Opts}
 			if m.Mount != nil {
 				fs.MountPoint = m.Mount.MountPoint
 				if f := m.Mount.Fstab; f != nil {
@@ -197,27 +163,27 @@ func (l *Layout) parsePartitioning(v *yaml.Node, rootFSType string) error {
 var sizeRE = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B?|B)?$`)
 
 // parseSize reads DIB's sizes: 100%, 550MiB, 8MiB, 1G, 512 (bytes).
-func parseSize(s string) (Size, error) {
+func parseSize(s string) (api.Size, error) {
 	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
-		return Size{}, fmt.Errorf("%q: want a percentage or a size such as 550MiB", s)
+		return api.Size{}, fmt.Errorf("%q: want a percentage or a size such as 550MiB", s)
 	}
 	n, _ := strconv.ParseFloat(m[1], 64)
 	if m[2] == "%" {
 		if n <= 0 || n > 100 {
-			return Size{}, fmt.Errorf("%q: a percentage is between 0 and 100", s)
+			return api.Size{}, fmt.Errorf("%q: a percentage is between 0 and 100", s)
 		}
-		return Size{Percent: n}, nil
+		return api.Size{Percent: n}, nil
 	}
 	unit := map[string]float64{"": 1, "B": 1,
 		"K": 1e3, "KB": 1e3, "KiB": 1 << 10, "Ki": 1 << 10,
 		"M": 1e6, "MB": 1e6, "MiB": 1 << 20, "Mi": 1 << 20,
 		"G": 1e9, "GB": 1e9, "GiB": 1 << 30, "Gi": 1 << 30,
 		"T": 1e12, "TB": 1e12, "TiB": 1 << 40, "Ti": 1 << 40}[m[2]]
-	return Size{Bytes: int64(n * unit)}, nil
+	return api.Size{Bytes: int64(n * unit)}, nil
 }
 
-func (l *Layout) check() error {
+func check(l *api.Layout) error {
 	roots := 0
 	for _, p := range l.Partitions {
 		if p.FS != nil && p.FS.MountPoint == "/" {
@@ -228,7 +194,7 @@ func (l *Layout) check() error {
 		return fmt.Errorf("want exactly one filesystem mounted at /, found %d", roots)
 	}
 	if l.Label == "mbr" {
-		return l.checkMBR()
+		return checkMBR(l)
 	}
 	return nil
 }
@@ -236,7 +202,7 @@ func (l *Layout) check() error {
 // checkMBR holds an MBR layout to DIB's rules: partitions flagged
 // primary come first, and the rest are logical partitions in one
 // extended partition, which takes one of the four primary slots.
-func (l *Layout) checkMBR() error {
+func checkMBR(l *api.Layout) error {
 	primaries, logical := 0, 0
 	for _, p := range l.Partitions {
 		if !p.Primary() {
@@ -257,25 +223,8 @@ func (l *Layout) checkMBR() error {
 	return nil
 }
 
-// Primary says whether an MBR partition is a primary one rather than a
-// logical one.
-func (p *Partition) Primary() bool { return slices.Contains(p.Flags, "primary") }
-
-// Boot says whether the partition carries the boot flag.
-func (p *Partition) Boot() bool { return slices.Contains(p.Flags, "boot") }
-
-// Root is the filesystem mounted at /, which a parsed layout always has.
-func (l *Layout) Root() *Filesystem {
-	for _, p := range l.Partitions {
-		if p.FS != nil && p.FS.MountPoint == "/" {
-			return p.FS
-		}
-	}
-	return nil
-}
-
 // Fixed is the total of the partitions' fixed sizes.
-func (l *Layout) Fixed() int64 {
+func Fixed(l *api.Layout) int64 {
 	var n int64
 	for _, p := range l.Partitions {
 		n += p.Size.Bytes

@@ -3,6 +3,8 @@ package blockdevice
 import (
 	"strings"
 	"testing"
+
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 const mbrDefault = `# Default single partition loopback
@@ -74,8 +76,8 @@ func TestParseDIBDefaults(t *testing.T) {
 		l.Partitions[0].FS.Type != "vfat" || l.Partitions[0].FS.MountPoint != "/boot/efi" {
 		t.Errorf("efi default parsed as %+v", l)
 	}
-	if l.Fixed() != 558<<20 {
-		t.Errorf("fixed %d", l.Fixed())
+	if Fixed(l) != 558<<20 {
+		t.Errorf("fixed %d", Fixed(l))
 	}
 }
 
@@ -112,7 +114,7 @@ func TestParseRejects(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]Size{
+	for in, want := range map[string]api.Size{
 		"100%": {Percent: 100}, "550MiB": {Bytes: 550 << 20}, "8MiB": {Bytes: 8 << 20},
 		"1G": {Bytes: 1e9}, "2GiB": {Bytes: 2 << 30}, "512": {Bytes: 512}, "1.5GiB": {Bytes: 3 << 29},
 	} {

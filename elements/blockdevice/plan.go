@@ -1,6 +1,10 @@
 package blockdevice
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+)
 
 const (
 	sector = 512
@@ -32,15 +36,15 @@ type Plan struct {
 // partition starts one alignment after its extended boot record. On a
 // GPT sizes are whole MiB, as DIB asks sgdisk for them, and 2 MiB stay
 // free for the two headers.
-func (l *Layout) Place(diskBytes int64) (*Plan, error) {
+func Place(l *api.Layout, diskBytes int64) (*Plan, error) {
 	if l.Label == "gpt" {
-		return l.placeGPT(diskBytes)
+		return placeGPT(l, diskBytes)
 	}
-	return l.placeMBR(diskBytes)
+	return placeMBR(l, diskBytes)
 }
 
-func (l *Layout) placeMBR(diskBytes int64) (*Plan, error) {
-	align := l.align() / sector
+func placeMBR(l *api.Layout, diskBytes int64) (*Plan, error) {
+	align := alignment(l) / sector
 	disk := diskBytes / sector
 	next := align // the first free sector, on the alignment
 	plan := &Plan{}
@@ -48,9 +52,9 @@ func (l *Layout) placeMBR(diskBytes int64) (*Plan, error) {
 	for i := range l.Partitions {
 		p := &l.Partitions[i]
 		free := (disk - next - align) * sector
-		size, err := p.Size.of(free)
+		size, err := sizeOf(p.Size, free)
 		if err != nil {
-			return nil, l.tooBig(p, err, diskBytes)
+			return nil, tooBig(p, err, diskBytes)
 		}
 		length := size / sector
 		e := Extent{Start: next, Size: length}
@@ -65,7 +69,7 @@ func (l *Layout) placeMBR(diskBytes int64) (*Plan, error) {
 			e.Start = next + align // after the extended boot record
 		}
 		if e.Start+e.Size > disk {
-			return nil, l.tooBig(p, fmt.Errorf("needs %d MiB, %d MiB are free", size/mib, (disk-e.Start)*sector/mib), diskBytes)
+			return nil, tooBig(p, fmt.Errorf("needs %d MiB, %d MiB are free", size/mib, (disk-e.Start)*sector/mib), diskBytes)
 		}
 		plan.Partitions = append(plan.Partitions, e)
 		next = roundUp(e.Start+e.Size, align)
@@ -73,23 +77,23 @@ func (l *Layout) placeMBR(diskBytes int64) (*Plan, error) {
 	return plan, nil
 }
 
-func (l *Layout) placeGPT(diskBytes int64) (*Plan, error) {
-	align := l.align() / sector
+func placeGPT(l *api.Layout, diskBytes int64) (*Plan, error) {
+	align := alignment(l) / sector
 	free := diskBytes - 2*mib
 	next := align
 	plan := &Plan{}
 	for i := range l.Partitions {
 		p := &l.Partitions[i]
-		size, err := p.Size.of(free)
+		size, err := sizeOf(p.Size, free)
 		if err != nil {
-			return nil, l.tooBig(p, err, diskBytes)
+			return nil, tooBig(p, err, diskBytes)
 		}
 		e := Extent{Number: i + 1, Start: next, Size: size / mib * mib / sector}
 		if e.Size == 0 {
 			return nil, fmt.Errorf("partition %s: %d bytes is less than the 1 MiB a GPT partition takes", p.Name, size)
 		}
 		if lastUsable := diskBytes/sector - 34; e.Start+e.Size > lastUsable {
-			return nil, l.tooBig(p, fmt.Errorf("ends past the backup GPT"), diskBytes)
+			return nil, tooBig(p, fmt.Errorf("ends past the backup GPT"), diskBytes)
 		}
 		plan.Partitions = append(plan.Partitions, e)
 		free -= size
@@ -98,8 +102,8 @@ func (l *Layout) placeGPT(diskBytes int64) (*Plan, error) {
 	return plan, nil
 }
 
-// of is the size in bytes, given the bytes still free.
-func (s Size) of(free int64) (int64, error) {
+// sizeOf is the size in bytes, given the bytes still free.
+func sizeOf(s api.Size, free int64) (int64, error) {
 	size := s.Bytes
 	if s.Percent > 0 {
 		size = int64(float64(free) * s.Percent / 100)
@@ -113,11 +117,11 @@ func (s Size) of(free int64) (int64, error) {
 	return size, nil
 }
 
-func (l *Layout) tooBig(p *Partition, err error, diskBytes int64) error {
+func tooBig(p *api.Partition, err error, diskBytes int64) error {
 	return fmt.Errorf("partition %s on a %d MiB image: %v: raise DIB_IMAGE_SIZE, or size the partitions that come before it smaller", p.Name, diskBytes/mib, err)
 }
 
-func (l *Layout) align() int64 {
+func alignment(l *api.Layout) int64 {
 	if l.Align > 0 {
 		return l.Align
 	}

@@ -42,7 +42,7 @@ func TestPlaceMBRLogical(t *testing.T) {
 		t.Fatal(err)
 	}
 	const disk = 1 << 30 // 2097152 sectors
-	plan, err := l.Place(disk)
+	plan, err := Place(l, disk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPlaceMBRDefaultIsOnePrimary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := l.Place(3 << 30)
+	plan, err := Place(l, 3<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestPlaceGPTWholeMiB(t *testing.T) {
 		t.Fatal(err)
 	}
 	const disk = 2<<30 + 64<<10 // not a whole MiB, as images are sized
-	plan, err := l.Place(disk)
+	plan, err := Place(l, disk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestPlaceRefusesWhatDoesNotFit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = l.Place(1 << 30)
+	_, err = Place(l, 1<<30)
 	if err == nil || !strings.Contains(err.Error(), "partition spare") || !strings.Contains(err.Error(), "DIB_IMAGE_SIZE") {
 		t.Errorf("Place = %v, want an error naming partition spare and DIB_IMAGE_SIZE", err)
 	}

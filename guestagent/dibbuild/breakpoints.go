@@ -11,8 +11,20 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dibvm/dibvm/elements/breakpoint"
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 )
+
+// breakFile is where the build leaves the shell's settings, a breakShell,
+// for dib-break-shell: the build and the shell are both guest processes,
+// so this is no part of the host's contract.
+const breakFile = "/run/dibvm/break.json"
+
+// breakShell is how to start the shell of a breakpoint.
+type breakShell struct {
+	Root   string   `json:"root"`
+	Chroot bool     `json:"chroot"`
+	Env    []string `json:"env"`
+}
 
 // stop pauses the build at point if break= names it: it leaves the shell's
 // settings for dib-break-shell, tells the host, and waits for the host's
@@ -22,15 +34,15 @@ func (b *build) stop(point string, chroot bool) error {
 		return nil
 	}
 	fmt.Fprintf(b.out, "Starting debug shell. Exit to resume building.\nAt stage %s\n", point)
-	shell := buildspec.BreakShell{Root: b.target, Chroot: chroot, Env: b.env}
+	shell := breakShell{Root: b.target, Chroot: chroot, Env: b.env}
 	data, err := json.Marshal(shell)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(buildspec.BreakFile, data, 0o600); err != nil {
+	if err := os.WriteFile(breakFile, data, 0o600); err != nil {
 		return err
 	}
-	b.tell(buildspec.Message{Break: &buildspec.Break{Point: point, Chroot: chroot}})
+	b.tell(api.Message{Break: &api.Break{Point: point, Chroot: chroot}})
 	if _, err := b.stdin.ReadString('\n'); err != nil {
 		return fmt.Errorf("waiting at breakpoint %s: the host went away: %w", point, err)
 	}
@@ -52,14 +64,14 @@ func (b *build) parseBreaks() error {
 // breakpoint, in the target's chroot or beside it, with the build's
 // environment.
 func ShellMain() int {
-	data, err := os.ReadFile(buildspec.BreakFile)
+	data, err := os.ReadFile(breakFile)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dib-break-shell: no breakpoint is active: %v\n", err)
+		fmt.Fprintf(os.Stderr, api.BreakShellCommand+": no breakpoint is active: %v\n", err)
 		return 1
 	}
-	var s buildspec.BreakShell
+	var s breakShell
 	if err := json.Unmarshal(data, &s); err != nil {
-		fmt.Fprintf(os.Stderr, "dib-break-shell: %v\n", err)
+		fmt.Fprintf(os.Stderr, api.BreakShellCommand+": %v\n", err)
 		return 1
 	}
 	if t := os.Getenv("TERM"); t != "" {
@@ -72,16 +84,16 @@ func ShellMain() int {
 	if s.Chroot {
 		args = append([]string{"chroot", s.Root}, args...)
 	} else if err := os.Chdir(s.Root); err != nil {
-		fmt.Fprintf(os.Stderr, "dib-break-shell: %v\n", err)
+		fmt.Fprintf(os.Stderr, api.BreakShellCommand+": %v\n", err)
 		return 1
 	}
 	path, err := exec.LookPath(args[0])
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dib-break-shell: %v\n", err)
+		fmt.Fprintf(os.Stderr, api.BreakShellCommand+": %v\n", err)
 		return 1
 	}
 	err = syscall.Exec(path, args, s.Env)
-	fmt.Fprintf(os.Stderr, "dib-break-shell: %v\n", err)
+	fmt.Fprintf(os.Stderr, api.BreakShellCommand+": %v\n", err)
 	return 1
 }
 

@@ -20,7 +20,7 @@ import (
 
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/breakpoint"
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 )
@@ -29,7 +29,7 @@ import (
 const root = "/build"
 
 type build struct {
-	spec     *buildspec.Spec
+	spec     *api.Spec
 	input    string
 	hooks    string // TMP_HOOKS_PATH
 	elements string // the elements' own files
@@ -38,7 +38,7 @@ type build struct {
 	img      *image
 	work     string    // TMP_BUILD_DIR
 	out      io.Writer // what people read: DIB's lines, the hooks' output
-	ctl      io.Writer // control messages to the host (buildspec.Message)
+	ctl      io.Writer // control messages to the host (api.Message)
 	mounts   []string  // inside the target, to undo in reverse
 	env      []string
 	breaks   breakpoint.Set
@@ -60,7 +60,7 @@ func Main(args []string) int {
 	}
 	b := &build{input: args[0], out: os.Stderr, ctl: ctl}
 	err = b.run()
-	var f *hookrunner.Failure
+	var f *api.Failure
 	if errors.As(err, &f) {
 		b.stopOnError(false)
 	}
@@ -69,9 +69,9 @@ func Main(args []string) int {
 	case err == nil:
 		return 0
 	case errors.As(err, &f):
-		b.tell(buildspec.Message{Failure: f})
+		b.tell(api.Message{Failure: f})
 	default:
-		b.tell(buildspec.Message{Error: err.Error()})
+		b.tell(api.Message{Error: err.Error()})
 	}
 	return 1
 }
@@ -93,18 +93,18 @@ func controlStream() (*os.File, error) {
 }
 
 // tell sends the host a control message.
-func (b *build) tell(m buildspec.Message) {
-	if err := buildspec.WriteMessage(b.ctl, m); err != nil {
+func (b *build) tell(m api.Message) {
+	if err := api.WriteMessage(b.ctl, m); err != nil {
 		fmt.Fprintf(b.out, "dib-build: tell the host (%s): %v\n", m.Kind(), err)
 	}
 }
 
 func (b *build) run() error {
-	data, err := os.ReadFile(filepath.Join(b.input, buildspec.FileName))
+	data, err := os.ReadFile(filepath.Join(b.input, api.SpecFile))
 	if err != nil {
 		return err
 	}
-	if b.spec, err = buildspec.Parse(data); err != nil {
+	if b.spec, err = api.ParseSpec(data); err != nil {
 		return err
 	}
 	if err := b.parseBreaks(); err != nil {
@@ -165,7 +165,7 @@ func (b *build) blockDevice() error {
 		return err
 	}
 	size := imageSize(n, b.spec)
-	disk, err := sysinit.FindDisk(buildspec.OutputSerial, 10*time.Second)
+	disk, err := sysinit.FindDisk(api.OutputSerial, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (b *build) setEnv(k, v string) {
 
 // prepare formats and mounts the scratch disk and unpacks the elements.
 func (b *build) prepare() error {
-	dev, err := sysinit.FindDisk(buildspec.ScratchSerial, 10*time.Second)
+	dev, err := sysinit.FindDisk(api.ScratchSerial, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func (b *build) prepare() error {
 	if err := unix.Mount(b.built, b.target, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind the tree: %w", err)
 	}
-	if err := run("tar", "-C", root, "-xf", filepath.Join(b.input, buildspec.TarName)); err != nil {
+	if err := run("tar", "-C", root, "-xf", filepath.Join(b.input, api.ElementsTar)); err != nil {
 		return fmt.Errorf("unpack the elements: %w", err)
 	}
 	if err := os.MkdirAll(b.hooks, 0o755); err != nil {
@@ -337,7 +337,7 @@ func (b *build) environment() []string {
 	// that name is not theirs to write, so they get one on the scratch
 	// disk. Downloads persist on the host through the egress proxy.
 	env["DIB_IMAGE_CACHE"] = filepath.Join(root, "cache")
-	env[buildspec.ManifestsEnv] = b.manifests()
+	env[api.ManifestsEnv] = b.manifests()
 	// The helper's way out (see host/egress) applies to hooks too.
 	for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -428,7 +428,7 @@ func (b *build) extraPackages() error {
 	cmd := exec.Command("chroot", append([]string{b.target, "install-packages"}, b.spec.Packages...)...)
 	cmd.Env = b.env
 	err := hookrunner.RunCommand(cmd, b.out)
-	var f *hookrunner.Failure
+	var f *api.Failure
 	if errors.As(err, &f) {
 		f.Phase, f.Script = "install.d", "install-packages (-p)"
 		if f.Status == 127 {
@@ -519,12 +519,12 @@ func (b *build) finishTree() error {
 // reports where they are: the raw image first, then any tar of the tree,
 // then any squashfs.
 func (b *build) writeOutputs() error {
-	var res buildspec.Result
+	var res api.Result
 	if b.img != nil {
 		res.ImageSize, res.TarOffset = b.img.size, b.img.size
 	}
 	end := res.TarOffset
-	if buildspec.TreeArchive(b.spec.Types) {
+	if api.TreeArchive(b.spec.Types) {
 		n, err := b.writeTar(res.TarOffset)
 		if err != nil {
 			return err
@@ -552,7 +552,7 @@ func (b *build) writeOutputs() error {
 			return err
 		}
 	}
-	b.tell(buildspec.Message{Result: &res})
+	b.tell(api.Message{Result: &res})
 	return nil
 }
 
@@ -584,7 +584,7 @@ func (b *build) writeSquashfs(offset int64) (int64, error) {
 
 // copyToOutput writes r onto the output disk at offset.
 func (b *build) copyToOutput(r io.Reader, offset int64) (int64, error) {
-	dev, err := sysinit.FindDisk(buildspec.OutputSerial, 10*time.Second)
+	dev, err := sysinit.FindDisk(api.OutputSerial, 10*time.Second)
 	if err != nil {
 		return 0, err
 	}

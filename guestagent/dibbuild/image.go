@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dibvm/dibvm/elements/blockdevice"
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 // image is the disk being built on a loop device over the output disk,
@@ -35,7 +35,7 @@ const mib = 1 << 20
 // fixed-size partitions, the tree and the journal need; mke2fs places a
 // journal only in at most half the free blocks, and -i 4096 spends a
 // sixteenth of them on inodes, so the journal counts 2.25 times.
-func imageSize(treeBytes int64, s *buildspec.Spec) int64 {
+func imageSize(treeBytes int64, s *api.Spec) int64 {
 	const kib = 1024
 	var journal int64
 	if s.Layout.Root().Type == "ext4" {
@@ -58,7 +58,7 @@ func imageSize(treeBytes int64, s *buildspec.Spec) int64 {
 		}
 	}
 	// Each partition may lose up to a MiB to alignment and an EBR.
-	if least := s.Layout.Fixed() + treeBytes + treeBytes/10 + journal*9/4 + int64(len(s.Layout.Partitions)+2)*mib; size < least {
+	if least := blockdevice.Fixed(s.Layout) + treeBytes + treeBytes/10 + journal*9/4 + int64(len(s.Layout.Partitions)+2)*mib; size < least {
 		size = least
 	}
 	return (size + 64*kib - 1) / (64 * kib) * (64 * kib)
@@ -66,7 +66,7 @@ func imageSize(treeBytes int64, s *buildspec.Spec) int64 {
 
 // journalMiB is the ext4 root's journal: DIB_JOURNAL_SIZE, else DIB's
 // 64 MiB, large enough for the resizes a cloud image sees.
-func journalMiB(s *buildspec.Spec) int64 {
+func journalMiB(s *api.Spec) int64 {
 	if s.JournalMiB > 0 {
 		return int64(s.JournalMiB)
 	}
@@ -76,7 +76,7 @@ func journalMiB(s *buildspec.Spec) int64 {
 // makeImage partitions and formats the image and mounts it at target.
 func (b *build) makeImage(disk string, size int64) (*image, error) {
 	l := b.spec.Layout
-	plan, err := l.Place(size)
+	plan, err := blockdevice.Place(l, size)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (b *build) makeImage(disk string, size int64) (*image, error) {
 }
 
 // label is a filesystem's label: its own, or DIB's root label for /.
-func (b *build) label(fs *blockdevice.Filesystem) string {
+func (b *build) label(fs *api.Filesystem) string {
 	if fs.Label != "" {
 		return fs.Label
 	}
@@ -121,7 +121,7 @@ func (b *build) label(fs *blockdevice.Filesystem) string {
 // partition at its planned sector. On an MBR the extended partition
 // comes just before the first logical one, which makes sfdisk number the
 // logical partitions from 5.
-func partition(dev string, l *blockdevice.Layout, plan *blockdevice.Plan) error {
+func partition(dev string, l *api.Layout, plan *blockdevice.Plan) error {
 	var script strings.Builder
 	fmt.Fprintf(&script, "label: %s\nunit: sectors\n", map[string]string{"mbr": "dos", "gpt": "gpt"}[l.Label])
 	for i, p := range l.Partitions {
@@ -177,7 +177,7 @@ func partType(label, t string) string {
 // filesystem only: for ext4, an inode per 4 KiB and a large journal, room
 // for the many files and resizes of a cloud image; then
 // --max-online-resize and --mkfs-options.
-func (b *build) mkfsOptions(fs *blockdevice.Filesystem, dev string) []string {
+func (b *build) mkfsOptions(fs *api.Filesystem, dev string) []string {
 	if fs.MountPoint != "/" {
 		return nil
 	}
@@ -196,7 +196,7 @@ func (b *build) mkfsOptions(fs *blockdevice.Filesystem, dev string) []string {
 	return append(opts, strings.Fields(b.spec.MkfsOptions)...)
 }
 
-func mkfs(dev string, fs *blockdevice.Filesystem, label string, extra []string) error {
+func mkfs(dev string, fs *api.Filesystem, label string, extra []string) error {
 	var args []string
 	switch fs.Type {
 	case "ext2", "ext3", "ext4":
@@ -233,7 +233,7 @@ func mkfs(dev string, fs *blockdevice.Filesystem, label string, extra []string) 
 func (b *build) mountImage(img *image) error {
 	type mp struct {
 		dev string
-		fs  *blockdevice.Filesystem
+		fs  *api.Filesystem
 	}
 	var mps []mp
 	for i, p := range b.spec.Layout.Partitions {

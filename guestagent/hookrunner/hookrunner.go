@@ -22,12 +22,8 @@ import (
 	"time"
 
 	"github.com/dibvm/dibvm/elements/runparts"
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 )
-
-// Failure describes a hook that failed; the build reports it to the host
-// as it is.
-type Failure = buildspec.Failure
 
 const prefix = "dib-run-parts "
 
@@ -50,7 +46,7 @@ func Run(dir string, env []string, out io.Writer) error {
 		fmt.Fprintf(out, "%sRunning %s/%s\n", prefix, dir, s)
 		start := time.Now()
 		if err := runScript(filepath.Join(dir, s), env, out); err != nil {
-			var f *Failure
+			var f *api.Failure
 			if errors.As(err, &f) {
 				f.Phase, f.Script = phase, s
 			}
@@ -125,7 +121,7 @@ func runScript(path string, env []string, out io.Writer) error {
 }
 
 // RunCommand runs cmd as a hook is run: its output passes through to out,
-// and a failure is a *Failure with the end of that output (Phase and
+// and a failure is an *api.Failure with the end of that output (Phase and
 // Script are for the caller to fill in).
 func RunCommand(cmd *exec.Cmd, out io.Writer) error {
 	tail := &tailWriter{max: 20}
@@ -135,7 +131,7 @@ func RunCommand(cmd *exec.Cmd, out io.Writer) error {
 	if err == nil {
 		return nil
 	}
-	f := &Failure{Tail: tail.lines(), Status: -1}
+	f := &api.Failure{Tail: tail.lines(), Status: -1}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		f.Status = ee.ExitCode()
@@ -149,7 +145,7 @@ func RunCommand(cmd *exec.Cmd, out io.Writer) error {
 }
 
 // WriteFailure saves f for the process that started this one.
-func WriteFailure(path string, f *Failure) error {
+func WriteFailure(path string, f *api.Failure) error {
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err
@@ -158,12 +154,12 @@ func WriteFailure(path string, f *Failure) error {
 }
 
 // ReadFailure loads a failure written by WriteFailure.
-func ReadFailure(path string) (*Failure, error) {
+func ReadFailure(path string) (*api.Failure, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var f Failure
+	var f api.Failure
 	return &f, json.Unmarshal(b, &f)
 }
 
@@ -194,10 +190,10 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// push keeps line, cut to buildspec.MaxTailLine so that a failure's
+// push keeps line, cut to api.MaxTailLine so that a failure's
 // report fits in one control message whatever a hook printed.
 func (t *tailWriter) push(line string) {
-	t.buf = append(t.buf, buildspec.ShortenTailLine(line))
+	t.buf = append(t.buf, api.ShortenTailLine(line))
 	if len(t.buf) > t.max {
 		t.buf = t.buf[len(t.buf)-t.max:]
 	}
@@ -208,7 +204,7 @@ func (t *tailWriter) lines() []string {
 	defer t.mu.Unlock()
 	out := append([]string(nil), t.buf...)
 	if len(t.part) > 0 {
-		out = append(out, buildspec.ShortenTailLine(string(t.part)))
+		out = append(out, api.ShortenTailLine(string(t.part)))
 	}
 	return out
 }
@@ -237,7 +233,7 @@ func Main(args []string) int {
 	if err == nil {
 		return 0
 	}
-	var f *Failure
+	var f *api.Failure
 	if errors.As(err, &f) {
 		if p := os.Getenv("DIBVM_FAILURE_FILE"); p != "" {
 			WriteFailure(p, f)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 func write(t *testing.T, path, content string, perm os.FileMode) {
@@ -50,9 +52,9 @@ func TestRunReportsFailure(t *testing.T) {
 	write(t, filepath.Join(root, "install.d", "30-never"), "#!/bin/sh\ntouch "+filepath.Join(root, "ran")+"\n", 0o755)
 	var out bytes.Buffer
 	err := Run(filepath.Join(root, "install.d"), []string{"PATH=/usr/bin:/bin"}, &out)
-	var f *Failure
+	var f *api.Failure
 	if !errors.As(err, &f) {
-		t.Fatalf("error %v is not a Failure", err)
+		t.Fatalf("error %v is not an api.Failure", err)
 	}
 	if f.Phase != "install.d" || f.Script != "20-fails" || f.Status != 3 {
 		t.Errorf("failure %+v", f)

@@ -20,12 +20,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/reaper"
 )
-
-// PoweroffRequest is the global request that asks the agent to power the
-// guest off once it has replied.
-const PoweroffRequest = "poweroff@dibvm"
 
 // Server runs commands for one authorized client.
 type Server struct {
@@ -76,7 +73,7 @@ func (s *Server) Serve(conn net.Conn) error {
 
 func (s *Server) globalRequests(reqs <-chan *ssh.Request) {
 	for r := range reqs {
-		if r.Type == PoweroffRequest {
+		if r.Type == api.PoweroffRequest {
 			r.Reply(true, nil)
 			if s.Poweroff != nil {
 				s.Poweroff()

@@ -7,14 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/dibvm/dibvm/guestagent/bootconfig"
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/reaper"
 )
 
 // ConfigureNetwork brings up loopback and, when n is set, the first
 // Ethernet interface with n's static address, route and resolver. It runs
 // iproute2's ip, which the appliance ships.
-func ConfigureNetwork(n *bootconfig.Network) error {
+func ConfigureNetwork(n *api.Network) error {
 	cmds := [][]string{{"link", "set", "lo", "up"}}
 	if n != nil {
 		dev, err := firstEthernet()

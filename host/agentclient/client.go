@@ -13,15 +13,14 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 // Client is a connected control channel.
 type Client struct {
 	ssh *ssh.Client
 }
-
-// PoweroffRequest must match the agent's (guestagent/sshd).
-const PoweroffRequest = "poweroff@dibvm"
 
 // Dial connects to the agent behind the unix socket at path and completes
 // the SSH handshake before ctx ends. ssh.NewClientConn ignores
@@ -168,7 +167,7 @@ func sshSignal(sig os.Signal) ssh.Signal {
 func (c *Client) Poweroff(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := c.ssh.SendRequest(PoweroffRequest, true, nil)
+		_, _, err := c.ssh.SendRequest(api.PoweroffRequest, true, nil)
 		done <- err
 	}()
 	select {

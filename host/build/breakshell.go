@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/termsafe"
@@ -18,14 +18,14 @@ import (
 // on dibvm's stdin and stdout, when they are not a terminal) and returns
 // when the user leaves it. The shell is the user's even when the build's
 // output goes only to a log file.
-func (p *Plan) breakShell(m *machine.Machine, b buildspec.Break) {
+func (p *Plan) breakShell(m *machine.Machine, b api.Break) {
 	where := "in the helper VM"
 	if b.Chroot {
 		where = "in the image's chroot"
 	}
 	fmt.Fprintf(os.Stderr, "dibvm: stopped at %s; a shell is open %s. Exit it to go on.\n", b.Point, where)
 	cmd := agentclient.Command{
-		Line:  "/init dib-break-shell",
+		Line:  api.BreakShellLine,
 		Stdin: userInput.session(), Stdout: os.Stdout, Stderr: os.Stderr,
 	}
 	defer userInput.endSession()

@@ -27,7 +27,7 @@ import (
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/blockdevice"
 	"github.com/dibvm/dibvm/elements/breakpoint"
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
@@ -87,7 +87,7 @@ type Plan struct {
 	o      Options
 	out    *termsafe.Writer // o.Stdout, flushed after the guest's output
 	hooks  *elements.Hooks
-	spec   *buildspec.Spec
+	spec   *api.Spec
 	inputs []iso.File
 	disks  []machine.Disk // the host's files lent read-only
 	clouds *cloudImages
@@ -116,7 +116,7 @@ func Prepare(o Options) (*Plan, error) {
 	if len(withheld) > 0 {
 		fmt.Fprintf(o.Stdout, "dibvm: not passed to the hooks (host-specific or secret-shaped; pass one with --env NAME): %s\n", strings.Join(withheld, " "))
 	}
-	spec := &buildspec.Spec{
+	spec := &api.Spec{
 		ImageName:   filepath.Base(o.Output),
 		Elements:    elements.Names(els),
 		Arch:        o.Arch,
@@ -189,8 +189,8 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		}
 	}
 	mo.Disks = []machine.Disk{
-		{Serial: buildspec.ScratchSerial, Size: o.ScratchSize},
-		{Serial: buildspec.OutputSerial, Size: o.ScratchSize},
+		{Serial: api.ScratchSerial, Size: o.ScratchSize},
+		{Serial: api.OutputSerial, Size: o.ScratchSize},
 	}
 	mo.Disks = append(mo.Disks, p.disks...)
 	m, err := machine.Start(ctx, mo)
@@ -208,7 +208,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	breaks, _ := breakpoint.Parse(spec.Break) // checked in Prepare
 	ctl := &control{
 		breaks: breaks, types: o.Types, diskSize: o.ScratchSize,
-		onBreak: func(b buildspec.Break) {
+		onBreak: func(b api.Break) {
 			p.breakShell(m, b)
 			io.WriteString(resume, "\n")
 		},
@@ -220,7 +220,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	// Everything people read comes on the build's stderr; its stdout
 	// carries only control messages.
 	err = m.Client.Run(agentclient.Command{
-		Line:  "/init dib-build /run/dibvm/input",
+		Line:  api.BuildLine,
 		Stdin: goAhead, Stdout: ctlW, Stderr: o.Stdout,
 	})
 	p.out.Flush()
@@ -247,7 +247,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	}
 	// QEMU must let go of the output disk before it is read.
 	m.Shutdown()
-	return writeOutputs(ctx, o, m.DiskPath(buildspec.OutputSerial), ctl.result)
+	return writeOutputs(ctx, o, m.DiskPath(api.OutputSerial), ctl.result)
 }
 
 // fullDisk says, for a failed build, whether it filled the scratch or
@@ -256,8 +256,8 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 // scratch disk, so a full one is at least nine tenths written.
 func (p *Plan) fullDisk(m *machine.Machine) string {
 	for _, d := range []struct{ serial, what string }{
-		{buildspec.ScratchSerial, "scratch disk, which holds the tree, the downloads and the hooks' work files,"},
-		{buildspec.OutputSerial, "output disk, which holds the image and the tree's outputs,"},
+		{api.ScratchSerial, "scratch disk, which holds the tree, the downloads and the hooks' work files,"},
+		{api.OutputSerial, "output disk, which holds the image and the tree's outputs,"},
 	} {
 		if n, ok := allocated(m.DiskPath(d.serial)); ok && n >= p.o.ScratchSize/10*9 {
 			return fmt.Sprintf("The build's %s is full (%d MiB). Give it more room with --scratch-size, e.g. --scratch-size %dG.",
@@ -279,7 +279,7 @@ func wantsDisk(types []string) bool {
 // layout reads the block device configuration: DIB_BLOCK_DEVICE_CONFIG
 // (YAML, or file:// and a path), else block-device-<arch>.yaml or
 // block-device-default.yaml of the elements.
-func layout(o Options, els []*elements.Element) (*blockdevice.Layout, error) {
+func layout(o Options, els []*elements.Element) (*api.Layout, error) {
 	var data []byte
 	var where string
 	if cfg := lookup(o.Environ, "DIB_BLOCK_DEVICE_CONFIG"); cfg != "" {
@@ -384,7 +384,7 @@ func checkSize(els []*elements.Element) error {
 // outgrow the elements' own size.
 const maxInputTar = 2 * maxElementBytes
 
-func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.Hooks) ([]iso.File, error) {
+func inputFiles(spec *api.Spec, els []*elements.Element, hooks *elements.Hooks) ([]iso.File, error) {
 	tarball := &cappedBuffer{max: maxInputTar}
 	if err := elements.WriteTar(tarball, els, hooks); err != nil {
 		return nil, err
@@ -394,8 +394,8 @@ func inputFiles(spec *buildspec.Spec, els []*elements.Element, hooks *elements.H
 		return nil, err
 	}
 	return []iso.File{
-		{Name: buildspec.FileName, Data: js},
-		{Name: buildspec.TarName, Data: tarball.buf.Bytes()},
+		{Name: api.SpecFile, Data: js},
+		{Name: api.ElementsTar, Data: tarball.buf.Bytes()},
 	}, nil
 }
 
@@ -406,7 +406,7 @@ func lookup(environ []string, key string) string {
 
 // HookError is a failed hook, with the element it belongs to.
 type HookError struct {
-	Failure *buildspec.Failure
+	Failure *api.Failure
 	Element string
 	Hint    string // what the host saw that explains the failure, if anything
 }
@@ -422,7 +422,7 @@ func (e *HookError) Error() string {
 	if len(e.Failure.Tail) > 0 {
 		b.WriteString("  last lines of its output:\n")
 		for _, l := range e.Failure.Tail {
-			b.WriteString("    " + termsafe.String(buildspec.ShortenTailLine(l)) + "\n")
+			b.WriteString("    " + termsafe.String(api.ShortenTailLine(l)) + "\n")
 		}
 	}
 	if e.Hint != "" {
@@ -432,7 +432,7 @@ func (e *HookError) Error() string {
 	return b.String()
 }
 
-func elementOf(h *elements.Hooks, f *buildspec.Failure) string {
+func elementOf(h *elements.Hooks, f *api.Failure) string {
 	if hook, ok := h.Files[f.Phase+"/"+f.Script]; ok {
 		return hook.Element.Name
 	}
@@ -444,7 +444,7 @@ func elementOf(h *elements.Hooks, f *buildspec.Failure) string {
 // them into place, moving existing files aside first as DIB does. Disk
 // images are converted with qemu-img from raw only: the host never
 // interprets what the guest made.
-func writeOutputs(ctx context.Context, o Options, disk string, r *buildspec.Result) error {
+func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) error {
 	var staged []*stagedFile
 	defer func() {
 		for _, s := range staged {
@@ -566,7 +566,7 @@ func stageChecksums(outputs []*stagedFile, kinds []string) ([]*stagedFile, error
 // how to fill it from the output disk; nil for the disk image types.
 // tgz and docker are the guest's tar of the tree, gzipped or as it is:
 // bytes the host passes on, never a filesystem it reads.
-func treeOutput(o Options, t, disk string, r *buildspec.Result) (string, func(*os.File) error) {
+func treeOutput(o Options, t, disk string, r *api.Result) (string, func(*os.File) error) {
 	tar := func(tmp *os.File) error { return copySection(tmp, disk, r.TarOffset, r.TarSize) }
 	switch t {
 	case "tar":

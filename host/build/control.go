@@ -9,10 +9,10 @@ import (
 
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/breakpoint"
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
-// control reads the build's control messages (see buildspec.Message) and
+// control reads the build's control messages (see api.Message) and
 // checks each one as hostile: whatever runs in the guest is root there
 // and can forge them. A message that breaks the protocol, or asks for
 // something the user did not ask for, stops the build.
@@ -23,15 +23,15 @@ type control struct {
 
 	// onBreak opens the shell of an allowed breakpoint and returns when
 	// the user leaves it.
-	onBreak func(buildspec.Break)
+	onBreak func(api.Break)
 	// stop stops the VM after a violation, so that the build ends.
 	stop func()
 
 	taken map[string]bool // breakpoints already given
 
 	// What the build said at its end; at most one is set.
-	result   *buildspec.Result
-	failure  *buildspec.Failure
+	result   *api.Result
+	failure  *api.Failure
 	buildErr string
 	// err is the violation that stopped the build: a *ViolationError.
 	err error
@@ -41,7 +41,7 @@ type control struct {
 // drains r, so that the session's copy into it never blocks.
 func (c *control) read(r io.Reader) {
 	for {
-		m, err := buildspec.ReadMessage(r)
+		m, err := api.ReadMessage(r)
 		if err == io.EOF {
 			return
 		}
@@ -49,7 +49,7 @@ func (c *control) read(r io.Reader) {
 			err = c.handle(m)
 		}
 		if err != nil {
-			var pe *buildspec.ProtocolError
+			var pe *api.ProtocolError
 			if errors.As(err, &pe) {
 				err = &ViolationError{Reason: pe.Error()}
 			}
@@ -61,7 +61,7 @@ func (c *control) read(r io.Reader) {
 	}
 }
 
-func (c *control) handle(m buildspec.Message) error {
+func (c *control) handle(m api.Message) error {
 	if c.result != nil || c.failure != nil || c.buildErr != "" {
 		return violation("a %s message came after the build's final message", m.Kind())
 	}
@@ -91,7 +91,7 @@ func (c *control) handle(m buildspec.Message) error {
 }
 
 // checkBreak allows a shell only where break= asked for one, and once.
-func (c *control) checkBreak(b buildspec.Break) error {
+func (c *control) checkBreak(b api.Break) error {
 	if !c.breaks[b.Point] {
 		return violation("the helper VM asked for a shell at %q, where break= did not ask to stop; no shell was opened", b.Point)
 	}
@@ -119,7 +119,7 @@ var hookName = regexp.MustCompile(`^[0-9A-Za-z_-]+$`)
 
 const extraPackagesScript = "install-packages (-p)"
 
-func checkFailure(f *buildspec.Failure) error {
+func checkFailure(f *api.Failure) error {
 	if !slices.Contains(elements.Phases, f.Phase) {
 		return violation("a hook failure names phase %q, which is not a phase", f.Phase)
 	}
@@ -141,14 +141,14 @@ func checkFailure(f *buildspec.Failure) error {
 // checkResult checks that every output the guest reports lies on the
 // output disk, that none overlaps another, and that there is exactly
 // what was asked for.
-func checkResult(r buildspec.Result, types []string, diskSize int64) error {
+func checkResult(r api.Result, types []string, diskSize int64) error {
 	sections := []struct {
 		name         string
 		offset, size int64
 		wanted       bool
 	}{
 		{"disk image", 0, r.ImageSize, wantsDisk(types)},
-		{"tar of the tree", r.TarOffset, r.TarSize, buildspec.TreeArchive(types)},
+		{"tar of the tree", r.TarOffset, r.TarSize, api.TreeArchive(types)},
 		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, "squashfs")},
 		{"manifests", r.ManifestsOffset, r.ManifestsSize, true},
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/dibvm/dibvm/elements/breakpoint"
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 const disk = 64 << 30
@@ -15,7 +15,7 @@ const disk = 64 << 30
 // run feeds msgs to a control that allows break (a break= value) for a
 // build of types, and returns it with the shells it opened and whether
 // it stopped the build.
-func runControl(t *testing.T, brk string, types []string, msgs ...buildspec.Message) (c *control, shells []string, stopped bool) {
+func runControl(t *testing.T, brk string, types []string, msgs ...api.Message) (c *control, shells []string, stopped bool) {
 	t.Helper()
 	set, err := breakpoint.Parse(brk)
 	if err != nil {
@@ -23,13 +23,13 @@ func runControl(t *testing.T, brk string, types []string, msgs ...buildspec.Mess
 	}
 	var buf bytes.Buffer
 	for _, m := range msgs {
-		if err := buildspec.WriteMessage(&buf, m); err != nil {
+		if err := api.WriteMessage(&buf, m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	buf.WriteString("and then some bytes nobody reads")
 	c = &control{breaks: set, types: types, diskSize: disk,
-		onBreak: func(b buildspec.Break) { shells = append(shells, b.Point) },
+		onBreak: func(b api.Break) { shells = append(shells, b.Point) },
 		stop:    func() { stopped = true },
 	}
 	c.read(&buf)
@@ -38,9 +38,9 @@ func runControl(t *testing.T, brk string, types []string, msgs ...buildspec.Mess
 
 func TestControlAcceptsABuild(t *testing.T) {
 	c, shells, stopped := runControl(t, "after-install,before-finalise", []string{"qcow2", "tar"},
-		buildspec.Message{Break: &buildspec.Break{Point: "after-install", Chroot: true}},
-		buildspec.Message{Break: &buildspec.Break{Point: "before-finalise", Chroot: true}},
-		buildspec.Message{Result: &buildspec.Result{ImageSize: 1 << 30, TarOffset: 1 << 30, TarSize: 1 << 20}},
+		api.Message{Break: &api.Break{Point: "after-install", Chroot: true}},
+		api.Message{Break: &api.Break{Point: "before-finalise", Chroot: true}},
+		api.Message{Result: &api.Result{ImageSize: 1 << 30, TarOffset: 1 << 30, TarSize: 1 << 20}},
 	)
 	// The trailing garbage is after the final message: refused too.
 	if !stopped || !strings.Contains(c.err.Error(), "not the control magic") {
@@ -54,36 +54,36 @@ func TestControlAcceptsABuild(t *testing.T) {
 // Every message a hostile guest could forge is refused, stops the build,
 // and opens no shell.
 func TestControlRefuses(t *testing.T) {
-	img := func(r buildspec.Result) buildspec.Message { return buildspec.Message{Result: &r} }
-	fail := func(f buildspec.Failure) buildspec.Message { return buildspec.Message{Failure: &f} }
-	brk := func(p string, chroot bool) buildspec.Message {
-		return buildspec.Message{Break: &buildspec.Break{Point: p, Chroot: chroot}}
+	img := func(r api.Result) api.Message { return api.Message{Result: &r} }
+	fail := func(f api.Failure) api.Message { return api.Message{Failure: &f} }
+	brk := func(p string, chroot bool) api.Message {
+		return api.Message{Break: &api.Break{Point: p, Chroot: chroot}}
 	}
 	for _, tc := range []struct {
 		name  string
 		brk   string
 		types []string
-		msgs  []buildspec.Message
+		msgs  []api.Message
 		want  string
 	}{
-		{"a shell nobody asked for", "", nil, []buildspec.Message{brk("before-install", true)}, `shell at "before-install", where break= did not ask`},
-		{"a shell elsewhere", "after-error", nil, []buildspec.Message{brk("after-root", false)}, "did not ask"},
-		{"a made-up point", "after-install", nil, []buildspec.Message{brk("after-install; rm -rf ~", true)}, "did not ask"},
-		{"a shell twice", "after-install", nil, []buildspec.Message{brk("after-install", true), brk("after-install", true)}, "a second time"},
-		{"a shell outside the chroot", "after-install", nil, []buildspec.Message{brk("after-install", false)}, "wrong place"},
-		{"an image beyond the disk", "", []string{"qcow2"}, []buildspec.Message{img(buildspec.Result{ImageSize: disk + 1})}, "beyond the"},
-		{"an offset that wraps", "", []string{"tar"}, []buildspec.Message{img(buildspec.Result{TarOffset: 1 << 62, TarSize: 1<<63 - 1})}, "beyond the"},
-		{"a negative size", "", []string{"tar"}, []buildspec.Message{img(buildspec.Result{TarOffset: 10, TarSize: -5})}, "length -5"},
-		{"overlapping outputs", "", []string{"qcow2", "tar"}, []buildspec.Message{img(buildspec.Result{ImageSize: 1 << 20, TarOffset: 4096, TarSize: 1 << 20})}, "over the disk image"},
-		{"manifests over the image", "", []string{"raw"}, []buildspec.Message{img(buildspec.Result{ImageSize: 1 << 20, ManifestsOffset: 0, ManifestsSize: 10})}, "manifests over the disk image"},
-		{"an output not asked for", "", []string{"tar"}, []buildspec.Message{img(buildspec.Result{ImageSize: 1 << 20, TarOffset: 1 << 20, TarSize: 10240})}, "disk image, which was not asked for"},
-		{"an output missing", "", []string{"qcow2", "squashfs"}, []buildspec.Message{img(buildspec.Result{ImageSize: 1 << 20})}, "no squashfs"},
-		{"huge manifests", "", []string{"tar"}, []buildspec.Message{img(buildspec.Result{TarSize: 10240, ManifestsOffset: 10240, ManifestsSize: 1 << 30})}, "manifests are"},
-		{"a failure in no phase", "", nil, []buildspec.Message{fail(buildspec.Failure{Phase: "../../etc", Script: "x"})}, "not a phase"},
-		{"a failure of no hook", "", nil, []buildspec.Message{fail(buildspec.Failure{Phase: "install.d", Script: "x/../../y"})}, "not a hook's name"},
-		{"a failure with a huge tail", "", nil, []buildspec.Message{fail(buildspec.Failure{Phase: "install.d", Script: "x", Tail: make([]string, 1000)})}, "1000 lines"},
-		{"a failure status out of range", "", nil, []buildspec.Message{fail(buildspec.Failure{Phase: "install.d", Script: "x", Status: 1 << 20})}, "exit status"},
-		{"two final messages", "", []string{"tar"}, []buildspec.Message{{Error: "x"}, img(buildspec.Result{TarSize: 10240})}, "after the build's final message"},
+		{"a shell nobody asked for", "", nil, []api.Message{brk("before-install", true)}, `shell at "before-install", where break= did not ask`},
+		{"a shell elsewhere", "after-error", nil, []api.Message{brk("after-root", false)}, "did not ask"},
+		{"a made-up point", "after-install", nil, []api.Message{brk("after-install; rm -rf ~", true)}, "did not ask"},
+		{"a shell twice", "after-install", nil, []api.Message{brk("after-install", true), brk("after-install", true)}, "a second time"},
+		{"a shell outside the chroot", "after-install", nil, []api.Message{brk("after-install", false)}, "wrong place"},
+		{"an image beyond the disk", "", []string{"qcow2"}, []api.Message{img(api.Result{ImageSize: disk + 1})}, "beyond the"},
+		{"an offset that wraps", "", []string{"tar"}, []api.Message{img(api.Result{TarOffset: 1 << 62, TarSize: 1<<63 - 1})}, "beyond the"},
+		{"a negative size", "", []string{"tar"}, []api.Message{img(api.Result{TarOffset: 10, TarSize: -5})}, "length -5"},
+		{"overlapping outputs", "", []string{"qcow2", "tar"}, []api.Message{img(api.Result{ImageSize: 1 << 20, TarOffset: 4096, TarSize: 1 << 20})}, "over the disk image"},
+		{"manifests over the image", "", []string{"raw"}, []api.Message{img(api.Result{ImageSize: 1 << 20, ManifestsOffset: 0, ManifestsSize: 10})}, "manifests over the disk image"},
+		{"an output not asked for", "", []string{"tar"}, []api.Message{img(api.Result{ImageSize: 1 << 20, TarOffset: 1 << 20, TarSize: 10240})}, "disk image, which was not asked for"},
+		{"an output missing", "", []string{"qcow2", "squashfs"}, []api.Message{img(api.Result{ImageSize: 1 << 20})}, "no squashfs"},
+		{"huge manifests", "", []string{"tar"}, []api.Message{img(api.Result{TarSize: 10240, ManifestsOffset: 10240, ManifestsSize: 1 << 30})}, "manifests are"},
+		{"a failure in no phase", "", nil, []api.Message{fail(api.Failure{Phase: "../../etc", Script: "x"})}, "not a phase"},
+		{"a failure of no hook", "", nil, []api.Message{fail(api.Failure{Phase: "install.d", Script: "x/../../y"})}, "not a hook's name"},
+		{"a failure with a huge tail", "", nil, []api.Message{fail(api.Failure{Phase: "install.d", Script: "x", Tail: make([]string, 1000)})}, "1000 lines"},
+		{"a failure status out of range", "", nil, []api.Message{fail(api.Failure{Phase: "install.d", Script: "x", Status: 1 << 20})}, "exit status"},
+		{"two final messages", "", []string{"tar"}, []api.Message{{Error: "x"}, img(api.Result{TarSize: 10240})}, "after the build's final message"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, shells, stopped := runControl(t, tc.brk, tc.types, tc.msgs...)
@@ -101,7 +101,7 @@ func TestControlRefuses(t *testing.T) {
 // A failure's report shows the hook's output as text: nothing in it can
 // drive the user's terminal.
 func TestHookErrorNeutralisesOutput(t *testing.T) {
-	e := &HookError{Element: "evil", Failure: &buildspec.Failure{Phase: "install.d", Script: "50-x", Status: 1,
+	e := &HookError{Element: "evil", Failure: &api.Failure{Phase: "install.d", Script: "50-x", Status: 1,
 		Tail: []string{"\x1b]0;pwned\x07\x1b[2J", strings.Repeat("y", 10000)}}}
 	msg := e.Error()
 	if strings.ContainsAny(msg, "\x1b\x07") {

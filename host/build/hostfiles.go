@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
 )
@@ -34,7 +34,7 @@ const maxHostFile = 16 << 20
 // hostFiles reads the files env's host-file variables name and returns
 // them as input-disk files, with spec.HostFiles saying which variable
 // each is for.
-func hostFiles(env map[string]string, spec *buildspec.Spec) ([]iso.File, error) {
+func hostFiles(env map[string]string, spec *api.Spec) ([]iso.File, error) {
 	var files []iso.File
 	for i, k := range setVars(env, hostFileVars) {
 		data, err := readHostFile(env[k])
@@ -111,7 +111,7 @@ var hostDiskVars = map[string]string{
 // hostDisks checks the files env's host-disk variables name and returns
 // them as read-only disks, with spec.HostDisks saying which variable
 // each is for.
-func hostDisks(env map[string]string, spec *buildspec.Spec) ([]machine.Disk, error) {
+func hostDisks(env map[string]string, spec *api.Spec) ([]machine.Disk, error) {
 	var disks []machine.Disk
 	for i, k := range setVars(env, hostDiskVars) {
 		path, err := filepath.Abs(env[k])

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dibvm/dibvm/guestagent/buildspec"
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 // Settings that name a file on the host carry that file into the build,
@@ -18,7 +18,7 @@ func TestHostFiles(t *testing.T) {
 	ring := filepath.Join(dir, "ring.gpg")
 	os.WriteFile(ring, []byte("keyring"), 0o600)
 
-	spec := &buildspec.Spec{}
+	spec := &api.Spec{}
 	files, err := hostFiles(map[string]string{
 		"DIB_DEV_USER_AUTHORIZED_KEYS": keys, "DIB_APT_KEYRING": ring,
 		"DIB_RELEASE": "trixie", "DIB_DEBIAN_KEYRING": "",
@@ -38,7 +38,7 @@ func TestHostFiles(t *testing.T) {
 	}
 
 	for name, path := range map[string]string{"missing": filepath.Join(dir, "nope"), "directory": dir} {
-		_, err := hostFiles(map[string]string{"DIB_APT_KEYRING": path}, &buildspec.Spec{})
+		_, err := hostFiles(map[string]string{"DIB_APT_KEYRING": path}, &api.Spec{})
 		if err == nil || !strings.Contains(err.Error(), "DIB_APT_KEYRING="+path) {
 			t.Errorf("%s: %v", name, err)
 		}

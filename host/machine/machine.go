@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dibvm/dibvm/guestagent/bootconfig"
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/iso"
@@ -162,7 +162,7 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 	if err := writeInput(dir.File("input.iso"), keys, opts); err != nil {
 		return nil, err
 	}
-	drives := []qemu.Drive{{Path: dir.File("input.iso"), Serial: bootconfig.DiskSerial, ReadOnly: true}}
+	drives := []qemu.Drive{{Path: dir.File("input.iso"), Serial: api.InputSerial, ReadOnly: true}}
 	for _, d := range opts.Disks {
 		if d.Source != "" {
 			drives = append(drives, qemu.Drive{Path: d.Source, Serial: d.Serial, ReadOnly: true})
@@ -184,7 +184,7 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 		ConsoleLog:  dir.File("console.log"),
 		QMPSocket:   dir.File("qmp.sock"),
 		AgentSocket: dir.File("agent.sock"),
-		AgentPort:   bootconfig.PortName,
+		AgentPort:   api.PortName,
 	}
 	if opts.Network {
 		if m.egress, cfg.Guestfwd, err = startEgress(dir, opts); err != nil {
@@ -220,17 +220,17 @@ func kernelCmdline(goarch, accel string) string {
 }
 
 func writeInput(path string, keys *agentclient.Keys, opts Options) error {
-	cfg := bootconfig.Config{AuthorizedKey: keys.AuthorizedKey(), HostKey: keys.GuestPrivateKey()}
+	cfg := api.Config{AuthorizedKey: keys.AuthorizedKey(), HostKey: keys.GuestPrivateKey()}
 	if opts.Network {
 		// QEMU's user networking always serves this network.
-		cfg.Network = &bootconfig.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3",
+		cfg.Network = &api.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3",
 			Proxy: "http://" + egress.GuestAddr}
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return err
 	}
-	files := append([]iso.File{{Name: bootconfig.FileName, Data: b}}, opts.Inputs...)
+	files := append([]iso.File{{Name: api.ConfigFile, Data: b}}, opts.Inputs...)
 	return iso.Write(path, files)
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/qmp"
 )
@@ -175,7 +176,7 @@ func panicLine(console string) string {
 		if i := strings.Index(l, "Kernel panic"); i >= 0 {
 			return strings.TrimSpace(l[i:])
 		}
-		if i := strings.Index(l, "dibvm-agent: fatal:"); i >= 0 {
+		if i := strings.Index(l, api.LogPrefix+api.Fatal); i >= 0 {
 			return strings.TrimSpace(l[i:])
 		}
 	}

@@ -1,4 +1,4 @@
-package buildspec
+package api
 
 import (
 	"bytes"
@@ -64,6 +64,12 @@ func (m Message) kinds() []string {
 		k = append(k, "error")
 	}
 	return k
+}
+
+// Break is what the build says at a breakpoint.
+type Break struct {
+	Point  string `json:"point"`
+	Chroot bool   `json:"chroot"` // the shell belongs inside the target
 }
 
 // Failure describes a hook that failed.

@@ -1,29 +1,13 @@
-// Package buildspec is what the host tells the guest about one image
-// build: the elements, the environment and the outputs. The host writes it
-// as build.json on the input disk, beside elements.tar, which holds the
-// merged hook tree (hooks/) and every element's own files (elements/).
-package buildspec
+package api
 
 import (
 	"encoding/json"
 	"fmt"
-
-	"github.com/dibvm/dibvm/elements/blockdevice"
 )
 
-// FileName is the spec's name on the input disk; TarName the elements'.
-const (
-	FileName = "build.json"
-	TarName  = "elements.tar"
-)
-
-// Disk serials of the build's disks.
-const (
-	ScratchSerial = "dibvm-scratch" // the guest's work space, a blank disk
-	OutputSerial  = "dibvm-output"  // where the guest writes the result
-)
-
-// Spec is one build.
+// Spec is what the host tells the guest about one image build: the
+// elements, the environment and the outputs. The host writes it as
+// SpecFile on the input disk, beside ElementsTar.
 type Spec struct {
 	ImageName string   `json:"image_name"` // the -o name, without directory
 	Elements  []string `json:"elements"`   // expanded, sorted
@@ -51,7 +35,7 @@ type Spec struct {
 	// Break is DIB's break= setting, checked by the host.
 	Break string `json:"break,omitempty"`
 	// Layout is the disk to build, when a disk image type is asked for.
-	Layout *blockdevice.Layout `json:"layout,omitempty"`
+	Layout *Layout `json:"layout,omitempty"`
 	// RootLabel labels the root filesystem when its config names none.
 	RootLabel string `json:"root_label,omitempty"`
 	// ImageSizeGB (--image-size) fixes the image size; ExtraSizeGB
@@ -72,14 +56,14 @@ type Spec struct {
 	MaxOnlineResize int64  `json:"max_online_resize,omitempty"`
 }
 
-// Parse decodes a spec.
-func Parse(data []byte) (*Spec, error) {
+// ParseSpec decodes a spec.
+func ParseSpec(data []byte) (*Spec, error) {
 	var s Spec
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", FileName, err)
+		return nil, fmt.Errorf("%s: %w", SpecFile, err)
 	}
 	if s.ImageName == "" || len(s.Elements) == 0 {
-		return nil, fmt.Errorf("%s: image_name and elements are required", FileName)
+		return nil, fmt.Errorf("%s: image_name and elements are required", SpecFile)
 	}
 	return &s, nil
 }
@@ -118,21 +102,4 @@ func TreeArchive(types []string) bool {
 		}
 	}
 	return false
-}
-
-// Break is what the build says at a breakpoint.
-type Break struct {
-	Point  string `json:"point"`
-	Chroot bool   `json:"chroot"` // the shell belongs inside the target
-}
-
-// BreakFile is where the build leaves the shell's settings (a
-// BreakShell), for `/init dib-break-shell`.
-const BreakFile = "/run/dibvm/break.json"
-
-// BreakShell is how to start the shell of a breakpoint.
-type BreakShell struct {
-	Root   string   `json:"root"`
-	Chroot bool     `json:"chroot"`
-	Env    []string `json:"env"`
 }

@@ -1,25 +1,12 @@
-// Package bootconfig is what the host tells the guest agent at boot. The
-// host writes it as JSON onto the read-only input disk; the agent reads it
-// before anything else.
-package bootconfig
+package api
 
 import (
 	"encoding/json"
 	"fmt"
 )
 
-const (
-	// FileName is the config's name on the input disk.
-	FileName = "config.json"
-	// DiskSerial is the virtio-blk serial number of the input disk, which
-	// is how the agent tells it from the other disks.
-	DiskSerial = "dibvm-input"
-	// PortName is the virtio-serial port that carries the SSH control
-	// channel.
-	PortName = "org.dibvm.agent.0"
-)
-
-// Config is the agent's boot configuration.
+// Config is what the host tells the agent at boot, as ConfigFile on the
+// input disk; the agent reads it before anything else.
 type Config struct {
 	// AuthorizedKey is the host's public key for this boot, in
 	// authorized_keys format. The agent accepts no other.
@@ -41,14 +28,15 @@ type Network struct {
 	Proxy string `json:"proxy,omitempty"`
 }
 
-// Parse decodes a config and checks that its required fields are set.
-func Parse(data []byte) (*Config, error) {
+// ParseConfig decodes a config and checks that its required fields are
+// set.
+func ParseConfig(data []byte) (*Config, error) {
 	var c Config
 	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w", FileName, err)
+		return nil, fmt.Errorf("%s: %w", ConfigFile, err)
 	}
 	if c.AuthorizedKey == "" || c.HostKey == "" {
-		return nil, fmt.Errorf("%s: authorized_key and host_key are required", FileName)
+		return nil, fmt.Errorf("%s: authorized_key and host_key are required", ConfigFile)
 	}
 	return &c, nil
 }

@@ -1,0 +1,62 @@
+// Package api is the contract between dibvm's host and its guest agent:
+// every name, file, message and framing both sides must agree on, and
+// nothing else. It is all the host sees of the guest: host code imports
+// no other guestagent package, and guest code no host package. It uses
+// the standard library only, so that the host builds wherever Go does.
+//
+// A boot goes like this. The host writes the input disk, a read-only ISO
+// 9660 image whose virtio-blk serial is InputSerial, holding ConfigFile
+// (a Config) and, for a build, SpecFile (a Spec) and ElementsTar. The
+// agent, PID 1 of the guest, mounts it at InputDir, configures itself,
+// and serves SSH on the virtio-serial port PortName, accepting only the
+// host's key. The host then runs commands over that channel: BuildLine
+// runs a build, which talks back in control frames on its stdout (see
+// WriteMessage), and BreakShellLine opens the shell of a breakpoint. The
+// host ends a boot with the global request PoweroffRequest.
+package api
+
+// The input disk.
+const (
+	InputSerial = "dibvm-input"      // its virtio-blk serial
+	InputDir    = "/run/dibvm/input" // where the agent mounts it
+	ConfigFile  = "config.json"      // a Config, on every boot
+	SpecFile    = "build.json"       // a Spec, for a build
+	ElementsTar = "elements.tar"     // for a build: the merged hooks (hooks/) and the elements' files (elements/)
+)
+
+// The build's other disks, found by their virtio-blk serials.
+const (
+	ScratchSerial = "dibvm-scratch" // the guest's work space, a blank disk
+	OutputSerial  = "dibvm-output"  // where the guest writes the result
+)
+
+// The control channel.
+const (
+	// PortName is the virtio-serial port that carries the SSH control
+	// channel.
+	PortName = "org.dibvm.agent.0"
+	// PoweroffRequest is the SSH global request that asks the agent to
+	// power the VM off.
+	PoweroffRequest = "poweroff@dibvm"
+)
+
+// Agent commands, as the host runs them over the control channel. The
+// agent is /init, and the same binary serves each command.
+const (
+	BuildCommand      = "dib-build"
+	BreakShellCommand = "dib-break-shell"
+
+	// BuildLine runs the build that the input disk describes.
+	BuildLine = "/init " + BuildCommand + " " + InputDir
+	// BreakShellLine opens the shell of the breakpoint the build is
+	// stopped at.
+	BreakShellLine = "/init " + BreakShellCommand
+)
+
+// The agent's console lines start with LogPrefix. When the agent cannot
+// go on, its last line is LogPrefix + Fatal + the reason, and it powers
+// the VM off: the host shows that line as why the VM stopped.
+const (
+	LogPrefix = "dibvm-agent: "
+	Fatal     = "fatal: "
+)
