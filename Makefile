@@ -7,7 +7,7 @@ AGENT_ARCHES := amd64 arm64
 AGENTS  := $(foreach a,$(AGENT_ARCHES),host/agentbin/bin/dibvm-agent-linux-$(a))
 LDFLAGS := -s -w -X github.com/dibvm/dibvm/host/cli.Version=$(VERSION)
 
-.PHONY: all agent dibvm test unit e2e e2e-full bench clean FORCE
+.PHONY: all agent dibvm check test unit e2e e2e-full bench clean FORCE
 
 all: dibvm
 
@@ -19,6 +19,22 @@ host/agentbin/bin/dibvm-agent-linux-%: FORCE
 
 dibvm: agent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dibvm ./cmd/dibvm
+
+# What keeps the code honest without running it: formatting, vet for each
+# host dibvm runs on, the macOS build, a tidy go.mod, shellcheck on our
+# shell, and the host/guest split (the host sees only guestagent/api).
+# The guest packages are Linux-only: they are vetted for linux alone.
+HOST_PKGS := ./cmd/dibvm ./host/... ./elements/... ./vmimage/... ./guestagent/api
+check: agent
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
+	for arch in amd64 arm64; do \
+		GOOS=linux GOARCH=$$arch $(GO) vet ./... && \
+		GOOS=darwin GOARCH=$$arch $(GO) vet $(HOST_PKGS) && \
+		GOOS=darwin GOARCH=$$arch $(GO) build -o /dev/null ./cmd/dibvm || exit 1; \
+	done
+	$(GO) mod tidy -diff
+	scripts/shellcheck.sh
+	$(GO) test -count=1 -run 'TestHostSeesOnlyTheAPI' ./cmd/dibvm
 
 # Every test: unit tests, the integration tests that boot the real
 # appliance under QEMU, and the end-to-end build of a bootable
