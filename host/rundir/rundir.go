@@ -26,13 +26,26 @@ type Dir struct {
 }
 
 // Base is where run directories go: $DIBVM_RUNTIME_DIR, else the system
-// temporary directory. Unix socket paths must stay short (104 bytes on
-// macOS), so this must be too.
+// temporary directory, else /tmp. Unix socket paths must stay short (104
+// bytes on macOS), and macOS's per-user $TMPDIR (/var/folders/xx/…/T/) is
+// already half that: where the temporary directory is too long for the
+// sockets, run directories go to /tmp, each one made private to its user.
+// A $DIBVM_RUNTIME_DIR too long is an error, not passed over.
 func Base() string {
 	if d := os.Getenv("DIBVM_RUNTIME_DIR"); d != "" {
 		return d
 	}
-	return os.TempDir()
+	if d := os.TempDir(); fits(d) {
+		return d
+	}
+	return "/tmp"
+}
+
+// fits says whether sockets in run directories under base stay within the
+// host's limit.
+func fits(base string) bool {
+	// MkdirTemp adds up to 10 digits to the prefix.
+	return len(filepath.Join(base, prefix+"1234567890", longestSocket)) <= maxSocketPath
 }
 
 // longestSocket is the longest name of a socket in a run directory; the
@@ -41,9 +54,9 @@ const longestSocket = "egress.sock"
 
 // New sweeps stale run directories and makes a new one.
 func New() (*Dir, error) {
-	// MkdirTemp adds up to 10 digits to the prefix.
-	if n := len(filepath.Join(Base(), prefix+"1234567890", longestSocket)); n > maxSocketPath {
-		return nil, fmt.Errorf("the run directory would be in %s, too long a path for the VM's unix sockets (%d bytes, at most %d): set DIBVM_RUNTIME_DIR or TMPDIR to a shorter directory", Base(), n, maxSocketPath)
+	if base := Base(); !fits(base) {
+		n := len(filepath.Join(base, prefix+"1234567890", longestSocket))
+		return nil, fmt.Errorf("the run directory would be in %s, too long a path for the VM's unix sockets (%d bytes, at most %d): set DIBVM_RUNTIME_DIR to a shorter directory", base, n, maxSocketPath)
 	}
 	Sweep()
 	p, err := os.MkdirTemp(Base(), prefix)

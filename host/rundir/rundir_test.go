@@ -82,10 +82,39 @@ func TestNewRefusesTooLongAPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("DIBVM_RUNTIME_DIR", long)
-	if _, err := New(); err == nil || !strings.Contains(err.Error(), "set DIBVM_RUNTIME_DIR or TMPDIR to a shorter directory") {
+	if _, err := New(); err == nil || !strings.Contains(err.Error(), "set DIBVM_RUNTIME_DIR to a shorter directory") {
 		t.Errorf("New in %s: %v", long, err)
 	}
 	if entries, _ := os.ReadDir(long); len(entries) != 0 {
 		t.Errorf("left %d entries", len(entries))
+	}
+}
+
+// A temporary directory too deep for the sockets, as macOS's per-user
+// $TMPDIR nearly is and a CI runner's can be, is passed over for /tmp.
+func TestNewAvoidsALongTMPDIR(t *testing.T) {
+	long := filepath.Join(t.TempDir(), strings.Repeat("t", 100))
+	if err := os.MkdirAll(long, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DIBVM_RUNTIME_DIR", "")
+	t.Setenv("TMPDIR", long)
+	d, err := New()
+	if err != nil {
+		t.Fatalf("New with TMPDIR=%s: %v", long, err)
+	}
+	defer d.Remove()
+	if filepath.Dir(d.Path) != "/tmp" {
+		t.Errorf("run directory %s, want one in /tmp", d.Path)
+	}
+	if n := len(d.File(longestSocket)); n > maxSocketPath {
+		t.Errorf("socket path %s is %d bytes, more than %d", d.File(longestSocket), n, maxSocketPath)
+	}
+	fi, err := os.Stat(d.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("run directory %s has mode %v; want 0700", d.Path, fi.Mode().Perm())
 	}
 }
