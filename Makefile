@@ -6,6 +6,14 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 AGENT_ARCHES := amd64 arm64
 AGENTS  := $(foreach a,$(AGENT_ARCHES),host/agentbin/bin/dibvm-agent-linux-$(a))
 LDFLAGS := -s -w -X github.com/dibvm/dibvm/host/cli.Version=$(VERSION)
+# The host's packages. The guest's are Linux-only: they are vetted and
+# tested on Linux alone.
+HOST_PKGS := ./cmd/dibvm ./host/... ./elements/... ./vmimage/... ./guestagent/api
+ifeq ($(shell $(GO) env GOOS),linux)
+TEST_PKGS := ./...
+else
+TEST_PKGS := $(HOST_PKGS)
+endif
 
 .PHONY: all agent dibvm check test unit e2e e2e-full bench clean FORCE
 
@@ -23,8 +31,6 @@ dibvm: agent
 # What keeps the code honest without running it: formatting, vet for each
 # host dibvm runs on, the macOS build, a tidy go.mod, shellcheck on our
 # shell, and the host/guest split (the host sees only guestagent/api).
-# The guest packages are Linux-only: they are vetted for linux alone.
-HOST_PKGS := ./cmd/dibvm ./host/... ./elements/... ./vmimage/... ./guestagent/api
 check: agent
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	for arch in amd64 arm64; do \
@@ -42,12 +48,12 @@ check: agent
 # The appliance is built once (needs the Debian mirror) and cached under
 # ~/.cache/dibvm.
 test: dibvm
-	$(GO) test -count=1 -timeout 60m ./...
+	$(GO) test -count=1 -timeout 60m $(TEST_PKGS)
 	$(MAKE) e2e
 
 # Unit tests only: no VM, no network.
 unit: agent
-	$(GO) test -count=1 -short ./...
+	$(GO) test -count=1 -short $(TEST_PKGS)
 
 # The end-to-end build of a bootable image, booted under SeaBIOS: about a
 # quarter of an hour under TCG on a fast host, twice that on a slow one.
