@@ -233,7 +233,7 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 	started := filepath.Join(dir, "qemu-started")
 	fake := filepath.Join(dir, "qemu")
 	os.WriteFile(fake, []byte("#!/bin/sh\ntouch "+started+"\nexit 1\n"), 0o755)
-	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIBVM_QEMU=" + fake}
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIBVM_QEMU=" + fake, "DIBVM_QEMU_ARM64=" + fake, "DIBVM_QEMU_AMD64=" + fake}
 	for _, c := range []struct {
 		args []string
 		env  []string
@@ -245,6 +245,10 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 		{[]string{"create", "-t", "iso9660", "-o", "x", "tiny-os"}, nil, "-t iso9660: this dibvm cannot write that type yet"},
 		{[]string{"create", "-a", "sparc", "-t", "tar", "tiny-os"}, nil, "-a sparc"},
 		{[]string{"create", "-t", "tar", "tiny-os"}, []string{"ARCH=sparc"}, "-a sparc"},
+		{[]string{"create", "-a", "aarch64", "-n", "-t", "raw", "-o", "x", "tiny-os", "bootloader", "block-device-mbr"}, nil,
+			"-a arm64: arm64 images boot by UEFI only, and this disk layout has no EFI system partition"},
+		{[]string{"create", "-a", "arm64", "--accel", "kvm", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIBVM_KVM_DEVICE=/dev/null"},
+			"--accel kvm: the helper VM is arm64"},
 		{[]string{"create", "--network", "wifi", "tiny-os"}, nil, `--network "wifi"`},
 		{[]string{"create", "-n", "-t", "qcow2", "-o", "x", "tiny-os"}, nil, "a disk image needs a block device layout"},
 		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, []string{"DIB_BLOCK_DEVICE_CONFIG=- lvm: {name: x}"},

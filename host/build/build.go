@@ -145,6 +145,9 @@ func Prepare(o Options) (*Plan, error) {
 			return nil, err
 		}
 		spec.RootFSType = spec.Layout.Root().Type
+		if spec.Arch == "arm64" && slices.Contains(spec.Elements, "bootloader") && !hasESP(spec.Layout) {
+			return nil, fmt.Errorf("-a arm64: arm64 images boot by UEFI only, and this disk layout has no EFI system partition for bootloader's grub-efi-arm64: add the block-device-efi element (or give DIB_BLOCK_DEVICE_CONFIG a partition of type EF00 mounted at /boot/efi)")
+		}
 	}
 	if spec.RootFSType == "" {
 		spec.RootFSType = "ext4"
@@ -174,6 +177,16 @@ func Prepare(o Options) (*Plan, error) {
 	}
 	inputs = append(inputs, carried...)
 	return &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs, disks: lent, clouds: clouds}, nil
+}
+
+// hasESP says whether the layout has an EFI system partition.
+func hasESP(l *api.Layout) bool {
+	for _, p := range l.Partitions {
+		if strings.EqualFold(p.Type, "EF00") || strings.EqualFold(p.Type, "0xef") || (p.FS != nil && p.FS.MountPoint == "/boot/efi") {
+			return true
+		}
+	}
+	return false
 }
 
 // Run boots the helper VM as mo says and builds.
