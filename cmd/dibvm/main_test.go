@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -114,6 +115,32 @@ func TestRunPrintsApplianceKernel(t *testing.T) {
 		t.Errorf("guest uname -r = %q, appliance kernel = %q", got, kernel)
 	}
 	t.Logf("dibvm run -- uname -r took %s", r.took)
+}
+
+// The helper VM can be of another architecture than the host's: its own
+// appliance, built from that architecture's Debian packages, with its own
+// agent, under TCG.
+func TestRunOtherArchitecture(t *testing.T) {
+	needVM(t)
+	arch, machine := "arm64", "aarch64"
+	if runtime.GOARCH == "arm64" {
+		arch, machine = "amd64", "x86_64"
+	}
+	r := dibvm(t, nil, 10*time.Minute, "run", "--arch", arch, "--stats", "--", "sh", "-c", "uname -m; cat /proc/cpuinfo | grep -c ^processor")
+	if r.code != 0 {
+		t.Fatalf("dibvm run --arch %s: exit %d\n%s", arch, r.code, r.stderr)
+	}
+	if lines := strings.Fields(r.stdout); len(lines) < 1 || lines[0] != machine {
+		t.Errorf("dibvm run --arch %s -- uname -m printed %q, want %s", arch, r.stdout, machine)
+	}
+	if !strings.Contains(r.stderr, "arch="+arch+" accel=tcg ") {
+		t.Errorf("a helper of another architecture ran other than under TCG:\n%s", r.stderr)
+	}
+	info := dibvm(t, nil, time.Minute, "appliance", "info", "--arch", machine)
+	if !strings.Contains(info.stdout, "arch:     "+arch+"\n") || !strings.Contains(info.stdout, "-"+arch) {
+		t.Errorf("appliance info --arch %s does not describe a %s appliance:\n%s", machine, arch, info.stdout)
+	}
+	t.Logf("dibvm run --arch %s took %s", arch, r.took)
 }
 
 func TestRunKeepsStreamsApartAndExitStatus(t *testing.T) {

@@ -16,6 +16,7 @@ func applianceCommand() *cobra.Command {
 		Short: "Manage the cached helper appliance (kernel and initramfs)",
 	}
 	vf.registerMirror(cmd.PersistentFlags())
+	vf.registerArch(cmd.PersistentFlags())
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "build",

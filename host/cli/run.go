@@ -37,7 +37,7 @@ streamed separately, and exit with CMD's exit status. Signals sent to dibvm
 	}
 	cmd.Flags().SetInterspersed(false)
 	vf.register(cmd.Flags())
-	cmd.Flags().StringVar(&vf.arch, "arch", "", "architecture of the helper VM: amd64 (x86_64) or arm64 (aarch64); one not the host's runs under TCG (default the host's)")
+	vf.registerArch(cmd.Flags())
 	cmd.Flags().StringToStringVarP(&env, "env", "e", nil, "set an environment variable for CMD (KEY=VALUE, repeatable)")
 	cmd.Flags().BoolVar(&stats, "stats", false, "print boot time, command time and peak memory to stderr at the end")
 	return cmd
@@ -45,13 +45,6 @@ streamed separately, and exit with CMD's exit status. Signals sent to dibvm
 
 func run(vf *vmFlags, args []string, env map[string]string, stats bool) error {
 	start := time.Now()
-	if vf.arch != "" {
-		arch, err := debianArch(vf.arch)
-		if err != nil {
-			return fmt.Errorf("--arch %s: the helper VM can be amd64 (x86_64) or arm64 (aarch64)", vf.arch)
-		}
-		vf.arch = arch
-	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -81,8 +74,8 @@ func run(vf *vmFlags, args []string, env map[string]string, stats bool) error {
 	if stats {
 		defer func() {
 			m.Close()
-			fmt.Fprintf(os.Stderr, "dibvm: stats: accel=%s boot=%.3fs command=%.3fs total=%.3fs dibvm_maxrss=%dMiB qemu_maxrss=%dMiB\n",
-				m.Accel, m.BootTime.Seconds(), cmdTime.Seconds(), time.Since(start).Seconds(),
+			fmt.Fprintf(os.Stderr, "dibvm: stats: arch=%s accel=%s boot=%.3fs command=%.3fs total=%.3fs dibvm_maxrss=%dMiB qemu_maxrss=%dMiB\n",
+				m.Arch, m.Accel, m.BootTime.Seconds(), cmdTime.Seconds(), time.Since(start).Seconds(),
 				qemu.SelfMaxRSS()>>20, m.QEMUMaxRSS()>>20)
 		}()
 	}

@@ -47,6 +47,9 @@ func (f *vmFlags) registerMirror(fs *pflag.FlagSet) {
 }
 
 func (f *vmFlags) check() error {
+	if _, err := f.guestArch(); err != nil {
+		return err
+	}
 	if f.network != "nat" && f.network != "none" {
 		return fmt.Errorf("--network %q: use nat or none", f.network)
 	}
@@ -85,12 +88,23 @@ func rulesOf(flag string, values []string, env string) ([]egress.Rule, error) {
 	return egress.ParseRules(flag, values...)
 }
 
-// guestArch is the helper VM's architecture.
-func (f *vmFlags) guestArch() string {
+// guestArch is the helper VM's architecture, as GOARCH (and Debian) name
+// it; --arch takes uname -m's names too.
+func (f *vmFlags) guestArch() (string, error) {
 	if f.arch == "" {
-		return runtime.GOARCH
+		return runtime.GOARCH, nil
 	}
-	return f.arch
+	switch f.arch {
+	case "amd64", "x86_64":
+		return "amd64", nil
+	case "arm64", "aarch64":
+		return "arm64", nil
+	}
+	return "", fmt.Errorf("--arch %s: the helper VM can be amd64 (x86_64) or arm64 (aarch64)", f.arch)
+}
+
+func (f *vmFlags) registerArch(fs *pflag.FlagSet) {
+	fs.StringVar(&f.arch, "arch", "", "architecture of the helper VM: amd64 (x86_64) or arm64 (aarch64); one not the host's runs under TCG (default the host's)")
 }
 
 // applianceCache opens the cache with the spec and agent for the helper
@@ -100,7 +114,10 @@ func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, vmimage.Agent,
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
-	arch := f.guestArch()
+	arch, err := f.guestArch()
+	if err != nil {
+		return nil, vmimage.Spec{}, vmimage.Agent{}, err
+	}
 	spec, err := vmimage.DefaultSpec(f.mirror, arch)
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
@@ -131,6 +148,10 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 	if err != nil {
 		return machine.Options{}, err
 	}
+	arch, err := f.guestArch()
+	if err != nil {
+		return machine.Options{}, err
+	}
 	cache, spec, agent, err := f.applianceCache()
 	if err != nil {
 		return machine.Options{}, err
@@ -140,7 +161,7 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 		return machine.Options{}, fmt.Errorf("helper appliance: %w", err)
 	}
 	return machine.Options{
-		Arch: f.guestArch(), Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
+		Arch: arch, Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
 		Egress:            policy,
 		Appliance:         app,
 		BootTimeout:       f.bootTimeout,

@@ -80,6 +80,7 @@ type Disk struct {
 
 // Machine is a booted helper VM.
 type Machine struct {
+	Arch     string // the guest's, as GOARCH names it
 	Accel    string
 	BootTime time.Duration // from QEMU start to agent ready
 	Client   *agentclient.Client
@@ -149,7 +150,7 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 	if err != nil {
 		return nil, fmt.Errorf("make a run directory: %w", err)
 	}
-	m := &Machine{Accel: accel, dir: dir}
+	m := &Machine{Arch: opts.Arch, Accel: accel, dir: dir}
 	defer func() {
 		if err != nil {
 			m.Close()
