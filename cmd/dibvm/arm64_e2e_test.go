@@ -1,0 +1,116 @@
+//go:build e2e
+
+package main_test
+
+import (
+	"io"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestE2EArm64EFI builds an arm64 image (DIB's ARCH=arm64, as -a arm64) in
+// an arm64 helper VM, which runs under TCG on an x86 host, and boots it
+// under qemu-system-aarch64's virt machine with Debian's UEFI firmware for
+// arm64 (AAVMF) to a login on its serial console.
+func TestE2EArm64EFI(t *testing.T) {
+	sourcesEnv, _ := debianSources(t)
+	img := buildAsUser(t, "deb-arm64", append(sourcesEnv, "ARCH=arm64"),
+		"vm", "block-device-efi", "debian-minimal", "devuser")
+	checkArm64Image(t, img)
+	bootArm64(t, img)
+}
+
+// checkArm64Image checks the image from the host: a GPT whose last
+// partition is the root filesystem, mounted and booted by label, with
+// GRUB's configuration for the arm64 kernel.
+func checkArm64Image(t *testing.T, img string) {
+	t.Helper()
+	qemuImg := tool(t, "qemu-img", "qemu-utils")
+	if out, err := exec.Command(qemuImg, "check", img).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img check %s: %v\n%s", img, err, out)
+	}
+	raw := filepath.Join(t.TempDir(), "image.raw")
+	if out, err := exec.Command(qemuImg, "convert", "-f", "qcow2", "-O", "raw", img, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v\n%s", err, out)
+	}
+	pt := readPartitions(t, raw)
+	if pt.PartitionTable.Label != "gpt" {
+		t.Errorf("partition table %q, want gpt", pt.PartitionTable.Label)
+	}
+	rootPart := pt.PartitionTable.Partitions[len(pt.PartitionTable.Partitions)-1]
+	root := extract(t, raw, rootPart.Start, rootPart.Size)
+	if got := blkid(t, root, "LABEL"); got != "cloudimg-rootfs" {
+		t.Errorf("root filesystem label %q, want cloudimg-rootfs", got)
+	}
+	if fstab := debugfsCat(t, root, "/etc/fstab"); !regexp.MustCompile(`(?m)^LABEL=cloudimg-rootfs\s+/\s+ext4\s`).MatchString(fstab) {
+		t.Errorf("fstab does not mount the root by label:\n%s", fstab)
+	}
+	cfg := debugfsCat(t, root, "/boot/grub/grub.cfg")
+	if !strings.Contains(cfg, "root=LABEL=cloudimg-rootfs") || !strings.Contains(cfg, "console=ttyAMA0") {
+		t.Errorf("grub.cfg does not boot the root by label on the arm64 serial console:\n%s", tail(cfg, 20))
+	}
+	if !regexp.MustCompile(`vmlinuz-[0-9.+~a-z-]*-arm64`).MatchString(cfg) {
+		t.Errorf("grub.cfg boots no arm64 kernel:\n%s", tail(cfg, 20))
+	}
+}
+
+// bootArm64 boots img on a virt machine under AAVMF, logs in on the
+// serial console as the dev user and checks that an arm64 Debian booted
+// by UEFI from the image's root filesystem.
+func bootArm64(t *testing.T, img string) {
+	t.Helper()
+	qemu := tool(t, "qemu-system-aarch64", "qemu-system-arm")
+	code := "/usr/share/AAVMF/AAVMF_CODE.fd"
+	vars := "/usr/share/AAVMF/AAVMF_VARS.fd"
+	if !fileExists(code) || !fileExists(vars) {
+		t.Fatalf("booting an arm64 image needs UEFI firmware (%s): install Debian's qemu-efi-aarch64 package (scripts/install-deps.sh does)", code)
+	}
+	myVars := filepath.Join(t.TempDir(), "vars.fd")
+	copyFile(t, vars, myVars)
+	disk := biggerOverlay(t, img, 0)
+	// Single-threaded TCG, as for the x86 images: the guest kernel
+	// patches its own code at boot.
+	cmd := exec.Command(qemu, "-machine", "virt", "-cpu", "max", "-accel", "tcg,thread=single",
+		"-m", "1024", "-smp", "2", "-nodefaults", "-display", "none",
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
+		"-drive", "if=pflash,format=raw,unit=1,file="+myVars,
+		"-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0",
+		"-drive", "file="+disk+",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0")
+	stdin, _ := cmd.StdinPipe()
+	console := &consoleLog{}
+	cmd.Stdout, cmd.Stderr = console, console
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	console.expect(t, "login: ", 20*time.Minute)
+	t.Logf("arm64 login prompt after %s", time.Since(start).Round(time.Second))
+	io.WriteString(stdin, "devuser\n")
+	console.expect(t, "Password: ", 2*time.Minute)
+	io.WriteString(stdin, devPassword+"\n")
+	console.expect(t, "$ ", 3*time.Minute)
+	io.WriteString(stdin, "echo CHECKS-$((1+1)); . /etc/os-release; echo \"os=$ID machine=$(uname -m)\"; "+
+		"echo \"cmdline=$(cat /proc/cmdline)\"; [ -d /sys/firmware/efi ] && echo booted=uefi; "+
+		"echo \"root=$(findmnt -n -o SOURCE /)\"; ls -1 /dev/disk/by-label; echo CHECKS-$((2+2))\n")
+	out := console.expect(t, "CHECKS-4\r\n", 5*time.Minute)
+	i := strings.LastIndex(out, "CHECKS-2\r\n")
+	if i < 0 {
+		t.Fatalf("the checks' output did not start:\n%s", tail(out, 40))
+	}
+	out = out[i:]
+	for _, want := range []string{"os=debian machine=aarch64", "root=LABEL=cloudimg-rootfs", "console=ttyAMA0",
+		"booted=uefi", "cloudimg-rootfs\r\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the booted system does not show %q:\n%s", want, out)
+		}
+	}
+	io.WriteString(stdin, "sudo -n poweroff\n")
+}
