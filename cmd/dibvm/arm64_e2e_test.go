@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/host/qemu"
 )
 
 // TestE2EArm64EFI builds an arm64 image (DIB's ARCH=arm64, as -a arm64) in
@@ -63,20 +65,19 @@ func checkArm64Image(t *testing.T, img string) {
 // by UEFI from the image's root filesystem.
 func bootArm64(t *testing.T, img string) {
 	t.Helper()
-	qemu := tool(t, "qemu-system-aarch64", "qemu-system-arm")
-	code := "/usr/share/AAVMF/AAVMF_CODE.fd"
-	vars := "/usr/share/AAVMF/AAVMF_VARS.fd"
-	if !fileExists(code) || !fileExists(vars) {
-		t.Fatalf("booting an arm64 image needs UEFI firmware (%s): install Debian's qemu-efi-aarch64 package (scripts/install-deps.sh does)", code)
+	emulator := tool(t, "qemu-system-aarch64", "qemu-system-arm")
+	fw, err := qemu.FindUEFI("arm64")
+	if err != nil {
+		t.Fatalf("booting an arm64 image: %v (scripts/install-deps.sh installs it)", err)
 	}
 	myVars := filepath.Join(t.TempDir(), "vars.fd")
-	copyFile(t, vars, myVars)
+	copyFile(t, fw.Vars, myVars)
 	disk := biggerOverlay(t, img, 0)
 	// Single-threaded TCG, as for the x86 images: the guest kernel
 	// patches its own code at boot.
-	cmd := exec.Command(qemu, "-machine", "virt", "-cpu", "max", "-accel", "tcg,thread=single",
+	cmd := exec.Command(emulator, "-machine", "virt", "-cpu", "max", "-accel", "tcg,thread=single",
 		"-m", "1024", "-smp", "2", "-nodefaults", "-display", "none",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+fw.Code,
 		"-drive", "if=pflash,format=raw,unit=1,file="+myVars,
 		"-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0",
 		"-drive", "file="+disk+",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0")

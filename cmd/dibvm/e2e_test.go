@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/host/qemu"
 )
 
 func TestE2EDebianMinimalTree(t *testing.T) {
@@ -140,15 +142,14 @@ func TestE2EBootableEFI(t *testing.T) {
 	img := buildAsUser(t, "deb-efi", append(sourcesEnv, "DIB_DEV_USER_AUTHORIZED_KEYS="+key.pub),
 		"vm", "block-device-efi", "debian-minimal", "growroot", "devuser", "openssh-server")
 	root := checkImage(t, img, "gpt")
-	code := "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	vars := "/usr/share/OVMF/OVMF_VARS_4M.fd"
-	if !fileExists(code) || !fileExists(vars) {
-		t.Fatalf("booting under UEFI needs OVMF (%s): install Debian's ovmf package (scripts/install-deps.sh does)", code)
+	fw, err := qemu.FindUEFI("amd64")
+	if err != nil {
+		t.Fatalf("booting under UEFI: %v (scripts/install-deps.sh installs it)", err)
 	}
 	myVars := filepath.Join(t.TempDir(), "vars.fd")
-	copyFile(t, vars, myVars)
+	copyFile(t, fw.Vars, myVars)
 	bootAndCheck(t, img, fileSize(t, root), []string{
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + fw.Code,
 		"-drive", "if=pflash,format=raw,unit=1,file=" + myVars,
 	}, key)
 }
@@ -283,7 +284,7 @@ func checkImage(t *testing.T, img, label string) string {
 // over SSH with key (see checkSSH).
 func bootAndCheck(t *testing.T, img string, rootBytes int64, extra []string, key *sshKey) {
 	t.Helper()
-	qemu := tool(t, "qemu-system-x86_64", "qemu-system-x86")
+	emulator := tool(t, "qemu-system-x86_64", "qemu-system-x86")
 	disk := biggerOverlay(t, img, 1<<30)
 	// One virtio NIC, named by the guest's kernel (ens3 here), on a
 	// network that reaches nothing: QEMU forwards the host's loopback
@@ -301,7 +302,7 @@ func bootAndCheck(t *testing.T, img string, rootBytes int64, extra []string, key
 	args := append([]string{"-accel", "tcg,thread=single", "-m", "1024", "-smp", "2", "-nodefaults", "-display", "none",
 		"-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0",
 		"-drive", "file=" + disk + ",if=virtio,format=qcow2"}, extra...)
-	cmd := exec.Command(qemu, args...)
+	cmd := exec.Command(emulator, args...)
 	stdin, _ := cmd.StdinPipe()
 	console := &consoleLog{}
 	cmd.Stdout, cmd.Stderr = console, console

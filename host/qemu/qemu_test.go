@@ -108,3 +108,39 @@ func TestFindBinaryOverrides(t *testing.T) {
 		}
 	}
 }
+
+// Homebrew's QEMU keeps its edk2 builds in its keg's share/qemu, which
+// is found from the emulator's prefix.
+func TestFindUEFIUnderAPrefix(t *testing.T) {
+	keg := t.TempDir()
+	for _, name := range []string{"edk2-aarch64-code.fd", "edk2-arm-vars.fd", "edk2-x86_64-code.fd", "edk2-i386-vars.fd"} {
+		os.MkdirAll(filepath.Join(keg, "share", "qemu"), 0o755)
+		os.WriteFile(filepath.Join(keg, "share", "qemu", name), []byte("fd"), 0o644)
+	}
+	var relative []UEFI
+	for _, f := range uefiPaths["arm64"] {
+		if !filepath.IsAbs(f.Code) {
+			relative = append(relative, f)
+		}
+	}
+	f, ok := findUEFI(relative, []string{"/nonexistent", keg})
+	if !ok || f.Code != filepath.Join(keg, "share/qemu/edk2-aarch64-code.fd") || f.Vars != filepath.Join(keg, "share/qemu/edk2-arm-vars.fd") {
+		t.Errorf("arm64 firmware under %s: %+v %v", keg, f, ok)
+	}
+	if _, ok := findUEFI(relative, []string{t.TempDir()}); ok {
+		t.Error("found firmware in an empty prefix")
+	}
+}
+
+// On a Debian host with install-deps.sh's packages, both are found.
+func TestFindUEFIHere(t *testing.T) {
+	if !isFile("/etc/debian_version") {
+		t.Skip("the packaged firmware paths checked here are Debian's")
+	}
+	for arch, want := range map[string]string{"amd64": "/usr/share/OVMF/OVMF_CODE_4M.fd", "arm64": "/usr/share/AAVMF/AAVMF_CODE.fd"} {
+		f, err := FindUEFI(arch)
+		if err != nil || f.Code != want {
+			t.Errorf("FindUEFI(%s) = %+v, %v; want %s (scripts/install-deps.sh installs it)", arch, f, err, want)
+		}
+	}
+}
