@@ -302,39 +302,14 @@ func bootAndCheck(t *testing.T, img string, rootBytes int64, extra []string, key
 	args := append([]string{"-accel", "tcg,thread=single", "-m", "1024", "-smp", "2", "-nodefaults", "-display", "none",
 		"-chardev", "stdio,id=s0,signal=off", "-serial", "chardev:s0",
 		"-drive", "file=" + disk + ",if=virtio,format=qcow2"}, extra...)
-	cmd := exec.Command(emulator, args...)
-	stdin, _ := cmd.StdinPipe()
-	console := &consoleLog{}
-	cmd.Stdout, cmd.Stderr = console, console
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	console.expect(t, "login: ", 10*time.Minute)
-	t.Logf("login prompt after %s", time.Since(start).Round(time.Second))
-	io.WriteString(stdin, "devuser\n")
-	console.expect(t, "Password: ", time.Minute)
-	io.WriteString(stdin, devPassword+"\n")
-	console.expect(t, "$ ", 2*time.Minute)
-	// The markers are computed, so that the echo of the typed line does
-	// not match them. growroot.service may still be queued at login.
-	io.WriteString(stdin, "echo CHECKS-$((1+1)); . /etc/os-release; echo \"os=$ID\"; "+
+	vm := loginOnConsole(t, emulator, args, 10*time.Minute)
+	// growroot.service may still be queued at login.
+	out := vm.run(t, ". /etc/os-release; echo \"os=$ID\"; "+
 		"echo \"cmdline=$(cat /proc/cmdline)\"; echo \"rootsrc=$(findmnt -n -o SOURCE /)\"; "+
 		"ls -1 /dev/disk/by-label; sed 's/^/fstab: /' /etc/fstab; sudo -n id -u; "+
 		"timeout 300 sh -c 'until systemctl is-active -q growroot || systemctl is-failed -q growroot; do sleep 1; done'; "+
 		"echo \"growroot=$(systemctl is-active growroot)\"; r=$(readlink -f /sys/dev/block/$(mountpoint -d /)); "+
-		"echo \"rootstart=$(cat $r/start) rootsectors=$(cat $r/size) disksectors=$(cat $r/../size) rootfsbytes=$(df -B1 --output=size / | tail -n 1)\"; "+
-		"echo CHECKS-$((2+2))\n")
-	out := console.expect(t, "CHECKS-4\r\n", 7*time.Minute)
-	i := strings.LastIndex(out, "CHECKS-2\r\n")
-	if i < 0 {
-		t.Fatalf("the checks' output did not start:\n%s", tail(out, 40))
-	}
-	out = out[i:]
+		"echo \"rootstart=$(cat $r/start) rootsectors=$(cat $r/size) disksectors=$(cat $r/../size) rootfsbytes=$(df -B1 --output=size / | tail -n 1)\"", 7*time.Minute)
 	for _, want := range []string{"os=debian", "root=LABEL=cloudimg-rootfs", "cloudimg-rootfs\r\n",
 		"fstab: LABEL=cloudimg-rootfs / ext4", "\r\n0\r\n", "growroot=active\r\n"} {
 		if !strings.Contains(out, want) {
@@ -343,7 +318,54 @@ func bootAndCheck(t *testing.T, img string, rootBytes int64, extra []string, key
 	}
 	checkGrown(t, out, rootBytes)
 	checkSSH(t, key, sshPort)
-	io.WriteString(stdin, "sudo -n poweroff\n")
+	io.WriteString(vm.stdin, "sudo -n poweroff\n")
+}
+
+// consoleSession is a booted image's serial console, the dev user logged
+// in on it.
+type consoleSession struct {
+	stdin   io.Writer
+	console *consoleLog
+}
+
+// loginOnConsole starts emulator with args (which put its serial console
+// on stdio), waits at most bootLimit for the login prompt, and logs in as
+// the dev user. The VM is killed when the test ends.
+func loginOnConsole(t *testing.T, emulator string, args []string, bootLimit time.Duration) *consoleSession {
+	t.Helper()
+	cmd := exec.Command(emulator, args...)
+	stdin, _ := cmd.StdinPipe()
+	console := &consoleLog{}
+	cmd.Stdout, cmd.Stderr = console, console
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	console.expect(t, "login: ", bootLimit)
+	t.Logf("login prompt after %s", time.Since(start).Round(time.Second))
+	io.WriteString(stdin, "devuser\n")
+	console.expect(t, "Password: ", 2*time.Minute)
+	io.WriteString(stdin, devPassword+"\n")
+	console.expect(t, "$ ", 3*time.Minute)
+	return &consoleSession{stdin: stdin, console: console}
+}
+
+// run types line into the shell and returns what it printed, found
+// between two markers. The markers are computed, so that the echo of the
+// typed line does not match them.
+func (s *consoleSession) run(t *testing.T, line string, limit time.Duration) string {
+	t.Helper()
+	io.WriteString(s.stdin, "echo CHECKS-$((1+1)); "+line+"; echo CHECKS-$((2+2))\n")
+	out := s.console.expect(t, "CHECKS-4\r\n", limit)
+	i := strings.LastIndex(out, "CHECKS-2\r\n")
+	if i < 0 {
+		t.Fatalf("the output of %q did not start:\n%s", line, tail(out, 40))
+	}
+	return out[i:]
 }
 
 // biggerOverlay is a qcow2 overlay on img, grow bytes larger than it.
