@@ -232,17 +232,36 @@ func buildOutputAsUser(t *testing.T, name, outType string, extraEnv []string, el
 	return out + ext
 }
 
-// checkImage checks the image from the host, without root and without
-// mounting: qemu-img check, the partition table, the root filesystem's
-// label, UUID and fstab, and GRUB. It returns the root filesystem,
-// extracted.
+// checkImage checks an x86 image from the host, without root and without
+// mounting: as checkDiskImage, and GRUB's BIOS boot code in the boot
+// sector. It returns the root filesystem, extracted.
 func checkImage(t *testing.T, img, label string) string {
+	t.Helper()
+	root, raw := checkDiskImage(t, img, label)
+	mbr := make([]byte, 512)
+	f, err := os.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ReadAt(mbr, 0)
+	f.Close()
+	if !bytes.Contains(mbr, []byte("GRUB")) {
+		t.Error("the boot sector holds no GRUB boot code")
+	}
+	return root
+}
+
+// checkDiskImage checks the image from the host: qemu-img check, the
+// partition table, the root filesystem's label, UUID and fstab, and
+// GRUB's configuration. It returns the root filesystem, extracted, and
+// the whole image as raw.
+func checkDiskImage(t *testing.T, img, label string) (root, raw string) {
 	t.Helper()
 	qemuImg := tool(t, "qemu-img", "qemu-utils")
 	if out, err := exec.Command(qemuImg, "check", img).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img check %s: %v\n%s", img, err, out)
 	}
-	raw := filepath.Join(t.TempDir(), "image.raw")
+	raw = filepath.Join(t.TempDir(), "image.raw")
 	if out, err := exec.Command(qemuImg, "convert", "-f", "qcow2", "-O", "raw", img, raw).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img convert: %v\n%s", err, out)
 	}
@@ -251,7 +270,7 @@ func checkImage(t *testing.T, img, label string) string {
 		t.Errorf("partition table %q, want %q", pt.PartitionTable.Label, label)
 	}
 	rootPart := pt.PartitionTable.Partitions[len(pt.PartitionTable.Partitions)-1]
-	root := extract(t, raw, rootPart.Start, rootPart.Size)
+	root = extract(t, raw, rootPart.Start, rootPart.Size)
 	if got := blkid(t, root, "LABEL"); got != "cloudimg-rootfs" {
 		t.Errorf("root filesystem label %q, want cloudimg-rootfs", got)
 	}
@@ -264,17 +283,7 @@ func checkImage(t *testing.T, img, label string) string {
 	if cfg := debugfsCat(t, root, "/boot/grub/grub.cfg"); !strings.Contains(cfg, "root=LABEL=cloudimg-rootfs") {
 		t.Errorf("grub.cfg does not boot the root by label:\n%s", tail(cfg, 20))
 	}
-	mbr := make([]byte, 512)
-	f, err := os.Open(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.ReadAt(mbr, 0)
-	f.Close()
-	if !bytes.Contains(mbr, []byte("GRUB")) {
-		t.Error("the boot sector holds no GRUB boot code")
-	}
-	return root
+	return root, raw
 }
 
 // bootAndCheck boots img, on an overlay a GiB larger than the image, with
