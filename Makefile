@@ -35,6 +35,7 @@ check: agent
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	for arch in amd64 arm64; do \
 		GOOS=linux GOARCH=$$arch $(GO) vet ./... && \
+		GOOS=linux GOARCH=$$arch $(GO) vet -tags e2e ./cmd/dibvm && \
 		GOOS=darwin GOARCH=$$arch $(GO) vet $(HOST_PKGS) && \
 		GOOS=darwin GOARCH=$$arch $(GO) build -o /dev/null ./cmd/dibvm || exit 1; \
 	done
