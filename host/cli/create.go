@@ -137,12 +137,6 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 	}
 	o := c.o // with what the environment set
 	o.Environ = env
-	if err := c.vf.check(); err != nil {
-		return o, nothing, err
-	}
-	if err := c.checkNumbers(); err != nil {
-		return o, nothing, err
-	}
 	arch, err := debianArch(o.Arch)
 	if err != nil {
 		return o, nothing, err
@@ -152,6 +146,12 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 	// image's binaries natively, with no binfmt emulation in the guest.
 	// (Debian names amd64 and arm64 as Go does.)
 	c.vf.arch = arch
+	if err := c.vf.check(); err != nil {
+		return o, nothing, err
+	}
+	if err := c.checkNumbers(); err != nil {
+		return o, nothing, err
+	}
 	o.Elements = elements
 	o.Types = splitList(c.types)
 	o.Trace = c.trace > 0

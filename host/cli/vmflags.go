@@ -13,6 +13,7 @@ import (
 	"github.com/dibvm/dibvm/host/agentbin"
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -47,7 +48,11 @@ func (f *vmFlags) registerMirror(fs *pflag.FlagSet) {
 }
 
 func (f *vmFlags) check() error {
-	if _, err := f.guestArch(); err != nil {
+	arch, err := f.guestArch()
+	if err != nil {
+		return err
+	}
+	if _, err := qemu.Accelerators(f.accel, arch); err != nil {
 		return err
 	}
 	if f.network != "nat" && f.network != "none" {
