@@ -41,7 +41,7 @@ check: agent
 	done
 	$(GO) mod tidy -diff
 	scripts/shellcheck.sh
-	$(GO) test -count=1 -run 'TestHostSeesOnlyTheAPI' ./cmd/dibvm
+	$(GO) test -count=1 -short -run 'TestHostSeesOnlyTheAPI' ./cmd/dibvm
 
 # Every test: unit tests, the integration tests that boot the real
 # appliance under QEMU, and the end-to-end build of a bootable

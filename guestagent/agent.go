@@ -31,7 +31,7 @@ func Run() error {
 		return err
 	}
 	reaper.Start()
-	if err := sysinit.LoadModules("/etc/dibvm/modules"); err != nil {
+	if err := sysinit.LoadModules(api.ModulesFile); err != nil {
 		// A missing filesystem module is not yet fatal: say so and go on,
 		// so the host can still reach the agent and report it.
 		log.Print(err)
@@ -75,7 +75,7 @@ func readConfig() (*api.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sysinit.MountReadOnly(dev, api.InputDir, "iso9660"); err != nil {
+	if err := sysinit.MountReadOnly(dev, api.InputDir, api.InputFSType); err != nil {
 		return nil, err
 	}
 	data, err := os.ReadFile(api.InputDir + "/" + api.ConfigFile)

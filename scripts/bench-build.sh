@@ -12,7 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dibvm=$(realpath "${DIBVM:-./bin/dibvm}")
 
-now() { date +%s.%N; }
+# now is the time in seconds with a fraction: GNU date has %N, macOS's
+# date does not (perl does, on both).
+now() { perl -MTime::HiRes=time -e 'printf "%.6f\n", time'; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 work=$(mktemp -d)
@@ -53,7 +55,7 @@ for _ in $(seq 1200); do
 done
 kill "$qemu" 2>/dev/null; wait "$qemu" 2>/dev/null || true
 
-printf 'dibvm image build benchmarks (%s, %s cores)\n' "$(uname -m)" "$(nproc)"
+printf 'dibvm image build benchmarks (%s, %s cores)\n' "$(uname -m)" "$(getconf _NPROCESSORS_ONLN)"
 printf '  vm debian-minimal, cold image cache   %8.1f s\n' "$cold"
 phases "$work/cold.log"
 printf '  vm debian-minimal, warm image cache   %8.1f s   (%d files in the cache)\n' "$warm" "$cached"

@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 dibvm=${DIBVM:-./bin/dibvm}
 runs=${RUNS:-5}
 
-now() { date +%s.%N; }
+# now is the time in seconds with a fraction: GNU date has %N, macOS's
+# date does not (perl does, on both).
+now() { perl -MTime::HiRes=time -e 'printf "%.6f\n", time'; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -55,7 +57,7 @@ measure() {
   printf '  peak RSS: dibvm %d MiB, qemu %d MiB\n' "$dibvm_rss" "$qemu_rss"
 }
 
-printf 'dibvm helper VM benchmarks (host %s, %s cores)\n' "$host_arch" "$(nproc)"
+printf 'dibvm helper VM benchmarks (host %s, %s cores)\n' "$host_arch" "$(getconf _NPROCESSORS_ONLN)"
 for arch in $arches; do
   measure "$arch"
 done

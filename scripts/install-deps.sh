@@ -5,8 +5,9 @@
 # tests, shellcheck for `make check`, and the small tools the tests use to
 # inspect images without mounting them.
 #
-# As root on Debian or Ubuntu it installs them with apt. Anywhere else it
-# prints what to install and exits non-zero if something is missing.
+# As root on Debian or Ubuntu it installs them with apt; on macOS with
+# Homebrew. Anywhere else it prints what to install and exits non-zero if
+# something is missing.
 #
 # It runs under macOS's bash 3.2 too: no associative arrays, and no
 # "${a[@]}" of an empty array under set -u (3.2 calls that unbound).
@@ -23,6 +24,7 @@ missing() {
   command -v qemu-img >/dev/null 2>&1 || m="$m qemu-img"
   command -v go >/dev/null 2>&1 || m="$m go"
   command -v make >/dev/null 2>&1 || m="$m make"
+  command -v shellcheck >/dev/null 2>&1 || m="$m shellcheck"
   for w in $m; do echo "$w"; done
 }
 
@@ -41,7 +43,7 @@ Linux)
   fi
   ;;
 Darwin)
-  if [ -n "$(missing)" ] || ! command -v shellcheck >/dev/null 2>&1; then
+  if [ -n "$(missing)" ]; then
     if command -v brew >/dev/null 2>&1; then
       brew install "${mac_pkgs[@]}"
     else

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/vmimage/debrepo"
 	"github.com/dibvm/dibvm/vmimage/initramfs"
 )
@@ -180,7 +181,7 @@ func configure(t *initramfs.Tree, spec Spec) error {
 	t.WriteFile("etc/shadow", []byte("root:*:20000:0:99999:7:::\n"), 0o640)
 	t.WriteFile("etc/hostname", []byte("dibvm\n"), 0o644)
 	t.WriteFile("etc/hosts", []byte("127.0.0.1 localhost dibvm\n::1 localhost\n"), 0o644)
-	t.WriteFile("etc/dibvm/modules", []byte(strings.Join(spec.Modules, "\n")+"\n"), 0o644)
+	t.WriteFile(strings.TrimPrefix(api.ModulesFile, "/"), []byte(strings.Join(spec.Modules, "\n")+"\n"), 0o644)
 	t.Symlink("../proc/self/mounts", "etc/mtab")
 	alternatives(t)
 	caBundle(t)

@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
 
+	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/vmimage/debrepo"
 	"github.com/dibvm/dibvm/vmimage/initramfs"
 )
@@ -236,7 +238,7 @@ func (c *Cache) buildAppliance(spec Spec, m *Manifest, agent Agent) error {
 			return err
 		}
 		t := initramfs.NewTree()
-		t.WriteFile("init", agent.Binary, 0o755)
+		t.WriteFile(strings.TrimPrefix(api.AgentPath, "/"), agent.Binary, 0o755)
 		if err := t.WriteCPIO(out); err != nil {
 			return err
 		}

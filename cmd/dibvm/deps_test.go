@@ -42,7 +42,8 @@ func TestHostSeesOnlyTheAPI(t *testing.T) {
 }
 
 // listDeps is `go list -deps` of pkg (relative to the module root) for
-// goos/goarch.
+// goos/goarch. The go in PATH is the one running this test: go test puts
+// its own GOROOT/bin first.
 func listDeps(t *testing.T, goos, goarch, pkg string) []string {
 	t.Helper()
 	cmd := exec.Command("go", "list", "-deps", pkg)

@@ -15,9 +15,16 @@
 // host ends a boot with the global request PoweroffRequest.
 package api
 
+// The appliance: what the host builds into the initramfs for the agent.
+const (
+	AgentPath   = "/init"              // the agent binary, the kernel's init
+	ModulesFile = "/etc/dibvm/modules" // the kernel modules the agent loads at boot, one a line
+)
+
 // The input disk.
 const (
 	InputSerial = "dibvm-input"      // its virtio-blk serial
+	InputFSType = "iso9660"          // its filesystem
 	InputDir    = "/run/dibvm/input" // where the agent mounts it
 	ConfigFile  = "config.json"      // a Config, on every boot
 	SpecFile    = "build.json"       // a Spec, for a build
@@ -40,17 +47,17 @@ const (
 	PoweroffRequest = "poweroff@dibvm"
 )
 
-// Agent commands, as the host runs them over the control channel. The
-// agent is /init, and the same binary serves each command.
+// Agent commands, as the host runs them over the control channel: the
+// agent binary at AgentPath serves each one.
 const (
 	BuildCommand      = "dib-build"
 	BreakShellCommand = "dib-break-shell"
 
 	// BuildLine runs the build that the input disk describes.
-	BuildLine = "/init " + BuildCommand + " " + InputDir
+	BuildLine = AgentPath + " " + BuildCommand + " " + InputDir
 	// BreakShellLine opens the shell of the breakpoint the build is
 	// stopped at.
-	BreakShellLine = "/init " + BreakShellCommand
+	BreakShellLine = AgentPath + " " + BreakShellCommand
 )
 
 // The agent's console lines start with LogPrefix. When the agent cannot

@@ -17,12 +17,11 @@ import (
 type memo map[string]string // accelerator -> fingerprint it failed under
 
 func fingerprint(binary string) string {
-	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	fi, err := os.Stat(binary)
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%s|%s|%d|%d", strings.TrimSpace(string(boot)), binary, fi.Size(), fi.ModTime().Unix())
+	return fmt.Sprintf("%s|%s|%d|%d", bootID(), binary, fi.Size(), fi.ModTime().Unix())
 }
 
 func readMemo(path string) memo {

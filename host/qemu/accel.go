@@ -10,9 +10,10 @@ import (
 // goarch: "auto" tries the host's hypervisor when it can run that guest
 // (kvm on Linux when /dev/kvm, or $DIBVM_KVM_DEVICE, opens read-write; hvf
 // on macOS when the kernel reports Hypervisor.framework support) and then
-// tcg; a named one is tried alone. A guest of another architecture than
-// the host's runs only under tcg. Opening is not proof that a guest will
-// run: the caller still bounds the boot and falls back.
+// tcg; a named one is tried alone, and refused at once when the host
+// does not offer it. A guest of another architecture than the host's runs
+// only under tcg. Opening is not proof that a guest will run: the caller
+// still bounds the boot and falls back.
 func Accelerators(request, goarch string) ([]string, error) {
 	switch request {
 	case "", "auto":
@@ -25,7 +26,13 @@ func Accelerators(request, goarch string) ([]string, error) {
 		return append(out, "tcg"), nil
 	case "kvm", "hvf":
 		if goarch != runtime.GOARCH {
-			return nil, fmt.Errorf("--accel %s: the helper VM is %s (it follows the image's architecture) and this host is %s; a hypervisor runs only guests of its own architecture: use --accel tcg or auto", request, goarch, runtime.GOARCH)
+			return nil, fmt.Errorf("--accel %s (or DIBVM_ACCEL): the helper VM is %s (the image's architecture, or --arch) and this host is %s; a hypervisor runs only guests of its own architecture: use --accel tcg or auto", request, goarch, runtime.GOARCH)
+		}
+		if hv, reason := Hypervisor(); hv != request {
+			if hv != "" {
+				reason = "this host's hypervisor is " + hv
+			}
+			return nil, fmt.Errorf("--accel %s (or DIBVM_ACCEL): not available here (%s): use --accel auto or tcg", request, reason)
 		}
 		return []string{request}, nil
 	case "tcg":

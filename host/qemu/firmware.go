@@ -3,7 +3,6 @@ package qemu
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 )
@@ -71,16 +70,14 @@ func findUEFI(candidates []UEFI, prefixes []string) (UEFI, bool) {
 }
 
 // qemuPrefixes are the installation prefixes QEMU may have been installed
-// under: that of the emulator found in PATH (bin/..), then Homebrew's.
+// under: that of the emulator dibvm runs (bin/..), then Homebrew's.
 func qemuPrefixes(goarch string) []string {
 	var out []string
-	if name, err := BinaryName(goarch); err == nil {
-		if p, err := exec.LookPath(name); err == nil {
-			if real, err := filepath.EvalSymlinks(p); err == nil {
-				p = real
-			}
-			out = append(out, filepath.Dir(filepath.Dir(p)))
+	if p, err := FindBinary(goarch); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
 		}
+		out = append(out, filepath.Dir(filepath.Dir(p)))
 	}
 	for _, bin := range homebrewBins {
 		out = append(out, filepath.Dir(bin))

@@ -21,7 +21,7 @@ func TestArgsFollowTheGuestsArchitecture(t *testing.T) {
 	}{
 		{"amd64", "tcg", "pc", "max", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
 		{"amd64", "kvm", "pc", "host", "kvm", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
-		{"arm64", "tcg", "virt", "max", "tcg,thread=multi", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
+		{"arm64", "tcg", "virt", "max,pauth-impdef=on", "tcg,thread=multi", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
 		{"arm64", "hvf", "virt", "host", "hvf", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
 	} {
 		c := &Config{Arch: tc.arch, Accel: tc.accel, Memory: 512, CPUs: 2, Kernel: "k", Initrd: "i",
@@ -69,6 +69,15 @@ func TestAcceleratorsForAForeignGuest(t *testing.T) {
 			t.Errorf("--accel %s for %s: %v, want an error naming --accel tcg", hv, foreign, err)
 		}
 	}
+	if runtime.GOOS == "linux" {
+		if _, err := Accelerators("hvf", runtime.GOARCH); err == nil || !strings.Contains(err.Error(), "not available here") {
+			t.Errorf("--accel hvf on Linux: %v, want it refused at once, saying why", err)
+		}
+		t.Setenv("DIBVM_KVM_DEVICE", filepath.Join(t.TempDir(), "no-kvm"))
+		if _, err := Accelerators("kvm", runtime.GOARCH); err == nil || !strings.Contains(err.Error(), "no-kvm") {
+			t.Errorf("--accel kvm without the device: %v, want it refused at once, naming the device", err)
+		}
+	}
 	if _, err := Accelerators("bogus", runtime.GOARCH); err == nil || !strings.Contains(err.Error(), "DIBVM_ACCEL") {
 		t.Errorf("--accel bogus: %v, want an error naming the flag and the variable", err)
 	}
@@ -102,7 +111,7 @@ func TestFindBinaryOverrides(t *testing.T) {
 	}
 	t.Setenv("PATH", t.TempDir())
 	t.Setenv("DIBVM_QEMU_ARM64", "")
-	if runtime.GOARCH == "amd64" {
+	if runtime.GOARCH == "amd64" && runtime.GOOS == "linux" { // macOS looks in Homebrew's prefixes too
 		if _, err := FindBinary("arm64"); err == nil || !strings.Contains(err.Error(), "qemu-system-aarch64 not found") {
 			t.Errorf("arm64 with an empty PATH: %v", err)
 		}
