@@ -12,9 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dibvm=$(realpath "${DIBVM:-./bin/dibvm}")
 
-# now is the time in seconds with a fraction: GNU date has %N, macOS's
-# date does not (perl does, on both).
-now() { perl -MTime::HiRes=time -e 'printf "%.6f\n", time'; }
+# now is the time in seconds with a fraction: GNU date has %N; macOS's
+# date does not, and perl's Time::HiRes stands in.
+if [ "$(date +%N)" != N ]; then
+  now() { date +%s.%N; }
+else
+  now() { perl -MTime::HiRes=time -e 'printf "%.6f\n", time'; }
+fi
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 work=$(mktemp -d)

@@ -12,9 +12,13 @@ cd "$(dirname "$0")/.."
 dibvm=${DIBVM:-./bin/dibvm}
 runs=${RUNS:-5}
 
-# now is the time in seconds with a fraction: GNU date has %N, macOS's
-# date does not (perl does, on both).
-now() { perl -MTime::HiRes=time -e 'printf "%.6f\n", time'; }
+# now is the time in seconds with a fraction: GNU date has %N; macOS's
+# date does not, and perl's Time::HiRes stands in.
+if [ "$(date +%N)" != N ]; then
+  now() { date +%s.%N; }
+else
+  now() { perl -MTime::HiRes=time -e 'printf "%.6f\n", time'; }
+fi
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
