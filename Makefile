@@ -68,7 +68,7 @@ e2e: dibvm
 # host), and a bare debian-minimal tree. Kept out of `make test` so that
 # the test suite stays within an hour on a slow host.
 e2e-full: dibvm
-	$(GO) test -count=1 -timeout 360m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
+	$(GO) test -count=1 -timeout 480m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
 
 bench: dibvm
 	./scripts/bench.sh
