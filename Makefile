@@ -64,8 +64,8 @@ e2e: dibvm
 # Every end-to-end build: also a debian-minimal image with block-device-efi
 # booted under OVMF, ubuntu-minimal and ubuntu (from a cloud image) from
 # stand-ins for Ubuntu's servers, an arm64 image built in an arm64 helper
-# and booted under AAVMF (about an hour and a half under TCG on an x86
-# host), and a bare debian-minimal tree. Kept out of `make test` so that
+# and booted under AAVMF (35 minutes under TCG on an x86 host), and a bare
+# debian-minimal tree. Kept out of `make test` so that
 # the test suite stays within an hour on a slow host.
 e2e-full: dibvm
 	$(GO) test -count=1 -timeout 480m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
