@@ -20,6 +20,16 @@ const (
 // DefaultDir is where the maps of a build's elements are installed.
 const DefaultDir = "/usr/share/pkg-map"
 
+// Usage is pkg-map's help, as --help prints it.
+const Usage = `usage: pkg-map (--element ELEMENT | --pkg-map FILE) [--distro DISTRO] [--release RELEASE]
+               [--prefix PREFIX] [--missing-ok] [--debug] NAME...
+
+Map generic package names to a distribution's through an element's pkg-map
+file (` + DefaultDir + `/ELEMENT, or FILE), for DISTRO (default $DISTRO_NAME)
+and RELEASE (default $DIB_RELEASE). Exit status 1 is a failure, 2 an
+element without a map.
+`
+
 // Main runs the pkg-map command with args (without the program name).
 // Arguments that are not flags are package names, wherever they stand.
 // getenv supplies DISTRO_NAME and DIB_RELEASE; dir is where
@@ -64,6 +74,9 @@ func Main(args []string, getenv func(string) string, dir string, stdout, stderr 
 		case "--missing-ok":
 			missingOK = true
 		case "--debug":
+		case "-h", "--help":
+			fmt.Fprint(stdout, Usage)
+			return 0
 		default:
 			names = append(names, a)
 		}

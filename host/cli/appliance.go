@@ -21,7 +21,7 @@ func applianceCommand() *cobra.Command {
 		&cobra.Command{
 			Use:   "build",
 			Short: "Build the helper appliance, or refresh it from the mirror",
-			Args:  cobra.NoArgs,
+			Args:  noArgs,
 			RunE: func(*cobra.Command, []string) error {
 				cache, spec, agent, err := vf.applianceCache()
 				if err != nil {
@@ -39,7 +39,7 @@ func applianceCommand() *cobra.Command {
 		&cobra.Command{
 			Use:   "info",
 			Short: "Describe the cached helper appliance",
-			Args:  cobra.NoArgs,
+			Args:  noArgs,
 			RunE: func(*cobra.Command, []string) error {
 				cache, spec, agent, err := vf.applianceCache()
 				if err != nil {
@@ -59,7 +59,7 @@ func applianceCommand() *cobra.Command {
 		&cobra.Command{
 			Use:   "path",
 			Short: "Print the paths of the cached kernel and initramfs",
-			Args:  cobra.NoArgs,
+			Args:  noArgs,
 			RunE: func(*cobra.Command, []string) error {
 				cache, spec, agent, err := vf.applianceCache()
 				if err != nil {

@@ -25,6 +25,7 @@ func Main(args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(runCommand(), createCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand())
 	// dibvm also answers to the names of the DIB tools it replaces.
 	switch filepath.Base(args[0]) {
@@ -52,8 +53,15 @@ func Main(args []string) int {
 	// Errors can carry names from element trees and text from the guest:
 	// shown, never obeyed, by the terminal.
 	w := termsafe.NewWriter(os.Stderr)
+	defer w.Flush()
+	var ue *usageError
+	if errors.As(err, &ue) {
+		for _, p := range ue.problems {
+			fmt.Fprintf(w, "dibvm: %s\n", p)
+		}
+		return 2
+	}
 	fmt.Fprintf(w, "dibvm: %v\n", err)
-	w.Flush()
 	return 1
 }
 

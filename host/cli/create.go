@@ -35,6 +35,7 @@ type createFlags struct {
 	logfile     string
 	noTmpfs     bool
 	minTmpfs    int
+	ramdisk     string
 	checksum    bool
 	clearEnv    bool
 	version     bool
@@ -75,7 +76,7 @@ FS_TYPE, DIB_QUIET) count where the flag is not given.`,
 			if c.version {
 				return nil
 			}
-			return cobra.MinimumNArgs(1)(cmd, args)
+			return atLeastOne("at least one ELEMENT")(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if c.version {
@@ -123,6 +124,7 @@ func (c *createFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&c.logfile, "logfile", "", "write the build's output to this file, and not to the terminal unless DIB_QUIET=0")
 	f.BoolVar(&c.noTmpfs, "no-tmpfs", false, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
 	f.IntVar(&c.minTmpfs, "min-tmpfs", 0, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
+	f.StringVar(&c.ramdisk, "ramdisk-element", "", "accepted for DIB: it matters only to ramdisk-image-create")
 	f.BoolVar(&c.version, "version", false, "print dibvm's version and exit")
 	c.vf.register(f)
 }
@@ -132,40 +134,61 @@ func (c *createFlags) register(f *pflag.FlagSet) {
 func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Options, func(), error) {
 	nothing := func() {}
 	env := environ(c.clearEnv)
-	if err := c.fromEnviron(f, env); err != nil {
-		return c.o, nothing, err
-	}
+	// Every problem of the command line is found before any is reported.
+	var p problems
+	c.fromEnviron(f, env, &p)
 	o := c.o // with what the environment set
 	o.Environ = env
-	arch, err := debianArch(o.Arch)
-	if err != nil {
-		return o, nothing, err
+	if arch, err := debianArch(o.Arch); err != nil {
+		p.addErr(err)
+	} else {
+		o.Arch = arch
+		// The helper VM is of the image's architecture: its chroot runs
+		// the image's binaries natively, with no binfmt emulation in the
+		// guest. (Debian names amd64 and arm64 as Go does.)
+		c.vf.arch = arch
+		c.vf.checkInto(&p)
 	}
-	o.Arch = arch
-	// The helper VM is of the image's architecture: its chroot runs the
-	// image's binaries natively, with no binfmt emulation in the guest.
-	// (Debian names amd64 and arm64 as Go does.)
-	c.vf.arch = arch
-	if err := c.vf.check(); err != nil {
-		return o, nothing, err
-	}
-	if err := c.checkNumbers(); err != nil {
-		return o, nothing, err
-	}
+	c.checkNumbers(f, &p)
 	o.Elements = elements
 	o.Types = splitList(c.types)
+	checkTypeList(c.types, o.Types, &p)
 	o.Trace = c.trace > 0
-	for _, p := range c.packages {
-		o.Packages = append(o.Packages, splitList(p)...)
+	for _, list := range c.packages {
+		for _, name := range splitList(list) {
+			if !packageName.MatchString(name) {
+				p.add("-p %s: %q is not a package name (lower-case letters, digits and + - . as Debian's, optionally =VERSION)", list, name)
+			}
+			o.Packages = append(o.Packages, name)
+		}
 	}
+	var err error
 	if o.Checksums, err = checksums(c.checksum, lookupEnv(o.Environ, "DIB_CHECKSUM")); err != nil {
-		return o, nothing, err
+		p.addErr(err)
 	}
 	o.Environ = append(o.Environ, c.exported()...)
 	if o.ImageCache == "" {
 		if o.ImageCache, err = defaultImageCache(); err != nil {
-			return o, nothing, err
+			p.addErr(err)
 		}
+	} else if err := checkWritableDir(o.ImageCache); err != nil {
+		p.add("--image-cache %s (or DIB_IMAGE_CACHE): %v", o.ImageCache, err)
+	}
+	checkOutput(&o, &p)
+	if c.logfile != "" {
+		if dir := filepath.Dir(c.logfile); !isDir(dir) {
+			p.add("--logfile %s: %s is not a directory: create it first", c.logfile, dir)
+		} else if isDir(c.logfile) {
+			p.add("--logfile %s: is a directory; give a file name", c.logfile)
+		}
+	}
+	if o.QemuImgOptions != "" {
+		if err := checkQemuImgOptions(o.QemuImgOptions); err != nil {
+			p.add("--qemu-img-options %s: %v", o.QemuImgOptions, err)
+		}
+	}
+	if err := p.err(); err != nil {
+		return o, nothing, err
 	}
 	o.ScratchSize = int64(c.scratch)
 	if o.ScratchSize == 0 {
@@ -187,35 +210,53 @@ func environ(clear bool) []string {
 
 // fromEnviron sets each flag of environFlags that was not given from its
 // variable, if set.
-func (c *createFlags) fromEnviron(f *pflag.FlagSet, env []string) error {
+func (c *createFlags) fromEnviron(f *pflag.FlagSet, env []string, p *problems) {
 	for _, ef := range environFlags {
 		v := lookupEnv(env, ef.variable)
 		if v == "" || f.Changed(ef.flag) {
 			continue
 		}
 		if err := f.Set(ef.flag, v); err != nil {
-			return fmt.Errorf("%s=%s (for --%s): %w", ef.variable, v, ef.flag, err)
+			p.add("%s=%s (for --%s): %v", ef.variable, v, ef.flag, err)
 		}
 	}
-	return nil
 }
 
-func (c *createFlags) checkNumbers() error {
-	switch {
-	case c.o.ImageSizeGB < 0 || c.o.ExtraSizeGB < 0:
-		return fmt.Errorf("--image-size and --image-extra-size cannot be negative")
-	case c.o.MaxOnlineResize < 0:
-		return fmt.Errorf("--max-online-resize cannot be negative")
-	case c.o.JournalMiB < 0:
-		return fmt.Errorf("--mkfs-journal-size cannot be negative")
-	case math.IsNaN(c.o.ImageSizeGB) || math.IsInf(c.o.ImageSizeGB, 0) || math.IsNaN(c.o.ExtraSizeGB) || math.IsInf(c.o.ExtraSizeGB, 0):
-		return fmt.Errorf("--image-size and --image-extra-size take a number of GB")
-	case c.scratch > 0 && c.o.ImageSizeGB*1e9 >= float64(c.scratch):
-		return fmt.Errorf("--scratch-size %s cannot hold a %g GB image (--image-size): give at least twice that", c.scratch.String(), c.o.ImageSizeGB)
-	case c.timeout < 0:
-		return fmt.Errorf("--timeout %s: give a duration such as 4h, or 0 for no limit", c.timeout)
+// maxImageGB bounds --image-size: the scratch disk is twice the image,
+// and ext4, the usual home of the sparse files, takes files of 16 TiB.
+const maxImageGB = 4000
+
+func (c *createFlags) checkNumbers(f *pflag.FlagSet, p *problems) {
+	for _, s := range []struct {
+		flag, env string
+		gb        float64
+	}{{"image-size", "DIB_IMAGE_SIZE", c.o.ImageSizeGB}, {"image-extra-size", "DIB_IMAGE_EXTRA_SIZE", c.o.ExtraSizeGB}} {
+		switch {
+		case math.IsNaN(s.gb) || math.IsInf(s.gb, 0):
+			p.add("--%s %g (or %s): give a number of GB, such as 4 or 2.5", s.flag, s.gb, s.env)
+		case s.gb < 0:
+			p.add("--%s %g (or %s): cannot be negative", s.flag, s.gb, s.env)
+		case s.gb > maxImageGB:
+			p.add("--%s %g (or %s): more than the %d GB dibvm makes an image of", s.flag, s.gb, s.env, maxImageGB)
+		case s.flag == "image-size" && f.Changed(s.flag) && s.gb < 0.1:
+			p.add("--image-size %g (or DIB_IMAGE_SIZE): is in GB, and an image needs at least 0.1 (leave it out to size the image from its tree)", s.gb)
+		}
 	}
-	return nil
+	if c.o.MaxOnlineResize < 0 {
+		p.add("--max-online-resize %d (or MAX_ONLINE_RESIZE): cannot be negative", c.o.MaxOnlineResize)
+	}
+	if c.o.JournalMiB < 0 {
+		p.add("--mkfs-journal-size %d (or DIB_JOURNAL_SIZE): cannot be negative", c.o.JournalMiB)
+	}
+	if c.minTmpfs < 0 {
+		p.add("--min-tmpfs %d: cannot be negative", c.minTmpfs)
+	}
+	if c.scratch > 0 && c.o.ImageSizeGB*1e9 >= float64(c.scratch) {
+		p.add("--scratch-size %s cannot hold a %g GB image (--image-size): give at least twice that", c.scratch.String(), c.o.ImageSizeGB)
+	}
+	if c.timeout < 0 {
+		p.add("--timeout %s: give a duration such as 4h, or 0 for no limit", c.timeout)
+	}
 }
 
 // exported are the variables disk-image-create exports for its flags,

@@ -30,7 +30,7 @@ func runCommand() *cobra.Command {
 		Long: `Boot the helper VM, run CMD as root inside it with its stdout and stderr
 streamed separately, and exit with CMD's exit status. Signals sent to dibvm
 (SIGINT, SIGTERM, SIGHUP) are forwarded to CMD's process group.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: atLeastOne("a COMMAND after --"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(&vf, args, env, stats)
 		},

@@ -47,27 +47,41 @@ func (f *vmFlags) registerMirror(fs *pflag.FlagSet) {
 	fs.StringVar(&f.mirror, "mirror", envOr("DIBVM_MIRROR", ""), "Debian mirror for the helper appliance (env DIBVM_MIRROR; default "+"http://deb.debian.org/debian)")
 }
 
+// check says everything wrong with the VM flags, as a usageError.
 func (f *vmFlags) check() error {
-	arch, err := f.guestArch()
-	if err != nil {
-		return err
-	}
-	if _, err := qemu.Accelerators(f.accel, arch); err != nil {
-		return err
+	var p problems
+	f.checkInto(&p)
+	return p.err()
+}
+
+func (f *vmFlags) checkInto(p *problems) {
+	if arch, err := f.guestArch(); err != nil {
+		p.addErr(err)
+	} else if _, err := qemu.Accelerators(f.accel, arch); err != nil {
+		p.addErr(err)
 	}
 	if f.network != "nat" && f.network != "none" {
-		return fmt.Errorf("--network %q: use nat or none", f.network)
+		p.add("--network %q: use nat or none", f.network)
 	}
 	if _, err := f.egressPolicy(); err != nil {
-		return err
+		p.addErr(err)
 	}
-	if f.memory < 256 {
-		return fmt.Errorf("--memory %d: the helper VM needs at least 256 MiB", f.memory)
+	mem := hostMemoryMiB()
+	switch {
+	case f.memory < 256:
+		p.add("--memory %d: the helper VM needs at least 256 MiB", f.memory)
+	case mem > 0 && int64(f.memory) > mem:
+		p.add("--memory %d: more MiB than this host has (%d MiB)", f.memory, mem)
 	}
-	if f.cpus < 1 {
-		return fmt.Errorf("--cpus %d: must be at least 1", f.cpus)
+	switch n := runtime.NumCPU(); {
+	case f.cpus < 1:
+		p.add("--cpus %d: must be at least 1", f.cpus)
+	case f.cpus > n:
+		p.add("--cpus %d: this host has %d CPUs, and more virtual CPUs than that only slow the guest down", f.cpus, n)
 	}
-	return nil
+	if f.bootTimeout <= 0 {
+		p.add("--boot-timeout %s: give how long the helper VM may take to boot, such as 3m", f.bootTimeout)
+	}
 }
 
 // egressPolicy is what --allow-net and --allow-only, or where a flag is

@@ -1,0 +1,291 @@
+package main_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A command line case: its arguments and variables, the exit status it
+// must end with (2: the command line is wrong; 1: what it names is; 0),
+// and words the message must hold. An accepted build must get as far as
+// starting QEMU, the stub below.
+type cliCase struct {
+	name string
+	args []string
+	env  []string
+	code int
+	want []string
+}
+
+// accepted is the code of a build whose command line passes every check:
+// it goes on to start QEMU.
+const accepted = -1
+
+// stubQEMU is a QEMU that only records that it was started, and the
+// variables that make dibvm run it for either architecture.
+func stubQEMU(t *testing.T) (started string, env []string) {
+	t.Helper()
+	dir := t.TempDir()
+	started = filepath.Join(dir, "qemu-started")
+	fake := filepath.Join(dir, "qemu")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\ntouch "+started+"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return started, []string{"DIBVM_QEMU=" + fake, "DIBVM_QEMU_AMD64=" + fake, "DIBVM_QEMU_ARM64=" + fake,
+		"DIBVM_KVM_DEVICE=/nonexistent/kvm"}
+}
+
+// runCases runs each case in work (the current directory of dibvm) and
+// checks its status and message, that no QEMU started for a refused one,
+// and that a refused one left nothing behind: no file in work or in the
+// run directory, no temporary directory of dibvm's.
+func runCases(t *testing.T, work string, cases []cliCase) {
+	t.Helper()
+	started, env := stubQEMU(t)
+	runtimeDir, runEnv := runDir(t)
+	env = append(append(env, runEnv...), "ELEMENTS_PATH="+testElements(t))
+	before := listDir(t, work)
+	tmpBefore, _ := filepath.Glob(filepath.Join(os.TempDir(), "dibvm-qemu-img-*"))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.code == accepted {
+				needVM(t) // it goes on to look up the appliance
+			}
+			os.Remove(started)
+			r := runIn(t, work, append(append([]string{}, env...), c.env...), c.args...)
+			_, qemuRan := os.Stat(started)
+			switch {
+			case c.code == accepted:
+				if r.code == 2 || qemuRan != nil {
+					t.Errorf("dibvm %q: a legal command line was refused (exit %d, QEMU started: %v):\n%s", c.args, r.code, qemuRan == nil, r.stderr)
+				}
+			case r.code != c.code:
+				t.Errorf("dibvm %q: exit %d, want %d\n%s", c.args, r.code, c.code, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr+r.stdout, w) {
+					t.Errorf("dibvm %q: the message does not say %q:\n%s", c.args, w, r.stderr)
+				}
+			}
+			if c.code > 0 {
+				if qemuRan == nil {
+					t.Errorf("dibvm %q started QEMU: bad input must be refused before the VM boots", c.args)
+				}
+				if after := listDir(t, work); !slices.Equal(after, before) {
+					t.Errorf("dibvm %q left files behind: %q, before %q", c.args, after, before)
+				}
+				if left := listDir(t, runtimeDir); len(left) > 0 {
+					t.Errorf("dibvm %q left run directories: %q", c.args, left)
+				}
+				if tmp, _ := filepath.Glob(filepath.Join(os.TempDir(), "dibvm-qemu-img-*")); len(tmp) > len(tmpBefore) {
+					t.Errorf("dibvm %q left temporary directories: %q", c.args, tmp)
+				}
+			}
+		})
+	}
+}
+
+func runIn(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(dibvmBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	err := cmd.Run()
+	timer.Stop()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != dir {
+			out = append(out, strings.TrimPrefix(p, dir))
+		}
+		return nil
+	})
+	return out
+}
+
+// The output and the caches: where the image goes must be a file name in
+// a directory that exists and can be written; a cache must be a directory,
+// or one that can be made.
+func TestCreateOutputPaths(t *testing.T) {
+	work := t.TempDir()
+	os.Mkdir(filepath.Join(work, "out"), 0o755)
+	os.WriteFile(filepath.Join(work, "afile"), []byte("x"), 0o644)
+	tiny := []string{"-n", "tiny-os"}
+	create := func(args ...string) []string { return append(append([]string{"create"}, args...), tiny...) }
+	runCases(t, work, []cliCase{
+		{"empty -o", create("-o", "", "-t", "tar"), nil, 2, []string{`-o "": give the image's file name`}},
+		{"-o a directory with a slash", create("-o", "out/", "-t", "tar"), nil, 2, []string{"-o out/: is a directory", "-o out/image"}},
+		{"-o an existing directory", create("-o", "out", "-t", "tar"), nil, 2, []string{"-o out: is a directory"}},
+		{"-o in a missing directory", create("-o", "nosuch/img", "-t", "tar"), nil, 2, []string{"-o nosuch/img: the directory nosuch does not exist: create it first"}},
+		{"-o under a regular file", create("-o", "afile/img", "-t", "tar"), nil, 2, []string{"-o afile/img: afile is not a directory"}},
+		{"-o deep in a missing tree", create("-o", "a/b/c/img", "-t", "tar"), nil, 2, []string{"the directory a/b/c does not exist"}},
+		{"-t twice the same", create("-o", "out/x", "-t", "qcow2,qcow2"), nil, 2, []string{"-t qcow2,qcow2: names qcow2 twice"}},
+		{"-t empty", create("-o", "out/x", "-t", ""), nil, 2, []string{`-t "": give at least one output type`}},
+		{"-t only commas", create("-o", "out/x", "-t", ",,"), nil, 2, []string{"give at least one output type"}},
+		{"-t unknown", create("-o", "out/x", "-t", "iso9660"), nil, 2, []string{"-t iso9660: this dibvm cannot write that type yet", "qcow2"}},
+		{"-t one unknown among known", create("-o", "out/x", "-t", "qcow2,bogus,tar"), nil, 2, []string{"-t bogus:"}},
+		{"--image-cache a file", create("-o", "out/x", "-t", "tar", "--image-cache", "afile"), nil, 2, []string{"--image-cache afile (or DIB_IMAGE_CACHE): afile is not a directory"}},
+		{"DIB_IMAGE_CACHE a file", create("-o", "out/x", "-t", "tar"), []string{"DIB_IMAGE_CACHE=" + filepath.Join(work, "afile")}, 2, []string{"(or DIB_IMAGE_CACHE)", "is not a directory"}},
+		{"--image-cache under a file", create("-o", "out/x", "-t", "tar", "--image-cache", "afile/cache"), nil, 2, []string{"afile is not a directory"}},
+		{"--logfile in a missing directory", create("-o", "out/x", "-t", "tar", "--logfile", "nosuch/log"), nil, 2, []string{"--logfile nosuch/log: nosuch is not a directory"}},
+		{"--logfile a directory", create("-o", "out/x", "-t", "tar", "--logfile", "out"), nil, 2, []string{"--logfile out: is a directory"}},
+		{"all at once", create("-o", "nosuch/img", "-t", "qcow2,qcow2", "--image-cache", "afile"), nil, 2,
+			[]string{"nosuch does not exist", "names qcow2 twice", "afile is not a directory"}},
+		{"-o with the type's suffix", create("-o", "out/img.qcow2", "-t", "qcow2", "block-device-mbr"), nil, accepted, nil},
+		{"-o in a directory that exists", create("-o", "out/img", "-t", "tar,qcow2", "block-device-mbr"), nil, accepted, nil},
+		{"--image-cache to be made", create("-o", "out/img", "-t", "tar", "--image-cache", filepath.Join(t.TempDir(), "new", "cache")), nil, accepted, nil},
+	})
+}
+
+// Where this user cannot write, the output is refused before the VM
+// boots. As root every directory is writable, so the case runs as the
+// ordinary test user there.
+func TestCreateOutputReadOnly(t *testing.T) {
+	work, err := os.MkdirTemp("", "dibvm-ro-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	os.Chmod(work, 0o755)
+	ro := filepath.Join(work, "ro")
+	os.Mkdir(ro, 0o555)
+	bin := filepath.Join(work, "dibvm")
+	copyFile(t, dibvmBin, bin)
+	os.Chmod(bin, 0o755)
+	started, env := stubQEMU(t)
+	cmd := exec.Command(bin, "create", "-n", "-t", "tar", "-o", filepath.Join(ro, "img"), "tiny-os")
+	cmd.Env = append(append(os.Environ(), env...), "ELEMENTS_PATH="+testElements(t))
+	if os.Geteuid() == 0 {
+		u := ensureUser(t, "dibvmtest")
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.Env = append(cmd.Env, "HOME="+u.HomeDir)
+		// The test elements, where that user can read them.
+		elems := filepath.Join(work, "elements")
+		if err := os.CopyFS(elems, os.DirFS(testElements(t))); err != nil {
+			t.Fatal(err)
+		}
+		filepath.WalkDir(elems, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+		cmd.Env = append(cmd.Env, "ELEMENTS_PATH="+elems)
+	}
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "cannot write in "+ro+": permission denied") {
+		t.Errorf("-o in a read-only directory: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(started); err == nil {
+		t.Error("QEMU started")
+	}
+}
+
+// Numbers and values of the flags and of the variables that stand for
+// them: all refused with exit status 2, naming the flag (and the
+// variable), before anything starts.
+func TestCreateFlagValues(t *testing.T) {
+	work := t.TempDir()
+	foreign := "arm64"
+	if runtime.GOARCH == "arm64" {
+		foreign = "amd64"
+	}
+	create := func(args ...string) []string {
+		return append(append([]string{"create", "-o", "img", "-t", "tar"}, args...), "-n", "tiny-os")
+	}
+	runCases(t, work, []cliCase{
+		{"--image-size 0", create("--image-size", "0"), nil, 2, []string{"--image-size 0 (or DIB_IMAGE_SIZE)", "at least 0.1"}},
+		{"--image-size NaN", create("--image-size", "NaN"), nil, 2, []string{"--image-size NaN", "give a number of GB"}},
+		{"--image-size Inf", create("--image-size", "Inf"), nil, 2, []string{"--image-size +Inf", "give a number of GB"}},
+		{"--image-size negative", create("--image-size", "-1"), nil, 2, []string{"--image-size -1", "cannot be negative"}},
+		{"--image-size huge", create("--image-size", "1e12"), nil, 2, []string{"--image-size 1e+12", "more than the 4000 GB"}},
+		{"--image-size tiny", create("--image-size", "0.0001"), nil, 2, []string{"--image-size 0.0001", "at least 0.1"}},
+		{"--image-size words", create("--image-size", "big"), nil, 2, []string{"--image-size", "big"}},
+		{"DIB_IMAGE_SIZE 0", create(), []string{"DIB_IMAGE_SIZE=0"}, 2, []string{"(or DIB_IMAGE_SIZE)", "at least 0.1"}},
+		{"DIB_IMAGE_SIZE words", create(), []string{"DIB_IMAGE_SIZE=big"}, 2, []string{"DIB_IMAGE_SIZE=big (for --image-size)"}},
+		{"--image-extra-size NaN", create("--image-extra-size", "NaN"), nil, 2, []string{"--image-extra-size NaN (or DIB_IMAGE_EXTRA_SIZE)"}},
+		{"--image-extra-size negative", create("--image-extra-size", "-2"), nil, 2, []string{"--image-extra-size -2", "cannot be negative"}},
+		{"--image-extra-size huge", create("--image-extra-size", "9e9"), nil, 2, []string{"--image-extra-size 9e+09", "more than"}},
+		{"--timeout negative", create("--timeout", "-5m"), nil, 2, []string{"--timeout -5m0s", "0 for no limit"}},
+		{"--timeout words", create("--timeout", "soon"), nil, 2, []string{"--timeout", "soon"}},
+		{"--min-tmpfs negative", create("--min-tmpfs", "-5"), nil, 2, []string{"--min-tmpfs -5: cannot be negative"}},
+		{"--cpus 0", create("--cpus", "0"), nil, 2, []string{"--cpus 0: must be at least 1"}},
+		{"--cpus 999", create("--cpus", "999"), nil, 2, []string{"--cpus 999: this host has"}},
+		{"--memory small", create("--memory", "100"), nil, 2, []string{"--memory 100: the helper VM needs at least 256 MiB"}},
+		{"--memory huge", create("--memory", "99999999"), nil, 2, []string{"--memory 99999999: more MiB than this host has"}},
+		{"--boot-timeout 0", create("--boot-timeout", "0s"), nil, 2, []string{"--boot-timeout 0s"}},
+		{"--boot-timeout negative", create("--boot-timeout", "-1m"), nil, 2, []string{"--boot-timeout -1m0s"}},
+		{"--max-online-resize negative", create("--max-online-resize", "-1"), nil, 2, []string{"--max-online-resize -1 (or MAX_ONLINE_RESIZE)"}},
+		{"--mkfs-journal-size negative", create("--mkfs-journal-size", "-1"), nil, 2, []string{"--mkfs-journal-size -1 (or DIB_JOURNAL_SIZE)"}},
+		{"DIB_JOURNAL_SIZE words", create(), []string{"DIB_JOURNAL_SIZE=lots"}, 2, []string{"DIB_JOURNAL_SIZE=lots (for --mkfs-journal-size)"}},
+		{"--scratch-size 0", create("--scratch-size", "0"), nil, 2, []string{"--scratch-size", "want a size such as 40G"}},
+		{"--scratch-size tiny", create("--scratch-size", "1K"), nil, 2, []string{"--scratch-size"}},
+		{"--scratch-size below the image", create("--scratch-size", "2G", "--image-size", "4"), nil, 2, []string{"--scratch-size 2048M cannot hold a 4 GB image"}},
+		{"-p garbage", create("-p", "Bad!"), nil, 2, []string{`-p Bad!: "Bad!" is not a package name`}},
+		{"-p one bad in a list", create("-p", "vim,c++ compiler,git"), nil, 2, []string{`"c++ compiler" is not a package name`}},
+		{"-p upper case", create("-p", "Vim"), nil, 2, []string{`"Vim" is not a package name`}},
+		{"--qemu-img-options unknown", create("--qemu-img-options", "bogus=1"), nil, 2, []string{"--qemu-img-options bogus=1: qemu-img refuses them for qcow2", "bogus"}},
+		{"--qemu-img-options bad value", create("--qemu-img-options", "compat=9"), nil, 2, []string{"--qemu-img-options compat=9"}},
+		{"--accel unknown", create("--accel", "foo"), nil, 2, []string{`accelerator "foo" (--accel or DIBVM_ACCEL)`}},
+		{"DIBVM_ACCEL unknown", create(), []string{"DIBVM_ACCEL=bogus"}, 2, []string{`accelerator "bogus" (--accel or DIBVM_ACCEL)`}},
+		{"--accel hvf off macOS", create("--accel", "hvf"), nil, 2, []string{"--accel hvf (or DIBVM_ACCEL): not available here"}},
+		{"--accel kvm without the device", create("--accel", "kvm"), nil, 2, []string{"--accel kvm (or DIBVM_ACCEL): not available here", "/nonexistent/kvm"}},
+		{"--accel kvm for a foreign image", create("-a", foreign, "--accel", "kvm"), []string{"DIBVM_KVM_DEVICE=/dev/null"}, 2, []string{"the helper VM is " + foreign}},
+		{"--network unknown", create("--network", "wifi"), nil, 2, []string{`--network "wifi": use nat or none`}},
+		{"--allow-net garbage", create("--allow-net", "not a host!"), nil, 2, []string{"--allow-net"}},
+		{"-a unknown", create("-a", "sparc"), nil, 2, []string{"-a sparc"}},
+		{"ARCH unknown", create(), []string{"ARCH=sparc"}, 2, []string{"-a sparc"}},
+		{"DIB_CHECKSUM unknown", create(), []string{"DIB_CHECKSUM=sha1"}, 2, []string{"DIB_CHECKSUM=sha1: want 1, or md5 and/or sha256"}},
+		{"several at once", create("--cpus", "0", "--memory", "1", "--image-size", "NaN"), nil, 2,
+			[]string{"--cpus 0", "--memory 1", "--image-size NaN"}},
+		{"legal: sizes and packages", create("--image-size", "2.5", "-p", "vim,libc6=2.41-12,g++", "--timeout", "0"), nil, accepted, nil},
+		{"legal: qemu-img options", create("--qemu-img-options", "compat=0.10"), nil, accepted, nil},
+		{"legal: --ramdisk-element", create("--ramdisk-element", "dracut-ramdisk"), nil, accepted, nil},
+	})
+}
+
+// The command line itself: what is missing is named, not counted; a
+// flag dibvm does not know points at the help; help is not an error.
+func TestCommandLineUsage(t *testing.T) {
+	work := t.TempDir()
+	runCases(t, work, []cliCase{
+		{"create without elements", []string{"create"}, nil, 2, []string{"give at least one ELEMENT: dibvm create [flags] ELEMENT..."}},
+		{"disk-image-create flags only", []string{"create", "-o", "img"}, nil, 2, []string{"give at least one ELEMENT"}},
+		{"run without a command", []string{"run"}, nil, 2, []string{"give a COMMAND after --"}},
+		{"run with -- alone", []string{"run", "--"}, nil, 2, []string{"give a COMMAND after --"}},
+		{"element-info without elements", []string{"element-info"}, nil, 2, []string{"give at least one ELEMENT"}},
+		{"an unknown flag", []string{"create", "--bogus", "tiny-os"}, nil, 2, []string{"unknown flag: --bogus (see dibvm create --help)"}},
+		{"an unknown shorthand", []string{"create", "-Q", "tiny-os"}, nil, 2, []string{"unknown shorthand flag: 'Q'", "see dibvm create --help"}},
+		{"a flag without its value", []string{"create", "tiny-os", "-o"}, nil, 2, []string{"flag needs an argument", "-o"}},
+		{"a number that is not", []string{"create", "--cpus", "two", "tiny-os"}, nil, 2, []string{"--cpus", "two"}},
+		{"appliance info with arguments", []string{"appliance", "info", "extra"}, nil, 2, []string{"dibvm appliance info takes no arguments"}},
+		{"run with an unknown --arch", []string{"run", "--arch", "mips", "--", "true"}, nil, 2, []string{"--arch mips: the helper VM can be amd64 (x86_64) or arm64 (aarch64)"}},
+		{"legal: create --help", []string{"create", "--help"}, nil, 0, []string{"--image-size"}},
+		{"legal: pkg-map --help", []string{"pkg-map", "--help"}, nil, 0, []string{"usage: pkg-map"}},
+		{"legal: create --version", []string{"create", "--version"}, nil, 0, nil},
+	})
+}

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// usageError is a command line that cannot work: a flag, its value, an
+// argument, or the variable that stands for a flag. dibvm exits with
+// status 2 for it, as for a flag it does not know, and says every
+// problem at once, each on its own line.
+type usageError struct{ problems []string }
+
+func (e *usageError) Error() string { return strings.Join(e.problems, "\n") }
+
+// problems collects what is wrong with a command line, so that the user
+// hears all of it at once rather than one problem per attempt.
+type problems []string
+
+func (p *problems) add(format string, args ...any) {
+	*p = append(*p, fmt.Sprintf(format, args...))
+}
+
+// addErr adds err, when there is one; the problems of a usageError one
+// by one.
+func (p *problems) addErr(err error) {
+	if err == nil {
+		return
+	}
+	if ue, ok := err.(*usageError); ok {
+		*p = append(*p, ue.problems...)
+		return
+	}
+	*p = append(*p, err.Error())
+}
+
+// err is nil when nothing was added, else a *usageError.
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &usageError{problems: p}
+}
+
+// usagef is a usageError of one problem.
+func usagef(format string, args ...any) error {
+	return &usageError{problems: []string{fmt.Sprintf(format, args...)}}
+}
+
+// flagError makes cobra's own flag errors (unknown flag, bad value) usage
+// errors that point at the command's help.
+func flagError(c *cobra.Command, err error) error {
+	return usagef("%v (see %s --help)", err, c.CommandPath())
+}
+
+// atLeastOne is an Args check that names what is missing, not a count.
+func atLeastOne(what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return usagef("give %s: %s", what, c.UseLine())
+		}
+		return nil
+	}
+}
+
+// noArgs refuses arguments a command does not take.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments, got %q", c.CommandPath(), args)
+	}
+	return nil
+}
