@@ -135,8 +135,8 @@ func TestCreateOutputPaths(t *testing.T) {
 	create := func(args ...string) []string { return append(append([]string{"create"}, args...), tiny...) }
 	runCases(t, work, []cliCase{
 		{"empty -o", create("-o", "", "-t", "tar"), nil, 2, []string{`-o "": give the image's file name`}},
-		{"-o a directory with a slash", create("-o", "out/", "-t", "tar"), nil, 2, []string{"-o out/: is a directory", "-o out/image"}},
-		{"-o an existing directory", create("-o", "out", "-t", "tar"), nil, 2, []string{"-o out: is a directory"}},
+		{"-o a directory with a slash", create("-o", "out/", "-t", "tar"), nil, 2, []string{"-o out/: names a directory", "-o out/image"}},
+		{"-o a directory's name with a slash", create("-o", filepath.Join(work, "out") + "/", "-t", "tar"), nil, 2, []string{"names a directory"}},
 		{"-o in a missing directory", create("-o", "nosuch/img", "-t", "tar"), nil, 2, []string{"-o nosuch/img: the directory nosuch does not exist: create it first"}},
 		{"-o under a regular file", create("-o", "afile/img", "-t", "tar"), nil, 2, []string{"-o afile/img: afile is not a directory"}},
 		{"-o deep in a missing tree", create("-o", "a/b/c/img", "-t", "tar"), nil, 2, []string{"the directory a/b/c does not exist"}},
@@ -154,6 +154,7 @@ func TestCreateOutputPaths(t *testing.T) {
 			[]string{"nosuch does not exist", "names qcow2 twice", "afile is not a directory"}},
 		{"-o with the type's suffix", create("-o", "out/img.qcow2", "-t", "qcow2", "block-device-mbr"), nil, accepted, nil},
 		{"-o in a directory that exists", create("-o", "out/img", "-t", "tar,qcow2", "block-device-mbr"), nil, accepted, nil},
+		{"-o beside a directory of that name", create("-o", "out", "-t", "tar"), nil, accepted, nil},
 		{"--image-cache to be made", create("-o", "out/img", "-t", "tar", "--image-cache", filepath.Join(t.TempDir(), "new", "cache")), nil, accepted, nil},
 	})
 }

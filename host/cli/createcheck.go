@@ -48,8 +48,10 @@ func checkOutput(o *build.Options, p *problems) {
 	if len(o.Types) == 1 {
 		o.Output = strings.TrimSuffix(o.Output, "."+o.Types[0])
 	}
-	if strings.HasSuffix(o.Output, "/") || isDir(o.Output) {
-		p.add("-o %s: is a directory; give the image's file name in it, without the type suffix, e.g. -o %s", o.Output, filepath.Join(o.Output, "image"))
+	// -o out, where out is a directory, writes out.qcow2 beside it, as in
+	// DIB; -o out/ names no file at all.
+	if strings.HasSuffix(o.Output, "/") {
+		p.add("-o %s: names a directory; give the image's file name in it, without the type suffix, e.g. -o %s", o.Output, filepath.Join(o.Output, "image"))
 		return
 	}
 	dir := filepath.Dir(o.Output)
