@@ -136,7 +136,7 @@ func TestCreateOutputPaths(t *testing.T) {
 	runCases(t, work, []cliCase{
 		{"empty -o", create("-o", "", "-t", "tar"), nil, 2, []string{`-o "": give the image's file name`}},
 		{"-o a directory with a slash", create("-o", "out/", "-t", "tar"), nil, 2, []string{"-o out/: names a directory", "-o out/image"}},
-		{"-o a directory's name with a slash", create("-o", filepath.Join(work, "out") + "/", "-t", "tar"), nil, 2, []string{"names a directory"}},
+		{"-o a directory's name with a slash", create("-o", filepath.Join(work, "out")+"/", "-t", "tar"), nil, 2, []string{"names a directory"}},
 		{"-o in a missing directory", create("-o", "nosuch/img", "-t", "tar"), nil, 2, []string{"-o nosuch/img: the directory nosuch does not exist: create it first"}},
 		{"-o under a regular file", create("-o", "afile/img", "-t", "tar"), nil, 2, []string{"-o afile/img: afile is not a directory"}},
 		{"-o deep in a missing tree", create("-o", "a/b/c/img", "-t", "tar"), nil, 2, []string{"the directory a/b/c does not exist"}},
