@@ -290,3 +290,74 @@ func TestCommandLineUsage(t *testing.T) {
 		{"legal: create --version", []string{"create", "--version"}, nil, 0, nil},
 	})
 }
+
+// Disk layouts, DIB_BLOCK_DEVICE_CONFIG's or an element's: what DIB's
+// block device code refuses, and what would make an image that does not
+// boot, is refused on the host (exit status 1: the content is wrong),
+// with where it is.
+func TestCreateLayouts(t *testing.T) {
+	work := t.TempDir()
+	layout := func(partitions string) string {
+		return "DIB_BLOCK_DEVICE_CONFIG=- local_loop: {name: image0}\n- partitioning:\n    base: image0\n    label: gpt\n    partitions:\n" + partitions
+	}
+	root := func(extra string) string {
+		return "      - {name: root, size: 100%, mkfs: {type: ext4" + extra + ", mount: {mount_point: /}}}\n"
+	}
+	create := func(args ...string) []string {
+		return append(append([]string{"create", "-o", "img", "-t", "raw"}, args...), "-n", "tiny-os")
+	}
+	runCases(t, work, []cliCase{
+		{"size 0", create(), []string{layout("      - {name: root, size: 0, mkfs: {mount: {mount_point: /}}}\n")}, 1,
+			[]string{"DIB_BLOCK_DEVICE_CONFIG: partitioning: partition root: size:", "a partition needs a size above 0"}},
+		{"size beyond int64", create(), []string{layout("      - {name: root, size: 99999999999TiB, mkfs: {mount: {mount_point: /}}}\n")}, 1,
+			[]string{"more than any disk"}},
+		{"size below a sector", create(), []string{layout("      - {name: root, size: 100, mkfs: {mount: {mount_point: /}}}\n")}, 1,
+			[]string{"less than a 512-byte sector"}},
+		{"size above 100%", create(), []string{layout("      - {name: root, size: 150%, mkfs: {mount: {mount_point: /}}}\n")}, 1,
+			[]string{`"150%": a percentage is between 0 and 100`}},
+		{"a partition bigger than --image-size", create("--image-size", "1"), []string{layout("      - {name: data, size: 2GiB}\n" + root(""))}, 1,
+			[]string{"with --image-size 1 (or DIB_IMAGE_SIZE): partition data on a 1024 MiB image", "raise DIB_IMAGE_SIZE"}},
+		{"fixed partitions beyond --image-size", create("--image-size", "1.5"), []string{layout("      - {name: a, size: 1GiB}\n      - {name: b, size: 1GiB}\n" + root(""))}, 1,
+			[]string{"partition b on a 1536 MiB image"}},
+		{"two partitions of one name", create(), []string{layout("      - {name: root, size: 1GiB}\n" + root(""))}, 1,
+			[]string{"partition root: the name is used twice"}},
+		{"two filesystems at /", create(), []string{layout("      - {name: a, size: 1GiB, mkfs: {mount: {mount_point: /}}}\n" + root(""))}, 1,
+			[]string{"partition root: mount_point / is partition a's too", "exactly one filesystem mounted at /, found 2"}},
+		{"no filesystem at /", create(), []string{layout("      - {name: data, size: 100%, mkfs: {mount: {mount_point: /srv}}}\n")}, 1,
+			[]string{"exactly one filesystem mounted at /, found 0"}},
+		{"a relative mount point", create(), []string{layout("      - {name: data, size: 1GiB, mkfs: {mount: {mount_point: srv}}}\n" + root(""))}, 1,
+			[]string{`partition data: mount_point "srv" is not an absolute path`}},
+		{"an ext4 label too long", create(), []string{layout(root(", label: seventeen-chars-x"))}, 1,
+			[]string{`partition root: label "seventeen-chars-x" is 17 characters; ext4 takes at most 16`}},
+		{"an xfs label too long", create(), []string{layout("      - {name: root, size: 100%, mkfs: {type: xfs, label: thirteen-char, mount: {mount_point: /}}}\n")}, 1,
+			[]string{"xfs takes at most 12"}},
+		{"a vfat label too long", create(), []string{layout("      - {name: esp, size: 100MiB, mkfs: {type: vfat, label: TWELVECHARSS, mount: {mount_point: /boot/efi}}}\n" + root(""))}, 1,
+			[]string{"vfat takes at most 11"}},
+		{"--root-label too long", create("--root-label", "a-root-label-far-too-long"), []string{layout(root(""))}, 1,
+			[]string{"--root-label (or ROOT_LABEL, DIB_ROOT_LABEL): the root filesystem's label \"a-root-label-far-too-long\"", "ext4 takes at most 16"}},
+		{"DIB's root label on xfs", create("--root-label", "cloudimg-rootfs"), []string{"FS_TYPE=xfs", layout("      - {name: root, size: 100%, mkfs: {mount: {mount_point: /}}}\n")}, 1,
+			[]string{"xfs takes at most 12"}},
+		{"an unknown filesystem", create(), []string{layout("      - {name: root, size: 100%, mkfs: {type: btrfs, mount: {mount_point: /}}}\n")}, 1,
+			[]string{"mkfs type \"btrfs\" is not supported"}},
+		{"an unknown flag", create(), []string{layout("      - {name: root, flags: [bootable], size: 100%, mkfs: {mount: {mount_point: /}}}\n")}, 1,
+			[]string{`partition root: unknown flag "bootable" (boot, primary)`}},
+		{"no local_loop", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- partitioning: {base: image0, label: mbr, partitions: [{name: r, size: 100%}]}"}, 1,
+			[]string{`DIB_BLOCK_DEVICE_CONFIG: partitioning: no local_loop named "image0" comes before it`}},
+		{"LVM", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- lvm: {name: x}"}, 1,
+			[]string{"lvm: dibvm does not support this block device node yet"}},
+		{"not YAML", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=[unclosed"}, 1,
+			[]string{"DIB_BLOCK_DEVICE_CONFIG: does not parse as a list of block device nodes"}},
+		{"five primary partitions", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- local_loop: {name: image0}\n- partitioning:\n    base: image0\n    label: mbr\n    partitions:\n" +
+			strings.Repeat("      - {name: p, flags: [primary], size: 10MiB}\n", 4) + "      - {name: root, flags: [primary], size: 100%, mkfs: {mount: {mount_point: /}}}\n"}, 1,
+			[]string{"5 primary partitions: an MBR holds at most 4"}},
+		{"a config file that is not there", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=file:///nonexistent/layout.yaml"}, 1,
+			[]string{"DIB_BLOCK_DEVICE_CONFIG: open /nonexistent/layout.yaml: no such file or directory"}},
+		{"every problem on its own line", create(), []string{layout("      - {name: data, size: 1GiB, mkfs: {label: seventeen-chars-x, mount: {mount_point: srv}}}\n" + root(", label: another-seventeen"))}, 1,
+			[]string{`dibvm: DIB_BLOCK_DEVICE_CONFIG: partition data: label "seventeen-chars-x"`,
+				"\nDIB_BLOCK_DEVICE_CONFIG: partition data: mount_point \"srv\"", "\nDIB_BLOCK_DEVICE_CONFIG: partition root: label \"another-seventeen\""}},
+		{"legal: labels at their limits", create(), []string{layout("      - {name: esp, size: 100MiB, mkfs: {type: vfat, label: ELEVENCHARS, mount: {mount_point: /boot/efi}}}\n" + root(", label: sixteen-chars-ok"))}, accepted, nil},
+		{"legal: partitions within --image-size", create("--image-size", "3"), []string{layout("      - {name: data, size: 2GiB}\n" + root(""))}, accepted, nil},
+		{"legal: a misspelt key, named", create(), []string{layout("      - {name: root, sise: 2GiB, size: 100%, mkfs: {mount: {mount_point: /}}}\n")}, accepted,
+			[]string{"warning: DIB_BLOCK_DEVICE_CONFIG: partition root: sise is no block device setting, and is ignored (as DIB does)"}},
+	})
+}

@@ -9,6 +9,7 @@
 package blockdevice
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -169,6 +170,9 @@ func parseSize(s string) (api.Size, error) {
 		return api.Size{}, fmt.Errorf("%q: want a percentage or a size such as 550MiB", s)
 	}
 	n, _ := strconv.ParseFloat(m[1], 64)
+	if n == 0 {
+		return api.Size{}, fmt.Errorf("%q: a partition needs a size above 0", s)
+	}
 	if m[2] == "%" {
 		if n <= 0 || n > 100 {
 			return api.Size{}, fmt.Errorf("%q: a percentage is between 0 and 100", s)
@@ -180,23 +184,66 @@ func parseSize(s string) (api.Size, error) {
 		"M": 1e6, "MB": 1e6, "MiB": 1 << 20, "Mi": 1 << 20,
 		"G": 1e9, "GB": 1e9, "GiB": 1 << 30, "Gi": 1 << 30,
 		"T": 1e12, "TB": 1e12, "TiB": 1 << 40, "Ti": 1 << 40}[m[2]]
+	if n*unit >= 1<<62 {
+		return api.Size{}, fmt.Errorf("%q: more than any disk", s)
+	}
+	if n*unit < sector {
+		return api.Size{}, fmt.Errorf("%q: less than a 512-byte sector", s)
+	}
 	return api.Size{Bytes: int64(n * unit)}, nil
 }
 
+// LabelLimits are the longest labels the filesystems take. mkfs cuts a
+// longer one, while fstab and GRUB look for the whole: the image would
+// not boot.
+var LabelLimits = map[string]int{"ext2": 16, "ext3": 16, "ext4": 16, "xfs": 12, "vfat": 11}
+
+// CheckLabel says whether label fits a filesystem of type fsType.
+func CheckLabel(fsType, label string) error {
+	if n, ok := LabelLimits[fsType]; ok && len(label) > n {
+		return fmt.Errorf("label %q is %d characters; %s takes at most %d", label, len(label), fsType, n)
+	}
+	return nil
+}
+
+// check finds every problem of a layout, not only the first.
 func check(l *api.Layout) error {
+	var errs []error
 	roots := 0
+	names := map[string]bool{}
+	mounts := map[string]string{}
 	for _, p := range l.Partitions {
-		if p.FS != nil && p.FS.MountPoint == "/" {
+		if names[p.Name] {
+			errs = append(errs, fmt.Errorf("partition %s: the name is used twice", p.Name))
+		}
+		names[p.Name] = true
+		if p.FS == nil {
+			continue
+		}
+		if err := CheckLabel(p.FS.Type, p.FS.Label); err != nil {
+			errs = append(errs, fmt.Errorf("partition %s: %w", p.Name, err))
+		}
+		mp := p.FS.MountPoint
+		switch {
+		case mp == "":
+			continue
+		case !strings.HasPrefix(mp, "/"):
+			errs = append(errs, fmt.Errorf("partition %s: mount_point %q is not an absolute path", p.Name, mp))
+		case mounts[mp] != "":
+			errs = append(errs, fmt.Errorf("partition %s: mount_point %s is partition %s's too", p.Name, mp, mounts[mp]))
+		}
+		mounts[mp] = p.Name
+		if mp == "/" {
 			roots++
 		}
 	}
 	if roots != 1 {
-		return fmt.Errorf("want exactly one filesystem mounted at /, found %d", roots)
+		errs = append(errs, fmt.Errorf("want exactly one filesystem mounted at /, found %d", roots))
 	}
 	if l.Label == "mbr" {
-		return checkMBR(l)
+		errs = append(errs, checkMBR(l))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkMBR holds an MBR layout to DIB's rules: partitions flagged

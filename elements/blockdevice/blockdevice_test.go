@@ -123,3 +123,94 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// layoutOf is a one-disk GPT configuration with the given partitions.
+func layoutOf(partitions string) string {
+	return "- local_loop: {name: image0}\n- partitioning:\n    base: image0\n    label: gpt\n    partitions:\n" + partitions
+}
+
+// Every problem of a layout is found, not only the first, each naming
+// its partition.
+func TestParseFindsEveryProblem(t *testing.T) {
+	cfg := layoutOf(`      - {name: root, size: 1GiB, mkfs: {type: ext4, label: a-label-too-long-for-ext4, mount: {mount_point: /}}}
+      - {name: root, size: 0, mkfs: {type: xfs, mount: {mount_point: /}}}
+      - {name: data, size: 10%, mkfs: {type: vfat, label: TWELVECHARSS, mount: {mount_point: srv}}}
+      - {name: big, size: 99999999999TiB}
+`)
+	_, err := Parse([]byte(cfg), "")
+	if err == nil {
+		t.Fatal("a layout with many problems parsed")
+	}
+	// size: 0 and the overflowing size stop parsing at their partition.
+	for _, want := range []string{`partition root: size: "0": a partition needs a size above 0`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\ndoes not say %q", err, want)
+		}
+	}
+	cfg = layoutOf(`      - {name: root, size: 1GiB, mkfs: {type: ext4, label: a-label-too-long-for-ext4, mount: {mount_point: /}}}
+      - {name: root, size: 1GiB, mkfs: {type: xfs, label: twelve-chars, mount: {mount_point: /}}}
+      - {name: data, size: 10%, mkfs: {type: vfat, label: TWELVECHARSS, mount: {mount_point: srv}}}
+      - {name: logs, size: 10%, mkfs: {type: xfs, label: thirteen-char, mount: {mount_point: /srv/../srv}}}
+`)
+	_, err = Parse([]byte(cfg), "")
+	if err == nil {
+		t.Fatal("a layout with many problems parsed")
+	}
+	for _, want := range []string{
+		`partition root: label "a-label-too-long-for-ext4" is 25 characters; ext4 takes at most 16`,
+		"partition root: the name is used twice",
+		"partition root: mount_point / is partition root's too",
+		`partition data: label "TWELVECHARSS" is 12 characters; vfat takes at most 11`,
+		`partition data: mount_point "srv" is not an absolute path`,
+		`partition logs: label "thirteen-char" is 13 characters; xfs takes at most 12`,
+		"want exactly one filesystem mounted at /, found 2",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\ndoes not say %q", err, want)
+		}
+	}
+	if _, err := Parse([]byte(layoutOf("      - {name: r, size: 99999999999TiB, mkfs: {mount: {mount_point: /}}}\n")), ""); err == nil || !strings.Contains(err.Error(), "more than any disk") {
+		t.Errorf("an overflowing size: %v", err)
+	}
+	if _, err := Parse([]byte(layoutOf("      - {name: r, size: 12, mkfs: {mount: {mount_point: /}}}\n")), ""); err == nil || !strings.Contains(err.Error(), "less than a 512-byte sector") {
+		t.Errorf("a size below a sector: %v", err)
+	}
+	// The longest labels each filesystem takes are fine.
+	ok := layoutOf(`      - {name: root, size: 50%, mkfs: {type: ext4, label: sixteen-chars-ok, mount: {mount_point: /}}}
+      - {name: esp, size: 100MiB, mkfs: {type: vfat, label: ELEVENCHARS, mount: {mount_point: /boot/efi}}}
+      - {name: srv, size: 10%, mkfs: {type: xfs, label: twelve-chars, mount: {mount_point: /srv}}}
+`)
+	if _, err := Parse([]byte(ok), ""); err != nil {
+		t.Errorf("labels at their limits: %v", err)
+	}
+}
+
+// Keys no block device plugin reads are named with where they are: DIB
+// ignores them, and they are most often misspelt.
+func TestUnknownKeys(t *testing.T) {
+	cfg := "- local_loop: {name: image0, size: 2G, colour: red}\n" + `- partitioning:
+    base: image0
+    label: gpt
+    lable: mbr
+    partitions:
+      - name: root
+        sise: 1GiB
+        size: 100%
+        mkfs:
+          tpye: xfs
+          mount:
+            mount_point: /
+            fstab: {options: defaults, fsck-passno: 1, dump-freq: 0, pass: 2}
+`
+	got := UnknownKeys([]byte(cfg))
+	want := []string{"local_loop: colour", "partitioning: lable", "partition root: sise", "partition root mkfs: tpye", "partition root mkfs mount fstab: pass"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("UnknownKeys = %q, want %q", got, want)
+	}
+	if got := UnknownKeys([]byte(mbrDefault)); len(got) != 0 {
+		t.Errorf("DIB's own layout has unknown keys %q", got)
+	}
+	if _, err := Parse([]byte(cfg), ""); err != nil {
+		t.Errorf("unknown keys stop the parse: %v", err)
+	}
+}

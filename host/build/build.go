@@ -145,6 +145,11 @@ func Prepare(o Options) (*Plan, error) {
 			return nil, err
 		}
 		spec.RootFSType = spec.Layout.Root().Type
+		if root := spec.Layout.Root(); root.Label == "" && spec.RootLabel != "" {
+			if err := blockdevice.CheckLabel(root.Type, spec.RootLabel); err != nil {
+				return nil, fmt.Errorf("--root-label (or ROOT_LABEL, DIB_ROOT_LABEL): the root filesystem's %w", err)
+			}
+		}
 		if spec.Arch == "arm64" && slices.Contains(spec.Elements, "bootloader") && !hasESP(spec.Layout) {
 			return nil, fmt.Errorf("-a arm64: arm64 images boot by UEFI only, and this disk layout has no EFI system partition for bootloader's grub-efi-arm64: add the block-device-efi element (or give DIB_BLOCK_DEVICE_CONFIG a partition of type EF00 mounted at /boot/efi)")
 		}
@@ -319,9 +324,20 @@ func layout(o Options, els []*elements.Element) (*api.Layout, error) {
 			return nil, errors.New("a disk image needs a block device layout: add vm (which brings block-device-mbr) or a block-device-* element, or set DIB_BLOCK_DEVICE_CONFIG")
 		}
 	}
+	for _, k := range blockdevice.UnknownKeys(data) {
+		fmt.Fprintf(o.Stderr, "dibvm: warning: %s: %s is no block device setting, and is ignored (as DIB does): is it misspelt?\n", where, k)
+	}
 	l, err := blockdevice.Parse(data, lookup(o.Environ, "FS_TYPE"))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
+		// Each problem on its own line, each saying where it is.
+		return nil, fmt.Errorf("%s: %s", where, strings.ReplaceAll(err.Error(), "\n", "\n"+where+": "))
+	}
+	if o.ImageSizeGB > 0 {
+		// The guest's own sizing: GiB, in 64 KiB steps.
+		size := (int64(o.ImageSizeGB*(1<<30)) + 64<<10 - 1) / (64 << 10) * (64 << 10)
+		if _, err := blockdevice.Place(l, size); err != nil {
+			return nil, fmt.Errorf("%s with --image-size %g (or DIB_IMAGE_SIZE): %w", where, o.ImageSizeGB, err)
+		}
 	}
 	return l, nil
 }
