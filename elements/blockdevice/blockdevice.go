@@ -212,6 +212,7 @@ func check(l *api.Layout) error {
 	roots := 0
 	names := map[string]bool{}
 	mounts := map[string]string{}
+	labels := map[string]string{}
 	for _, p := range l.Partitions {
 		if names[p.Name] {
 			errs = append(errs, fmt.Errorf("partition %s: the name is used twice", p.Name))
@@ -222,6 +223,11 @@ func check(l *api.Layout) error {
 		}
 		if err := CheckLabel(p.FS.Type, p.FS.Label); err != nil {
 			errs = append(errs, fmt.Errorf("partition %s: %w", p.Name, err))
+		}
+		if l := p.FS.Label; l != "" && labels[l] != "" {
+			errs = append(errs, fmt.Errorf("partition %s: label %q is partition %s's too: fstab and GRUB could not tell them apart", p.Name, l, labels[l]))
+		} else if l != "" {
+			labels[l] = p.Name
 		}
 		mp := p.FS.MountPoint
 		switch {

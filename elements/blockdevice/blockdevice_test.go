@@ -156,6 +156,11 @@ func TestParseFindsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("a layout with many problems parsed")
 	}
+	if _, err := Parse([]byte(layoutOf(`      - {name: a, size: 1GiB, mkfs: {label: same, mount: {mount_point: /srv}}}
+      - {name: b, size: 1GiB, mkfs: {label: same, mount: {mount_point: /}}}
+`)), ""); err == nil || !strings.Contains(err.Error(), `partition b: label "same" is partition a's too`) {
+		t.Errorf("one label twice: %v", err)
+	}
 	for _, want := range []string{
 		`partition root: label "a-label-too-long-for-ext4" is 25 characters; ext4 takes at most 16`,
 		"partition root: the name is used twice",
