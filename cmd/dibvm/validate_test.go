@@ -137,9 +137,8 @@ func TestCreateOutputPaths(t *testing.T) {
 		{"empty -o", create("-o", "", "-t", "tar"), nil, 2, []string{`-o "": give the image's file name`}},
 		{"-o a directory with a slash", create("-o", "out/", "-t", "tar"), nil, 2, []string{"-o out/: names a directory", "-o out/image"}},
 		{"-o a directory's name with a slash", create("-o", filepath.Join(work, "out")+"/", "-t", "tar"), nil, 2, []string{"names a directory"}},
-		{"-o in a missing directory", create("-o", "nosuch/img", "-t", "tar"), nil, 2, []string{"-o nosuch/img: the directory nosuch does not exist: create it first"}},
 		{"-o under a regular file", create("-o", "afile/img", "-t", "tar"), nil, 2, []string{"-o afile/img: afile is not a directory"}},
-		{"-o deep in a missing tree", create("-o", "a/b/c/img", "-t", "tar"), nil, 2, []string{"the directory a/b/c does not exist"}},
+		{"-o deep under a regular file", create("-o", "afile/a/b/img", "-t", "tar"), nil, 2, []string{"-o afile/a/b/img: afile is not a directory"}},
 		{"-t twice the same", create("-o", "out/x", "-t", "qcow2,qcow2"), nil, 2, []string{"-t qcow2,qcow2: names qcow2 twice"}},
 		{"-t empty", create("-o", "out/x", "-t", ""), nil, 2, []string{`-t "": give at least one output type`}},
 		{"-t only commas", create("-o", "out/x", "-t", ",,"), nil, 2, []string{"give at least one output type"}},
@@ -150,11 +149,12 @@ func TestCreateOutputPaths(t *testing.T) {
 		{"--image-cache under a file", create("-o", "out/x", "-t", "tar", "--image-cache", "afile/cache"), nil, 2, []string{"afile is not a directory"}},
 		{"--logfile in a missing directory", create("-o", "out/x", "-t", "tar", "--logfile", "nosuch/log"), nil, 2, []string{"--logfile nosuch/log: nosuch is not a directory"}},
 		{"--logfile a directory", create("-o", "out/x", "-t", "tar", "--logfile", "out"), nil, 2, []string{"--logfile out: is a directory"}},
-		{"all at once", create("-o", "nosuch/img", "-t", "qcow2,qcow2", "--image-cache", "afile"), nil, 2,
-			[]string{"nosuch does not exist", "names qcow2 twice", "afile is not a directory"}},
+		{"all at once", create("-o", "afile/img", "-t", "qcow2,qcow2", "--image-cache", "afile"), nil, 2,
+			[]string{"-o afile/img: afile is not a directory", "names qcow2 twice", "--image-cache afile (or DIB_IMAGE_CACHE): afile is not a directory"}},
 		{"-o with the type's suffix", create("-o", "out/img.qcow2", "-t", "qcow2", "block-device-mbr"), nil, accepted, nil},
 		{"-o in a directory that exists", create("-o", "out/img", "-t", "tar,qcow2", "block-device-mbr"), nil, accepted, nil},
 		{"-o beside a directory of that name", create("-o", "out", "-t", "tar"), nil, accepted, nil},
+		{"-o in a directory to be made", create("-o", "new/deeper/img", "-t", "tar"), nil, accepted, nil},
 		{"--image-cache to be made", create("-o", "out/img", "-t", "tar", "--image-cache", filepath.Join(t.TempDir(), "new", "cache")), nil, accepted, nil},
 	})
 }
@@ -359,5 +359,94 @@ func TestCreateLayouts(t *testing.T) {
 		{"legal: partitions within --image-size", create("--image-size", "3"), []string{layout("      - {name: data, size: 2GiB}\n" + root(""))}, accepted, nil},
 		{"legal: a misspelt key, named", create(), []string{layout("      - {name: root, sise: 2GiB, size: 100%, mkfs: {mount: {mount_point: /}}}\n")}, accepted,
 			[]string{"warning: DIB_BLOCK_DEVICE_CONFIG: partition root: sise is no block device setting, and is ignored (as DIB does)"}},
+	})
+}
+
+// writeElements makes elements from a map of path → content under a new
+// directory and returns it, for ELEMENTS_PATH. Files under a phase
+// directory are made executable. Nothing here is ever run on the host:
+// the checks only parse them.
+func writeElements(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(dir, p)
+		if strings.HasSuffix(p, "/") {
+			os.MkdirAll(full, 0o755)
+			continue
+		}
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		mode := os.FileMode(0o644)
+		if strings.Contains(p, ".d/") && !strings.Contains(p, "environment.d/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// Element files: what the host can read without running anything
+// (package-installs, pkg-map, the shell's syntax) is checked by create
+// as by element-info --check, every problem at once (exit status 1: the
+// content is wrong), each naming its element and file.
+func TestCreateElementFiles(t *testing.T) {
+	work := t.TempDir()
+	base := map[string]string{"os/element-provides": "operating-system\n", "os/root.d/10-root": "#!/bin/bash\ntrue\n"}
+	with := func(files map[string]string) string {
+		all := map[string]string{}
+		for k, v := range base {
+			all[k] = v
+		}
+		for k, v := range files {
+			all[k] = v
+		}
+		return "ELEMENTS_PATH=" + writeElements(t, all)
+	}
+	create := []string{"create", "-o", "img", "-t", "tar", "-n", "os", "mine"}
+	check := []string{"element-info", "--check", "os", "mine"}
+	badEnv := with(map[string]string{"mine/environment.d/10-settings": "export A=1\nif [ \"$A\" = 1 ]; then\n  export B=2\n"})
+	badHook := with(map[string]string{"mine/install.d/50-broken": "#!/bin/bash\nfor x in a b; do\n  echo $x\ndone done\n"})
+	badSh := with(map[string]string{"mine/post-install.d/50-sh": "#!/bin/sh\ncase $1 in\n  a) echo a ;;\n"})
+	badEnvHash := with(map[string]string{"mine/environment.d/10-x.bash": "f() {\n"})
+	python := with(map[string]string{"mine/install.d/50-python": "#!/usr/bin/env python3\nif True:\n    print('fine'\n"})
+	badYAML := with(map[string]string{"mine/package-installs.yaml": "vim: [unclosed\n"})
+	badShape := with(map[string]string{"mine/package-installs.yaml": "- vim\n- git\n"})
+	badMap := with(map[string]string{"mine/pkg-map": "{\"family\": {\"debian\": {\"vim\": \"vim\"}},}\n"})
+	hookDir := with(map[string]string{"mine/install.d/50-not-a-hook/": "", "mine/install.d/50-not-a-hook/x": "#!/bin/bash\ntrue\n"})
+	twoBad := with(map[string]string{"mine/environment.d/10-a": "if\n", "mine/pkg-map": "not json"})
+	whenAssigned := with(map[string]string{"mine/environment.d/10-kernel": "export MY_KERNEL=${MY_KERNEL:-linux-image-amd64}\n",
+		"mine/package-installs.yaml": "linux-image-generic:\n  when: MY_KERNEL = linux-image-generic\n"})
+	runCases(t, work, []cliCase{
+		{"create: an environment.d file that does not parse", create, []string{badEnv}, 1,
+			[]string{"element mine", "environment.d/10-settings is not valid shell", "syntax error"}},
+		{"create: a bash hook that does not parse", create, []string{badHook}, 1,
+			[]string{"element mine", "install.d/50-broken is not valid shell", "syntax error near unexpected token"}},
+		{"create: an sh hook that does not parse", create, []string{badSh}, 1,
+			[]string{"post-install.d/50-sh is not valid shell"}},
+		{"create: a .bash environment file that does not parse", create, []string{badEnvHash}, 1,
+			[]string{"environment.d/10-x.bash is not valid shell"}},
+		{"create: package-installs that is not YAML", create, []string{badYAML}, 1,
+			[]string{"mine", "package-installs.yaml"}},
+		{"create: package-installs that is a list", create, []string{badShape}, 1,
+			[]string{"mine", "package-installs.yaml"}},
+		{"create: a pkg-map that is not JSON", create, []string{badMap}, 1,
+			[]string{"element mine (", "pkg-map: not a valid pkg-map"}},
+		{"create: two problems, both said", create, []string{twoBad}, 1,
+			[]string{"environment.d/10-a is not valid shell", "pkg-map: not a valid pkg-map"}},
+		{"element-info --check: an environment.d file that does not parse", check, []string{badEnv}, 1,
+			[]string{"environment.d/10-settings is not valid shell"}},
+		{"element-info --check: a bash hook that does not parse", check, []string{badHook}, 1,
+			[]string{"install.d/50-broken is not valid shell"}},
+		{"element-info --check: a pkg-map that is not JSON", check, []string{badMap}, 1,
+			[]string{"pkg-map: not a valid pkg-map"}},
+		{"element-info --check: a hook that is a directory, named", check, []string{hookDir}, 0,
+			[]string{"warning: element mine: install.d/50-not-a-hook is a directory, not a hook: it never runs"}},
+		{"element-info --check: a when: variable an environment.d file sets", check, []string{whenAssigned}, 0, nil},
+		{"element-info --check: a Python hook is not shell", check, []string{python}, 0, nil},
+		{"legal: create with a hook that is a directory, named", create, []string{hookDir}, accepted,
+			[]string{"install.d/50-not-a-hook is a directory, not a hook"}},
+		{"legal: create with a Python hook", create, []string{python}, accepted, nil},
 	})
 }

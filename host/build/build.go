@@ -379,8 +379,12 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, w := range warnings {
+	w, err := CheckElements(els, hooks, func(name string) (string, bool) { return lookupOK(o.Environ, name) }, o.Arch)
+	for _, w := range append(warnings, w...) {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return els, hooks, nil
 }

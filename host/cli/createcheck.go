@@ -37,7 +37,8 @@ func checkTypeList(raw string, types []string, p *problems) {
 	}
 }
 
-// checkOutput checks -o, and strips a type suffix from it as
+// checkOutput checks -o (a file name, in a directory that is there or
+// can be made), and strips a type suffix from it as
 // disk-image-create does when one type is asked for (-o img.qcow2 -t
 // qcow2 writes img.qcow2, not img.qcow2.qcow2).
 func checkOutput(o *build.Options, p *problems) {
@@ -54,19 +55,10 @@ func checkOutput(o *build.Options, p *problems) {
 		p.add("-o %s: names a directory; give the image's file name in it, without the type suffix, e.g. -o %s", o.Output, filepath.Join(o.Output, "image"))
 		return
 	}
-	dir := filepath.Dir(o.Output)
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		p.add("-o %s: the directory %s does not exist: create it first", o.Output, dir)
-	case err != nil:
+	// The output's directory is made if need be (-o out/deb in a fresh
+	// checkout), so what must be writable is the nearest that exists.
+	if err := checkWritableDir(filepath.Dir(o.Output)); err != nil {
 		p.add("-o %s: %v", o.Output, err)
-	case !fi.IsDir():
-		p.add("-o %s: %s is not a directory", o.Output, dir)
-	default:
-		if err := writable(dir); err != nil {
-			p.add("-o %s: cannot write in %s: %v", o.Output, dir, err)
-		}
 	}
 }
 

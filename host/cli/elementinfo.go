@@ -3,16 +3,14 @@ package cli
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"regexp"
 	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dibvm/dibvm/elements"
-	"github.com/dibvm/dibvm/elements/pkginstalls"
+	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
 )
@@ -69,61 +67,19 @@ func elementInfo(stdout, stderr io.Writer, names []string, env, check bool) erro
 	return nil
 }
 
-// checkElements does the element work of a build that needs no VM.
+// checkElements does the element work of a build that needs no VM: the
+// same checks as create's.
 func checkElements(stderr io.Writer, els []*elements.Element) error {
 	hooks, warnings, err := elements.BuildHooks(els, os.Environ())
 	if err != nil {
 		return err
 	}
-	// when: conditions read variables that the elements' environment.d
-	// files set (ubuntu-minimal's DIB_UBUNTU_KERNEL), which only the
-	// build evaluates: one that some environment.d file assigns counts
-	// as empty here unless the caller set it, so that the files are
-	// checked without rejecting what a build would accept.
-	assigned := envAssigned(hooks)
-	_, w, err := pkginstalls.Squash(els, func(name string) (string, bool) {
-		v, ok := buildEnv(name)
-		return v, ok || assigned[name]
-	})
-	warnings = append(warnings, w...)
-	for _, w := range warnings {
+	arch, _ := vmimage.DebianArch(runtime.GOARCH)
+	w, err := build.CheckElements(els, hooks, os.LookupEnv, arch)
+	for _, w := range append(warnings, w...) {
 		fmt.Fprintf(stderr, "dibvm: warning: %s\n", w)
 	}
 	return err
-}
-
-// assignment is a shell variable assignment at the start of a line.
-var assignment = regexp.MustCompile(`(?m)^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=`)
-
-// envAssigned are the variables the environment.d files assign, read as
-// text: nothing of an element runs on the host.
-func envAssigned(h *elements.Hooks) map[string]bool {
-	names := map[string]bool{}
-	files, _ := h.Environment()
-	for _, f := range files {
-		data, err := fs.ReadFile(f.Element.FS, f.File())
-		if err != nil {
-			continue
-		}
-		for _, m := range assignment.FindAllSubmatch(data, -1) {
-			names[string(m[1])] = true
-		}
-	}
-	return names
-}
-
-// buildEnv is the environment a build's elements see; ARCH defaults to
-// the host's, in Debian's naming, as DIB's does.
-func buildEnv(name string) (string, bool) {
-	if v, ok := os.LookupEnv(name); ok {
-		return v, true
-	}
-	if name == "ARCH" {
-		if a, err := vmimage.DebianArch(runtime.GOARCH); err == nil {
-			return a, true
-		}
-	}
-	return "", false
 }
 
 // elementEnv is element-info --env's output, byte for byte as DIB's
