@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -106,7 +107,7 @@ func InstallMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: package-installs-v2 --phase PHASE [--uninstall] [-n] FILE")
 		return 2
 	}
-	pkgs, err := phasePackages(file, phase, uninstall, pkgmap.DefaultDir, stderr)
+	pkgs, askedBy, err := phasePackages(file, phase, uninstall, pkgmap.DefaultDir, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "package-installs-v2: %v\n", err)
 		return 1
@@ -129,25 +130,78 @@ func InstallMain(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cmd := exec.Command(cmdline[0], cmdline[1:]...)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// apt's words are kept (the last of them) to say, on a failure,
+	// which element asked for a package the archive does not have.
+	seen := &lastLines{max: 200}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(stdout, seen), io.MultiWriter(stderr, seen)
 	if err := cmd.Run(); err != nil {
+		for _, l := range explainMissing(seen.String(), askedBy) {
+			fmt.Fprintf(stderr, "package-installs-v2: %s\n", l)
+		}
 		fmt.Fprintf(stderr, "package-installs-v2: install-packages failed: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
+// missingPackage matches apt's ways of saying that it has no package.
+var missingPackage = regexp.MustCompile(`(?m)(?:Unable to locate package |Package '?)([a-z0-9][a-z0-9+.:-]*)'?(?: has no installation candidate| is not available)?`)
+
+// explainMissing names, for each package apt could not find, the element
+// whose package-installs asked for it (and under which name, where its
+// pkg-map renamed it).
+func explainMissing(aptOutput string, askedBy map[string]asked) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range missingPackage.FindAllStringSubmatch(aptOutput, -1) {
+		name := m[1]
+		a, ok := askedBy[name]
+		if !ok || seen[name] || !(strings.Contains(m[0], "Unable to locate") || strings.Contains(m[0], "has no installation candidate") || strings.Contains(m[0], "is not available")) {
+			continue
+		}
+		seen[name] = true
+		as := ""
+		if a.name != name {
+			as = fmt.Sprintf(" as %s (its pkg-map made it %s)", a.name, name)
+		}
+		out = append(out, fmt.Sprintf("the archive has no package %s: element %s asked for it%s in its package-installs file; drop it there, or map it for this release in the element's pkg-map", name, a.element, as))
+	}
+	return out
+}
+
+// asked is who asked for a package: the element, and the name it used.
+type asked struct{ element, name string }
+
+// lastLines keeps the last max lines written to it.
+type lastLines struct {
+	max     int
+	lines   []string
+	partial string
+}
+
+func (l *lastLines) Write(p []byte) (int, error) {
+	parts := strings.Split(l.partial+string(p), "\n")
+	l.partial = parts[len(parts)-1]
+	l.lines = append(l.lines, parts[:len(parts)-1]...)
+	if len(l.lines) > l.max {
+		l.lines = l.lines[len(l.lines)-l.max:]
+	}
+	return len(p), nil
+}
+
+func (l *lastLines) String() string { return strings.Join(append(l.lines, l.partial), "\n") }
+
 // phasePackages reads one phase's list from the squashed file and maps
 // it through the pkg-maps in mapDir, element by element in first-seen
 // order, dropping repeats.
-func phasePackages(file, phase string, uninstall bool, mapDir string, stderr io.Writer) ([]string, error) {
+func phasePackages(file, phase string, uninstall bool, mapDir string, stderr io.Writer) ([]string, map[string]asked, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var all map[string]pkginstalls.Lists
 	if err := json.Unmarshal(data, &all); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
 	lists := all[phase]
 	pairs := lists.Install
@@ -163,24 +217,30 @@ func phasePackages(file, phase string, uninstall bool, mapDir string, stderr io.
 		byElement[p[1]] = append(byElement[p[1]], p[0])
 	}
 	var pkgs []string
+	askedBy := map[string]asked{}
 	for _, el := range order {
-		var out bytes.Buffer
-		args := append([]string{"--prefix", "-", "--missing-ok", "--element", el}, byElement[el]...)
-		if code := pkgmap.Main(args, os.Getenv, mapDir, &out, stderr); code != 0 {
-			return nil, fmt.Errorf("pkg-map failed for element %s (packages %s)", el, strings.Join(byElement[el], " "))
-		}
-		for _, l := range strings.Split(out.String(), "\n") {
-			mapped, ok := strings.CutPrefix(l, "-")
-			if !ok {
-				continue
+		// One name at a time, so that each mapped name is known by the
+		// name the element asked for.
+		for _, orig := range byElement[el] {
+			var out bytes.Buffer
+			args := []string{"--prefix", "-", "--missing-ok", "--element", el, orig}
+			if code := pkgmap.Main(args, os.Getenv, mapDir, &out, stderr); code != 0 {
+				return nil, nil, fmt.Errorf("pkg-map failed for element %s (package %s)", el, orig)
 			}
-			// A map may name several packages for one.
-			for _, name := range strings.Fields(mapped) {
-				if !slices.Contains(pkgs, name) {
-					pkgs = append(pkgs, name)
+			for _, l := range strings.Split(out.String(), "\n") {
+				mapped, ok := strings.CutPrefix(l, "-")
+				if !ok {
+					continue
+				}
+				// A map may name several packages for one.
+				for _, name := range strings.Fields(mapped) {
+					if !slices.Contains(pkgs, name) {
+						pkgs = append(pkgs, name)
+						askedBy[name] = asked{element: el, name: orig}
+					}
 				}
 			}
 		}
 	}
-	return pkgs, nil
+	return pkgs, askedBy, nil
 }
