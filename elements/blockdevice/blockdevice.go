@@ -97,6 +97,9 @@ func parsePartitioning(l *api.Layout, v *yaml.Node, rootFSType string) error {
 			}
 		}
 	}
+	if err := checkShape("partitioning", "", v); err != nil {
+		return err
+	}
 	if err := v.Decode(&p); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package blockdevice
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -71,4 +72,66 @@ func nameOf(v *yaml.Node) string {
 		}
 	}
 	return "(unnamed)"
+}
+
+// shapes say, for each node, which keys hold a mapping, a list (of what)
+// or a single value; keys not listed are single values.
+var shapes = map[string]map[string]string{
+	"partitioning": {"partitions": "list:partition"},
+	"partition":    {"flags": "list:value", "mkfs": "mapping:mkfs"},
+	"mkfs":         {"mount": "mapping:mount"},
+	"mount":        {"fstab": "mapping:fstab"},
+	"fstab":        {},
+}
+
+// checkShape says, in the configuration's terms rather than Go's, where a
+// node of kind holds a list, a mapping or a value where another is
+// wanted.
+func checkShape(kind, where string, v *yaml.Node) error {
+	if v.Kind != yaml.MappingNode {
+		return fmt.Errorf("%sline %d: want a mapping of settings, got %s", where, v.Line, kindOf(v))
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		key, val := v.Content[i].Value, v.Content[i+1]
+		want, ok := shapes[kind][key]
+		if !ok {
+			want = "value"
+		}
+		shape, of, _ := strings.Cut(want, ":")
+		switch {
+		case shape == "value" && val.Kind != yaml.ScalarNode:
+			return fmt.Errorf("%sline %d: %s: want a single value, got %s", where, val.Line, key, kindOf(val))
+		case shape == "mapping":
+			if err := checkShape(of, where+key+": ", val); err != nil {
+				return err
+			}
+		case shape == "list" && val.Kind != yaml.SequenceNode:
+			return fmt.Errorf("%sline %d: %s: want a list, got %s", where, val.Line, key, kindOf(val))
+		case shape == "list":
+			for _, item := range val.Content {
+				if of == "value" {
+					if item.Kind != yaml.ScalarNode {
+						return fmt.Errorf("%sline %d: %s: want a list of values, got %s in it", where, item.Line, key, kindOf(item))
+					}
+					continue
+				}
+				if err := checkShape(of, where+of+" "+nameOf(item)+": ", item); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func kindOf(v *yaml.Node) string {
+	switch v.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("the value %q", v.Value)
+	}
+	return "nothing"
 }
