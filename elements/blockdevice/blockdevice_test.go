@@ -224,9 +224,9 @@ func TestUnknownKeys(t *testing.T) {
 func TestParseShapes(t *testing.T) {
 	for in, want := range map[string]string{
 		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: gpt, partitions: {name: x}}":                 "partitioning: line 2: partitions: want a list, got a mapping",
-		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: [gpt]}":                                       "partitioning: line 2: label: want a single value, got a list",
-		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: gpt, partitions: [{name: r, flags: boot}]}":   "partition r: line 2: flags: want a list, got the value \"boot\"",
-		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: gpt, partitions: [{name: r, mkfs: ext4}]}":    "partition r: mkfs: line 2: want a mapping of settings, got the value \"ext4\"",
+		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: [gpt]}":                                      "partitioning: line 2: label: want a single value, got a list",
+		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: gpt, partitions: [{name: r, flags: boot}]}":  "partition r: line 2: flags: want a list, got the value \"boot\"",
+		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: gpt, partitions: [{name: r, mkfs: ext4}]}":   "partition r: mkfs: line 2: want a mapping of settings, got the value \"ext4\"",
 		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: gpt, partitions: [{name: r, size: [1, 2]}]}": "partition r: line 2: size: want a single value, got a list",
 	} {
 		_, err := Parse([]byte(in), "")
