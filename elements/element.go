@@ -53,14 +53,18 @@ func Builtin() fs.FS {
 	return sub
 }
 
+// pythonSpace is what Python's str.strip() strips, which DIB applies to
+// each line: Unicode white space and the ASCII separators \x1c to \x1f.
+func pythonSpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
+
 // ParseList reads an element-deps or element-provides file: one name a
-// line, surrounding blanks trimmed, empty lines dropped, duplicates kept
+// line, surrounding blanks trimmed as DIB trims them, empty lines dropped, duplicates kept
 // once in first-seen order. As in DIB, there is no comment syntax.
 func ParseList(data []byte) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, line := range bytes.Split(data, []byte("\n")) {
-		name := strings.TrimSpace(string(line))
+		name := strings.TrimFunc(string(line), pythonSpace)
 		if name == "" || seen[name] {
 			continue
 		}
@@ -75,9 +79,31 @@ func ParseList(data []byte) []string {
 type Library struct {
 	sources []source
 	found   map[string]*Element
-	// Warnings collects notes for the user, such as an element that
-	// overrides another of the same name.
-	Warnings []string
+	// warnings are notes for the user, such as an element that overrides
+	// another of the same name in a later ELEMENTS_PATH directory.
+	warnings []string
+	// shadowed are the built-in elements that ELEMENTS_PATH's override.
+	shadowed []string
+}
+
+// Warnings are the library's notes for the user so far: an element that
+// overrides another of its name, and, in one line, the built-in elements
+// that ELEMENTS_PATH's override (an upstream DIB tree overrides many).
+func (l *Library) Warnings() []string {
+	w := append([]string(nil), l.warnings...)
+	if len(l.shadowed) > 0 {
+		names := append([]string(nil), l.shadowed...)
+		sort.Strings(names)
+		w = append(w, fmt.Sprintf("ELEMENTS_PATH's %s override the built-in %s of the same name", plural(len(names), "element", "elements")+" "+strings.Join(names, ", "), plural(len(names), "one", "ones")))
+	}
+	return w
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 type source struct {
@@ -92,7 +118,9 @@ func NewLibrary(elementsPath string, builtin fs.FS) (*Library, error) {
 	l := &Library{found: map[string]*Element{}}
 	for _, dir := range filepath.SplitList(elementsPath) {
 		if dir == "" {
-			continue
+			// DIB refuses it too ("ELEMENTS_PATH entry '' is not a
+			// directory"): most often a variable that was not set.
+			return nil, fmt.Errorf("ELEMENTS_PATH %q has an empty entry (a doubled colon, or one at an end): remove it", elementsPath)
 		}
 		fi, err := os.Stat(dir)
 		if err != nil || !fi.IsDir() {
@@ -159,7 +187,11 @@ func (l *Library) Get(name string) (*Element, error) {
 			continue
 		}
 		if e != nil {
-			l.Warnings = append(l.Warnings, fmt.Sprintf("element %s at %s overrides %s", name, e.Path, describe(src, name)))
+			if src.dir == "" {
+				l.shadowed = append(l.shadowed, name)
+			} else {
+				l.warnings = append(l.warnings, fmt.Sprintf("element %s at %s overrides %s", name, e.Path, describe(src, name)))
+			}
 			continue
 		}
 		sub, err := src.open(name)

@@ -51,11 +51,14 @@ func Expand(lib *Library, want []string) ([]*Element, error) {
 		neededBy:   map[string]string{},
 	}
 	var queue []string
+	twice := map[string]bool{}
 	for _, name := range want {
-		if !x.final[name] { // a name given twice is still one element
-			x.final[name] = true
-			queue = append(queue, name)
+		if x.final[name] { // a name given twice is still one element...
+			twice[name] = true
+			continue
 		}
+		x.final[name] = true
+		queue = append(queue, name)
 	}
 	for len(queue) > 0 {
 		name := queue[0]
@@ -66,6 +69,11 @@ func Expand(lib *Library, want []string) ([]*Element, error) {
 		e, err := lib.Get(name)
 		if err != nil {
 			return nil, x.notFound(name, err)
+		}
+		// ...unless it provides something: DIB then sees the second
+		// providing it again, and fails.
+		if twice[name] && len(e.Provides) > 0 {
+			return nil, fmt.Errorf("element %s is given twice, and it provides %s: DIB refuses that; give it once", name, strings.Join(e.Provides, ", "))
 		}
 		for _, p := range e.Provides {
 			if other, ok := x.providedBy[p]; ok {

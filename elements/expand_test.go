@@ -81,8 +81,10 @@ func TestExpandDIBCases(t *testing.T) {
 		{"duplicated_os_passed_as_element", []string{"circular1", "operating-system"}, nil, "element operating-system was asked for, but circular1 already provides it"},
 		{"element_override", []string{"override_element", "foo"}, map[string]string{"foo": E("foo"), "override_element": O("override_element")}, ""},
 		// Beyond DIB's tests: DIB processes a name given twice twice and
-		// then reports it as providing operating-system twice.
-		{"same_element_twice", []string{"foo", "foo"}, map[string]string{"foo": E("foo")}, ""},
+		// then reports it as providing operating-system twice; an
+		// element that provides nothing may come twice.
+		{"same_element_twice", []string{"foo", "foo"}, nil, "element foo is given twice, and it provides operating-system"},
+		{"plain_element_twice", []string{"requires-foo", "requires-foo"}, map[string]string{"foo": E("foo"), "requires-foo": E("requires-foo")}, ""},
 		{"self_only", []string{"self"}, nil, "no element provides operating-system"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,8 +120,50 @@ func TestExpandOverrideWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "element override_element at " + filepath.Join(root, "element-override", "override_element") + " overrides " + filepath.Join(root, "elements", "override_element")
-	if len(lib.Warnings) != 1 || lib.Warnings[0] != want {
-		t.Errorf("warnings %q, want [%q]", lib.Warnings, want)
+	if w := lib.Warnings(); len(w) != 1 || w[0] != want {
+		t.Errorf("warnings %q, want [%q]", w, want)
+	}
+}
+
+// Elements of ELEMENTS_PATH that override built-in ones the build uses
+// are named in one line, however many there are.
+func TestExpandBuiltinOverridesWarnOnce(t *testing.T) {
+	_, path := writeElements(t, []fixtureElement{
+		{"elements", "os", nil, []string{"operating-system"}},
+		{"elements", "base", nil, nil},
+		{"elements", "dpkg", nil, nil},
+		{"elements", "unused", nil, nil},
+		{"element-override", "unrelated", nil, nil},
+	})
+	lib, _ := NewLibrary(path, Builtin())
+	if _, err := Expand(lib, []string{"os", "base", "dpkg"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ELEMENTS_PATH's elements base, dpkg override the built-in ones of the same name"}
+	if w := lib.Warnings(); !reflect.DeepEqual(w, want) {
+		t.Errorf("warnings %q, want %q", w, want)
+	}
+}
+
+// An empty ELEMENTS_PATH entry is refused, as DIB refuses it; an empty
+// ELEMENTS_PATH is the built-in elements alone.
+func TestEmptyElementsPathEntry(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{dir + "::" + dir, dir + ":", ":" + dir} {
+		if _, err := NewLibrary(p, nil); err == nil || !strings.Contains(err.Error(), "has an empty entry") {
+			t.Errorf("NewLibrary(%q) = %v, want an error about the empty entry", p, err)
+		}
+	}
+	if _, err := NewLibrary("", Builtin()); err != nil {
+		t.Errorf("an empty ELEMENTS_PATH: %v", err)
+	}
+}
+
+// Lines are stripped as Python's str.strip() strips them in DIB.
+func TestParseListStripsAsPython(t *testing.T) {
+	got := ParseList([]byte("a\r\n\x1fb\x1c\n\u00a0c\u2003\n \t\n"))
+	if want := []string{"a", "b", "c"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseList = %q, want %q", got, want)
 	}
 }
 
@@ -242,4 +286,25 @@ func FuzzParseList(f *testing.F) {
 			seen[n] = true
 		}
 	})
+}
+
+// An element given twice is one element, unless it provides something:
+// DIB then fails, and so does dibvm, saying why.
+func TestExpandTwice(t *testing.T) {
+	_, path := writeElements(t, depsFixture)
+	lib, _ := NewLibrary(path, nil)
+	if _, err := Expand(lib, []string{"foo", "requires-foo", "requires-foo"}); err != nil {
+		t.Errorf("an element without provides, twice: %v", err)
+	}
+	lib, _ = NewLibrary(path, nil)
+	for _, e := range depsFixture {
+		if len(e.provides) > 0 && e.dir == "elements" {
+			_, err := Expand(lib, []string{e.name, e.name})
+			if err == nil || !strings.Contains(err.Error(), "element "+e.name+" is given twice, and it provides") {
+				t.Errorf("Expand(%s twice) = %v", e.name, err)
+			}
+			return
+		}
+	}
+	t.Fatal("the fixture has no element that provides something")
 }

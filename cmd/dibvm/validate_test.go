@@ -450,3 +450,46 @@ func TestCreateElementFiles(t *testing.T) {
 		{"legal: create with a Python hook", create, []string{python}, accepted, nil},
 	})
 }
+
+// DIB's own behaviour at the edges of its element format: an empty
+// ELEMENTS_PATH entry and an operating system given twice are errors in
+// DIB; element-deps lines are stripped as Python strips them; --env
+// names elements by their real paths; overriding built-in elements is
+// said once.
+func TestCreateDIBEdges(t *testing.T) {
+	work := t.TempDir()
+	mine := writeElements(t, map[string]string{
+		"os/element-provides": "operating-system\n", "os/root.d/10-root": "#!/bin/bash\ntrue\n",
+		"with-cr/element-deps": "os\r\n\x1f\n",
+		"base/README.rst":      "an element that shadows the built-in base\n",
+		"dpkg/README.rst":      "and dpkg\n",
+	})
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(mine, link); err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(mine)
+	tiny := "ELEMENTS_PATH=" + mine
+	runCases(t, work, []cliCase{
+		{"an empty ELEMENTS_PATH entry", []string{"create", "-o", "img", "-t", "tar", "-n", "os"}, []string{"ELEMENTS_PATH=" + mine + "::" + mine}, 1,
+			[]string{"has an empty entry"}},
+		{"ELEMENTS_PATH ending in a colon", []string{"create", "-o", "img", "-t", "tar", "-n", "os"}, []string{"ELEMENTS_PATH=" + mine + ":"}, 1,
+			[]string{"has an empty entry"}},
+		{"an ELEMENTS_PATH entry that is no directory", []string{"create", "-o", "img", "-t", "tar", "-n", "os"}, []string{"ELEMENTS_PATH=/nonexistent/elements"}, 1,
+			[]string{`ELEMENTS_PATH entry "/nonexistent/elements" is not a directory`}},
+		{"the operating system twice", []string{"create", "-o", "img", "-t", "tar", "-n", "os", "os"}, []string{tiny}, 1,
+			[]string{"element os is given twice, and it provides operating-system"}},
+		{"two operating systems", []string{"create", "-o", "img", "-t", "tar", "-n", "os", "debian-minimal"}, []string{tiny}, 1,
+			[]string{"operating-system is provided by both"}},
+		{"no operating system", []string{"create", "-o", "img", "-t", "tar", "-n", "dpkg"}, []string{tiny}, 1,
+			[]string{"no element provides operating-system"}},
+		{"an element name with a control character", []string{"create", "-o", "img", "-t", "tar", "-n", "os", "bad\x1bname"}, []string{tiny}, 1,
+			[]string{"is not an element name"}},
+		{"element-info: deps stripped as Python strips them", []string{"element-info", "with-cr"}, []string{tiny}, 0,
+			[]string{"os with-cr\n"}},
+		{"element-info --env: real paths", []string{"element-info", "--env", "os"}, []string{"ELEMENTS_PATH=" + link}, 0,
+			[]string{"[os]=" + filepath.Join(real, "os")}},
+		{"element-info: built-in overrides said once", []string{"element-info", "os", "base", "dpkg"}, []string{tiny}, 0,
+			[]string{"warning: ELEMENTS_PATH's elements base, dpkg override the built-in ones of the same name\n"}},
+	})
+}

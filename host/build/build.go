@@ -366,7 +366,7 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 		return nil, nil, err
 	}
 	els, err := elements.Expand(lib, elements.CommandLine(o.Elements, o.SkipBase, o.Arch))
-	for _, w := range lib.Warnings {
+	for _, w := range lib.Warnings() {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
 	}
 	if err != nil {

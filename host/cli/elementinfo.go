@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -48,7 +49,7 @@ func elementInfo(stdout, stderr io.Writer, names []string, env, check bool) erro
 		return err
 	}
 	els, err := elements.Expand(lib, names)
-	for _, w := range lib.Warnings {
+	for _, w := range lib.Warnings() {
 		fmt.Fprintf(stderr, "dibvm: warning: %s\n", w)
 	}
 	if err != nil {
@@ -88,6 +89,16 @@ func elementEnv(els []*elements.Element) string {
 	byName := map[string]string{}
 	for _, e := range els {
 		byName[e.Name] = e.Path
+		if !e.Builtin {
+			// DIB names each element by its real path: absolute, with
+			// symlinks resolved.
+			if p, err := filepath.Abs(e.Path); err == nil {
+				if real, err := filepath.EvalSymlinks(p); err == nil {
+					p = real
+				}
+				byName[e.Name] = p
+			}
+		}
 	}
 	names := elements.Names(els)
 	yaml, array := elements.ImageElementVars(names, func(n string) string { return byName[n] })
