@@ -379,6 +379,9 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkInstallType(hooks, o.Environ); err != nil {
+		return nil, nil, err
+	}
 	w, err := CheckElements(els, hooks, func(name string) (string, bool) { return lookupOK(o.Environ, name) }, o.Arch)
 	for _, w := range append(warnings, w...) {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)

@@ -177,3 +177,31 @@ func hookDirectories(h *elements.Hooks) []string {
 	sort.Strings(out)
 	return out
 }
+
+// checkInstallType refuses a default install type (--install-type, or
+// DIB_DEFAULT_INSTALLTYPE) that is neither DIB's source or package nor
+// the type of any install.d/<prefix>-<type>-install directory of the
+// build's elements: no element would install anything by it.
+func checkInstallType(h *elements.Hooks, environ []string) error {
+	want, _ := lookupOK(environ, "DIB_DEFAULT_INSTALLTYPE")
+	if want == "" {
+		return nil
+	}
+	types := map[string]bool{"source": true, "package": true}
+	for p := range h.Files {
+		parts := strings.SplitN(p, "/", 3)
+		if len(parts) == 3 && parts[0] == "install.d" && installTypeDir.MatchString(parts[1]) {
+			dir := strings.TrimSuffix(parts[1], "-install")
+			types[dir[strings.LastIndex(dir, "-")+1:]] = true
+		}
+	}
+	if types[want] {
+		return nil
+	}
+	var known []string
+	for t := range types {
+		known = append(known, t)
+	}
+	sort.Strings(known)
+	return fmt.Errorf("--install-type %s (or DIB_DEFAULT_INSTALLTYPE): no element installs that way; the types here are %s", want, strings.Join(known, ", "))
+}
