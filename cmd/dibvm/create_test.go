@@ -140,6 +140,34 @@ func TestCreateHookFailure(t *testing.T) {
 	waitNoQEMU(t, dir, 2*time.Second)
 }
 
+// A release the mirror does not have is known only in the guest, where
+// the mirror is reached: the build fails in its first minute, naming the
+// settings, not in debootstrap's words.
+func TestCreateUnknownRelease(t *testing.T) {
+	needVM(t)
+	outDir := t.TempDir()
+	dir, env := runDir(t)
+	env = append(env, "DIB_RELEASE=nosuchrelease")
+	r := dibvm(t, env, 10*time.Minute, "create", "-t", "tar", "-o", filepath.Join(outDir, "img"), "debian-minimal")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"DIB_RELEASE=nosuchrelease: the mirror http://deb.debian.org/debian (DIB_DISTRIBUTION_MIRROR) has no",
+		"dists/nosuchrelease/InRelease or Release", "script:  08-debootstrap"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the failure does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, "Failed getting release file") {
+		t.Errorf("debootstrap ran:\n%s", r.stderr)
+	}
+	t.Logf("failed after %s", r.took.Round(time.Second))
+	if left := entries(t, outDir); len(left) > 0 {
+		t.Errorf("left in the output directory: %v", left)
+	}
+	waitNoQEMU(t, dir, 2*time.Second)
+}
+
 // SIGTERM, and separately --timeout, stop a build: no QEMU, no run
 // directory, nothing at the output path.
 func TestCreateStopsOnSignalAndTimeout(t *testing.T) {
