@@ -177,17 +177,7 @@ func buildOutputAsUser(t *testing.T, name, outType string, extraEnv []string, el
 	if ext == "" {
 		ext = "." + outType
 	}
-	// The test elements, where the user can read them.
-	elementsDir := filepath.Join(dir, "elements")
-	if err := os.CopyFS(elementsDir, os.DirFS(testElements(t))); err != nil {
-		t.Fatal(err)
-	}
-	filepath.WalkDir(elementsDir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o755)
-		}
-		return nil
-	})
+	elementsDir := readableElements(t, dir)
 	env := append([]string{"DIB_DEV_USER_PASSWORD=" + devPassword, "DIB_DEV_USER_PWDLESS_SUDO=yes", "ELEMENTS_PATH=" + elementsDir}, extraEnv...)
 	var cmd *exec.Cmd
 	if os.Geteuid() == 0 {

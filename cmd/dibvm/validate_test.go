@@ -183,18 +183,7 @@ func TestCreateOutputReadOnly(t *testing.T) {
 		gid, _ := strconv.Atoi(u.Gid)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 		cmd.Env = append(cmd.Env, "HOME="+u.HomeDir)
-		// The test elements, where that user can read them.
-		elems := filepath.Join(work, "elements")
-		if err := os.CopyFS(elems, os.DirFS(testElements(t))); err != nil {
-			t.Fatal(err)
-		}
-		filepath.WalkDir(elems, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o755)
-			}
-			return nil
-		})
-		cmd.Env = append(cmd.Env, "ELEMENTS_PATH="+elems)
+		cmd.Env = append(cmd.Env, "ELEMENTS_PATH="+readableElements(t, work))
 	}
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
@@ -363,6 +352,24 @@ func TestCreateLayouts(t *testing.T) {
 		{"legal: a misspelt key, named", create(), []string{layout("      - {name: root, sise: 2GiB, size: 100%, mkfs: {mount: {mount_point: /}}}\n")}, accepted,
 			[]string{"warning: DIB_BLOCK_DEVICE_CONFIG: partition root: sise is no block device setting, and is ignored (as DIB does)"}},
 	})
+}
+
+// readableElements copies the test elements into dir, where an ordinary
+// user can read them (a test's temporary directories are private to
+// root), and returns their directory.
+func readableElements(t *testing.T, dir string) string {
+	t.Helper()
+	elems := filepath.Join(dir, "elements")
+	if err := os.CopyFS(elems, os.DirFS(testElements(t))); err != nil {
+		t.Fatal(err)
+	}
+	filepath.WalkDir(elems, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	return elems
 }
 
 // writeElements makes elements from a map of path → content under a new
