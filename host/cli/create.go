@@ -167,14 +167,30 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 		p.addErr(err)
 	}
 	o.Environ = append(o.Environ, c.exported()...)
+	c.checkFiles(&o, &p)
+	if err := p.err(); err != nil {
+		return o, nothing, err
+	}
+	o.ScratchSize = int64(c.scratch)
+	if o.ScratchSize == 0 {
+		o.ScratchSize = defaultScratch(o.ImageSizeGB)
+	}
+	closeLog, err := c.output(&o)
+	return o, closeLog, err
+}
+
+// checkFiles checks where the build reads and writes on the host: the
+// image cache, the output, the log file, and qemu-img's options.
+func (c *createFlags) checkFiles(o *build.Options, p *problems) {
 	if o.ImageCache == "" {
+		var err error
 		if o.ImageCache, err = defaultImageCache(); err != nil {
 			p.addErr(err)
 		}
 	} else if err := checkWritableDir(o.ImageCache); err != nil {
 		p.add("--image-cache %s (or DIB_IMAGE_CACHE): %v", o.ImageCache, err)
 	}
-	checkOutput(&o, &p)
+	checkOutput(o, p)
 	if c.logfile != "" {
 		if dir := filepath.Dir(c.logfile); !isDir(dir) {
 			p.add("--logfile %s: %s is not a directory: create it first", c.logfile, dir)
@@ -187,15 +203,6 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 			p.add("--qemu-img-options %s: %v", o.QemuImgOptions, err)
 		}
 	}
-	if err := p.err(); err != nil {
-		return o, nothing, err
-	}
-	o.ScratchSize = int64(c.scratch)
-	if o.ScratchSize == 0 {
-		o.ScratchSize = defaultScratch(o.ImageSizeGB)
-	}
-	closeLog, err := c.output(&o)
-	return o, closeLog, err
 }
 
 // environ is the caller's environment, or none for -c: DIB's -c
