@@ -35,6 +35,24 @@ type Message struct {
 	Failure *Failure `json:"failure,omitempty"`
 	// Error: the build failed outside any hook. It is the last message.
 	Error string `json:"error,omitempty"`
+	// Checkpoint: the build finished a phase of Spec.Checkpoints, froze
+	// the scratch disk's filesystem and waits, on its stdin, for the
+	// host's go-ahead once it has switched the disk to a new layer.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+}
+
+// Checkpoint is what the build says when its tree can be kept.
+type Checkpoint struct {
+	Phase string `json:"phase"`
+	// Suites are the APT suites of the tree's package lists and the
+	// Date of each one's Release file, for the host to record.
+	Suites []Suite `json:"suites,omitempty"`
+}
+
+// Suite is an APT suite and the Date of its Release file.
+type Suite struct {
+	Name string `json:"name"`
+	Date string `json:"date"`
 }
 
 // Kind names the message's field, for errors.
@@ -62,6 +80,9 @@ func (m Message) kinds() []string {
 	}
 	if m.Error != "" {
 		k = append(k, "error")
+	}
+	if m.Checkpoint != nil {
+		k = append(k, "checkpoint")
 	}
 	return k
 }
@@ -157,7 +178,7 @@ func ReadMessage(r io.Reader) (Message, error) {
 		return Message{}, &ProtocolError{"a frame holds more than one JSON value"}
 	}
 	if k := m.kinds(); len(k) != 1 {
-		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds %d kinds of message %v; want exactly one of break, result, failure, error", len(k), k)}
+		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds %d kinds of message %v; want exactly one of break, checkpoint, result, failure, error", len(k), k)}
 	}
 	return m, nil
 }

@@ -54,7 +54,23 @@ type Spec struct {
 	// most blocks an ext root may later grow to online (mkfs -E resize=).
 	MkfsOptions     string `json:"mkfs_options,omitempty"`
 	MaxOnlineResize int64  `json:"max_online_resize,omitempty"`
+
+	// Checkpoints are the phases (of CheckpointPhases) after which the
+	// build stops for the host to keep the scratch disk as a checkpoint
+	// (see Checkpoint).
+	Checkpoints []string `json:"checkpoints,omitempty"`
+	// Resume is the phase after which the scratch disk, as the host
+	// attached it, was kept: the build skips every phase up to it and
+	// goes on from there. Empty for a build from nothing.
+	Resume string `json:"resume,omitempty"`
 }
+
+// CheckpointPhases are the phases after which a build can be kept, in
+// order. Each stands for the phases since the one before it: pre-install.d
+// for extra-data.d too, install.d for the -p packages installed after
+// it. After post-install.d the tree goes into the image, and nothing is
+// worth keeping.
+var CheckpointPhases = []string{"root.d", "pre-install.d", "install.d", "post-install.d"}
 
 // ParseSpec decodes a spec.
 func ParseSpec(data []byte) (*Spec, error) {

@@ -113,21 +113,41 @@ func (b *build) run() error {
 	if err := b.prepare(); err != nil {
 		return err
 	}
-	if err := b.outside("root.d"); err != nil {
-		return err
-	}
-	if err := b.checkRoot(); err != nil {
-		return err
-	}
-	if err := b.mountTarget(); err != nil {
-		return err
+	// The phases a build can be kept after (api.CheckpointPhases), each
+	// with those since the one before. A resumed build skips them up to
+	// the one its scratch disk was kept after.
+	skip := b.spec.Resume != ""
+	for _, st := range []struct {
+		phase string
+		steps []func() error
+	}{
+		{"root.d", []func() error{func() error { return b.outside("root.d") }, b.checkRoot}},
+		{"pre-install.d", []func() error{
+			func() error { return b.outside("extra-data.d") },
+			func() error { return b.inside("pre-install.d") },
+		}},
+		{"install.d", []func() error{func() error { return b.inside("install.d") }, b.extraPackages}},
+		{"post-install.d", []func() error{func() error { return b.inside("post-install.d") }}},
+	} {
+		if skip {
+			skip = st.phase != b.spec.Resume
+		} else {
+			for _, step := range st.steps {
+				if err := step(); err != nil {
+					return err
+				}
+			}
+			if err := b.checkpoint(st.phase); err != nil {
+				return err
+			}
+		}
+		if st.phase == "root.d" {
+			if err := b.mountTarget(); err != nil {
+				return err
+			}
+		}
 	}
 	for _, step := range []func() error{
-		func() error { return b.outside("extra-data.d") },
-		func() error { return b.inside("pre-install.d") },
-		func() error { return b.inside("install.d") },
-		b.extraPackages,
-		func() error { return b.inside("post-install.d") },
 		func() error { return b.outside("post-root.d") },
 		b.blockDevice,
 		func() error { return b.outside("pre-finalise.d") },
@@ -206,14 +226,20 @@ func (b *build) setEnv(k, v string) {
 }
 
 // prepare formats and mounts the scratch disk and unpacks the elements.
+// A resumed build's scratch disk holds the tree already, and the hooks
+// and elements of the build it was kept from: they make way for this
+// build's own.
 func (b *build) prepare() error {
 	dev, err := sysinit.FindDisk(api.ScratchSerial, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	// No journal and lazy init: the scratch disk lives for one build.
-	if err := run("mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-E", "lazy_itable_init=1,lazy_journal_init=1", dev); err != nil {
-		return err
+	if b.spec.Resume == "" {
+		// No journal and lazy init: the scratch disk lives for one build,
+		// and a checkpoint of it is taken frozen, so always clean.
+		if err := run("mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-E", "lazy_itable_init=1,lazy_journal_init=1", dev); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
@@ -223,6 +249,14 @@ func (b *build) prepare() error {
 	}
 	b.hooks, b.elements = filepath.Join(root, "hooks"), filepath.Join(root, "elements")
 	b.built, b.target, b.work = filepath.Join(root, "built"), filepath.Join(root, "mnt"), filepath.Join(root, "work")
+	if b.spec.Resume != "" {
+		fmt.Fprintf(b.out, "Resuming after %s from the kept tree\n", b.spec.Resume)
+		for _, d := range []string{b.hooks, b.elements} {
+			if err := os.RemoveAll(d); err != nil {
+				return err
+			}
+		}
+	}
 	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache"), b.manifests()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -481,20 +515,36 @@ func (b *build) unmountTarget() {
 	b.mounts = nil
 }
 
-const resolvSaved = "etc/.resolv.conf.dibvm-orig"
+// While the target is mounted, its own resolv.conf (a file or a link)
+// waits at resolvSaved, or resolvAbsent says it had none.
+const (
+	resolvSaved  = "etc/.resolv.conf.dibvm-orig"
+	resolvAbsent = "etc/.resolv.conf.dibvm-absent"
+)
 
 // swapResolvConf gives the target the helper's resolver during the build,
-// keeping whatever the target had (a file or a link) to put back.
+// keeping whatever the target had to put back. A tree kept after a phase
+// has been swapped already: only the helper's resolver is written anew.
 func (b *build) swapResolvConf() error {
 	conf := filepath.Join(b.target, "etc", "resolv.conf")
-	if _, err := os.Lstat(conf); err == nil {
-		if err := os.Rename(conf, filepath.Join(b.target, resolvSaved)); err != nil {
+	os.MkdirAll(filepath.Dir(conf), 0o755)
+	if !exists(filepath.Join(b.target, resolvSaved)) && !exists(filepath.Join(b.target, resolvAbsent)) {
+		if exists(conf) {
+			if err := os.Rename(conf, filepath.Join(b.target, resolvSaved)); err != nil {
+				return err
+			}
+		} else if err := os.WriteFile(filepath.Join(b.target, resolvAbsent), nil, 0o600); err != nil {
 			return err
 		}
 	}
+	os.Remove(conf)
 	data, _ := os.ReadFile("/etc/resolv.conf")
-	os.MkdirAll(filepath.Dir(conf), 0o755)
 	return os.WriteFile(conf, data, 0o644)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // finishTree restores resolv.conf and empties /tmp, as DIB does before
@@ -502,7 +552,8 @@ func (b *build) swapResolvConf() error {
 func (b *build) finishTree() error {
 	conf := filepath.Join(b.target, "etc", "resolv.conf")
 	os.Remove(conf)
-	if _, err := os.Lstat(filepath.Join(b.target, resolvSaved)); err == nil {
+	os.Remove(filepath.Join(b.target, resolvAbsent))
+	if exists(filepath.Join(b.target, resolvSaved)) {
 		if err := os.Rename(filepath.Join(b.target, resolvSaved), conf); err != nil {
 			return err
 		}

@@ -72,6 +72,9 @@ type Options struct {
 	QemuImgOptions string
 
 	ScratchSize int64
+	// Checkpoints, when set, keeps the build's tree after its early
+	// phases and resumes from what an earlier build kept.
+	Checkpoints *Checkpoints
 
 	Stdout, Stderr io.Writer
 }
@@ -91,6 +94,7 @@ type Plan struct {
 	inputs []iso.File
 	disks  []machine.Disk // the host's files lent read-only
 	clouds *cloudImages
+	steps  []*step // what shapes each checkpoint; nil without checkpoints
 }
 
 // Prepare checks everything that can be checked without a VM, so that bad
@@ -181,7 +185,45 @@ func Prepare(o Options) (*Plan, error) {
 		return nil, err
 	}
 	inputs = append(inputs, carried...)
-	return &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs, disks: lent, clouds: clouds}, nil
+	p := &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs, disks: lent, clouds: clouds}
+	if o.Checkpoints != nil {
+		if spec.Break != "" {
+			fmt.Fprintln(o.Stdout, "dibvm: break= is set: this build neither resumes from checkpoints nor keeps any, since a shell may change the tree")
+		} else if p.steps, err = p.stepInputs(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// stepInputs is what shapes each checkpoint of the plan, the host's
+// files that reach the guest among it.
+func (p *Plan) stepInputs() ([]*step, error) {
+	var host []hostInput
+	var tarball []byte
+	for _, f := range p.inputs {
+		if f.Name == api.ElementsTar {
+			tarball = f.Data
+		}
+		for k, name := range p.spec.HostFiles {
+			if name == f.Name {
+				sum := sha256.Sum256(f.Data)
+				host = append(host, hostInput{"host file " + k, hex.EncodeToString(sum[:])})
+			}
+		}
+	}
+	for k, serial := range p.spec.HostDisks {
+		for _, d := range p.disks {
+			if d.Serial == serial {
+				digest, err := fileDigest(d.Source)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", k, err)
+				}
+				host = append(host, hostInput{"host file " + k, digest})
+			}
+		}
+	}
+	return stepInputs(p.spec, host, tarball)
 }
 
 // hasESP says whether the layout has an EFI system partition.
@@ -211,6 +253,19 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		{Serial: api.OutputSerial, Size: o.ScratchSize},
 	}
 	mo.Disks = append(mo.Disks, p.disks...)
+	var keep *keeper
+	if p.steps != nil {
+		var err error
+		if keep, err = startKeeper(ctx, o.Checkpoints, o.Stdout, spec, p.steps, o.ScratchSize, mo); err != nil {
+			return err
+		}
+		// After QEMU has let go of the layers (deferred below).
+		defer keep.close()
+		mo.Disks[0] = machine.Disk{Serial: api.ScratchSerial, Layer: keep.active.Path}
+		if mo.Inputs, err = withSpec(mo.Inputs, spec); err != nil {
+			return err
+		}
+	}
 	m, err := machine.Start(ctx, mo)
 	if err != nil {
 		return err
@@ -226,8 +281,15 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	breaks, _ := breakpoint.Parse(spec.Break) // checked in Prepare
 	ctl := &control{
 		breaks: breaks, types: o.Types, diskSize: o.ScratchSize,
+		checkpoints: spec.Checkpoints,
 		onBreak: func(b api.Break) {
 			p.breakShell(m, b)
+			io.WriteString(resume, "\n")
+		},
+		onCheckpoint: func(cp *api.Checkpoint) {
+			if keep != nil {
+				keep.keep(m, cp)
+			}
 			io.WriteString(resume, "\n")
 		},
 		stop: func() { m.Close() },
@@ -433,6 +495,21 @@ func inputFiles(spec *api.Spec, els []*elements.Element, hooks *elements.Hooks) 
 		{Name: api.SpecFile, Data: js},
 		{Name: api.ElementsTar, Data: tarball.buf.Bytes()},
 	}, nil
+}
+
+// withSpec is inputs with the spec file written anew from spec.
+func withSpec(inputs []iso.File, spec *api.Spec) ([]iso.File, error) {
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(inputs)
+	for i := range out {
+		if out[i].Name == api.SpecFile {
+			out[i].Data = js
+		}
+	}
+	return out, nil
 }
 
 func lookup(environ []string, key string) string {

@@ -21,13 +21,18 @@ type control struct {
 	types    []string
 	diskSize int64 // the output disk's size
 
+	// checkpoints are the phases the build was asked to keep, in order.
+	checkpoints []string
 	// onBreak opens the shell of an allowed breakpoint and returns when
-	// the user leaves it.
-	onBreak func(api.Break)
+	// the user leaves it; onCheckpoint keeps the tree after a phase of
+	// checkpoints. Both then give the build the go-ahead.
+	onBreak      func(api.Break)
+	onCheckpoint func(*api.Checkpoint)
 	// stop stops the VM after a violation, so that the build ends.
 	stop func()
 
-	taken map[string]bool // breakpoints already given
+	taken  map[string]bool // breakpoints already given
+	nextCP int             // index in checkpoints of the next one allowed
 
 	// What the build said at its end; at most one is set.
 	result   *api.Result
@@ -71,6 +76,11 @@ func (c *control) handle(m api.Message) error {
 			return err
 		}
 		c.onBreak(*m.Break)
+	case m.Checkpoint != nil:
+		if err := c.checkCheckpoint(m.Checkpoint); err != nil {
+			return err
+		}
+		c.onCheckpoint(m.Checkpoint)
 	case m.Result != nil:
 		if err := checkResult(*m.Result, c.types, c.diskSize); err != nil {
 			return err
@@ -105,6 +115,31 @@ func (c *control) checkBreak(b api.Break) error {
 		c.taken = map[string]bool{}
 	}
 	c.taken[b.Point] = true
+	return nil
+}
+
+// Bounds on what a checkpoint message reports of the tree's APT suites.
+const (
+	maxSuites    = 32
+	maxSuiteText = 256
+)
+
+// checkCheckpoint allows a checkpoint only after a phase the host asked
+// to keep, in order, each once.
+func (c *control) checkCheckpoint(cp *api.Checkpoint) error {
+	i := slices.Index(c.checkpoints[c.nextCP:], cp.Phase)
+	if i < 0 {
+		return violation("the helper VM asked to keep the tree after %q, which is not a phase still to keep", cp.Phase)
+	}
+	c.nextCP += i + 1
+	if len(cp.Suites) > maxSuites {
+		return violation("a checkpoint names %d APT suites, more than %d", len(cp.Suites), maxSuites)
+	}
+	for _, s := range cp.Suites {
+		if len(s.Name) > maxSuiteText || len(s.Date) > maxSuiteText {
+			return violation("a checkpoint names an APT suite of more than %d bytes", maxSuiteText)
+		}
+	}
 	return nil
 }
 

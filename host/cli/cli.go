@@ -26,7 +26,7 @@ func Main(args []string) int {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(runCommand(), createCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand())
+	root.AddCommand(runCommand(), createCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand(), cacheCommand())
 	// dibvm also answers to the names of the DIB tools it replaces.
 	switch filepath.Base(args[0]) {
 	case "disk-image-create":

@@ -40,6 +40,7 @@ type createFlags struct {
 	clearEnv    bool
 	version     bool
 	scratch     diskSize
+	checkpoints checkpointFlags
 }
 
 // environFlags are the flags whose setting disk-image-create also takes
@@ -126,6 +127,7 @@ func (c *createFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&c.minTmpfs, "min-tmpfs", 0, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
 	f.StringVar(&c.ramdisk, "ramdisk-element", "", "accepted for DIB: it matters only to ramdisk-image-create")
 	f.BoolVar(&c.version, "version", false, "print dibvm's version and exit")
+	c.checkpoints.register(f)
 	c.vf.register(f)
 }
 
@@ -167,6 +169,9 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 		p.addErr(err)
 	}
 	o.Environ = append(o.Environ, c.exported()...)
+	if o.Checkpoints, err = c.checkpoints.options(o.Environ); err != nil {
+		p.addErr(err)
+	}
 	c.checkFiles(&o, &p)
 	if err := p.err(); err != nil {
 		return o, nothing, err

@@ -70,12 +70,15 @@ type Options struct {
 }
 
 // Disk is a disk for the guest, found there by its serial: a blank
-// sparse file of Size bytes in the run directory, or, with Source, an
-// existing file of the host's, which the guest can only read.
+// sparse file of Size bytes in the run directory; or, with Source, an
+// existing file of the host's, which the guest can only read; or, with
+// Layer, a qcow2 image of the caller's that the guest writes (a layer
+// over the checkpoints it resumes from: see Snapshot).
 type Disk struct {
 	Serial string
 	Size   int64
 	Source string
+	Layer  string
 }
 
 // Machine is a booted helper VM.
@@ -87,6 +90,8 @@ type Machine struct {
 
 	proc   *qemu.Process
 	mon    *qmp.Monitor
+	drives map[string]string // serial → QEMU drive id
+	layers map[string]string // serial → the caller's qcow2 layer
 	dir    *rundir.Dir
 	egress *egress.Proxy
 
@@ -164,9 +169,16 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 		return nil, err
 	}
 	drives := []qemu.Drive{{Path: dir.File("input.iso"), Serial: api.InputSerial, ReadOnly: true}}
+	m.drives, m.layers = map[string]string{}, map[string]string{}
 	for _, d := range opts.Disks {
-		if d.Source != "" {
+		m.drives[d.Serial] = qemu.DriveID(len(drives))
+		switch {
+		case d.Source != "":
 			drives = append(drives, qemu.Drive{Path: d.Source, Serial: d.Serial, ReadOnly: true})
+			continue
+		case d.Layer != "":
+			drives = append(drives, qemu.Drive{Path: d.Layer, Serial: d.Serial, QCOW2: true})
+			m.layers[d.Serial] = d.Layer
 			continue
 		}
 		p := dir.File(d.Serial + ".img")
@@ -255,8 +267,35 @@ func startEgress(dir *rundir.Dir, opts Options) (*egress.Proxy, string, error) {
 	return p, egress.GuestfwdRule(self, sock), nil
 }
 
-// DiskPath is the host file behind the disk with serial.
-func (m *Machine) DiskPath(serial string) string { return m.dir.File(serial + ".img") }
+// Snapshot makes the qcow2 image at overlay, which the caller made with
+// the disk's current layer as its backing file, the disk with serial: the
+// guest writes there from now on, and the layer it wrote before is left
+// as it is, for the caller to keep. The guest's filesystem on the disk
+// must be at rest (frozen) while this runs. QEMU drains the disk's
+// requests first.
+func (m *Machine) Snapshot(ctx context.Context, serial, overlay string) error {
+	id, ok := m.drives[serial]
+	if !ok || m.mon == nil {
+		return fmt.Errorf("snapshot %s: no such disk", serial)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return m.mon.Run(ctx, "blockdev-snapshot-sync", map[string]any{
+		"device": id, "snapshot-file": overlay, "format": "qcow2",
+		// existing: QEMU opens overlay as it is, without following its
+		// header to the backing file, which may not be in place yet.
+		"mode": "existing",
+	}, nil)
+}
+
+// DiskPath is the host file behind the disk with serial: for a disk
+// given as a layer, the layer first given.
+func (m *Machine) DiskPath(serial string) string {
+	if l, ok := m.layers[serial]; ok {
+		return l
+	}
+	return m.dir.File(serial + ".img")
+}
 
 func makeSparse(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)

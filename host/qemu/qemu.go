@@ -22,7 +22,14 @@ type Drive struct {
 	Path     string
 	Serial   string // what the guest sees in /sys/block/*/serial
 	ReadOnly bool
+	// QCOW2 says the file is a qcow2 image (with its backing chain),
+	// not raw.
+	QCOW2 bool
 }
+
+// DriveID is the QEMU id of the i'th drive of a Config, which QMP's
+// block commands name it by.
+func DriveID(i int) string { return "disk" + strconv.Itoa(i) }
 
 // Config describes one helper VM.
 type Config struct {
@@ -136,9 +143,13 @@ func (c *Config) Args() []string {
 		"-device", "virtio-rng-pci",
 	}
 	for i, d := range c.Drives {
-		id := "disk" + strconv.Itoa(i)
+		id := DriveID(i)
+		format := "raw"
+		if d.QCOW2 {
+			format = "qcow2"
+		}
 		// A comma in an option's value is written twice.
-		drive := "file=" + strings.ReplaceAll(d.Path, ",", ",,") + ",if=none,id=" + id + ",format=raw,cache=unsafe"
+		drive := "file=" + strings.ReplaceAll(d.Path, ",", ",,") + ",if=none,id=" + id + ",format=" + format + ",cache=unsafe"
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}

@@ -1,0 +1,157 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+)
+
+// elementsTar writes files (path → content) as the guest's elements tar.
+func elementsTar(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(files[name]))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(files[name]))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestCheckpointKeys changes one input of a build at a time and checks
+// which checkpoints' keys change with it: those of the step the input
+// shapes, and every one after it.
+func TestCheckpointKeys(t *testing.T) {
+	baseFiles := map[string]string{
+		"hooks/root.d/10-debootstrap":                   "debootstrap",
+		"hooks/environment.d/10-release":                "export DIB_RELEASE=${DIB_RELEASE:-bookworm}",
+		"hooks/bin/helper":                              "helper",
+		"hooks/pre-install.d/10-pre":                    "pre",
+		"hooks/install.d/50-install":                    "install",
+		"hooks/post-install.d/50-post":                  "post",
+		"hooks/finalise.d/50-final":                     "final",
+		"hooks/cleanup.d/50-clean":                      "clean",
+		"elements/mine/install.d/50-install":            "install",
+		"elements/mine/static/etc/motd":                 "motd",
+		"elements/mine/package-installs.yaml":           "vim:",
+		"elements/debootstrap/root.d/10-debootstrap":    "debootstrap",
+		"elements/debootstrap/environment.d/10-release": "export DIB_RELEASE=${DIB_RELEASE:-bookworm}",
+		"elements/mine/extra-data.d/50-extra":           "extra",
+		"hooks/extra-data.d/50-extra":                   "extra",
+		"elements/mine/block-device-default.yaml":       "- local_loop: {name: image0}",
+	}
+	baseSpec := func() *api.Spec {
+		return &api.Spec{
+			ImageName: "img", Elements: []string{"debootstrap", "mine"}, Arch: "amd64",
+			Env:   map[string]string{"DIB_RELEASE": "bookworm"},
+			Types: []string{"qcow2"}, RootLabel: "cloudimg-rootfs", RootFSType: "ext4",
+		}
+	}
+	keys := func(spec *api.Spec, files map[string]string, host []hostInput) []string {
+		t.Helper()
+		steps, err := stepInputs(spec, host, elementsTar(t, files))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chainKeys(steps)
+		var out []string
+		for _, s := range steps {
+			out = append(out, s.key)
+		}
+		return out
+	}
+	base := keys(baseSpec(), baseFiles, nil)
+	if slices.Contains(base, "") {
+		t.Fatalf("every step has hooks, but some have no key: %v", base)
+	}
+	for _, tc := range []struct {
+		name    string
+		spec    func(*api.Spec)
+		files   map[string]string // replaced ("" removes)
+		host    []hostInput
+		changed int // the first step whose key changes; 4 for none
+	}{
+		{name: "install.d hook", files: map[string]string{"hooks/install.d/50-install": "install2", "elements/mine/install.d/50-install": "install2"}, changed: 2},
+		{name: "new install.d hook", files: map[string]string{"hooks/install.d/60-more": "more"}, changed: 2},
+		{name: "post-install.d hook", files: map[string]string{"hooks/post-install.d/50-post": "post2"}, changed: 3},
+		{name: "extra-data.d hook", files: map[string]string{"hooks/extra-data.d/50-extra": "extra2"}, changed: 1},
+		{name: "root.d hook", files: map[string]string{"hooks/root.d/10-debootstrap": "debootstrap2"}, changed: 0},
+		{name: "environment.d file", files: map[string]string{"hooks/environment.d/10-release": "export DIB_RELEASE=trixie"}, changed: 0},
+		{name: "an element's environment.d file", files: map[string]string{"elements/debootstrap/environment.d/10-release": "x"}, changed: 0},
+		{name: "bin/ of the hooks", files: map[string]string{"hooks/bin/helper": "helper2"}, changed: 0},
+		{name: "static data", files: map[string]string{"elements/mine/static/etc/motd": "motd2"}, changed: 0},
+		{name: "package list", files: map[string]string{"elements/mine/package-installs.yaml": "emacs:"}, changed: 0},
+		{name: "finalise.d hook", files: map[string]string{"hooks/finalise.d/50-final": "final2"}, changed: 4},
+		{name: "cleanup.d hook", files: map[string]string{"hooks/cleanup.d/50-clean": ""}, changed: 4},
+		{name: "disk layout", spec: func(s *api.Spec) { s.Layout = &api.Layout{Label: "gpt"} }, changed: 4},
+		{name: "output types", spec: func(s *api.Spec) { s.Types = []string{"raw", "tar"} }, changed: 4},
+		{name: "image size", spec: func(s *api.Spec) { s.ImageSizeGB = 4 }, changed: 4},
+		{name: "DIB_RELEASE", spec: func(s *api.Spec) { s.Env["DIB_RELEASE"] = "trixie" }, changed: 0},
+		{name: "the mirror", spec: func(s *api.Spec) { s.Env["DIB_DISTRIBUTION_MIRROR"] = "http://[::1]:8080/debian" }, changed: 0},
+		{name: "a variable gone", spec: func(s *api.Spec) { delete(s.Env, "DIB_RELEASE") }, changed: 0},
+		{name: "-a", spec: func(s *api.Spec) { s.Arch = "arm64" }, changed: 0},
+		{name: "-o", spec: func(s *api.Spec) { s.ImageName = "other" }, changed: 0},
+		{name: "-x", spec: func(s *api.Spec) { s.Trace = true }, changed: 0},
+		{name: "root label", spec: func(s *api.Spec) { s.RootLabel = "root" }, changed: 0},
+		{name: "-p", spec: func(s *api.Spec) { s.Packages = []string{"vim"} }, changed: 2},
+		{name: "an element more", spec: func(s *api.Spec) { s.Elements = append(s.Elements, "other") }, changed: 0},
+		{name: "a host file", host: []hostInput{{"host file DIB_APT_KEYRING", "0123"}}, changed: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := baseSpec()
+			if tc.spec != nil {
+				tc.spec(spec)
+			}
+			files := maps.Clone(baseFiles)
+			for k, v := range tc.files {
+				if v == "" {
+					delete(files, k)
+				} else {
+					files[k] = v
+				}
+			}
+			got := keys(spec, files, tc.host)
+			for i := range base {
+				if same := got[i] == base[i]; same != (i < tc.changed) {
+					t.Errorf("step %s: key changed = %v, want %v", api.CheckpointPhases[i], !same, i >= tc.changed)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckpointStepsWithoutHooks: a step no element has hooks for keeps
+// nothing, and the keys chain past it.
+func TestCheckpointStepsWithoutHooks(t *testing.T) {
+	steps, err := stepInputs(&api.Spec{ImageName: "i", Elements: []string{"e"}}, nil, elementsTar(t, map[string]string{
+		"hooks/root.d/10-a":         "a",
+		"hooks/install.d/10-b":      "b",
+		"elements/e/README.rst":     "e",
+		"hooks/post-install.d/10-c": "c",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainKeys(steps)
+	var run []string
+	for _, s := range steps {
+		if s.run != (s.key != "") {
+			t.Errorf("step %s: run %v but key %q", s.phase, s.run, s.key)
+		}
+		if s.run {
+			run = append(run, s.phase)
+		}
+	}
+	if want := []string{"root.d", "install.d", "post-install.d"}; !slices.Equal(run, want) {
+		t.Errorf("steps kept: %v, want %v", run, want)
+	}
+}
