@@ -181,7 +181,7 @@ func TestCreateStopsOnSignalAndTimeout(t *testing.T) {
 				args = append(args, "--timeout", "40s")
 			}
 			cmd := exec.Command(dibvmBin, args...)
-			cmd.Env = append(append(os.Environ(), env...), "ELEMENTS_PATH="+testElements(t))
+			cmd.Env = append(append(os.Environ(), env...), "ELEMENTS_PATH="+testElements(t), "DIBVM_CHECKPOINTS_DIR="+filepath.Join(outDir, "checkpoints"))
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			stdout, _ := cmd.StdoutPipe()

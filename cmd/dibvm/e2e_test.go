@@ -178,7 +178,9 @@ func buildOutputAsUser(t *testing.T, name, outType string, extraEnv []string, el
 		ext = "." + outType
 	}
 	elementsDir := readableElements(t, dir)
-	env := append([]string{"DIB_DEV_USER_PASSWORD=" + devPassword, "DIB_DEV_USER_PWDLESS_SUDO=yes", "ELEMENTS_PATH=" + elementsDir}, extraEnv...)
+	env := append([]string{"DIB_DEV_USER_PASSWORD=" + devPassword, "DIB_DEV_USER_PWDLESS_SUDO=yes", "ELEMENTS_PATH=" + elementsDir,
+		// Real builds keep checkpoints too, in the test's own store.
+		"DIBVM_CHECKPOINTS_DIR=" + filepath.Join(dir, "checkpoints")}, extraEnv...)
 	var cmd *exec.Cmd
 	if os.Geteuid() == 0 {
 		u := ensureUser(t, "dibvmtest")

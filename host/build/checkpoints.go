@@ -243,6 +243,11 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 		default:
 			if ok, reason := checkpoint.Usable(m, below, c.Limits.MaxAge, now); !ok {
 				why = reason
+				if m.Made.After(now.Add(-c.Limits.MaxAge)) || c.Limits.MaxAge == 0 {
+					// Not its age: it sits on a checkpoint that was
+					// remade, and no build can use it again.
+					sess.Discard(m)
+				}
 			} else if err := sess.Verify(m); err != nil {
 				sess.Discard(m)
 				why = err.Error() + "; it was removed"

@@ -159,11 +159,23 @@ func (ss *Session) Verify(m *Meta) error {
 	return nil
 }
 
-// Discard removes a checkpoint that failed verification. The layer's
-// name is never used again; builds that have it open keep reading it.
+// Discard removes a checkpoint that cannot be used (it failed
+// verification, or sits on an older copy of its parent), and the
+// checkpoints above it, which sit on it. A layer's name is never used
+// again; builds that have one open keep reading it.
 func (ss *Session) Discard(m *Meta) {
+	all, _ := ss.s.List()
+	ss.discard(m, all)
+}
+
+func (ss *Session) discard(m *Meta, all []*Meta) {
 	os.Remove(filepath.Join(ss.s.Dir, m.Key+".json"))
 	os.Remove(ss.s.Path(m))
+	for _, c := range all {
+		if c.Parent == m.Key && c.Backing == m.Layer {
+			ss.discard(c, all)
+		}
+	}
 }
 
 // Used records that a build resumed from the checkpoints of chain.

@@ -146,8 +146,10 @@ func TestPublishGetVerify(t *testing.T) {
 		t.Error("a layer with a flipped bit passes verification")
 	}
 	ss.Discard(root)
-	if _, err := ss.Get(root.Key); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a discarded checkpoint is still there: %v", err)
+	for _, m := range []*Meta{root, inst} {
+		if _, err := ss.Get(m.Key); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a discarded checkpoint, or one above it, is still there: %v", err)
+		}
 	}
 
 	// Descriptions that do not name a layer of the store are refused.
