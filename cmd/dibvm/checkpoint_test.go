@@ -215,6 +215,25 @@ func TestCreateRebuildsDamagedCheckpoint(t *testing.T) {
 	if !slices.Equal(again.steps, b.steps) {
 		t.Errorf("steps %q, want those of the build that remade the checkpoint, %q", again.steps, b.steps)
 	}
+
+	// dibvm cache ls shows the chain; prune removes what is past its
+	// limits, and --all everything.
+	env := []string{"DIBVM_CHECKPOINTS_DIR=" + c.store}
+	ls := dibvm(t, env, time.Minute, "cache", "ls")
+	wantLines(t, "cache ls", ls.stdout, "CHECKPOINT", "root.d", "post-install.d", "checkpoint-steps tiny-os", "4 checkpoints, ")
+	if ls.code != 0 {
+		t.Errorf("cache ls: exit %d\n%s", ls.code, ls.stderr)
+	}
+	kept := dibvm(t, env, time.Minute, "cache", "prune")
+	wantLines(t, "cache prune", kept.stdout, "Removed 0 checkpoints and 0 leftover files")
+	all := dibvm(t, env, time.Minute, "cache", "prune", "--all")
+	wantLines(t, "cache prune --all", all.stdout, "Removed 4 checkpoints")
+	left, _ := filepath.Glob(filepath.Join(c.store, "*"))
+	for _, f := range left {
+		if n := filepath.Base(f); n != "lock" && n != "meta.lock" {
+			t.Errorf("left in the store after prune --all: %s", n)
+		}
+	}
 }
 
 // Two builds of the same inputs at once: one keeps each checkpoint, the
