@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Measures a full `dibvm create -o deb vm debian-minimal` on this machine:
-#   - wall time with an empty image cache (cold) and again with the cache
-#     the first build filled (warm), with the seconds each phase took;
-#   - wall time from starting QEMU on the result (SeaBIOS, single-threaded
-#     TCG, as the end-to-end tests boot it) to the login prompt on its
-#     serial console.
-# It takes three quarters of an hour to an hour and a half under TCG,
-# depending on the host.
-# Run it on an otherwise idle machine.
+# Measures full `dibvm create -o deb vm debian-minimal bench-step` builds on
+# this machine, side by side in one run:
+#   - the cold build: empty image cache, no checkpoints;
+#   - the same cold build by the previous release (BENCH_BASE, default the
+#     tag v0.1.0 when it exists; BENCH_BASE= skips it), from a worktree
+#     built here, alternating with this one's cold build when
+#     BENCH_ROUNDS > 1;
+#   - the rebuild with nothing changed, and the rebuild after changing the
+#     install.d hook of bench-step, a one-hook test element, each as wall
+#     time and as a ratio to the cold build;
+#   - the seconds each phase took, and the time from starting QEMU on the
+#     image (SeaBIOS, single-threaded TCG) to its login prompt.
+# A cold build takes 15-35 minutes under TCG, depending on the host; the
+# whole run about an hour per round. Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dibvm=$(realpath "${DIBVM:-./bin/dibvm}")
+rounds=${BENCH_ROUNDS:-1}
+base_rev=${BENCH_BASE-v0.1.0}
+if [ -n "$base_rev" ] && ! git rev-parse -q --verify "$base_rev^{commit}" >/dev/null; then
+  echo "bench-build: no commit $base_rev to compare with; skipping the previous release" >&2
+  base_rev=
+fi
 
 # now is the time in seconds with a fraction: GNU date has %N; macOS's
 # date does not, and perl's Time::HiRes stands in.
@@ -20,10 +31,21 @@ else
   now() { perl -MTime::HiRes=time -e 'printf "%.6f\n", time'; }
 fi
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export DIB_IMAGE_CACHE=$work/image-cache
+cleanup() {
+  if [ -n "$base_rev" ] && [ -d "$work/base" ]; then git worktree remove --force "$work/base" || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# bench-step: one install.d hook, the kind of element people iterate on.
+mkdir -p "$work/elements/bench-step/install.d"
+printf '%s\n' '#!/bin/bash' 'set -eu' 'echo "bench step 1" > /etc/bench-step' >"$work/elements/bench-step/install.d/50-bench-step"
+chmod +x "$work/elements/bench-step/install.d/50-bench-step"
+export ELEMENTS_PATH=$work/elements
 
 # phases sums dib-run-parts' profile of each phase in a build log.
 phases() {
@@ -32,25 +54,47 @@ phases() {
        END { for (i = 1; i <= n; i++) printf "      %-16s %8.1f s\n", order[i], t[order[i]] }' "$1"
 }
 
-build() { # build NAME: builds into $work/NAME, prints the wall time
-  local t0
+# build BIN NAME [VAR=VALUE...]: builds into $work/NAME with BIN, prints
+# the wall time. The image cache and the checkpoints are the run's own.
+build() {
+  local bin=$1 name=$2 t0
+  shift 2
   t0=$(now)
-  if ! "$dibvm" create -o "$work/$1" vm debian-minimal >"$work/$1.log" 2>&1; then
-    tail -30 "$work/$1.log" >&2
-    echo "bench-build: the $1 build failed" >&2
+  if ! env "$@" "$bin" create -o "$work/$name" vm debian-minimal bench-step >"$work/$name.log" 2>&1; then
+    tail -30 "$work/$name.log" >&2
+    echo "bench-build: the $name build failed" >&2
     exit 1
   fi
   since "$t0"
 }
 
-cold=$(build cold)
-warm=$(build warm)
-cached=$(find "$DIB_IMAGE_CACHE" -type f | wc -l)
+if [ -n "$base_rev" ]; then
+  git worktree add -q --detach "$work/base" "$base_rev"
+  make -s -C "$work/base" dibvm >/dev/null
+  base_bin=$work/base/bin/dibvm
+  # Its own helper appliance, built before anything is timed.
+  "$base_bin" run -- true >/dev/null 2>&1
+fi
+"$dibvm" run -- true >/dev/null 2>&1
+
+colds=() bases=()
+for r in $(seq "$rounds"); do
+  colds+=("$(build "$dibvm" "cold$r" DIB_IMAGE_CACHE="$work/cache$r" DIBVM_CHECKPOINTS_DIR="$work/checkpoints$r")")
+  if [ -n "$base_rev" ]; then
+    bases+=("$(build "$base_bin" "base$r" DIB_IMAGE_CACHE="$work/cache-base$r")")
+  fi
+done
+cold=$(printf '%s\n' "${colds[@]}" | median)
+store=$work/checkpoints$rounds
+nothing=$(build "$dibvm" nothing DIB_IMAGE_CACHE="$work/cache$rounds" DIBVM_CHECKPOINTS_DIR="$store")
+sed -i 's/bench step 1/bench step 2/' "$work/elements/bench-step/install.d/50-bench-step"
+hook=$(build "$dibvm" hook DIB_IMAGE_CACHE="$work/cache$rounds" DIBVM_CHECKPOINTS_DIR="$store")
+kept=$(du -sm "$store" | cut -f1)
 
 serial=$work/serial.log
 t0=$(now)
 qemu-system-x86_64 -accel tcg,thread=single -m 1024 -smp 2 -nodefaults -display none \
-  -serial "file:$serial" -drive "file=$work/cold.qcow2,if=virtio,format=qcow2,snapshot=on" &
+  -serial "file:$serial" -drive "file=$work/cold$rounds.qcow2,if=virtio,format=qcow2,snapshot=on" &
 qemu=$!
 login=
 for _ in $(seq 1200); do
@@ -59,9 +103,18 @@ for _ in $(seq 1200); do
 done
 kill "$qemu" 2>/dev/null; wait "$qemu" 2>/dev/null || true
 
-printf 'dibvm image build benchmarks (%s, %s cores)\n' "$(uname -m)" "$(getconf _NPROCESSORS_ONLN)"
-printf '  vm debian-minimal, cold image cache   %8.1f s\n' "$cold"
-phases "$work/cold.log"
-printf '  vm debian-minimal, warm image cache   %8.1f s   (%d files in the cache)\n' "$warm" "$cached"
-phases "$work/warm.log"
-printf '  boot of the image to a login prompt   %8s s\n' "${login:-(none within 10 min)}"
+printf 'dibvm image build benchmarks (%s, %s cores; vm debian-minimal bench-step)\n' "$(uname -m)" "$(getconf _NPROCESSORS_ONLN)"
+printf '  cold build (median of %d)                %8.1f s   [%s]\n' "$rounds" "$cold" "${colds[*]}"
+phases "$work/cold$rounds.log"
+if [ -n "$base_rev" ]; then
+  base=$(printf '%s\n' "${bases[@]}" | median)
+  printf '  cold build by %-12s (median)     %8.1f s   [%s]   this one / it: %s\n' "$base_rev" "$base" "${bases[*]}" "$(ratio "$cold" "$base")"
+  phases "$work/base$rounds.log"
+fi
+printf '  rebuild, nothing changed                 %8.1f s   / cold: %s\n' "$nothing" "$(ratio "$nothing" "$cold")"
+grep '^dibvm: \(resuming\|no checkpoint\)' "$work/nothing.log" | sed 's/^/      /'
+printf '  rebuild, one install.d hook changed      %8.1f s   / cold: %s\n' "$hook" "$(ratio "$hook" "$cold")"
+grep '^dibvm: \(resuming\|no checkpoint\)' "$work/hook.log" | sed 's/^/      /'
+phases "$work/hook.log"
+printf '  checkpoints kept                         %8d MiB\n' "$kept"
+printf '  boot of the image to a login prompt      %8s s\n' "${login:-(none within 10 min)}"
