@@ -111,3 +111,49 @@ func TestHookErrorNeutralisesOutput(t *testing.T) {
 		t.Errorf("report: %q", msg)
 	}
 }
+
+// A guest may ask to keep its tree only after the phases the host asked
+// for, in order, each once, and with bounded news of its APT suites.
+func TestControlCheckpoints(t *testing.T) {
+	cp := func(phase string, suites ...api.Suite) api.Message {
+		return api.Message{Checkpoint: &api.Checkpoint{Phase: phase, Suites: suites}}
+	}
+	many := make([]api.Suite, maxSuites+1)
+	for _, tc := range []struct {
+		name string
+		msgs []api.Message
+		kept []string
+		err  string // "" for a build that goes on
+	}{
+		{"in order", []api.Message{cp("root.d"), cp("install.d"), cp("post-install.d")}, []string{"root.d", "install.d", "post-install.d"}, ""},
+		{"one left out", []api.Message{cp("root.d"), cp("post-install.d")}, []string{"root.d", "post-install.d"}, ""},
+		{"twice", []api.Message{cp("root.d"), cp("root.d")}, []string{"root.d"}, `after "root.d", which is not a phase still to keep`},
+		{"backwards", []api.Message{cp("install.d"), cp("root.d")}, []string{"install.d"}, `after "root.d"`},
+		{"not asked for", []api.Message{cp("finalise.d")}, nil, `after "finalise.d"`},
+		{"too many suites", []api.Message{cp("root.d", many...)}, nil, "more than 32"},
+		{"a long suite", []api.Message{cp("root.d", api.Suite{Name: strings.Repeat("x", 300)})}, nil, "more than 256 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			for _, m := range tc.msgs {
+				api.WriteMessage(&buf, m)
+			}
+			var kept []string
+			stopped := false
+			c := &control{checkpoints: []string{"root.d", "install.d", "post-install.d"}, diskSize: disk,
+				onCheckpoint: func(cp *api.Checkpoint) { kept = append(kept, cp.Phase) },
+				stop:         func() { stopped = true },
+			}
+			c.read(&buf)
+			if strings.Join(kept, ",") != strings.Join(tc.kept, ",") {
+				t.Errorf("kept after %v, want %v", kept, tc.kept)
+			}
+			switch {
+			case tc.err == "" && (stopped || c.err != nil):
+				t.Errorf("stopped: %v", c.err)
+			case tc.err != "" && (!stopped || c.err == nil || !strings.Contains(c.err.Error(), tc.err)):
+				t.Errorf("stopped=%v err=%v, want %q", stopped, c.err, tc.err)
+			}
+		})
+	}
+}
