@@ -117,4 +117,5 @@ printf '  rebuild, one install.d hook changed      %8.1f s   / cold: %s\n' "$hoo
 grep '^dibvm: \(resuming\|no checkpoint\)' "$work/hook.log" | sed 's/^/      /'
 phases "$work/hook.log"
 printf '  checkpoints kept                         %8d MiB\n' "$kept"
+DIBVM_CHECKPOINTS_DIR="$store" "$dibvm" cache ls | cut -c1-200 | sed 's/^/      /'
 printf '  boot of the image to a login prompt      %8s s\n' "${login:-(none within 10 min)}"
