@@ -54,13 +54,14 @@ phases() {
        END { for (i = 1; i <= n; i++) printf "      %-16s %8.1f s\n", order[i], t[order[i]] }' "$1"
 }
 
-# build BIN NAME [VAR=VALUE...]: builds into $work/NAME with BIN, prints
+# build BIN NAME [VAR=VALUE...]: builds into $work/NAME/ with BIN, prints
 # the wall time. The image cache and the checkpoints are the run's own.
 build() {
   local bin=$1 name=$2 t0
   shift 2
   t0=$(now)
-  if ! env "$@" "$bin" create -o "$work/$name" vm debian-minimal bench-step >"$work/$name.log" 2>&1; then
+  # One image name for all: hooks see it (IMAGE_NAME), so it is in the key.
+  if ! env "$@" "$bin" create -o "$work/$name/deb" vm debian-minimal bench-step >"$work/$name.log" 2>&1; then
     tail -30 "$work/$name.log" >&2
     echo "bench-build: the $name build failed" >&2
     exit 1
@@ -94,7 +95,7 @@ kept=$(du -sm "$store" | cut -f1)
 serial=$work/serial.log
 t0=$(now)
 qemu-system-x86_64 -accel tcg,thread=single -m 1024 -smp 2 -nodefaults -display none \
-  -serial "file:$serial" -drive "file=$work/cold$rounds.qcow2,if=virtio,format=qcow2,snapshot=on" &
+  -serial "file:$serial" -drive "file=$work/cold$rounds/deb.qcow2,if=virtio,format=qcow2,snapshot=on" &
 qemu=$!
 login=
 for _ in $(seq 1200); do
