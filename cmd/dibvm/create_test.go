@@ -181,7 +181,8 @@ func TestCreateStopsOnSignalAndTimeout(t *testing.T) {
 				args = append(args, "--timeout", "40s")
 			}
 			cmd := exec.Command(dibvmBin, args...)
-			cmd.Env = append(append(os.Environ(), env...), "ELEMENTS_PATH="+testElements(t), "DIBVM_CHECKPOINTS_DIR="+filepath.Join(outDir, "checkpoints"))
+			store := t.TempDir()
+			cmd.Env = append(append(os.Environ(), env...), "ELEMENTS_PATH="+testElements(t), "DIBVM_CHECKPOINTS_DIR="+store)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			stdout, _ := cmd.StdoutPipe()
@@ -234,6 +235,13 @@ func TestCreateStopsOnSignalAndTimeout(t *testing.T) {
 			}
 			if left := entries(t, outDir); len(left) > 0 {
 				t.Errorf("left in the output directory: %v", left)
+			}
+			// The checkpoints made before the stop stay; the layer the
+			// build was writing goes.
+			layers, _ := filepath.Glob(filepath.Join(store, "*.qcow2"))
+			metas, _ := filepath.Glob(filepath.Join(store, "*.json"))
+			if len(metas) == 0 || len(layers) != len(metas) {
+				t.Errorf("in the checkpoint store after the stop: %d layers for %d checkpoints, want as many, and some", len(layers), len(metas))
 			}
 		})
 	}
