@@ -194,7 +194,6 @@ type keeper struct {
 	sess    *checkpoint.Session
 	steps   []*step
 	spec    *api.Spec
-	elems   []string
 	size    int64
 	chain   []*checkpoint.Meta // resumed from, then kept
 	active  *checkpoint.Layer  // the layer the guest writes
@@ -226,9 +225,10 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 	if err != nil {
 		return nil, err
 	}
-	k := &keeper{ctx: ctx, c: c, out: out, sess: sess, steps: steps, spec: spec, elems: spec.Elements, size: size}
+	k := &keeper{ctx: ctx, c: c, out: out, sess: sess, steps: steps, spec: spec, size: size}
 	now := time.Now()
 	var below *checkpoint.Meta
+	miss := "" // the line saying why the first step not resumed missed
 	for i, s := range steps {
 		if !s.run {
 			continue
@@ -254,10 +254,7 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 			}
 		}
 		if why != "" {
-			if below != nil {
-				fmt.Fprintf(out, "dibvm: resuming after %s from checkpoint %s (made %s ago)\n", below.Phase, checkpoint.Short(below.Key), checkpoint.Age(now.Sub(below.Made)))
-			}
-			fmt.Fprintf(out, "dibvm: no checkpoint after %s: %s\n", s.phase, why)
+			miss = fmt.Sprintf("dibvm: no checkpoint after %s: %s\n", s.phase, why)
 			k.next = i
 			break
 		}
@@ -265,9 +262,10 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 		below = m
 		k.next = i + 1
 	}
-	if k.next == len(steps) && below != nil {
+	if below != nil {
 		fmt.Fprintf(out, "dibvm: resuming after %s from checkpoint %s (made %s ago)\n", below.Phase, checkpoint.Short(below.Key), checkpoint.Age(now.Sub(below.Made)))
 	}
+	fmt.Fprint(out, miss)
 	if below != nil {
 		spec.Resume = below.Phase
 		sess.Used(k.chain, now)
@@ -295,7 +293,7 @@ func (k *keeper) explainMiss(s *step, below *checkpoint.Meta) string {
 	sibs := k.sess.Siblings(parent, s.phase)
 	if parent == "" {
 		// Of the first steps, compare with one of the same elements.
-		same := slices.DeleteFunc(slices.Clone(sibs), func(m *checkpoint.Meta) bool { return !slices.Equal(m.Elements, k.elems) })
+		same := slices.DeleteFunc(slices.Clone(sibs), func(m *checkpoint.Meta) bool { return !slices.Equal(m.Elements, k.spec.Elements) })
 		if len(same) > 0 {
 			sibs = same
 		}
@@ -346,7 +344,7 @@ func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) {
 	k.active = over
 	meta := &checkpoint.Meta{
 		Key: s.key, Phase: s.phase, Made: time.Now(),
-		Elements: k.elems, Arch: k.spec.Arch, Inputs: s.inputs,
+		Elements: k.spec.Elements, Arch: k.spec.Arch, Inputs: s.inputs,
 	}
 	meta.Suites = cp.Suites
 	if n := len(k.chain); n > 0 {

@@ -204,27 +204,25 @@ type Layer struct {
 // NewLayer makes an empty qcow2 layer of size bytes over the layer of
 // backing, or standing alone when backing is nil.
 func (ss *Session) NewLayer(backing *Meta, size int64) (*Layer, error) {
-	name, err := newLayerName()
-	if err != nil {
-		return nil, err
+	if backing == nil {
+		return ss.newLayer("", size)
 	}
-	backingName := ""
-	if backing != nil {
-		backingName = backing.Layer
-	}
-	l := &Layer{Path: filepath.Join(ss.s.Dir, name), Name: name}
-	return l, CreateOverlay(l.Path, backingName, size)
+	return ss.newLayer(backing.Layer, size)
 }
 
 // NewLayerOver is NewLayer over a layer that is not yet a checkpoint
 // but will be, under its own name, when the new layer becomes the disk.
 func (ss *Session) NewLayerOver(backing *Layer, size int64) (*Layer, error) {
+	return ss.newLayer(backing.Name, size)
+}
+
+func (ss *Session) newLayer(backing string, size int64) (*Layer, error) {
 	name, err := newLayerName()
 	if err != nil {
 		return nil, err
 	}
 	l := &Layer{Path: filepath.Join(ss.s.Dir, name), Name: name}
-	return l, CreateOverlay(l.Path, backing.Name, size)
+	return l, CreateOverlay(l.Path, backing, size)
 }
 
 func newLayerName() (string, error) {
