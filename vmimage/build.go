@@ -45,7 +45,7 @@ func (m *Manifest) Digest() string {
 	for _, p := range m.Packages {
 		fmt.Fprintf(h, "%s %s\n", p.Name, p.SHA256)
 	}
-	fmt.Fprintf(h, "%q\n", m.Spec.Modules)
+	fmt.Fprintf(h, "%q %q\n", m.Spec.Modules, m.Spec.BootModules)
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
@@ -74,7 +74,7 @@ func resolve(ctx context.Context, repo *debrepo.Repo, spec Spec) (*plan, error) 
 		roots = append(roots, p.Name)
 	}
 	sort.Strings(roots)
-	pkgs, err := idx.Resolve(roots)
+	pkgs, err := idx.Resolve(roots, spec.Without)
 	if err != nil {
 		return nil, fmt.Errorf("resolve the appliance's packages: %w", err)
 	}
@@ -181,8 +181,16 @@ func configure(t *initramfs.Tree, spec Spec) error {
 	t.WriteFile("etc/shadow", []byte("root:*:20000:0:99999:7:::\n"), 0o640)
 	t.WriteFile("etc/hostname", []byte("dibvm\n"), 0o644)
 	t.WriteFile("etc/hosts", []byte("127.0.0.1 localhost dibvm\n::1 localhost\n"), 0o644)
-	t.WriteFile(strings.TrimPrefix(api.ModulesFile, "/"), []byte(strings.Join(spec.Modules, "\n")+"\n"), 0o644)
+	t.WriteFile(strings.TrimPrefix(api.ModulesFile, "/"), []byte(strings.Join(spec.BootModules, "\n")+"\n"), 0o644)
+	// The agent is modprobe: the kernel runs /sbin/modprobe for a module
+	// it lacks, and kmod's reads only indexes the host cannot make.
+	t.Symlink(api.AgentPath, "usr/sbin/modprobe")
 	t.Symlink("../proc/self/mounts", "etc/mtab")
+	// udev's hardware database sources: nothing compiles or reads them
+	// here. xfs_scrub needs what spec.Without leaves out.
+	for _, p := range []string{"usr/lib/udev/hwdb.d", "usr/sbin/xfs_scrub", "usr/sbin/xfs_scrub_all"} {
+		t.Remove(p)
+	}
 	alternatives(t)
 	caBundle(t)
 	// Elements call sudo; in the helper everything already runs as root.

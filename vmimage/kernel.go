@@ -171,9 +171,9 @@ type need struct {
 	required bool
 }
 
-// moduleNeeds reads a module's hard dependencies (depends=) and the modules
-// it asks to have loaded first (softdep=pre:), which are optional.
-func moduleNeeds(ko []byte) ([]need, error) {
+// modinfo returns the key=value fields of a module's .modinfo section, in
+// order.
+func modinfo(ko []byte) ([][2]string, error) {
 	f, err := elf.NewFile(bytes.NewReader(ko))
 	if err != nil {
 		return nil, err
@@ -186,9 +186,25 @@ func moduleNeeds(ko []byte) ([]need, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []need
+	var out [][2]string
 	for _, field := range strings.Split(string(info), "\x00") {
-		key, value, _ := strings.Cut(field, "=")
+		if key, value, ok := strings.Cut(field, "="); ok {
+			out = append(out, [2]string{key, value})
+		}
+	}
+	return out, nil
+}
+
+// moduleNeeds reads a module's hard dependencies (depends=) and the modules
+// it asks to have loaded first (softdep=pre:), which are optional.
+func moduleNeeds(ko []byte) ([]need, error) {
+	fields, err := modinfo(ko)
+	if err != nil {
+		return nil, err
+	}
+	var out []need
+	for _, kv := range fields {
+		key, value := kv[0], kv[1]
 		switch key {
 		case "depends":
 			for _, d := range strings.Split(value, ",") {
@@ -208,17 +224,65 @@ func moduleNeeds(ko []byte) ([]need, error) {
 	return out, nil
 }
 
+// aliasLines returns a module's lines of modules.alias ("alias fs-xfs
+// xfs") and of modules.devname ("loop loop-control c10:237"), as depmod
+// writes them: a devname: alias pairs with the module's char-major- or
+// block-major- alias that has no wildcard.
+func aliasLines(ko []byte, name string) (aliases, devnames []string, err error) {
+	fields, err := modinfo(ko)
+	if err != nil {
+		return nil, nil, err
+	}
+	var devname, dev string
+	for _, kv := range fields {
+		if kv[0] != "alias" {
+			continue
+		}
+		a := kv[1]
+		aliases = append(aliases, fmt.Sprintf("alias %s %s", a, name))
+		var maj, min int
+		switch {
+		case strings.HasPrefix(a, "devname:"):
+			devname = strings.TrimPrefix(a, "devname:")
+		case !strings.Contains(a, "*") && strings.HasPrefix(a, "char-major-"):
+			if _, err := fmt.Sscanf(a, "char-major-%d-%d", &maj, &min); err == nil {
+				dev = fmt.Sprintf("c%d:%d", maj, min)
+			}
+		case !strings.Contains(a, "*") && strings.HasPrefix(a, "block-major-"):
+			if _, err := fmt.Sscanf(a, "block-major-%d-%d", &maj, &min); err == nil {
+				dev = fmt.Sprintf("b%d:%d", maj, min)
+			}
+		}
+	}
+	if devname != "" && dev != "" {
+		devnames = append(devnames, fmt.Sprintf("%s %s %s", name, devname, dev))
+	}
+	return aliases, devnames, nil
+}
+
 // addModules puts the closure of names into the tree, decompressed (the
 // host does that natively, far faster than the emulated guest could), with
-// a modules.dep that lists just them.
+// a modules.dep, modules.alias and modules.devname that list just them:
+// the agent, as the appliance's modprobe, reads them when the kernel asks
+// for a module.
 func (k *kernel) addModules(t *initramfs.Tree, names []string) error {
 	mods, err := k.closure(names)
 	if err != nil {
 		return err
 	}
 	dir := "usr/lib/modules/" + k.Version
-	var dep bytes.Buffer
+	var dep, aliases, devnames bytes.Buffer
 	for _, m := range mods {
+		a, d, err := aliasLines(m.data, moduleName(m.file))
+		if err != nil {
+			return fmt.Errorf("module %s: %w", m.file, err)
+		}
+		for _, l := range a {
+			aliases.WriteString(l + "\n")
+		}
+		for _, l := range d {
+			devnames.WriteString(l + "\n")
+		}
 		t.WriteFile(dir+"/"+m.file, m.data, 0o644)
 		// depmod's format: "file:" alone, or "file: dep dep"; kmodule
 		// reads a trailing space as a dependency with an empty name.
@@ -229,6 +293,8 @@ func (k *kernel) addModules(t *initramfs.Tree, names []string) error {
 		dep.WriteString("\n")
 	}
 	t.WriteFile(dir+"/modules.dep", dep.Bytes(), 0o644)
+	t.WriteFile(dir+"/modules.alias", aliases.Bytes(), 0o644)
+	t.WriteFile(dir+"/modules.devname", devnames.Bytes(), 0o644)
 	t.WriteFile(dir+"/modules.builtin", k.builtin, 0o644)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/dibbuild"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
+	"github.com/dibvm/dibvm/guestagent/modprobe"
 	"github.com/dibvm/dibvm/guestagent/pkgtools"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 )
@@ -27,6 +28,8 @@ func main() {
 		os.Exit(pkgmap.Main(os.Args[1:], os.Getenv, pkgmap.DefaultDir, os.Stdout, os.Stderr))
 	case "package-installs-v2":
 		os.Exit(pkgtools.InstallMain(os.Args[1:], os.Stdout, os.Stderr))
+	case "modprobe":
+		os.Exit(modprobe.Main(os.Args[1:], os.Stderr))
 	case "package-installs-squash":
 		os.Exit(pkgtools.SquashMain(os.Args[1:], os.Stdout, os.Stderr))
 	}

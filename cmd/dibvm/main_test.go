@@ -720,3 +720,90 @@ func copyFile(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// The helper loads at boot only the drivers it needs to reach the host;
+// the kernel asks the agent, as modprobe, for the rest: filesystems when
+// they are mounted, loop and device-mapper when their control nodes are
+// opened. Every filesystem DIB makes must still mount.
+func TestRunLoadsModulesOnDemand(t *testing.T) {
+	needVM(t)
+	script := `set -e
+loaded() { awk '{print $1}' /proc/modules | sort | tr '\n' ' '; echo; }
+echo "boot: $(loaded)"
+cd /tmp
+truncate -s 10M d.img
+l=$(losetup -f --show d.img)
+dmsetup create dibvm-test --table "0 100 linear $l 0"
+dmsetup remove dibvm-test
+losetup -d "$l"
+for fs in ext4 xfs vfat; do
+  truncate -s 320M $fs.img
+  mkfs.$fs $fs.img >/dev/null 2>&1
+  mkdir -p /mnt/$fs
+  mount -o loop $fs.img /mnt/$fs
+  umount /mnt/$fs
+done
+mkdir -p l u w o sq
+mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w o
+mksquashfs /etc/dibvm s.sq -quiet >/dev/null
+mount -t squashfs -o loop s.sq sq
+modprobe nls_utf8
+echo "after: $(loaded)"
+if modprobe -q fs-nosuch; then echo "fs-nosuch loaded"; fi
+modprobe nosuch 2>&1 || true
+`
+	r := dibvm(t, nil, 5*time.Minute, "run", "--", "sh", "-c", script)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var boot, after []string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if v, ok := strings.CutPrefix(l, "boot: "); ok {
+			boot = strings.Fields(v)
+		}
+		if v, ok := strings.CutPrefix(l, "after: "); ok {
+			after = strings.Fields(v)
+		}
+	}
+	for _, m := range []string{"xfs", "ext4", "loop", "dm_mod", "overlay", "squashfs", "vfat"} {
+		if slices.Contains(boot, m) {
+			t.Errorf("%s loaded at boot, before anything asked for it: %v", m, boot)
+		}
+	}
+	for _, m := range []string{"virtio_blk", "virtio_net", "isofs", "xfs", "ext4", "loop", "dm_mod", "overlay", "squashfs", "vfat", "nls_utf8"} {
+		if !slices.Contains(after, m) {
+			t.Errorf("%s not loaded at the end: %v", m, after)
+		}
+	}
+	if strings.Contains(r.stdout, "fs-nosuch loaded") {
+		t.Errorf("modprobe -q fs-nosuch succeeded")
+	}
+	if !strings.Contains(r.stdout, "modprobe: FATAL: module nosuch not found") {
+		t.Errorf("modprobe nosuch did not say it has no such module:\n%s", r.stdout)
+	}
+}
+
+// Under TCG an x86 helper gets an x86-64-v2 CPU, which boots faster than
+// max; --cpu-model max gives AVX2 to images that need x86-64-v3.
+func TestRunCPUModel(t *testing.T) {
+	needVM(t)
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the x86 CPU models are for an amd64 helper; TestRunOtherArchitecture boots an arm64 one")
+	}
+	flags := func(env []string, args ...string) string {
+		r := dibvm(t, env, 5*time.Minute, append(append([]string{"run", "--accel", "tcg"}, args...), "--", "sh", "-c", "grep -m1 '^flags' /proc/cpuinfo")...)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+		return r.stdout
+	}
+	if f := flags(nil); !strings.Contains(f, " sse4_2") || !strings.Contains(f, " popcnt") || strings.Contains(f, " avx") {
+		t.Errorf("the default CPU is not x86-64-v2 without AVX:\n%s", f)
+	}
+	if f := flags([]string{"DIBVM_CPU_MODEL=max"}); !strings.Contains(f, " avx2") {
+		t.Errorf("DIBVM_CPU_MODEL=max gave no AVX2:\n%s", f)
+	}
+	if r := dibvm(t, nil, time.Minute, "run", "--cpu-model", "nosuch", "--", "true"); r.code != 2 || !strings.Contains(r.stderr, "does not know this CPU model") {
+		t.Errorf("--cpu-model nosuch: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -225,6 +225,8 @@ func TestCreateFlagValues(t *testing.T) {
 		{"--min-tmpfs negative", create("--min-tmpfs", "-5"), nil, 2, []string{"--min-tmpfs -5: cannot be negative"}},
 		{"--cpus 0", create("--cpus", "0"), nil, 2, []string{"--cpus 0: must be at least 1"}},
 		{"--cpus 999", create("--cpus", "999"), nil, 2, []string{"--cpus 999: this host has"}},
+		{"--cpu-model with options", create("--cpu-model", "max,la57=off"), nil, 2, []string{"--cpu-model max,la57=off (or DIBVM_CPU_MODEL): give auto, max or a CPU model name"}},
+		{"DIBVM_CPU_MODEL with a space", create(), []string{"DIBVM_CPU_MODEL=max -smp 8"}, 2, []string{"--cpu-model max -smp 8 (or DIBVM_CPU_MODEL): give auto"}},
 		{"--memory small", create("--memory", "100"), nil, 2, []string{"--memory 100: the helper VM needs at least 256 MiB"}},
 		{"--memory huge", create("--memory", "99999999"), nil, 2, []string{"--memory 99999999: more MiB than this host has"}},
 		{"--boot-timeout 0", create("--boot-timeout", "0s"), nil, 2, []string{"--boot-timeout 0s"}},

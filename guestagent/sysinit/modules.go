@@ -3,16 +3,16 @@ package sysinit
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
-	"sync"
 
-	"github.com/u-root/u-root/pkg/kmodule"
+	"github.com/dibvm/dibvm/guestagent/modprobe"
 )
 
-// LoadModules loads every module named in list (one a line) with its
-// dependencies, concurrently. A module the kernel has built in is fine.
+// LoadModules loads the modules named in list (one a line) with their
+// dependencies, concurrently, and makes the device nodes that load the
+// others when first opened. The kernel asks the agent, as modprobe, for
+// the rest when it needs them. A module the kernel has built in is fine.
 func LoadModules(list string) error {
 	f, err := os.Open(list)
 	if err != nil {
@@ -26,26 +26,16 @@ func LoadModules(list string) error {
 			names = append(names, n)
 		}
 	}
-	p, err := kmodule.NewProber(kmodule.ProbeOpts{})
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	dir, err := modprobe.Dir()
 	if err != nil {
 		return err
 	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.Probe(n, ""); err != nil && !strings.Contains(err.Error(), "could not find module path") {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("load module %s: %w", n, err))
-				mu.Unlock()
-			}
-		}()
+	ix, err := modprobe.Open(dir)
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(ix.Load(names...), ix.MakeNodes("/dev"))
 }

@@ -2,49 +2,64 @@ package sysinit
 
 import (
 	"fmt"
+	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/dibvm/dibvm/guestagent/api"
-	"github.com/dibvm/dibvm/guestagent/reaper"
 )
 
 // ConfigureNetwork brings up loopback and, when n is set, the first
-// Ethernet interface with n's static address, route and resolver. It runs
-// iproute2's ip, which the appliance ships.
+// Ethernet interface with n's static address, route and resolver. It talks
+// netlink itself: four runs of ip(8) took a fifth of a second of the
+// helper's boot under TCG.
 func ConfigureNetwork(n *api.Network) error {
-	cmds := [][]string{{"link", "set", "lo", "up"}}
-	if n != nil {
-		dev, err := firstEthernet()
-		if err != nil {
-			return err
-		}
-		cmds = append(cmds,
-			[]string{"addr", "add", n.Address, "dev", dev},
-			[]string{"link", "set", dev, "up"},
-			[]string{"route", "add", "default", "via", n.Gateway},
-		)
-		if err := os.WriteFile("/etc/resolv.conf", []byte("nameserver "+n.DNS+"\n"), 0o644); err != nil {
-			return err
-		}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
 	}
-	for _, args := range cmds {
-		if out, err := reaper.CombinedOutput(exec.Command("ip", args...)); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
 	}
-	return nil
+	if n == nil {
+		return nil
+	}
+	dev, err := firstEthernet()
+	if err != nil {
+		return err
+	}
+	addr, err := netlink.ParseAddr(n.Address)
+	if err != nil {
+		return fmt.Errorf("address %s: %w", n.Address, err)
+	}
+	gw := net.ParseIP(n.Gateway)
+	if gw == nil {
+		return fmt.Errorf("gateway %q is not an IP address", n.Gateway)
+	}
+	name := dev.Attrs().Name
+	if err := netlink.AddrAdd(dev, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", n.Address, name, err)
+	}
+	if err := netlink.LinkSetUp(dev); err != nil {
+		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: dev.Attrs().Index, Gw: gw}); err != nil {
+		return fmt.Errorf("default route via %s: %w", n.Gateway, err)
+	}
+	return os.WriteFile("/etc/resolv.conf", []byte("nameserver "+n.DNS+"\n"), 0o644)
 }
 
-func firstEthernet() (string, error) {
-	links, _ := filepath.Glob("/sys/class/net/*")
+// firstEthernet is the first interface that is not loopback.
+func firstEthernet() (netlink.Link, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range links {
-		name := filepath.Base(l)
-		if name != "lo" {
-			return name, nil
+		if l.Attrs().Flags&net.FlagLoopback == 0 {
+			return l, nil
 		}
 	}
-	return "", fmt.Errorf("network asked for, but the guest has no network interface")
+	return nil, fmt.Errorf("network asked for, but the guest has no network interface")
 }

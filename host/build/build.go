@@ -313,7 +313,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		full := p.fullDisk(m)
 		switch {
 		case ctl.failure != nil:
-			return &HookError{Failure: ctl.failure, Element: elementOf(hooks, ctl.failure), Hint: full}
+			return &HookError{Failure: ctl.failure, Element: elementOf(hooks, ctl.failure), Hint: hookHint(ctl.failure, full)}
 		case ctl.buildErr != "":
 			err = errors.New(termsafe.String(ctl.buildErr))
 		}
@@ -543,6 +543,19 @@ func (e *HookError) Error() string {
 	}
 	b.WriteString("Nothing was written to the output path. Fix the hook, or rerun with break=after-error to get a shell where it failed.")
 	return b.String()
+}
+
+// hookHint adds to what the host saw (disk) what a failed hook's own last
+// lines explain.
+func hookHint(f *api.Failure, disk string) string {
+	for _, l := range f.Tail {
+		// glibc refuses to start on a CPU below the level it was built
+		// for; the helper's CPU under TCG is x86-64-v2 unless asked.
+		if strings.Contains(l, "CPU ISA level is lower than required") {
+			return strings.TrimLeft(disk+"\n", "\n") + "The image's binaries need a newer x86-64 level than the helper VM's CPU (x86-64-v2 under TCG): build again with --cpu-model max."
+		}
+	}
+	return disk
 }
 
 func elementOf(h *elements.Hooks, f *api.Failure) string {

@@ -218,7 +218,7 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 		// Its directory is named for what it was built from.
 		first.AddString("helper appliance", filepath.Base(filepath.Dir(mo.Appliance.Initrd)))
 	}
-	first.AddString("helper VM", fmt.Sprintf("cpus=%d memory=%d network=%v offline=%v scratch=%d", mo.CPUs, mo.Memory, mo.Network, mo.Offline, size))
+	first.AddString("helper VM", fmt.Sprintf("cpus=%d cpu=%s memory=%d network=%v offline=%v scratch=%d", mo.CPUs, mo.CPUModel, mo.Memory, mo.Network, mo.Offline, size))
 	first.AddString("egress policy (--allow-net, --allow-only)", fmt.Sprintf("%+v", mo.Egress))
 	chainKeys(steps)
 	sess, err := c.Store.Open()

@@ -25,6 +25,7 @@ type vmFlags struct {
 	accel       string
 	memory      int
 	cpus        int
+	cpuModel    string
 	network     string
 	allowNet    []string // nil unless given: then DIBVM_ALLOW_NET counts
 	allowOnly   []string // nil unless given: then DIBVM_ALLOW_ONLY counts
@@ -36,6 +37,7 @@ func (f *vmFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.accel, "accel", envOr("DIBVM_ACCEL", "auto"), "accelerator: auto, kvm, hvf or tcg (env DIBVM_ACCEL)")
 	fs.IntVar(&f.memory, "memory", 2048, "helper VM memory in MiB")
 	fs.IntVar(&f.cpus, "cpus", min(runtime.NumCPU(), 4), "helper VM CPUs")
+	fs.StringVar(&f.cpuModel, "cpu-model", envOr("DIBVM_CPU_MODEL", "auto"), "helper VM CPU under TCG: auto (an x86-64-v2 Nehalem for an amd64 helper, max for arm64), max, or any model `qemu-system-* -cpu help` lists; give max for images whose binaries need x86-64-v3 (RHEL 10 and its rebuilds) (env DIBVM_CPU_MODEL)")
 	fs.StringVar(&f.network, "network", "nat", "helper VM network: nat or none")
 	fs.StringArrayVar(&f.allowNet, "allow-net", nil, "let the helper VM reach `DEST` (HOST[:PORT], IP[:PORT] or CIDR) even if it is local to the host, e.g. apt-cacher-ng at 127.0.0.1:3142; repeatable, comma-separated (env DIBVM_ALLOW_NET)")
 	fs.StringArrayVar(&f.allowOnly, "allow-only", nil, "let the helper VM reach only `DEST` (HOST[:PORT], IP[:PORT] or CIDR) and what --allow-net opens; repeatable, comma-separated (env DIBVM_ALLOW_ONLY)")
@@ -78,6 +80,11 @@ func (f *vmFlags) checkInto(p *problems) {
 		p.add("--cpus %d: must be at least 1", f.cpus)
 	case f.cpus > n:
 		p.add("--cpus %d: this host has %d CPUs, and more virtual CPUs than that only slow the guest down", f.cpus, n)
+	}
+	if arch, err := f.guestArch(); err == nil {
+		if err := qemu.CheckCPUModel(f.cpuModel, arch); err != nil {
+			p.add("--cpu-model %s (or DIBVM_CPU_MODEL): %v", f.cpuModel, err)
+		}
 	}
 	if f.bootTimeout <= 0 {
 		p.add("--boot-timeout %s: give how long the helper VM may take to boot, such as 3m", f.bootTimeout)
@@ -180,7 +187,7 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 		return machine.Options{}, fmt.Errorf("helper appliance: %w", err)
 	}
 	return machine.Options{
-		Arch: arch, Accel: f.accel, Memory: f.memory, CPUs: f.cpus, Network: f.network == "nat",
+		Arch: arch, Accel: f.accel, Memory: f.memory, CPUs: f.cpus, CPUModel: f.cpuModel, Network: f.network == "nat",
 		Egress:            policy,
 		Appliance:         app,
 		BootTimeout:       f.bootTimeout,

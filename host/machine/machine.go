@@ -31,10 +31,12 @@ import (
 type Options struct {
 	// Arch is the guest's architecture as GOARCH names it (amd64,
 	// arm64); empty means the host's. It must match the appliance's.
-	Arch      string
-	Accel     string // auto, kvm, hvf or tcg
-	Memory    int    // MiB
-	CPUs      int
+	Arch   string
+	Accel  string // auto, kvm, hvf or tcg
+	Memory int    // MiB
+	CPUs   int
+	// CPUModel is the guest CPU under TCG (see qemu.Config.CPUModel).
+	CPUModel  string
 	Network   bool
 	Appliance *vmimage.Appliance
 	Inputs    []iso.File // extra files for the input disk
@@ -188,8 +190,9 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 		drives = append(drives, qemu.Drive{Path: p, Serial: d.Serial})
 	}
 	cfg := &qemu.Config{
-		Binary: binary, Arch: opts.Arch, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs,
-		Kernel: opts.Appliance.Kernel, Initrd: opts.Appliance.Initrd,
+		Binary: binary, Arch: opts.Arch, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs, CPUModel: opts.CPUModel,
+		Firmware: qemu.FindQboot(opts.Arch),
+		Kernel:   opts.Appliance.Kernel, Initrd: opts.Appliance.Initrd,
 		Cmdline: kernelCmdline(opts.Arch, accel),
 		Drives:  drives,
 		Network: opts.Network,
@@ -223,9 +226,12 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 // multi-threaded TCG now and then lets that CPU trap on the patch's int3
 // after the patch is done, which panics the guest ("Fatal exception in
 // interrupt" at sched_clock_cpu). An unstable TSC leaves that code alone.
-// (arm64 has no TSC.)
+// (arm64 has no TSC.) quiet keeps the boot messages in the kernel's log
+// and off the emulated serial port, and cryptomgr.notests skips the
+// self-tests of every crypto algorithm the kernel registers; together
+// they took 0.3 s of a 5.9 s boot under TCG.
 func kernelCmdline(goarch, accel string) string {
-	c := "console=" + qemu.ConsoleDevice(goarch) + " panic=-1 oops=panic mitigations=off random.trust_cpu=on"
+	c := "console=" + qemu.ConsoleDevice(goarch) + " panic=-1 oops=panic mitigations=off random.trust_cpu=on quiet cryptomgr.notests=1"
 	if accel == "tcg" && goarch == "amd64" {
 		c += " tsc=unstable"
 	}

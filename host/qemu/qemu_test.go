@@ -14,17 +14,22 @@ import (
 func TestArgsFollowTheGuestsArchitecture(t *testing.T) {
 	for _, tc := range []struct {
 		arch, accel     string
+		model           string
 		machine, cpu    string
 		accelArg        string
 		consoleDevice   string
 		binary, aptName string
 	}{
-		{"amd64", "tcg", "pc", "max", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
-		{"amd64", "kvm", "pc", "host", "kvm", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
-		{"arm64", "tcg", "virt", "max,pauth-impdef=on", "tcg,thread=multi", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
-		{"arm64", "hvf", "virt", "host", "hvf", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
+		{"amd64", "tcg", "", "pc", "Nehalem", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
+		{"amd64", "tcg", "auto", "pc", "Nehalem", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
+		{"amd64", "tcg", "max", "pc", "max", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
+		{"amd64", "kvm", "max", "pc", "host", "kvm", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
+		{"arm64", "tcg", "auto", "virt", "max,pauth-impdef=on", "tcg,thread=multi", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
+		{"arm64", "tcg", "max", "virt", "max,pauth-impdef=on", "tcg,thread=multi", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
+		{"arm64", "tcg", "cortex-a57", "virt", "cortex-a57", "tcg,thread=multi", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
+		{"arm64", "hvf", "", "virt", "host", "hvf", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
 	} {
-		c := &Config{Arch: tc.arch, Accel: tc.accel, Memory: 512, CPUs: 2, Kernel: "k", Initrd: "i",
+		c := &Config{Arch: tc.arch, Accel: tc.accel, CPUModel: tc.model, Memory: 512, CPUs: 2, Kernel: "k", Initrd: "i",
 			ConsoleLog: "c", QMPSocket: "q", AgentSocket: "a", AgentPort: "p"}
 		args := c.Args()
 		for flag, want := range map[string]string{"-machine": tc.machine, "-cpu": tc.cpu, "-accel": tc.accelArg} {
@@ -41,6 +46,27 @@ func TestArgsFollowTheGuestsArchitecture(t *testing.T) {
 		}
 		if runtime.GOOS == "linux" && !strings.Contains(InstallHint(tc.arch), tc.aptName) {
 			t.Errorf("%s: the install hint %q does not name %s", tc.arch, InstallHint(tc.arch), tc.aptName)
+		}
+	}
+}
+
+// A CPU model is checked against the emulator's own list before it boots.
+func TestCheckCPUModel(t *testing.T) {
+	if _, err := FindBinary(runtime.GOARCH); err != nil {
+		t.Fatal(err)
+	}
+	other := map[string]string{"amd64": "cortex-a57", "arm64": "Nehalem"}[runtime.GOARCH]
+	own := map[string]string{"amd64": "Nehalem", "arm64": "cortex-a57"}[runtime.GOARCH]
+	for model, want := range map[string]string{
+		"auto": "", "max": "", own: "",
+		other:          "does not know this CPU model",
+		"nosuch":       "does not know this CPU model",
+		"max,la57=off": "give auto, max or a CPU model name",
+		"":             "give auto, max or a CPU model name",
+	} {
+		err := CheckCPUModel(model, runtime.GOARCH)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("CheckCPUModel(%q) = %v, want %q", model, err, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package debrepo
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -15,8 +16,12 @@ import (
 // the first that exists. A virtual name is satisfied by a real package of
 // that name first, then by its providers. Recommends are not followed, as
 // with apt-get --no-install-recommends.
-func (idx *Index) Resolve(want []string) ([]*Package, error) {
-	r := resolver{idx: idx, chosen: map[string]*Package{}, via: map[string]string{}}
+//
+// A dependency on a package whose name matches one of the without patterns
+// (path.Match syntax) counts as met and pulls nothing in: for packages that
+// only commands never run need.
+func (idx *Index) Resolve(want, without []string) ([]*Package, error) {
+	r := resolver{idx: idx, chosen: map[string]*Package{}, via: map[string]string{}, without: without}
 	for _, name := range want {
 		p := idx.Newest(name)
 		if p == nil {
@@ -46,10 +51,11 @@ func (idx *Index) Resolve(want []string) ([]*Package, error) {
 }
 
 type resolver struct {
-	idx    *Index
-	chosen map[string]*Package
-	via    map[string]string // package -> the package that pulled it in
-	queue  []*Package
+	idx     *Index
+	chosen  map[string]*Package
+	via     map[string]string // package -> the package that pulled it in
+	queue   []*Package
+	without []string
 }
 
 func (r *resolver) add(p *Package, parent string) {
@@ -78,6 +84,9 @@ func (r *resolver) satisfy(p *Package, dep *dependency.Dependency) error {
 // satisfied reports whether a package already chosen meets rel.
 func (r *resolver) satisfied(rel dependency.Relation) bool {
 	for _, poss := range rel.Possibilities {
+		if r.left(poss.Name) {
+			return true
+		}
 		if p, ok := r.chosen[poss.Name]; ok && versionOK(p, poss) {
 			return true
 		}
@@ -108,6 +117,16 @@ func (r *resolver) pick(rel dependency.Relation) *Package {
 		}
 	}
 	return nil
+}
+
+// left reports whether name is one of the packages left out.
+func (r *resolver) left(name string) bool {
+	for _, w := range r.without {
+		if ok, _ := path.Match(w, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func versionOK(p *Package, poss dependency.Possibility) bool {

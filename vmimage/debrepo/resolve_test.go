@@ -83,6 +83,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, c := range []struct {
 		want    []string
+		without []string
 		got     string
 		wantErr string
 	}{
@@ -91,12 +92,18 @@ func TestResolve(t *testing.T) {
 		// taken, which meets >= 2.36.
 		{want: []string{"app"}, got: "app=1.0 dpkg=1.22 exim4=4 libc6=2.41 newer=1 python3=3.13"},
 		{want: []string{"python3"}, got: "libc6=2.41 python3=3.13"},
+		// Left out by pattern: a relation that names a left-out package
+		// is met without it; exim4 is not a name app's relation gives,
+		// but what provides one.
+		{want: []string{"app"}, without: []string{"py*", "exim4"}, got: "app=1.0 dpkg=1.22 exim4=4 libc6=2.41 newer=1"},
+		{want: []string{"app"}, without: []string{"python3", "mail-*"}, got: "app=1.0 dpkg=1.22 libc6=2.41 newer=1"},
+		{want: []string{"broken"}, without: []string{"libc6"}, got: "broken=1"},
 		// A virtual name asked for directly.
 		{want: []string{"mail-transport-agent"}, got: "exim4=4"},
 		{want: []string{"nosuch"}, wantErr: "package nosuch is not in the index"},
 		{want: []string{"broken"}, wantErr: `cannot satisfy "libc6 (>= 9)", needed by broken`},
 	} {
-		pkgs, err := idx.Resolve(c.want)
+		pkgs, err := idx.Resolve(c.want, c.without)
 		if c.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 				t.Errorf("Resolve(%v) error %v, want %q", c.want, err, c.wantErr)
@@ -129,7 +136,7 @@ SHA256: 33
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = idx.Resolve([]string{"top"})
+	_, err = idx.Resolve([]string{"top"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "needed by broken <- top") {
 		t.Errorf("error %v does not name the chain broken <- top", err)
 	}
