@@ -3,7 +3,7 @@
 # this machine, side by side in one run:
 #   - the cold build: empty image cache, no checkpoints;
 #   - the same cold build by the previous release (BENCH_BASE, default the
-#     tag v0.1.0 when it exists; BENCH_BASE= skips it), from a worktree
+#     release v0.1.0, commit 49b628f; BENCH_BASE= skips it), from a worktree
 #     built here, alternating with this one's cold build when
 #     BENCH_ROUNDS > 1;
 #   - the rebuild with nothing changed, and the rebuild after changing the
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dibvm=$(realpath "${DIBVM:-./bin/dibvm}")
 rounds=${BENCH_ROUNDS:-1}
-base_rev=${BENCH_BASE-v0.1.0}
+base_rev=${BENCH_BASE-49b628f}
 if [ -n "$base_rev" ] && ! git rev-parse -q --verify "$base_rev^{commit}" >/dev/null; then
   echo "bench-build: no commit $base_rev to compare with; skipping the previous release" >&2
   base_rev=

@@ -4,6 +4,9 @@
 #     cached look-up;
 #   - boot to agent ready, median of 5; `dibvm run -- true` wall time;
 #   - peak RSS of dibvm and of QEMU;
+#   - the same boot and run by the previous release (BENCH_BASE, default the
+#     release v0.1.0, commit 49b628f; BENCH_BASE= skips it), built from a
+#     worktree and run alternately with this one;
 # for a helper VM of the host's architecture and, side by side, one of the
 # other architecture (arm64 on an x86 host), which runs under TCG.
 # Run it on an otherwise idle machine: two cores make timings noisy.
@@ -23,8 +26,30 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 cache=$(mktemp -d)
-trap 'rm -rf "$cache"' EXIT
+base_rev=${BENCH_BASE-49b628f}
+if [ -n "$base_rev" ] && ! git rev-parse -q --verify "$base_rev^{commit}" >/dev/null; then
+  echo "bench: no commit $base_rev to compare with; skipping the previous release" >&2
+  base_rev=
+fi
+cleanup() {
+  if [ -n "$base_rev" ] && [ -d "$cache/base-src" ]; then git worktree remove --force "$cache/base-src" || true; fi
+  rm -rf "$cache"
+}
+trap cleanup EXIT
 export DIBVM_CACHE_DIR=$cache
+if [ -n "$base_rev" ]; then
+  git worktree add -q --detach "$cache/base-src" "$base_rev"
+  make -s -C "$cache/base-src" dibvm >/dev/null
+  base_bin=$cache/base-src/bin/dibvm
+fi
+
+# run_true BINARY ARCH prints the wall time of `run -- true` and its stats line.
+run_true() {
+  local t0 stats
+  t0=$(now)
+  stats=$("$1" run --arch "$2" --stats -- true 2>&1 >/dev/null | grep 'dibvm: stats:')
+  printf '%s %s\n' "$(since "$t0")" "$stats"
+}
 
 host_arch=$(uname -m)
 case "$host_arch" in
@@ -36,18 +61,26 @@ esac
 # host's own first, then the other one, which runs under TCG.
 measure() {
   local arch=$1 t0 cold lookup accel d q
-  local lookups=() boots=() walls=() dibvm_rss=0 qemu_rss=0
+  local lookups=() boots=() walls=() base_boots=() base_walls=() dibvm_rss=0 qemu_rss=0 out
   t0=$(now)
   "$dibvm" appliance build --arch "$arch" >/dev/null 2>&1
   cold=$(since "$t0")
+  if [ -n "$base_rev" ]; then
+    "$base_bin" appliance build --arch "$arch" >/dev/null 2>&1
+  fi
   for _ in $(seq 10); do
     t0=$(now); "$dibvm" appliance path --arch "$arch" >/dev/null; lookups+=("$(since "$t0")")
   done
   lookup=$(printf '%s\n' "${lookups[@]}" | median)
   for _ in $(seq "$runs"); do
-    t0=$(now)
-    stats=$("$dibvm" run --arch "$arch" --stats -- true 2>&1 >/dev/null | grep 'dibvm: stats:')
-    walls+=("$(since "$t0")")
+    if [ -n "$base_rev" ]; then
+      out=$(run_true "$base_bin" "$arch")
+      base_walls+=("${out%% *}")
+      base_boots+=("$(sed -E 's/.*boot=([0-9.]+)s.*/\1/' <<<"$out")")
+    fi
+    out=$(run_true "$dibvm" "$arch")
+    stats=${out#* }
+    walls+=("${out%% *}")
     boots+=("$(sed -E 's/.*boot=([0-9.]+)s.*/\1/' <<<"$stats")")
     accel=$(sed -E 's/.*accel=([a-z]+).*/\1/' <<<"$stats")
     d=$(sed -E 's/.*dibvm_maxrss=([0-9]+)MiB.*/\1/' <<<"$stats"); [ "$d" -gt "$dibvm_rss" ] && dibvm_rss=$d
@@ -59,6 +92,15 @@ measure() {
   printf '  boot to agent ready (median/%d)   %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${boots[@]}" | median)" "${boots[*]}"
   printf '  dibvm run -- true (median/%d)     %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${walls[@]}" | median)" "$(printf '%.2f ' "${walls[@]}")"
   printf '  peak RSS: dibvm %d MiB, qemu %d MiB\n' "$dibvm_rss" "$qemu_rss"
+  if [ -n "$base_rev" ]; then
+    local bw w
+    bw=$(printf '%s\n' "${base_walls[@]}" | median)
+    w=$(printf '%s\n' "${walls[@]}" | median)
+    printf '  %s, run alternately with it:\n' "$base_rev"
+    printf '    boot to agent ready (median/%d) %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${base_boots[@]}" | median)" "${base_boots[*]}"
+    printf '    dibvm run -- true (median/%d)   %8.2f s   [%s]   this one / it: %s\n' "$runs" "$bw" "$(printf '%.2f ' "${base_walls[@]}")" \
+      "$(awk -v a="$w" -v b="$bw" 'BEGIN { printf "%.2f", a / b }')"
+  fi
 }
 
 printf 'dibvm helper VM benchmarks (host %s, %s cores)\n' "$host_arch" "$(getconf _NPROCESSORS_ONLN)"
