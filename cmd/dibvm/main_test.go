@@ -791,14 +791,22 @@ func TestRunCPUModel(t *testing.T) {
 		t.Skip("the x86 CPU models are for an amd64 helper; TestRunOtherArchitecture boots an arm64 one")
 	}
 	flags := func(env []string, args ...string) string {
-		r := dibvm(t, env, 5*time.Minute, append(append([]string{"run", "--accel", "tcg"}, args...), "--", "sh", "-c", "grep -m1 '^flags' /proc/cpuinfo")...)
+		r := dibvm(t, env, 5*time.Minute, append(append([]string{"run", "--accel", "tcg"}, args...), "--", "sh", "-c", "grep -m1 '^flags' /proc/cpuinfo; dmesg")...)
 		if r.code != 0 {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
 		}
 		return r.stdout
 	}
-	if f := flags(nil); !strings.Contains(f, " sse4_2") || !strings.Contains(f, " popcnt") || strings.Contains(f, " avx") {
-		t.Errorf("the default CPU is not x86-64-v2 without AVX:\n%s", f)
+	f := flags(nil)
+	if !strings.Contains(f, " sse4_2") || !strings.Contains(f, " popcnt") || strings.Contains(f, " avx") || !strings.Contains(f, " rdrand") {
+		t.Errorf("the default CPU is not x86-64-v2 with RDRAND and without AVX:\n%s", f)
+	}
+	// Linux's random number generator must be ready before the second CPU
+	// starts: flipping its static branch later rewrites code that CPU may
+	// be running, which multi-threaded TCG now and then gets wrong.
+	crng, smp := strings.Index(f, "random: crng init done"), strings.Index(f, "smp: Brought up")
+	if crng < 0 || smp < 0 || crng > smp {
+		t.Errorf("the kernel's crng was not ready before SMP bring-up (crng at %d, smp at %d):\n%s", crng, smp, f)
 	}
 	if f := flags([]string{"DIBVM_CPU_MODEL=max"}); !strings.Contains(f, " avx2") {
 		t.Errorf("DIBVM_CPU_MODEL=max gave no AVX2:\n%s", f)

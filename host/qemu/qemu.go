@@ -204,7 +204,15 @@ func accelArg(accel string, cpus int) string {
 // 4% slower (docs/benchmarks.md). Images whose binaries need x86-64-v3
 // (RHEL 10) need --cpu-model max.
 //
-// An arm64 one gets max: it signs and checks return addresses (pointer
+// Every x86 model gets RDRAND, which TCG emulates: Linux then seeds its
+// random number generator from the CPU before it starts the second CPU.
+// Without it the generator became ready 3 s into the boot, when
+// virtio-rng fed it, and switching get_random_u32's static branch then
+// rewrote code another CPU was running; multi-threaded TCG now and then
+// ran the stale translation and the kernel panicked ("Fatal exception in
+// interrupt" at get_random_u32).
+//
+// An arm64 one gets max (RNDR is its RDRAND): it signs and checks return addresses (pointer
 // authentication) throughout Debian's kernel and userland; the
 // architected algorithm, QARMA, costs TCG dearly, and the
 // implementation-defined one QEMU offers does the same job far faster.
@@ -216,11 +224,14 @@ func cpu(goarch, accel, model string) string {
 		if goarch == "arm64" && model == "max" {
 			return "max,pauth-impdef=on"
 		}
+		if goarch == "amd64" && model != "max" {
+			return model + ",+rdrand"
+		}
 		return model
 	case goarch == "arm64":
 		return "max,pauth-impdef=on"
 	}
-	return "Nehalem"
+	return "Nehalem,+rdrand"
 }
 
 // CheckCPUModel says what is wrong with model as a -cpu model for a

@@ -20,9 +20,10 @@ func TestArgsFollowTheGuestsArchitecture(t *testing.T) {
 		consoleDevice   string
 		binary, aptName string
 	}{
-		{"amd64", "tcg", "", "pc", "Nehalem", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
-		{"amd64", "tcg", "auto", "pc", "Nehalem", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
+		{"amd64", "tcg", "", "pc", "Nehalem,+rdrand", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
+		{"amd64", "tcg", "auto", "pc", "Nehalem,+rdrand", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
 		{"amd64", "tcg", "max", "pc", "max", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
+		{"amd64", "tcg", "qemu64", "pc", "qemu64,+rdrand", "tcg,thread=multi", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
 		{"amd64", "kvm", "max", "pc", "host", "kvm", "ttyS0", "qemu-system-x86_64", "qemu-system-x86"},
 		{"arm64", "tcg", "auto", "virt", "max,pauth-impdef=on", "tcg,thread=multi", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
 		{"arm64", "tcg", "max", "virt", "max,pauth-impdef=on", "tcg,thread=multi", "ttyAMA0", "qemu-system-aarch64", "qemu-system-arm"},
