@@ -16,6 +16,7 @@ require (
 	github.com/vishvananda/netlink v1.3.1
 	go.yaml.in/yaml/v3 v3.0.4
 	golang.org/x/crypto v0.58.0
+	golang.org/x/sync v0.18.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
 	pault.ag/go/debian v0.18.0
@@ -34,6 +35,5 @@ require (
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
 	github.com/xi2/xz v0.0.0-20171230120015-48954b6210f8 // indirect
-	golang.org/x/sync v0.18.0 // indirect
 	pault.ag/go/topsort v0.1.1 // indirect
 )

@@ -51,7 +51,8 @@ func Run() error {
 		for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"} {
 			srv.BaseEnv = append(srv.BaseEnv, k+"="+n.Proxy)
 		}
-		srv.BaseEnv = append(srv.BaseEnv, "no_proxy=localhost,127.0.0.1", "NO_PROXY=localhost,127.0.0.1")
+		srv.BaseEnv = append(srv.BaseEnv, "no_proxy=localhost,127.0.0.1", "NO_PROXY=localhost,127.0.0.1",
+			api.DebootstrapEnv+"="+api.DebootstrapURL)
 	}
 	dev, err := vport.Find(api.PortName, 10*time.Second)
 	if err != nil {

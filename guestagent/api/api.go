@@ -37,6 +37,22 @@ const (
 	OutputSerial  = "dibvm-output"  // where the guest writes the result
 )
 
+// Services the host's egress proxy answers itself, under a name no DNS
+// server answers. The guest reaches them through its proxy like any
+// other URL.
+const (
+	// ServiceHost is the proxy's own host name.
+	ServiceHost = "dibvm.invalid"
+	// DebootstrapPath takes debootstrap's arguments (mirror, suite, arch,
+	// components, variant) as a query and the keyring as a POST body,
+	// and answers with the tarball `debootstrap --unpack-tarball` reads.
+	DebootstrapPath = "/debootstrap"
+	// DebootstrapEnv is the variable that gives every command its URL
+	// when the guest has a network.
+	DebootstrapEnv = "DIBVM_DEBOOTSTRAP_URL"
+	DebootstrapURL = "http://" + ServiceHost + DebootstrapPath
+)
+
 // The control channel.
 const (
 	// PortName is the virtio-serial port that carries the SSH control

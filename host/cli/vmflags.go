@@ -37,7 +37,7 @@ func (f *vmFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.accel, "accel", envOr("DIBVM_ACCEL", "auto"), "accelerator: auto, kvm, hvf or tcg (env DIBVM_ACCEL)")
 	fs.IntVar(&f.memory, "memory", 2048, "helper VM memory in MiB")
 	fs.IntVar(&f.cpus, "cpus", min(runtime.NumCPU(), 4), "helper VM CPUs")
-	fs.StringVar(&f.cpuModel, "cpu-model", envOr("DIBVM_CPU_MODEL", "auto"), "helper VM CPU under TCG: auto (an x86-64-v2 Nehalem for an amd64 helper, max for arm64), max, or any model `qemu-system-* -cpu help` lists; give max for images whose binaries need x86-64-v3 (RHEL 10 and its rebuilds) (env DIBVM_CPU_MODEL)")
+	fs.StringVar(&f.cpuModel, "cpu-model", envOr("DIBVM_CPU_MODEL", "auto"), "helper VM CPU under TCG: auto (an x86-64-v2 Nehalem for an amd64 helper, max for arm64), max, or any model that qemu-system-* -cpu help lists; give max for images whose binaries need x86-64-v3 (RHEL 10 and its rebuilds) (env DIBVM_CPU_MODEL)")
 	fs.StringVar(&f.network, "network", "nat", "helper VM network: nat or none")
 	fs.StringArrayVar(&f.allowNet, "allow-net", nil, "let the helper VM reach `DEST` (HOST[:PORT], IP[:PORT] or CIDR) even if it is local to the host, e.g. apt-cacher-ng at 127.0.0.1:3142; repeatable, comma-separated (env DIBVM_ALLOW_NET)")
 	fs.StringArrayVar(&f.allowOnly, "allow-only", nil, "let the helper VM reach only `DEST` (HOST[:PORT], IP[:PORT] or CIDR) and what --allow-net opens; repeatable, comma-separated (env DIBVM_ALLOW_ONLY)")

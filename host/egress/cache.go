@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -139,4 +140,81 @@ func (t *cacheTee) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Fetch gets u for a Service as the guest's own GET would get it:
+// through the policy's dial, and from the cache when u names its content
+// for good, keeping it there when it was not yet.
+func (p *Proxy) Fetch(ctx context.Context, u string) (io.ReadCloser, error) {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return nil, err
+	}
+	keep := p.cache != nil && cacheable(parsed)
+	var name string
+	if keep {
+		name = p.cache.file(parsed)
+		if f, err := os.Open(name); err == nil {
+			return f, nil
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	if !keep {
+		return resp.Body, nil
+	}
+	if err := os.MkdirAll(p.cache.Dir, 0o755); err != nil {
+		return resp.Body, nil
+	}
+	tmp, err := os.CreateTemp(p.cache.Dir, ".download-*")
+	if err != nil {
+		return resp.Body, nil
+	}
+	return &keeper{body: resp.Body, size: resp.ContentLength, tee: &cacheTee{conn: io.Discard, tmp: tmp, cache: p.cache}, name: name}, nil
+}
+
+// keeper reads a download for a service and keeps it in the cache once
+// it was read whole.
+type keeper struct {
+	body io.ReadCloser
+	size int64
+	n    int64
+	tee  *cacheTee
+	name string
+	done bool
+}
+
+func (k *keeper) Read(b []byte) (int, error) {
+	n, err := k.body.Read(b)
+	if n > 0 {
+		k.tee.Write(b[:n])
+		k.n += int64(n)
+	}
+	if err == io.EOF && !k.done {
+		k.done = true
+		if cerr := k.tee.tmp.Close(); cerr == nil && !k.tee.dropped && (k.size < 0 || k.n == k.size) {
+			os.Rename(k.tee.tmp.Name(), k.name)
+		}
+		os.Remove(k.tee.tmp.Name())
+	}
+	return n, err
+}
+
+func (k *keeper) Close() error {
+	if !k.done {
+		k.done = true
+		k.tee.tmp.Close()
+		os.Remove(k.tee.tmp.Name())
+	}
+	return k.body.Close()
 }

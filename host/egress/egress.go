@@ -52,18 +52,29 @@ type Options struct {
 	Signed []SignedSource
 	// Offline serves Signed sources' files from the cache alone.
 	Offline bool
+	// Services are host names the proxy answers itself (see Service).
+	Services map[string]Service
 }
+
+// A Service answers the guest's plain-HTTP requests for one host name on
+// the host, where work that needs no root runs at native speed rather
+// than emulated. It gets what it needs from the network through fetch,
+// which is the proxy's Fetch: the guest cannot reach through a service
+// anything it could not reach itself. Names should be under .invalid,
+// which no DNS server answers, so that no real host is shadowed.
+type Service func(req *http.Request, fetch func(ctx context.Context, url string) (io.ReadCloser, error)) *http.Response
 
 // Proxy accepts proxied connections from the guest.
 type Proxy struct {
-	ln      net.Listener
-	policy  Policy
-	own     []netip.Prefix // the host's addresses and networks, refused like loopback
-	cache   *Cache
-	signed  []SignedSource
-	offline bool
-	client  *http.Client // for cached downloads, dialing through dial
-	notices io.Writer
+	ln       net.Listener
+	policy   Policy
+	own      []netip.Prefix // the host's addresses and networks, refused like loopback
+	cache    *Cache
+	signed   []SignedSource
+	offline  bool
+	services map[string]Service
+	client   *http.Client // for cached downloads, dialing through dial
+	notices  io.Writer
 
 	// lookup resolves names and dialContext connects to a checked
 	// address; tests replace them to see that a refused address is never
@@ -105,7 +116,7 @@ func newProxy(path string, o Options) (*Proxy, error) {
 	p := &Proxy{
 		ln: ln, policy: o.Policy, cache: o.Cache, notices: o.Notices, signed: o.Signed, offline: o.Offline,
 		lookup: net.DefaultResolver.LookupNetIP, dialContext: dialer.DialContext,
-		reported: map[string]bool{},
+		reported: map[string]bool{}, services: o.Services,
 	}
 	p.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -212,6 +223,12 @@ func (p *Proxy) tunnel(c net.Conn, br *bufio.Reader, req *http.Request) {
 func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 	if req.URL.Scheme != "http" || req.URL.Host == "" {
 		writeError(c, http.StatusBadRequest, "dibvm: egress: want an absolute http:// URL or CONNECT")
+		return false
+	}
+	if svc := p.services[strings.ToLower(req.URL.Hostname())]; svc != nil {
+		resp := svc(req, p.Fetch)
+		resp.Write(c)
+		resp.Body.Close()
 		return false
 	}
 	if src := p.signedSource(req.URL); p.cache != nil && src != nil && req.Method == http.MethodGet {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/debootstrap"
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/qemu"
@@ -266,7 +267,8 @@ func startEgress(dir *rundir.Dir, opts Options) (*egress.Proxy, string, error) {
 	if opts.DownloadCache != "" {
 		cache = &egress.Cache{Dir: opts.DownloadCache}
 	}
-	p, err := egress.Listen(sock, egress.Options{Cache: cache, Policy: opts.Egress, Notices: opts.Notices, Signed: opts.Signed, Offline: opts.Offline})
+	p, err := egress.Listen(sock, egress.Options{Cache: cache, Policy: opts.Egress, Notices: opts.Notices, Signed: opts.Signed, Offline: opts.Offline,
+		Services: map[string]egress.Service{api.ServiceHost: debootstrap.Service(dir.Path)}})
 	if err != nil {
 		return nil, "", fmt.Errorf("start the egress proxy: %w", err)
 	}

@@ -22,6 +22,9 @@ type Release struct {
 	Version    string
 	Date       time.Time
 	ValidUntil time.Time // zero when the file sets no Valid-Until
+	Components []string
+	// AcquireByHash: indexes are also served under by-hash/SHA256/<sum>.
+	AcquireByHash bool
 	// SHA256 maps a path relative to dists/<suite>/ to its expected sum.
 	SHA256 map[string]FileSum
 }
@@ -38,6 +41,21 @@ type FileSum struct {
 // has passed at now. Only the signed text is parsed: anything around the
 // signed block is ignored.
 func VerifyRelease(data []byte, keyring openpgp.KeyRing, now time.Time) (*Release, error) {
+	rel, err := VerifySignature(data, keyring, now)
+	if err != nil {
+		return nil, err
+	}
+	if !rel.ValidUntil.IsZero() && now.After(rel.ValidUntil) {
+		return nil, fmt.Errorf("InRelease: expired: Valid-Until %s is in the past; the mirror is stale or the clock is wrong",
+			rel.ValidUntil.Format(time.RFC1123))
+	}
+	return rel, nil
+}
+
+// VerifySignature is VerifyRelease without the Valid-Until check, as
+// debootstrap takes a suite: a snapshot mirror's old InRelease is still
+// good for it.
+func VerifySignature(data []byte, keyring openpgp.KeyRing, now time.Time) (*Release, error) {
 	block, _ := clearsign.Decode(data)
 	if block == nil {
 		return nil, errors.New("InRelease: not a clear-signed OpenPGP message")
@@ -49,10 +67,6 @@ func VerifyRelease(data []byte, keyring openpgp.KeyRing, now time.Time) (*Releas
 	rel, err := parseRelease(block.Plaintext)
 	if err != nil {
 		return nil, fmt.Errorf("InRelease: %w", err)
-	}
-	if !rel.ValidUntil.IsZero() && now.After(rel.ValidUntil) {
-		return nil, fmt.Errorf("InRelease: expired: Valid-Until %s is in the past; the mirror is stale or the clock is wrong",
-			rel.ValidUntil.Format(time.RFC1123))
 	}
 	return rel, nil
 }
@@ -96,6 +110,10 @@ func parseRelease(text []byte) (*Release, error) {
 			rel.Codename = value
 		case "Version":
 			rel.Version = value
+		case "Components":
+			rel.Components = strings.Fields(value)
+		case "Acquire-By-Hash":
+			rel.AcquireByHash = value == "yes"
 		case "Date", "Valid-Until":
 			t, err := parseReleaseTime(value)
 			if err != nil {
