@@ -144,7 +144,8 @@ func (t *cacheTee) Write(p []byte) (int, error) {
 
 // Fetch gets u for a Service as the guest's own GET would get it:
 // through the policy's dial, and from the cache when u names its content
-// for good, keeping it there when it was not yet.
+// for good, keeping it there when it was not yet. A server that sends
+// nothing for two minutes fails the fetch.
 func (p *Proxy) Fetch(ctx context.Context, u string) (io.ReadCloser, error) {
 	parsed, err := url.Parse(u)
 	if err != nil {
@@ -158,11 +159,7 @@ func (p *Proxy) Fetch(ctx context.Context, u string) (io.ReadCloser, error) {
 			return f, nil
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := p.client.Do(req)
+	resp, err := p.get(ctx, u) // given up when the server stalls
 	if err != nil {
 		return nil, err
 	}
