@@ -106,32 +106,31 @@ func ParseRequest(q url.Values, keyring []byte) (*Request, error) {
 	return r, nil
 }
 
+// readKeyring reads a binary keyring, or an armored one (one or more
+// blocks), as apt's .asc files are.
 func readKeyring(data []byte) (openpgp.EntityList, error) {
-	if bytes.Contains(data, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")) {
-		var all openpgp.EntityList
-		for len(bytes.TrimSpace(data)) > 0 {
-			i := bytes.Index(data, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----"))
-			if i < 0 {
-				break
-			}
-			block, err := armor.Decode(bytes.NewReader(data[i:]))
-			if err != nil {
-				return nil, err
-			}
-			el, err := openpgp.ReadKeyRing(block.Body)
-			if err != nil {
-				return nil, err
-			}
-			all = append(all, el...)
-			end := bytes.Index(data[i:], []byte("-----END PGP PUBLIC KEY BLOCK-----"))
-			if end < 0 {
-				break
-			}
-			data = data[i+end+1:]
-		}
-		return all, nil
+	const begin = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+	if !bytes.Contains(data, []byte(begin)) {
+		return openpgp.ReadKeyRing(bytes.NewReader(data))
 	}
-	return openpgp.ReadKeyRing(bytes.NewReader(data))
+	// Block by block: armor.Decode reads ahead past a block's end.
+	var all openpgp.EntityList
+	for _, chunk := range bytes.SplitAfter(data, []byte("-----END PGP PUBLIC KEY BLOCK-----")) {
+		i := bytes.Index(chunk, []byte(begin))
+		if i < 0 {
+			continue
+		}
+		block, err := armor.Decode(bytes.NewReader(chunk[i:]))
+		if err != nil {
+			return nil, err
+		}
+		el, err := openpgp.ReadKeyRing(block.Body)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, el...)
+	}
+	return all, nil
 }
 
 // Fetch gets a URL's body; the host's is the egress proxy's, which

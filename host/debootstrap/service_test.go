@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 
 	"github.com/dibvm/dibvm/guestagent/api"
@@ -191,6 +192,30 @@ func TestServiceTarball(t *testing.T) {
 		if strings.HasSuffix(p, "/Packages.gz") || strings.HasSuffix(p, "/Packages") {
 			t.Errorf("fetched %s although the mirror serves indexes by hash", p)
 		}
+	}
+}
+
+// A keyring in armor, as apt's .asc files are, two keys in two blocks.
+func TestServiceArmoredKeyring(t *testing.T) {
+	m := newMirror(t)
+	other, err := openpgp.NewEntity("someone else", "", "other@example.invalid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asc bytes.Buffer
+	for _, e := range []*openpgp.Entity{other, m.key} {
+		w, err := armor.Encode(&asc, openpgp.PublicKeyType, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Serialize(w)
+		w.Close()
+		asc.WriteString("\n")
+	}
+	resp := m.ask(t, asc.Bytes(), nil)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %s", resp.Status, body)
 	}
 }
 
