@@ -53,9 +53,9 @@ type Request struct {
 const (
 	maxKeyring      = 4 << 20
 	maxInRelease    = 16 << 20
-	maxPackages     = 512 << 20 // one component's Packages, uncompressed
+	maxPackages     = 512 << 20 // all components' Packages, uncompressed
 	maxDebs         = 2000
-	maxDebBytes     = 8 << 30
+	maxDebBytes     = 2 << 30 // minbase is 50 MiB
 	maxComponents   = 16
 	maxRequestField = 1024
 )
@@ -77,7 +77,7 @@ func ParseRequest(q url.Values, keyring []byte) (*Request, error) {
 	if v := q.Get("variant"); v != "minbase" {
 		return nil, fmt.Errorf("variant %q: only minbase is done on the host", v)
 	}
-	r := &Request{Mirror: strings.TrimRight(q.Get("mirror"), "/"), Suite: q.Get("suite"), Arch: q.Get("arch")}
+	r := &Request{Mirror: strings.TrimSuffix(q.Get("mirror"), "/"), Suite: q.Get("suite"), Arch: q.Get("arch")}
 	u, err := url.Parse(r.Mirror)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("mirror %q: want an http:// or https:// URL", r.Mirror)
@@ -91,6 +91,9 @@ func ParseRequest(q url.Values, keyring []byte) (*Request, error) {
 	for _, c := range strings.FieldsFunc(q.Get("components"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		if !componentRE.MatchString(c) || strings.Contains(c, "..") {
 			return nil, fmt.Errorf("component %q: not a component name", c)
+		}
+		if slices.Contains(r.Components, c) {
+			return nil, fmt.Errorf("component %q given twice", c)
 		}
 		r.Components = append(r.Components, c)
 	}
@@ -133,9 +136,10 @@ func readKeyring(data []byte) (openpgp.EntityList, error) {
 	return all, nil
 }
 
-// Fetch gets a URL's body; the host's is the egress proxy's, which
-// applies the guest's network policy and keeps packages in the cache.
-type Fetch = func(ctx context.Context, url string) (io.ReadCloser, error)
+// Fetch gets a URL's body, which the caller checks against sha256 when
+// that is not empty; the host's is the egress proxy's, which applies the
+// guest's network policy and keeps in the cache what matches.
+type Fetch = func(ctx context.Context, url, sha256 string) (io.ReadCloser, error)
 
 // Plan is debootstrap's work up to unpacking: the suite's files and the
 // packages chosen, in the order debootstrap lists them.
@@ -154,7 +158,7 @@ type Plan struct {
 func MakePlan(ctx context.Context, req *Request, fetch Fetch, now time.Time) (*Plan, error) {
 	p := &Plan{req: req}
 	relURL := req.Mirror + "/dists/" + req.Suite + "/InRelease"
-	data, err := get(ctx, fetch, relURL, maxInRelease)
+	data, err := get(ctx, fetch, relURL, "", maxInRelease)
 	if err != nil {
 		return nil, err
 	}
@@ -166,24 +170,31 @@ func MakePlan(ctx context.Context, req *Request, fetch Fetch, now time.Time) (*P
 	if req.Suite != p.release.Suite && req.Suite != p.release.Codename {
 		return nil, fmt.Errorf("asked to install suite %s, but got %s (codename: %s) from mirror", req.Suite, p.release.Suite, p.release.Codename)
 	}
+	if codenamesNotMerged.MatchString(p.release.Codename) {
+		return nil, fmt.Errorf("%s is older than debootstrap's --unpack-tarball handles alike (it would merge /usr)", p.release.Codename)
+	}
 	// extract_release_components: the Release's components, in its
-	// order, that were asked for.
+	// order, that were asked for. With --unpack-tarball debootstrap reads
+	// no Release and takes --components as given, so they must be those.
 	var names []string
 	for _, c := range p.release.Components {
-		for _, want := range req.Components {
-			if c == want && !slices.Contains(names, c) {
-				names = append(names, c)
-			}
+		if slices.Contains(req.Components, c) {
+			names = append(names, c)
 		}
 	}
 	if len(names) == 0 {
 		return nil, errors.New("invalid Release file, no valid components")
 	}
+	if !slices.Equal(names, req.Components) {
+		return nil, fmt.Errorf("components %s: the Release has %s of them, in this order", strings.Join(req.Components, ","), strings.Join(names, ","))
+	}
+	budget := int64(maxPackages)
 	for _, c := range names {
-		data, err := p.packages(ctx, fetch, c)
+		data, err := p.packages(ctx, fetch, c, budget)
 		if err != nil {
 			return nil, err
 		}
+		budget -= int64(len(data))
 		comp, err := newComponent(c, data)
 		if err != nil {
 			return nil, err
@@ -203,7 +214,7 @@ func MakePlan(ctx context.Context, req *Request, fetch Fetch, now time.Time) (*P
 // packages fetches one component's Packages in the smallest form the
 // Release lists (by hash where the mirror offers it), checks it, and
 // returns it uncompressed.
-func (p *Plan) packages(ctx context.Context, fetch Fetch, comp string) ([]byte, error) {
+func (p *Plan) packages(ctx context.Context, fetch Fetch, comp string, limit int64) ([]byte, error) {
 	base := comp + "/binary-" + p.req.Arch + "/Packages"
 	type form struct {
 		name string
@@ -222,7 +233,7 @@ func (p *Plan) packages(ctx context.Context, fetch Fetch, comp string) ([]byte, 
 	if p.release.AcquireByHash {
 		u = p.req.Mirror + "/dists/" + p.req.Suite + "/" + path.Dir(best.name) + "/by-hash/SHA256/" + best.sum.SHA256
 	}
-	raw, err := get(ctx, fetch, u, maxPackages)
+	raw, err := get(ctx, fetch, u, best.sum.SHA256, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -241,11 +252,11 @@ func (p *Plan) packages(ctx context.Context, fetch Fetch, comp string) ([]byte, 
 		}
 	}
 	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, io.LimitReader(r, maxPackages+1)); err != nil {
+	if _, err := io.Copy(&buf, io.LimitReader(r, limit+1)); err != nil {
 		return nil, fmt.Errorf("%s: %w", u, err)
 	}
-	if buf.Len() > maxPackages {
-		return nil, fmt.Errorf("%s: larger than %d MiB uncompressed", u, maxPackages>>20)
+	if int64(buf.Len()) > limit {
+		return nil, fmt.Errorf("the Packages files come to more than %d MiB uncompressed", maxPackages>>20)
 	}
 	if s, ok := p.release.SHA256[base]; ok && best.name != base {
 		if err := check(buf.Bytes(), s); err != nil {
@@ -263,8 +274,8 @@ func check(data []byte, want debrepo.FileSum) error {
 	return nil
 }
 
-func get(ctx context.Context, fetch Fetch, u string, limit int64) ([]byte, error) {
-	body, err := fetch(ctx, u)
+func get(ctx context.Context, fetch Fetch, u, sum string, limit int64) ([]byte, error) {
+	body, err := fetch(ctx, u, sum)
 	if err != nil {
 		return nil, err
 	}

@@ -123,6 +123,11 @@ type selection struct {
 	Required, Base []string
 }
 
+// codenamesNotMerged are the releases that debootstrap installs without
+// merging /usr: it knows them by the Release's Codename, which it does not
+// read when it unpacks a tarball.
+var codenamesNotMerged = regexp.MustCompile(`^(etch.*|lenny|squeeze|wheezy|jessie.*|stretch)$`)
+
 // codenamesBeforeBookworm are the releases for which debootstrap leaves
 // the usrmerge package alone.
 var codenamesBeforeBookworm = regexp.MustCompile(`^(etch.*|lenny|squeeze|wheezy|jessie.*|stretch|buster|bullseye)$`)

@@ -1,12 +1,14 @@
 package debootstrap
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dibvm/dibvm/guestagent/api"
@@ -17,11 +19,22 @@ import (
 // with an error status and one line saying why, after which the guest
 // runs debootstrap as usual. tmp is where it keeps the packages while it
 // packs them.
+//
+// It serves one request at a time, each for at most an hour: the guest
+// asks once a build, and a hostile one gets no more of the host than
+// that.
 func Service(tmp string) func(req *http.Request, fetch Fetch) *http.Response {
+	var busy sync.Mutex
 	return func(req *http.Request, fetch Fetch) *http.Response {
 		if req.Method != http.MethodPost || req.URL.Path != api.DebootstrapPath {
 			return textResponse(http.StatusNotFound, "POST "+api.DebootstrapPath+" only")
 		}
+		if !busy.TryLock() {
+			return textResponse(http.StatusTooManyRequests, "another request is being served")
+		}
+		defer busy.Unlock()
+		ctx, cancel := context.WithTimeout(req.Context(), time.Hour)
+		defer cancel()
 		keyring, err := io.ReadAll(io.LimitReader(req.Body, maxKeyring+1))
 		if err != nil {
 			return textResponse(http.StatusBadRequest, "reading the keyring: "+err.Error())
@@ -30,7 +43,6 @@ func Service(tmp string) func(req *http.Request, fetch Fetch) *http.Response {
 		if err != nil {
 			return textResponse(http.StatusBadRequest, err.Error())
 		}
-		ctx := req.Context()
 		plan, err := MakePlan(ctx, r, fetch, time.Now())
 		if err != nil {
 			return textResponse(http.StatusBadGateway, err.Error())

@@ -99,7 +99,7 @@ func newMirror(t *testing.T) *mirror {
 	return m
 }
 
-func (m *mirror) fetch(ctx context.Context, u string) (io.ReadCloser, error) {
+func (m *mirror) fetch(ctx context.Context, u, _ string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -250,6 +250,9 @@ func TestServiceRefuses(t *testing.T) {
 		{"a tampered package", m.keyring, good, "/debian/pool/main/l/libc6/libc6_2.41-1_amd64.deb", 502, "libc6_2.41-1_amd64.deb: SHA256"},
 		{"another suite", m.keyring, with("suite", "bookworm"), "", 502, "bookworm"},
 		{"another component", m.keyring, with("components", "non-free"), "", 502, "no valid components"},
+		{"a component the Release lacks", m.keyring, with("components", "main,non-free"), "", 502, "the Release has main of them"},
+		{"components out of the Release's order", m.keyring, with("components", "contrib,main"), "", 502, "the Release has main,contrib of them, in this order"},
+		{"a component twice", m.keyring, with("components", "main,main"), "", 400, "twice"},
 		{"a file mirror", m.keyring, with("mirror", "file:///srv/debian"), "", 400, "mirror"},
 		{"a mirror with a password", m.keyring, with("mirror", "http://u:p@127.0.0.1/debian"), "", 400, "mirror"},
 		{"a climbing suite", m.keyring, with("suite", "../../etc"), "", 400, "suite"},

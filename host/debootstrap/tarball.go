@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,10 +49,10 @@ func (p *Plan) Download(ctx context.Context, fetch Fetch, dir string) ([]string,
 
 func (p *Plan) fetchDeb(ctx context.Context, fetch Fetch, d deb, name string) error {
 	u := p.req.Mirror + "/" + d.Filename
-	if strings.Contains(d.Filename, "..") || strings.HasPrefix(d.Filename, "/") {
+	if strings.HasPrefix(d.Filename, "/") || slices.Contains(strings.Split(d.Filename, "/"), "..") {
 		return fmt.Errorf("%s: bad Filename %q in Packages", d.Package, d.Filename)
 	}
-	body, err := fetch(ctx, u)
+	body, err := fetch(ctx, u, d.SHA256)
 	if err != nil {
 		return err
 	}

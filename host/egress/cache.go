@@ -2,7 +2,10 @@ package egress
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -144,9 +147,11 @@ func (t *cacheTee) Write(p []byte) (int, error) {
 
 // Fetch gets u for a Service as the guest's own GET would get it:
 // through the policy's dial, and from the cache when u names its content
-// for good, keeping it there when it was not yet. A server that sends
-// nothing for two minutes fails the fetch.
-func (p *Proxy) Fetch(ctx context.Context, u string) (io.ReadCloser, error) {
+// for good, keeping it there when it was not yet. With sum, the SHA256
+// the caller will check it against, a file is kept only if it matches,
+// and a cached one that does not is removed and fetched again. A server
+// that sends nothing for two minutes fails the fetch.
+func (p *Proxy) Fetch(ctx context.Context, u, sum string) (io.ReadCloser, error) {
 	parsed, err := url.Parse(u)
 	if err != nil {
 		return nil, err
@@ -156,7 +161,11 @@ func (p *Proxy) Fetch(ctx context.Context, u string) (io.ReadCloser, error) {
 	if keep {
 		name = p.cache.file(parsed)
 		if f, err := os.Open(name); err == nil {
-			return f, nil
+			if sum == "" || fileSum(f) == sum {
+				return f, nil
+			}
+			f.Close()
+			os.Remove(name)
 		}
 	}
 	resp, err := p.get(ctx, u) // given up when the server stalls
@@ -177,15 +186,30 @@ func (p *Proxy) Fetch(ctx context.Context, u string) (io.ReadCloser, error) {
 	if err != nil {
 		return resp.Body, nil
 	}
-	return &keeper{body: resp.Body, size: resp.ContentLength, tee: &cacheTee{conn: io.Discard, tmp: tmp, cache: p.cache}, name: name}, nil
+	return &keeper{body: resp.Body, size: resp.ContentLength, sum: sum, hash: sha256.New(),
+		tee: &cacheTee{conn: io.Discard, tmp: tmp, cache: p.cache}, name: name}, nil
+}
+
+// fileSum is the SHA256 of what is left of f, which it then rewinds.
+func fileSum(f *os.File) string {
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // keeper reads a download for a service and keeps it in the cache once
-// it was read whole.
+// it was read whole (and matched its sum, if it has one).
 type keeper struct {
 	body io.ReadCloser
 	size int64
 	n    int64
+	sum  string
+	hash hash.Hash
 	tee  *cacheTee
 	name string
 	done bool
@@ -195,11 +219,14 @@ func (k *keeper) Read(b []byte) (int, error) {
 	n, err := k.body.Read(b)
 	if n > 0 {
 		k.tee.Write(b[:n])
+		k.hash.Write(b[:n])
 		k.n += int64(n)
 	}
 	if err == io.EOF && !k.done {
 		k.done = true
-		if cerr := k.tee.tmp.Close(); cerr == nil && !k.tee.dropped && (k.size < 0 || k.n == k.size) {
+		whole := k.size < 0 || k.n == k.size
+		matches := k.sum == "" || hex.EncodeToString(k.hash.Sum(nil)) == k.sum
+		if cerr := k.tee.tmp.Close(); cerr == nil && !k.tee.dropped && whole && matches {
 			os.Rename(k.tee.tmp.Name(), k.name)
 		}
 		os.Remove(k.tee.tmp.Name())

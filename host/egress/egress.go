@@ -62,7 +62,7 @@ type Options struct {
 // which is the proxy's Fetch: the guest cannot reach through a service
 // anything it could not reach itself. Names should be under .invalid,
 // which no DNS server answers, so that no real host is shadowed.
-type Service func(req *http.Request, fetch func(ctx context.Context, url string) (io.ReadCloser, error)) *http.Response
+type Service func(req *http.Request, fetch func(ctx context.Context, url, sha256 string) (io.ReadCloser, error)) *http.Response
 
 // Proxy accepts proxied connections from the guest.
 type Proxy struct {
@@ -226,9 +226,7 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 		return false
 	}
 	if svc := p.services[strings.ToLower(req.URL.Hostname())]; svc != nil {
-		resp := svc(req, p.Fetch)
-		resp.Write(c)
-		resp.Body.Close()
+		p.serveLocal(c, req, svc)
 		return false
 	}
 	if src := p.signedSource(req.URL); p.cache != nil && src != nil && req.Method == http.MethodGet {
@@ -258,6 +256,25 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 	}
 	io.Copy(c, up)
 	return false
+}
+
+// serveLocal answers a request for one of the proxy's own names. A
+// service that panics on what the guest sent fails that request only.
+func (p *Proxy) serveLocal(c net.Conn, req *http.Request, svc Service) {
+	resp := func() (resp *http.Response) {
+		defer func() {
+			if r := recover(); r != nil {
+				resp = nil
+			}
+		}()
+		return svc(req, p.Fetch)
+	}()
+	if resp == nil {
+		writeError(c, http.StatusInternalServerError, "dibvm: the host's service failed")
+		return
+	}
+	defer resp.Body.Close()
+	resp.Write(c)
 }
 
 // dial resolves hostport, refuses it if the policy refuses any of its

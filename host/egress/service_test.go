@@ -2,9 +2,12 @@ package egress
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,8 +32,8 @@ func TestProxyServices(t *testing.T) {
 
 	// The service fetches what the guest names in its query and answers
 	// with what it got, or the error.
-	svc := func(req *http.Request, fetch func(ctx context.Context, url string) (io.ReadCloser, error)) *http.Response {
-		body, err := fetch(req.Context(), req.URL.Query().Get("u"))
+	svc := func(req *http.Request, fetch func(ctx context.Context, url, sum string) (io.ReadCloser, error)) *http.Response {
+		body, err := fetch(req.Context(), req.URL.Query().Get("u"), req.URL.Query().Get("sum"))
 		text := ""
 		if err != nil {
 			text = "error: " + err.Error()
@@ -80,4 +83,66 @@ func TestProxyServices(t *testing.T) {
 	if entries, _ := os.ReadDir(cache.Dir); len(entries) != 1 || len(left) != 0 {
 		t.Errorf("cache holds %d entries and %d temporary files, want 1 and 0", len(entries), len(left))
 	}
+}
+
+// With a sum, Fetch keeps only a file that matches it, and a cached file
+// that does not is fetched again.
+func TestFetchKeepsOnlyMatchingFiles(t *testing.T) {
+	body := "the package"
+	sum := fmt.Sprintf("%x", sha256.Sum256([]byte(body)))
+	fetched := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched++
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	hostport := strings.TrimPrefix(srv.URL, "http://")
+	cache := &Cache{Dir: t.TempDir()}
+	sock := filepath.Join(t.TempDir(), "egress.sock")
+	p, err := newProxy(sock, Options{Cache: cache, Policy: Policy{AllowNet: rules(t, hostport)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	p.own, p.lookup, p.dialContext = fakeOwn, (&fakeResolver{}).lookup, loopbackDial(t)
+	u := srv.URL + "/debian/pool/main/p/p_1_all.deb"
+	read := func(want string) string {
+		t.Helper()
+		r, err := p.Fetch(context.Background(), u, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		b, _ := io.ReadAll(r)
+		return string(b)
+	}
+	entry := cache.file(mustURL(t, u))
+	if got := read(strings.Repeat("0", 64)); got != body {
+		t.Errorf("read %q", got)
+	}
+	if _, err := os.Stat(entry); err == nil {
+		t.Error("a file that does not match its sum was kept")
+	}
+	read(sum)
+	if _, err := os.Stat(entry); err != nil {
+		t.Errorf("a file that matches its sum was not kept: %v", err)
+	}
+	if err := os.WriteFile(entry, []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(sum); got != body || fetched != 3 {
+		t.Errorf("a cached file that does not match: read %q after %d fetches, want it fetched again (3)", got, fetched)
+	}
+	read(sum)
+	if fetched != 3 {
+		t.Errorf("fetched %d times, want the fourth read from the cache", fetched)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
