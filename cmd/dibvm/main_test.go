@@ -791,7 +791,7 @@ func TestRunCPUModel(t *testing.T) {
 		t.Skip("the x86 CPU models are for an amd64 helper; TestRunOtherArchitecture boots an arm64 one")
 	}
 	flags := func(env []string, args ...string) string {
-		r := dibvm(t, env, 5*time.Minute, append(append([]string{"run", "--accel", "tcg"}, args...), "--", "sh", "-c", "grep -m1 '^flags' /proc/cpuinfo; dmesg")...)
+		r := dibvm(t, env, 5*time.Minute, append(append([]string{"run", "--accel", "tcg"}, args...), "--", "sh", "-c", "grep -m1 '^flags' /proc/cpuinfo; echo randomize_va_space=$(cat /proc/sys/kernel/randomize_va_space); dmesg")...)
 		if r.code != 0 {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
 		}
@@ -807,6 +807,11 @@ func TestRunCPUModel(t *testing.T) {
 	crng, smp := strings.Index(f, "random: crng init done"), strings.Index(f, "smp: Brought up")
 	if crng < 0 || smp < 0 || crng > smp {
 		t.Errorf("the kernel's crng was not ready before SMP bring-up (crng at %d, smp at %d):\n%s", crng, smp, f)
+	}
+	// Under TCG every process is mapped at the same addresses, so that
+	// QEMU's translations of shared libraries serve every process.
+	if !strings.Contains(f, "randomize_va_space=0\n") {
+		t.Errorf("address space randomization is on in the helper under TCG:\n%s", f)
 	}
 	if f := flags([]string{"DIBVM_CPU_MODEL=max"}); !strings.Contains(f, " avx2") {
 		t.Errorf("DIBVM_CPU_MODEL=max gave no AVX2:\n%s", f)

@@ -8,17 +8,19 @@ import (
 
 // Under TCG the helper's kernel leaves alone the code that multi-threaded
 // TCG has been seen to run stale after a live patch: sched_clock (x86's
-// TSC) and the timer wheel's static branches (nohz). Under a hypervisor
-// it boots as it would anywhere.
+// TSC) and the timer wheel's static branches (nohz), and maps every
+// process at the same addresses, so that QEMU reuses its translations
+// across processes (norandmaps). Under a hypervisor it boots as it would
+// anywhere.
 func TestKernelCmdline(t *testing.T) {
 	for _, tc := range []struct {
 		goarch, accel string
 		want, not     []string
 	}{
-		{"amd64", "tcg", []string{"console=ttyS0", "nohz=off", "tsc=unstable", "panic=-1"}, nil},
-		{"arm64", "tcg", []string{"console=ttyAMA0", "nohz=off"}, []string{"tsc=unstable"}},
-		{"amd64", "kvm", []string{"console=ttyS0"}, []string{"nohz=off", "tsc=unstable"}},
-		{"arm64", "hvf", []string{"console=ttyAMA0"}, []string{"nohz=off", "tsc=unstable"}},
+		{"amd64", "tcg", []string{"console=ttyS0", "nohz=off", "tsc=unstable", "norandmaps", "panic=-1"}, nil},
+		{"arm64", "tcg", []string{"console=ttyAMA0", "nohz=off", "norandmaps"}, []string{"tsc=unstable"}},
+		{"amd64", "kvm", []string{"console=ttyS0"}, []string{"nohz=off", "tsc=unstable", "norandmaps"}},
+		{"arm64", "hvf", []string{"console=ttyAMA0"}, []string{"nohz=off", "tsc=unstable", "norandmaps"}},
 	} {
 		args := strings.Fields(kernelCmdline(tc.goarch, tc.accel))
 		for _, w := range tc.want {
