@@ -11,6 +11,8 @@
 #     time and as a ratio to the cold build;
 #   - the seconds each phase took, and the time from starting QEMU on the
 #     image (SeaBIOS, single-threaded TCG) to its login prompt.
+# BENCH_LOGS=DIR keeps each build's log there, with dib-run-parts' time
+# for every hook.
 # A cold build takes 15-35 minutes under TCG, depending on the host; the
 # whole run about an hour per round. Run it on an otherwise idle machine.
 set -euo pipefail
@@ -36,6 +38,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 work=$(mktemp -d)
 cleanup() {
+  if [ -n "${BENCH_LOGS:-}" ] && mkdir -p "$BENCH_LOGS"; then cp "$work"/*.log "$BENCH_LOGS"/ 2>/dev/null || true; fi
   if [ -n "$base_rev" ] && [ -d "$work/base" ]; then git worktree remove --force "$work/base" || true; fi
   rm -rf "$work"
 }
