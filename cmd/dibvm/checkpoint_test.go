@@ -39,7 +39,8 @@ func newCheckpointBuild(t *testing.T) *checkpointBuild {
 }
 
 // built is one build's output: the tree's files and the lines of
-// steps.log, one per phase that ran, with the time it ran.
+// steps.log, one per hook that ran, with the time it ran: root.d,
+// pre-install.d, install.d's slow hook, install.d's other, post-install.d.
 type built struct {
 	files  map[string]string
 	steps  []string
@@ -112,16 +113,17 @@ func checkpointLines(stdout string) string {
 	return strings.Join(out, "\n")
 }
 
-// A rebuild resumes from the last phase whose inputs are unchanged,
-// runs the phases after it, and gives the tree a build from the start
-// gives; a change to what shaped root.d starts from the beginning.
+// A rebuild resumes from the last phase whose inputs are unchanged, or
+// inside the next one after its last slow hook before the change, runs
+// the rest, and gives the tree a build from the start gives; a change to
+// what shaped root.d starts from the beginning.
 func TestCreateResumesFromCheckpoints(t *testing.T) {
 	c := newCheckpointBuild(t)
 	cold := c.build("cold")
 	wantLines(t, "cold build", cold.stdout,
 		"dibvm: no checkpoint after root.d: none made yet for these elements",
-		"dibvm: kept the tree after root.d (", "pre-install.d (", "install.d (", "post-install.d (")
-	if len(cold.steps) != 4 {
+		"dibvm: kept the tree after root.d (", "pre-install.d (", "install.d/40-slow (", "install.d (", "post-install.d (")
+	if len(cold.steps) != 5 {
 		t.Fatalf("steps.log of the cold build: %q", cold.steps)
 	}
 
@@ -138,7 +140,7 @@ func TestCreateResumesFromCheckpoints(t *testing.T) {
 	// Without checkpoints, every hook runs again: the same files, only
 	// the times in steps.log differ.
 	fresh := c.build("fresh", "DIB_NO_CHECKPOINTS=1")
-	if checkpointLines(fresh.stdout) != "" || len(fresh.steps) != 4 || fresh.steps[0] == cold.steps[0] {
+	if checkpointLines(fresh.stdout) != "" || len(fresh.steps) != 5 || fresh.steps[0] == cold.steps[0] {
 		t.Errorf("DIB_NO_CHECKPOINTS=1: steps %q\n%s", fresh.steps, checkpointLines(fresh.stdout))
 	}
 	delete(fresh.files, "steps.log")
@@ -148,15 +150,26 @@ func TestCreateResumesFromCheckpoints(t *testing.T) {
 		t.Error("a build without checkpoints makes other files than one with them")
 	}
 
-	// One install.d hook changed: root.d and pre-install.d are kept.
+	// One install.d hook changed: the build goes on after the slow hook
+	// before it, which it does not run again.
 	c.edit("install.d/50-steps")
 	changed := c.build("install-changed")
 	wantLines(t, "install.d changed", changed.stdout,
-		"dibvm: resuming after pre-install.d from checkpoint ",
+		"dibvm: resuming after install.d/40-slow from checkpoint ",
 		"dibvm: no checkpoint after install.d: changed since checkpoint ",
-		"hooks/install.d/50-steps (changed)")
-	if !slices.Equal(changed.steps[:2], cold.steps[:2]) || changed.steps[2] == cold.steps[2] || changed.steps[3] == cold.steps[3] {
-		t.Errorf("after an install.d change, steps ran %q; the cold build's %q", changed.steps, cold.steps)
+		"hooks/install.d/50-steps (changed)",
+		"Resuming after install.d/40-slow")
+	if !slices.Equal(changed.steps[:3], cold.steps[:3]) || changed.steps[3] == cold.steps[3] || changed.steps[4] == cold.steps[4] {
+		t.Errorf("after a change to install.d's last hook, steps ran %q; the cold build's %q", changed.steps, cold.steps)
+	}
+	// The slow hook changed: root.d and pre-install.d are kept.
+	c.edit("install.d/40-slow")
+	slow := c.build("slow-changed")
+	wantLines(t, "install.d's slow hook changed", slow.stdout,
+		"dibvm: resuming after pre-install.d from checkpoint ",
+		"hooks/install.d/40-slow (changed)")
+	if !slices.Equal(slow.steps[:2], cold.steps[:2]) || slow.steps[2] == cold.steps[2] {
+		t.Errorf("after a change to install.d's slow hook, steps ran %q; the cold build's %q", slow.steps, cold.steps)
 	}
 
 	// Each of these shapes root.d: nothing is kept.
@@ -203,11 +216,11 @@ func TestCreateRebuildsDamagedCheckpoint(t *testing.T) {
 	}
 	b := c.build("damaged")
 	wantLines(t, "damaged checkpoint", b.stdout,
-		"dibvm: resuming after pre-install.d from checkpoint ",
+		"dibvm: resuming after install.d/40-slow from checkpoint ",
 		"dibvm: no checkpoint after install.d: checkpoint "+install.Key[:12]+" after install.d: its layer "+install.Layer+" is not what was written",
 		"it was removed",
 		"dibvm: kept the tree after install.d (", "post-install.d (")
-	if !slices.Equal(b.steps[:2], cold.steps[:2]) || b.steps[2] == cold.steps[2] {
+	if !slices.Equal(b.steps[:3], cold.steps[:3]) || b.steps[3] == cold.steps[3] {
 		t.Errorf("steps %q after the damaged checkpoint; cold %q", b.steps, cold.steps)
 	}
 	again := c.build("again")
@@ -220,14 +233,14 @@ func TestCreateRebuildsDamagedCheckpoint(t *testing.T) {
 	// limits, and --all everything.
 	env := []string{"DIBVM_CHECKPOINTS_DIR=" + c.store}
 	ls := dibvm(t, env, time.Minute, "cache", "ls")
-	wantLines(t, "cache ls", ls.stdout, "CHECKPOINT", "root.d", "post-install.d", "checkpoint-steps tiny-os", "4 checkpoints, ")
+	wantLines(t, "cache ls", ls.stdout, "CHECKPOINT", "root.d", "post-install.d", "checkpoint-steps tiny-os", "5 checkpoints, ")
 	if ls.code != 0 {
 		t.Errorf("cache ls: exit %d\n%s", ls.code, ls.stderr)
 	}
 	kept := dibvm(t, env, time.Minute, "cache", "prune")
 	wantLines(t, "cache prune", kept.stdout, "Removed 0 checkpoints and 0 leftover files")
 	all := dibvm(t, env, time.Minute, "cache", "prune", "--all")
-	wantLines(t, "cache prune --all", all.stdout, "Removed 4 checkpoints")
+	wantLines(t, "cache prune --all", all.stdout, "Removed 5 checkpoints")
 	left, _ := filepath.Glob(filepath.Join(c.store, "*"))
 	for _, f := range left {
 		if n := filepath.Base(f); n != "lock" && n != "meta.lock" {
@@ -269,7 +282,7 @@ func TestCreateConcurrentCheckpoints(t *testing.T) {
 		layers[m.Layer] = true
 	}
 	slices.Sort(phases)
-	if want := []string{"install.d", "post-install.d", "pre-install.d", "root.d"}; !slices.Equal(phases, want) {
+	if want := []string{"install.d", "install.d/40-slow", "post-install.d", "pre-install.d", "root.d"}; !slices.Equal(phases, want) {
 		t.Errorf("checkpoints after %v, want one of each of %v", phases, want)
 	}
 	files, _ := filepath.Glob(filepath.Join(c.store, "*.qcow2"))

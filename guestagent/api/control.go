@@ -39,11 +39,24 @@ type Message struct {
 	// the scratch disk's filesystem and waits, on its stdin, for the
 	// host's go-ahead once it has switched the disk to a new layer.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	// Hook: the build is about to start a hook of a phase it may keep
+	// the tree inside (Spec.SlowHookSeconds). The host allows a
+	// checkpoint after a hook only while no later one has started.
+	Hook *Hook `json:"hook,omitempty"`
+}
+
+// Hook names a hook of a phase.
+type Hook struct {
+	Phase  string `json:"phase"`
+	Script string `json:"script"`
 }
 
 // Checkpoint is what the build says when its tree can be kept.
 type Checkpoint struct {
 	Phase string `json:"phase"`
+	// Hook, when set, is the hook of Phase after which the tree is
+	// kept, the phase's later hooks still to run.
+	Hook string `json:"hook,omitempty"`
 	// Suites are the APT suites of the tree's package lists and the
 	// Date of each one's Release file, for the host to record.
 	Suites []Suite `json:"suites,omitempty"`
@@ -83,6 +96,9 @@ func (m Message) kinds() []string {
 	}
 	if m.Checkpoint != nil {
 		k = append(k, "checkpoint")
+	}
+	if m.Hook != nil {
+		k = append(k, "hook")
 	}
 	return k
 }
@@ -178,7 +194,7 @@ func ReadMessage(r io.Reader) (Message, error) {
 		return Message{}, &ProtocolError{"a frame holds more than one JSON value"}
 	}
 	if k := m.kinds(); len(k) != 1 {
-		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds %d kinds of message %v; want exactly one of break, checkpoint, result, failure, error", len(k), k)}
+		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds %d kinds of message %v; want exactly one of break, checkpoint, hook, result, failure, error", len(k), k)}
 	}
 	return m, nil
 }

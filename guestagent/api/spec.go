@@ -59,10 +59,27 @@ type Spec struct {
 	// build stops for the host to keep the scratch disk as a checkpoint
 	// (see Checkpoint).
 	Checkpoints []string `json:"checkpoints,omitempty"`
-	// Resume is the phase after which the scratch disk, as the host
-	// attached it, was kept: the build skips every phase up to it and
-	// goes on from there. Empty for a build from nothing.
+	// SlowHookSeconds, when not 0, has the build stop for a checkpoint
+	// inside a phase of Checkpoints too: after each of its hooks that ran
+	// this long or longer, unless it was the phase's last. In those
+	// phases the build tells the host of each hook before it starts (see
+	// Hook).
+	SlowHookSeconds int `json:"slow_hook_seconds,omitempty"`
+	// Resume is where the scratch disk, as the host attached it, was
+	// kept: after a phase, or after one of its hooks ("install.d/10-x",
+	// see CheckpointName). The build skips everything up to there and
+	// goes on. Empty for a build from nothing.
 	Resume string `json:"resume,omitempty"`
+}
+
+// CheckpointName names the point of a build a checkpoint was kept at:
+// the phase, for the end of it, or "phase/hook" after one of its hooks
+// (hook names never hold a slash).
+func CheckpointName(phase, hook string) string {
+	if hook == "" {
+		return phase
+	}
+	return phase + "/" + hook
 }
 
 // CheckpointPhases are the phases after which a build can be kept, in

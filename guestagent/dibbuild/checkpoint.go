@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/hookrunner"
 )
 
 // The freeze ioctls of linux/fs.h, _IOWR('X', 119, int) and
@@ -21,15 +23,16 @@ const (
 	fiThaw   = 0xc0045878
 )
 
-// checkpoint, after a phase the host asked to keep, brings the scratch
-// disk to rest and hands it over: everything written is flushed and the
-// filesystem frozen, so that the disk holds a clean filesystem that a
-// later build can mount; the host switches the disk to a new layer and
-// says go on; the filesystem thaws.
-func (b *build) checkpoint(phase string) error {
+// checkpoint, after a phase the host asked to keep, or after a slow hook
+// of it, brings the scratch disk to rest and hands it over: everything
+// written is flushed and the filesystem frozen, so that the disk holds a
+// clean filesystem that a later build can mount; the host switches the
+// disk to a new layer and says go on; the filesystem thaws.
+func (b *build) checkpoint(phase, hook string) error {
 	if !slices.Contains(b.spec.Checkpoints, phase) {
 		return nil
 	}
+	name := api.CheckpointName(phase, hook)
 	suites := aptSuites(b.built)
 	dir, err := os.Open(root)
 	if err != nil {
@@ -39,18 +42,48 @@ func (b *build) checkpoint(phase string) error {
 	unix.Sync()
 	if err := unix.IoctlSetInt(int(dir.Fd()), fiFreeze, 0); err != nil {
 		// No checkpoint, then: the host keeps only what it is told of.
-		fmt.Fprintf(b.out, "dib-build: no checkpoint after %s: freeze %s: %v\n", phase, root, err)
+		fmt.Fprintf(b.out, "dib-build: no checkpoint after %s: freeze %s: %v\n", name, root, err)
 		return nil
 	}
-	b.tell(api.Message{Checkpoint: &api.Checkpoint{Phase: phase, Suites: suites}})
+	b.tell(api.Message{Checkpoint: &api.Checkpoint{Phase: phase, Hook: hook, Suites: suites}})
 	_, waitErr := b.stdin.ReadString('\n')
 	if err := unix.IoctlSetInt(int(dir.Fd()), fiThaw, 0); err != nil {
 		return fmt.Errorf("thaw %s after the checkpoint: %w", root, err)
 	}
 	if waitErr != nil {
-		return fmt.Errorf("waiting for the checkpoint after %s: the host went away: %w", phase, waitErr)
+		return fmt.Errorf("waiting for the checkpoint after %s: the host went away: %w", name, waitErr)
 	}
 	return nil
+}
+
+// watcher is what hears of the hooks of phase, if the build may keep
+// the tree inside it: nil where it may not.
+func (b *build) watcher(phase string) hookrunner.Watcher {
+	if b.spec.SlowHookSeconds <= 0 || !slices.Contains(b.spec.Checkpoints, phase) {
+		return nil
+	}
+	return &hookWatch{b: b, phase: phase}
+}
+
+// hookWatch tells the host of each hook before it starts, so that the
+// host can refuse a checkpoint said to be after a hook when a later one
+// has run (a hook is root here, and could forge one), and keeps the
+// tree after each slow hook.
+type hookWatch struct {
+	b     *build
+	phase string
+}
+
+func (w *hookWatch) Starting(script string) error {
+	// Written before the hook starts: nothing it does can come before.
+	return api.WriteMessage(w.b.ctl, api.Message{Hook: &api.Hook{Phase: w.phase, Script: script}})
+}
+
+func (w *hookWatch) Finished(script string, took time.Duration, more bool) error {
+	if !more || took < time.Duration(w.b.spec.SlowHookSeconds)*time.Second {
+		return nil
+	}
+	return w.b.checkpoint(w.phase, script)
 }
 
 // Bounds on what a checkpoint reports of the tree's APT suites.

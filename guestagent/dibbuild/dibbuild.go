@@ -114,30 +114,52 @@ func (b *build) run() error {
 		return err
 	}
 	// The phases a build can be kept after (api.CheckpointPhases), each
-	// with those since the one before. A resumed build skips them up to
-	// the one its scratch disk was kept after.
-	skip := b.spec.Resume != ""
+	// with those since the one before, given the hook of its own phase
+	// to go on after (empty for the first). A resumed build skips them
+	// up to where its scratch disk was kept.
+	resume, after, _ := strings.Cut(b.spec.Resume, "/")
+	skip := resume != ""
 	for _, st := range []struct {
 		phase string
-		steps []func() error
+		run   func(after string) error
 	}{
-		{"root.d", []func() error{func() error { return b.outside("root.d") }, b.checkRoot}},
-		{"pre-install.d", []func() error{
-			func() error { return b.outside("extra-data.d") },
-			func() error { return b.inside("pre-install.d") },
+		{"root.d", func(after string) error {
+			if err := b.outside("root.d", after); err != nil {
+				return err
+			}
+			return b.checkRoot()
 		}},
-		{"install.d", []func() error{func() error { return b.inside("install.d") }, b.extraPackages}},
-		{"post-install.d", []func() error{func() error { return b.inside("post-install.d") }}},
-	} {
-		if skip {
-			skip = st.phase != b.spec.Resume
-		} else {
-			for _, step := range st.steps {
-				if err := step(); err != nil {
+		{"pre-install.d", func(after string) error {
+			if after == "" {
+				if err := b.outside("extra-data.d", ""); err != nil {
 					return err
 				}
 			}
-			if err := b.checkpoint(st.phase); err != nil {
+			return b.inside("pre-install.d", after)
+		}},
+		{"install.d", func(after string) error {
+			if err := b.inside("install.d", after); err != nil {
+				return err
+			}
+			return b.extraPackages()
+		}},
+		{"post-install.d", func(after string) error { return b.inside("post-install.d", after) }},
+	} {
+		ran := true
+		switch {
+		case skip && st.phase == resume && after != "":
+			skip = false
+			err = st.run(after)
+		case skip:
+			skip, ran = st.phase != resume, false
+		default:
+			err = st.run("")
+		}
+		if err != nil {
+			return err
+		}
+		if ran {
+			if err := b.checkpoint(st.phase, ""); err != nil {
 				return err
 			}
 		}
@@ -148,17 +170,17 @@ func (b *build) run() error {
 		}
 	}
 	for _, step := range []func() error{
-		func() error { return b.outside("post-root.d") },
+		func() error { return b.outside("post-root.d", "") },
 		b.blockDevice,
-		func() error { return b.outside("pre-finalise.d") },
-		func() error { return b.inside("finalise.d") },
+		func() error { return b.outside("pre-finalise.d", "") },
+		func() error { return b.inside("finalise.d", "") },
 	} {
 		if err := step(); err != nil {
 			return err
 		}
 	}
 	b.unmountTarget()
-	if err := b.outside("cleanup.d"); err != nil {
+	if err := b.outside("cleanup.d", ""); err != nil {
 		return err
 	}
 	if err := b.finishTree(); err != nil {
@@ -173,7 +195,7 @@ func (b *build) blockDevice() error {
 	if b.spec.Layout == nil {
 		return nil
 	}
-	if err := b.outside("block-device.d"); err != nil {
+	if err := b.outside("block-device.d", ""); err != nil {
 		return err
 	}
 	b.unmountTarget()
@@ -389,15 +411,18 @@ func (b *build) environment() []string {
 
 // outside runs a phase outside the chroot, if any element has it, with
 // its breakpoints (which DIB honours whether or not the phase has hooks).
-func (b *build) outside(phase string) error {
+func (b *build) outside(phase, after string) error {
 	name := strings.TrimSuffix(phase, ".d")
-	if err := b.stop("before-"+name, false); err != nil {
-		return err
+	if after == "" {
+		if err := b.stop("before-"+name, false); err != nil {
+			return err
+		}
 	}
 	dir := filepath.Join(b.hooks, phase)
 	if _, err := os.Stat(dir); err == nil {
 		fmt.Fprintf(b.out, "Running hooks from %s\n", dir)
-		if err := hookrunner.Run(dir, b.env, b.out); err != nil {
+		opt := hookrunner.Options{After: after, Watch: b.watcher(phase)}
+		if err := hookrunner.RunWith(dir, b.env, b.out, opt); err != nil {
 			return err
 		}
 	}
@@ -406,22 +431,25 @@ func (b *build) outside(phase string) error {
 
 // inside runs a phase chrooted into the target, with the hooks visible
 // read-only at /tmp/in_target.d, as DIB's run_d_in_target does, and with
-// its breakpoints, where the shell is in the chroot too.
-func (b *build) inside(phase string) error {
+// its breakpoints, where the shell is in the chroot too. A resumed build
+// goes on after the hook given.
+func (b *build) inside(phase, after string) error {
 	if _, err := os.Stat(filepath.Join(b.hooks, phase)); err != nil {
 		return nil // DIB has no breakpoints for a chroot phase without hooks
 	}
 	name := strings.TrimSuffix(phase, ".d")
-	if err := b.stop("before-"+name, true); err != nil {
-		return err
+	if after == "" {
+		if err := b.stop("before-"+name, true); err != nil {
+			return err
+		}
 	}
-	if err := b.runInside(phase); err != nil {
+	if err := b.runInside(phase, after); err != nil {
 		return err
 	}
 	return b.stop("after-"+name, true)
 }
 
-func (b *build) runInside(phase string) error {
+func (b *build) runInside(phase, after string) error {
 	inTarget := filepath.Join(b.target, "tmp", "in_target.d")
 	if err := os.MkdirAll(inTarget, 0o755); err != nil {
 		return err
@@ -436,10 +464,18 @@ func (b *build) runInside(phase string) error {
 	failure := filepath.Join(b.target, "tmp", "dibvm-failure.json")
 	os.Remove(failure)
 	fmt.Fprintf(b.out, "Running hooks from /tmp/in_target.d/%s in the target\n", phase)
-	cmd := exec.Command("chroot", b.target, "/tmp/in_target.d/dib-run-parts", "/tmp/in_target.d/"+phase)
+	args := []string{b.target, "/tmp/in_target.d/dib-run-parts"}
+	if after != "" {
+		args = append(args, "--after", after)
+	}
+	watch := b.watcher(phase)
+	if watch != nil {
+		args = append(args, "--watch")
+	}
+	cmd := exec.Command("chroot", append(args, "/tmp/in_target.d/"+phase)...)
 	cmd.Env = append(b.env, "DIBVM_FAILURE_FILE=/tmp/dibvm-failure.json")
 	cmd.Stdout, cmd.Stderr = b.out, b.out
-	err := cmd.Run()
+	err := runWatched(cmd, watch)
 	if err == nil {
 		return nil
 	}
@@ -450,6 +486,41 @@ func (b *build) runInside(phase string) error {
 		return f
 	}
 	return fmt.Errorf("%s in the target: %w", phase, err)
+}
+
+// runWatched runs a dib-run-parts --watch, answering it for watch, or
+// cmd as it is when watch is nil.
+func runWatched(cmd *exec.Cmd, watch hookrunner.Watcher) error {
+	if watch == nil {
+		return cmd.Run()
+	}
+	events, eventsW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	answersR, answers, err := os.Pipe()
+	if err != nil {
+		events.Close()
+		eventsW.Close()
+		return err
+	}
+	cmd.ExtraFiles = []*os.File{eventsW, answersR} // its 3 and 4
+	err = cmd.Start()
+	eventsW.Close()
+	answersR.Close()
+	if err != nil {
+		events.Close()
+		answers.Close()
+		return err
+	}
+	serveErr := hookrunner.Serve(events, answers, watch)
+	events.Close()
+	answers.Close()
+	err = cmd.Wait()
+	if serveErr != nil {
+		return serveErr
+	}
+	return err
 }
 
 // extraPackages installs the -p packages in the target after install.d,

@@ -9,6 +9,7 @@
 package hookrunner
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -17,8 +18,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dibvm/dibvm/elements/runparts"
@@ -31,18 +35,54 @@ const prefix = "dib-run-parts "
 // environment.d files beside dir are sourced into it first. Output goes to
 // out (DIB's progress lines, the scripts' own stdout and stderr).
 func Run(dir string, env []string, out io.Writer) error {
+	return RunWith(dir, env, out, Options{})
+}
+
+// Options change which hooks a run starts with and who hears of them.
+type Options struct {
+	// After, when set, is a hook already run: the run starts with the
+	// one after it, as a build resumed from the tree kept after it does.
+	After string
+	// Watch, when set, hears of each hook as it starts and ends.
+	Watch Watcher
+}
+
+// Watcher hears of the hooks of a run, in order, and may hold the run
+// up in between: the build keeps its tree after a slow hook.
+type Watcher interface {
+	// Starting is called before the hook starts.
+	Starting(script string) error
+	// Finished is called when the hook has succeeded, with how long it
+	// took and whether hooks remain.
+	Finished(script string, took time.Duration, more bool) error
+}
+
+// RunWith runs the hooks in dir as Run does, as opt says.
+func RunWith(dir string, env []string, out io.Writer, opt Options) error {
 	phase := filepath.Base(dir)
 	entries, err := readEntries(dir)
 	if err != nil {
 		return err
 	}
 	scripts, _ := runparts.Scripts(entries)
+	if opt.After != "" {
+		i := slices.Index(scripts, opt.After)
+		if i < 0 {
+			return fmt.Errorf("%s has no hook %s to go on after", dir, opt.After)
+		}
+		scripts = scripts[i+1:]
+	}
 	env, err = sourceEnvironment(filepath.Join(dir, "..", "environment.d"), env, out)
 	if err != nil {
 		return fmt.Errorf("%s: environment.d: %w", phase, err)
 	}
 	var timings []runparts.Timing
-	for _, s := range scripts {
+	for i, s := range scripts {
+		if opt.Watch != nil {
+			if err := opt.Watch.Starting(s); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(out, "%sRunning %s/%s\n", prefix, dir, s)
 		start := time.Now()
 		if err := runScript(filepath.Join(dir, s), env, out); err != nil {
@@ -52,8 +92,14 @@ func Run(dir string, env []string, out io.Writer) error {
 			}
 			return err
 		}
-		timings = append(timings, runparts.Timing{Name: s, Duration: time.Since(start)})
+		took := time.Since(start)
+		timings = append(timings, runparts.Timing{Name: s, Duration: took})
 		fmt.Fprintf(out, "%s%s completed\n", prefix, s)
+		if opt.Watch != nil {
+			if err := opt.Watch.Finished(s, took, i < len(scripts)-1); err != nil {
+				return err
+			}
+		}
 	}
 	fmt.Fprint(out, runparts.Profile(prefix, phase, timings))
 	return nil
@@ -209,9 +255,16 @@ func (t *tailWriter) lines() []string {
 	return out
 }
 
-// Main is dib-run-parts's command line: dib-run-parts [--list] DIR. On a
-// failure it exits with the script's status and, if DIBVM_FAILURE_FILE is
-// set, records the failure there.
+// Main is dib-run-parts's command line:
+//
+//	dib-run-parts [--list] DIR
+//	dib-run-parts [--after HOOK] [--watch] DIR
+//
+// On a failure it exits with the script's status and, if
+// DIBVM_FAILURE_FILE is set, records the failure there. --after and
+// --watch are the build's own (see Options): with --watch it tells of
+// each hook on file descriptor 3 and waits for the answer on 4 (see
+// Serve), which no hook inherits.
 func Main(args []string) int {
 	if len(args) == 2 && args[0] == "--list" {
 		entries, err := readEntries(args[1])
@@ -225,11 +278,25 @@ func Main(args []string) int {
 		}
 		return 0
 	}
+	var opt Options
+	for len(args) > 1 {
+		switch {
+		case args[0] == "--after" && len(args) > 2:
+			opt.After, args = args[1], args[2:]
+		case args[0] == "--watch":
+			syscall.CloseOnExec(watchFD)
+			syscall.CloseOnExec(answerFD)
+			opt.Watch = &pipeWatcher{w: os.NewFile(watchFD, "watch"), r: bufio.NewReader(os.NewFile(answerFD, "answer"))}
+			args = args[1:]
+		default:
+			args = nil
+		}
+	}
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "Usage: dib-run-parts [--list] scripts_directory")
 		return 1
 	}
-	err := Run(args[0], os.Environ(), os.Stdout)
+	err := RunWith(args[0], os.Environ(), os.Stdout, opt)
 	if err == nil {
 		return 0
 	}
@@ -245,4 +312,74 @@ func Main(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "%s%v\n", prefix, err)
 	return 1
+}
+
+// The descriptors of --watch: the first extra file and the second.
+const (
+	watchFD  = 3
+	answerFD = 4
+)
+
+// pipeWatcher is a Watcher in another process (Serve's), one line each
+// way per event: "start HOOK", or "done HOOK NANOSECONDS MORE"; then
+// "ok", or "error WHY".
+type pipeWatcher struct {
+	w io.Writer
+	r *bufio.Reader
+}
+
+func (p *pipeWatcher) Starting(script string) error {
+	return p.ask("start " + script)
+}
+
+func (p *pipeWatcher) Finished(script string, took time.Duration, more bool) error {
+	return p.ask(fmt.Sprintf("done %s %d %t", script, took.Nanoseconds(), more))
+}
+
+func (p *pipeWatcher) ask(line string) error {
+	if _, err := io.WriteString(p.w, line+"\n"); err != nil {
+		return fmt.Errorf("tell the build: %w", err)
+	}
+	answer, err := p.r.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("the build did not answer: %w", err)
+	}
+	if why, ok := strings.CutPrefix(strings.TrimSuffix(answer, "\n"), "error "); ok {
+		return errors.New(why)
+	}
+	return nil
+}
+
+// Serve answers a dib-run-parts --watch that writes to r and reads from
+// w, passing its events to watch, until r ends.
+func Serve(r io.Reader, w io.Writer, watch Watcher) error {
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		f := strings.Fields(s.Text())
+		var err error
+		switch {
+		case len(f) == 2 && f[0] == "start":
+			err = watch.Starting(f[1])
+		case len(f) == 4 && f[0] == "done":
+			ns, perr := strconv.ParseInt(f[2], 10, 64)
+			more, berr := strconv.ParseBool(f[3])
+			if perr != nil || berr != nil {
+				return fmt.Errorf("dib-run-parts said %q", s.Text())
+			}
+			err = watch.Finished(f[1], time.Duration(ns), more)
+		default:
+			return fmt.Errorf("dib-run-parts said %q", s.Text())
+		}
+		answer := "ok\n"
+		if err != nil {
+			answer = "error " + strings.ReplaceAll(err.Error(), "\n", " ") + "\n"
+		}
+		if _, werr := io.WriteString(w, answer); werr != nil {
+			return werr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return s.Err()
 }

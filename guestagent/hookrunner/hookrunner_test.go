@@ -1,12 +1,16 @@
 package hookrunner
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dibvm/dibvm/guestagent/api"
 )
@@ -88,5 +92,74 @@ func TestRunKeepsExportedFunctions(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "vm=/e/vm\n") {
 		t.Errorf("the hook did not get the function:\n%s", out.String())
+	}
+}
+
+// events records what a Watcher hears, and refuses to go on after one
+// hook.
+type events struct {
+	got    []string
+	refuse string
+}
+
+func (e *events) Starting(script string) error {
+	e.got = append(e.got, "start "+script)
+	return nil
+}
+
+func (e *events) Finished(script string, took time.Duration, more bool) error {
+	e.got = append(e.got, fmt.Sprintf("done %s more=%v slow=%v", script, more, took >= 200*time.Millisecond))
+	if script == e.refuse {
+		return errors.New("no checkpoint today")
+	}
+	return nil
+}
+
+// A run resumed after a hook starts with the next one, and its watcher,
+// in this process or across the pipes of dib-run-parts --watch, hears of
+// each hook in order, how long it took, and whether more follow; a
+// watcher's error stops the run.
+func TestRunAfterAndWatch(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "install.d")
+	write(t, filepath.Join(dir, "10-a"), "#!/bin/sh\necho a\n", 0o755)
+	write(t, filepath.Join(dir, "20-b"), "#!/bin/sh\nsleep 0.3\n", 0o755)
+	write(t, filepath.Join(dir, "30-c"), "#!/bin/sh\necho c\n", 0o755)
+	env := []string{"PATH=/usr/bin:/bin"}
+
+	var out bytes.Buffer
+	e := &events{}
+	if err := RunWith(dir, env, &out, Options{After: "10-a", Watch: e}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	want := []string{"start 20-b", "done 20-b more=true slow=true", "start 30-c", "done 30-c more=false slow=false"}
+	if !slices.Equal(e.got, want) {
+		t.Errorf("heard %q, want %q", e.got, want)
+	}
+	if strings.Contains(out.String(), "Running "+dir+"/10-a") {
+		t.Errorf("ran 10-a again:\n%s", out.String())
+	}
+	if err := RunWith(dir, env, &out, Options{After: "15-gone"}); err == nil || !strings.Contains(err.Error(), "no hook 15-gone") {
+		t.Errorf("after a hook that is not there: %v", err)
+	}
+
+	// Across pipes, as dib-run-parts --watch and the build talk.
+	eventsR, eventsW, _ := os.Pipe()
+	answersR, answersW, _ := os.Pipe()
+	e = &events{refuse: "20-b"}
+	served := make(chan error, 1)
+	go func() { served <- Serve(eventsR, answersW, e) }()
+	w := &pipeWatcher{w: eventsW, r: bufio.NewReader(answersR)}
+	err := RunWith(dir, env, &out, Options{Watch: w})
+	eventsW.Close()
+	if err == nil || err.Error() != "no checkpoint today" {
+		t.Errorf("run: %v, want the watcher's refusal", err)
+	}
+	if err := <-served; err == nil {
+		t.Errorf("Serve ended without the refusal")
+	}
+	want = []string{"start 10-a", "done 10-a more=true slow=false", "start 20-b", "done 20-b more=true slow=true"}
+	if !slices.Equal(e.got, want) {
+		t.Errorf("heard across pipes %q, want %q", e.got, want)
 	}
 }

@@ -281,7 +281,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	breaks, _ := breakpoint.Parse(spec.Break) // checked in Prepare
 	ctl := &control{
 		breaks: breaks, types: o.Types, diskSize: o.ScratchSize,
-		checkpoints: spec.Checkpoints,
+		checkpoints: keep.names(),
 		onBreak: func(b api.Break) {
 			p.breakShell(m, b)
 			io.WriteString(resume, "\n")

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dibvm/dibvm/elements"
+	"github.com/dibvm/dibvm/elements/runparts"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/machine"
@@ -30,13 +32,35 @@ type Checkpoints struct {
 	Limits checkpoint.Limits // --checkpoint-max-age, --cache-max-size
 }
 
-// step is one phase a build can be kept after (api.CheckpointPhases),
-// with what shapes the tree in it.
+// step is one point a build can be kept at: after a phase of
+// api.CheckpointPhases, or after one of its hooks (a sub-step), with
+// what shapes the tree up to there since the phase before.
 type step struct {
 	phase  string
+	hook   string // of a sub-step: the hook of phase it is after
 	inputs checkpoint.Inputs
+	base   string // the key of the step after the phase before; "" for the first
 	key    string
 	run    bool // some element has hooks for it, or it installs -p packages
+
+	// Of a phase's step: its hooks in run order, and the sub-steps
+	// after each but the last (set by chainKeys).
+	hooks []hookFiles
+	subs  []*step
+}
+
+// name is what the build and its checkpoints call the step (see
+// api.CheckpointName).
+func (s *step) name() string { return api.CheckpointName(s.phase, s.hook) }
+
+// hookFiles is a hook of a phase, with the names its file has among the
+// inputs: hooks/<phase>/<hook>, and elements/<element>/<phase>/<hook>.
+type hookFiles struct {
+	name  string
+	files []string
+	// regular: an executable file, which runs for certain. A symlink
+	// may run or not: it stays in every key.
+	regular bool
 }
 
 // stepPhases are the phases each step runs: the one it is named for and
@@ -96,9 +120,14 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 	}
 	if len(spec.Packages) > 0 {
 		s := byPhase["install.d"]
-		s.inputs.AddString("-p packages", strings.Join(spec.Packages, ","))
+		s.inputs.AddString(extraPackagesInput, strings.Join(spec.Packages, ","))
 		s.run = true
 	}
+	// The hooks of each step's own phase that dib-run-parts may run (an
+	// executable file in hooks/<phase>, or a symlink there), and the
+	// names of each one's files: "<phase>/<hook>" -> paths.
+	runs := map[string][]hookFiles{}
+	files := map[string][]string{}
 	tr := tar.NewReader(bytes.NewReader(tarball))
 	for {
 		hdr, err := tr.Next()
@@ -124,22 +153,86 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 			s.run = s.run || (strings.HasPrefix(name, "hooks/") && hdr.Typeflag != tar.TypeDir)
 		}
 		// Files of the phases after the last step shape nothing kept.
+		if ph, script, ok := hookOf(name); ok && byPhase[ph] != nil && byPhase[ph].phase == ph {
+			files[ph+"/"+script] = append(files[ph+"/"+script], name)
+			if strings.HasPrefix(name, "hooks/") && (hdr.Typeflag == tar.TypeSymlink || hdr.Typeflag == tar.TypeReg && hdr.Mode&0o111 != 0) {
+				runs[ph] = append(runs[ph], hookFiles{name: script, regular: hdr.Typeflag == tar.TypeReg})
+			}
+		}
+	}
+	for _, s := range steps {
+		// In the order dib-run-parts runs them, which the guest shares.
+		s.hooks = runs[s.phase]
+		slices.SortFunc(s.hooks, func(a, b hookFiles) int {
+			switch {
+			case runparts.LessNumeric(a.name, b.name):
+				return -1
+			case runparts.LessNumeric(b.name, a.name):
+				return 1
+			}
+			return 0
+		})
+		for i := range s.hooks {
+			s.hooks[i].files = files[s.phase+"/"+s.hooks[i].name]
+		}
 	}
 	steps[0].run = true // root.d must make the tree
 	return steps, nil
 }
 
+// hookOf says whether a path of the elements tar may be a hook: a file
+// directly in a phase directory, hooks/<phase>/<name> or
+// elements/<element>/<phase>/<name>, named as dib-run-parts runs.
+func hookOf(name string) (phase, script string, ok bool) {
+	parts := strings.Split(name, "/")
+	switch {
+	case len(parts) == 3 && parts[0] == "hooks":
+		phase, script = parts[1], parts[2]
+	case len(parts) == 4 && parts[0] == "elements":
+		phase, script = parts[2], parts[3]
+	default:
+		return "", "", false
+	}
+	return phase, script, runparts.ScriptName.MatchString(script)
+}
+
 // chainKeys sets the key of each step that runs, each made on the one
-// before.
+// before, and makes the sub-steps of each: the step after each of its
+// hooks but the last. A sub-step's key is made on the same key as its
+// phase's, from the same inputs but for the hooks that run after it
+// (and the -p packages, installed after all of install.d). The hooks
+// still to run cannot have shaped the tree, and the files of a phase
+// are those of its hooks, or read by them. So a change to one hook
+// leaves the keys of the sub-steps before it as they were.
 func chainKeys(steps []*step) {
 	parent := ""
 	for _, s := range steps {
-		if s.run {
-			s.key = checkpoint.Key(parent, s.phase, s.inputs)
-			parent = s.key
+		if !s.run {
+			continue
 		}
+		s.base = parent
+		s.key = checkpoint.Key(parent, s.phase, s.inputs)
+		s.subs = nil
+		for i := 0; i < len(s.hooks)-1; i++ {
+			in := maps.Clone(s.inputs)
+			delete(in, extraPackagesInput)
+			for _, later := range s.hooks[i+1:] {
+				if later.regular {
+					for _, f := range later.files {
+						delete(in, f)
+					}
+				}
+			}
+			sub := &step{phase: s.phase, hook: s.hooks[i].name, inputs: in, base: parent, run: true}
+			sub.key = checkpoint.Key(parent, sub.name(), in)
+			s.subs = append(s.subs, sub)
+		}
+		parent = s.key
 	}
 }
+
+// extraPackagesInput names the -p packages among install.d's inputs.
+const extraPackagesInput = "-p packages"
 
 // phaseOf is the phase a path of the elements tar belongs to, if any:
 // hooks/<phase>/... and elements/<element>/<phase>/...
@@ -186,27 +279,33 @@ var selfDigest = sync.OnceValues(func() (string, error) {
 })
 
 // keeper runs a build's checkpoints: it finds what to resume from before
-// the VM boots, and keeps the tree after each phase the guest reports.
+// the VM boots, and keeps the tree at each step the guest reports.
 type keeper struct {
 	ctx     context.Context
 	c       *Checkpoints
 	out     io.Writer
 	sess    *checkpoint.Session
-	steps   []*step
 	spec    *api.Spec
 	size    int64
-	chain   []*checkpoint.Meta // resumed from, then kept
+	order   []*step            // the steps that run, each phase's sub-steps before it
+	chain   []*checkpoint.Meta // the layers resumed from, bottom first, then those kept
 	active  *checkpoint.Layer  // the layer the guest writes
 	layers  []*checkpoint.Layer
-	next    int // index in steps of the next step to keep
+	next    int             // index in order of the first step still to keep
+	checked map[string]bool // layers verified by their digests
 	stopped bool
 	kept    []string
 }
 
-// startKeeper opens the store and finds the longest run of steps kept by
-// an earlier build with the same inputs, verifying each by its digest. It
-// sets the spec's Resume and Checkpoints and returns the scratch disk's
-// layer.
+// SlowHook is how long a hook runs before the build keeps its tree after
+// it: long enough that a checkpoint (about a second) is worth it.
+const SlowHook = 10 * time.Second
+
+// startKeeper opens the store and finds the furthest step kept by an
+// earlier build with the same inputs: the last phase kept, or inside the
+// next one, after the last hook kept, each layer under it verified by
+// its digest. It sets the spec's Resume, Checkpoints and SlowHookSeconds
+// and returns the scratch disk's layer.
 func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.Spec, steps []*step, size int64, mo machine.Options) (*keeper, error) {
 	self, err := selfDigest()
 	if err != nil {
@@ -225,55 +324,52 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 	if err != nil {
 		return nil, err
 	}
-	k := &keeper{ctx: ctx, c: c, out: out, sess: sess, steps: steps, spec: spec, size: size}
+	k := &keeper{ctx: ctx, c: c, out: out, sess: sess, spec: spec, size: size, checked: map[string]bool{}}
+	for _, s := range steps {
+		if s.run {
+			k.order = append(k.order, s.subs...)
+			k.order = append(k.order, s)
+		}
+	}
 	now := time.Now()
-	var below *checkpoint.Meta
-	miss := "" // the line saying why the first step not resumed missed
-	for i, s := range steps {
+	var at *step // resumed after
+	miss := ""   // the line saying why the next phase missed
+	for _, s := range steps {
 		if !s.run {
 			continue
 		}
-		m, err := sess.Get(s.key)
-		why := ""
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			why = k.explainMiss(s, below)
-		case err != nil:
-			why = err.Error()
-		default:
-			if ok, reason := checkpoint.Usable(m, below, c.Limits.MaxAge, now); !ok {
-				why = reason
-				if m.Made.After(now.Add(-c.Limits.MaxAge)) || c.Limits.MaxAge == 0 {
-					// Not its age: it sits on a checkpoint that was
-					// remade, and no build can use it again.
-					sess.Discard(m)
-				}
-			} else if err := sess.Verify(m); err != nil {
-				sess.Discard(m)
-				why = err.Error() + "; it was removed"
+		chain, why := k.find(s, now)
+		if why == "" {
+			k.chain, at = chain, s
+			continue
+		}
+		miss = fmt.Sprintf("dibvm: no checkpoint after %s: %s\n", s.phase, why)
+		// Inside the phase, after the last hook kept.
+		for _, sub := range slices.Backward(s.subs) {
+			if chain, why := k.find(sub, now); why == "" {
+				k.chain, at = chain, sub
+				break
 			}
 		}
-		if why != "" {
-			miss = fmt.Sprintf("dibvm: no checkpoint after %s: %s\n", s.phase, why)
-			k.next = i
-			break
-		}
-		k.chain = append(k.chain, m)
-		below = m
-		k.next = i + 1
+		break
 	}
-	if below != nil {
-		fmt.Fprintf(out, "dibvm: resuming after %s from checkpoint %s (made %s ago)\n", below.Phase, checkpoint.Short(below.Key), checkpoint.Age(now.Sub(below.Made)))
+	if at != nil {
+		below := k.chain[len(k.chain)-1]
+		fmt.Fprintf(out, "dibvm: resuming after %s from checkpoint %s (made %s ago)\n", at.name(), checkpoint.Short(below.Key), checkpoint.Age(now.Sub(below.Made)))
+		spec.Resume = at.name()
+		sess.Used(k.chain, now)
+		k.next = slices.Index(k.order, at) + 1
 	}
 	fmt.Fprint(out, miss)
-	if below != nil {
-		spec.Resume = below.Phase
-		sess.Used(k.chain, now)
-	}
-	for _, s := range steps[k.next:] {
-		if s.run {
+	for _, s := range k.order[k.next:] {
+		if s.hook == "" {
 			spec.Checkpoints = append(spec.Checkpoints, s.phase)
 		}
+	}
+	spec.SlowHookSeconds = int(SlowHook / time.Second)
+	var below *checkpoint.Meta
+	if n := len(k.chain); n > 0 {
+		below = k.chain[n-1]
 	}
 	if k.active, err = sess.NewLayer(below, size); err != nil {
 		sess.Close()
@@ -283,15 +379,77 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 	return k, nil
 }
 
+// names are the names of the steps still to keep, in order.
+func (k *keeper) names() []string {
+	if k == nil {
+		return nil
+	}
+	var out []string
+	for _, s := range k.order[k.next:] {
+		out = append(out, s.name())
+	}
+	return out
+}
+
+// find looks up the checkpoint of step s, and the layers it sits on down
+// to the first, each of which must be young enough and sound. It returns
+// them bottom first, or why there is none to resume from. A layer that
+// fails verification, or sits on a layer that was remade, is removed.
+func (k *keeper) find(s *step, now time.Time) ([]*checkpoint.Meta, string) {
+	m, err := k.sess.Get(s.key)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if s.hook != "" {
+			return nil, "none made yet"
+		}
+		return nil, k.explainMiss(s)
+	case err != nil:
+		return nil, err.Error()
+	}
+	// Down the chain of layers: those below a checkpoint may be of other
+	// steps than the ones before it (a build that resumed inside a phase
+	// kept its end on that).
+	chain := []*checkpoint.Meta{m}
+	for cur := m; cur.Parent != ""; {
+		p, err := k.sess.Get(cur.Parent)
+		if err != nil || len(chain) > maxChain {
+			return nil, fmt.Sprintf("checkpoint %s sits on checkpoint %s, which is gone", checkpoint.Short(cur.Key), checkpoint.Short(cur.Parent))
+		}
+		chain = append(chain, p)
+		cur = p
+	}
+	slices.Reverse(chain)
+	var below *checkpoint.Meta
+	for _, l := range chain {
+		if ok, why := checkpoint.Usable(l, below, k.c.Limits.MaxAge, now); !ok {
+			if l.Made.After(now.Add(-k.c.Limits.MaxAge)) || k.c.Limits.MaxAge == 0 {
+				// Not its age: it sits on a checkpoint that was
+				// remade, and no build can use it again.
+				k.sess.Discard(l)
+			}
+			return nil, why
+		}
+		if !k.checked[l.Layer] {
+			if err := k.sess.Verify(l); err != nil {
+				k.sess.Discard(l)
+				return nil, err.Error() + "; it was removed"
+			}
+			k.checked[l.Layer] = true
+		}
+		below = l
+	}
+	return chain, ""
+}
+
+// maxChain bounds the layers under a checkpoint: four phases, each with
+// a few slow hooks.
+const maxChain = 64
+
 // explainMiss says why no checkpoint has s's key: what changed since the
 // last one made after the same phase on the same checkpoint.
-func (k *keeper) explainMiss(s *step, below *checkpoint.Meta) string {
-	parent := ""
-	if below != nil {
-		parent = below.Key
-	}
-	sibs := k.sess.Siblings(parent, s.phase)
-	if parent == "" {
+func (k *keeper) explainMiss(s *step) string {
+	sibs := k.sess.Siblings(s.base, s.phase)
+	if s.base == "" {
 		// Of the first steps, compare with one of the same elements.
 		same := slices.DeleteFunc(slices.Clone(sibs), func(m *checkpoint.Meta) bool { return !slices.Equal(m.Elements, k.spec.Elements) })
 		if len(same) > 0 {
@@ -299,37 +457,36 @@ func (k *keeper) explainMiss(s *step, below *checkpoint.Meta) string {
 		}
 	}
 	if len(sibs) == 0 {
-		if parent == "" {
+		if s.base == "" {
 			return "none made yet for these elements; building from the start"
 		}
 		return "none made yet"
 	}
 	changes := checkpoint.Changes(sibs[0].Inputs, s.inputs)
 	if len(changes) == 0 {
-		return "its inputs are those of checkpoint " + checkpoint.Short(sibs[0].Key) + ", which sits on another one"
+		return "its inputs are those of checkpoint " + checkpoint.Short(sibs[0].Key) + ", made on another copy of the tree"
 	}
 	return fmt.Sprintf("changed since checkpoint %s: %s", checkpoint.Short(sibs[0].Key), checkpoint.Summary(changes))
 }
 
-// keep makes the scratch disk's current layer the checkpoint after cp's
-// phase, if it is the one the build was to keep next, and switches the
-// disk to a new layer over it. A checkpoint that cannot be made is said
-// once, and the build goes on without keeping more.
+// keep makes the scratch disk's current layer the checkpoint the guest
+// reports, if it is one still to keep, and switches the disk to a new
+// layer over it. A checkpoint that cannot be made is said once, and the
+// build goes on without keeping more. Steps the guest did not keep
+// (hooks that were quick, a filesystem that would not freeze) are
+// passed over: each key says what its tree holds, whatever lies under it.
 func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) {
 	if k.stopped {
 		return
 	}
-	for k.next < len(k.steps) && !k.steps[k.next].run {
-		k.next++
-	}
-	if k.next == len(k.steps) || k.steps[k.next].phase != cp.Phase {
-		// The guest could not keep one (its filesystem would not
-		// freeze): the chain of keys is broken from here.
-		k.stop("the helper VM kept no tree after a phase before " + cp.Phase)
+	name := api.CheckpointName(cp.Phase, cp.Hook)
+	i := slices.IndexFunc(k.order[k.next:], func(s *step) bool { return s.name() == name })
+	if i < 0 {
+		k.stop("the helper VM asked to keep the tree after " + name + ", which is no step still to keep")
 		return
 	}
-	s := k.steps[k.next]
-	k.next++
+	s := k.order[k.next+i]
+	k.next += i + 1
 	start := time.Now()
 	over, err := k.sess.NewLayerOver(k.active, k.size)
 	if err == nil {
@@ -337,13 +494,13 @@ func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) {
 		err = m.Snapshot(k.ctx, api.ScratchSerial, over.Path)
 	}
 	if err != nil {
-		k.stop(fmt.Sprintf("could not switch the scratch disk to a new layer after %s: %v", s.phase, err))
+		k.stop(fmt.Sprintf("could not switch the scratch disk to a new layer after %s: %v", name, err))
 		return
 	}
 	kept := k.active
 	k.active = over
 	meta := &checkpoint.Meta{
-		Key: s.key, Phase: s.phase, Made: time.Now(),
+		Key: s.key, Base: s.base, Phase: name, Made: time.Now(),
 		Elements: k.spec.Elements, Arch: k.spec.Arch, Inputs: s.inputs,
 	}
 	meta.Suites = cp.Suites
@@ -352,14 +509,14 @@ func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) {
 	}
 	switch err := k.sess.Publish(kept, meta); {
 	case errors.Is(err, checkpoint.ErrTaken):
-		k.stop(fmt.Sprintf("another build kept the tree after %s first", s.phase))
+		k.stop(fmt.Sprintf("another build kept the tree after %s first", name))
 		return
 	case err != nil:
-		k.stop(fmt.Sprintf("could not keep the tree after %s: %v", s.phase, err))
+		k.stop(fmt.Sprintf("could not keep the tree after %s: %v", name, err))
 		return
 	}
 	k.chain = append(k.chain, meta)
-	k.kept = append(k.kept, fmt.Sprintf("%s (%d MiB, %.1fs)", s.phase, meta.Size>>20, time.Since(start).Seconds()))
+	k.kept = append(k.kept, fmt.Sprintf("%s (%d MiB, %.1fs)", name, meta.Size>>20, time.Since(start).Seconds()))
 }
 
 func (k *keeper) stop(why string) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dibvm/dibvm/guestagent/api"
@@ -16,10 +17,20 @@ func elementsTar(t *testing.T, files map[string]string) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(files[name]))}); err != nil {
+		// Content "-> target" makes a symlink, "0644 data" a file that is
+		// not executable.
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755}
+		data := files[name]
+		if target, ok := strings.CutPrefix(data, "-> "); ok {
+			hdr.Typeflag, hdr.Linkname, hdr.Mode, data = tar.TypeSymlink, target, 0o777, ""
+		} else if rest, ok := strings.CutPrefix(data, "0644 "); ok {
+			hdr.Mode, data = 0o644, rest
+		}
+		hdr.Size = int64(len(data))
+		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)
 		}
-		tw.Write([]byte(files[name]))
+		tw.Write([]byte(data))
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -153,5 +164,105 @@ func TestCheckpointStepsWithoutHooks(t *testing.T) {
 	}
 	if want := []string{"root.d", "install.d", "post-install.d"}; !slices.Equal(run, want) {
 		t.Errorf("steps kept: %v, want %v", run, want)
+	}
+}
+
+// TestCheckpointKeysInsideAPhase: the key of the step after a hook covers
+// the hooks up to it and every other file of the phase, and not the
+// hooks after it, so that changing a hook keeps the steps before it.
+func TestCheckpointKeysInsideAPhase(t *testing.T) {
+	baseFiles := map[string]string{
+		"hooks/root.d/10-a":                  "root",
+		"hooks/install.d/10-a":               "a",
+		"elements/one/install.d/10-a":        "a",
+		"hooks/install.d/50-b":               "b",
+		"elements/two/install.d/50-b":        "b",
+		"hooks/install.d/60-link":            "-> 50-b",
+		"hooks/install.d/70-data":            "0644 data",
+		"hooks/install.d/80-c":               "c",
+		"elements/two/install.d/80-c":        "c",
+		"hooks/install.d/README":             "0644 read me",
+		"elements/two/install.d/90-dir/x":    "x",
+		"hooks/post-install.d/10-p":          "p",
+		"elements/one/post-install.d/10-p":   "p",
+		"elements/one/package-installs.yaml": "vim:",
+	}
+	spec := &api.Spec{ImageName: "img", Elements: []string{"one", "two"}, Arch: "amd64"}
+	// subs maps "install.d/<hook>" to its key, and the phase's own too.
+	subs := func(spec *api.Spec, files map[string]string) map[string]string {
+		t.Helper()
+		steps, err := stepInputs(spec, nil, elementsTar(t, files))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chainKeys(steps)
+		out := map[string]string{}
+		for _, s := range steps {
+			if s.phase == "install.d" || s.phase == "post-install.d" {
+				out[s.name()] = s.key
+				for _, sub := range s.subs {
+					out[sub.name()] = sub.key
+				}
+			}
+		}
+		return out
+	}
+	base := subs(spec, baseFiles)
+	// After every hook but the last; 70-data does not run.
+	want := []string{"install.d", "install.d/10-a", "install.d/50-b", "install.d/60-link", "post-install.d"}
+	if got := slices.Sorted(maps.Keys(base)); !slices.Equal(got, want) {
+		t.Fatalf("steps %v, want %v", got, want)
+	}
+	if len(slices.Compact(slices.Sorted(maps.Values(base)))) != len(base) {
+		t.Errorf("two steps share a key: %v", base)
+	}
+	for _, tc := range []struct {
+		name  string
+		spec  func(*api.Spec)
+		files map[string]string // replaced ("" removes)
+		kept  []string          // the steps whose keys stay
+	}{
+		{name: "the last hook", files: map[string]string{"hooks/install.d/80-c": "c2", "elements/two/install.d/80-c": "c2"},
+			kept: []string{"install.d/10-a", "install.d/50-b", "install.d/60-link"}},
+		{name: "a hook in the middle", files: map[string]string{"hooks/install.d/50-b": "b2", "elements/two/install.d/50-b": "b2"},
+			kept: []string{"install.d/10-a"}},
+		{name: "the first hook", files: map[string]string{"hooks/install.d/10-a": "a2", "elements/one/install.d/10-a": "a2"}},
+		{name: "a new hook in the middle", files: map[string]string{"hooks/install.d/20-new": "new"},
+			kept: []string{"install.d/10-a"}},
+		{name: "a new last hook", files: map[string]string{"hooks/install.d/99-new": "new"},
+			kept: []string{"install.d/10-a", "install.d/50-b", "install.d/60-link"}},
+		// A link may run or not; a file that does not run may be read by
+		// any hook; so may the files of a directory.
+		{name: "a link hook", files: map[string]string{"hooks/install.d/60-link": "-> 10-a"}},
+		{name: "a file that does not run", files: map[string]string{"hooks/install.d/70-data": "0644 data2"}},
+		{name: "a file with another name", files: map[string]string{"hooks/install.d/README": "0644 read me too"}},
+		{name: "a file in a directory", files: map[string]string{"elements/two/install.d/90-dir/x": "x2"}},
+		{name: "-p", spec: func(s *api.Spec) { s.Packages = []string{"vim"} },
+			kept: []string{"install.d/10-a", "install.d/50-b", "install.d/60-link"}},
+		{name: "a post-install.d hook", files: map[string]string{"hooks/post-install.d/10-p": "p2"},
+			kept: []string{"install.d", "install.d/10-a", "install.d/50-b", "install.d/60-link"}},
+		{name: "a root.d hook", files: map[string]string{"hooks/root.d/10-a": "root2"}},
+		{name: "the package list", files: map[string]string{"elements/one/package-installs.yaml": "emacs:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := *spec
+			if tc.spec != nil {
+				tc.spec(&sp)
+			}
+			files := maps.Clone(baseFiles)
+			for k, v := range tc.files {
+				if v == "" {
+					delete(files, k)
+				} else {
+					files[k] = v
+				}
+			}
+			got := subs(&sp, files)
+			for _, name := range want {
+				if same := got[name] == base[name]; same != slices.Contains(tc.kept, name) {
+					t.Errorf("step %s: key kept = %v, want %v", name, same, !same)
+				}
+			}
+		})
 	}
 }

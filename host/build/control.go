@@ -21,7 +21,8 @@ type control struct {
 	types    []string
 	diskSize int64 // the output disk's size
 
-	// checkpoints are the phases the build was asked to keep, in order.
+	// checkpoints are the steps the build may keep the tree at, in
+	// order: phases, and hooks inside them (see api.CheckpointName).
 	checkpoints []string
 	// onBreak opens the shell of an allowed breakpoint and returns when
 	// the user leaves it; onCheckpoint keeps the tree after a phase of
@@ -31,8 +32,9 @@ type control struct {
 	// stop stops the VM after a violation, so that the build ends.
 	stop func()
 
-	taken  map[string]bool // breakpoints already given
-	nextCP int             // index in checkpoints of the next one allowed
+	taken   map[string]bool   // breakpoints already given
+	nextCP  int               // index in checkpoints of the next one allowed
+	started map[string]string // the last hook started in each phase
 
 	// What the build said at its end; at most one is set.
 	result   *api.Result
@@ -76,6 +78,10 @@ func (c *control) handle(m api.Message) error {
 			return err
 		}
 		c.onBreak(*m.Break)
+	case m.Hook != nil:
+		if err := c.checkHook(m.Hook); err != nil {
+			return err
+		}
 	case m.Checkpoint != nil:
 		if err := c.checkCheckpoint(m.Checkpoint); err != nil {
 			return err
@@ -124,12 +130,33 @@ const (
 	maxSuiteText = 256
 )
 
-// checkCheckpoint allows a checkpoint only after a phase the host asked
-// to keep, in order, each once.
+// checkHook records the hook a phase with checkpoints inside starts.
+func (c *control) checkHook(h *api.Hook) error {
+	if !slices.ContainsFunc(c.checkpoints, func(name string) bool { return name == h.Phase }) {
+		return violation("the helper VM said it starts a hook of %q, which is not a phase still to keep", h.Phase)
+	}
+	if !hookName.MatchString(h.Script) {
+		return violation("the helper VM said it starts %q, which is not a hook's name", h.Script)
+	}
+	if c.started == nil {
+		c.started = map[string]string{}
+	}
+	c.started[h.Phase] = h.Script
+	return nil
+}
+
+// checkCheckpoint allows a checkpoint only at a step the host asked to
+// keep, in order, each once; inside a phase, only after the last hook
+// the build said it started: once a later hook has started, the tree
+// holds what it did, which the key of the step before it does not cover.
 func (c *control) checkCheckpoint(cp *api.Checkpoint) error {
-	i := slices.Index(c.checkpoints[c.nextCP:], cp.Phase)
+	name := api.CheckpointName(cp.Phase, cp.Hook)
+	if cp.Hook != "" && (!hookName.MatchString(cp.Hook) || c.started[cp.Phase] != cp.Hook) {
+		return violation("the helper VM asked to keep the tree after hook %q of %s, which is not the hook it last started there", cp.Hook, cp.Phase)
+	}
+	i := slices.Index(c.checkpoints[c.nextCP:], name)
 	if i < 0 {
-		return violation("the helper VM asked to keep the tree after %q, which is not a phase still to keep", cp.Phase)
+		return violation("the helper VM asked to keep the tree after %q, which is not a step still to keep", name)
 	}
 	c.nextCP += i + 1
 	if len(cp.Suites) > maxSuites {

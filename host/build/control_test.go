@@ -112,11 +112,16 @@ func TestHookErrorNeutralisesOutput(t *testing.T) {
 	}
 }
 
-// A guest may ask to keep its tree only after the phases the host asked
-// for, in order, each once, and with bounded news of its APT suites.
+// A guest may ask to keep its tree only at the steps the host asked for,
+// in order, each once, and with bounded news of its APT suites; inside a
+// phase, only after the hook it last said it started.
 func TestControlCheckpoints(t *testing.T) {
 	cp := func(phase string, suites ...api.Suite) api.Message {
-		return api.Message{Checkpoint: &api.Checkpoint{Phase: phase, Suites: suites}}
+		phase, hook, _ := strings.Cut(phase, "/")
+		return api.Message{Checkpoint: &api.Checkpoint{Phase: phase, Hook: hook, Suites: suites}}
+	}
+	hook := func(phase, script string) api.Message {
+		return api.Message{Hook: &api.Hook{Phase: phase, Script: script}}
 	}
 	many := make([]api.Suite, maxSuites+1)
 	for _, tc := range []struct {
@@ -127,11 +132,19 @@ func TestControlCheckpoints(t *testing.T) {
 	}{
 		{"in order", []api.Message{cp("root.d"), cp("install.d"), cp("post-install.d")}, []string{"root.d", "install.d", "post-install.d"}, ""},
 		{"one left out", []api.Message{cp("root.d"), cp("post-install.d")}, []string{"root.d", "post-install.d"}, ""},
-		{"twice", []api.Message{cp("root.d"), cp("root.d")}, []string{"root.d"}, `after "root.d", which is not a phase still to keep`},
+		{"twice", []api.Message{cp("root.d"), cp("root.d")}, []string{"root.d"}, `after "root.d", which is not a step still to keep`},
 		{"backwards", []api.Message{cp("install.d"), cp("root.d")}, []string{"install.d"}, `after "root.d"`},
 		{"not asked for", []api.Message{cp("finalise.d")}, nil, `after "finalise.d"`},
 		{"too many suites", []api.Message{cp("root.d", many...)}, nil, "more than 32"},
 		{"a long suite", []api.Message{cp("root.d", api.Suite{Name: strings.Repeat("x", 300)})}, nil, "more than 256 bytes"},
+		{"inside a phase", []api.Message{cp("root.d"), hook("install.d", "10-a"), cp("install.d/10-a"), hook("install.d", "20-b"), hook("install.d", "30-c"), cp("install.d/30-c"), cp("install.d")},
+			[]string{"root.d", "install.d/10-a", "install.d/30-c", "install.d"}, ""},
+		{"after a later hook started", []api.Message{hook("install.d", "10-a"), hook("install.d", "20-b"), cp("install.d/10-a")}, nil, `hook "10-a" of install.d, which is not the hook it last started`},
+		{"after a hook never started", []api.Message{cp("install.d/10-a")}, nil, `hook "10-a"`},
+		{"hook of a phase not kept", []api.Message{hook("finalise.d", "10-a")}, nil, `a hook of "finalise.d"`},
+		{"not a hook's name", []api.Message{hook("install.d", "../x")}, nil, `starts "../x"`},
+		{"a hook not asked for", []api.Message{hook("install.d", "20-b"), cp("install.d/20-b")}, nil, `after "install.d/20-b"`},
+		{"back inside a phase", []api.Message{hook("install.d", "30-c"), cp("install.d/30-c"), hook("install.d", "10-a"), cp("install.d/10-a")}, []string{"install.d/30-c"}, `after "install.d/10-a"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -140,8 +153,8 @@ func TestControlCheckpoints(t *testing.T) {
 			}
 			var kept []string
 			stopped := false
-			c := &control{checkpoints: []string{"root.d", "install.d", "post-install.d"}, diskSize: disk,
-				onCheckpoint: func(cp *api.Checkpoint) { kept = append(kept, cp.Phase) },
+			c := &control{checkpoints: []string{"root.d", "install.d/10-a", "install.d/30-c", "install.d", "post-install.d"}, diskSize: disk,
+				onCheckpoint: func(cp *api.Checkpoint) { kept = append(kept, api.CheckpointName(cp.Phase, cp.Hook)) },
 				stop:         func() { stopped = true },
 			}
 			c.read(&buf)

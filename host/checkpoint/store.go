@@ -48,9 +48,16 @@ type Store struct {
 
 // Meta describes one checkpoint.
 type Meta struct {
-	Key    string `json:"key"`
-	Parent string `json:"parent,omitempty"` // the key of the checkpoint below
-	Phase  string `json:"phase"`            // the tree is as it was after this phase
+	Key string `json:"key"`
+	// Parent is the key of the checkpoint below, whose layer this one's
+	// sits on. Base is the key this one's was made on: the checkpoint
+	// after the phase before. They differ for a checkpoint made on one
+	// kept inside its own phase.
+	Parent string `json:"parent,omitempty"`
+	Base   string `json:"base,omitempty"`
+	// Phase is where the tree was kept: after a phase, or after one of
+	// its hooks ("install.d/10-x").
+	Phase string `json:"phase"`
 	// Layer is the qcow2 file of this checkpoint; Backing is its parent's
 	// layer, as its header names it.
 	Layer   string `json:"layer"`
@@ -127,13 +134,13 @@ func (s *Store) read(key string) (*Meta, error) {
 // Path is where the checkpoint's layer is.
 func (s *Store) Path(m *Meta) string { return filepath.Join(s.Dir, m.Layer) }
 
-// Siblings are the checkpoints made after phase on the checkpoint
-// parent, newest first: what a build that missed can compare itself to.
-func (ss *Session) Siblings(parent, phase string) []*Meta {
+// Siblings are the checkpoints made after phase on the checkpoint base,
+// newest first: what a build that missed can compare itself to.
+func (ss *Session) Siblings(base, phase string) []*Meta {
 	all, _ := ss.s.List()
 	var out []*Meta
 	for _, m := range all {
-		if m.Parent == parent && m.Phase == phase {
+		if m.Base == base && m.Phase == phase {
 			out = append(out, m)
 		}
 	}
