@@ -324,6 +324,27 @@ func TestHostileElementForgesControl(t *testing.T) {
 	h.nothingLeft(t)
 }
 
+// A hook may forge a request to keep the tree after an earlier hook of
+// its phase, whose key would not cover what it did; the host heard it
+// start, refuses, keeps nothing there and stops the build.
+func TestHostileElementForgesCheckpoint(t *testing.T) {
+	needVM(t)
+	h := newHostileRun(t)
+	store := filepath.Join(h.root, "checkpoints")
+	r := h.create(t, []string{"DIBVM_CHECKPOINTS_DIR=" + store}, 10*time.Minute, nil, "hostile-forge-checkpoint")
+	failed(t, r, `the build was stopped: the helper VM asked to keep the tree after hook "40-quick" of install.d, which is not the hook it last started there`)
+	if !strings.Contains(r.stdout, "forged into pipe:") {
+		t.Errorf("the hook found no control stream to forge into:\n%s", tail(r.stdout, 20))
+	}
+	metas, _ := filepath.Glob(filepath.Join(store, "*.json"))
+	for _, m := range metas {
+		if b, _ := os.ReadFile(m); strings.Contains(string(b), "40-quick") {
+			t.Errorf("a checkpoint after 40-quick was kept: %s", b)
+		}
+	}
+	h.nothingLeft(t)
+}
+
 // A hook that fills the scratch disk ends the build with an error that
 // says so and how to give it more room.
 func TestHostileElementFillsScratchDisk(t *testing.T) {
