@@ -38,6 +38,19 @@ func elementsTar(t *testing.T, files map[string]string) []byte {
 	return buf.Bytes()
 }
 
+// changed is files with changes made: each replaced, or removed by "".
+func changed(files, changes map[string]string) map[string]string {
+	out := maps.Clone(files)
+	for k, v := range changes {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // TestCheckpointKeys changes one input of a build at a time and checks
 // which checkpoints' keys change with it: those of the step the input
 // shapes, and every one after it.
@@ -122,14 +135,7 @@ func TestCheckpointKeys(t *testing.T) {
 			if tc.spec != nil {
 				tc.spec(spec)
 			}
-			files := maps.Clone(baseFiles)
-			for k, v := range tc.files {
-				if v == "" {
-					delete(files, k)
-				} else {
-					files[k] = v
-				}
-			}
+			files := changed(baseFiles, tc.files)
 			got := keys(spec, files, tc.host)
 			for i := range base {
 				if same := got[i] == base[i]; same != (i < tc.changed) {
@@ -249,14 +255,7 @@ func TestCheckpointKeysInsideAPhase(t *testing.T) {
 			if tc.spec != nil {
 				tc.spec(&sp)
 			}
-			files := maps.Clone(baseFiles)
-			for k, v := range tc.files {
-				if v == "" {
-					delete(files, k)
-				} else {
-					files[k] = v
-				}
-			}
+			files := changed(baseFiles, tc.files)
 			got := subs(&sp, files)
 			for _, name := range want {
 				if same := got[name] == base[name]; same != slices.Contains(tc.kept, name) {
