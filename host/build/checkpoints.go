@@ -124,10 +124,10 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 		s.run = true
 	}
 	// The hooks of each step's own phase that dib-run-parts may run (an
-	// executable file in hooks/<phase>, or a symlink there), and the
-	// names of each one's files: "<phase>/<hook>" -> paths.
-	runs := map[string][]hookFiles{}
-	files := map[string][]string{}
+	// executable file in hooks/<phase>, or a symlink there, which may
+	// run: false), and the names of each one's files, by phase and hook.
+	runs := map[string]map[string]bool{}
+	files := map[string]map[string][]string{}
 	tr := tar.NewReader(bytes.NewReader(tarball))
 	for {
 		hdr, err := tr.Next()
@@ -144,8 +144,9 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 		}
 		name := strings.TrimSuffix(hdr.Name, "/")
 		digest := hex.EncodeToString(h.Sum(nil))
-		phase := phaseOf(name)
-		switch s := byPhase[phase]; {
+		phase, below := phaseOf(name)
+		s := byPhase[phase]
+		switch {
 		case phase == "":
 			first[name] = digest
 		case s != nil:
@@ -153,47 +154,27 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 			s.run = s.run || (strings.HasPrefix(name, "hooks/") && hdr.Typeflag != tar.TypeDir)
 		}
 		// Files of the phases after the last step shape nothing kept.
-		if ph, script, ok := hookOf(name); ok && byPhase[ph] != nil && byPhase[ph].phase == ph {
-			files[ph+"/"+script] = append(files[ph+"/"+script], name)
-			if strings.HasPrefix(name, "hooks/") && (hdr.Typeflag == tar.TypeSymlink || hdr.Typeflag == tar.TypeReg && hdr.Mode&0o111 != 0) {
-				runs[ph] = append(runs[ph], hookFiles{name: script, regular: hdr.Typeflag == tar.TypeReg})
-			}
+		if s == nil || s.phase != phase || strings.Contains(below, "/") || !runparts.ScriptName.MatchString(below) {
+			continue
+		}
+		if files[phase] == nil {
+			files[phase], runs[phase] = map[string][]string{}, map[string]bool{}
+		}
+		files[phase][below] = append(files[phase][below], name)
+		if strings.HasPrefix(name, "hooks/") && (hdr.Typeflag == tar.TypeSymlink || hdr.Typeflag == tar.TypeReg && hdr.Mode&0o111 != 0) {
+			runs[phase][below] = hdr.Typeflag == tar.TypeReg
 		}
 	}
 	for _, s := range steps {
 		// In the order dib-run-parts runs them, which the guest shares.
-		s.hooks = runs[s.phase]
-		slices.SortFunc(s.hooks, func(a, b hookFiles) int {
-			switch {
-			case runparts.LessNumeric(a.name, b.name):
-				return -1
-			case runparts.LessNumeric(b.name, a.name):
-				return 1
-			}
-			return 0
-		})
-		for i := range s.hooks {
-			s.hooks[i].files = files[s.phase+"/"+s.hooks[i].name]
+		names := slices.Collect(maps.Keys(runs[s.phase]))
+		runparts.SortNumeric(names)
+		for _, n := range names {
+			s.hooks = append(s.hooks, hookFiles{name: n, files: files[s.phase][n], regular: runs[s.phase][n]})
 		}
 	}
 	steps[0].run = true // root.d must make the tree
 	return steps, nil
-}
-
-// hookOf says whether a path of the elements tar may be a hook: a file
-// directly in a phase directory, hooks/<phase>/<name> or
-// elements/<element>/<phase>/<name>, named as dib-run-parts runs.
-func hookOf(name string) (phase, script string, ok bool) {
-	parts := strings.Split(name, "/")
-	switch {
-	case len(parts) == 3 && parts[0] == "hooks":
-		phase, script = parts[1], parts[2]
-	case len(parts) == 4 && parts[0] == "elements":
-		phase, script = parts[2], parts[3]
-	default:
-		return "", "", false
-	}
-	return phase, script, runparts.ScriptName.MatchString(script)
 }
 
 // chainKeys sets the key of each step that runs, each made on the one
@@ -234,21 +215,22 @@ func chainKeys(steps []*step) {
 // extraPackagesInput names the -p packages among install.d's inputs.
 const extraPackagesInput = "-p packages"
 
-// phaseOf is the phase a path of the elements tar belongs to, if any:
-// hooks/<phase>/... and elements/<element>/<phase>/...
-func phaseOf(name string) string {
-	parts := strings.Split(name, "/")
+// phaseOf is the phase a path of the elements tar belongs to, if any,
+// and the path below the phase's directory: hooks/<phase>/<below> and
+// elements/<element>/<phase>/<below>.
+func phaseOf(name string) (phase, below string) {
+	parts := strings.SplitN(name, "/", 4)
 	var dir string
 	switch {
 	case len(parts) >= 2 && parts[0] == "hooks":
-		dir = parts[1]
+		dir, below = parts[1], strings.Join(parts[2:], "/")
 	case len(parts) >= 3 && parts[0] == "elements":
-		dir = parts[2]
+		dir, below = parts[2], strings.Join(parts[3:], "/")
 	}
 	if slices.Contains(elements.Phases, dir) {
-		return dir
+		return dir, below
 	}
-	return ""
+	return "", ""
 }
 
 // hostInput is a file of the host that reaches the guest, by its digest.

@@ -45,6 +45,18 @@ func elementsTar(t *testing.T, files map[string]string) []byte {
 	return buf.Bytes()
 }
 
+// keyedSteps are the steps of a build of spec with the elements files
+// (see elementsTar) and the host's inputs, with their keys.
+func keyedSteps(t *testing.T, spec *api.Spec, host []hostInput, files map[string]string) []*step {
+	t.Helper()
+	steps, err := stepInputs(spec, host, elementsTar(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainKeys(steps)
+	return steps
+}
+
 // changed is files with changes made: each replaced, or removed by "".
 func changed(files, changes map[string]string) map[string]string {
 	out := maps.Clone(files)
@@ -89,11 +101,7 @@ func TestCheckpointKeys(t *testing.T) {
 	}
 	keys := func(spec *api.Spec, files map[string]string, host []hostInput) []string {
 		t.Helper()
-		steps, err := stepInputs(spec, host, elementsTar(t, files))
-		if err != nil {
-			t.Fatal(err)
-		}
-		chainKeys(steps)
+		steps := keyedSteps(t, spec, host, files)
 		var out []string
 		for _, s := range steps {
 			out = append(out, s.key)
@@ -156,16 +164,12 @@ func TestCheckpointKeys(t *testing.T) {
 // TestCheckpointStepsWithoutHooks: a step no element has hooks for keeps
 // nothing, and the keys chain past it.
 func TestCheckpointStepsWithoutHooks(t *testing.T) {
-	steps, err := stepInputs(&api.Spec{ImageName: "i", Elements: []string{"e"}}, nil, elementsTar(t, map[string]string{
+	steps := keyedSteps(t, &api.Spec{ImageName: "i", Elements: []string{"e"}}, nil, map[string]string{
 		"hooks/root.d/10-a":         "a",
 		"hooks/install.d/10-b":      "b",
 		"elements/e/README.rst":     "e",
 		"hooks/post-install.d/10-c": "c",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chainKeys(steps)
+	})
 	var run []string
 	for _, s := range steps {
 		if s.run != (s.key != "") {
@@ -204,11 +208,7 @@ func TestCheckpointKeysInsideAPhase(t *testing.T) {
 	// subs maps "install.d/<hook>" to its key, and the phase's own too.
 	subs := func(spec *api.Spec, files map[string]string) map[string]string {
 		t.Helper()
-		steps, err := stepInputs(spec, nil, elementsTar(t, files))
-		if err != nil {
-			t.Fatal(err)
-		}
-		chainKeys(steps)
+		steps := keyedSteps(t, spec, nil, files)
 		out := map[string]string{}
 		for _, s := range steps {
 			if s.phase == "install.d" || s.phase == "post-install.d" {

@@ -132,7 +132,7 @@ const (
 
 // checkHook records the hook a phase with checkpoints inside starts.
 func (c *control) checkHook(h *api.Hook) error {
-	if !slices.ContainsFunc(c.checkpoints, func(name string) bool { return name == h.Phase }) {
+	if !slices.Contains(c.checkpoints, h.Phase) {
 		return violation("the helper VM said it starts a hook of %q, which is not a phase still to keep", h.Phase)
 	}
 	if !hookName.MatchString(h.Script) {
