@@ -105,7 +105,7 @@ func wantLines(t *testing.T, what, stdout string, lines ...string) {
 // checkpointLines are dibvm's own lines about checkpoints.
 func checkpointLines(stdout string) string {
 	var out []string
-	for _, l := range strings.Split(stdout, "\n") {
+	for _, l := range strings.Split(unstamp(stdout), "\n") {
 		if strings.Contains(l, "checkpoint ") || strings.Contains(l, "kept the tree") || strings.HasPrefix(l, "Resuming") {
 			out = append(out, l)
 		}

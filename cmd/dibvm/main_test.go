@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -88,6 +89,13 @@ func runDibvm(env []string, limit time.Duration, args ...string) (result, error)
 	}
 	return r, nil
 }
+
+// stamp is the time a build's plain output starts each line with, as
+// DIB's does.
+var stamp = regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| `)
+
+// unstamp is a build's plain output without the time on each line.
+func unstamp(out string) string { return stamp.ReplaceAllString(out, "") }
 
 func needVM(t *testing.T) {
 	t.Helper()

@@ -39,17 +39,36 @@ type Message struct {
 	// the scratch disk's filesystem and waits, on its stdin, for the
 	// host's go-ahead once it has switched the disk to a new layer.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
-	// Hook: the build is about to start a hook of a phase it may keep
-	// the tree inside (Spec.SlowHookSeconds). The host allows a
-	// checkpoint after a hook only while no later one has started.
+	// Hook: the build is about to start a hook, or one has just
+	// succeeded (Done). The host shows the build's progress by them, and
+	// allows a checkpoint after a hook only while no later one of its
+	// phase has started.
 	Hook *Hook `json:"hook,omitempty"`
+	// Step: the build starts one of its steps, or has finished it (Done):
+	// a phase (elements.Phases) or a step of its own (Steps).
+	Step *Step `json:"step,omitempty"`
 }
 
 // Hook names a hook of a phase.
 type Hook struct {
 	Phase  string `json:"phase"`
 	Script string `json:"script"`
+	Done   bool   `json:"done,omitempty"`
 }
+
+// Step is a phase or one of the build's own steps, starting or done.
+type Step struct {
+	Name string `json:"name"`
+	Done bool   `json:"done,omitempty"`
+}
+
+// The build's own steps, besides the phases: making the disk image and
+// copying the tree into it, and writing the tree's outputs (tar,
+// squashfs) and the manifests.
+const (
+	StepImage   = "image"
+	StepOutputs = "outputs"
+)
 
 // Checkpoint is what the build says when its tree can be kept.
 type Checkpoint struct {
@@ -99,6 +118,9 @@ func (m Message) kinds() []string {
 	}
 	if m.Hook != nil {
 		k = append(k, "hook")
+	}
+	if m.Step != nil {
+		k = append(k, "step")
 	}
 	return k
 }

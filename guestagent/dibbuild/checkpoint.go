@@ -56,19 +56,18 @@ func (b *build) checkpoint(phase, hook string) error {
 	return nil
 }
 
-// watcher is what hears of the hooks of phase, if the build may keep
-// the tree inside it: nil where it may not.
+// watcher hears of the hooks of phase: it tells the host of each, and
+// keeps the tree after each slow one where the host asked for
+// checkpoints inside the phase.
 func (b *build) watcher(phase string) hookrunner.Watcher {
-	if b.spec.SlowHookSeconds <= 0 || !slices.Contains(b.spec.Checkpoints, phase) {
-		return nil
-	}
 	return &hookWatch{b: b, phase: phase}
 }
 
-// hookWatch tells the host of each hook before it starts, so that the
-// host can refuse a checkpoint said to be after a hook when a later one
-// has run (a hook is root here, and could forge one), and keeps the
-// tree after each slow hook.
+// hookWatch tells the host of each hook before it starts and once it has
+// succeeded: the host shows the build's progress by them, and refuses a
+// checkpoint said to be after a hook when a later one has run (a hook is
+// root here, and could forge one). It keeps the tree after each slow
+// hook of a phase with checkpoints.
 type hookWatch struct {
 	b     *build
 	phase string
@@ -80,7 +79,11 @@ func (w *hookWatch) Starting(script string) error {
 }
 
 func (w *hookWatch) Finished(script string, took time.Duration, more bool) error {
-	if !more || took < time.Duration(w.b.spec.SlowHookSeconds)*time.Second {
+	if err := api.WriteMessage(w.b.ctl, api.Message{Hook: &api.Hook{Phase: w.phase, Script: script, Done: true}}); err != nil {
+		return err
+	}
+	slow := w.b.spec.SlowHookSeconds
+	if slow <= 0 || !more || took < time.Duration(slow)*time.Second || !slices.Contains(w.b.spec.Checkpoints, w.phase) {
 		return nil
 	}
 	return w.b.checkpoint(w.phase, script)

@@ -124,26 +124,32 @@ func (b *build) run() error {
 		run   func(after string) error
 	}{
 		{"root.d", func(after string) error {
-			if err := b.outside("root.d", after); err != nil {
-				return err
-			}
-			return b.checkRoot()
+			return b.step("root.d", func() error {
+				if err := b.outside("root.d", after); err != nil {
+					return err
+				}
+				return b.checkRoot()
+			})
 		}},
 		{"pre-install.d", func(after string) error {
 			if after == "" {
-				if err := b.outside("extra-data.d", ""); err != nil {
+				if err := b.step("extra-data.d", func() error { return b.outside("extra-data.d", "") }); err != nil {
 					return err
 				}
 			}
-			return b.inside("pre-install.d", after)
+			return b.step("pre-install.d", func() error { return b.inside("pre-install.d", after) })
 		}},
 		{"install.d", func(after string) error {
-			if err := b.inside("install.d", after); err != nil {
-				return err
-			}
-			return b.extraPackages()
+			return b.step("install.d", func() error {
+				if err := b.inside("install.d", after); err != nil {
+					return err
+				}
+				return b.extraPackages()
+			})
 		}},
-		{"post-install.d", func(after string) error { return b.inside("post-install.d", after) }},
+		{"post-install.d", func(after string) error {
+			return b.step("post-install.d", func() error { return b.inside("post-install.d", after) })
+		}},
 	} {
 		ran := true
 		switch {
@@ -169,24 +175,44 @@ func (b *build) run() error {
 			}
 		}
 	}
-	for _, step := range []func() error{
-		func() error { return b.outside("post-root.d", "") },
-		b.blockDevice,
-		func() error { return b.outside("pre-finalise.d", "") },
-		func() error { return b.inside("finalise.d", "") },
+	for _, step := range []struct {
+		name string
+		run  func() error
+	}{
+		{"post-root.d", func() error { return b.outside("post-root.d", "") }},
+		{api.StepImage, b.blockDevice},
+		{"pre-finalise.d", func() error { return b.outside("pre-finalise.d", "") }},
+		{"finalise.d", func() error { return b.inside("finalise.d", "") }},
 	} {
-		if err := step(); err != nil {
+		if err := b.step(step.name, step.run); err != nil {
 			return err
 		}
 	}
 	b.unmountTarget()
-	if err := b.outside("cleanup.d", ""); err != nil {
+	if err := b.step("cleanup.d", func() error { return b.outside("cleanup.d", "") }); err != nil {
 		return err
 	}
 	if err := b.finishTree(); err != nil {
 		return err
 	}
 	return b.writeOutputs()
+}
+
+// step tells the host that a step starts, runs it, and tells the host
+// it is done. A phase without hooks is no step: nothing of it shows.
+func (b *build) step(name string, run func() error) error {
+	if strings.HasSuffix(name, ".d") && !exists(filepath.Join(b.hooks, name)) {
+		return run()
+	}
+	if name == api.StepImage && b.spec.Layout == nil {
+		return nil
+	}
+	b.tell(api.Message{Step: &api.Step{Name: name}})
+	if err := run(); err != nil {
+		return err
+	}
+	b.tell(api.Message{Step: &api.Step{Name: name, Done: true}})
+	return nil
 }
 
 // blockDevice, for disk image outputs, makes the image and moves the
@@ -641,6 +667,7 @@ func (b *build) finishTree() error {
 // reports where they are: the raw image first, then any tar of the tree,
 // then any squashfs.
 func (b *build) writeOutputs() error {
+	b.tell(api.Message{Step: &api.Step{Name: api.StepOutputs}})
 	var res api.Result
 	if b.img != nil {
 		res.ImageSize, res.TarOffset = b.img.size, b.img.size
@@ -674,6 +701,7 @@ func (b *build) writeOutputs() error {
 			return err
 		}
 	}
+	b.tell(api.Message{Step: &api.Step{Name: api.StepOutputs, Done: true}})
 	b.tell(api.Message{Result: &res})
 	return nil
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -75,6 +76,9 @@ type Options struct {
 	// Checkpoints, when set, keeps the build's tree after its early
 	// phases and resumes from what an earlier build kept.
 	Checkpoints *Checkpoints
+	// Progress, when set, hears of the build's steps and hooks as they
+	// start and end, and of what it writes.
+	Progress *progress.Reporter
 
 	Stdout, Stderr io.Writer
 }
@@ -236,6 +240,9 @@ func hasESP(l *api.Layout) bool {
 	return false
 }
 
+// Elements are the build's elements, expanded.
+func (p *Plan) Elements() []string { return p.spec.Elements }
+
 // Run boots the helper VM as mo says and builds.
 func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	o, spec, hooks := p.o, p.spec, p.hooks
@@ -266,11 +273,17 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 			return err
 		}
 	}
+	if spec.Resume != "" {
+		phase, hook, _ := strings.Cut(spec.Resume, "/")
+		p.event(progress.Event{Kind: progress.Resumed, Step: phase, Hook: hook})
+	}
+	p.event(progress.Event{Kind: progress.StepStart, Step: progress.Boot})
 	m, err := machine.Start(ctx, mo)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	p.event(progress.Event{Kind: progress.StepEnd, Step: progress.Boot})
 	// A signal or the timeout stops the VM, which ends the build.
 	defer context.AfterFunc(ctx, func() { m.Close() })()
 
@@ -283,14 +296,32 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		breaks: breaks, types: o.Types, diskSize: o.ScratchSize,
 		checkpoints: keep.names(),
 		onBreak: func(b api.Break) {
+			if o.Progress != nil {
+				o.Progress.Pause()
+				defer o.Progress.Resume()
+			}
 			p.breakShell(m, b)
 			io.WriteString(resume, "\n")
 		},
 		onCheckpoint: func(cp *api.Checkpoint) {
-			if keep != nil {
-				keep.keep(m, cp)
+			if keep != nil && keep.keep(m, cp) {
+				p.event(progress.Event{Kind: progress.Kept, Step: cp.Phase, Hook: cp.Hook})
 			}
 			io.WriteString(resume, "\n")
+		},
+		onHook: func(h *api.Hook) {
+			e := progress.Event{Kind: progress.HookStart, Step: h.Phase, Hook: h.Script, Element: elementOf(hooks, h.Phase, h.Script)}
+			if h.Done {
+				e.Kind, e.Status = progress.HookEnd, progress.OK
+			}
+			p.event(e)
+		},
+		onStep: func(st *api.Step) {
+			e := progress.Event{Kind: progress.StepStart, Step: st.Name}
+			if st.Done {
+				e.Kind = progress.StepEnd
+			}
+			p.event(e)
 		},
 		stop: func() { m.Close() },
 	}
@@ -313,7 +344,9 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		full := p.fullDisk(m)
 		switch {
 		case ctl.failure != nil:
-			return &HookError{Failure: ctl.failure, Element: elementOf(hooks, ctl.failure), Hint: hookHint(ctl.failure, full)}
+			el := elementOf(hooks, ctl.failure.Phase, ctl.failure.Script)
+			p.event(progress.Event{Kind: progress.HookEnd, Step: ctl.failure.Phase, Hook: ctl.failure.Script, Element: el, Status: progress.Failed})
+			return &HookError{Failure: ctl.failure, Element: el, Hint: hookHint(ctl.failure, full)}
 		case ctl.buildErr != "":
 			err = errors.New(termsafe.String(ctl.buildErr))
 		}
@@ -327,7 +360,23 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	}
 	// QEMU must let go of the output disk before it is read.
 	m.Shutdown()
-	return writeOutputs(ctx, o, m.DiskPath(api.OutputSerial), ctl.result)
+	p.event(progress.Event{Kind: progress.StepStart, Step: progress.Convert})
+	written, err := writeOutputs(ctx, o, m.DiskPath(api.OutputSerial), ctl.result)
+	if err != nil {
+		return err
+	}
+	p.event(progress.Event{Kind: progress.StepEnd, Step: progress.Convert})
+	for _, w := range written {
+		p.event(progress.Event{Kind: progress.Output, Path: w.final, Size: w.size, SHA256: w.sums["sha256"]})
+	}
+	return nil
+}
+
+// event tells o.Progress, if any, of e.
+func (p *Plan) event(e progress.Event) {
+	if p.o.Progress != nil {
+		p.o.Progress.Event(e)
+	}
 }
 
 // fullDisk says, for a failed build, whether it filled the scratch or
@@ -558,8 +607,8 @@ func hookHint(f *api.Failure, disk string) string {
 	return disk
 }
 
-func elementOf(h *elements.Hooks, f *api.Failure) string {
-	if hook, ok := h.Files[f.Phase+"/"+f.Script]; ok {
+func elementOf(h *elements.Hooks, phase, script string) string {
+	if hook, ok := h.Files[phase+"/"+script]; ok {
 		return hook.Element.Name
 	}
 	return "(none: the build's own step)"
@@ -569,8 +618,9 @@ func elementOf(h *elements.Hooks, f *api.Failure) string {
 // file beside its final path and, only when all are complete, renames
 // them into place, moving existing files aside first as DIB does. Disk
 // images are converted with qemu-img from raw only: the host never
-// interprets what the guest made.
-func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) error {
+// interprets what the guest made. It returns the outputs written, each
+// with its size and sums (sha256 always).
+func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([]*stagedFile, error) {
 	var staged []*stagedFile
 	defer func() {
 		for _, s := range staged {
@@ -584,7 +634,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) er
 		}
 		s, err := stage(name, fill)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		staged = append(staged, s)
 	}
@@ -597,14 +647,14 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) er
 		}
 		var err error
 		if manifests, err = stageManifests(filepath.Clean(dir), disk, r.ManifestsOffset, r.ManifestsSize); err != nil {
-			return err
+			return nil, err
 		}
 		defer os.RemoveAll(manifests.tmp) // gone once committed
 	}
 	if r.ImageSize > 0 {
 		// The raw image is the disk's first ImageSize bytes.
 		if err := os.Truncate(disk, r.ImageSize); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, t := range o.Types {
@@ -613,29 +663,28 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) er
 			continue
 		}
 		if r.ImageSize == 0 {
-			return fmt.Errorf("-t %s: the build made no disk image", t)
+			return nil, fmt.Errorf("-t %s: the build made no disk image", t)
 		}
 		s, err := stage(o.Output+"."+t, func(tmp *os.File) error {
 			return convert(ctx, disk, tmp.Name(), format, !o.Uncompressed, o.QemuImgOptions)
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		staged = append(staged, s)
 	}
-	if len(o.Checksums) > 0 {
-		sums, err := stageChecksums(staged, o.Checksums)
-		if err != nil {
-			return err
-		}
-		staged = append(staged, sums...)
+	outputs := slices.Clone(staged)
+	sums, err := stageChecksums(outputs, o.Checksums)
+	if err != nil {
+		return nil, err
 	}
+	staged = append(staged, sums...)
 	if manifests != nil {
 		staged = append(staged, manifests) // not checksummed: a directory
 	}
 	for _, s := range staged {
 		if err := s.commit(); err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Fprintf(o.Stdout, "Image file %s created...\n", s.final)
 	}
@@ -648,33 +697,41 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) er
 		fmt.Fprintf(o.Stdout, "Import it into Docker with: %s\n", agentclient.ShellQuote([]string{"docker", "import", o.Output + ".docker.tar", target}))
 	}
 	staged = nil
-	return nil
+	return outputs, nil
 }
 
-// stageChecksums stages a file of each kind of sum (md5, sha256) for each
-// output, in the format md5sum and sha256sum write and check
+// stageChecksums reads each output once for its sums, sha256 always and
+// those of kinds (md5, sha256), and stages a file of each of kinds for
+// each output, in the format md5sum and sha256sum write and check
 // ("<sum>  <name>").
 func stageChecksums(outputs []*stagedFile, kinds []string) ([]*stagedFile, error) {
 	var out []*stagedFile
 	for _, f := range outputs {
-		hashes := map[string]hash.Hash{}
-		var ws []io.Writer
+		hashes := map[string]hash.Hash{"sha256": sha256.New()}
 		for _, k := range kinds {
-			h := map[string]func() hash.Hash{"md5": md5.New, "sha256": sha256.New}[k]()
-			hashes[k] = h
+			if k == "md5" {
+				hashes[k] = md5.New()
+			}
+		}
+		var ws []io.Writer
+		for _, h := range hashes {
 			ws = append(ws, h)
 		}
 		src, err := os.Open(f.tmp)
 		if err != nil {
 			return out, err
 		}
-		_, err = io.Copy(io.MultiWriter(ws...), src)
+		f.size, err = io.Copy(io.MultiWriter(ws...), src)
 		src.Close()
 		if err != nil {
 			return out, err
 		}
+		f.sums = map[string]string{}
+		for k, h := range hashes {
+			f.sums[k] = hex.EncodeToString(h.Sum(nil))
+		}
 		for _, k := range kinds {
-			line := hex.EncodeToString(hashes[k].Sum(nil)) + "  " + filepath.Base(f.final) + "\n"
+			line := f.sums[k] + "  " + filepath.Base(f.final) + "\n"
 			sf, err := stage(f.final+"."+k, func(tmp *os.File) error {
 				_, err := io.WriteString(tmp, line)
 				return err
@@ -758,6 +815,8 @@ func convert(ctx context.Context, disk, dst, format string, compress bool, optio
 // stagedFile is an output written beside its final path, not yet renamed.
 type stagedFile struct {
 	final, tmp string
+	size       int64
+	sums       map[string]string // by kind (md5, sha256), once read
 }
 
 // stage writes a file through fill into a temporary file beside final.

@@ -457,15 +457,16 @@ func (k *keeper) explainMiss(s *step) string {
 // build goes on without keeping more. Steps the guest did not keep
 // (hooks that were quick, a filesystem that would not freeze) are
 // passed over: each key says what its tree holds, whatever lies under it.
-func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) {
+// It says whether it kept the tree.
+func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) bool {
 	if k.stopped {
-		return
+		return false
 	}
 	name := api.CheckpointName(cp.Phase, cp.Hook)
 	i := slices.IndexFunc(k.order[k.next:], func(s *step) bool { return s.name() == name })
 	if i < 0 {
 		k.stop("the helper VM asked to keep the tree after " + name + ", which is no step still to keep")
-		return
+		return false
 	}
 	s := k.order[k.next+i]
 	k.next += i + 1
@@ -477,7 +478,7 @@ func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) {
 	}
 	if err != nil {
 		k.stop(fmt.Sprintf("could not switch the scratch disk to a new layer after %s: %v", name, err))
-		return
+		return false
 	}
 	kept := k.active
 	k.active = over
@@ -492,13 +493,14 @@ func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) {
 	switch err := k.sess.Publish(kept, meta); {
 	case errors.Is(err, checkpoint.ErrTaken):
 		k.stop(fmt.Sprintf("another build kept the tree after %s first", name))
-		return
+		return false
 	case err != nil:
 		k.stop(fmt.Sprintf("could not keep the tree after %s: %v", name, err))
-		return
+		return false
 	}
 	k.chain = append(k.chain, meta)
 	k.kept = append(k.kept, fmt.Sprintf("%s (%d MiB, %.1fs)", name, meta.Size>>20, time.Since(start).Seconds()))
+	return true
 }
 
 func (k *keeper) stop(why string) {

@@ -29,12 +29,17 @@ type control struct {
 	// checkpoints. Both then give the build the go-ahead.
 	onBreak      func(api.Break)
 	onCheckpoint func(*api.Checkpoint)
+	// onHook and onStep hear of each hook and step as it starts and
+	// ends, once checked; either may be nil.
+	onHook func(*api.Hook)
+	onStep func(*api.Step)
 	// stop stops the VM after a violation, so that the build ends.
 	stop func()
 
 	taken   map[string]bool   // breakpoints already given
 	nextCP  int               // index in checkpoints of the next one allowed
 	started map[string]string // the last hook started in each phase
+	steps   int               // step and hook messages so far
 
 	// What the build said at its end; at most one is set.
 	result   *api.Result
@@ -81,6 +86,16 @@ func (c *control) handle(m api.Message) error {
 	case m.Hook != nil:
 		if err := c.checkHook(m.Hook); err != nil {
 			return err
+		}
+		if c.onHook != nil {
+			c.onHook(m.Hook)
+		}
+	case m.Step != nil:
+		if err := c.checkStep(m.Step); err != nil {
+			return err
+		}
+		if c.onStep != nil {
+			c.onStep(m.Step)
 		}
 	case m.Checkpoint != nil:
 		if err := c.checkCheckpoint(m.Checkpoint); err != nil {
@@ -130,18 +145,46 @@ const (
 	maxSuiteText = 256
 )
 
-// checkHook records the hook a phase with checkpoints inside starts.
+// maxSteps bounds the step and hook messages of a build: each becomes
+// an event the host shows and records.
+const maxSteps = 20000
+
+// checkHook records the hook a phase starts.
 func (c *control) checkHook(h *api.Hook) error {
-	if !slices.Contains(c.checkpoints, h.Phase) {
-		return violation("the helper VM said it starts a hook of %q, which is not a phase still to keep", h.Phase)
+	if err := c.count(); err != nil {
+		return err
+	}
+	if !slices.Contains(elements.Phases, h.Phase) {
+		return violation("the helper VM said it runs a hook of %q, which is not a phase", h.Phase)
 	}
 	if !hookName.MatchString(h.Script) {
-		return violation("the helper VM said it starts %q, which is not a hook's name", h.Script)
+		return violation("the helper VM said it runs %q, which is not a hook's name", h.Script)
+	}
+	if h.Done {
+		return nil
 	}
 	if c.started == nil {
 		c.started = map[string]string{}
 	}
 	c.started[h.Phase] = h.Script
+	return nil
+}
+
+// checkStep allows the build's steps: its phases and its own.
+func (c *control) checkStep(s *api.Step) error {
+	if err := c.count(); err != nil {
+		return err
+	}
+	if !slices.Contains(elements.Phases, s.Name) && s.Name != api.StepImage && s.Name != api.StepOutputs {
+		return violation("the helper VM said it runs step %q, which is not one of the build's", s.Name)
+	}
+	return nil
+}
+
+func (c *control) count() error {
+	if c.steps++; c.steps > maxSteps {
+		return violation("the helper VM sent more than %d step and hook messages", maxSteps)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,8 +142,10 @@ func TestControlCheckpoints(t *testing.T) {
 			[]string{"root.d", "install.d/10-a", "install.d/30-c", "install.d"}, ""},
 		{"after a later hook started", []api.Message{hook("install.d", "10-a"), hook("install.d", "20-b"), cp("install.d/10-a")}, nil, `hook "10-a" of install.d, which is not the hook it last started`},
 		{"after a hook never started", []api.Message{cp("install.d/10-a")}, nil, `hook "10-a"`},
-		{"hook of a phase not kept", []api.Message{hook("finalise.d", "10-a")}, nil, `a hook of "finalise.d"`},
-		{"not a hook's name", []api.Message{hook("install.d", "../x")}, nil, `starts "../x"`},
+		{"hook of no phase", []api.Message{hook("../etc", "10-a")}, nil, `a hook of "../etc", which is not a phase`},
+		{"not a hook's name", []api.Message{hook("install.d", "../x")}, nil, `runs "../x"`},
+		{"a step not the build's", []api.Message{{Step: &api.Step{Name: "rm -rf"}}}, nil, `step "rm -rf"`},
+		{"a flood of steps", slices.Repeat([]api.Message{{Step: &api.Step{Name: "install.d"}}}, maxSteps+1), nil, "more than 20000 step"},
 		{"a hook not asked for", []api.Message{hook("install.d", "20-b"), cp("install.d/20-b")}, nil, `after "install.d/20-b"`},
 		{"back inside a phase", []api.Message{hook("install.d", "30-c"), cp("install.d/30-c"), hook("install.d", "10-a"), cp("install.d/10-a")}, []string{"install.d/30-c"}, `after "install.d/10-a"`},
 	} {

@@ -9,14 +9,18 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
+	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -41,6 +45,7 @@ type createFlags struct {
 	version     bool
 	scratch     diskSize
 	checkpoints checkpointFlags
+	progress    string
 }
 
 // environFlags are the flags whose setting disk-image-create also takes
@@ -89,7 +94,7 @@ FS_TYPE, DIB_QUIET) count where the flag is not given.`,
 				return err
 			}
 			defer closeLog()
-			return runBuild(&c.vf, o, c.timeout)
+			return runBuild(&c.vf, o, c.timeout, c.summaryOut(o))
 		},
 	}
 	c.register(cmd.Flags())
@@ -126,6 +131,7 @@ func (c *createFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&c.noTmpfs, "no-tmpfs", false, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
 	f.IntVar(&c.minTmpfs, "min-tmpfs", 0, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
 	f.StringVar(&c.ramdisk, "ramdisk-element", "", "accepted for DIB: it matters only to ramdisk-image-create")
+	f.StringVar(&c.progress, "progress", "auto", "how to show the build: plain (DIB's timestamped lines and each step's time), json (one event per line on stdout, docs/events.schema.json), or auto (a live status block on a terminal, else plain)")
 	f.BoolVar(&c.version, "version", false, "print dibvm's version and exit")
 	c.checkpoints.register(f)
 	c.vf.register(f)
@@ -173,6 +179,9 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 		p.addErr(err)
 	}
 	c.checkFiles(&o, &p)
+	if !slices.Contains([]string{"auto", "plain", "json"}, c.progress) {
+		p.add("--progress %s: give auto, plain or json", c.progress)
+	}
 	if err := p.err(); err != nil {
 		return o, nothing, err
 	}
@@ -313,16 +322,21 @@ func checksums(flag bool, env string) ([]string, error) {
 	return kinds, nil
 }
 
-// output points the build's output at the terminal and the log file.
-// As in DIB, --logfile sends it to the file alone unless DIB_QUIET=0, and
-// DIB_QUIET=1 keeps it off the terminal. dibvm's own errors still go to
-// stderr.
+// output points the build's output at the terminal and the log file,
+// through the reporter --progress asks for. As in DIB, --logfile sends
+// it to the file alone unless DIB_QUIET=0, and DIB_QUIET=1 keeps it off
+// the terminal. dibvm's own errors still go to stderr. With
+// --progress=json, stdout carries the events alone, and the lines go
+// to stderr.
 func (c *createFlags) output(o *build.Options) (func(), error) {
 	quiet := c.logfile != ""
 	if q := lookupEnv(o.Environ, "DIB_QUIET"); q != "" {
 		quiet = q == "1"
 	}
 	var out, errOut io.Writer = os.Stdout, os.Stderr
+	if c.progress == "json" {
+		out = os.Stderr
+	}
 	if quiet {
 		out, errOut = io.Discard, io.Discard
 	}
@@ -332,12 +346,60 @@ func (c *createFlags) output(o *build.Options) (func(), error) {
 		if err != nil {
 			return func() {}, fmt.Errorf("--logfile: %w", err)
 		}
-		fmt.Printf("Output logs going to: %s\n", c.logfile)
+		note := os.Stdout
+		if c.progress == "json" {
+			note = os.Stderr
+		}
+		fmt.Fprintf(note, "Output logs going to: %s\n", c.logfile)
 		out, errOut = io.MultiWriter(out, f), io.MultiWriter(errOut, f)
 		closeLog = func() { f.Close() }
 	}
-	o.Stdout, o.Stderr = out, errOut
+	switch {
+	case c.progress == "json":
+		o.Progress = progress.NewJSON(os.Stdout, out)
+	case c.progress == "auto" && !quiet && c.logfile == "" && onTerminal(os.Stdout):
+		o.Progress = progress.NewTerminal(os.Stdout)
+		// Whatever else the build prints goes above the status block.
+		errOut = o.Progress.Log()
+	default:
+		o.Progress = progress.NewPlain(out)
+	}
+	if t := timings(); t != nil {
+		o.Progress.Estimating(t, progress.TimingsKey(o.Arch, o.Types, append(slices.Clone(o.Elements), o.Packages...)))
+	}
+	o.Stdout, o.Stderr = o.Progress.Log(), errOut
 	return closeLog, nil
+}
+
+// timings is dibvm/timings in the user's cache directory, or
+// DIBVM_TIMINGS_DIR: how long the last build of each element set took,
+// step by step.
+func timings() *progress.Timings {
+	if d := os.Getenv("DIBVM_TIMINGS_DIR"); d != "" {
+		return &progress.Timings{Dir: d}
+	}
+	dir, err := vmimage.DefaultCacheDir()
+	if err != nil {
+		return nil
+	}
+	return &progress.Timings{Dir: filepath.Join(dir, "timings")}
+}
+
+// onTerminal says whether f is a terminal that can draw a status block.
+func onTerminal(f *os.File) bool {
+	return term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
+}
+
+// summaryOut is where the build's summary goes: beside its lines, unless
+// they go to a log file alone or nowhere.
+func (c *createFlags) summaryOut(o build.Options) io.Writer {
+	if c.progress == "json" {
+		return os.Stderr
+	}
+	if o.Stdout == io.Discard {
+		return io.Discard
+	}
+	return os.Stdout
 }
 
 func lookupEnv(env []string, name string) string {
@@ -350,8 +412,8 @@ func lookupEnv(env []string, name string) string {
 }
 
 // runBuild boots the VM and builds, stopping cleanly on a signal or the
-// timeout.
-func runBuild(vf *vmFlags, o build.Options, timeout time.Duration) error {
+// timeout, and sums the build up on summary.
+func runBuild(vf *vmFlags, o build.Options, timeout time.Duration, summary io.Writer) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if timeout > 0 {
@@ -359,10 +421,19 @@ func runBuild(vf *vmFlags, o build.Options, timeout time.Duration) error {
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	rep := o.Progress
+	vf.notices = o.Stderr
+	defer func() {
+		s := rep.Finish(err)
+		if err == nil {
+			s.Print(summary, tryCommand(o))
+		}
+	}()
 	plan, err := build.Prepare(o)
 	if err != nil {
 		return err
 	}
+	rep.Event(progress.Event{Kind: progress.BuildStart, Elements: plan.Elements()})
 	mo, err := vf.machineOptions(ctx)
 	if err != nil {
 		return err
@@ -383,6 +454,17 @@ func runBuild(vf *vmFlags, o build.Options, timeout time.Duration) error {
 		}
 		return nil
 	}
+}
+
+// tryCommand is the command that boots the build's disk image, if it
+// made one.
+func tryCommand(o build.Options) string {
+	for _, t := range o.Types {
+		if slices.Contains([]string{"qcow2", "raw", "vhd", "vhdx", "vmdk"}, t) {
+			return agentclient.ShellQuote([]string{"dibvm", "boot", o.Output + "." + t})
+		}
+	}
+	return ""
 }
 
 // defaultImageCache is DIB's ~/.cache/image-create, in dibvm's part of

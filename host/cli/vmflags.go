@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,6 +32,9 @@ type vmFlags struct {
 	allowOnly   []string // nil unless given: then DIBVM_ALLOW_ONLY counts
 	mirror      string
 	bootTimeout time.Duration
+	// notices, when set, takes dibvm's notes on the helper VM instead
+	// of stderr.
+	notices io.Writer
 }
 
 func (f *vmFlags) register(fs *pflag.FlagSet) {
@@ -152,7 +156,7 @@ func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, vmimage.Agent,
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
-	return &vmimage.Cache{Dir: dir, Log: os.Stderr}, spec, agent, nil
+	return &vmimage.Cache{Dir: dir, Log: f.noticesOut()}, spec, agent, nil
 }
 
 // start boots the helper VM, building the appliance first if need be.
@@ -193,6 +197,15 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 		BootTimeout:       f.bootTimeout,
 		HypervisorTimeout: 15 * time.Second,
 		AccelMemo:         envOr("DIBVM_ACCEL_MEMO", filepath.Join(cache.Dir, "accel-memo.json")),
-		Notices:           os.Stderr,
+		Notices:           f.noticesOut(),
 	}, nil
+}
+
+// noticesOut is where dibvm's notes on the helper VM go: stderr, unless
+// a build shows its progress elsewhere.
+func (f *vmFlags) noticesOut() io.Writer {
+	if f.notices != nil {
+		return f.notices
+	}
+	return os.Stderr
 }

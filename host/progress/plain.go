@@ -1,0 +1,107 @@
+package progress
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// NewPlain shows a build as a log does, in CI logs and files: the
+// build's lines, each stamped with the time as DIB stamps them, and a
+// line at the end of each step with its time.
+func NewPlain(w io.Writer) *Reporter {
+	return newReporter(&plain{lines: &stamped{w: w, now: time.Now}})
+}
+
+// NewJSON writes one JSON event per line to events (see
+// docs/events.schema.json), and the build's lines, stamped, to log.
+func NewJSON(events, log io.Writer) *Reporter {
+	return newReporter(&jsonView{enc: json.NewEncoder(events), lines: &stamped{w: log, now: time.Now}})
+}
+
+type plain struct{ lines *stamped }
+
+func (p *plain) event(e Event) {
+	switch e.Kind {
+	case StepEnd:
+		fmt.Fprintf(p.lines, "dibvm: %s took %s\n", e.Step, Duration(seconds(e.Seconds)))
+	case BuildEnd:
+		p.lines.flush()
+	}
+}
+
+func (p *plain) log() io.Writer { return p.lines }
+func (p *plain) pause()         { p.lines.flush() }
+func (p *plain) resume()        {}
+func (p *plain) close()         { p.lines.flush() }
+
+type jsonView struct {
+	mu    sync.Mutex
+	enc   *json.Encoder
+	lines *stamped
+}
+
+func (j *jsonView) event(e Event) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.enc.Encode(e)
+}
+
+func (j *jsonView) log() io.Writer { return j.lines }
+func (j *jsonView) pause()         { j.lines.flush() }
+func (j *jsonView) resume()        {}
+func (j *jsonView) close()         { j.lines.flush() }
+
+// stamped writes whole lines to w, each stamped with the time its first
+// byte came, as DIB's log lines are ("2006-01-02 15:04:05.000 | ").
+type stamped struct {
+	mu    sync.Mutex
+	w     io.Writer
+	now   func() time.Time
+	buf   []byte
+	since time.Time
+}
+
+const stampLayout = "2006-01-02 15:04:05.000"
+
+func (s *stamped) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		if len(s.buf) == 0 {
+			s.since = s.now()
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.buf = append(s.buf, p...)
+			break
+		}
+		s.buf = append(s.buf, p[:i+1]...)
+		p = p[i+1:]
+		if err := s.writeLine(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (s *stamped) writeLine() error {
+	line := append([]byte(s.since.Format(stampLayout)+" | "), s.buf...)
+	s.buf = s.buf[:0]
+	_, err := s.w.Write(line)
+	return err
+}
+
+// flush writes a line not yet ended.
+func (s *stamped) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.buf) > 0 {
+		s.buf = append(s.buf, '\n')
+		s.writeLine()
+	}
+}
