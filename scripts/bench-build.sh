@@ -50,11 +50,15 @@ printf '%s\n' '#!/bin/bash' 'set -eu' 'echo "bench step 1" > /etc/bench-step' >"
 chmod +x "$work/elements/bench-step/install.d/50-bench-step"
 export ELEMENTS_PATH=$work/elements
 
+# unstamp takes off the time dibvm's plain output starts each line with,
+# as DIB's does (v0.1.0's lines have none).
+unstamp() { sed 's/^[0-9-]* [0-9:.]* | //' "$@"; }
+
 # phases sums dib-run-parts' profile of each phase in a build log.
 phases() {
-  awk '/dib-run-parts Target: / { phase = $NF }
+  unstamp "$1" | awk '/dib-run-parts Target: / { phase = $NF }
        /^dib-run-parts [0-9A-Za-z_-]+ +[0-9]+\.[0-9]+$/ { t[phase] += $NF; if (!(phase in seen)) { seen[phase] = 1; order[++n] = phase } }
-       END { for (i = 1; i <= n; i++) printf "      %-16s %8.1f s\n", order[i], t[order[i]] }' "$1"
+       END { for (i = 1; i <= n; i++) printf "      %-16s %8.1f s\n", order[i], t[order[i]] }'
 }
 
 # build BIN NAME [VAR=VALUE...]: builds into $work/NAME/ with BIN, prints
@@ -116,9 +120,9 @@ if [ -n "$base_rev" ]; then
   phases "$work/base$rounds.log"
 fi
 printf '  rebuild, nothing changed                 %8.1f s   / cold: %s\n' "$nothing" "$(ratio "$nothing" "$cold")"
-grep '^dibvm: \(resuming\|no checkpoint\)' "$work/nothing.log" | sed 's/^/      /'
+unstamp "$work/nothing.log" | grep '^dibvm: \(resuming\|no checkpoint\)' | sed 's/^/      /'
 printf '  rebuild, one install.d hook changed      %8.1f s   / cold: %s\n' "$hook" "$(ratio "$hook" "$cold")"
-grep '^dibvm: \(resuming\|no checkpoint\)' "$work/hook.log" | sed 's/^/      /'
+unstamp "$work/hook.log" | grep '^dibvm: \(resuming\|no checkpoint\)' | sed 's/^/      /'
 phases "$work/hook.log"
 printf '  checkpoints kept                         %8d MiB\n' "$kept"
 DIBVM_CHECKPOINTS_DIR="$store" "$dibvm" cache ls | cut -c1-200 | sed 's/^/      /'

@@ -212,7 +212,7 @@ func buildOutputAsUser(t *testing.T, name, outType string, extraEnv []string, el
 	if err != nil {
 		t.Fatalf("dibvm %s as an ordinary user: %v\n%s", strings.Join(args, " "), err, tail(log.String(), 60))
 	}
-	t.Logf("built %s in %s; per phase:\n%s", strings.Join(elems, " "), time.Since(start).Round(time.Second), phaseTimes(log.String()))
+	t.Logf("built %s in %s; per phase:\n%s", strings.Join(elems, " "), time.Since(start).Round(time.Second), phaseTimes(unstamp(log.String())))
 	if !fileExists(out + ext) {
 		t.Fatalf("no %s%s after a successful build", out, ext)
 	}
