@@ -1,11 +1,13 @@
 # dibvm: `make` builds bin/dibvm with the guest agent embedded.
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # One agent per helper VM architecture: the helper follows the image's
 # architecture, whatever the host's.
 AGENT_ARCHES := amd64 arm64
 AGENTS  := $(foreach a,$(AGENT_ARCHES),host/agentbin/bin/dibvm-agent-linux-$(a))
-LDFLAGS := -s -w -X github.com/dibvm/dibvm/host/cli.Version=$(VERSION)
+# The version is host/cli.Version; the commit is the one built from, with
+# +dirty for changes not committed (GOFLAGS may turn off Go's own record).
+COMMIT  ?= $(shell git describe --always --abbrev=12 --dirty=+dirty --exclude='*' 2>/dev/null)
+LDFLAGS := -s -w -X github.com/dibvm/dibvm/host/cli.commit=$(COMMIT)
 # The host's packages. The guest's are Linux-only: they are vetted and
 # tested on Linux alone.
 HOST_PKGS := ./cmd/dibvm ./host/... ./elements/... ./vmimage/... ./guestagent/api

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -298,4 +300,24 @@ func Names(els []*Element) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Names are the names of every element the library has, ELEMENTS_PATH's
+// and the built-in ones, sorted, each once: what a shell completes.
+func (l *Library) Names() []string {
+	seen := map[string]bool{}
+	for _, s := range l.sources {
+		var entries []fs.DirEntry
+		if s.root != nil {
+			entries, _ = fs.ReadDir(s.root.FS(), ".")
+		} else {
+			entries, _ = fs.ReadDir(s.fs, ".")
+		}
+		for _, e := range entries {
+			if validName(e.Name()) && (e.IsDir() || e.Type()&fs.ModeSymlink != 0) {
+				seen[e.Name()] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

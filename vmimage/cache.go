@@ -305,3 +305,27 @@ func writeJSON(name string, v any) error {
 	}
 	return os.WriteFile(name, buf.Bytes(), 0o644)
 }
+
+// Unused are the directories of appliances and bases in the cache that
+// no Lookup of specs[i] with agents[i] would use: left by other dibvm
+// builds (another agent), by a refresh from the mirror (another base),
+// or by other mirrors and suites.
+func (c *Cache) Unused(specs []Spec, agents []Agent) []string {
+	keep := map[string]bool{}
+	for i, spec := range specs {
+		keep[c.baseDir(spec)] = true
+		if m, err := c.baseManifest(spec); err == nil {
+			keep[c.applianceDir(m, agents[i])] = true
+		}
+	}
+	var out []string
+	for _, kind := range []string{"appliance", "base"} {
+		entries, _ := os.ReadDir(filepath.Join(c.Dir, kind))
+		for _, e := range entries {
+			if dir := filepath.Join(c.Dir, kind, e.Name()); e.IsDir() && !keep[dir] {
+				out = append(out, dir)
+			}
+		}
+	}
+	return out
+}

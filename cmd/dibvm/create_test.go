@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -350,10 +351,18 @@ func TestCreateCarriesHostFiles(t *testing.T) {
 	}
 }
 
+// The version is semantic, and names the commit make built from.
 func TestCreateVersion(t *testing.T) {
-	r := dibvm(t, nil, time.Minute, "disk-image-create", "--version")
-	if r.code != 0 || strings.TrimSpace(r.stdout) == "" {
-		t.Errorf("disk-image-create --version: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	head, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse: %v (the test runs in a git checkout, as make builds from one)", err)
+	}
+	want := regexp.QuoteMeta(strings.TrimSpace(string(head)))
+	for _, args := range [][]string{{"--version"}, {"create", "--version"}, {"disk-image-create", "--version"}} {
+		r := dibvm(t, nil, time.Minute, args...)
+		if !regexp.MustCompile(`^(dibvm version )?\d+\.\d+\.\d+ \(commit ` + want + `(\+dirty)?, go1\.\d+`).MatchString(r.stdout) || r.code != 0 {
+			t.Errorf("dibvm %v: exit %d, %q, want the version and commit %s", args, r.code, r.stdout, head)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ package main_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,6 +70,44 @@ func TestE2EBootableBIOS(t *testing.T) {
 	checkUserElement(t, root)
 	checkCloudImage(t, root, lists)
 	bootAndCheck(t, img, fileSize(t, root), nil, key)
+	checkBootCommand(t, img, key, "bios")
+}
+
+// checkBootCommand runs a command in img with dibvm boot, as a CI smoke
+// test would: it boots with the firmware the image needs (want), logs in
+// over SSH as the dev user with key, ends with the command's exit
+// status, powers the VM off, and leaves the image as it was.
+func checkBootCommand(t *testing.T, img string, key *sshKey, want string) {
+	t.Helper()
+	before := fileDigest(t, img)
+	start := time.Now()
+	r := dibvm(t, nil, 20*time.Minute, "boot", "--accel", "tcg", "--network", "restricted", "-i", key.priv, img, "--",
+		"sh", "-c", `if test -d /sys/firmware/efi; then echo "firmware=uefi"; else echo "firmware=bios"; fi; echo "user=$(id -un)"; touch /tmp/written; exit 7`)
+	t.Logf("dibvm boot -- COMMAND took %s", time.Since(start).Round(time.Second))
+	if r.code != 7 || !strings.Contains(r.stdout, "firmware="+want+"\n") || !strings.Contains(r.stdout, "user=devuser\n") {
+		t.Errorf("dibvm boot -- COMMAND: exit %d, want the command's 7 and firmware=%s as devuser\nstdout:\n%s\nstderr:\n%s", r.code, want, r.stdout, tail(r.stderr, 30))
+	}
+	if pids := qemuPids(img); len(pids) > 0 {
+		t.Errorf("QEMU still runs after dibvm boot: %v", pids)
+	}
+	if fileDigest(t, img) != before {
+		t.Error("dibvm boot without --persist changed the image")
+	}
+}
+
+// fileDigest is the SHA-256 of a file.
+func fileDigest(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // checkCloudImage checks, in the root filesystem, what makes the image
@@ -152,6 +192,7 @@ func TestE2EBootableEFI(t *testing.T) {
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + fw.Code,
 		"-drive", "if=pflash,format=raw,unit=1,file=" + myVars,
 	}, key)
+	checkBootCommand(t, img, key, "uefi")
 }
 
 // buildAsUser runs dibvm create as an ordinary user (made when the test

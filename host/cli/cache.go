@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,8 +16,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/agentbin"
 	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -107,19 +111,116 @@ func (a *age) Set(s string) error {
 func cacheCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "Show and prune what builds keep: the checkpoints of their trees",
+		Short: "Show and prune what dibvm keeps: helper appliances, package downloads, checkpoints of trees",
 		Args:  noArgs,
 	}
-	cmd.AddCommand(cacheLsCommand(), cachePruneCommand())
+	cmd.AddCommand(cacheLsCommand(), cacheDuCommand(), cachePruneCommand())
 	return cmd
+}
+
+// cacheArea is one kind of thing dibvm keeps, and where.
+type cacheArea struct {
+	name, what string
+	dirs       []string
+}
+
+// cacheAreas are what dibvm keeps in the user's cache directory (or
+// where the variables that move them say).
+func cacheAreas() ([]cacheArea, error) {
+	dir, err := vmimage.DefaultCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	images, err := defaultImageCache()
+	if err != nil {
+		return nil, err
+	}
+	if d := os.Getenv("DIB_IMAGE_CACHE"); d != "" {
+		images = d
+	}
+	store, err := checkpointStore()
+	if err != nil {
+		return nil, err
+	}
+	areas := []cacheArea{
+		{"appliance", "the helper VM's kernel and initramfs, and the Debian base they are made from", []string{filepath.Join(dir, "appliance"), filepath.Join(dir, "base")}},
+		{"packages", "package downloads: the builds' (the image cache) and the appliance's", []string{images, filepath.Join(dir, "debs")}},
+		{"checkpoints", "trees kept after a build's phases, to resume from", []string{store.Dir}},
+	}
+	if t := timings(); t != nil {
+		areas = append(areas, cacheArea{"timings", "how long each element set's last build took, for estimates", []string{t.Dir}})
+	}
+	return areas, nil
+}
+
+// usage is the size and number of the files under dirs.
+func usage(dirs ...string) (size int64, files int) {
+	for _, d := range dirs {
+		filepath.WalkDir(d, func(_ string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if fi, err := e.Info(); err == nil {
+					size += fi.Size()
+					files++
+				}
+			}
+			return nil
+		})
+	}
+	return size, files
+}
+
+func cacheDuCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "du",
+		Short: "Show how much disk each kind of cached thing takes",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			areas, err := cacheAreas()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "KIND\tSIZE\tFILES\tWHERE")
+			var total int64
+			for _, a := range areas {
+				size, files := usage(a.dirs...)
+				total += size
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", a.name, progress.Size(size), files, strings.Join(a.dirs, " "))
+			}
+			fmt.Fprintf(w, "total\t%s\t\t\n", progress.Size(total))
+			return w.Flush()
+		},
+	}
+}
+
+// currentAppliances are the appliance specs and agents of this dibvm,
+// for each architecture: what it would boot.
+func currentAppliances() ([]vmimage.Spec, []vmimage.Agent) {
+	var specs []vmimage.Spec
+	var agents []vmimage.Agent
+	for _, arch := range []string{"amd64", "arm64"} {
+		spec, err := vmimage.DefaultSpec(os.Getenv("DIBVM_MIRROR"), arch)
+		if err != nil {
+			continue
+		}
+		agent, err := agentbin.Load(arch)
+		if err != nil {
+			continue
+		}
+		specs, agents = append(specs, spec), append(agents, agent)
+	}
+	return specs, agents
 }
 
 func cacheLsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls",
-		Short: "List the checkpoints: phase, size, age, uses, elements and the mirror's dates",
+		Short: "List the helper appliances, the package downloads, and the checkpoints: phase, size, age, uses, elements and the mirror's dates",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := listAppliances(cmd.OutOrStdout()); err != nil {
+				return err
+			}
 			store, err := checkpointStore()
 			if err != nil {
 				return err
@@ -153,9 +254,54 @@ func cacheLsCommand() *cobra.Command {
 	}
 }
 
+// listAppliances lists the cached appliances, and sums up the package
+// downloads.
+func listAppliances(out io.Writer) error {
+	dir, err := vmimage.DefaultCacheDir()
+	if err != nil {
+		return err
+	}
+	specs, agents := currentAppliances()
+	unused := map[string]bool{}
+	for _, d := range (&vmimage.Cache{Dir: dir}).Unused(specs, agents) {
+		unused[d] = true
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "APPLIANCE\tSIZE\tMADE\tUSED BY THIS DIBVM")
+	for _, kind := range []string{"appliance", "base"} {
+		entries, _ := os.ReadDir(filepath.Join(dir, kind))
+		for _, e := range entries {
+			d := filepath.Join(dir, kind, e.Name())
+			size, _ := usage(d)
+			made := "-"
+			if fi, err := e.Info(); err == nil {
+				made = checkpoint.Age(time.Since(fi.ModTime())) + " ago"
+			}
+			used := "yes"
+			if unused[d] {
+				used = "no (cache prune removes it)"
+			}
+			fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\n", kind, e.Name(), progress.Size(size), made, used)
+		}
+	}
+	w.Flush()
+	areas, err := cacheAreas()
+	if err != nil {
+		return err
+	}
+	for _, a := range areas {
+		if a.name == "packages" {
+			size, files := usage(a.dirs...)
+			fmt.Fprintf(out, "\n%d package downloads, %s, in %s\n\n", files, progress.Size(size), strings.Join(a.dirs, " and "))
+		}
+	}
+	return nil
+}
+
 func cachePruneCommand() *cobra.Command {
 	var c checkpointFlags
 	var all bool
+	var packageAge age
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Remove checkpoints older than --checkpoint-max-age, the least recently used beyond --cache-max-size, and leftovers",
@@ -174,16 +320,90 @@ func cachePruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			out := cmd.OutOrStdout()
 			for i, m := range p.Checkpoints {
-				fmt.Fprintf(cmd.OutOrStdout(), "removed %s after %s (%s): %s\n", checkpoint.Short(m.Key), m.Phase, mib(m.Size), p.Why[i])
+				fmt.Fprintf(out, "removed %s after %s (%s): %s\n", checkpoint.Short(m.Key), m.Phase, mib(m.Size), p.Why[i])
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Removed %d checkpoints and %d leftover files, %s\n", len(p.Checkpoints), p.Files, mib(p.Bytes))
+			fmt.Fprintf(out, "Removed %d checkpoints and %d leftover files, %s\n", len(p.Checkpoints), p.Files, mib(p.Bytes))
+			n, bytes, err := pruneAppliances(out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Removed %d appliances and bases this dibvm does not use, %s\n", n, mib(bytes))
+			maxAge := time.Duration(packageAge)
+			if all {
+				maxAge = 0
+			}
+			n, bytes, err = prunePackages(maxAge)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Removed %d package downloads older than %s, %s\n", n, packageAge.String(), mib(bytes))
 			return nil
 		},
 	}
 	c.registerLimits(cmd.Flags())
-	cmd.Flags().BoolVar(&all, "all", false, "remove every checkpoint")
+	packageAge = age(30 * 24 * time.Hour)
+	cmd.Flags().Var(&packageAge, "package-max-age", "remove package downloads older than this, e.g. 30d: Debian's point releases replace them")
+	cmd.Flags().BoolVar(&all, "all", false, "remove every checkpoint and package download (the appliances this dibvm uses stay)")
 	return cmd
+}
+
+// pruneAppliances removes the appliances and bases no current
+// appliance of this dibvm uses.
+func pruneAppliances(out io.Writer) (int, int64, error) {
+	dir, err := vmimage.DefaultCacheDir()
+	if err != nil {
+		return 0, 0, err
+	}
+	specs, agents := currentAppliances()
+	var bytes int64
+	unused := (&vmimage.Cache{Dir: dir}).Unused(specs, agents)
+	for _, d := range unused {
+		size, _ := usage(d)
+		if err := os.RemoveAll(d); err != nil {
+			return 0, bytes, err
+		}
+		bytes += size
+		fmt.Fprintf(out, "removed %s (%s)\n", d, mib(size))
+	}
+	return len(unused), bytes, nil
+}
+
+// prunePackages removes the package downloads older than maxAge, by
+// when they were downloaded; all of them for 0.
+func prunePackages(maxAge time.Duration) (int, int64, error) {
+	areas, err := cacheAreas()
+	if err != nil {
+		return 0, 0, err
+	}
+	n, bytes := 0, int64(0)
+	for _, a := range areas {
+		if a.name != "packages" {
+			continue
+		}
+		for _, d := range a.dirs {
+			err := filepath.WalkDir(d, func(path string, e fs.DirEntry, err error) error {
+				if err != nil || !e.Type().IsRegular() {
+					return nil
+				}
+				fi, err := e.Info()
+				if err != nil || time.Since(fi.ModTime()) < maxAge {
+					return nil
+				}
+				if err := os.Remove(path); err != nil {
+					return err
+				}
+				n++
+				bytes += fi.Size()
+				return nil
+			})
+			if err != nil {
+				return n, bytes, err
+			}
+		}
+	}
+	return n, bytes, nil
 }
 
 func mib(n int64) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,31 +14,11 @@ import (
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
-// Version is set at build time.
-var Version = "dev"
-
 // Main runs the command line and returns the process exit code.
 func Main(args []string) int {
-	root := &cobra.Command{
-		Use:           "dibvm",
-		Short:         "Build diskimage-builder images without root, inside a helper VM",
-		Version:       Version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(runCommand(), createCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand(), cacheCommand())
-	// dibvm also answers to the names of the DIB tools it replaces.
-	switch filepath.Base(args[0]) {
-	case "disk-image-create":
-		args = append([]string{args[0], "create"}, args[1:]...)
-	case "element-info":
-		args = append([]string{args[0], "element-info"}, args[1:]...)
-	case "pkg-map":
-		args = append([]string{args[0], "pkg-map"}, args[1:]...)
-	}
-	root.SetArgs(args[1:])
-	err := root.Execute()
+	cmd := command(filepath.Base(args[0]))
+	cmd.SetArgs(args[1:])
+	err := cmd.Execute()
 	if err == nil {
 		return 0
 	}
@@ -63,6 +44,37 @@ func Main(args []string) int {
 	}
 	fmt.Fprintf(w, "dibvm: %v\n", err)
 	return 1
+}
+
+// command is the command line for the name dibvm runs as: dibvm itself,
+// or one of the DIB tools it replaces, which then is that tool alone,
+// with its own usage.
+func command(name string) *cobra.Command {
+	var cmd *cobra.Command
+	switch name {
+	case "disk-image-create":
+		cmd = createCommand()
+	case "element-info":
+		cmd = elementInfoCommand()
+	case "pkg-map":
+		cmd = pkgMapCommand()
+	default:
+		cmd = &cobra.Command{
+			Use:     "dibvm",
+			Short:   "Build diskimage-builder images without root, inside a helper VM",
+			Version: versionLine(),
+		}
+		cmd.AddCommand(runCommand(), createCommand(), bootCommand(), doctorCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand(), cacheCommand())
+	}
+	if name != "dibvm" && cmd.Use != "dibvm" {
+		// The tool's own name, as its users type it.
+		cmd.Use = name + strings.TrimPrefix(cmd.Use, strings.Fields(cmd.Use)[0])
+		cmd.Aliases = nil
+	}
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetFlagErrorFunc(flagError)
+	completeFlags(cmd)
+	return cmd
 }
 
 // exitCode ends dibvm with a status and no further message.

@@ -78,6 +78,8 @@ always pass. The variables disk-image-create reads for its flags
 (ARCH, DIB_IMAGE_SIZE, DIB_IMAGE_EXTRA_SIZE, DIB_IMAGE_CACHE,
 DIB_JOURNAL_SIZE, DIB_CHECKSUM, MAX_ONLINE_RESIZE, MKFS_OPTS, ROOT_LABEL,
 FS_TYPE, DIB_QUIET) count where the flag is not given.`,
+		Example: `  disk-image-create -o ubuntu -t qcow2 vm ubuntu-minimal
+  DIB_RELEASE=bookworm dibvm create -o web -t qcow2,tar -p nginx vm debian-minimal devuser`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if c.version {
 				return nil
@@ -86,7 +88,7 @@ FS_TYPE, DIB_QUIET) count where the flag is not given.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if c.version {
-				fmt.Fprintln(cmd.OutOrStdout(), Version)
+				fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 				return nil
 			}
 			o, closeLog, err := c.options(cmd.Flags(), args)
@@ -97,15 +99,28 @@ FS_TYPE, DIB_QUIET) count where the flag is not given.`,
 			return runBuild(&c.vf, o, c.timeout, c.summaryOut(o))
 		},
 	}
-	c.register(cmd.Flags())
+	groups := c.register(cmd)
+	cmd.SetHelpFunc(func(cmd *cobra.Command, _ []string) { createHelp(cmd, groups) })
+	completeCreate(cmd)
 	return cmd
 }
 
-func (c *createFlags) register(f *pflag.FlagSet) {
-	o := &c.o
+// flagGroups are create's flags as its help shows them: DIB's own, the
+// helper VM's, and those dibvm adds.
+type flagGroups struct {
+	dib, vm, own *pflag.FlagSet
+}
+
+func (c *createFlags) register(cmd *cobra.Command) flagGroups {
+	g := flagGroups{
+		dib: pflag.NewFlagSet("DIB's flags", pflag.ContinueOnError),
+		vm:  pflag.NewFlagSet("Helper VM flags", pflag.ContinueOnError),
+		own: pflag.NewFlagSet("dibvm's flags", pflag.ContinueOnError),
+	}
+	o, f := &c.o, g.dib
 	f.StringVarP(&o.Output, "output", "o", "image", "image file name, without the type suffix")
-	f.StringVarP(&c.types, "type", "t", "qcow2", "output types, comma separated")
-	f.StringVarP(&o.Arch, "arch", "a", "", "architecture of the image (default $ARCH, else the host's)")
+	f.StringVarP(&c.types, "type", "t", "qcow2", "output types, comma separated: "+strings.Join(build.Supported, ", "))
+	f.StringVarP(&o.Arch, "arch", "a", "", "architecture of the image: amd64 (x86_64) or arm64 (aarch64) (default $ARCH, else the host's)")
 	f.CountVarP(&c.trace, "trace", "x", "trace the hooks (repeatable)")
 	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
 	f.BoolVarP(&c.clearEnv, "clear-env", "c", false, "build with none of the caller's environment variables, as DIB's -c")
@@ -116,10 +131,6 @@ func (c *createFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&c.rootLabel, "root-label", "", "label of the root filesystem (default $ROOT_LABEL, else cloudimg-rootfs, or img-rootfs for xfs)")
 	f.StringArrayVarP(&c.packages, "packages", "p", nil, "extra packages to install, comma separated (repeatable)")
 	f.StringVar(&c.installType, "install-type", "", "default install type (sets DIB_DEFAULT_INSTALLTYPE)")
-	f.DurationVar(&c.timeout, "timeout", 4*time.Hour, "stop the build after this long; 0 for no limit")
-	f.Var(&c.scratch, "scratch-size", "size of the build's scratch disk and of its output disk, e.g. 40G (default 20G, or twice --image-size plus 4G if that is more); the files are sparse, so this is the most each can take of the host's disk")
-	f.StringArrayVar(&o.ExplicitEnv, "env", nil, "pass NAME=VALUE, or NAME with its value here, to the hooks whatever its name (repeatable)")
-	f.BoolVar(&o.NoHostEnv, "no-host-env", false, "pass the hooks only the caller's DIB_* and break variables, and those of --env")
 	f.StringVar(&o.ImageCache, "image-cache", "", "host directory that keeps downloaded packages between builds (default $DIB_IMAGE_CACHE, else in the user's cache directory)")
 	f.BoolVar(&c.offline, "offline", false, "tell elements not to refresh cached downloads (sets DIB_OFFLINE)")
 	f.StringVar(&o.MkfsOptions, "mkfs-options", "", "options for the root filesystem's mkfs, as one string (default $MKFS_OPTS)")
@@ -131,10 +142,19 @@ func (c *createFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&c.noTmpfs, "no-tmpfs", false, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
 	f.IntVar(&c.minTmpfs, "min-tmpfs", 0, "accepted for DIB: dibvm builds on a scratch disk, never in RAM")
 	f.StringVar(&c.ramdisk, "ramdisk-element", "", "accepted for DIB: it matters only to ramdisk-image-create")
-	f.StringVar(&c.progress, "progress", "auto", "how to show the build: plain (DIB's timestamped lines and each step's time), json (one event per line on stdout, docs/events.schema.json), or auto (a live status block on a terminal, else plain)")
 	f.BoolVar(&c.version, "version", false, "print dibvm's version and exit")
+	f = g.own
+	f.StringVar(&c.progress, "progress", "auto", "how to show the build: plain (DIB's timestamped lines and each step's time), json (one event per line on stdout, docs/events.schema.json), or auto (a live status block on a terminal, else plain)")
+	f.DurationVar(&c.timeout, "timeout", 4*time.Hour, "stop the build after this long; 0 for no limit")
+	f.Var(&c.scratch, "scratch-size", "size of the build's scratch disk and of its output disk, e.g. 40G (default 20G, or twice --image-size plus 4G if that is more); the files are sparse, so this is the most each can take of the host's disk")
+	f.StringArrayVar(&o.ExplicitEnv, "env", nil, "pass NAME=VALUE, or NAME with its value here, to the hooks whatever its name (repeatable)")
+	f.BoolVar(&o.NoHostEnv, "no-host-env", false, "pass the hooks only the caller's DIB_* and break variables, and those of --env")
 	c.checkpoints.register(f)
-	c.vf.register(f)
+	c.vf.register(g.vm)
+	for _, fs := range []*pflag.FlagSet{g.dib, g.own, g.vm} {
+		cmd.Flags().AddFlagSet(fs)
+	}
+	return g
 }
 
 // options turns the flags and the environment into the build's options.

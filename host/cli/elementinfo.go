@@ -29,7 +29,8 @@ accepted for older callers; expansion always happens.
 --check also merges the elements' hooks and squashes their package-installs
 files with the current environment, reporting every problem DIB would find
 only during a build.`,
-		Args: atLeastOne("at least one ELEMENT"),
+		Args:              atLeastOne("at least one ELEMENT"),
+		ValidArgsFunction: completeElements,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Warnings name files of element trees, which may be anyone's.
 			stderr := termsafe.NewWriter(cmd.ErrOrStderr())

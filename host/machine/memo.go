@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/dibvm/dibvm/host/qemu"
 )
 
 // A hypervisor that opens but never boots a guest (nested KVM often does)
@@ -60,4 +62,20 @@ func remember(path, binary, accel string) {
 	if os.WriteFile(tmp, b, 0o644) == nil {
 		os.Rename(tmp, path)
 	}
+}
+
+// Accelerator is the one accelerator to boot something other than the
+// helper VM with, where nothing tells a hung hypervisor from a slow
+// boot: the best of request's that has not failed to start the helper
+// on this host before (see AccelMemo).
+func Accelerator(request, goarch, memoPath string, notices io.Writer) (string, error) {
+	binary, err := qemu.FindBinary(goarch)
+	if err != nil {
+		return "", err
+	}
+	accels, err := qemu.Accelerators(request, goarch)
+	if err != nil {
+		return "", err
+	}
+	return skipRemembered(memoPath, binary, accels, notices)[0], nil
 }

@@ -278,12 +278,15 @@ type Process struct {
 	watchdog *os.File
 }
 
-// Start launches QEMU. The process is tied to dibvm's life (see
-// setParentDeath) and placed in its own process group, so a terminal's
-// Ctrl-C reaches dibvm, which then stops the VM in order.
-func Start(c *Config) (*Process, error) {
+// Start launches QEMU for c (see StartArgs).
+func Start(c *Config) (*Process, error) { return StartArgs(c.Binary, c.Args()) }
+
+// StartArgs launches binary with args. The process is tied to dibvm's
+// life (see setParentDeath) and placed in its own process group, so a
+// terminal's Ctrl-C reaches dibvm, which then stops the VM in order.
+func StartArgs(binary string, args []string) (*Process, error) {
 	p := &Process{done: make(chan struct{})}
-	p.cmd = exec.Command(c.Binary, c.Args()...)
+	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout = &lockedWriter{p}
 	p.cmd.Stderr = &lockedWriter{p}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -303,7 +306,7 @@ func Start(c *Config) (*Process, error) {
 		close(p.done)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start %s: %w", c.Binary, err)
+		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
 	w, err := tieToParent(p)
 	if err != nil {
@@ -354,6 +357,22 @@ func (p *Process) MaxRSS() int64 {
 		return 0
 	}
 	return maxRSS(p.cmd.ProcessState)
+}
+
+// Stop asks QEMU to quit (SIGTERM: it flushes its disks and exits),
+// waits up to grace, and then kills it.
+func (p *Process) Stop(grace time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.Kill()
+	}
 }
 
 // Kill stops QEMU at once and waits for it to be gone.

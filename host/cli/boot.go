@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dibvm/dibvm/host/imageboot"
+	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/vmimage"
+)
+
+func bootCommand() *cobra.Command {
+	o := imageboot.Options{}
+	var arch, user, identity string
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "boot [flags] IMAGE [-- COMMAND [ARG...]]",
+		Short: "Boot a built image under QEMU, its serial console on the terminal, or run a command in it over SSH",
+		Long: `Boot a disk image dibvm (or DIB) built, under QEMU: UEFI when it has an
+EFI system partition (firmware found on the host), else BIOS; the host's
+hypervisor when it works, else single-threaded TCG. Writes go to a
+throwaway overlay unless --persist.
+
+Without COMMAND, the serial console is on the terminal: Ctrl-a x stops
+the VM, Ctrl-a c is QEMU's monitor. With -- COMMAND, dibvm logs in over
+SSH with the host's OpenSSH client (--ssh-user, -i), runs COMMAND, powers
+the VM off and exits with COMMAND's status: a smoke test for CI.`,
+		Example: `  dibvm boot out/image.qcow2
+  dibvm boot --ssh 2222 out/image.qcow2          # then: ssh -p 2222 devuser@127.0.0.1
+  dibvm boot -i ~/.ssh/id_ed25519 out/image.qcow2 -- systemctl is-system-running --wait`,
+		Args: atLeastOne("the IMAGE to boot"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			image, command := args[0], args[1:]
+			if n := cmd.ArgsLenAtDash(); n == 0 || n > 1 || (n < 0 && len(args) > 1) {
+				return usagef("give one IMAGE, then -- and the command: %s", cmd.UseLine())
+			}
+			var p problems
+			var err error
+			if o.Arch, err = hostArch(arch); err != nil {
+				p.addErr(err)
+			}
+			if !slices.Contains(imageboot.Networks, o.Network) {
+				p.add("--network %s: give %s", o.Network, strings.Join(imageboot.Networks, ", "))
+			}
+			if o.SSHPort < 0 || o.SSHPort > 65535 {
+				p.add("--ssh %d: give a TCP port, 1 to 65535", o.SSHPort)
+			}
+			if o.Memory < 128 {
+				p.add("--memory %d: give at least 128 (MiB)", o.Memory)
+			}
+			if o.CPUs < 1 {
+				p.add("--cpus %d: give at least 1", o.CPUs)
+			}
+			if identity != "" {
+				if _, err := os.Stat(identity); err != nil {
+					p.add("-i %s: %v", identity, err)
+				}
+			}
+			if fi, err := os.Stat(image); err != nil {
+				p.add("IMAGE %s: %v", image, err)
+			} else if !fi.Mode().IsRegular() {
+				p.add("IMAGE %s: not a file", image)
+			}
+			if err := p.err(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
+			disk, err := imageboot.Inspect(ctx, image)
+			if err != nil {
+				return err
+			}
+			memo := os.Getenv("DIBVM_ACCEL_MEMO")
+			if dir, err := vmimage.DefaultCacheDir(); err == nil && memo == "" {
+				memo = filepath.Join(dir, "accel-memo.json")
+			}
+			if o.Accel, err = machine.Accelerator(o.Accel, o.Arch, memo, os.Stderr); err != nil {
+				return err
+			}
+			if len(command) > 0 {
+				status, err := imageboot.RunCommand(ctx, o, disk, imageboot.Login{User: user, Identity: identity, Wait: wait}, command, os.Stdout, os.Stderr)
+				if err != nil {
+					return err
+				}
+				return exitCode(status)
+			}
+			return bootHere(o, disk, image)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Persist, "persist", false, "write to the image itself, rather than to a throwaway overlay")
+	f.IntVar(&o.SSHPort, "ssh", 0, "forward the host's 127.0.0.1:PORT to the guest's SSH port (-- COMMAND picks a free one)")
+	f.IntVar(&o.Memory, "memory", 1024, "VM memory in MiB")
+	f.IntVar(&o.CPUs, "cpus", 2, "VM CPUs")
+	f.StringVar(&o.Accel, "accel", envOr("DIBVM_ACCEL", "auto"), "accelerator: auto, kvm, hvf or tcg (env DIBVM_ACCEL)")
+	f.StringVar(&arch, "arch", "", "architecture of the image: amd64 (x86_64) or arm64 (aarch64) (default the host's)")
+	f.StringVar(&o.Firmware, "firmware", "auto", "auto (UEFI when the image has an EFI system partition, and always for arm64), bios or uefi")
+	f.StringVar(&o.Network, "network", "nat", "nat (QEMU's user network: the guest reaches what the host reaches, the host itself as 10.0.2.2), restricted (only the --ssh port forwarded in) or none (no NIC)")
+	f.StringVar(&user, "ssh-user", envOr("DIB_DEV_USER_USERNAME", "devuser"), "user -- COMMAND logs in as (default $DIB_DEV_USER_USERNAME, else devuser, the devuser element's)")
+	f.StringVarP(&identity, "identity", "i", "", "private key -- COMMAND logs in with (default: ssh's own choice, its agent and config)")
+	f.DurationVar(&wait, "boot-timeout", 10*time.Minute, "how long -- COMMAND waits for the first SSH login")
+	return cmd
+}
+
+// hostArch reads --arch: the host's when empty.
+func hostArch(a string) (string, error) {
+	switch a {
+	case "":
+		return runtime.GOARCH, nil
+	case "amd64", "x86_64":
+		return "amd64", nil
+	case "arm64", "aarch64":
+		return "arm64", nil
+	}
+	return "", fmt.Errorf("--arch %s: give amd64 (x86_64) or arm64 (aarch64)", a)
+}
+
+// bootHere turns dibvm into QEMU, its serial console on the terminal:
+// nothing of dibvm's is left to clean up, and the terminal is QEMU's.
+func bootHere(o imageboot.Options, disk imageboot.Disk, image string) error {
+	binary, args, uefi, err := imageboot.Command(o, disk)
+	if err != nil {
+		return err
+	}
+	fw := "BIOS"
+	if uefi {
+		fw = "UEFI"
+	}
+	fmt.Fprintf(os.Stderr, "dibvm: booting %s (%s, %s, %s)", image, disk.Format, fw, strings.ToUpper(o.Accel))
+	if o.SSHPort != 0 {
+		fmt.Fprintf(os.Stderr, "; ssh -p %d USER@127.0.0.1", o.SSHPort)
+	}
+	if !o.Persist {
+		fmt.Fprint(os.Stderr, "; its writes are thrown away (--persist keeps them)")
+	}
+	fmt.Fprintln(os.Stderr, ". Ctrl-a x stops it.")
+	return syscall.Exec(binary, append([]string{binary}, args...), os.Environ())
+}

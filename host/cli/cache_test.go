@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cache du, ls and prune over a cache directory of the test's own: an
+// appliance no dibvm of this build uses, package downloads old and new.
+func TestCacheCommands(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", home)
+	t.Setenv("HOME", home) // macOS's cache directory is under it
+	t.Setenv("DIB_IMAGE_CACHE", "")
+	t.Setenv("DIBVM_CHECKPOINTS_DIR", "")
+	t.Setenv("DIBVM_TIMINGS_DIR", "")
+	dir := filepath.Join(home, "dibvm")
+	if runtimeCache, err := os.UserCacheDir(); err == nil {
+		dir = filepath.Join(runtimeCache, "dibvm")
+	}
+	write := func(path string, size int, age time.Duration) {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		os.WriteFile(path, make([]byte, size), 0o644)
+		then := time.Now().Add(-age)
+		os.Chtimes(path, then, then)
+	}
+	write(filepath.Join(dir, "appliance", "0123456789abcdef-0123456789abcdef", "initrd.img"), 3<<20, 0)
+	write(filepath.Join(dir, "image-create", "old.deb"), 1<<20, 40*24*time.Hour)
+	write(filepath.Join(dir, "debs", "new.deb"), 2<<20, time.Hour)
+
+	// Columns as words, whatever their padding.
+	words := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	du := words(execute(t, "dibvm", "cache", "du"))
+	for _, want := range []string{"appliance 3.0 MiB 1 ", "packages 3.0 MiB 2 ", "checkpoints 0 B 0 ", "total 6.0 MiB"} {
+		if !strings.Contains(du, want) {
+			t.Errorf("cache du lacks %q:\n%s", want, du)
+		}
+	}
+	ls := words(execute(t, "dibvm", "cache", "ls"))
+	for _, want := range []string{"appliance/0123456789abcdef-0123456789abcdef 3.0 MiB", "no (cache prune removes it)", "2 package downloads, 3.0 MiB", "No checkpoints in "} {
+		if !strings.Contains(ls, want) {
+			t.Errorf("cache ls lacks %q:\n%s", want, ls)
+		}
+	}
+	prune := execute(t, "dibvm", "cache", "prune")
+	for _, want := range []string{"Removed 0 checkpoints", "Removed 1 appliances and bases this dibvm does not use, 3 MiB", "Removed 1 package downloads older than 30d, 1 MiB"} {
+		if !strings.Contains(prune, want) {
+			t.Errorf("cache prune lacks %q:\n%s", want, prune)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "debs", "new.deb")); err != nil {
+		t.Error("cache prune removed a download younger than --package-max-age")
+	}
+	execute(t, "dibvm", "cache", "prune", "--all")
+	if size, files := usage(filepath.Join(dir, "debs"), filepath.Join(dir, "image-create"), filepath.Join(dir, "appliance")); files != 0 {
+		t.Errorf("cache prune --all left %d files, %d bytes", files, size)
+	}
+}

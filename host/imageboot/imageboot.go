@@ -1,0 +1,216 @@
+// Package imageboot boots a built image under QEMU the way people try
+// one: on the machine and firmware it needs (UEFI when it has an EFI
+// system partition), its writes kept in a throwaway overlay unless asked
+// otherwise, its serial console on the terminal or in a file, and its
+// SSH port forwarded to the host's loopback.
+package imageboot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dibvm/dibvm/host/qemu"
+)
+
+// Options are how to boot an image.
+type Options struct {
+	Image  string
+	Arch   string // the image's, as GOARCH names it
+	Accel  string // kvm, hvf or tcg
+	Memory int    // MiB
+	CPUs   int
+	// Persist writes to the image itself; otherwise its writes go to an
+	// overlay that QEMU throws away.
+	Persist bool
+	// Firmware is auto (UEFI when the image has an EFI system partition,
+	// and always for arm64), bios or uefi.
+	Firmware string
+	// Network is nat (QEMU's user networking, the host reachable as
+	// 10.0.2.2), restricted (nothing but the SSH port forwarded in) or
+	// none (no NIC).
+	Network string
+	// SSHPort, when not 0, forwards the host's 127.0.0.1:SSHPort to the
+	// guest's port 22.
+	SSHPort int
+	// Console is a file to write the serial console to; empty puts it on
+	// dibvm's own stdin and stdout, with QEMU's monitor behind Ctrl-a c.
+	Console string
+}
+
+// Disk is what qemu-img says of an image, and whether it has an EFI
+// system partition.
+type Disk struct {
+	Format string
+	Size   int64
+	ESP    bool
+}
+
+// Networks are the values of Options.Network.
+var Networks = []string{"nat", "restricted", "none"}
+
+// formats are the image formats dibvm writes, as qemu-img names them.
+var formats = []string{"raw", "qcow2", "vpc", "vhdx", "vmdk"}
+
+// Inspect asks qemu-img for the image's format and size, and reads its
+// partition table for an EFI system partition.
+func Inspect(ctx context.Context, image string) (Disk, error) {
+	qemuImg, err := exec.LookPath("qemu-img")
+	if err != nil {
+		return Disk{}, errors.New("qemu-img not found: it comes with QEMU (Debian and Ubuntu: apt-get install qemu-utils)")
+	}
+	out, err := exec.CommandContext(ctx, qemuImg, "info", "--output=json", image).Output()
+	var info struct {
+		Format      string `json:"format"`
+		VirtualSize int64  `json:"virtual-size"`
+		Backing     string `json:"backing-filename"`
+	}
+	if err != nil || json.Unmarshal(out, &info) != nil {
+		return Disk{}, fmt.Errorf("%s: qemu-img cannot read it as a disk image: %v", image, stderrOf(err))
+	}
+	if !slices.Contains(formats, info.Format) {
+		return Disk{}, fmt.Errorf("%s: a %s image; dibvm boots %s", image, info.Format, strings.Join(formats, ", "))
+	}
+	if info.Backing != "" {
+		// qemu-img would follow it anywhere; an image dibvm built has none.
+		return Disk{}, fmt.Errorf("%s: it is an overlay on %s; boot that image, or one made with qemu-img convert", image, info.Backing)
+	}
+	d := Disk{Format: info.Format, Size: info.VirtualSize}
+	head, err := readHead(ctx, qemuImg, image, info.Format)
+	if err != nil {
+		return Disk{}, err
+	}
+	d.ESP = hasESP(head)
+	return d, nil
+}
+
+// readHead is the first MiB of the disk, as the guest sees it.
+func readHead(ctx context.Context, qemuImg, image, format string) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "dibvm-boot-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "head")
+	if b, err := exec.CommandContext(ctx, qemuImg, "dd", "-f", format, "-O", "raw", "bs=1M", "count=1",
+		"if="+image, "of="+out).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s: read its partition table: %v: %s", image, err, strings.TrimSpace(string(b)))
+	}
+	return os.ReadFile(out)
+}
+
+// Command is the QEMU command line that boots o.Image, which is d.
+func Command(o Options, d Disk) (binary string, args []string, uefi bool, err error) {
+	binary, err = qemu.FindBinary(o.Arch)
+	if err != nil {
+		return "", nil, false, err
+	}
+	switch o.Firmware {
+	case "", "auto":
+		uefi = d.ESP || o.Arch == "arm64"
+	case "uefi":
+		uefi = true
+	case "bios":
+		if o.Arch == "arm64" {
+			return "", nil, false, errors.New("--firmware bios: arm64 machines boot by UEFI only")
+		}
+	default:
+		return "", nil, false, fmt.Errorf("--firmware %s: give auto, bios or uefi", o.Firmware)
+	}
+	args = []string{"-nodefaults", "-no-user-config", "-display", "none",
+		"-machine", machineType(o.Arch), "-accel", accel(o.Accel), "-cpu", cpu(o.Arch, o.Accel),
+		"-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs)}
+	if uefi {
+		fw, err := qemu.FindUEFI(o.Arch)
+		if err != nil {
+			return "", nil, false, err
+		}
+		// The variable store is the firmware's template, in an overlay:
+		// the image boots by its fallback loader (DIB's bootloader
+		// installs one), and nothing of the host's changes.
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(fw.Code),
+			"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file="+escape(fw.Vars))
+	}
+	drive := "file=" + escape(o.Image) + ",if=virtio,format=" + d.Format
+	if !o.Persist {
+		drive += ",snapshot=on"
+	}
+	args = append(args, "-drive", drive, "-device", "virtio-rng-pci")
+	switch o.Network {
+	case "nat", "restricted", "":
+		netdev := "user,id=n0"
+		if o.Network == "restricted" {
+			netdev += ",restrict=on"
+		}
+		if o.SSHPort != 0 {
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", o.SSHPort)
+		}
+		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile=")
+	case "none":
+		if o.SSHPort != 0 {
+			return "", nil, false, errors.New("--ssh needs a network: leave out --network none, or give --network restricted")
+		}
+	default:
+		return "", nil, false, fmt.Errorf("--network %s: give %s", o.Network, strings.Join(Networks, ", "))
+	}
+	if o.Console == "" {
+		// Ctrl-C goes to the guest; Ctrl-a x quits, Ctrl-a c is QEMU's
+		// monitor.
+		args = append(args, "-chardev", "stdio,id=s0,mux=on,signal=off", "-serial", "chardev:s0", "-mon", "chardev=s0")
+	} else {
+		args = append(args, "-chardev", "file,id=s0,path="+escape(o.Console), "-serial", "chardev:s0")
+	}
+	return binary, args, uefi, nil
+}
+
+func machineType(goarch string) string {
+	if goarch == "arm64" {
+		return "virt"
+	}
+	return "pc"
+}
+
+// accel is the accelerator argument. TCG runs one thread: under
+// multi-threaded TCG a Linux guest that patches its own code (jump
+// labels, static calls) now and then panics, and an image's kernel
+// command line is not dibvm's to change as the helper's is.
+func accel(a string) string {
+	if a == "tcg" {
+		return "tcg,thread=single"
+	}
+	return a
+}
+
+// cpu is the host's CPU under a hypervisor, and under TCG the most TCG
+// emulates, so that binaries built for newer x86-64 levels run.
+func cpu(goarch, accel string) string {
+	switch {
+	case accel != "tcg":
+		return "host"
+	case goarch == "arm64":
+		return "max,pauth-impdef=on"
+	}
+	return "max"
+}
+
+// escape writes a comma in an option's value twice, as QEMU reads it.
+func escape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+func stderrOf(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return strings.TrimSpace(string(ee.Stderr))
+	}
+	if err == nil {
+		return "no answer"
+	}
+	return err.Error()
+}
