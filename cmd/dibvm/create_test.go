@@ -360,7 +360,7 @@ func TestCreateVersion(t *testing.T) {
 	want := regexp.QuoteMeta(strings.TrimSpace(string(head)))
 	for _, args := range [][]string{{"--version"}, {"create", "--version"}, {"disk-image-create", "--version"}} {
 		r := dibvm(t, nil, time.Minute, args...)
-		if !regexp.MustCompile(`^(dibvm version )?\d+\.\d+\.\d+ \(commit ` + want + `(\+dirty)?, go1\.\d+`).MatchString(r.stdout) || r.code != 0 {
+		if !regexp.MustCompile(`^(dibvm version )?\d+\.\d+\.\d+ \(commit `+want+`(\+dirty)?, go1\.\d+`).MatchString(r.stdout) || r.code != 0 {
 			t.Errorf("dibvm %v: exit %d, %q, want the version and commit %s", args, r.code, r.stdout, head)
 		}
 	}
