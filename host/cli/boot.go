@@ -41,6 +41,7 @@ the VM off and exits with COMMAND's status: a smoke test for CI.`,
 		Args: atLeastOne("the IMAGE to boot"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			image, command := args[0], args[1:]
+			o.Image = image
 			if n := cmd.ArgsLenAtDash(); n == 0 || n > 1 || (n < 0 && len(args) > 1) {
 				return usagef("give one IMAGE, then -- and the command: %s", cmd.UseLine())
 			}

@@ -17,10 +17,14 @@ func TestCacheCommands(t *testing.T) {
 	t.Setenv("DIB_IMAGE_CACHE", "")
 	t.Setenv("DIBVM_CHECKPOINTS_DIR", "")
 	t.Setenv("DIBVM_TIMINGS_DIR", "")
-	dir := filepath.Join(home, "dibvm")
-	if runtimeCache, err := os.UserCacheDir(); err == nil {
-		dir = filepath.Join(runtimeCache, "dibvm")
+	userCache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
 	}
+	// The image cache is in the user's cache directory, the rest in
+	// DIBVM_CACHE_DIR: here one place.
+	dir := filepath.Join(userCache, "dibvm")
+	t.Setenv("DIBVM_CACHE_DIR", dir)
 	write := func(path string, size int, age time.Duration) {
 		os.MkdirAll(filepath.Dir(path), 0o755)
 		os.WriteFile(path, make([]byte, size), 0o644)

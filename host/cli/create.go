@@ -46,6 +46,9 @@ type createFlags struct {
 	scratch     diskSize
 	checkpoints checkpointFlags
 	progress    string
+	// summary is where the build's summary goes: where its lines go,
+	// beside the terminal's status block or the JSON events.
+	summary io.Writer
 }
 
 // environFlags are the flags whose setting disk-image-create also takes
@@ -96,7 +99,7 @@ FS_TYPE, DIB_QUIET) count where the flag is not given.`,
 				return err
 			}
 			defer closeLog()
-			return runBuild(&c.vf, o, c.timeout, c.summaryOut(o))
+			return runBuild(&c.vf, o, c.timeout, c.summary)
 		},
 	}
 	groups := c.register(cmd)
@@ -388,6 +391,7 @@ func (c *createFlags) output(o *build.Options) (func(), error) {
 		o.Progress.Estimating(t, progress.TimingsKey(o.Arch, o.Types, append(slices.Clone(o.Elements), o.Packages...)))
 	}
 	o.Stdout, o.Stderr = o.Progress.Log(), errOut
+	c.summary = out
 	return closeLog, nil
 }
 
@@ -408,18 +412,6 @@ func timings() *progress.Timings {
 // onTerminal says whether f is a terminal that can draw a status block.
 func onTerminal(f *os.File) bool {
 	return term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
-}
-
-// summaryOut is where the build's summary goes: beside its lines, unless
-// they go to a log file alone or nowhere.
-func (c *createFlags) summaryOut(o build.Options) io.Writer {
-	if c.progress == "json" {
-		return os.Stderr
-	}
-	if o.Stdout == io.Discard {
-		return io.Discard
-	}
-	return os.Stdout
 }
 
 func lookupEnv(env []string, name string) string {

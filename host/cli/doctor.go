@@ -78,7 +78,7 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 		ctx = context.Background()
 	}
 	fmt.Fprintf(d.out, "dibvm %s on %s/%s\n", versionLine(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintln(d.out, "\nQEMU:")
+	fmt.Fprintln(d.out, "\nQEMU and tools:")
 	for _, arch := range []string{runtime.GOARCH, other(runtime.GOARCH)} {
 		bin, err := qemu.FindBinary(arch)
 		switch {
@@ -94,6 +94,12 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 		d.need("qemu-img not found: it converts the outputs (%s)", qemu.InstallHint(runtime.GOARCH))
 	} else {
 		d.line("ok", "%s: %s", img, firstLine(img, "--version"))
+	}
+
+	if ssh, err := exec.LookPath("ssh"); err != nil {
+		d.line("--", "no ssh: dibvm boot -- COMMAND logs in with OpenSSH's client (openssh-client)")
+	} else {
+		d.line("ok", "%s, for dibvm boot -- COMMAND", ssh)
 	}
 
 	fmt.Fprintln(d.out, "\nAccelerators (the helper VM booted with each):")
@@ -240,7 +246,7 @@ func firstLine(bin string, args ...string) string {
 
 func oneLine(err error) string {
 	line, _, _ := strings.Cut(err.Error(), "\n")
-	return line
+	return strings.TrimSuffix(line, ".")
 }
 
 // existingParent is dir, or the nearest of its parents that exists.
