@@ -309,7 +309,7 @@ func writeJSON(name string, v any) error {
 // Unused are the directories of appliances and bases in the cache that
 // no Lookup of specs[i] with agents[i] would use: left by other dibvm
 // builds (another agent), by a refresh from the mirror (another base),
-// or by other mirrors and suites.
+// or by other mirrors and suites. Those a build is making are not listed.
 func (c *Cache) Unused(specs []Spec, agents []Agent) []string {
 	keep := map[string]bool{}
 	for i, spec := range specs {
@@ -322,6 +322,9 @@ func (c *Cache) Unused(specs []Spec, agents []Agent) []string {
 	for _, kind := range []string{"appliance", "base"} {
 		entries, _ := os.ReadDir(filepath.Join(c.Dir, kind))
 		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				continue // a build under way, or its leftovers
+			}
 			if dir := filepath.Join(c.Dir, kind, e.Name()); e.IsDir() && !keep[dir] {
 				out = append(out, dir)
 			}

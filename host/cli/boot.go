@@ -62,6 +62,9 @@ the VM off and exits with COMMAND's status: a smoke test for CI.`,
 			if o.CPUs < 1 {
 				p.add("--cpus %d: give at least 1", o.CPUs)
 			}
+			if wait <= 0 {
+				p.add("--boot-timeout %s: give a duration such as 10m", wait)
+			}
 			if identity != "" {
 				if _, err := os.Stat(identity); err != nil {
 					p.add("-i %s: %v", identity, err)

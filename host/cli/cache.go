@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -194,22 +195,23 @@ func cacheDuCommand() *cobra.Command {
 }
 
 // currentAppliances are the appliance specs and agents of this dibvm,
-// for each architecture: what it would boot.
-func currentAppliances() ([]vmimage.Spec, []vmimage.Agent) {
+// for each architecture, with mirror: what it would boot. Without them
+// (a dibvm built without its agents) nothing can be said unused.
+func currentAppliances(mirror string) ([]vmimage.Spec, []vmimage.Agent, error) {
 	var specs []vmimage.Spec
 	var agents []vmimage.Agent
 	for _, arch := range []string{"amd64", "arm64"} {
-		spec, err := vmimage.DefaultSpec(os.Getenv("DIBVM_MIRROR"), arch)
+		spec, err := vmimage.DefaultSpec(mirror, arch)
 		if err != nil {
-			continue
+			return nil, nil, err
 		}
 		agent, err := agentbin.Load(arch)
 		if err != nil {
-			continue
+			return nil, nil, fmt.Errorf("this dibvm cannot tell which appliances it uses: %w", err)
 		}
 		specs, agents = append(specs, spec), append(agents, agent)
 	}
-	return specs, agents
+	return specs, agents, nil
 }
 
 func cacheLsCommand() *cobra.Command {
@@ -261,10 +263,12 @@ func listAppliances(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	specs, agents := currentAppliances()
 	unused := map[string]bool{}
-	for _, d := range (&vmimage.Cache{Dir: dir}).Unused(specs, agents) {
-		unused[d] = true
+	specs, agents, err := currentAppliances(os.Getenv("DIBVM_MIRROR"))
+	if err == nil {
+		for _, d := range (&vmimage.Cache{Dir: dir}).Unused(specs, agents) {
+			unused[d] = true
+		}
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "APPLIANCE\tSIZE\tMADE\tUSED BY THIS DIBVM")
@@ -302,6 +306,7 @@ func cachePruneCommand() *cobra.Command {
 	var c checkpointFlags
 	var all bool
 	var packageAge age
+	var vf vmFlags
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Remove checkpoints older than --checkpoint-max-age, the least recently used beyond --cache-max-size, and leftovers",
@@ -325,20 +330,20 @@ func cachePruneCommand() *cobra.Command {
 				fmt.Fprintf(out, "removed %s after %s (%s): %s\n", checkpoint.Short(m.Key), m.Phase, mib(m.Size), p.Why[i])
 			}
 			fmt.Fprintf(out, "Removed %d checkpoints and %d leftover files, %s\n", len(p.Checkpoints), p.Files, mib(p.Bytes))
-			n, bytes, err := pruneAppliances(out)
+			n, size, err := pruneAppliances(out, vf.mirror)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Removed %d appliances and bases this dibvm does not use, %s\n", n, mib(bytes))
+			fmt.Fprintf(out, "Removed %d appliances and bases this dibvm does not use, %s\n", n, mib(size))
 			maxAge := time.Duration(packageAge)
 			if all {
 				maxAge = 0
 			}
-			n, bytes, err = prunePackages(maxAge)
+			n, size, err = prunePackages(maxAge)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Removed %d package downloads older than %s, %s\n", n, packageAge.String(), mib(bytes))
+			fmt.Fprintf(out, "Removed %d package downloads older than %s, %s\n", n, packageAge.String(), mib(size))
 			return nil
 		},
 	}
@@ -346,64 +351,77 @@ func cachePruneCommand() *cobra.Command {
 	packageAge = age(30 * 24 * time.Hour)
 	cmd.Flags().Var(&packageAge, "package-max-age", "remove package downloads older than this, e.g. 30d: Debian's point releases replace them")
 	cmd.Flags().BoolVar(&all, "all", false, "remove every checkpoint and package download (the appliances this dibvm uses stay)")
+	vf.registerMirror(cmd.Flags())
 	return cmd
 }
 
 // pruneAppliances removes the appliances and bases no current
-// appliance of this dibvm uses.
-func pruneAppliances(out io.Writer) (int, int64, error) {
+// appliance of this dibvm (with mirror) uses.
+func pruneAppliances(out io.Writer, mirror string) (int, int64, error) {
 	dir, err := vmimage.DefaultCacheDir()
 	if err != nil {
 		return 0, 0, err
 	}
-	specs, agents := currentAppliances()
-	var bytes int64
+	specs, agents, err := currentAppliances(mirror)
+	if err != nil {
+		return 0, 0, err
+	}
+	var total int64
 	unused := (&vmimage.Cache{Dir: dir}).Unused(specs, agents)
 	for _, d := range unused {
 		size, _ := usage(d)
 		if err := os.RemoveAll(d); err != nil {
-			return 0, bytes, err
+			return 0, total, err
 		}
-		bytes += size
+		total += size
 		fmt.Fprintf(out, "removed %s (%s)\n", d, mib(size))
 	}
-	return len(unused), bytes, nil
+	return len(unused), total, nil
 }
 
+// ownDownload is how dibvm names the downloads it keeps: the egress
+// proxy's in the image cache (a hash of the URL, "_", the file's name)
+// and the appliance's (its SHA-256, "-", its name). The image cache may
+// be DIB's own (DIB_IMAGE_CACHE), holding git clones and more: nothing
+// else there is dibvm's to remove.
+var ownDownload = regexp.MustCompile(`^([0-9a-f]{32}_|[0-9a-f]{64}-)[A-Za-z0-9._+~-]+$`)
+
 // prunePackages removes the package downloads older than maxAge, by
-// when they were downloaded; all of them for 0.
+// when they were downloaded; all of them for 0. It looks only at the
+// top of each directory, and at files named as dibvm names them, and
+// leaves a download under way (".download-*") alone.
 func prunePackages(maxAge time.Duration) (int, int64, error) {
 	areas, err := cacheAreas()
 	if err != nil {
 		return 0, 0, err
 	}
-	n, bytes := 0, int64(0)
+	n, size := 0, int64(0)
 	for _, a := range areas {
 		if a.name != "packages" {
 			continue
 		}
 		for _, d := range a.dirs {
-			err := filepath.WalkDir(d, func(path string, e fs.DirEntry, err error) error {
-				if err != nil || !e.Type().IsRegular() {
-					return nil
+			entries, err := os.ReadDir(d)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return n, size, err
+			}
+			for _, e := range entries {
+				if !e.Type().IsRegular() || !ownDownload.MatchString(e.Name()) {
+					continue
 				}
 				fi, err := e.Info()
 				if err != nil || time.Since(fi.ModTime()) < maxAge {
-					return nil
+					continue
 				}
-				if err := os.Remove(path); err != nil {
-					return err
+				if err := os.Remove(filepath.Join(d, e.Name())); err != nil {
+					return n, size, err
 				}
 				n++
-				bytes += fi.Size()
-				return nil
-			})
-			if err != nil {
-				return n, bytes, err
+				size += fi.Size()
 			}
 		}
 	}
-	return n, bytes, nil
+	return n, size, nil
 }
 
 func mib(n int64) string {

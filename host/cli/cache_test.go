@@ -32,19 +32,30 @@ func TestCacheCommands(t *testing.T) {
 		os.Chtimes(path, then, then)
 	}
 	write(filepath.Join(dir, "appliance", "0123456789abcdef-0123456789abcdef", "initrd.img"), 3<<20, 0)
-	write(filepath.Join(dir, "image-create", "old.deb"), 1<<20, 40*24*time.Hour)
-	write(filepath.Join(dir, "debs", "new.deb"), 2<<20, time.Hour)
+	old := filepath.Join(dir, "image-create", strings.Repeat("ab", 16)+"_bash_5.2.37-2_amd64.deb")
+	young := filepath.Join(dir, "debs", strings.Repeat("cd", 32)+"-zlib1g_1.3.dfsg-3_arm64.deb")
+	write(old, 1<<20, 40*24*time.Hour)
+	write(young, 2<<20, time.Hour)
+	// What else may be in DIB_IMAGE_CACHE (DIB's own): never dibvm's.
+	foreign := []string{
+		filepath.Join(dir, "image-create", "source-repositories", "repo_x", ".git", "objects", "ab", "cdef"),
+		filepath.Join(dir, "image-create", "ubuntu-noble.tar.gz"),
+		filepath.Join(dir, "image-create", ".download-123"),
+	}
+	for _, f := range foreign {
+		write(f, 10, 400*24*time.Hour)
+	}
 
 	// Columns as words, whatever their padding.
 	words := func(s string) string { return strings.Join(strings.Fields(s), " ") }
 	du := words(execute(t, "dibvm", "cache", "du"))
-	for _, want := range []string{"appliance 3.0 MiB 1 ", "packages 3.0 MiB 2 ", "checkpoints 0 B 0 ", "total 6.0 MiB"} {
+	for _, want := range []string{"appliance 3.0 MiB 1 ", "packages 3.0 MiB 5 ", "checkpoints 0 B 0 ", "total 6.0 MiB"} {
 		if !strings.Contains(du, want) {
 			t.Errorf("cache du lacks %q:\n%s", want, du)
 		}
 	}
 	ls := words(execute(t, "dibvm", "cache", "ls"))
-	for _, want := range []string{"appliance/0123456789abcdef-0123456789abcdef 3.0 MiB", "no (cache prune removes it)", "2 package downloads, 3.0 MiB", "No checkpoints in "} {
+	for _, want := range []string{"appliance/0123456789abcdef-0123456789abcdef 3.0 MiB", "no (cache prune removes it)", "5 package downloads, 3.0 MiB", "No checkpoints in "} {
 		if !strings.Contains(ls, want) {
 			t.Errorf("cache ls lacks %q:\n%s", want, ls)
 		}
@@ -55,11 +66,18 @@ func TestCacheCommands(t *testing.T) {
 			t.Errorf("cache prune lacks %q:\n%s", want, prune)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "debs", "new.deb")); err != nil {
+	if _, err := os.Stat(young); err != nil {
 		t.Error("cache prune removed a download younger than --package-max-age")
 	}
 	execute(t, "dibvm", "cache", "prune", "--all")
-	if size, files := usage(filepath.Join(dir, "debs"), filepath.Join(dir, "image-create"), filepath.Join(dir, "appliance")); files != 0 {
-		t.Errorf("cache prune --all left %d files, %d bytes", files, size)
+	for _, f := range []string{old, young} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("cache prune --all left %s", f)
+		}
+	}
+	for _, f := range foreign {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("cache prune removed %s, which is not a download of dibvm's", f)
+		}
 	}
 }

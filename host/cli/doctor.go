@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,8 +42,11 @@ and fetches the Debian mirror's Release file through the helper VM's
 egress policy. It exits non-zero when something a build needs is missing.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Stopped, it still removes what it made.
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
 			d := &doctor{out: cmd.OutOrStdout()}
-			d.run(cmd.Context(), &vf)
+			d.run(ctx, &vf)
 			if len(d.missing) > 0 {
 				fmt.Fprintf(d.out, "\nMissing for builds: %s\n", strings.Join(d.missing, "; "))
 				return exitCode(1)
@@ -74,12 +79,9 @@ func (d *doctor) need(format string, args ...any) {
 }
 
 func (d *doctor) run(ctx context.Context, vf *vmFlags) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	fmt.Fprintf(d.out, "dibvm %s on %s/%s\n", versionLine(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintln(d.out, "\nQEMU and tools:")
-	for _, arch := range []string{runtime.GOARCH, other(runtime.GOARCH)} {
+	for _, arch := range []string{runtime.GOARCH, otherArch(runtime.GOARCH)} {
 		bin, err := qemu.FindBinary(arch)
 		switch {
 		case err != nil && arch == runtime.GOARCH:
@@ -106,7 +108,7 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 	d.accelerators(ctx, vf)
 
 	fmt.Fprintln(d.out, "\nFirmware (dibvm boot of UEFI images; arm64 images):")
-	for _, arch := range []string{runtime.GOARCH, other(runtime.GOARCH)} {
+	for _, arch := range []string{runtime.GOARCH, otherArch(runtime.GOARCH)} {
 		if fw, err := qemu.FindUEFI(arch); err != nil {
 			d.line("--", "%v", err)
 		} else {
@@ -117,6 +119,10 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 	fmt.Fprintln(d.out, "\nDisk:")
 	cache, _ := vmimage.DefaultCacheDir()
 	for _, place := range []struct{ what, dir string }{{"cache", cache}, {"temporary files", os.TempDir()}} {
+		if place.dir == "" {
+			d.line("--", "no %s directory: %v", place.what, "set DIBVM_CACHE_DIR or HOME")
+			continue
+		}
 		dir := existingParent(place.dir)
 		var st unix.Statfs_t
 		if err := unix.Statfs(dir, &st); err != nil {
@@ -226,8 +232,8 @@ func (d *doctor) mirror(ctx context.Context, vf *vmFlags) {
 	}
 }
 
-// other is the architecture that is not goarch, of the two dibvm builds.
-func other(goarch string) string {
+// otherArch is the architecture that is not goarch, of the two dibvm builds.
+func otherArch(goarch string) string {
 	if goarch == "arm64" {
 		return "amd64"
 	}

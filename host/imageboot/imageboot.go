@@ -59,18 +59,39 @@ var Networks = []string{"nat", "restricted", "none"}
 // formats are the image formats dibvm writes, as qemu-img names them.
 var formats = []string{"raw", "qcow2", "vpc", "vhdx", "vmdk"}
 
+// byExtension is the format of an image named as dibvm names its
+// outputs: qemu-img then reads it as that, and guesses nothing from
+// bytes the build's guest wrote.
+var byExtension = map[string]string{".qcow2": "qcow2", ".raw": "raw", ".vhd": "vpc", ".vhdx": "vhdx", ".vmdk": "vmdk"}
+
 // Inspect asks qemu-img for the image's format and size, and reads its
-// partition table for an EFI system partition.
+// partition table for an EFI system partition. It refuses an image that
+// names other files for QEMU to open (a backing file, a qcow2 external
+// data file, a VMDK's extents elsewhere): its content is the guest's,
+// and those files would be the host's.
 func Inspect(ctx context.Context, image string) (Disk, error) {
 	qemuImg, err := exec.LookPath("qemu-img")
 	if err != nil {
 		return Disk{}, errors.New("qemu-img not found: it comes with QEMU (Debian and Ubuntu: apt-get install qemu-utils)")
 	}
-	out, err := exec.CommandContext(ctx, qemuImg, "info", "--output=json", image).Output()
+	args := []string{"info", "--output=json"}
+	if f, ok := byExtension[strings.ToLower(filepath.Ext(image))]; ok {
+		args = append(args, "-f", f)
+	}
+	out, err := exec.CommandContext(ctx, qemuImg, append(args, image)...).Output()
 	var info struct {
-		Format      string `json:"format"`
-		VirtualSize int64  `json:"virtual-size"`
-		Backing     string `json:"backing-filename"`
+		Format         string `json:"format"`
+		VirtualSize    int64  `json:"virtual-size"`
+		Backing        string `json:"backing-filename"`
+		FormatSpecific struct {
+			Data struct {
+				DataFile   string `json:"data-file"`
+				CreateType string `json:"create-type"`
+				Extents    []struct {
+					Filename string `json:"filename"`
+				} `json:"extents"`
+			} `json:"data"`
+		} `json:"format-specific"`
 	}
 	if err != nil || json.Unmarshal(out, &info) != nil {
 		return Disk{}, fmt.Errorf("%s: qemu-img cannot read it as a disk image: %v", image, stderrOf(err))
@@ -78,9 +99,14 @@ func Inspect(ctx context.Context, image string) (Disk, error) {
 	if !slices.Contains(formats, info.Format) {
 		return Disk{}, fmt.Errorf("%s: a %s image; dibvm boots %s", image, info.Format, strings.Join(formats, ", "))
 	}
-	if info.Backing != "" {
-		// qemu-img would follow it anywhere; an image dibvm built has none.
+	data := info.FormatSpecific.Data
+	switch {
+	case info.Backing != "":
 		return Disk{}, fmt.Errorf("%s: it is an overlay on %s; boot that image, or one made with qemu-img convert", image, info.Backing)
+	case data.DataFile != "":
+		return Disk{}, fmt.Errorf("%s: its data is in another file, %s; dibvm boots only images whole in one file (qemu-img convert makes one)", image, data.DataFile)
+	case info.Format == "vmdk" && data.CreateType != "monolithicSparse" && data.CreateType != "streamOptimized":
+		return Disk{}, fmt.Errorf("%s: a %s VMDK, whose extents are other files; dibvm boots only VMDKs whole in one file (qemu-img convert makes one)", image, data.CreateType)
 	}
 	d := Disk{Format: info.Format, Size: info.VirtualSize}
 	head, err := readHead(ctx, qemuImg, image, info.Format)

@@ -75,11 +75,33 @@ func TestInspectRefuses(t *testing.T) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", overlay).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+	// Images that name other files for QEMU to open.
+	dataFile := filepath.Join(dir, "external.qcow2")
+	split := filepath.Join(dir, "split.vmdk")
+	for _, args := range [][]string{
+		{"create", "-q", "-f", "qcow2", "-o", "data_file=" + filepath.Join(dir, "host-secret"), dataFile, "1M"},
+		{"create", "-q", "-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", split, "1M"},
+	} {
+		if out, err := exec.Command("qemu-img", args...).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img %v: %v: %s", args, err, out)
+		}
+	}
+	// A raw image (the guest's bytes) that looks like a qcow2 is read as
+	// raw: its name says what it is.
+	disguised := filepath.Join(dir, "disguised.raw")
+	if b, err := os.ReadFile(dataFile); err == nil {
+		os.WriteFile(disguised, b, 0o644)
+	}
+	if d, err := Inspect(context.Background(), disguised); err != nil || d.Format != "raw" {
+		t.Errorf("Inspect(disguised.raw) = %+v, %v: want it read as raw", d, err)
+	}
 	iso := filepath.Join(dir, "x.dmg")
 	os.WriteFile(iso, append([]byte("QFI\xfb"), make([]byte, 100)...), 0o644) // a broken qcow2 header
 	for _, tc := range []struct{ image, want string }{
 		{filepath.Join(dir, "missing.qcow2"), "qemu-img cannot read it"},
 		{overlay, "it is an overlay on " + base},
+		{dataFile, "its data is in another file, " + filepath.Join(dir, "host-secret")},
+		{split, "a twoGbMaxExtentSparse VMDK, whose extents are other files"},
 		{iso, "qemu-img cannot read it"},
 	} {
 		if _, err := Inspect(context.Background(), tc.image); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -32,6 +32,9 @@ type Login struct {
 // status. Nothing is left behind: the console file and the known hosts
 // of this boot go with it.
 func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []string, stdout, stderr io.Writer) (int, error) {
+	if o.Network == "none" {
+		return 0, errors.New("-- COMMAND logs in over SSH, which needs a network: leave out --network none (--network restricted lets in only SSH)")
+	}
 	ssh, err := exec.LookPath("ssh")
 	if err != nil {
 		return 0, errors.New("ssh not found: -- COMMAND logs in with OpenSSH's client (Debian and Ubuntu: apt-get install openssh-client)")
@@ -71,7 +74,11 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 	cmd := exec.CommandContext(ctx, ssh, append(sshArgs, "--", agentclient.ShellQuote(command))...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	status := 0
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		return 0, ctx.Err() // QEMU is killed on the way out
+	}
+	if err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() == 255 {
 			return 0, fmt.Errorf("ssh %s@127.0.0.1 -p %d: %w", l.User, o.SSHPort, err)
@@ -80,9 +87,12 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 	}
 	// A clean power-off, so that a --persist image is whole; the guest
 	// may not let this user do it, and then QEMU is stopped.
-	exec.Command(ssh, append(sshArgs, "--", "sudo -n poweroff || poweroff")...).Run()
+	off, cancel := context.WithTimeout(ctx, 30*time.Second)
+	exec.CommandContext(off, ssh, append(sshArgs, "--", "sudo -n poweroff || poweroff")...).Run()
+	cancel()
 	select {
 	case <-proc.Done():
+	case <-ctx.Done():
 	case <-time.After(2 * time.Minute):
 		proc.Stop(10 * time.Second)
 	}

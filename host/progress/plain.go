@@ -67,6 +67,10 @@ type stamped struct {
 
 const stampLayout = "2006-01-02 15:04:05.000"
 
+// maxLine bounds a line held back for its end: the guest's output is
+// anyone's, and a line that never ends is shown in pieces instead.
+const maxLine = 64 << 10
+
 func (s *stamped) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -76,9 +80,17 @@ func (s *stamped) Write(p []byte) (int, error) {
 			s.since = s.now()
 		}
 		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			s.buf = append(s.buf, p...)
-			break
+		if room := maxLine - len(s.buf); i < 0 || i >= room {
+			take := min(len(p), room)
+			s.buf = append(s.buf, p[:take]...)
+			p = p[take:]
+			if len(s.buf) >= maxLine {
+				s.buf = append(s.buf, '\n')
+				if err := s.writeLine(); err != nil {
+					return n, err
+				}
+			}
+			continue
 		}
 		s.buf = append(s.buf, p[:i+1]...)
 		p = p[i+1:]

@@ -205,3 +205,22 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+// A line that never ends is shown in pieces, not held without bound.
+func TestStampedBoundsALine(t *testing.T) {
+	var out bytes.Buffer
+	r := NewPlain(&out)
+	r.Log().Write(bytes.Repeat([]byte("x"), 3*maxLine))
+	if n := strings.Count(out.String(), " | "); n != 3 {
+		t.Errorf("%d stamped pieces of a %d-byte line, want 3", n, 3*maxLine)
+	}
+}
+
+// A build that fails before it starts ends without a time.
+func TestFailedBeforeTheStart(t *testing.T) {
+	var events bytes.Buffer
+	s := NewJSON(&events, &bytes.Buffer{}).Finish(errors.New("element x not found"))
+	if s.Total != 0 || !strings.Contains(events.String(), `"event":"build-end","status":"failed","error":"element x not found"}`) {
+		t.Errorf("summary %+v, events %s", s, events.String())
+	}
+}

@@ -8,7 +8,9 @@ import (
 
 // Reporter takes a build's events as they come, times them, keeps what
 // the summary and the next build's estimate need, and shows them through
-// its view. It is safe for use by several goroutines.
+// its view. It is safe for use by several goroutines. It never calls its
+// view while it holds mu: the terminal view's drawing calls Status,
+// which takes mu.
 type Reporter struct {
 	mu   sync.Mutex
 	view view
@@ -110,8 +112,10 @@ func (r *Reporter) Event(e Event) {
 	case Output:
 		r.sum.Outputs = append(r.sum.Outputs, e)
 	case BuildEnd:
-		e.Seconds = now.Sub(r.start).Seconds()
-		r.sum.Total = now.Sub(r.start)
+		if !r.start.IsZero() { // else it failed before it started
+			e.Seconds = now.Sub(r.start).Seconds()
+			r.sum.Total = now.Sub(r.start)
+		}
 		r.sum.Err = e.Error
 	}
 	r.segment(e, now)
@@ -166,6 +170,7 @@ func (r *Reporter) Finish(err error) *Summary {
 	if err == nil && r.timings != nil {
 		rec := r.rec
 		rec.merge(r.last)
+		// An estimate is never worth failing a build for.
 		r.timings.Save(r.timingKey, &rec)
 	}
 	sum := r.sum

@@ -119,17 +119,26 @@ func (t *terminal) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
+	if len(t.buf) >= maxLine && bytes.IndexByte(t.buf, '\n') < 0 {
+		t.buf = append(t.buf, '\n') // a line that never ends, in pieces
+	}
 	i := bytes.LastIndexByte(t.buf, '\n')
 	if i < 0 {
 		return len(p), nil
 	}
 	lines := bytes.Clone(t.buf[:i+1])
 	t.buf = t.buf[i+1:]
-	if t.p == nil {
-		_, err := t.out.Write(lines)
-		return len(p), err
+	if t.p != nil {
+		if _, err := t.p.Write(lines); err == nil {
+			return len(p), nil
+		}
+		// mpb stopped drawing (it gives up on an error): the lines go
+		// straight to the terminal from here on.
+		t.p.Shutdown()
+		close(t.stop)
+		t.p, t.bar = nil, nil
 	}
-	_, err := t.p.Write(lines)
+	_, err := t.out.Write(lines)
 	return len(p), err
 }
 
