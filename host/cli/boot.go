@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -47,8 +46,9 @@ the VM off and exits with COMMAND's status: a smoke test for CI.`,
 			}
 			var p problems
 			var err error
-			if o.Arch, err = hostArch(arch); err != nil {
-				p.addErr(err)
+			var ok bool
+			if o.Arch, ok = goArch(arch); !ok {
+				p.add("--arch %s: give amd64 (x86_64) or arm64 (aarch64)", arch)
 			}
 			if !slices.Contains(imageboot.Networks, o.Network) {
 				p.add("--network %s: give %s", o.Network, strings.Join(imageboot.Networks, ", "))
@@ -114,19 +114,6 @@ the VM off and exits with COMMAND's status: a smoke test for CI.`,
 	f.StringVarP(&identity, "identity", "i", "", "private key -- COMMAND logs in with (default: ssh's own choice, its agent and config)")
 	f.DurationVar(&wait, "boot-timeout", 10*time.Minute, "how long -- COMMAND waits for the first SSH login")
 	return cmd
-}
-
-// hostArch reads --arch: the host's when empty.
-func hostArch(a string) (string, error) {
-	switch a {
-	case "":
-		return runtime.GOARCH, nil
-	case "amd64", "x86_64":
-		return "amd64", nil
-	case "arm64", "aarch64":
-		return "arm64", nil
-	}
-	return "", fmt.Errorf("--arch %s: give amd64 (x86_64) or arm64 (aarch64)", a)
 }
 
 // bootHere turns dibvm into QEMU, its serial console on the terminal:

@@ -121,16 +121,24 @@ func rulesOf(flag string, values []string, env string) ([]egress.Rule, error) {
 // guestArch is the helper VM's architecture, as GOARCH (and Debian) name
 // it; --arch takes uname -m's names too.
 func (f *vmFlags) guestArch() (string, error) {
-	if f.arch == "" {
-		return runtime.GOARCH, nil
-	}
-	switch f.arch {
-	case "amd64", "x86_64":
-		return "amd64", nil
-	case "arm64", "aarch64":
-		return "arm64", nil
+	if a, ok := goArch(f.arch); ok {
+		return a, nil
 	}
 	return "", fmt.Errorf("--arch %s: the helper VM can be amd64 (x86_64) or arm64 (aarch64)", f.arch)
+}
+
+// goArch reads an --arch value as GOARCH names it: the host's when
+// empty, and uname -m's names too.
+func goArch(a string) (string, bool) {
+	switch a {
+	case "":
+		return runtime.GOARCH, true
+	case "amd64", "x86_64":
+		return "amd64", true
+	case "arm64", "aarch64":
+		return "arm64", true
+	}
+	return "", false
 }
 
 func (f *vmFlags) registerArch(fs *pflag.FlagSet) {

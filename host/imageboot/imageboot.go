@@ -151,7 +151,10 @@ func Command(o Options, d Disk) (binary string, args []string, uefi bool, err er
 		return "", nil, false, fmt.Errorf("--firmware %s: give auto, bios or uefi", o.Firmware)
 	}
 	args = []string{"-nodefaults", "-no-user-config", "-display", "none",
-		"-machine", machineType(o.Arch), "-accel", accel(o.Accel), "-cpu", cpu(o.Arch, o.Accel),
+		"-machine", qemu.Machine(o.Arch), "-accel", accel(o.Accel),
+		// Under TCG the most it emulates, so that binaries built for newer
+		// x86-64 levels run.
+		"-cpu", qemu.CPU(o.Arch, o.Accel, "max"),
 		"-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs)}
 	if uefi {
 		fw, err := qemu.FindUEFI(o.Arch)
@@ -197,13 +200,6 @@ func Command(o Options, d Disk) (binary string, args []string, uefi bool, err er
 	return binary, args, uefi, nil
 }
 
-func machineType(goarch string) string {
-	if goarch == "arm64" {
-		return "virt"
-	}
-	return "pc"
-}
-
 // accel is the accelerator argument. TCG runs one thread: under
 // multi-threaded TCG a Linux guest that patches its own code (jump
 // labels, static calls) now and then panics, and an image's kernel
@@ -213,18 +209,6 @@ func accel(a string) string {
 		return "tcg,thread=single"
 	}
 	return a
-}
-
-// cpu is the host's CPU under a hypervisor, and under TCG the most TCG
-// emulates, so that binaries built for newer x86-64 levels run.
-func cpu(goarch, accel string) string {
-	switch {
-	case accel != "tcg":
-		return "host"
-	case goarch == "arm64":
-		return "max,pauth-impdef=on"
-	}
-	return "max"
 }
 
 // escape writes a comma in an option's value twice, as QEMU reads it.

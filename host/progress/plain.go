@@ -13,16 +13,25 @@ import (
 // build's lines, each stamped with the time as DIB stamps them, and a
 // line at the end of each step with its time.
 func NewPlain(w io.Writer) *Reporter {
-	return newReporter(&plain{lines: &stamped{w: w, now: time.Now}})
+	return newReporter(&plain{stampedLog{&stamped{w: w, now: time.Now}}})
 }
 
 // NewJSON writes one JSON event per line to events (see
 // docs/events.schema.json), and the build's lines, stamped, to log.
 func NewJSON(events, log io.Writer) *Reporter {
-	return newReporter(&jsonView{enc: json.NewEncoder(events), lines: &stamped{w: log, now: time.Now}})
+	return newReporter(&jsonView{enc: json.NewEncoder(events), stampedLog: stampedLog{&stamped{w: log, now: time.Now}}})
 }
 
-type plain struct{ lines *stamped }
+// stampedLog is the part of a view that writes the build's lines
+// stamped, and has no terminal to give up.
+type stampedLog struct{ lines *stamped }
+
+func (l stampedLog) log() io.Writer { return l.lines }
+func (l stampedLog) pause()         { l.lines.flush() }
+func (l stampedLog) resume()        {}
+func (l stampedLog) close()         { l.lines.flush() }
+
+type plain struct{ stampedLog }
 
 func (p *plain) event(e Event) {
 	switch e.Kind {
@@ -33,15 +42,10 @@ func (p *plain) event(e Event) {
 	}
 }
 
-func (p *plain) log() io.Writer { return p.lines }
-func (p *plain) pause()         { p.lines.flush() }
-func (p *plain) resume()        {}
-func (p *plain) close()         { p.lines.flush() }
-
 type jsonView struct {
-	mu    sync.Mutex
-	enc   *json.Encoder
-	lines *stamped
+	stampedLog
+	mu  sync.Mutex
+	enc *json.Encoder
 }
 
 func (j *jsonView) event(e Event) {
@@ -49,11 +53,6 @@ func (j *jsonView) event(e Event) {
 	defer j.mu.Unlock()
 	j.enc.Encode(e)
 }
-
-func (j *jsonView) log() io.Writer { return j.lines }
-func (j *jsonView) pause()         { j.lines.flush() }
-func (j *jsonView) resume()        {}
-func (j *jsonView) close()         { j.lines.flush() }
 
 // stamped writes whole lines to w, each stamped with the time its first
 // byte came, as DIB's log lines are ("2006-01-02 15:04:05.000 | ").

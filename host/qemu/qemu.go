@@ -134,9 +134,9 @@ func ConsoleDevice(goarch string) string {
 func (c *Config) Args() []string {
 	a := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-machine", machine(c.Arch),
+		"-machine", Machine(c.Arch),
 		"-accel", accelArg(c.Accel, c.CPUs),
-		"-cpu", cpu(c.Arch, c.Accel, c.CPUModel),
+		"-cpu", CPU(c.Arch, c.Accel, c.CPUModel),
 		"-m", strconv.Itoa(c.Memory), "-smp", strconv.Itoa(c.CPUs),
 	}
 	if c.Firmware != "" {
@@ -177,11 +177,11 @@ func (c *Config) Args() []string {
 	return a
 }
 
-// machine is QEMU's machine type for a goarch guest. arm64 has no PC:
+// Machine is QEMU's machine type for a goarch guest. arm64 has no PC:
 // virt is the machine made for guests like this one, with PCIe for the
 // virtio devices and a PL011 for the console, and it boots a kernel
 // directly without firmware.
-func machine(goarch string) string {
+func Machine(goarch string) string {
 	if goarch == "arm64" {
 		return "virt"
 	}
@@ -195,7 +195,7 @@ func accelArg(accel string, cpus int) string {
 	return accel
 }
 
-// cpu is the guest CPU: the host's own under a hypervisor; under TCG,
+// CPU is the guest CPU: the host's own under a hypervisor; under TCG,
 // unless model names another, one that boots and builds fastest:
 //
 // An x86 guest gets Nehalem, the x86-64-v2 level (SSE4.2, POPCNT) that
@@ -216,7 +216,7 @@ func accelArg(accel string, cpus int) string {
 // authentication) throughout Debian's kernel and userland; the
 // architected algorithm, QARMA, costs TCG dearly, and the
 // implementation-defined one QEMU offers does the same job far faster.
-func cpu(goarch, accel, model string) string {
+func CPU(goarch, accel, model string) string {
 	switch {
 	case accel != "tcg":
 		return "host"
