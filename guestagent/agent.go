@@ -53,6 +53,9 @@ func Run() error {
 		}
 		srv.BaseEnv = append(srv.BaseEnv, "no_proxy=localhost,127.0.0.1", "NO_PROXY=localhost,127.0.0.1",
 			api.DebootstrapEnv+"="+api.DebootstrapURL)
+		if n.Forwarded {
+			srv.Forwardable = map[string]bool{n.ProxyAddr(): true}
+		}
 	}
 	dev, err := vport.Find(api.PortName, 10*time.Second)
 	if err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 )
 
 // Config is what the host tells the agent at boot, as ConfigFile on the
@@ -18,14 +19,33 @@ type Config struct {
 	Network *Network `json:"network,omitempty"`
 }
 
-// Network is a static IPv4 configuration matching QEMU's user networking.
+// Network is how the guest reaches the outside: a static IPv4
+// configuration matching QEMU's user networking, or, when Forwarded is
+// set, no interface at all.
 type Network struct {
-	Address string `json:"address"` // CIDR, e.g. 10.0.2.15/24
-	Gateway string `json:"gateway"`
-	DNS     string `json:"dns"`
+	Address string `json:"address,omitempty"` // CIDR, e.g. 10.0.2.15/24
+	Gateway string `json:"gateway,omitempty"`
+	DNS     string `json:"dns,omitempty"`
 	// Proxy is the HTTP proxy that is the guest's only way out; every
 	// command gets it as http_proxy and https_proxy.
 	Proxy string `json:"proxy,omitempty"`
+	// Forwarded says the guest has no network interface: the agent puts
+	// the proxy's address on loopback, listens there when the host asks
+	// (SSH's tcpip-forward) and carries each connection to the host over
+	// its own connection.
+	Forwarded bool `json:"forwarded,omitempty"`
+}
+
+// ProxyAddr is the host:port of n's proxy, or "" without one.
+func (n *Network) ProxyAddr() string {
+	if n == nil {
+		return ""
+	}
+	u, err := url.Parse(n.Proxy)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // ParseConfig decodes a config and checks that its required fields are

@@ -31,6 +31,9 @@ type Server struct {
 	BaseEnv []string
 	// Poweroff is called after the host asked for it and got its reply.
 	Poweroff func()
+	// Forwardable are the addresses (host:port) the host may ask the
+	// agent to listen on and forward to it (see forward.go).
+	Forwardable map[string]bool
 }
 
 // New returns a server that identifies itself with hostKey and accepts
@@ -56,7 +59,9 @@ func (s *Server) Serve(conn net.Conn) error {
 		return fmt.Errorf("ssh handshake: %w", err)
 	}
 	defer sconn.Close()
-	go s.globalRequests(reqs)
+	fwd := &forwards{lns: map[string]net.Listener{}}
+	defer fwd.closeAll()
+	go s.globalRequests(sconn, fwd, reqs)
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "only session channels")
@@ -71,17 +76,24 @@ func (s *Server) Serve(conn net.Conn) error {
 	return sconn.Wait()
 }
 
-func (s *Server) globalRequests(reqs <-chan *ssh.Request) {
+func (s *Server) globalRequests(conn ssh.Conn, fwd *forwards, reqs <-chan *ssh.Request) {
 	for r := range reqs {
-		if r.Type == api.PoweroffRequest {
+		var fr forwardRequest
+		switch r.Type {
+		case api.PoweroffRequest:
 			r.Reply(true, nil)
 			if s.Poweroff != nil {
 				s.Poweroff()
 			}
-			continue
-		}
-		if r.WantReply {
-			r.Reply(false, nil)
+		case "tcpip-forward":
+			ok := ssh.Unmarshal(r.Payload, &fr) == nil && fr.Port != 0 && s.listen(conn, fwd, fr)
+			r.Reply(ok, nil)
+		case "cancel-tcpip-forward":
+			r.Reply(ssh.Unmarshal(r.Payload, &fr) == nil && fwd.cancel(fr), nil)
+		default:
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
 		}
 	}
 }

@@ -25,6 +25,9 @@ func ConfigureNetwork(n *api.Network) error {
 	if n == nil {
 		return nil
 	}
+	if n.Forwarded {
+		return proxyOnLoopback(lo, n)
+	}
 	dev, err := firstEthernet()
 	if err != nil {
 		return err
@@ -48,6 +51,25 @@ func ConfigureNetwork(n *api.Network) error {
 		return fmt.Errorf("default route via %s: %w", n.Gateway, err)
 	}
 	return os.WriteFile("/etc/resolv.conf", []byte("nameserver "+n.DNS+"\n"), 0o644)
+}
+
+// proxyOnLoopback gives loopback the proxy's address, where the agent
+// listens for the host, so that commands find the proxy at the same
+// address as with QEMU's user networking. There is no resolver: names
+// are the proxy's to resolve.
+func proxyOnLoopback(lo netlink.Link, n *api.Network) error {
+	host, _, err := net.SplitHostPort(n.ProxyAddr())
+	if err != nil {
+		return fmt.Errorf("proxy %q: %w", n.Proxy, err)
+	}
+	addr, err := netlink.ParseAddr(host + "/32")
+	if err != nil {
+		return fmt.Errorf("proxy %q: %w", n.Proxy, err)
+	}
+	if err := netlink.AddrAdd(lo, addr); err != nil {
+		return fmt.Errorf("address %s on lo: %w", host, err)
+	}
+	return nil
 }
 
 // firstEthernet is the first interface that is not loopback.

@@ -181,6 +181,18 @@ func (c *Client) Poweroff(ctx context.Context) error {
 // Close closes the connection.
 func (c *Client) Close() error { return c.ssh.Close() }
 
+// Listen asks the agent to listen on addr (host:port) in the guest and
+// to carry each connection there to the host over this connection (SSH's
+// remote forwarding, as ssh -R does); the agent takes only the addresses
+// its boot configuration names.
+func (c *Client) Listen(addr string) (net.Listener, error) {
+	ln, err := c.ssh.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("forward %s in the guest to the host: %w", addr, err)
+	}
+	return ln, nil
+}
+
 // ShellQuote joins args into one line that sh reads back as the same args.
 func ShellQuote(args []string) string {
 	q := make([]string, len(args))

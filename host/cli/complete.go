@@ -19,6 +19,8 @@ var flagValues = map[string][]string{
 	"arch":     {"amd64", "arm64", "x86_64", "aarch64"},
 	"progress": {"auto", "plain", "json"},
 	"firmware": {"auto", "bios", "uefi"},
+	"backend":  {"qemu", "libvirt"},
+	"connect":  {"qemu:///session", "qemu:///system"},
 }
 
 // completeFlags registers the completion of every flag of flagValues,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/agentbin"
 	"github.com/dibvm/dibvm/host/egress"
+	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/vmimage"
@@ -23,6 +24,8 @@ type vmFlags struct {
 	// arch is the helper VM's architecture as GOARCH names it; empty is
 	// the host's. run takes it from --arch, create from the image's -a.
 	arch        string
+	backend     string
+	connect     string
 	accel       string
 	memory      int
 	cpus        int
@@ -38,6 +41,8 @@ type vmFlags struct {
 }
 
 func (f *vmFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.backend, "backend", envOr("DIBVM_BACKEND", machine.BackendQEMU), "what runs the helper VM: qemu (dibvm starts QEMU itself) or libvirt (a transient domain of the libvirt daemon at --connect) (env DIBVM_BACKEND)")
+	fs.StringVar(&f.connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session (your own daemon; the default for a user) or qemu:///system (the default for root) (env DIBVM_LIBVIRT_URI)")
 	fs.StringVar(&f.accel, "accel", envOr("DIBVM_ACCEL", "auto"), "accelerator: auto, kvm, hvf or tcg (env DIBVM_ACCEL)")
 	fs.IntVar(&f.memory, "memory", 2048, "helper VM memory in MiB")
 	fs.IntVar(&f.cpus, "cpus", min(runtime.NumCPU(), 4), "helper VM CPUs")
@@ -65,6 +70,20 @@ func (f *vmFlags) checkInto(p *problems) {
 		p.addErr(err)
 	} else if _, err := qemu.Accelerators(f.accel, arch); err != nil {
 		p.addErr(err)
+	}
+	switch f.backend {
+	case machine.BackendQEMU:
+		if f.connect != "" && os.Getenv("DIBVM_LIBVIRT_URI") != f.connect {
+			p.add("--connect %s: a libvirt URI needs --backend libvirt", f.connect)
+		}
+	case machine.BackendLibvirt:
+		if f.connect != "" {
+			if err := libvirt.CheckURI(f.connect); err != nil {
+				p.addErr(err)
+			}
+		}
+	default:
+		p.add("--backend %q (or DIBVM_BACKEND): use qemu or libvirt", f.backend)
 	}
 	if f.network != "nat" && f.network != "none" {
 		p.add("--network %q: use nat or none", f.network)
@@ -199,6 +218,7 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 		return machine.Options{}, fmt.Errorf("helper appliance: %w", err)
 	}
 	return machine.Options{
+		Backend: f.backend, LibvirtURI: f.connect,
 		Arch: arch, Accel: f.accel, Memory: f.memory, CPUs: f.cpus, CPUModel: f.cpuModel, Network: f.network == "nat",
 		Egress:            policy,
 		Appliance:         app,

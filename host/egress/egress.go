@@ -90,25 +90,33 @@ type Proxy struct {
 // Listen starts a proxy on the unix socket at path, refusing what
 // o.Policy does not allow. It takes the host's own addresses now.
 func Listen(path string, o Options) (*Proxy, error) {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Serve(ln, o)
+	if err != nil {
+		ln.Close()
+	}
+	return p, err
+}
+
+// Serve starts a proxy on connections accepted from ln, which it closes
+// when it is closed: the listener of the guest's forwarded connections
+// when the guest has no network interface of its own (see host/machine).
+func Serve(ln net.Listener, o Options) (*Proxy, error) {
 	own, err := HostAddrs()
 	if err != nil {
 		return nil, err
 	}
-	p, err := newProxy(path, o)
-	if err != nil {
-		return nil, err
-	}
+	p := newProxy(ln, o)
 	p.own = own
 	go p.serve()
 	return p, nil
 }
 
 // newProxy makes a proxy that listens but does not serve yet.
-func newProxy(path string, o Options) (*Proxy, error) {
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
+func newProxy(ln net.Listener, o Options) *Proxy {
 	if o.Notices == nil {
 		o.Notices = io.Discard
 	}
@@ -124,7 +132,7 @@ func newProxy(path string, o Options) (*Proxy, error) {
 		},
 		DisableCompression: true, // the cache keeps bytes as served
 	}}
-	return p, nil
+	return p
 }
 
 // Close stops accepting and waits for nothing: open tunnels end when the

@@ -101,7 +101,7 @@ func startProxy(t *testing.T, o Options, res *fakeResolver, dial dialFunc) (stri
 	sock := filepath.Join(t.TempDir(), "egress.sock")
 	notices := &syncBuffer{}
 	o.Notices = notices
-	p, err := newProxy(sock, o)
+	p, err := listenProxy(sock, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,4 +388,14 @@ func TestProxyReportsBounded(t *testing.T) {
 	if len(lines) != maxReports+1 || !strings.Contains(lines[maxReports], "reporting no more") {
 		t.Errorf("%d lines reported, want %d and a last one saying no more are", len(lines), maxReports+1)
 	}
+}
+
+// listenProxy makes a proxy on a unix socket that does not serve yet, so
+// that a test can replace its view of the host first.
+func listenProxy(sock string, o Options) (*Proxy, error) {
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, err
+	}
+	return newProxy(ln, o), nil
 }

@@ -99,7 +99,7 @@ func TestFetchKeepsOnlyMatchingFiles(t *testing.T) {
 	hostport := strings.TrimPrefix(srv.URL, "http://")
 	cache := &Cache{Dir: t.TempDir()}
 	sock := filepath.Join(t.TempDir(), "egress.sock")
-	p, err := newProxy(sock, Options{Cache: cache, Policy: Policy{AllowNet: rules(t, hostport)}})
+	p, err := listenProxy(sock, Options{Cache: cache, Policy: Policy{AllowNet: rules(t, hostport)}})
 	if err != nil {
 		t.Fatal(err)
 	}

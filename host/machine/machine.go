@@ -32,8 +32,12 @@ import (
 type Options struct {
 	// Arch is the guest's architecture as GOARCH names it (amd64,
 	// arm64); empty means the host's. It must match the appliance's.
-	Arch   string
-	Accel  string // auto, kvm, hvf or tcg
+	Arch string
+	// Backend runs the VM: BackendQEMU (the default) or BackendLibvirt,
+	// on the daemon at LibvirtURI (default libvirt.DefaultURI).
+	Backend    string
+	LibvirtURI string
+	Accel      string // auto, kvm, hvf or tcg
 	Memory int    // MiB
 	CPUs   int
 	// CPUModel is the guest CPU under TCG (see qemu.Config.CPUModel).
@@ -91,8 +95,9 @@ type Machine struct {
 	BootTime time.Duration // from QEMU start to agent ready
 	Client   *agentclient.Client
 
-	proc   *qemu.Process
-	mon    *qmp.Monitor
+	backend backend
+	proc    vm
+	mon     *qmp.Monitor
 	drives map[string]string // serial → QEMU drive id
 	layers map[string]string // serial → the caller's qcow2 layer
 	dir    *rundir.Dir
@@ -116,8 +121,13 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	accels, err := qemu.Accelerators(opts.Accel, opts.Arch)
+	b, err := newBackend(opts)
 	if err != nil {
+		return nil, err
+	}
+	accels, err := b.accelerators(opts.Accel, opts.Arch)
+	if err != nil {
+		b.close()
 		return nil, err
 	}
 	if opts.Notices == nil {
@@ -128,12 +138,14 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 		accels = skipRemembered(opts.AccelMemo, binary, accels, opts.Notices)
 	}
 	for i, accel := range accels {
-		m, err := boot(ctx, binary, accel, opts)
+		m, err := boot(ctx, b, binary, accel, opts)
 		if err == nil {
+			m.backend = b
 			return m, nil
 		}
 		var nb *notBootingError
 		if i == len(accels)-1 || !errors.As(err, &nb) {
+			b.close()
 			return nil, err
 		}
 		fmt.Fprintf(opts.Notices, "dibvm: %s did not start the guest (gave up %s after %s); falling back to %s\n",
@@ -153,7 +165,7 @@ type notBootingError struct {
 
 func (e *notBootingError) Error() string { return e.err.Error() }
 
-func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, err error) {
+func boot(ctx context.Context, b backend, binary, accel string, opts Options) (_ *Machine, err error) {
 	dir, err := rundir.New()
 	if err != nil {
 		return nil, fmt.Errorf("make a run directory: %w", err)
@@ -168,7 +180,8 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 	if err != nil {
 		return nil, err
 	}
-	if err := writeInput(dir.File("input.iso"), keys, opts); err != nil {
+	forwarded := opts.Network && b.forwardsEgress()
+	if err := writeInput(dir.File("input.iso"), keys, opts, forwarded); err != nil {
 		return nil, err
 	}
 	drives := []qemu.Drive{{Path: dir.File("input.iso"), Serial: api.InputSerial, ReadOnly: true}}
@@ -196,27 +209,39 @@ func boot(ctx context.Context, binary, accel string, opts Options) (_ *Machine, 
 		Kernel:   opts.Appliance.Kernel, Initrd: opts.Appliance.Initrd,
 		Cmdline: kernelCmdline(opts.Arch, accel),
 		Drives:  drives,
-		Network: opts.Network,
+		Network: opts.Network && !forwarded,
 
 		ConsoleLog:  dir.File("console.log"),
 		QMPSocket:   dir.File("qmp.sock"),
 		AgentSocket: dir.File("agent.sock"),
 		AgentPort:   api.PortName,
 	}
-	if opts.Network {
+	if cfg.Network {
 		if m.egress, cfg.Guestfwd, err = startEgress(dir, opts); err != nil {
 			return nil, err
 		}
 	}
 	start := time.Now()
-	if m.proc, err = qemu.Start(cfg); err != nil {
+	if m.proc, err = b.start(cfg); err != nil {
 		return nil, err
 	}
 	go m.watchConsole(cfg.ConsoleLog)
-	if err := m.waitReady(ctx, accel, keys, opts); err != nil {
+	if err := m.waitReady(ctx, b, cfg, accel, keys, opts); err != nil {
 		return nil, err
 	}
 	m.BootTime = time.Since(start)
+	if forwarded {
+		// The guest has no interface: the agent listens at the proxy's
+		// address in the guest and hands each connection to the host.
+		ln, err := m.Client.Listen(egress.GuestAddr)
+		if err != nil {
+			return nil, err
+		}
+		if m.egress, err = egress.Serve(ln, proxyOptions(dir, opts)); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("start the egress proxy: %w", err)
+		}
+	}
 	return m, nil
 }
 
@@ -253,9 +278,12 @@ func kernelCmdline(goarch, accel string) string {
 	return c
 }
 
-func writeInput(path string, keys *agentclient.Keys, opts Options) error {
+func writeInput(path string, keys *agentclient.Keys, opts Options, forwarded bool) error {
 	cfg := api.Config{AuthorizedKey: keys.AuthorizedKey(), HostKey: keys.GuestPrivateKey()}
-	if opts.Network {
+	switch {
+	case forwarded:
+		cfg.Network = &api.Network{Forwarded: true, Proxy: "http://" + egress.GuestAddr}
+	case opts.Network:
 		// QEMU's user networking always serves this network.
 		cfg.Network = &api.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3",
 			Proxy: "http://" + egress.GuestAddr}
@@ -277,16 +305,22 @@ func startEgress(dir *rundir.Dir, opts Options) (*egress.Proxy, string, error) {
 		return nil, "", err
 	}
 	sock := dir.File("egress.sock")
-	var cache *egress.Cache
-	if opts.DownloadCache != "" {
-		cache = &egress.Cache{Dir: opts.DownloadCache}
-	}
-	p, err := egress.Listen(sock, egress.Options{Cache: cache, Policy: opts.Egress, Notices: opts.Notices, Signed: opts.Signed, Offline: opts.Offline,
-		Services: map[string]egress.Service{api.ServiceHost: debootstrap.Service(dir.Path)}})
+	p, err := egress.Listen(sock, proxyOptions(dir, opts))
 	if err != nil {
 		return nil, "", fmt.Errorf("start the egress proxy: %w", err)
 	}
 	return p, egress.GuestfwdRule(self, sock), nil
+}
+
+// proxyOptions are the egress proxy's cache, policy and services as opts
+// say.
+func proxyOptions(dir *rundir.Dir, opts Options) egress.Options {
+	var cache *egress.Cache
+	if opts.DownloadCache != "" {
+		cache = &egress.Cache{Dir: opts.DownloadCache}
+	}
+	return egress.Options{Cache: cache, Policy: opts.Egress, Notices: opts.Notices, Signed: opts.Signed, Offline: opts.Offline,
+		Services: map[string]egress.Service{api.ServiceHost: debootstrap.Service(dir.Path)}}
 }
 
 // Snapshot makes the qcow2 image at overlay, which the caller made with
@@ -297,17 +331,20 @@ func startEgress(dir *rundir.Dir, opts Options) (*egress.Proxy, string, error) {
 // requests first.
 func (m *Machine) Snapshot(ctx context.Context, serial, overlay string) error {
 	id, ok := m.drives[serial]
-	if !ok || m.mon == nil {
+	if !ok || m.mon == nil || m.backend == nil {
 		return fmt.Errorf("snapshot %s: no such disk", serial)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return m.mon.Run(ctx, "blockdev-snapshot-sync", map[string]any{
-		"device": id, "snapshot-file": overlay, "format": "qcow2",
-		// existing: QEMU opens overlay as it is, without following its
-		// header to the backing file, which may not be in place yet.
-		"mode": "existing",
-	}, nil)
+	args, err := m.backend.disk(ctx, m.mon, id)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", serial, err)
+	}
+	args["snapshot-file"], args["format"] = overlay, "qcow2"
+	// existing: QEMU opens overlay as it is, without following its
+	// header to the backing file, which may not be in place yet.
+	args["mode"] = "existing"
+	return m.mon.Run(ctx, "blockdev-snapshot-sync", args, nil)
 }
 
 // DiskPath is the host file behind the disk with serial: for a disk
@@ -387,6 +424,9 @@ func (m *Machine) close() error {
 	}
 	if m.egress != nil {
 		m.egress.Close()
+	}
+	if m.backend != nil {
+		m.backend.close()
 	}
 	return m.dir.Remove()
 }

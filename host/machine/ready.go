@@ -9,7 +9,7 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
-	"github.com/dibvm/dibvm/host/qmp"
+	"github.com/dibvm/dibvm/host/qemu"
 )
 
 // requirement is one step of the boot that must happen in time, with what
@@ -22,7 +22,7 @@ type requirement struct {
 
 // waitReady walks the boot requirements, each bounded by what is left of
 // the accelerator's boot timeout, and fails fast if QEMU exits.
-func (m *Machine) waitReady(ctx context.Context, accel string, keys *agentclient.Keys, opts Options) error {
+func (m *Machine) waitReady(ctx context.Context, b backend, cfg *qemu.Config, accel string, keys *agentclient.Keys, opts Options) error {
 	timeout := opts.BootTimeout
 	hypervisor := accel != "tcg"
 	if hypervisor {
@@ -42,7 +42,7 @@ func (m *Machine) waitReady(ctx context.Context, accel string, keys *agentclient
 		}
 	}()
 
-	for _, r := range m.requirements(keys, accel) {
+	for _, r := range m.requirements(b, cfg, keys) {
 		err := r.check(ctx)
 		if err == nil {
 			continue
@@ -81,13 +81,13 @@ func (m *Machine) exited() bool {
 	}
 }
 
-func (m *Machine) requirements(keys *agentclient.Keys, accel string) []requirement {
+func (m *Machine) requirements(b backend, cfg *qemu.Config, keys *agentclient.Keys) []requirement {
 	return []requirement{
 		{
 			description: "QEMU monitor connected",
 			hint:        "QEMU did not open its QMP socket; run it by hand with the same arguments to see why.",
 			check: func(ctx context.Context) (err error) {
-				m.mon, err = qmp.Dial(ctx, m.dir.File("qmp.sock"))
+				m.mon, err = b.monitor(ctx, m.proc, cfg)
 				return err
 			},
 		},

@@ -17,7 +17,7 @@ import (
 
 // Monitor is a connected QMP monitor.
 type Monitor struct {
-	mon    *qmp.SocketMonitor
+	mon    qmp.Monitor
 	cancel context.CancelFunc
 	// Broken is closed when a command overran its deadline; the monitor
 	// must not be used again and the caller should kill QEMU.
@@ -40,6 +40,12 @@ func Dial(ctx context.Context, path string) (*Monitor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qmp: %w", err)
 	}
+	return Attach(ctx, mon)
+}
+
+// Attach connects mon, a monitor reached some other way than a socket
+// (through libvirt, say).
+func Attach(ctx context.Context, mon qmp.Monitor) (*Monitor, error) {
 	connected := make(chan error, 1)
 	go func() { connected <- mon.Connect() }()
 	select {

@@ -1,0 +1,186 @@
+// Package libvirt runs the helper VM as a libvirt domain: it finds and
+// connects to the user's libvirt daemon, turns the helper's QEMU
+// description into a transient domain, and watches and destroys it. It
+// speaks libvirt's RPC protocol through go-libvirt, which never starts a
+// daemon: one must be running.
+package libvirt
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+)
+
+// Conn is a connection to a libvirt daemon's QEMU driver.
+type Conn struct {
+	URI string
+	l   *golibvirt.Libvirt
+	// socket is the daemon's socket on this host.
+	socket string
+}
+
+// DefaultURI is the connection a user gets without --connect: the
+// per-user session daemon, or for root the system one.
+func DefaultURI() string {
+	if os.Getuid() == 0 {
+		return "qemu:///system"
+	}
+	return "qemu:///session"
+}
+
+// minVersion is the oldest libvirt dibvm drives: 6.0 is the oldest still
+// shipped by a maintained distribution (Ubuntu 20.04). dibvm is tested
+// with Debian 12's 9.0.
+const minVersion = 6_000_000
+
+// CheckURI says what is wrong with uri before anything is dialed.
+func CheckURI(uri string) error {
+	_, err := parseURI(uri)
+	return err
+}
+
+func parseURI(uri string) (*url.URL, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("--connect %s: %v", uri, err)
+	}
+	switch {
+	case u.Scheme == "qemu" && u.Host == "":
+	case u.Scheme == "qemu+unix" && u.Host == "":
+	case strings.HasPrefix(u.Scheme, "qemu+"):
+		return nil, fmt.Errorf("--connect %s: remote libvirt (%s) is not supported yet: run dibvm on the hypervisor host, with qemu:///session or qemu:///system", uri, u.Scheme)
+	default:
+		return nil, fmt.Errorf("--connect %s: dibvm runs the helper VM on libvirt's QEMU driver: give qemu:///session or qemu:///system", uri)
+	}
+	if u.Path != "/session" && u.Path != "/system" {
+		return nil, fmt.Errorf("--connect %s: give qemu:///session (your own daemon) or qemu:///system", uri)
+	}
+	return u, nil
+}
+
+// Connect connects to the daemon behind uri and checks that it can run
+// the helper. Its errors name the URI and say what to do.
+func Connect(uri string) (*Conn, error) {
+	u, err := parseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	sock, err := findSocket(u)
+	if err != nil {
+		return nil, err
+	}
+	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(5*time.Second)))
+	if err := l.ConnectToURI(golibvirt.ConnectURI(u.Scheme + "://" + u.Path)); err != nil {
+		return nil, connectError(uri, sock, err)
+	}
+	c := &Conn{URI: uri, l: l, socket: sock}
+	v, err := l.ConnectGetLibVersion()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", uri, err)
+	}
+	if v < minVersion {
+		c.Close()
+		return nil, fmt.Errorf("%s: libvirt %s is too old for dibvm (it needs %s or later): upgrade libvirt, or use --backend qemu", uri, version(v), version(minVersion))
+	}
+	return c, nil
+}
+
+func version(v uint64) string {
+	return fmt.Sprintf("%d.%d.%d", v/1_000_000, v/1000%1000, v%1000)
+}
+
+// Close disconnects. A domain started with autodestroy goes with the
+// connection.
+func (c *Conn) Close() error { return c.l.Disconnect() }
+
+// Local says whether the domains run on this host as this user, so that
+// they can use files of the user's run directory as they are.
+func (c *Conn) Local() bool { return strings.HasSuffix(c.URI, "/session") }
+
+// findSocket is the daemon's unix socket for u: the one the URI names
+// (?socket=), else the modular QEMU daemon's, else the monolithic
+// daemon's, where libvirt's own client looks.
+func findSocket(u *url.URL) (string, error) {
+	if s := u.Query().Get("socket"); s != "" {
+		return s, nil
+	}
+	var dirs []string
+	if u.Path == "/system" {
+		dirs = []string{"/run/libvirt", "/var/run/libvirt"}
+	} else {
+		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+			dirs = append(dirs, filepath.Join(d, "libvirt"))
+		}
+		if home, err := os.UserHomeDir(); err == nil {
+			dirs = append(dirs, filepath.Join(home, ".cache", "libvirt"))
+		}
+	}
+	var tried []string
+	for _, d := range dirs {
+		for _, name := range []string{"virtqemud-sock", "libvirt-sock"} {
+			p := filepath.Join(d, name)
+			if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+				return p, nil
+			}
+			tried = append(tried, p)
+		}
+	}
+	uri := u.Scheme + "://" + u.Path
+	if u.Path == "/system" {
+		return "", fmt.Errorf("%s: no libvirt daemon is running (no %s): install and start it (apt-get install libvirt-daemon-system; systemctl start libvirtd), or use --connect qemu:///session", uri, strings.Join(tried, " or "))
+	}
+	return "", fmt.Errorf("%s: no libvirt session daemon is running for you (no %s): start one with `virtqemud --daemon` or `libvirtd --daemon` (or `systemctl --user start virtqemud.socket`), or use --backend qemu", uri, strings.Join(tried, " or "))
+}
+
+func connectError(uri, sock string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%s: permission denied on %s: join the group that owns it (often libvirt: `usermod -aG libvirt $USER`, then log in again), or use --connect qemu:///session", uri, sock)
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("%s: the libvirt daemon is not running (%s refuses connections): start it again, or use --backend qemu", uri, sock)
+	}
+	return fmt.Errorf("%s: connect to libvirt at %s: %w", uri, sock, err)
+}
+
+// DomainTypes are the domain types (kvm, hvf, qemu) the daemon can run
+// guests of arch (libvirt's name: x86_64, aarch64) with.
+func (c *Conn) DomainTypes(arch string) ([]string, error) {
+	s, err := c.l.ConnectGetCapabilities()
+	if err != nil {
+		return nil, fmt.Errorf("%s: capabilities: %w", c.URI, err)
+	}
+	var caps struct {
+		Guests []struct {
+			OSType string `xml:"os_type"`
+			Arch   struct {
+				Name    string `xml:"name,attr"`
+				Domains []struct {
+					Type string `xml:"type,attr"`
+				} `xml:"domain"`
+			} `xml:"arch"`
+		} `xml:"guest"`
+	}
+	if err := xml.Unmarshal([]byte(s), &caps); err != nil {
+		return nil, fmt.Errorf("%s: capabilities: %w", c.URI, err)
+	}
+	var types []string
+	for _, g := range caps.Guests {
+		if g.OSType != "hvm" || g.Arch.Name != arch {
+			continue
+		}
+		for _, d := range g.Arch.Domains {
+			types = append(types, d.Type)
+		}
+	}
+	return types, nil
+}

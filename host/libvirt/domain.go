@@ -1,0 +1,264 @@
+package libvirt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-qemu/qmp"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/dibvm/dibvm/host/qemu"
+)
+
+// NamePrefix starts the name of every domain dibvm makes, so that
+// `virsh list` shows which are dibvm's.
+const NamePrefix = "dibvm-"
+
+// Domain is a running transient domain.
+type Domain struct {
+	Name string
+	c    *Conn
+	dom  golibvirt.Domain
+
+	done     chan struct{}
+	stopOnce sync.Once
+	mu       sync.Mutex
+	reason   string // why it shut off, once it has
+}
+
+// Arch is libvirt's name for a GOARCH.
+func Arch(goarch string) string {
+	if goarch == "arm64" {
+		return "aarch64"
+	}
+	return "x86_64"
+}
+
+// DomainType is libvirt's domain type for an accelerator.
+func DomainType(accel string) string {
+	if accel == "tcg" {
+		return "qemu"
+	}
+	return accel
+}
+
+// Start starts cfg's VM as a transient domain that libvirt destroys when
+// this connection closes, however dibvm ends (VIR_DOMAIN_START_AUTODESTROY):
+// it is never defined, so nothing of it outlives the build. The serial
+// console, the agent's socket and the disks are cfg's files; cfg's QMP
+// socket and network are not used (libvirt owns the monitor: see
+// Monitor; the guest has no network interface).
+func (c *Conn) Start(cfg *qemu.Config) (*Domain, error) {
+	d, err := DomainXML(cfg, NamePrefix+randomSuffix())
+	if err != nil {
+		return nil, err
+	}
+	dom, err := c.l.DomainCreateXML(d, golibvirt.DomainStartAutodestroy)
+	if err != nil {
+		return nil, fmt.Errorf("%s: start the helper VM's domain: %w", c.URI, err)
+	}
+	vm := &Domain{Name: dom.Name, c: c, dom: dom, done: make(chan struct{})}
+	go vm.watch()
+	return vm, nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// DomainXML is the domain for cfg, named name.
+func DomainXML(cfg *qemu.Config, name string) (string, error) {
+	arch := Arch(cfg.Arch)
+	d := &libvirtxml.Domain{
+		Type:   DomainType(cfg.Accel),
+		Name:   name,
+		Memory: &libvirtxml.DomainMemory{Value: uint(cfg.Memory), Unit: "MiB"},
+		VCPU:   &libvirtxml.DomainVCPU{Value: uint(cfg.CPUs)},
+		OS: &libvirtxml.DomainOS{
+			Type:   &libvirtxml.DomainOSType{Type: "hvm", Arch: arch, Machine: qemu.Machine(cfg.Arch)},
+			Kernel: cfg.Kernel, Initrd: cfg.Initrd, Cmdline: cfg.Cmdline,
+		},
+		CPU:        domainCPU(cfg),
+		OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy",
+		Devices: &libvirtxml.DomainDeviceList{
+			Emulator: cfg.Binary,
+			Serials: []libvirtxml.DomainSerial{{
+				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: cfg.ConsoleLog}},
+			}},
+			Channels: []libvirtxml.DomainChannel{{
+				Source: &libvirtxml.DomainChardevSource{UNIX: &libvirtxml.DomainChardevSourceUNIX{Mode: "bind", Path: cfg.AgentSocket}},
+				Target: &libvirtxml.DomainChannelTarget{VirtIO: &libvirtxml.DomainChannelTargetVirtIO{Name: cfg.AgentPort}},
+			}},
+			RNGs: []libvirtxml.DomainRNG{{
+				Model:   "virtio",
+				Backend: &libvirtxml.DomainRNGBackend{Random: &libvirtxml.DomainRNGBackendRandom{Device: "/dev/urandom"}},
+			}},
+			// What QEMU's -nodefaults leaves out: no balloon, no USB.
+			MemBalloon:  &libvirtxml.DomainMemBalloon{Model: "none"},
+			Controllers: []libvirtxml.DomainController{{Type: "usb", Model: "none"}},
+		},
+	}
+	if cfg.Firmware != "" {
+		d.OS.Loader = &libvirtxml.DomainLoader{Path: cfg.Firmware, Type: "rom", Readonly: "yes"}
+	}
+	for i, dr := range cfg.Drives {
+		format := "raw"
+		if dr.QCOW2 {
+			format = "qcow2"
+		}
+		disk := libvirtxml.DomainDisk{
+			Device: "disk",
+			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: format, Cache: "unsafe"},
+			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: dr.Path}},
+			Target: &libvirtxml.DomainDiskTarget{Dev: "vd" + string(rune('a'+i)), Bus: "virtio"},
+			Serial: dr.Serial,
+			// A user alias (ua-) is the device's id in QEMU, which
+			// Snapshot finds the disk by.
+			Alias: &libvirtxml.DomainAlias{Name: DeviceAlias(qemu.DriveID(i))},
+		}
+		if dr.ReadOnly {
+			disk.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
+		}
+		d.Devices.Disks = append(d.Devices.Disks, disk)
+	}
+	return d.Marshal()
+}
+
+// DeviceAlias is the alias, and QEMU device id, of the disk with QEMU
+// drive id (qemu.DriveID): libvirt keeps aliases that start with ua-.
+func DeviceAlias(driveID string) string { return "ua-" + driveID }
+
+// domainCPU is the guest CPU qemu.CPU chooses, as libvirt writes it.
+func domainCPU(cfg *qemu.Config) *libvirtxml.DomainCPU {
+	spec := qemu.CPU(cfg.Arch, cfg.Accel, cfg.CPUModel)
+	model, opts, _ := strings.Cut(spec, ",")
+	switch model {
+	case "host":
+		return &libvirtxml.DomainCPU{Mode: "host-passthrough"}
+	case "max":
+		// pauth-impdef (see qemu.CPU) has no libvirt name.
+		return &libvirtxml.DomainCPU{Mode: "maximum"}
+	}
+	cpu := &libvirtxml.DomainCPU{Mode: "custom", Match: "exact", Check: "none",
+		Model: &libvirtxml.DomainCPUModel{Value: model, Fallback: "forbid"}}
+	for _, o := range strings.Split(opts, ",") {
+		if f, ok := strings.CutPrefix(o, "+"); ok {
+			cpu.Features = append(cpu.Features, libvirtxml.DomainCPUFeature{Policy: "require", Name: f})
+		}
+	}
+	return cpu
+}
+
+// watch closes done once the domain is gone, with libvirt's reason.
+func (d *Domain) watch() {
+	for {
+		select {
+		case <-d.c.l.Disconnected():
+			d.stopped("the connection to libvirt closed")
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+		state, reason, err := d.c.l.DomainGetState(d.dom, 0)
+		if err != nil {
+			// A transient domain that shut off is no longer known.
+			d.stopped("")
+			return
+		}
+		if s := golibvirt.DomainState(state); s == golibvirt.DomainShutoff || s == golibvirt.DomainCrashed {
+			d.stopped(shutoffReason(reason))
+			return
+		}
+	}
+}
+
+func (d *Domain) stopped(reason string) {
+	d.stopOnce.Do(func() {
+		d.mu.Lock()
+		d.reason = reason
+		d.mu.Unlock()
+		close(d.done)
+	})
+}
+
+// shutoffReason says what VIR_DOMAIN_SHUTOFF_* reason means, for the
+// ones that are not a clean power-off.
+func shutoffReason(r int32) string {
+	switch golibvirt.DomainShutoffReason(r) {
+	case golibvirt.DomainShutoffCrashed:
+		return "libvirt reports the domain crashed"
+	case golibvirt.DomainShutoffFailed:
+		return "libvirt failed to start the domain"
+	case golibvirt.DomainShutoffDestroyed:
+		return "the domain was destroyed"
+	}
+	return ""
+}
+
+// Done is closed when the domain has stopped.
+func (d *Domain) Done() <-chan struct{} { return d.done }
+
+// ExitError says why the domain stopped, if not by a clean power-off.
+func (d *Domain) ExitError() error {
+	select {
+	case <-d.done:
+	default:
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.reason == "" {
+		return nil
+	}
+	return fmt.Errorf("%s", d.reason)
+}
+
+// Kill destroys the domain at once and waits for it to be gone.
+func (d *Domain) Kill() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.c.l.DomainDestroy(d.dom)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// MaxRSS is unknown: QEMU is the daemon's child, not dibvm's.
+func (d *Domain) MaxRSS() int64 { return 0 }
+
+// XML is the running domain's definition, as libvirt completed it.
+func (d *Domain) XML() (string, error) {
+	return d.c.l.DomainGetXMLDesc(d.dom, 0)
+}
+
+// Monitor is QEMU's monitor reached through libvirt
+// (virDomainQemuMonitorCommand), as go-qemu's qmp.Monitor. libvirt keeps
+// QMP's events to itself.
+func (d *Domain) Monitor() qmp.Monitor { return &monitor{d} }
+
+type monitor struct{ d *Domain }
+
+func (m *monitor) Connect() error    { return nil }
+func (m *monitor) Disconnect() error { return nil }
+
+func (m *monitor) Run(cmd []byte) ([]byte, error) {
+	out, err := m.d.c.l.QEMUDomainMonitorCommand(m.d.dom, string(cmd), 0)
+	return []byte(out), err
+}
+
+func (m *monitor) Events(ctx context.Context) (<-chan qmp.Event, error) {
+	ch := make(chan qmp.Event)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}

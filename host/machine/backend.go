@@ -1,0 +1,143 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dibvm/dibvm/host/libvirt"
+	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/qmp"
+)
+
+// Backends dibvm can run the helper VM on.
+const (
+	BackendQEMU    = "qemu"    // QEMU as dibvm's own child
+	BackendLibvirt = "libvirt" // a transient domain of the user's libvirt
+)
+
+// A backend runs the helper VM that the rest of this package describes
+// as a qemu.Config and then drives the same way whatever runs it: boot
+// requirements, the agent over virtio-serial, egress, fallback from a
+// hypervisor that does not boot.
+type backend interface {
+	// accelerators are those to try for a choice of auto, kvm, hvf or
+	// tcg, in order.
+	accelerators(choice, arch string) ([]string, error)
+	start(cfg *qemu.Config) (vm, error)
+	// monitor connects to v's QMP monitor.
+	monitor(ctx context.Context, v vm, cfg *qemu.Config) (*qmp.Monitor, error)
+	// disk names the disk with QEMU drive id (qemu.DriveID) for QMP's
+	// block commands, as their arguments.
+	disk(ctx context.Context, mon *qmp.Monitor, id string) (map[string]any, error)
+	// forwardsEgress says the guest has no network interface: it reaches
+	// the egress proxy through the agent's connection (see boot).
+	forwardsEgress() bool
+	close()
+}
+
+// vm is a running helper VM as its backend runs it.
+type vm interface {
+	Done() <-chan struct{}
+	// ExitError says how the VM ended, if not by a clean power-off.
+	ExitError() error
+	Kill()
+	// MaxRSS is the peak resident set of its QEMU in bytes, once it has
+	// ended, where dibvm can know it (0 where not).
+	MaxRSS() int64
+}
+
+func newBackend(opts Options) (backend, error) {
+	switch opts.Backend {
+	case "", BackendQEMU:
+		return qemuBackend{}, nil
+	case BackendLibvirt:
+		uri := opts.LibvirtURI
+		if uri == "" {
+			uri = libvirt.DefaultURI()
+		}
+		c, err := libvirt.Connect(uri)
+		if err != nil {
+			return nil, err
+		}
+		return &libvirtBackend{c}, nil
+	}
+	return nil, fmt.Errorf("no backend %q: use qemu or libvirt", opts.Backend)
+}
+
+// qemuBackend runs QEMU as dibvm's child.
+type qemuBackend struct{}
+
+func (qemuBackend) accelerators(choice, arch string) ([]string, error) {
+	return qemu.Accelerators(choice, arch)
+}
+
+func (qemuBackend) start(cfg *qemu.Config) (vm, error) { return qemu.Start(cfg) }
+
+func (qemuBackend) monitor(ctx context.Context, _ vm, cfg *qemu.Config) (*qmp.Monitor, error) {
+	return qmp.Dial(ctx, cfg.QMPSocket)
+}
+
+func (qemuBackend) disk(_ context.Context, _ *qmp.Monitor, id string) (map[string]any, error) {
+	return map[string]any{"device": id}, nil
+}
+
+// forwardsEgress is false: QEMU's user networking with one guestfwd rule
+// runs dibvm's relay for each connection (see host/egress), straight
+// into the proxy.
+func (qemuBackend) forwardsEgress() bool { return false }
+func (qemuBackend) close()               {}
+
+// libvirtBackend runs a transient domain of a libvirt daemon. libvirt
+// cannot express QEMU's guestfwd without passing QEMU arguments through
+// (which taints the domain and, for a daemon on another host or user,
+// would run dibvm's relay where dibvm is not), so the guest has no
+// network interface at all and reaches the proxy over the agent's SSH
+// connection, as ssh -R does: the policy is the host's own whichever
+// daemon runs the guest.
+type libvirtBackend struct{ c *libvirt.Conn }
+
+func (b *libvirtBackend) accelerators(choice, arch string) ([]string, error) {
+	// The choice is checked as for QEMU first, so that the same values
+	// are refused the same way.
+	want, err := qemu.Accelerators(choice, arch)
+	if err != nil {
+		return nil, err
+	}
+	types, err := b.c.DomainTypes(libvirt.Arch(arch))
+	if err != nil {
+		return nil, err
+	}
+	var accels []string
+	for _, a := range want {
+		if slices.Contains(types, libvirt.DomainType(a)) {
+			accels = append(accels, a)
+		}
+	}
+	if len(accels) == 0 {
+		return nil, fmt.Errorf("%s runs %s guests with %s only, not %s: use --accel auto", b.c.URI, libvirt.Arch(arch), strings.Join(types, ", "), strings.Join(want, " or "))
+	}
+	return accels, nil
+}
+
+func (b *libvirtBackend) start(cfg *qemu.Config) (vm, error) { return b.c.Start(cfg) }
+
+func (b *libvirtBackend) monitor(ctx context.Context, v vm, _ *qemu.Config) (*qmp.Monitor, error) {
+	return qmp.Attach(ctx, v.(*libvirt.Domain).Monitor())
+}
+
+// disk finds the disk's top block node: libvirt attaches disks with
+// -blockdev, so no drive has a name, but the device's drive property (the
+// device's id is the alias DomainXML gave it) names the node it writes.
+func (b *libvirtBackend) disk(ctx context.Context, mon *qmp.Monitor, id string) (map[string]any, error) {
+	var node string
+	err := mon.Run(ctx, "qom-get", map[string]any{"path": "/machine/peripheral/" + libvirt.DeviceAlias(id), "property": "drive"}, &node)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"node-name": node}, nil
+}
+
+func (b *libvirtBackend) forwardsEgress() bool { return true }
+func (b *libvirtBackend) close()               { b.c.Close() }
