@@ -114,6 +114,14 @@ func (f *vmFlags) checkInto(p *problems) {
 	}
 }
 
+// libvirtURI is the libvirt daemon --backend libvirt uses.
+func (f *vmFlags) libvirtURI() string {
+	if f.connect != "" {
+		return f.connect
+	}
+	return libvirt.DefaultURI()
+}
+
 // egressPolicy is what --allow-net and --allow-only, or where a flag is
 // not given its environment variable, let the guest reach.
 func (f *vmFlags) egressPolicy() (egress.Policy, error) {
@@ -209,6 +217,13 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 	if err != nil {
 		return machine.Options{}, err
 	}
+	if f.backend == machine.BackendLibvirt {
+		// Say now, not after building the appliance, that the daemon
+		// cannot be reached.
+		if err := libvirt.Probe(f.libvirtURI()); err != nil {
+			return machine.Options{}, err
+		}
+	}
 	cache, spec, agent, err := f.applianceCache()
 	if err != nil {
 		return machine.Options{}, err
@@ -218,7 +233,7 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 		return machine.Options{}, fmt.Errorf("helper appliance: %w", err)
 	}
 	return machine.Options{
-		Backend: f.backend, LibvirtURI: f.connect,
+		Backend: f.backend, LibvirtURI: f.libvirtURI(),
 		Arch: arch, Accel: f.accel, Memory: f.memory, CPUs: f.cpus, CPUModel: f.cpuModel, Network: f.network == "nat",
 		Egress:            policy,
 		Appliance:         app,

@@ -95,6 +95,16 @@ func Connect(uri string) (*Conn, error) {
 	return c, nil
 }
 
+// Probe connects to uri and disconnects: whether a build could start
+// there, with Connect's errors.
+func Probe(uri string) error {
+	c, err := Connect(uri)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
 func version(v uint64) string {
 	return fmt.Sprintf("%d.%d.%d", v/1_000_000, v/1000%1000, v%1000)
 }
