@@ -8,7 +8,9 @@
 #     release v0.1.0, commit 49b628f; BENCH_BASE= skips it), built from a
 #     worktree and run alternately with this one;
 # for a helper VM of the host's architecture and, side by side, one of the
-# other architecture (arm64 on an x86 host), which runs under TCG.
+# other architecture (arm64 on an x86 host), which runs under TCG;
+#   - `dibvm run -- true` through the libvirt backend (a session daemon of
+#     the user's, started here if none runs) alternately with QEMU's.
 # Run it on an otherwise idle machine: two cores make timings noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,10 +105,39 @@ measure() {
   fi
 }
 
+# measure_libvirt prints `run -- true` through libvirt beside QEMU, run
+# alternately, for a helper of the host's architecture. It needs a session
+# daemon: root's libvirt is the system one, which dibvm does not drive.
+measure_libvirt() {
+  local daemon="" sock="$HOME/.cache/libvirt/libvirt-sock" qs=() ls=() out
+  if [ "$(id -u)" = 0 ]; then
+    echo "libvirt backend: skipped (run make bench as an ordinary user: root's libvirt is qemu:///system)"
+    return
+  fi
+  if ! [ -S "$sock" ] && ! [ -S "${XDG_RUNTIME_DIR:-/nonexistent}/libvirt/libvirt-sock" ]; then
+    if ! command -v libvirtd >/dev/null && ! [ -x /usr/sbin/libvirtd ]; then
+      echo "libvirt backend: skipped (no libvirtd; scripts/install-deps.sh installs it)"
+      return
+    fi
+    PATH=$PATH:/usr/sbin libvirtd --timeout 300 &
+    daemon=$!
+    for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+  fi
+  for _ in $(seq "$runs"); do
+    out=$(run_true "$dibvm" "$1"); qs+=("${out%% *}")
+    out=$(DIBVM_BACKEND=libvirt run_true "$dibvm" "$1"); ls+=("${out%% *}")
+  done
+  if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; fi
+  printf 'libvirt backend (qemu:///session), %s helper VM, run alternately with QEMU:\n' "$1"
+  printf '  dibvm run -- true, qemu (median/%d)     %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${qs[@]}" | median)" "$(printf '%.2f ' "${qs[@]}")"
+  printf '  dibvm run -- true, libvirt (median/%d)  %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${ls[@]}" | median)" "$(printf '%.2f ' "${ls[@]}")"
+}
+
 printf 'dibvm helper VM benchmarks (host %s, %s cores)\n' "$host_arch" "$(getconf _NPROCESSORS_ONLN)"
 for arch in $arches; do
   measure "$arch"
 done
+measure_libvirt "${arches%% *}"
 
 # The full image build and boot: about an hour under TCG. BENCH_BUILD=0 skips it.
 if [ "${BENCH_BUILD:-1}" != 0 ]; then

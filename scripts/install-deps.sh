@@ -2,8 +2,10 @@
 # Installs what dibvm needs on the host to build and to run its tests:
 # QEMU (the x86 and arm64 system emulators, since the helper VM follows the
 # image's architecture, and qemu-img), UEFI firmware for both for the boot
-# tests, shellcheck for `make check`, and the small tools the tests use to
-# inspect images without mounting them.
+# tests, shellcheck for `make check`, the small tools the tests use to
+# inspect images without mounting them, and libvirt's daemon with its QEMU
+# driver for the libvirt backend's tests (they start a session daemon for
+# a test user themselves; nothing here starts a system daemon).
 #
 # As root on Debian or Ubuntu it installs them with apt; on macOS with
 # Homebrew. Anywhere else it prints what to install and exits non-zero if
@@ -14,7 +16,8 @@
 set -euo pipefail
 
 debian_pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64
-  fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client shellcheck)
+  fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client shellcheck
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
 mac_pkgs=(qemu shellcheck)
 
 # missing prints, one a line, what is still missing.

@@ -344,6 +344,7 @@ func TestLibvirtRefusesBadInput(t *testing.T) {
 	}{
 		{[]string{"--connect", "qemu:///session"}, "qemu:///session: no libvirt session daemon is running for you"},
 		{[]string{"--connect", "qemu:///session?socket=" + filepath.Join(home, "gone.sock")}, "the libvirt daemon is not running"},
+		{[]string{"--connect", "qemu:///system"}, "qemu:///system: the system daemon runs QEMU as another user"},
 		{[]string{"--connect", "xen:///system"}, "--connect xen:///system: dibvm runs the helper VM on libvirt's QEMU driver"},
 		{[]string{"--connect", "qemu:///embed?root=/x"}, "give qemu:///session"},
 		{[]string{"--connect", "qemu+ssh://builder@hv.example/session"}, "remote libvirt (qemu+ssh) is not supported yet"},

@@ -29,7 +29,8 @@ type Conn struct {
 }
 
 // DefaultURI is the connection a user gets without --connect: the
-// per-user session daemon, or for root the system one.
+// per-user session daemon, or for root the system one (which Connect
+// refuses for now, saying why).
 func DefaultURI() string {
 	if os.Getuid() == 0 {
 		return "qemu:///system"
@@ -61,8 +62,16 @@ func parseURI(uri string) (*url.URL, error) {
 	default:
 		return nil, fmt.Errorf("--connect %s: dibvm runs the helper VM on libvirt's QEMU driver: give qemu:///session or qemu:///system", uri)
 	}
-	if u.Path != "/session" && u.Path != "/system" {
-		return nil, fmt.Errorf("--connect %s: give qemu:///session (your own daemon) or qemu:///system", uri)
+	switch u.Path {
+	case "/session":
+	case "/system":
+		// The system daemon runs QEMU as its own user (libvirt-qemu),
+		// which cannot read the appliance in the user's cache or write
+		// the run directory; that needs the uploads into a storage pool
+		// that a remote daemon needs too.
+		return nil, fmt.Errorf("%s: the system daemon runs QEMU as another user, which cannot reach dibvm's files; dibvm drives a session daemon: run dibvm as an ordinary user with qemu:///session, or use --backend qemu", uri)
+	default:
+		return nil, fmt.Errorf("--connect %s: give qemu:///session (your own daemon)", uri)
 	}
 	return u, nil
 }
@@ -113,27 +122,19 @@ func version(v uint64) string {
 // connection.
 func (c *Conn) Close() error { return c.l.Disconnect() }
 
-// Local says whether the domains run on this host as this user, so that
-// they can use files of the user's run directory as they are.
-func (c *Conn) Local() bool { return strings.HasSuffix(c.URI, "/session") }
-
-// findSocket is the daemon's unix socket for u: the one the URI names
-// (?socket=), else the modular QEMU daemon's, else the monolithic
+// findSocket is the session daemon's unix socket for u: the one the URI
+// names (?socket=), else the modular QEMU daemon's, else the monolithic
 // daemon's, where libvirt's own client looks.
 func findSocket(u *url.URL) (string, error) {
 	if s := u.Query().Get("socket"); s != "" {
 		return s, nil
 	}
 	var dirs []string
-	if u.Path == "/system" {
-		dirs = []string{"/run/libvirt", "/var/run/libvirt"}
-	} else {
-		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-			dirs = append(dirs, filepath.Join(d, "libvirt"))
-		}
-		if home, err := os.UserHomeDir(); err == nil {
-			dirs = append(dirs, filepath.Join(home, ".cache", "libvirt"))
-		}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		dirs = append(dirs, filepath.Join(d, "libvirt"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".cache", "libvirt"))
 	}
 	var tried []string
 	for _, d := range dirs {
@@ -146,9 +147,6 @@ func findSocket(u *url.URL) (string, error) {
 		}
 	}
 	uri := u.Scheme + "://" + u.Path
-	if u.Path == "/system" {
-		return "", fmt.Errorf("%s: no libvirt daemon is running (no %s): install and start it (apt-get install libvirt-daemon-system; systemctl start libvirtd), or use --connect qemu:///session", uri, strings.Join(tried, " or "))
-	}
 	return "", fmt.Errorf("%s: no libvirt session daemon is running for you (no %s): start one with `virtqemud --daemon` or `libvirtd --daemon` (or `systemctl --user start virtqemud.socket`), or use --backend qemu", uri, strings.Join(tried, " or "))
 }
 

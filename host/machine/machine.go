@@ -38,8 +38,8 @@ type Options struct {
 	Backend    string
 	LibvirtURI string
 	Accel      string // auto, kvm, hvf or tcg
-	Memory int    // MiB
-	CPUs   int
+	Memory     int    // MiB
+	CPUs       int
 	// CPUModel is the guest CPU under TCG (see qemu.Config.CPUModel).
 	CPUModel  string
 	Network   bool
@@ -98,10 +98,10 @@ type Machine struct {
 	backend backend
 	proc    vm
 	mon     *qmp.Monitor
-	drives map[string]string // serial → QEMU drive id
-	layers map[string]string // serial → the caller's qcow2 layer
-	dir    *rundir.Dir
-	egress *egress.Proxy
+	drives  map[string]string // serial → QEMU drive id
+	layers  map[string]string // serial → the caller's qcow2 layer
+	dir     *rundir.Dir
+	egress  *egress.Proxy
 
 	// consoleFlood is set when the guest outgrew its console (see
 	// watchConsole).
