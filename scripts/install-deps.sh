@@ -5,7 +5,8 @@
 # tests, shellcheck for `make check`, the small tools the tests use to
 # inspect images without mounting them, and libvirt's daemon with its QEMU
 # driver for the libvirt backend's tests (they start a session daemon for
-# a test user themselves; nothing here starts a system daemon).
+# a test user themselves; nothing here starts a system daemon), and
+# OpenSSH's server for the remote libvirt test.
 #
 # As root on Debian or Ubuntu it installs them with apt; on macOS with
 # Homebrew. Anywhere else it prints what to install and exits non-zero if
@@ -17,7 +18,7 @@ set -euo pipefail
 
 debian_pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64
   fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client shellcheck
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients openssh-server)
 mac_pkgs=(qemu shellcheck)
 
 # missing prints, one a line, what is still missing.
@@ -38,6 +39,14 @@ Linux)
     # --no-install-recommends: a recommended systemd-resolved would replace
     # /etc/resolv.conf with a link that dangles where systemd is not PID 1.
     apt-get update -qq
+    # openssh-server is for the remote libvirt test, which runs an sshd of
+    # its own on 127.0.0.1: policy-rc.d keeps apt from starting the
+    # system's.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+      chmod +x /usr/sbin/policy-rc.d
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get install -y -qq --no-install-recommends "${debian_pkgs[@]}" >/dev/null
   elif [ -n "$(missing)" ]; then
     echo "dibvm needs: $(missing | tr '\n' ' ')" >&2

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -31,29 +32,53 @@ type libvirtUser struct {
 func newLibvirtUser(t *testing.T) *libvirtUser {
 	t.Helper()
 	needVM(t)
-	daemon, err := exec.LookPath("libvirtd")
-	if err != nil {
-		if daemon, err = exec.LookPath("/usr/sbin/libvirtd"); err != nil {
-			t.Fatal("the libvirt tests need libvirtd and its QEMU driver (scripts/install-deps.sh installs them)")
-		}
-	}
-	var lu libvirtUser
+	var lu *libvirtUser
 	if os.Geteuid() == 0 {
-		lu.u = ensureUser(t, "dibvmtest")
-	} else if lu.u, err = user.Current(); err != nil {
-		t.Fatal(err)
+		lu = testUser(t, "dibvmtest")
+	} else {
+		u, err := user.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lu = testUserOf(t, u)
 	}
-	lu.uid, _ = strconv.Atoi(lu.u.Uid)
-	lu.gid, _ = strconv.Atoi(lu.u.Gid)
-	lu.tmp, err = os.MkdirTemp("", "dibvm-libvirt-test-")
-	if err != nil {
+	lu.startSession(t)
+	return lu
+}
+
+// testUser is the user name, made if need be, with a directory of its
+// own and dibvm where it can run it.
+func testUser(t *testing.T, name string) *libvirtUser {
+	t.Helper()
+	return testUserOf(t, ensureUser(t, name))
+}
+
+func testUserOf(t *testing.T, u *user.User) *libvirtUser {
+	t.Helper()
+	lu := &libvirtUser{u: u}
+	lu.uid, _ = strconv.Atoi(u.Uid)
+	lu.gid, _ = strconv.Atoi(u.Gid)
+	var err error
+	if lu.tmp, err = os.MkdirTemp("", "dibvm-libvirt-test-"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(lu.tmp) })
 	os.Chown(lu.tmp, lu.uid, lu.gid)
 	lu.bin = filepath.Join(lu.tmp, "dibvm")
 	copyFile(t, dibvmBin, lu.bin)
+	return lu
+}
 
+// startSession starts a libvirt session daemon for the user, stopped
+// when the test ends.
+func (lu *libvirtUser) startSession(t *testing.T) {
+	t.Helper()
+	daemon, err := exec.LookPath("libvirtd")
+	if err != nil {
+		if daemon, err = exec.LookPath("/usr/sbin/libvirtd"); err != nil {
+			t.Fatal("the libvirt tests need libvirtd and its QEMU driver (scripts/install-deps.sh installs them)")
+		}
+	}
 	// One daemon per user: stop one left running by someone else, so
 	// that this one owns the socket.
 	exec.Command("pkill", "-u", lu.u.Uid, "-x", "libvirtd").Run()
@@ -88,7 +113,6 @@ func newLibvirtUser(t *testing.T) *libvirtUser {
 			t.Fatalf("libvirtd made no socket at %s in 30s:\n%s", sock, log.String())
 		}
 	}
-	return &lu
 }
 
 // command runs name as the user, in its home, with an environment of its
@@ -288,26 +312,63 @@ echo "|$mirror|$proxied"`
 	}
 }
 
-// A build through libvirt keeps checkpoints (the scratch disk switches
-// to a new layer through libvirt's monitor) and makes the same tree as
-// one run by QEMU directly.
-func TestLibvirtCreateMatchesQEMU(t *testing.T) {
+// A build through libvirt, on the user's own session daemon and on
+// another user's reached over SSH, makes the same tree as one run by QEMU
+// directly. The local one keeps checkpoints (the scratch disk switches to
+// a new layer through libvirt's monitor). The remote one uploads the
+// appliance into the remote's pool once: a second run uploads only its
+// own disks, and nothing of either is left there.
+func TestLibvirtBuildsMatchQEMU(t *testing.T) {
 	lu := newLibvirtUser(t)
+	if os.Geteuid() != 0 {
+		t.Fatal("the remote build needs root, to make a second user and run sshd")
+	}
+	remote := testUser(t, "dibvmremote")
+	// A password of * cannot be typed, but unlike useradd's ! it leaves
+	// the account open to a key.
+	if out, err := exec.Command("usermod", "-p", "*", remote.u.Username).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v: %s", err, out)
+	}
+	remote.startSession(t)
+	pool := filepath.Join(remote.tmp, "pool")
+	remote.virshMay("pool-destroy", "default")
+	remote.virshMay("pool-undefine", "default")
+	remote.virsh(t, "pool-define-as", "default", "dir", "--target", pool)
+	remote.virsh(t, "pool-build", "default")
+	remote.virsh(t, "pool-start", "default")
+	uri, agentEnv := sshdFor(t, lu, remote)
+
 	elements := filepath.Join(lu.tmp, "elements")
 	if out, err := exec.Command("cp", "-r", testElements(t), elements).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	exec.Command("chmod", "-R", "a+rX", elements).Run()
-	env := []string{"ELEMENTS_PATH=" + elements, "DIBVM_CHECKPOINTS_DIR=" + filepath.Join(lu.tmp, "checkpoints")}
+	env := append([]string{"ELEMENTS_PATH=" + elements, "DIBVM_CHECKPOINTS_DIR=" + filepath.Join(lu.tmp, "checkpoints")}, agentEnv...)
 	var trees []string
-	for _, backend := range []string{"libvirt", "qemu"} {
-		out := filepath.Join(lu.tmp, backend)
-		r := lu.dibvm(t, env, 10*time.Minute, "create", "--backend", backend, "-n", "-t", "tar", "-o", out, "tiny-os", "checkpoint-steps")
-		if r.code != 0 {
-			t.Fatalf("create --backend %s: exit %d\n%s", backend, r.code, tail(r.stderr, 30))
+	for _, b := range []struct{ name, backend, uri string }{
+		{"libvirt", "libvirt", ""},
+		{"remote", "libvirt", uri},
+		{"qemu", "qemu", ""},
+	} {
+		out := filepath.Join(lu.tmp, b.name)
+		args := []string{"create", "--backend", b.backend, "-n", "-t", "tar", "-o", out, "tiny-os", "checkpoint-steps"}
+		if b.uri != "" {
+			args = append(args, "--connect", b.uri)
 		}
-		if log := unstamp(r.stdout + r.stderr); backend == "libvirt" && !strings.Contains(log, "install.d/40-slow (") {
-			t.Errorf("the libvirt build kept no checkpoint after its slow hook:\n%s", tail(log, 40))
+		r := lu.dibvm(t, env, 10*time.Minute, args...)
+		log := unstamp(r.stdout + r.stderr)
+		if r.code != 0 {
+			t.Fatalf("%s build: exit %d\n%s", b.name, r.code, tail(log, 30))
+		}
+		switch b.name {
+		case "libvirt":
+			if !strings.Contains(log, "install.d/40-slow (") {
+				t.Errorf("the libvirt build kept no checkpoint after its slow hook:\n%s", tail(log, 40))
+			}
+		case "remote":
+			if !strings.Contains(log, "uploaded the appliance's initrd.img") {
+				t.Errorf("the remote build did not say it uploaded the appliance:\n%s", tail(log, 40))
+			}
 		}
 		list, err := exec.Command("tar", "-tvf", out+".tar").Output()
 		if err != nil {
@@ -324,9 +385,134 @@ func TestLibvirtCreateMatchesQEMU(t *testing.T) {
 		slices.Sort(entries) // tar's order follows the directories'
 		trees = append(trees, strings.Join(entries, "\n"))
 	}
-	if trees[0] != trees[1] {
-		t.Errorf("the libvirt build's tree differs from QEMU's:\nlibvirt:\n%s\nqemu:\n%s", tail(trees[0], 20), tail(trees[1], 20))
+	for i, name := range []string{"libvirt", "remote"} {
+		if trees[i] != trees[2] {
+			t.Errorf("the %s build's tree differs from QEMU's:\n%s:\n%s\nqemu:\n%s", name, name, tail(trees[i], 20), tail(trees[2], 20))
+		}
 	}
+
+	r := lu.dibvm(t, agentEnv, 10*time.Minute, "run", "--backend", "libvirt", "--connect", uri, "--", "uname", "-r")
+	if r.code != 0 || !kernelRelease.MatchString(strings.TrimSpace(r.stdout)) {
+		t.Fatalf("a second remote run: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stderr, "uploaded") {
+		t.Errorf("the second remote run uploaded the appliance again:\n%s", r.stderr)
+	}
+	left, _ := filepath.Glob(filepath.Join(pool, "dibvm-run-*"))
+	if len(left) > 0 {
+		t.Errorf("left in the remote's pool: %v", left)
+	}
+	if doms := remote.domains(t); len(doms) > 0 {
+		t.Errorf("the remote daemon still lists %v", doms)
+	}
+}
+
+// sshdFor starts an sshd on 127.0.0.1 that lets client in as remote with
+// a key held by an ssh-agent of client's, and returns the qemu+ssh URI of
+// remote's session daemon and the environment that names the agent.
+func sshdFor(t *testing.T, client, remote *libvirtUser) (string, []string) {
+	t.Helper()
+	sshd, err := exec.LookPath("sshd")
+	if err != nil {
+		if sshd, err = exec.LookPath("/usr/sbin/sshd"); err != nil {
+			t.Fatal("the remote libvirt test needs OpenSSH's sshd (scripts/install-deps.sh installs it)")
+		}
+	}
+	// Not t.TempDir, whose parent only root may enter: sshd reads the
+	// keys as the remote user.
+	dir, err := os.MkdirTemp("", "dibvm-sshd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	run := func(cmd *exec.Cmd) {
+		t.Helper()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(cmd.Args, " "), err, out)
+		}
+	}
+	run(exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_key")))
+	key := filepath.Join(client.tmp, "id_ed25519")
+	run(client.command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key))
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o644)
+
+	// The client's key lives in its agent only.
+	sock := filepath.Join(client.tmp, "agent.sock")
+	agent := client.command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ssh-agent made no socket")
+		}
+	}
+	add := client.command("ssh-add", key)
+	add.Env = append(add.Env, "SSH_AUTH_SOCK="+sock)
+	run(add)
+	os.Remove(key)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	cfg := filepath.Join(dir, "sshd_config")
+	os.WriteFile(cfg, []byte(strings.Join([]string{
+		"Port " + port, "ListenAddress 127.0.0.1",
+		"HostKey " + filepath.Join(dir, "host_key"),
+		"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"AllowUsers " + remote.u.Username,
+		"UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+		"AllowStreamLocalForwarding yes", "StrictModes no",
+	}, "\n")+"\n"), 0o644)
+	os.MkdirAll("/run/sshd", 0o755) // its privilege separation directory
+	d := exec.Command(sshd, "-D", "-e", "-f", cfg)
+	var log bytes.Buffer
+	d.Stdout, d.Stderr = &log, &log
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Process.Kill()
+		d.Wait()
+		if t.Failed() {
+			t.Logf("sshd's log:\n%s", tail(log.String(), 30))
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd did not listen:\n%s", log.String())
+		}
+	}
+	hostPub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := filepath.Join(client.tmp, "known_hosts")
+	os.WriteFile(known, []byte("[127.0.0.1]:"+port+" "+string(hostPub)), 0o644)
+	uri := "qemu+ssh://" + remote.u.Username + "@127.0.0.1:" + port + "/session?known_hosts=" + known
+	return uri, []string{"SSH_AUTH_SOCK=" + sock}
+}
+
+// virshMay runs virsh as the user and ignores its failure.
+func (lu *libvirtUser) virshMay(args ...string) {
+	lu.command("virsh", append([]string{"-c", "qemu:///session"}, args...)...).Run()
 }
 
 // A user without a session daemon, or with a URI dibvm cannot use, is
@@ -347,7 +533,9 @@ func TestLibvirtRefusesBadInput(t *testing.T) {
 		{[]string{"--connect", "qemu:///system"}, "qemu:///system: the system daemon runs QEMU as another user"},
 		{[]string{"--connect", "xen:///system"}, "--connect xen:///system: dibvm runs the helper VM on libvirt's QEMU driver"},
 		{[]string{"--connect", "qemu:///embed?root=/x"}, "give qemu:///session"},
-		{[]string{"--connect", "qemu+ssh://builder@hv.example/session"}, "remote libvirt (qemu+ssh) is not supported yet"},
+		{[]string{"--connect", "qemu+tcp://127.0.0.1/session"}, "dibvm reaches a remote daemon over SSH only"},
+		// Nothing is dialed without a known_hosts file to check the host.
+		{[]string{"--connect", "qemu+ssh://builder@127.0.0.1:9/session?known_hosts=" + filepath.Join(home, "none")}, "no known_hosts file"},
 	} {
 		r := dibvm(t, env, time.Minute, append(append([]string{"run", "--backend", "libvirt"}, c.args...), "--", "true")...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {

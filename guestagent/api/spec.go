@@ -122,6 +122,12 @@ type Result struct {
 	ManifestsSize   int64 `json:"manifests_size,omitempty"`
 }
 
+// End is where the last of r's outputs ends on the output disk: the host
+// needs the disk no further.
+func (r *Result) End() int64 {
+	return max(r.ImageSize, r.TarOffset+r.TarSize, r.SquashfsOffset+r.SquashfsSize, r.ManifestsOffset+r.ManifestsSize)
+}
+
 // ManifestsEnv names, for hooks, the directory whose files the host puts
 // at DIB_MANIFEST_SAVE_DIR (the manifests element's cleanup.d fills it).
 const ManifestsEnv = "DIBVM_MANIFESTS_DIR"

@@ -361,6 +361,9 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	// QEMU must let go of the output disk before it is read.
 	m.Shutdown()
 	p.event(progress.Event{Kind: progress.StepStart, Step: progress.Convert})
+	if err := m.Fetch(api.OutputSerial, ctl.result.End()); err != nil {
+		return err
+	}
 	written, err := writeOutputs(ctx, o, m.DiskPath(api.OutputSerial), ctl.result)
 	if err != nil {
 		return err

@@ -20,6 +20,8 @@ import (
 
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/libvirt"
+	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/vmimage"
 )
@@ -200,6 +202,12 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 	o.Environ = append(o.Environ, c.exported()...)
 	if o.Checkpoints, err = c.checkpoints.options(o.Environ); err != nil {
 		p.addErr(err)
+	}
+	if o.Checkpoints != nil && c.vf.backend == machine.BackendLibvirt && libvirt.IsRemote(c.vf.libvirtURI()) {
+		// Checkpoints are qcow2 layers in the local store, which a daemon
+		// on another host cannot open.
+		fmt.Fprintln(os.Stderr, "dibvm: a build on a remote libvirt neither resumes from checkpoints nor keeps any")
+		o.Checkpoints = nil
 	}
 	c.checkFiles(&o, &p)
 	if !slices.Contains([]string{"auto", "plain", "json"}, c.progress) {

@@ -9,12 +9,17 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
@@ -23,9 +28,14 @@ import (
 // Conn is a connection to a libvirt daemon's QEMU driver.
 type Conn struct {
 	URI string
-	l   *golibvirt.Libvirt
-	// socket is the daemon's socket on this host.
-	socket string
+	// Notices gets one-line messages for the user (uploads).
+	Notices io.Writer
+	l       *golibvirt.Libvirt
+	// ssh carries the connection to a remote daemon (qemu+ssh://).
+	ssh *ssh.Client
+
+	mu     sync.Mutex
+	stages []*stage
 }
 
 // DefaultURI is the connection a user gets without --connect: the
@@ -57,8 +67,9 @@ func parseURI(uri string) (*url.URL, error) {
 	switch {
 	case u.Scheme == "qemu" && u.Host == "":
 	case u.Scheme == "qemu+unix" && u.Host == "":
+	case u.Scheme == "qemu+ssh" && u.Host != "":
 	case strings.HasPrefix(u.Scheme, "qemu+"):
-		return nil, fmt.Errorf("--connect %s: remote libvirt (%s) is not supported yet: run dibvm on the hypervisor host, with qemu:///session or qemu:///system", uri, u.Scheme)
+		return nil, fmt.Errorf("--connect %s: dibvm reaches a remote daemon over SSH only (qemu+ssh://user@host/session), which also carries the agent's channel and the console", redact(u))
 	default:
 		return nil, fmt.Errorf("--connect %s: dibvm runs the helper VM on libvirt's QEMU driver: give qemu:///session or qemu:///system", uri)
 	}
@@ -83,15 +94,32 @@ func Connect(uri string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sock, err := findSocket(u)
-	if err != nil {
-		return nil, err
+	c := &Conn{URI: redact(u)}
+	if u.Scheme == "qemu+ssh" {
+		if c.ssh, err = dialSSH(u); err != nil {
+			return nil, err
+		}
+		sock, err := remoteSessionSocket(c.ssh, u)
+		if err != nil {
+			c.ssh.Close()
+			return nil, err
+		}
+		c.l = golibvirt.NewWithDialer(sshDialer{c.ssh, sock})
+		if err := c.l.ConnectToURI(golibvirt.QEMUSession); err != nil {
+			c.ssh.Close()
+			return nil, fmt.Errorf("%s: connect to libvirt at %s on the remote: %w", c.URI, sock, err)
+		}
+	} else {
+		sock, err := findSocket(u)
+		if err != nil {
+			return nil, err
+		}
+		c.l = golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(5*time.Second)))
+		if err := c.l.ConnectToURI(golibvirt.ConnectURI(u.Scheme + "://" + u.Path)); err != nil {
+			return nil, connectError(uri, sock, err)
+		}
 	}
-	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(5*time.Second)))
-	if err := l.ConnectToURI(golibvirt.ConnectURI(u.Scheme + "://" + u.Path)); err != nil {
-		return nil, connectError(uri, sock, err)
-	}
-	c := &Conn{URI: uri, l: l, socket: sock}
+	l := c.l
 	v, err := l.ConnectGetLibVersion()
 	if err != nil {
 		c.Close()
@@ -118,9 +146,53 @@ func version(v uint64) string {
 	return fmt.Sprintf("%d.%d.%d", v/1_000_000, v/1000%1000, v%1000)
 }
 
-// Close disconnects. A domain started with autodestroy goes with the
-// connection.
-func (c *Conn) Close() error { return c.l.Disconnect() }
+// Close removes what remote builds staged and disconnects. A domain
+// started with autodestroy goes with the connection.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	stages := c.stages
+	c.stages = nil
+	c.mu.Unlock()
+	for _, s := range stages {
+		s.remove()
+	}
+	err := c.l.Disconnect()
+	if c.ssh != nil {
+		c.ssh.Close()
+	}
+	return err
+}
+
+// Remote says whether the daemon is on another host, where the user's
+// files are not.
+func (c *Conn) Remote() bool { return c.ssh != nil }
+
+// IsRemote says whether uri names a daemon on another host.
+func IsRemote(uri string) bool { return strings.HasPrefix(uri, "qemu+ssh:") }
+
+// Fetch brings the first length bytes of the remote disk behind the local
+// disk path back into it; for a daemon on this host it does nothing.
+func (c *Conn) Fetch(local string, length int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.stages {
+		if _, ok := s.vols[local]; ok {
+			return s.fetch(local, length)
+		}
+	}
+	if c.Remote() {
+		return fmt.Errorf("no remote disk for %s", local)
+	}
+	return nil
+}
+
+// sshDialer reaches a daemon's unix socket through an SSH connection.
+type sshDialer struct {
+	c    *ssh.Client
+	sock string
+}
+
+func (d sshDialer) Dial() (net.Conn, error) { return d.c.Dial("unix", d.sock) }
 
 // findSocket is the session daemon's unix socket for u: the one the URI
 // names (?socket=), else the modular QEMU daemon's, else the monolithic

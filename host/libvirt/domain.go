@@ -53,8 +53,19 @@ func DomainType(accel string) string {
 // it is never defined, so nothing of it outlives the build. The serial
 // console, the agent's socket and the disks are cfg's files; cfg's QMP
 // socket and network are not used (libvirt owns the monitor: see
-// Monitor; the guest has no network interface).
+// Monitor; the guest has no network interface). For a remote daemon it
+// stages cfg's files there first (see stageRemote).
 func (c *Conn) Start(cfg *qemu.Config) (*Domain, error) {
+	if c.Remote() {
+		st, rcfg, err := c.stageRemote(cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.stages = append(c.stages, st)
+		c.mu.Unlock()
+		cfg = rcfg
+	}
 	d, err := DomainXML(cfg, NamePrefix+randomSuffix())
 	if err != nil {
 		return nil, err

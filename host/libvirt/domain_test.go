@@ -92,8 +92,9 @@ func TestCheckURI(t *testing.T) {
 		"qemu:///system":                     "the system daemon runs QEMU as another user",
 		"qemu:///embed?root=/x":              "give qemu:///session",
 		"xen:///system":                      "libvirt's QEMU driver",
-		"qemu+ssh://u@h/session":             "not supported yet",
-		"qemu+tcp://127.0.0.1:16509/session": "not supported yet",
+		"qemu+ssh://u@h/session":             "",
+		"qemu+ssh:///session":                "over SSH only",
+		"qemu+tcp://127.0.0.1:16509/session": "over SSH only",
 		"%zz":                                "invalid URL escape",
 	} {
 		err := CheckURI(uri)

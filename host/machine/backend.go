@@ -31,6 +31,9 @@ type backend interface {
 	// disk names the disk with QEMU drive id (qemu.DriveID) for QMP's
 	// block commands, as their arguments.
 	disk(ctx context.Context, mon *qmp.Monitor, id string) (map[string]any, error)
+	// fetch brings the first length bytes of the VM's disk behind the
+	// local path back to it, for a VM that does not write that file.
+	fetch(path string, length int64) error
 	// forwardsEgress says the guest has no network interface: it reaches
 	// the egress proxy through the agent's connection (see boot).
 	forwardsEgress() bool
@@ -61,6 +64,7 @@ func newBackend(opts Options) (backend, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.Notices = opts.Notices
 		return &libvirtBackend{c}, nil
 	}
 	return nil, fmt.Errorf("no backend %q: use qemu or libvirt", opts.Backend)
@@ -78,6 +82,8 @@ func (qemuBackend) start(cfg *qemu.Config) (vm, error) { return qemu.Start(cfg) 
 func (qemuBackend) monitor(ctx context.Context, _ vm, cfg *qemu.Config) (*qmp.Monitor, error) {
 	return qmp.Dial(ctx, cfg.QMPSocket)
 }
+
+func (qemuBackend) fetch(string, int64) error { return nil }
 
 func (qemuBackend) disk(_ context.Context, _ *qmp.Monitor, id string) (map[string]any, error) {
 	return map[string]any{"device": id}, nil
@@ -138,6 +144,8 @@ func (b *libvirtBackend) disk(ctx context.Context, mon *qmp.Monitor, id string) 
 	}
 	return map[string]any{"node-name": node}, nil
 }
+
+func (b *libvirtBackend) fetch(path string, length int64) error { return b.c.Fetch(path, length) }
 
 func (b *libvirtBackend) forwardsEgress() bool { return true }
 func (b *libvirtBackend) close()               { b.c.Close() }

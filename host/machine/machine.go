@@ -201,7 +201,7 @@ func boot(ctx context.Context, b backend, binary, accel string, opts Options) (_
 		if err := makeSparse(p, d.Size); err != nil {
 			return nil, err
 		}
-		drives = append(drives, qemu.Drive{Path: p, Serial: d.Serial})
+		drives = append(drives, qemu.Drive{Path: p, Serial: d.Serial, Blank: true})
 	}
 	cfg := &qemu.Config{
 		Binary: binary, Arch: opts.Arch, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs, CPUModel: opts.CPUModel,
@@ -345,6 +345,13 @@ func (m *Machine) Snapshot(ctx context.Context, serial, overlay string) error {
 	// header to the backing file, which may not be in place yet.
 	args["mode"] = "existing"
 	return m.mon.Run(ctx, "blockdev-snapshot-sync", args, nil)
+}
+
+// Fetch makes the first length bytes of the disk with serial, as the
+// guest left them, readable at DiskPath: a disk of a remote daemon is
+// downloaded that far; a local one already is there.
+func (m *Machine) Fetch(serial string, length int64) error {
+	return m.backend.fetch(m.DiskPath(serial), length)
 }
 
 // DiskPath is the host file behind the disk with serial: for a disk

@@ -25,6 +25,9 @@ type Drive struct {
 	// QCOW2 says the file is a qcow2 image (with its backing chain),
 	// not raw.
 	QCOW2 bool
+	// Blank says the file is a new sparse disk with nothing on it yet,
+	// which a backend elsewhere need not copy.
+	Blank bool
 }
 
 // DriveID is the QEMU id of the i'th drive of a Config, which QMP's

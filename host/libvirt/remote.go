@@ -1,0 +1,316 @@
+package libvirt
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"golang.org/x/crypto/ssh"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/dibvm/dibvm/host/qemu"
+)
+
+// A daemon on another host cannot open the user's files, so a remote
+// build stages them in one of its storage pools (PoolName): the
+// appliance's kernel and initramfs once, named by their SHA-256, and each
+// build's own disks as volumes of its own, removed when it ends. The
+// console and the agent's channel are a file and a socket in the pool's
+// directory, reached over the SSH connection that carries libvirt's.
+// The output disk comes back through a volume download, only as far as
+// the build wrote it.
+
+// PoolName is the storage pool a remote build uses.
+const PoolName = "default"
+
+// stage is one remote build's files on the remote host.
+type stage struct {
+	c      *Conn
+	pool   golibvirt.StoragePool
+	dir    string // the pool's directory there
+	prefix string // of this build's files there
+	// vols are this build's writable disks, by their local path.
+	vols map[string]golibvirt.StorageVol
+
+	agent net.Listener
+	tail  *ssh.Session
+	once  sync.Once
+}
+
+// stageRemote uploads what cfg's VM needs and returns cfg with the
+// remote host's paths in it.
+func (c *Conn) stageRemote(cfg *qemu.Config) (_ *stage, _ *qemu.Config, err error) {
+	pool, err := c.l.StoragePoolLookupByName(PoolName)
+	if err == nil {
+		var active int32
+		if active, err = c.l.StoragePoolIsActive(pool); err == nil && active == 0 {
+			err = fmt.Errorf("not active")
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: no usable storage pool %q for dibvm's uploads (%v): make one on the remote: virsh -c qemu:///session pool-define-as %s dir --target ~/.local/share/libvirt/images && virsh -c qemu:///session pool-build %s && virsh -c qemu:///session pool-start %s", c.URI, PoolName, err, PoolName, PoolName, PoolName)
+	}
+	px, err := c.l.StoragePoolGetXMLDesc(pool, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var p libvirtxml.StoragePool
+	if err := p.Unmarshal(px); err != nil || p.Target == nil || p.Target.Path == "" {
+		return nil, nil, fmt.Errorf("%s: pool %s has no directory: dibvm needs a dir pool", c.URI, PoolName)
+	}
+	s := &stage{c: c, pool: pool, dir: p.Target.Path, prefix: "dibvm-run-" + randomSuffix() + "-", vols: map[string]golibvirt.StorageVol{}}
+	defer func() {
+		if err != nil {
+			s.remove()
+		}
+	}()
+	r := *cfg
+	r.Binary, r.Firmware = "", "" // the remote's own QEMU and BIOS
+	if r.Kernel, err = s.cached(cfg.Kernel, "vmlinuz"); err != nil {
+		return nil, nil, err
+	}
+	if r.Initrd, err = s.cached(cfg.Initrd, "initrd.img"); err != nil {
+		return nil, nil, err
+	}
+	r.Drives = nil
+	for i, d := range cfg.Drives {
+		if d.QCOW2 {
+			return nil, nil, fmt.Errorf("%s: a layered disk (%s) cannot go to a remote daemon", c.URI, d.Serial)
+		}
+		name := s.prefix + qemu.DriveID(i) + ".img"
+		vol, err := s.volume(name, d.Path, !d.Blank)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !d.ReadOnly {
+			s.vols[d.Path] = vol
+		}
+		rd := d
+		rd.Path = s.dir + "/" + name
+		r.Drives = append(r.Drives, rd)
+	}
+	r.ConsoleLog = s.dir + "/" + s.prefix + "console.log"
+	r.AgentSocket = s.dir + "/" + s.prefix + "agent.sock"
+	if err := s.followConsole(r.ConsoleLog, cfg.ConsoleLog); err != nil {
+		return nil, nil, err
+	}
+	if err := s.forwardAgent(cfg.AgentSocket, r.AgentSocket); err != nil {
+		return nil, nil, err
+	}
+	return s, &r, nil
+}
+
+// cached is the remote path of a volume with local's bytes, uploaded
+// unless a volume of the same digest is there already. A marker volume
+// says the upload finished.
+func (s *stage) cached(local, kind string) (string, error) {
+	f, err := os.Open(local)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	name := "dibvm-" + hex.EncodeToString(h.Sum(nil))[:16] + "-" + kind
+	l := s.c.l
+	if vol, err := l.StorageVolLookupByName(s.pool, name); err == nil {
+		if _, err := l.StorageVolLookupByName(s.pool, name+".done"); err == nil {
+			return l.StorageVolGetPath(vol)
+		}
+		l.StorageVolDelete(vol, 0) // an upload cut short
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	vol, err := s.volume(name, local, true)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.volumeXML(name+".done", 0); err != nil {
+		return "", fmt.Errorf("%s: mark %s uploaded: %w", s.c.URI, name, err)
+	}
+	if s.c.Notices != nil {
+		fi, _ := f.Stat()
+		fmt.Fprintf(s.c.Notices, "dibvm: uploaded the appliance's %s (%d MiB) to pool %s on %s\n", kind, fi.Size()>>20, PoolName, s.c.URI)
+	}
+	return l.StorageVolGetPath(vol)
+}
+
+// volume makes a volume name as large as the local file, with its bytes
+// when upload is set (else empty: a blank disk).
+func (s *stage) volume(name, local string, upload bool) (golibvirt.StorageVol, error) {
+	fi, err := os.Stat(local)
+	if err != nil {
+		return golibvirt.StorageVol{}, err
+	}
+	vol, err := s.volumeXML(name, uint64(fi.Size()))
+	if err != nil {
+		return vol, fmt.Errorf("%s: make volume %s in pool %s: %w", s.c.URI, name, PoolName, err)
+	}
+	if !upload {
+		return vol, nil
+	}
+	f, err := os.Open(local)
+	if err != nil {
+		return vol, err
+	}
+	defer f.Close()
+	if err := s.c.l.StorageVolUpload(vol, f, 0, uint64(fi.Size()), 0); err != nil {
+		s.c.l.StorageVolDelete(vol, 0)
+		return vol, fmt.Errorf("%s: upload %s: %w", s.c.URI, name, err)
+	}
+	return vol, nil
+}
+
+func (s *stage) volumeXML(name string, size uint64) (golibvirt.StorageVol, error) {
+	v := libvirtxml.StorageVolume{
+		Name:       name,
+		Capacity:   &libvirtxml.StorageVolumeSize{Value: size, Unit: "bytes"},
+		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
+		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}},
+	}
+	x, err := v.Marshal()
+	if err != nil {
+		return golibvirt.StorageVol{}, err
+	}
+	return s.c.l.StorageVolCreateXML(s.pool, x, 0)
+}
+
+// followConsole copies the remote console file into the local one as the
+// guest writes it, as QEMU writes the local one for a local VM.
+func (s *stage) followConsole(remote, local string) error {
+	f, err := os.OpenFile(local, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	sess, err := s.c.ssh.NewSession()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("%s: follow the console: %w", s.c.URI, err)
+	}
+	sess.Stdout = f
+	if err := sess.Start("exec tail -c +1 -F " + shellQuote(remote) + " 2>/dev/null"); err != nil {
+		f.Close()
+		sess.Close()
+		return fmt.Errorf("%s: follow the console: %w", s.c.URI, err)
+	}
+	go func() { sess.Wait(); f.Close() }()
+	s.tail = sess
+	return nil
+}
+
+// forwardAgent listens at local and carries each connection to the
+// agent's channel socket on the remote host.
+func (s *stage) forwardAgent(local, remote string) error {
+	ln, err := net.Listen("unix", local)
+	if err != nil {
+		return err
+	}
+	s.agent = ln
+	go func() {
+		for {
+			lc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			rc, err := s.c.ssh.Dial("unix", remote)
+			if err != nil {
+				lc.Close() // not there yet: the agent client tries again
+				continue
+			}
+			go pipe(lc, rc)
+		}
+	}()
+	return nil
+}
+
+func pipe(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go cp(a, b)
+	go cp(b, a)
+	<-done
+	<-done
+	a.Close()
+	b.Close()
+}
+
+// fetch downloads the first length bytes of the volume behind the local
+// disk path into it, leaving blocks of zeros as holes.
+func (s *stage) fetch(local string, length int64) error {
+	vol, ok := s.vols[local]
+	if !ok {
+		return fmt.Errorf("no remote disk for %s", local)
+	}
+	f, err := os.OpenFile(local, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := &sparseWriter{f: f}
+	if err := s.c.l.StorageVolDownload(vol, w, 0, uint64(length), 0); err != nil {
+		return fmt.Errorf("%s: download the output disk: %w", s.c.URI, err)
+	}
+	return w.err
+}
+
+// sparseWriter writes at its offset, skipping blocks of zeros.
+type sparseWriter struct {
+	f   *os.File
+	off int64
+	err error
+}
+
+var zeros = make([]byte, 64<<10)
+
+func (w *sparseWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		c := min(len(b), len(zeros))
+		if !bytes.Equal(b[:c], zeros[:c]) {
+			if _, err := w.f.WriteAt(b[:c], w.off); err != nil {
+				w.err = err
+				return 0, err
+			}
+		}
+		w.off += int64(c)
+		b = b[c:]
+	}
+	return n, nil
+}
+
+// remove deletes this build's files on the remote host and stops
+// following them.
+func (s *stage) remove() {
+	s.once.Do(func() {
+		if s.agent != nil {
+			s.agent.Close()
+		}
+		if s.tail != nil {
+			s.tail.Close()
+		}
+		if sess, err := s.c.ssh.NewSession(); err == nil {
+			sess.Run("rm -f -- " + shellQuote(s.dir+"/"+s.prefix) + "*")
+			sess.Close()
+		}
+		s.c.l.StoragePoolRefresh(s.pool, 0)
+	})
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
