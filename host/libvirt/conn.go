@@ -132,14 +132,18 @@ func Connect(uri string) (*Conn, error) {
 	return c, nil
 }
 
-// Probe connects to uri and disconnects: whether a build could start
-// there, with Connect's errors.
+// Probe connects to uri, looks for a remote's pool and disconnects:
+// whether a build could start there, with Connect's errors.
 func Probe(uri string) error {
 	c, err := Connect(uri)
 	if err != nil {
 		return err
 	}
-	return c.Close()
+	defer c.Close()
+	if c.Remote() {
+		_, err = c.pool()
+	}
+	return err
 }
 
 func version(v uint64) string {

@@ -47,15 +47,9 @@ type stage struct {
 // stageRemote uploads what cfg's VM needs and returns cfg with the
 // remote host's paths in it.
 func (c *Conn) stageRemote(cfg *qemu.Config) (_ *stage, _ *qemu.Config, err error) {
-	pool, err := c.l.StoragePoolLookupByName(PoolName)
-	if err == nil {
-		var active int32
-		if active, err = c.l.StoragePoolIsActive(pool); err == nil && active == 0 {
-			err = fmt.Errorf("not active")
-		}
-	}
+	pool, err := c.pool()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: no usable storage pool %q for dibvm's uploads (%v): make one on the remote: virsh -c qemu:///session pool-define-as %s dir --target ~/.local/share/libvirt/images && virsh -c qemu:///session pool-build %s && virsh -c qemu:///session pool-start %s", c.URI, PoolName, err, PoolName, PoolName, PoolName)
+		return nil, nil, err
 	}
 	px, err := c.l.StoragePoolGetXMLDesc(pool, 0)
 	if err != nil {
@@ -105,6 +99,22 @@ func (c *Conn) stageRemote(cfg *qemu.Config) (_ *stage, _ *qemu.Config, err erro
 		return nil, nil, err
 	}
 	return s, &r, nil
+}
+
+// pool is the remote's pool for dibvm's uploads, if it is there and
+// active.
+func (c *Conn) pool() (golibvirt.StoragePool, error) {
+	pool, err := c.l.StoragePoolLookupByName(PoolName)
+	if err == nil {
+		var active int32
+		if active, err = c.l.StoragePoolIsActive(pool); err == nil && active == 0 {
+			err = fmt.Errorf("it is not started")
+		}
+	}
+	if err != nil {
+		return pool, fmt.Errorf("%s: no usable storage pool %q for dibvm's uploads (%v): make one on the remote: virsh -c qemu:///session pool-define-as %s dir --target ~/.local/share/libvirt/images && virsh -c qemu:///session pool-build %s && virsh -c qemu:///session pool-start %s", c.URI, PoolName, err, PoolName, PoolName, PoolName)
+	}
+	return pool, nil
 }
 
 // cached is the remote path of a volume with local's bytes, uploaded
@@ -262,6 +272,13 @@ func (s *stage) fetch(local string, length int64) error {
 		return err
 	}
 	defer f.Close()
+	// The host checked the guest's offsets against the disk's size;
+	// never write past the local file all the same.
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if length > fi.Size() {
+		length = fi.Size()
+	}
 	w := &sparseWriter{f: f}
 	if err := s.c.l.StorageVolDownload(vol, w, 0, uint64(length), 0); err != nil {
 		return fmt.Errorf("%s: download the output disk: %w", s.c.URI, err)
