@@ -68,6 +68,11 @@ func (f *vmFlags) check() error {
 func (f *vmFlags) checkInto(p *problems) {
 	if arch, err := f.guestArch(); err != nil {
 		p.addErr(err)
+	} else if f.backend == machine.BackendLibvirt {
+		// The daemon's capabilities decide (see machine.Start).
+		if err := qemu.CheckAccelName(f.accel); err != nil {
+			p.addErr(err)
+		}
 	} else if _, err := qemu.Accelerators(f.accel, arch); err != nil {
 		p.addErr(err)
 	}

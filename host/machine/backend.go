@@ -37,6 +37,8 @@ type backend interface {
 	// forwardsEgress says the guest has no network interface: it reaches
 	// the egress proxy through the agent's connection (see boot).
 	forwardsEgress() bool
+	// local says the VM runs on this host, with its QEMU binary.
+	local() bool
 	close()
 }
 
@@ -93,6 +95,7 @@ func (qemuBackend) disk(_ context.Context, _ *qmp.Monitor, id string) (map[strin
 // runs dibvm's relay for each connection (see host/egress), straight
 // into the proxy.
 func (qemuBackend) forwardsEgress() bool { return false }
+func (qemuBackend) local() bool          { return true }
 func (qemuBackend) close()               {}
 
 // libvirtBackend runs a transient domain of a libvirt daemon. libvirt
@@ -104,16 +107,19 @@ func (qemuBackend) close()               {}
 // daemon runs the guest.
 type libvirtBackend struct{ c *libvirt.Conn }
 
+// accelerators are what the daemon's capabilities offer for the
+// architecture, not what this host has: the daemon may be elsewhere.
 func (b *libvirtBackend) accelerators(choice, arch string) ([]string, error) {
-	// The choice is checked as for QEMU first, so that the same values
-	// are refused the same way.
-	want, err := qemu.Accelerators(choice, arch)
-	if err != nil {
+	if err := qemu.CheckAccelName(choice); err != nil {
 		return nil, err
 	}
 	types, err := b.c.DomainTypes(libvirt.Arch(arch))
 	if err != nil {
 		return nil, err
+	}
+	want := []string{choice}
+	if choice == "" || choice == "auto" {
+		want = []string{"kvm", "hvf", "tcg"}
 	}
 	var accels []string
 	for _, a := range want {
@@ -122,7 +128,7 @@ func (b *libvirtBackend) accelerators(choice, arch string) ([]string, error) {
 		}
 	}
 	if len(accels) == 0 {
-		return nil, fmt.Errorf("%s runs %s guests with %s only, not %s: use --accel auto", b.c.URI, libvirt.Arch(arch), strings.Join(types, ", "), strings.Join(want, " or "))
+		return nil, fmt.Errorf("--accel %s: %s runs %s guests with %s only: use --accel auto", choice, b.c.URI, libvirt.Arch(arch), strings.Join(types, ", "))
 	}
 	return accels, nil
 }
@@ -148,4 +154,5 @@ func (b *libvirtBackend) disk(ctx context.Context, mon *qmp.Monitor, id string) 
 func (b *libvirtBackend) fetch(path string, length int64) error { return b.c.Fetch(path, length) }
 
 func (b *libvirtBackend) forwardsEgress() bool { return true }
+func (b *libvirtBackend) local() bool          { return !b.c.Remote() }
 func (b *libvirtBackend) close()               { b.c.Close() }

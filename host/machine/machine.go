@@ -117,13 +117,20 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 	if opts.Arch == "" {
 		opts.Arch = runtime.GOARCH
 	}
-	binary, err := qemu.FindBinary(opts.Arch)
-	if err != nil {
-		return nil, err
-	}
 	b, err := newBackend(opts)
 	if err != nil {
 		return nil, err
+	}
+	// The emulator is the host's own unless the VM runs elsewhere, where
+	// the daemon picks its own (and the memo, keyed by it, is not kept).
+	binary := ""
+	if b.local() {
+		if binary, err = qemu.FindBinary(opts.Arch); err != nil {
+			b.close()
+			return nil, err
+		}
+	} else {
+		opts.AccelMemo = ""
 	}
 	accels, err := b.accelerators(opts.Accel, opts.Arch)
 	if err != nil {

@@ -38,7 +38,17 @@ func Accelerators(request, goarch string) ([]string, error) {
 	case "tcg":
 		return []string{request}, nil
 	}
-	return nil, fmt.Errorf("accelerator %q (--accel or DIBVM_ACCEL): use auto, kvm, hvf or tcg", request)
+	return nil, CheckAccelName(request)
+}
+
+// CheckAccelName says what is wrong with request as an --accel value,
+// whatever host would run the guest.
+func CheckAccelName(request string) error {
+	switch request {
+	case "", "auto", "kvm", "hvf", "tcg":
+		return nil
+	}
+	return fmt.Errorf("accelerator %q (--accel or DIBVM_ACCEL): use auto, kvm, hvf or tcg", request)
 }
 
 // Hypervisor names the host's hypervisor accelerator when it is there
