@@ -119,7 +119,7 @@ measure_libvirt() {
       echo "libvirt backend: skipped (no libvirtd; scripts/install-deps.sh installs it)"
       return
     fi
-    PATH=$PATH:/usr/sbin libvirtd --timeout 300 &
+    PATH=$PATH:/usr/sbin libvirtd --timeout 300 >/dev/null 2>&1 &
     daemon=$!
     for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
   fi

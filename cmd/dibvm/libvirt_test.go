@@ -222,8 +222,9 @@ var kernelRelease = regexp.MustCompile(`^\d+\.\d+\S*$`)
 
 // An ordinary user's dibvm runs the helper VM on the user's own libvirt
 // session daemon: the domain is transient, QEMU is libvirt's child and
-// runs as the user, and the guest has no network interface; it still
-// reaches the mirror, through the agent's connection and dibvm's proxy.
+// runs as the user, and with --network none there is no network interface
+// in the domain. (There is none with the network either: see
+// TestLibvirtEgress.)
 func TestLibvirtRunAsUser(t *testing.T) {
 	lu := newLibvirtUser(t)
 	r := lu.dibvm(t, nil, 10*time.Minute, "run", "--backend", "libvirt", "--", "uname", "-r")
@@ -234,7 +235,7 @@ func TestLibvirtRunAsUser(t *testing.T) {
 		t.Errorf("after dibvm ended, the daemon still lists %v", doms)
 	}
 
-	cmd, name := lu.startLong(t)
+	cmd, name := lu.startLong(t, "--network", "none")
 	xml := lu.virsh(t, "dumpxml", name)
 	for _, want := range []string{"<channel type='unix'>", "name='org.dibvm.agent.0'", "<kernel>", "<serial type='file'>"} {
 		if !strings.Contains(xml, want) {

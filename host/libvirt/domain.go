@@ -117,6 +117,11 @@ func DomainXML(cfg *qemu.Config, name string) (string, error) {
 			Controllers: []libvirtxml.DomainController{{Type: "usb", Model: "none"}},
 		},
 	}
+	if cfg.Arch == "amd64" {
+		// Without ACPI (libvirt's default) the guest's power-off only
+		// halts it. An arm64 guest powers off through PSCI.
+		d.Features = &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}}
+	}
 	if cfg.Firmware != "" {
 		d.OS.Loader = &libvirtxml.DomainLoader{Path: cfg.Firmware, Type: "rom", Readonly: "yes"}
 	}

@@ -42,6 +42,9 @@ func TestDomainXML(t *testing.T) {
 	if d.OnPoweroff != "destroy" || d.OnReboot != "destroy" || d.OnCrash != "destroy" {
 		t.Errorf("on_poweroff %s, on_reboot %s, on_crash %s", d.OnPoweroff, d.OnReboot, d.OnCrash)
 	}
+	if d.Features == nil || d.Features.ACPI == nil {
+		t.Error("no ACPI: the guest could not power off")
+	}
 	dev := d.Devices
 	if len(dev.Interfaces) != 0 {
 		t.Errorf("the domain has %d network interfaces; the guest reaches the proxy over the agent", len(dev.Interfaces))
