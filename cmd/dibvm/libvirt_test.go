@@ -318,7 +318,8 @@ echo "|$mirror|$proxied"`
 // directly. The local one keeps checkpoints (the scratch disk switches to
 // a new layer through libvirt's monitor). The remote one uploads the
 // appliance into the remote's pool once: a second run uploads only its
-// own disks, and nothing of either is left there.
+// own disks, its guest's traffic leaves through this host's proxy, and
+// nothing of either is left there.
 func TestLibvirtBuildsMatchQEMU(t *testing.T) {
 	lu := newLibvirtUser(t)
 	if os.Geteuid() != 0 {
@@ -392,9 +393,18 @@ func TestLibvirtBuildsMatchQEMU(t *testing.T) {
 		}
 	}
 
-	r := lu.dibvm(t, agentEnv, 10*time.Minute, "run", "--backend", "libvirt", "--connect", uri, "--", "uname", "-r")
-	if r.code != 0 || !kernelRelease.MatchString(strings.TrimSpace(r.stdout)) {
+	// The remote guest's traffic leaves through this host's proxy, with
+	// this host's policy: it reaches the mirror, not this host's loopback.
+	port, hits := loopbackServer(t)
+	script := `uname -r
+echo "$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 http://deb.debian.org/debian/dists/stable/InRelease || true)|$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --noproxy '' http://127.0.0.1:` + port + `/ || true)"`
+	r := lu.dibvm(t, agentEnv, 10*time.Minute, "run", "--backend", "libvirt", "--connect", uri, "--", "sh", "-c", script)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 2 || !kernelRelease.MatchString(lines[0]) {
 		t.Fatalf("a second remote run: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if lines[1] != "200|403" || hits.Load() != 0 || !strings.Contains(r.stderr, "refused a connection from the helper VM to 127.0.0.1:"+port) {
+		t.Errorf("the remote guest's network: got %q (want 200|403: the mirror, this host's loopback), %d hits on the loopback server\n%s", lines[1], hits.Load(), r.stderr)
 	}
 	if strings.Contains(r.stderr, "uploaded") {
 		t.Errorf("the second remote run uploaded the appliance again:\n%s", r.stderr)
