@@ -19,6 +19,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/vmimage"
@@ -145,8 +146,29 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 		d.line("", "in the cache: %s (dibvm cache ls, dibvm cache prune)", strings.Join(parts, ", "))
 	}
 
+	fmt.Fprintln(d.out, "\nlibvirt (--backend libvirt; not needed for builds):")
+	d.libvirt()
+
 	fmt.Fprintln(d.out, "\nNetwork (as the helper VM reaches it):")
 	d.mirror(ctx, vf)
+}
+
+// libvirt says whether the daemon --backend libvirt would use answers,
+// and what it runs the helper with.
+func (d *doctor) libvirt() {
+	uri := envOr("DIBVM_LIBVIRT_URI", libvirt.DefaultURI())
+	c, err := libvirt.Connect(uri)
+	if err != nil {
+		d.line("--", "%s", oneLine(err))
+		return
+	}
+	defer c.Close()
+	types, err := c.DomainTypes(libvirt.Arch(runtime.GOARCH))
+	if err != nil {
+		d.line("--", "%s", oneLine(err))
+		return
+	}
+	d.line("ok", "%s: libvirt %s, %s guests with %s", c.URI, c.Version(), libvirt.Arch(runtime.GOARCH), strings.Join(types, ", "))
 }
 
 // accelerators boots the cached helper appliance under each accelerator

@@ -146,6 +146,15 @@ func Probe(uri string) error {
 	return err
 }
 
+// Version is the daemon's libvirt version, as 9.0.0.
+func (c *Conn) Version() string {
+	v, err := c.l.ConnectGetLibVersion()
+	if err != nil {
+		return "(unknown)"
+	}
+	return version(v)
+}
+
 func version(v uint64) string {
 	return fmt.Sprintf("%d.%d.%d", v/1_000_000, v/1000%1000, v%1000)
 }
