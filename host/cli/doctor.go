@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dibvm/dibvm/host/egress"
-	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/libvirt"
+	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/vmimage"

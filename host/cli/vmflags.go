@@ -42,7 +42,7 @@ type vmFlags struct {
 
 func (f *vmFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.backend, "backend", envOr("DIBVM_BACKEND", machine.BackendQEMU), "what runs the helper VM: qemu (dibvm starts QEMU itself) or libvirt (a transient domain of the libvirt daemon at --connect) (env DIBVM_BACKEND)")
-	fs.StringVar(&f.connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session (your own daemon; the default for a user) or qemu:///system (the default for root) (env DIBVM_LIBVIRT_URI)")
+	fs.StringVar(&f.connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session (your own daemon, the default) or qemu+ssh://[USER@]HOST[:PORT]/session (that user's on another host) (env DIBVM_LIBVIRT_URI)")
 	fs.StringVar(&f.accel, "accel", envOr("DIBVM_ACCEL", "auto"), "accelerator: auto, kvm, hvf or tcg (env DIBVM_ACCEL)")
 	fs.IntVar(&f.memory, "memory", 2048, "helper VM memory in MiB")
 	fs.IntVar(&f.cpus, "cpus", min(runtime.NumCPU(), 4), "helper VM CPUs")
@@ -96,7 +96,12 @@ func (f *vmFlags) checkInto(p *problems) {
 	if _, err := f.egressPolicy(); err != nil {
 		p.addErr(err)
 	}
+	// A remote daemon's host has its own memory and CPUs.
+	remote := f.backend == machine.BackendLibvirt && libvirt.IsRemote(f.libvirtURI())
 	mem := hostMemoryMiB()
+	if remote {
+		mem = 0
+	}
 	switch {
 	case f.memory < 256:
 		p.add("--memory %d: the helper VM needs at least 256 MiB", f.memory)
@@ -106,7 +111,7 @@ func (f *vmFlags) checkInto(p *problems) {
 	switch n := runtime.NumCPU(); {
 	case f.cpus < 1:
 		p.add("--cpus %d: must be at least 1", f.cpus)
-	case f.cpus > n:
+	case f.cpus > n && !remote:
 		p.add("--cpus %d: this host has %d CPUs, and more virtual CPUs than that only slow the guest down", f.cpus, n)
 	}
 	if arch, err := f.guestArch(); err == nil {

@@ -197,13 +197,15 @@ func (p *Proxy) handle(c net.Conn) {
 	br := bufio.NewReader(limit)
 	for {
 		limit.n = maxHeaderBytes
-		c.SetReadDeadline(time.Now().Add(headerTimeout))
+		// A timer, not a read deadline: a connection forwarded over the
+		// agent's SSH channel has none (see host/machine).
+		timer := time.AfterFunc(headerTimeout, func() { c.Close() })
 		req, err := http.ReadRequest(br)
-		if err != nil {
+		stopped := timer.Stop()
+		if err != nil || !stopped {
 			return
 		}
 		limit.n = -1
-		c.SetReadDeadline(time.Time{})
 		if req.Method == http.MethodConnect {
 			p.tunnel(c, br, req)
 			return

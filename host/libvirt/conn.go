@@ -6,6 +6,7 @@
 package libvirt
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -34,8 +35,9 @@ type Conn struct {
 	// ssh carries the connection to a remote daemon (qemu+ssh://).
 	ssh *ssh.Client
 
-	mu     sync.Mutex
-	stages []*stage
+	mu      sync.Mutex
+	stages  []*stage
+	domains map[string]*Domain // started on this connection, by name
 }
 
 // DefaultURI is the connection a user gets without --connect: the
@@ -94,7 +96,7 @@ func Connect(uri string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{URI: redact(u)}
+	c := &Conn{URI: redact(u), domains: map[string]*Domain{}}
 	if u.Scheme == "qemu+ssh" {
 		if c.ssh, err = dialSSH(u); err != nil {
 			return nil, err
@@ -115,7 +117,9 @@ func Connect(uri string) (*Conn, error) {
 			return nil, err
 		}
 		c.l = golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(5*time.Second)))
-		if err := c.l.ConnectToURI(golibvirt.ConnectURI(u.Scheme + "://" + u.Path)); err != nil {
+		// The daemon is asked for the driver's URI, without the transport
+		// (qemu+unix://), as libvirt's own client does.
+		if err := c.l.ConnectToURI(golibvirt.ConnectURI("qemu://" + u.Path)); err != nil {
 			return nil, connectError(uri, sock, err)
 		}
 	}
@@ -129,7 +133,27 @@ func Connect(uri string) (*Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s: libvirt %s is too old for dibvm (it needs %s or later): upgrade libvirt, or use --backend qemu", uri, version(v), version(minVersion))
 	}
+	if events, err := l.LifecycleEvents(context.Background()); err == nil {
+		go c.events(events)
+	}
 	return c, nil
+}
+
+// events tells each domain started here that it stopped, and why, as
+// libvirt reports it: once a transient domain is gone, it can no longer
+// be asked.
+func (c *Conn) events(events <-chan golibvirt.DomainEventLifecycleMsg) {
+	for e := range events {
+		if golibvirt.DomainEventType(e.Event) != golibvirt.DomainEventStopped {
+			continue
+		}
+		c.mu.Lock()
+		d := c.domains[e.Dom.Name]
+		c.mu.Unlock()
+		if d != nil {
+			d.stopped(stoppedReason(e.Detail))
+		}
+	}
 }
 
 // Probe connects to uri, looks for a remote's pool and disconnects:

@@ -56,8 +56,9 @@ func DomainType(accel string) string {
 // Monitor; the guest has no network interface). For a remote daemon it
 // stages cfg's files there first (see stageRemote).
 func (c *Conn) Start(cfg *qemu.Config) (*Domain, error) {
+	name := NamePrefix + randomSuffix()
 	if c.Remote() {
-		st, rcfg, err := c.stageRemote(cfg)
+		st, rcfg, err := c.stageRemote(cfg, name)
 		if err != nil {
 			return nil, err
 		}
@@ -66,7 +67,7 @@ func (c *Conn) Start(cfg *qemu.Config) (*Domain, error) {
 		c.mu.Unlock()
 		cfg = rcfg
 	}
-	d, err := DomainXML(cfg, NamePrefix+randomSuffix())
+	d, err := DomainXML(cfg, name)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +76,9 @@ func (c *Conn) Start(cfg *qemu.Config) (*Domain, error) {
 		return nil, fmt.Errorf("%s: start the helper VM's domain: %w", c.URI, err)
 	}
 	vm := &Domain{Name: dom.Name, c: c, dom: dom, done: make(chan struct{})}
+	c.mu.Lock()
+	c.domains[dom.Name] = vm
+	c.mu.Unlock()
 	go vm.watch()
 	return vm, nil
 }
@@ -137,7 +141,7 @@ func DomainXML(cfg *qemu.Config, name string) (string, error) {
 			Target: &libvirtxml.DomainDiskTarget{Dev: "vd" + string(rune('a'+i)), Bus: "virtio"},
 			Serial: dr.Serial,
 			// A user alias (ua-) is the device's id in QEMU, which
-			// Snapshot finds the disk by.
+			// names the disk for QMP.
 			Alias: &libvirtxml.DomainAlias{Name: DeviceAlias(qemu.DriveID(i))},
 		}
 		if dr.ReadOnly {
@@ -173,20 +177,29 @@ func domainCPU(cfg *qemu.Config) *libvirtxml.DomainCPU {
 	return cpu
 }
 
-// watch closes done once the domain is gone, with libvirt's reason.
+// watch closes done once the domain is gone, with libvirt's reason: from
+// its lifecycle event (see Conn.events), or when that was missed, from
+// polling its state.
 func (d *Domain) watch() {
 	for {
 		select {
 		case <-d.c.l.Disconnected():
 			d.stopped("the connection to libvirt closed")
 			return
+		case <-d.done:
+			return
 		case <-time.After(250 * time.Millisecond):
 		}
 		state, reason, err := d.c.l.DomainGetState(d.dom, 0)
-		if err != nil {
-			// A transient domain that shut off is no longer known.
+		if golibvirt.IsNotFound(err) {
+			// A transient domain that shut off is no longer known, and
+			// libvirt no longer says why: the console does (see
+			// host/machine's stopReason).
 			d.stopped("")
 			return
+		}
+		if err != nil {
+			continue // a passing failure of the call, not of the VM
 		}
 		if s := golibvirt.DomainState(state); s == golibvirt.DomainShutoff || s == golibvirt.DomainCrashed {
 			d.stopped(shutoffReason(reason))
@@ -202,6 +215,20 @@ func (d *Domain) stopped(reason string) {
 		d.mu.Unlock()
 		close(d.done)
 	})
+}
+
+// stoppedReason says what a lifecycle event's VIR_DOMAIN_EVENT_STOPPED_*
+// detail means, for the ones that are not a clean power-off.
+func stoppedReason(detail int32) string {
+	switch golibvirt.DomainEventStoppedDetailType(detail) {
+	case golibvirt.DomainEventStoppedCrashed:
+		return "libvirt reports the domain crashed (QEMU's log on the daemon's host says why)"
+	case golibvirt.DomainEventStoppedFailed:
+		return "libvirt reports the domain failed (QEMU's log on the daemon's host says why)"
+	case golibvirt.DomainEventStoppedDestroyed:
+		return "the domain was destroyed"
+	}
+	return ""
 }
 
 // shutoffReason says what VIR_DOMAIN_SHUTOFF_* reason means, for the

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"golang.org/x/crypto/ssh"
@@ -46,7 +48,7 @@ type stage struct {
 
 // stageRemote uploads what cfg's VM needs and returns cfg with the
 // remote host's paths in it.
-func (c *Conn) stageRemote(cfg *qemu.Config) (_ *stage, _ *qemu.Config, err error) {
+func (c *Conn) stageRemote(cfg *qemu.Config, domain string) (_ *stage, _ *qemu.Config, err error) {
 	pool, err := c.pool()
 	if err != nil {
 		return nil, nil, err
@@ -59,7 +61,9 @@ func (c *Conn) stageRemote(cfg *qemu.Config) (_ *stage, _ *qemu.Config, err erro
 	if err := p.Unmarshal(px); err != nil || p.Target == nil || p.Target.Path == "" {
 		return nil, nil, fmt.Errorf("%s: pool %s has no directory: dibvm needs a dir pool", c.URI, PoolName)
 	}
-	s := &stage{c: c, pool: pool, dir: p.Target.Path, prefix: "dibvm-run-" + randomSuffix() + "-", vols: map[string]golibvirt.StorageVol{}}
+	id := strings.TrimPrefix(domain, NamePrefix)
+	s := &stage{c: c, pool: pool, dir: p.Target.Path, prefix: runPrefix + id + "-", vols: map[string]golibvirt.StorageVol{}}
+	s.sweep()
 	defer func() {
 		if err != nil {
 			s.remove()
@@ -101,6 +105,52 @@ func (c *Conn) stageRemote(cfg *qemu.Config) (_ *stage, _ *qemu.Config, err erro
 	return s, &r, nil
 }
 
+// runPrefix starts the names of a build's files on the remote, followed
+// by its domain's name without NamePrefix.
+const runPrefix = "dibvm-run-"
+
+// sweep removes the files of builds that died without removing them (a
+// dibvm killed, a connection lost): those whose domain is gone and whose
+// files all went untouched for sweepAge, which a build still uploading
+// does not leave them.
+func (s *stage) sweep() {
+	sess, err := s.c.ssh.NewSession()
+	if err != nil {
+		return
+	}
+	out, err := sess.Output("date +%s; find " + shellQuote(s.dir) + " -maxdepth 1 -name '" + runPrefix + "*' -printf '%f %T@\\n'")
+	sess.Close()
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	now, err := strconv.ParseFloat(lines[0], 64)
+	if err != nil {
+		return
+	}
+	newest := map[string]float64{}
+	for _, l := range lines[1:] {
+		name, mtime, ok := strings.Cut(l, " ")
+		t, err := strconv.ParseFloat(mtime, 64)
+		id, _, _ := strings.Cut(strings.TrimPrefix(name, runPrefix), "-")
+		if !ok || err != nil || id == "" {
+			continue
+		}
+		newest[id] = max(newest[id], t)
+	}
+	for id, t := range newest {
+		if now-t < sweepAge.Seconds() {
+			continue
+		}
+		if _, err := s.c.l.DomainLookupByName(NamePrefix + id); err == nil {
+			continue
+		}
+		s.shell("rm -f -- " + shellQuote(s.dir+"/"+runPrefix+id+"-") + "*")
+	}
+}
+
+const sweepAge = 10 * time.Minute
+
 // pool is the remote's pool for dibvm's uploads, if it is there and
 // active.
 func (c *Conn) pool() (golibvirt.StoragePool, error) {
@@ -118,8 +168,10 @@ func (c *Conn) pool() (golibvirt.StoragePool, error) {
 }
 
 // cached is the remote path of a volume with local's bytes, uploaded
-// unless a volume of the same digest is there already. A marker volume
-// says the upload finished.
+// unless a volume of the same digest is there already. It is uploaded
+// under a name of its own and then renamed into place on the remote, so
+// that a volume of the final name is always whole, whoever else uploads
+// it at the same time.
 func (s *stage) cached(local, kind string) (string, error) {
 	f, err := os.Open(local)
 	if err != nil {
@@ -133,26 +185,40 @@ func (s *stage) cached(local, kind string) (string, error) {
 	name := "dibvm-" + hex.EncodeToString(h.Sum(nil))[:16] + "-" + kind
 	l := s.c.l
 	if vol, err := l.StorageVolLookupByName(s.pool, name); err == nil {
-		if _, err := l.StorageVolLookupByName(s.pool, name+".done"); err == nil {
-			return l.StorageVolGetPath(vol)
-		}
-		l.StorageVolDelete(vol, 0) // an upload cut short
+		return l.StorageVolGetPath(vol)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	part := s.prefix + kind + ".part"
+	if _, err := s.volume(part, local, true); err != nil {
 		return "", err
 	}
-	vol, err := s.volume(name, local, true)
+	// mv -n: another build's whole upload of the same bytes may have
+	// landed first; then this one is left to go with the build's files.
+	if err := s.shell("mv -n -- " + shellQuote(s.dir+"/"+part) + " " + shellQuote(s.dir+"/"+name) + " || test -e " + shellQuote(s.dir+"/"+name)); err != nil {
+		return "", fmt.Errorf("%s: put the uploaded %s in place: %w", s.c.URI, kind, err)
+	}
+	l.StoragePoolRefresh(s.pool, 0)
+	vol, err := l.StorageVolLookupByName(s.pool, name)
 	if err != nil {
-		return "", err
-	}
-	if _, err := s.volumeXML(name+".done", 0); err != nil {
-		return "", fmt.Errorf("%s: mark %s uploaded: %w", s.c.URI, name, err)
+		return "", fmt.Errorf("%s: the uploaded %s: %w", s.c.URI, kind, err)
 	}
 	if s.c.Notices != nil {
 		fi, _ := f.Stat()
 		fmt.Fprintf(s.c.Notices, "dibvm: uploaded the appliance's %s (%d MiB) to pool %s on %s\n", kind, fi.Size()>>20, PoolName, s.c.URI)
 	}
 	return l.StorageVolGetPath(vol)
+}
+
+// shell runs a command line on the remote host.
+func (s *stage) shell(line string) error {
+	sess, err := s.c.ssh.NewSession()
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	if out, err := sess.CombinedOutput(line); err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // volume makes a volume name as large as the local file, with its bytes
@@ -321,9 +387,8 @@ func (s *stage) remove() {
 		if s.tail != nil {
 			s.tail.Close()
 		}
-		if sess, err := s.c.ssh.NewSession(); err == nil {
-			sess.Run("rm -f -- " + shellQuote(s.dir+"/"+s.prefix) + "*")
-			sess.Close()
+		if err := s.shell("rm -f -- " + shellQuote(s.dir+"/"+s.prefix) + "*"); err != nil && s.c.Notices != nil {
+			fmt.Fprintf(s.c.Notices, "dibvm: could not remove this build's files %s* on %s: %v\n", s.dir+"/"+s.prefix, s.c.URI, err)
 		}
 		s.c.l.StoragePoolRefresh(s.pool, 0)
 	})

@@ -128,7 +128,17 @@ func (b *libvirtBackend) accelerators(choice, arch string) ([]string, error) {
 		}
 	}
 	if len(accels) == 0 {
-		return nil, fmt.Errorf("--accel %s: %s runs %s guests with %s only: use --accel auto", choice, b.c.URI, libvirt.Arch(arch), strings.Join(types, ", "))
+		if len(types) == 0 {
+			return nil, fmt.Errorf("%s runs no %s guests: install its QEMU emulator there (%s)", b.c.URI, libvirt.Arch(arch), qemu.InstallHint(arch))
+		}
+		offered := make([]string, len(types))
+		for i, t := range types {
+			if t == "qemu" {
+				t = "tcg"
+			}
+			offered[i] = t
+		}
+		return nil, fmt.Errorf("--accel %s: %s runs %s guests with %s only: use --accel auto", choice, b.c.URI, libvirt.Arch(arch), strings.Join(offered, " or "))
 	}
 	return accels, nil
 }
@@ -139,16 +149,11 @@ func (b *libvirtBackend) monitor(ctx context.Context, v vm, _ *qemu.Config) (*qm
 	return qmp.Attach(ctx, v.(*libvirt.Domain).Monitor())
 }
 
-// disk finds the disk's top block node: libvirt attaches disks with
-// -blockdev, so no drive has a name, but the device's drive property (the
-// device's id is the alias DomainXML gave it) names the node it writes.
-func (b *libvirtBackend) disk(ctx context.Context, mon *qmp.Monitor, id string) (map[string]any, error) {
-	var node string
-	err := mon.Run(ctx, "qom-get", map[string]any{"path": "/machine/peripheral/" + libvirt.DeviceAlias(id), "property": "drive"}, &node)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"node-name": node}, nil
+// disk is refused: builds through libvirt keep no checkpoints (see
+// host/cli's create), since QEMU under libvirt wrote to a layer after the
+// snapshot that should have closed it.
+func (b *libvirtBackend) disk(context.Context, *qmp.Monitor, string) (map[string]any, error) {
+	return nil, fmt.Errorf("%s: dibvm takes no snapshots of a libvirt domain's disks", b.c.URI)
 }
 
 func (b *libvirtBackend) fetch(path string, length int64) error { return b.c.Fetch(path, length) }

@@ -85,7 +85,7 @@ func (m *Machine) requirements(b backend, cfg *qemu.Config, keys *agentclient.Ke
 	return []requirement{
 		{
 			description: "QEMU monitor connected",
-			hint:        "QEMU did not open its QMP socket; run it by hand with the same arguments to see why.",
+			hint:        "QEMU did not open its monitor; run it by hand with the same arguments to see why (through libvirt, its log in the daemon's qemu log directory says).",
 			check: func(ctx context.Context) (err error) {
 				m.mon, err = b.monitor(ctx, m.proc, cfg)
 				return err
