@@ -317,10 +317,12 @@ echo "|$mirror|$proxied"`
 
 // A build through libvirt, on the user's own session daemon and on
 // another user's reached over SSH, makes the same tree as one run by QEMU
-// directly; neither keeps checkpoints. The remote one uploads the
-// appliance into the remote's pool once: a second run uploads only its
-// own disks, its guest's traffic leaves through this host's proxy, and
-// nothing of either is left there.
+// directly. The local one keeps checkpoints (the scratch disk switches to
+// a new layer through libvirt's monitor), and a second one resumes from
+// them. The remote one keeps none; it uploads the appliance into the
+// remote's pool once: a second run uploads only its own disks, its
+// guest's traffic leaves through this host's proxy, and nothing of either
+// is left there.
 func TestLibvirtBuildsMatchQEMU(t *testing.T) {
 	lu := newLibvirtUser(t)
 	if os.Geteuid() != 0 {
@@ -350,11 +352,13 @@ func TestLibvirtBuildsMatchQEMU(t *testing.T) {
 	var trees []string
 	for _, b := range []struct{ name, backend, uri string }{
 		{"libvirt", "libvirt", ""},
+		{"libvirt-again", "libvirt", ""},
 		{"remote", "libvirt", uri},
 		{"qemu", "qemu", ""},
 	} {
-		// QEMU's build has a store of its own: the same output name would
-		// otherwise resume from one the others made, if they had.
+		// The same output name, so the second libvirt build has the
+		// first's checkpoints; QEMU's has a store of its own, and builds
+		// from the start.
 		out := filepath.Join(lu.tmp, "out")
 		args := []string{"create", "--backend", b.backend, "-n", "-t", "tar", "-o", out, "tiny-os", "checkpoint-steps"}
 		if b.uri != "" {
@@ -366,11 +370,19 @@ func TestLibvirtBuildsMatchQEMU(t *testing.T) {
 			t.Fatalf("%s build: exit %d\n%s", b.name, r.code, tail(log, 30))
 		}
 		switch b.name {
-		case "libvirt", "remote":
-			if !strings.Contains(log, "neither resumes from checkpoints nor keeps any") || strings.Contains(log, "kept the tree") {
-				t.Errorf("the %s build kept checkpoints, or did not say it keeps none:\n%s", b.name, tail(log, 40))
+		case "libvirt":
+			if !strings.Contains(log, "install.d/40-slow (") {
+				t.Errorf("the libvirt build kept no checkpoint after its slow hook:\n%s", tail(log, 40))
 			}
-			if b.name == "remote" && !strings.Contains(log, "uploaded the appliance's initrd.img") {
+		case "libvirt-again":
+			if !strings.Contains(log, "resuming after post-install.d from checkpoint") {
+				t.Errorf("the second libvirt build did not resume from the first's last checkpoint:\n%s", log)
+			}
+		case "remote":
+			if !strings.Contains(log, "neither resumes from checkpoints nor keeps any") || strings.Contains(log, "kept the tree") {
+				t.Errorf("the remote build kept checkpoints, or did not say it keeps none:\n%s", tail(log, 40))
+			}
+			if !strings.Contains(log, "uploaded the appliance's initrd.img") {
 				t.Errorf("the remote build did not say it uploaded the appliance:\n%s", tail(log, 40))
 			}
 		case "qemu":
@@ -394,9 +406,9 @@ func TestLibvirtBuildsMatchQEMU(t *testing.T) {
 		slices.Sort(entries) // tar's order follows the directories'
 		trees = append(trees, strings.Join(entries, "\n"))
 	}
-	for i, name := range []string{"libvirt", "remote"} {
-		if trees[i] != trees[2] {
-			t.Errorf("the %s build's tree differs from QEMU's:\n%s:\n%s\nqemu:\n%s", name, name, tail(trees[i], 20), tail(trees[2], 20))
+	for i, name := range []string{"libvirt", "libvirt-again", "remote"} {
+		if trees[i] != trees[3] {
+			t.Errorf("the %s build's tree differs from QEMU's:\n%s:\n%s\nqemu:\n%s", name, name, tail(trees[i], 20), tail(trees[3], 20))
 		}
 	}
 

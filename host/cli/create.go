@@ -20,6 +20,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/vmimage"
@@ -202,13 +203,10 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 	if o.Checkpoints, err = c.checkpoints.options(o.Environ); err != nil {
 		p.addErr(err)
 	}
-	if o.Checkpoints != nil && c.vf.backend == machine.BackendLibvirt {
+	if o.Checkpoints != nil && c.vf.backend == machine.BackendLibvirt && libvirt.IsRemote(c.vf.libvirtURI()) {
 		// Checkpoints are qcow2 layers in the local store, which a daemon
-		// on another host cannot open. On this host, QEMU under libvirt
-		// (which attaches disks with -blockdev) still wrote to a layer
-		// after the snapshot that closed it, so no checkpoint it kept
-		// passed its digest check.
-		fmt.Fprintln(os.Stderr, "dibvm: a build through libvirt neither resumes from checkpoints nor keeps any")
+		// on another host cannot open.
+		fmt.Fprintln(os.Stderr, "dibvm: a build on a remote libvirt neither resumes from checkpoints nor keeps any")
 		o.Checkpoints = nil
 	}
 	c.checkFiles(&o, &p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -295,9 +296,32 @@ type monitor struct{ d *Domain }
 func (m *monitor) Connect() error    { return nil }
 func (m *monitor) Disconnect() error { return nil }
 
+// Run sends cmd and returns QEMU's reply. libvirt hands back the reply
+// as it came, an error reply included, and says the call succeeded: the
+// error is taken out here, as go-qemu's socket monitor does.
 func (m *monitor) Run(cmd []byte) ([]byte, error) {
 	out, err := m.d.c.l.QEMUDomainMonitorCommand(m.d.dom, string(cmd), 0)
-	return []byte(out), err
+	if err != nil {
+		return nil, err
+	}
+	return checkReply([]byte(out))
+}
+
+// checkReply returns a QMP reply, or its error as an error.
+func checkReply(reply []byte) ([]byte, error) {
+	var r struct {
+		Error *struct {
+			Class string `json:"class"`
+			Desc  string `json:"desc"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return nil, fmt.Errorf("QEMU's reply through libvirt: %w", err)
+	}
+	if r.Error != nil {
+		return nil, fmt.Errorf("%s: %s", r.Error.Class, r.Error.Desc)
+	}
+	return reply, nil
 }
 
 func (m *monitor) Events(ctx context.Context) (<-chan qmp.Event, error) {

@@ -106,3 +106,18 @@ func TestCheckURI(t *testing.T) {
 		}
 	}
 }
+
+// libvirt passes QEMU's error replies on as successes; the monitor must
+// not.
+func TestCheckReply(t *testing.T) {
+	if _, err := checkReply([]byte(`{"return": {"status": "running"}, "id": "libvirt-7"}`)); err != nil {
+		t.Errorf("a return: %v", err)
+	}
+	_, err := checkReply([]byte(`{"id": "libvirt-8", "error": {"class": "GenericError", "desc": "New overlay node-name missing"}}`))
+	if err == nil || !strings.Contains(err.Error(), "New overlay node-name missing") {
+		t.Errorf("an error reply gave %v", err)
+	}
+	if _, err := checkReply([]byte(`not json`)); err == nil {
+		t.Error("a reply that is not JSON passed")
+	}
+}

@@ -2,6 +2,8 @@ package machine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -149,11 +151,19 @@ func (b *libvirtBackend) monitor(ctx context.Context, v vm, _ *qemu.Config) (*qm
 	return qmp.Attach(ctx, v.(*libvirt.Domain).Monitor())
 }
 
-// disk is refused: builds through libvirt keep no checkpoints (see
-// host/cli's create), since QEMU under libvirt wrote to a layer after the
-// snapshot that should have closed it.
-func (b *libvirtBackend) disk(context.Context, *qmp.Monitor, string) (map[string]any, error) {
-	return nil, fmt.Errorf("%s: dibvm takes no snapshots of a libvirt domain's disks", b.c.URI)
+// disk finds the disk's top block node: libvirt attaches disks with
+// -blockdev, so no drive has a name, but the device's drive property (the
+// device's id is the alias DomainXML gave it) names the node it writes.
+// A snapshot by node needs a name for the new overlay's node too.
+func (b *libvirtBackend) disk(ctx context.Context, mon *qmp.Monitor, id string) (map[string]any, error) {
+	var node string
+	err := mon.Run(ctx, "qom-get", map[string]any{"path": "/machine/peripheral/" + libvirt.DeviceAlias(id), "property": "drive"}, &node)
+	if err != nil {
+		return nil, err
+	}
+	overlay := make([]byte, 6)
+	rand.Read(overlay)
+	return map[string]any{"node-name": node, "snapshot-node-name": "dibvm-" + hex.EncodeToString(overlay)}, nil
 }
 
 func (b *libvirtBackend) fetch(path string, length int64) error { return b.c.Fetch(path, length) }
