@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -238,25 +237,34 @@ func findSocket(u *url.URL) (string, error) {
 	if s := u.Query().Get("socket"); s != "" {
 		return s, nil
 	}
-	var dirs []string
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		dirs = append(dirs, filepath.Join(d, "libvirt"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, ".cache", "libvirt"))
-	}
+	home, _ := os.UserHomeDir()
 	var tried []string
-	for _, d := range dirs {
-		for _, name := range []string{"virtqemud-sock", "libvirt-sock"} {
-			p := filepath.Join(d, name)
-			if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-				return p, nil
-			}
-			tried = append(tried, p)
+	for _, p := range sessionSockets(os.Getenv("XDG_RUNTIME_DIR"), home) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return p, nil
 		}
+		tried = append(tried, p)
 	}
 	uri := u.Scheme + "://" + u.Path
 	return "", fmt.Errorf("%s: no libvirt session daemon is running for you (no %s): start one with `virtqemud --daemon` or `libvirtd --daemon` (or `systemctl --user start virtqemud.socket`), or use --backend qemu", uri, strings.Join(tried, " or "))
+}
+
+// sessionSockets are where a session daemon's socket may be, in the
+// order libvirt's client looks, for a user with these XDG_RUNTIME_DIR and
+// HOME (either may be empty): the modular QEMU daemon's, then the
+// monolithic daemon's.
+func sessionSockets(runtimeDir, home string) []string {
+	var dirs, socks []string
+	if runtimeDir != "" {
+		dirs = append(dirs, runtimeDir+"/libvirt")
+	}
+	if home != "" {
+		dirs = append(dirs, home+"/.cache/libvirt")
+	}
+	for _, d := range dirs {
+		socks = append(socks, d+"/virtqemud-sock", d+"/libvirt-sock")
+	}
+	return socks
 }
 
 func connectError(uri, sock string, err error) error {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/qemu"
 )
 
@@ -394,5 +395,5 @@ func (s *stage) remove() {
 	})
 }
 
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// shellQuote quotes s for the remote's POSIX shell.
+func shellQuote(s string) string { return agentclient.ShellQuote([]string{s}) }

@@ -145,24 +145,14 @@ func remoteSessionSocket(c *ssh.Client, u *url.URL) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: ask the remote for its home: %w", redact(u), err)
 	}
-	lines := strings.Split(string(out), "\n")
-	var dirs []string
-	if len(lines) > 0 && lines[0] != "" {
-		dirs = append(dirs, lines[0]+"/libvirt")
-	}
-	if len(lines) > 1 && lines[1] != "" {
-		dirs = append(dirs, lines[1]+"/.cache/libvirt")
-	}
+	runtimeDir, home, _ := strings.Cut(string(out), "\n")
 	var tried []string
-	for _, d := range dirs {
-		for _, name := range []string{"virtqemud-sock", "libvirt-sock"} {
-			p := d + "/" + name
-			if conn, err := c.Dial("unix", p); err == nil {
-				conn.Close()
-				return p, nil
-			}
-			tried = append(tried, p)
+	for _, p := range sessionSockets(runtimeDir, strings.TrimSpace(home)) {
+		if conn, err := c.Dial("unix", p); err == nil {
+			conn.Close()
+			return p, nil
 		}
+		tried = append(tried, p)
 	}
 	return "", fmt.Errorf("%s: no libvirt session daemon answers on the remote (tried %s): start one there (virtqemud --daemon, libvirtd --daemon, or systemctl --user start virtqemud.socket)", redact(u), strings.Join(tried, ", "))
 }
