@@ -44,6 +44,10 @@ func TestBootRefusesBadInput(t *testing.T) {
 		{[]string{"boot", "--network", "none", "--ssh", "2222", img}, "--ssh needs a network"},
 		{[]string{"boot", overlay}, "it is an overlay on " + img},
 		{[]string{"boot", "-i", filepath.Join(dir, "no-key"), img, "--", "true"}, "-i " + filepath.Join(dir, "no-key")},
+		{[]string{"boot", "--backend", "xen", img}, `--backend "xen" (or DIBVM_BACKEND): use qemu or libvirt`},
+		{[]string{"boot", "--connect", "qemu:///session", img}, "--connect qemu:///session: a libvirt URI needs --backend libvirt"},
+		// Refused as written: nothing is dialed.
+		{[]string{"boot", "--backend", "libvirt", "--connect", "qemu+ssh://builder@hypervisor.invalid/session", img}, "on a libvirt daemon on this host only"},
 	} {
 		r := dibvm(t, env, time.Minute, c.args...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {

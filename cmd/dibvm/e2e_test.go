@@ -71,6 +71,7 @@ func TestE2EBootableBIOS(t *testing.T) {
 	checkCloudImage(t, root, lists)
 	bootAndCheck(t, img, fileSize(t, root), nil, key)
 	checkBootCommand(t, img, key, "bios")
+	checkBootThroughLibvirt(t, img, key, "bios")
 }
 
 // checkBootCommand runs a command in img with dibvm boot, as a CI smoke
@@ -81,17 +82,114 @@ func checkBootCommand(t *testing.T, img string, key *sshKey, want string) {
 	t.Helper()
 	before := fileDigest(t, img)
 	start := time.Now()
-	r := dibvm(t, nil, 20*time.Minute, "boot", "--accel", "tcg", "--network", "restricted", "-i", key.priv, img, "--",
-		"sh", "-c", `if test -d /sys/firmware/efi; then echo "firmware=uefi"; else echo "firmware=bios"; fi; echo "user=$(id -un)"; touch /tmp/written; exit 7`)
+	r := dibvm(t, nil, 20*time.Minute, append([]string{"boot", "--accel", "tcg", "--network", "restricted", "-i", key.priv, img, "--"}, bootCheck...)...)
 	t.Logf("dibvm boot -- COMMAND took %s", time.Since(start).Round(time.Second))
-	if r.code != 7 || !strings.Contains(r.stdout, "firmware="+want+"\n") || !strings.Contains(r.stdout, "user=devuser\n") {
-		t.Errorf("dibvm boot -- COMMAND: exit %d, want the command's 7 and firmware=%s as devuser\nstdout:\n%s\nstderr:\n%s", r.code, want, r.stdout, tail(r.stderr, 30))
-	}
+	checkBootResult(t, r, want)
 	if pids := qemuPids(img); len(pids) > 0 {
 		t.Errorf("QEMU still runs after dibvm boot: %v", pids)
 	}
 	if fileDigest(t, img) != before {
 		t.Error("dibvm boot without --persist changed the image")
+	}
+}
+
+// bootCheck is the command checkBootCommand runs in the image.
+var bootCheck = []string{"sh", "-c", `if test -d /sys/firmware/efi; then echo "firmware=uefi"; else echo "firmware=bios"; fi; echo "user=$(id -un)"; touch /tmp/written; exit 7`}
+
+func checkBootResult(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != 7 || !strings.Contains(r.stdout, "firmware="+want+"\n") || !strings.Contains(r.stdout, "user=devuser\n") {
+		t.Errorf("dibvm boot -- COMMAND: exit %d, want the command's 7 and firmware=%s as devuser\nstdout:\n%s\nstderr:\n%s", r.code, want, r.stdout, tail(r.stderr, 30))
+	}
+}
+
+// checkBootThroughLibvirt boots img as a domain of an ordinary user's
+// libvirt session daemon, twice: its console, on a pipe, until it offers
+// a login and Ctrl-] ends it; then -- COMMAND, as checkBootCommand. The
+// domain is listed while it runs, none is left after, and the image is
+// as it was.
+func checkBootThroughLibvirt(t *testing.T, img string, key *sshKey, want string) {
+	t.Helper()
+	lu := newLibvirtUser(t)
+	priv := filepath.Join(lu.tmp, "id")
+	copyFile(t, key.priv, priv)
+	os.Chmod(priv, 0o600)
+	os.Chown(priv, lu.uid, lu.gid)
+	before := fileDigest(t, img)
+	// One CPU: libvirt runs TCG multi-threaded, which now and then
+	// panics a guest that patches its own code.
+	vm := []string{"boot", "--backend", "libvirt", "--accel", "tcg", "--cpus", "1"}
+
+	start := time.Now()
+	cmd := lu.command(lu.bin, append(vm, img)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	login := make(chan string, 1)
+	go func() {
+		var console []byte
+		b := make([]byte, 4096)
+		for {
+			n, err := stdout.Read(b)
+			console = append(console, b[:n]...)
+			if bytes.Contains(console, []byte("login: ")) {
+				login <- string(console)
+				io.Copy(io.Discard, stdout)
+				break
+			}
+			if err != nil {
+				login <- ""
+				break
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	defer cmd.Process.Kill()
+	select {
+	case c := <-login:
+		if c == "" {
+			t.Fatalf("dibvm boot --backend libvirt ended before the console offered a login\nstderr:\n%s", stderr.String())
+		}
+	case <-time.After(15 * time.Minute):
+		t.Fatalf("no login prompt on the console through libvirt within 15 minutes\nstderr:\n%s", stderr.String())
+	}
+	t.Logf("dibvm boot --backend libvirt: a login prompt after %s", time.Since(start).Round(time.Second))
+	if doms := lu.domains(t); len(doms) != 1 {
+		t.Errorf("while the image boots, the session daemon lists dibvm domains %v, want one", doms)
+	}
+	stdin.Write([]byte{0x1d})
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("dibvm boot --backend libvirt, left with Ctrl-]: %v\nstderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("dibvm boot --backend libvirt did not end a minute after Ctrl-]\nstderr:\n%s", stderr.String())
+	}
+	if doms := lu.domains(t); len(doms) > 0 {
+		t.Errorf("the console ended and left domains %v", doms)
+	}
+
+	start = time.Now()
+	r := lu.dibvm(t, nil, 20*time.Minute, append(append(vm, "--network", "restricted", "-i", priv, img, "--"), bootCheck...)...)
+	t.Logf("dibvm boot --backend libvirt -- COMMAND took %s", time.Since(start).Round(time.Second))
+	checkBootResult(t, r, want)
+	if doms := lu.domains(t); len(doms) > 0 {
+		t.Errorf("dibvm boot --backend libvirt -- COMMAND left domains %v", doms)
+	}
+	if fileDigest(t, img) != before {
+		t.Error("dibvm boot --backend libvirt without --persist changed the image")
 	}
 }
 
@@ -193,6 +291,7 @@ func TestE2EBootableEFI(t *testing.T) {
 		"-drive", "if=pflash,format=raw,unit=1,file=" + myVars,
 	}, key)
 	checkBootCommand(t, img, key, "uefi")
+	checkBootThroughLibvirt(t, img, key, "uefi")
 }
 
 // buildAsUser runs dibvm create as an ordinary user (made when the test

@@ -12,15 +12,18 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/dibvm/dibvm/host/imageboot"
+	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
 func bootCommand() *cobra.Command {
 	o := imageboot.Options{}
-	var arch, user, identity string
+	var arch, user, identity, backend, connect string
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "boot [flags] IMAGE [-- COMMAND [ARG...]]",
@@ -33,7 +36,11 @@ throwaway overlay unless --persist.
 Without COMMAND, the serial console is on the terminal: Ctrl-a x stops
 the VM, Ctrl-a c is QEMU's monitor. With -- COMMAND, dibvm logs in over
 SSH with the host's OpenSSH client (--ssh-user, -i), runs COMMAND, powers
-the VM off and exits with COMMAND's status: a smoke test for CI.`,
+the VM off and exits with COMMAND's status: a smoke test for CI.
+
+With --backend libvirt the VM is a transient domain of your libvirt
+session daemon (virsh list shows it while it runs), gone when dibvm
+exits; Ctrl-] leaves its console and stops it.`,
 		Example: `  dibvm boot out/image.qcow2
   dibvm boot --ssh 2222 out/image.qcow2          # then: ssh -p 2222 devuser@127.0.0.1
   dibvm boot -i ~/.ssh/id_ed25519 out/image.qcow2 -- systemctl is-system-running --wait`,
@@ -52,6 +59,26 @@ the VM off and exits with COMMAND's status: a smoke test for CI.`,
 			}
 			if !slices.Contains(imageboot.Networks, o.Network) {
 				p.add("--network %s: give %s", o.Network, strings.Join(imageboot.Networks, ", "))
+			}
+			switch backend {
+			case machine.BackendQEMU:
+				if cmd.Flags().Changed("connect") {
+					p.add("--connect %s: a libvirt URI needs --backend libvirt", connect)
+				}
+			case machine.BackendLibvirt:
+				if connect == "" {
+					connect = libvirt.DefaultURI()
+				}
+				if err := imageboot.CheckURI(connect); err != nil {
+					p.addErr(err)
+				} else if o.Accel != "auto" {
+					// The daemon's capabilities decide.
+					if err := qemu.CheckAccelName(o.Accel); err != nil {
+						p.addErr(err)
+					}
+				}
+			default:
+				p.add("--backend %q (or DIBVM_BACKEND): use qemu or libvirt", backend)
 			}
 			if o.SSHPort < 0 || o.SSHPort > 65535 {
 				p.add("--ssh %d: give a TCP port, 1 to 65535", o.SSHPort)
@@ -88,7 +115,20 @@ the VM off and exits with COMMAND's status: a smoke test for CI.`,
 			if dir, err := vmimage.DefaultCacheDir(); err == nil && memo == "" {
 				memo = filepath.Join(dir, "accel-memo.json")
 			}
-			if o.Accel, err = machine.Accelerator(o.Accel, o.Arch, memo, os.Stderr); err != nil {
+			if backend == machine.BackendLibvirt {
+				if o.Libvirt, err = libvirt.Connect(connect); err != nil {
+					return err
+				}
+				defer o.Libvirt.Close()
+				accels, err := o.Libvirt.Accelerators(o.Accel, o.Arch)
+				if err != nil {
+					return err
+				}
+				o.Accel = machine.FirstAccelerator(accels, o.Arch, memo, os.Stderr)
+				if o.Accel == "tcg" && o.CPUs > 1 {
+					fmt.Fprintf(os.Stderr, "dibvm: libvirt runs TCG multi-threaded, under which a Linux guest now and then panics as it patches its own code; --cpus 1 avoids it\n")
+				}
+			} else if o.Accel, err = machine.Accelerator(o.Accel, o.Arch, memo, os.Stderr); err != nil {
 				return err
 			}
 			if len(command) > 0 {
@@ -97,6 +137,9 @@ the VM off and exits with COMMAND's status: a smoke test for CI.`,
 					return err
 				}
 				return exitCode(status)
+			}
+			if o.Libvirt != nil {
+				return bootDomain(ctx, o, disk, image)
 			}
 			return bootHere(o, disk, image)
 		},
@@ -113,6 +156,8 @@ the VM off and exits with COMMAND's status: a smoke test for CI.`,
 	f.StringVar(&user, "ssh-user", envOr("DIB_DEV_USER_USERNAME", "devuser"), "user -- COMMAND logs in as (default $DIB_DEV_USER_USERNAME, else devuser, the devuser element's)")
 	f.StringVarP(&identity, "identity", "i", "", "private key -- COMMAND logs in with (default: ssh's own choice, its agent and config)")
 	f.DurationVar(&wait, "boot-timeout", 10*time.Minute, "how long -- COMMAND waits for the first SSH login")
+	f.StringVar(&backend, "backend", envOr("DIBVM_BACKEND", machine.BackendQEMU), "what runs the VM: qemu (dibvm starts QEMU itself) or libvirt (a transient domain of the libvirt daemon at --connect) (env DIBVM_BACKEND)")
+	f.StringVar(&connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session, your own daemon on this host (the default) (env DIBVM_LIBVIRT_URI)")
 	return cmd
 }
 
@@ -123,17 +168,43 @@ func bootHere(o imageboot.Options, disk imageboot.Disk, image string) error {
 	if err != nil {
 		return err
 	}
+	bootBanner(o, disk, image, uefi, "", "Ctrl-a x stops it")
+	return syscall.Exec(binary, append([]string{binary}, args...), os.Environ())
+}
+
+// bootDomain boots the image as a domain of o.Libvirt, its console on
+// the terminal (raw, so that Ctrl-C and the like reach the guest) until
+// it powers off or Ctrl-] is typed.
+func bootDomain(ctx context.Context, o imageboot.Options, disk imageboot.Disk, image string) error {
+	_, _, uefi, err := imageboot.Command(o, disk)
+	if err != nil {
+		return err
+	}
+	bootBanner(o, disk, image, uefi, o.Libvirt.URI, "Ctrl-] stops it")
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		old, err := term.MakeRaw(fd)
+		if err != nil {
+			return err
+		}
+		defer term.Restore(fd, old)
+	}
+	return imageboot.Console(ctx, o, disk, os.Stdin, os.Stdout)
+}
+
+func bootBanner(o imageboot.Options, disk imageboot.Disk, image string, uefi bool, uri, stop string) {
 	fw := "BIOS"
 	if uefi {
 		fw = "UEFI"
 	}
 	fmt.Fprintf(os.Stderr, "dibvm: booting %s (%s, %s, %s)", image, disk.Format, fw, strings.ToUpper(o.Accel))
+	if uri != "" {
+		fmt.Fprintf(os.Stderr, " on %s", uri)
+	}
 	if o.SSHPort != 0 {
 		fmt.Fprintf(os.Stderr, "; ssh -p %d USER@127.0.0.1", o.SSHPort)
 	}
 	if !o.Persist {
 		fmt.Fprint(os.Stderr, "; its writes are thrown away (--persist keeps them)")
 	}
-	fmt.Fprintln(os.Stderr, ". Ctrl-a x stops it.")
-	return syscall.Exec(binary, append([]string{binary}, args...), os.Environ())
+	fmt.Fprintf(os.Stderr, ". %s.\n", stop)
 }

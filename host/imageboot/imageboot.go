@@ -2,7 +2,8 @@
 // one: on the machine and firmware it needs (UEFI when it has an EFI
 // system partition), its writes kept in a throwaway overlay unless asked
 // otherwise, its serial console on the terminal or in a file, and its
-// SSH port forwarded to the host's loopback.
+// SSH port forwarded to the host's loopback. QEMU is dibvm's own, or a
+// transient domain of the user's libvirt.
 package imageboot
 
 import (
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/qemu"
 )
 
@@ -43,6 +45,9 @@ type Options struct {
 	// Console is a file to write the serial console to; empty puts it on
 	// dibvm's own stdin and stdout, with QEMU's monitor behind Ctrl-a c.
 	Console string
+	// Libvirt, when set, runs the VM as a transient domain of this
+	// daemon's (see libvirt.go) rather than as QEMU dibvm starts.
+	Libvirt *libvirt.Conn
 }
 
 // Disk is what qemu-img says of an image, and whether it has an EFI
@@ -138,29 +143,18 @@ func Command(o Options, d Disk) (binary string, args []string, uefi bool, err er
 	if err != nil {
 		return "", nil, false, err
 	}
-	switch o.Firmware {
-	case "", "auto":
-		uefi = d.ESP || o.Arch == "arm64"
-	case "uefi":
-		uefi = true
-	case "bios":
-		if o.Arch == "arm64" {
-			return "", nil, false, errors.New("--firmware bios: arm64 machines boot by UEFI only")
-		}
-	default:
-		return "", nil, false, fmt.Errorf("--firmware %s: give auto, bios or uefi", o.Firmware)
+	fw, err := firmware(o, d)
+	if err != nil {
+		return "", nil, false, err
+	}
+	net, err := network(o)
+	if err != nil {
+		return "", nil, false, err
 	}
 	args = []string{"-nodefaults", "-no-user-config", "-display", "none",
 		"-machine", qemu.Machine(o.Arch), "-accel", accel(o.Accel),
-		// Under TCG the most it emulates, so that binaries built for newer
-		// x86-64 levels run.
-		"-cpu", qemu.CPU(o.Arch, o.Accel, "max"),
-		"-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs)}
-	if uefi {
-		fw, err := qemu.FindUEFI(o.Arch)
-		if err != nil {
-			return "", nil, false, err
-		}
+		"-cpu", cpu(o), "-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs)}
+	if fw != nil {
 		// The variable store is the firmware's template, in an overlay:
 		// the image boots by its fallback loader (DIB's bootloader
 		// installs one), and nothing of the host's changes.
@@ -173,6 +167,46 @@ func Command(o Options, d Disk) (binary string, args []string, uefi bool, err er
 		drive += ",snapshot=on"
 	}
 	args = append(args, "-drive", drive, "-device", "virtio-rng-pci")
+	args = append(args, net...)
+	if o.Console == "" {
+		// Ctrl-C goes to the guest; Ctrl-a x quits, Ctrl-a c is QEMU's
+		// monitor.
+		args = append(args, "-chardev", "stdio,id=s0,mux=on,signal=off", "-serial", "chardev:s0", "-mon", "chardev=s0")
+	} else {
+		args = append(args, "-chardev", "file,id=s0,path="+escape(o.Console), "-serial", "chardev:s0")
+	}
+	return binary, args, fw != nil, nil
+}
+
+// cpu is the guest CPU: under TCG the most QEMU emulates, so that
+// binaries built for newer x86-64 levels run.
+func cpu(o Options) string { return qemu.CPU(o.Arch, o.Accel, "max") }
+
+// firmware is the UEFI firmware to boot with, or nil for BIOS.
+func firmware(o Options, d Disk) (*qemu.UEFI, error) {
+	switch o.Firmware {
+	case "", "auto":
+		if !d.ESP && o.Arch != "arm64" {
+			return nil, nil
+		}
+	case "uefi":
+	case "bios":
+		if o.Arch == "arm64" {
+			return nil, errors.New("--firmware bios: arm64 machines boot by UEFI only")
+		}
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("--firmware %s: give auto, bios or uefi", o.Firmware)
+	}
+	fw, err := qemu.FindUEFI(o.Arch)
+	if err != nil {
+		return nil, err
+	}
+	return &fw, nil
+}
+
+// network is the QEMU arguments of the guest's NIC, none for no NIC.
+func network(o Options) ([]string, error) {
 	switch o.Network {
 	case "nat", "restricted", "":
 		netdev := "user,id=n0"
@@ -182,22 +216,14 @@ func Command(o Options, d Disk) (binary string, args []string, uefi bool, err er
 		if o.SSHPort != 0 {
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", o.SSHPort)
 		}
-		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile=")
+		return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="}, nil
 	case "none":
 		if o.SSHPort != 0 {
-			return "", nil, false, errors.New("--ssh needs a network: leave out --network none, or give --network restricted")
+			return nil, errors.New("--ssh needs a network: leave out --network none, or give --network restricted")
 		}
-	default:
-		return "", nil, false, fmt.Errorf("--network %s: give %s", o.Network, strings.Join(Networks, ", "))
+		return nil, nil
 	}
-	if o.Console == "" {
-		// Ctrl-C goes to the guest; Ctrl-a x quits, Ctrl-a c is QEMU's
-		// monitor.
-		args = append(args, "-chardev", "stdio,id=s0,mux=on,signal=off", "-serial", "chardev:s0", "-mon", "chardev=s0")
-	} else {
-		args = append(args, "-chardev", "file,id=s0,path="+escape(o.Console), "-serial", "chardev:s0")
-	}
-	return binary, args, uefi, nil
+	return nil, fmt.Errorf("--network %s: give %s", o.Network, strings.Join(Networks, ", "))
 }
 
 // accel is the accelerator argument. TCG runs one thread: under

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -176,6 +177,82 @@ func TestCommand(t *testing.T) {
 			for _, w := range tc.wantNot {
 				if strings.Contains(line, w) {
 					t.Errorf("the command line has %q:\n%s", w, line)
+				}
+			}
+		})
+	}
+}
+
+func TestDomain(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatalf("%v (scripts/install-deps.sh installs it)", err)
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "img.raw")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "raw", img, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
+	base := Options{Image: img, Arch: "amd64", Accel: "tcg", Memory: 1024, CPUs: 2, Network: "nat"}
+	for _, tc := range []struct {
+		name    string
+		change  func(*Options)
+		disk    Disk
+		want    []string
+		wantNot []string
+	}{
+		{"bios, overlay, console socket", nil, Disk{Format: "raw"},
+			[]string{`<domain type="qemu"`, `<type arch="x86_64" machine="pc">hvm</type>`, `<cpu mode="maximum"`, `<acpi>`,
+				`<driver name="qemu" type="qcow2">`, `<source file="` + filepath.Join(dir, "run", "overlay.qcow2") + `">`,
+				`<backingStore type="file"><format type="raw"></format><source file="` + img + `">`,
+				`<source mode="bind" path="` + filepath.Join(dir, "run", "console.sock") + `">`,
+				`<arg value="-netdev"></arg><arg value="user,id=n0"></arg><arg value="-device"></arg><arg value="virtio-net-pci,netdev=n0,romfile=,addr=0x1e"></arg>`,
+				`<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot>`},
+			[]string{"<loader", "<nvram", "<interface"}},
+		{"uefi for an ESP, persist, console file, restricted with ssh",
+			func(o *Options) { o.Persist, o.Console, o.Network, o.SSHPort = true, "/tmp/c.log", "restricted", 2222 },
+			Disk{Format: "raw", ESP: true},
+			[]string{`<loader readonly="yes" type="pflash">`, `<nvram template="`, `>` + filepath.Join(dir, "run", "vars.fd") + `</nvram>`,
+				`<driver name="qemu" type="raw">`, `<source file="` + img + `">`, `<source path="/tmp/c.log">`,
+				`<arg value="user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22">`},
+			[]string{"overlay.qcow2", "backingStore", "console.sock"}},
+		{"no network", func(o *Options) { o.Network = "none" }, Disk{Format: "raw"}, nil, []string{"commandline", "netdev"}},
+		{"a hypervisor", func(o *Options) { o.Accel = "kvm" }, Disk{Format: "raw"}, []string{`<domain type="kvm"`, `<cpu mode="host-passthrough"`}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			if tc.change != nil {
+				tc.change(&o)
+			}
+			run := filepath.Join(dir, "run")
+			os.RemoveAll(run)
+			os.Mkdir(run, 0o755)
+			d, err := domain(o, tc.disk, run)
+			if err != nil {
+				if strings.Contains(err.Error(), "no UEFI firmware") {
+					t.Fatalf("%v (scripts/install-deps.sh installs it)", err)
+				}
+				t.Fatal(err)
+			}
+			x, err := d.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			x = regexp.MustCompile(`>\s+<`).ReplaceAllString(x, "><")
+			for _, w := range tc.want {
+				if !strings.Contains(x, w) {
+					t.Errorf("the domain lacks %s:\n%s", w, x)
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(x, w) {
+					t.Errorf("the domain has %s:\n%s", w, x)
+				}
+			}
+			// The overlay is a qcow2 on the image, as QEMU's snapshot=on is.
+			if !o.Persist {
+				out, err := exec.Command("qemu-img", "info", "--output=json", filepath.Join(run, "overlay.qcow2")).Output()
+				if err != nil || !strings.Contains(string(out), `"backing-filename": "`+img+`"`) {
+					t.Errorf("the overlay: %v\n%s", err, out)
 				}
 			}
 		})

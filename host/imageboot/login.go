@@ -50,11 +50,7 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 			return 0, err
 		}
 	}
-	binary, args, _, err := Command(o, d)
-	if err != nil {
-		return 0, err
-	}
-	proc, err := qemu.StartArgs(binary, args)
+	proc, err := start(o, d, tmp)
 	if err != nil {
 		return 0, err
 	}
@@ -94,14 +90,45 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 	case <-proc.Done():
 	case <-ctx.Done():
 	case <-time.After(2 * time.Minute):
-		proc.Stop(10 * time.Second)
+		proc.Kill()
 	}
 	return status, nil
 }
 
+// vm is a booted image: QEMU as dibvm's child, or a libvirt domain.
+type vm interface {
+	Done() <-chan struct{}
+	ExitError() error
+	// Kill stops the VM and waits for it to be gone. QEMU is asked to
+	// quit first, so that it flushes its disks.
+	Kill()
+}
+
+// qemuVM is QEMU as dibvm's child.
+type qemuVM struct{ *qemu.Process }
+
+func (p qemuVM) Kill() { p.Stop(10 * time.Second) }
+
+// start boots o.Image, which is d, its console in the file o.Console,
+// with whatever it needs kept in tmp.
+func start(o Options, d Disk, tmp string) (vm, error) {
+	if o.Libvirt != nil {
+		return startDomain(o, d, tmp)
+	}
+	binary, args, _, err := Command(o, d)
+	if err != nil {
+		return nil, err
+	}
+	p, err := qemu.StartArgs(binary, args)
+	if err != nil {
+		return nil, err
+	}
+	return qemuVM{p}, nil
+}
+
 // waitForLogin tries to log in until it works, QEMU ends, or wait has
 // passed.
-func waitForLogin(ctx context.Context, ssh string, sshArgs []string, proc *qemu.Process, wait time.Duration, console string) error {
+func waitForLogin(ctx context.Context, ssh string, sshArgs []string, proc vm, wait time.Duration, console string) error {
 	deadline := time.Now().Add(wait)
 	var last []byte
 	for {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,8 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"github.com/dibvm/dibvm/host/qemu"
 )
 
 // Conn is a connection to a libvirt daemon's QEMU driver.
@@ -308,4 +311,41 @@ func (c *Conn) DomainTypes(arch string) ([]string, error) {
 		}
 	}
 	return types, nil
+}
+
+// Accelerators are those to try, in order, for a choice of auto, kvm,
+// hvf or tcg: what the daemon's capabilities offer for goarch guests,
+// not what this host has, for the daemon may be elsewhere.
+func (c *Conn) Accelerators(choice, arch string) ([]string, error) {
+	if err := qemu.CheckAccelName(choice); err != nil {
+		return nil, err
+	}
+	types, err := c.DomainTypes(Arch(arch))
+	if err != nil {
+		return nil, err
+	}
+	want := []string{choice}
+	if choice == "" || choice == "auto" {
+		want = []string{"kvm", "hvf", "tcg"}
+	}
+	var accels []string
+	for _, a := range want {
+		if slices.Contains(types, DomainType(a)) {
+			accels = append(accels, a)
+		}
+	}
+	if len(accels) == 0 {
+		if len(types) == 0 {
+			return nil, fmt.Errorf("%s runs no %s guests: install its QEMU emulator there (%s)", c.URI, Arch(arch), qemu.InstallHint(arch))
+		}
+		offered := make([]string, len(types))
+		for i, t := range types {
+			if t == "qemu" {
+				t = "tcg"
+			}
+			offered[i] = t
+		}
+		return nil, fmt.Errorf("--accel %s: %s runs %s guests with %s only: use --accel auto", choice, c.URI, Arch(arch), strings.Join(offered, " or "))
+	}
+	return accels, nil
 }

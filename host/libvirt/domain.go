@@ -49,9 +49,7 @@ func DomainType(accel string) string {
 	return accel
 }
 
-// Start starts cfg's VM as a transient domain that libvirt destroys when
-// this connection closes, however dibvm ends (VIR_DOMAIN_START_AUTODESTROY):
-// it is never defined, so nothing of it outlives the build. The serial
+// Start starts cfg's VM as a transient domain (see Create). The serial
 // console, the agent's socket and the disks are cfg's files; cfg's QMP
 // socket and network are not used (libvirt owns the monitor: see
 // Monitor; the guest has no network interface). For a remote daemon it
@@ -68,13 +66,28 @@ func (c *Conn) Start(cfg *qemu.Config) (*Domain, error) {
 		c.mu.Unlock()
 		cfg = rcfg
 	}
-	d, err := DomainXML(cfg, name)
+	d, err := domain(cfg, name)
 	if err != nil {
 		return nil, err
 	}
-	dom, err := c.l.DomainCreateXML(d, golibvirt.DomainStartAutodestroy)
+	return c.Create(d, "the helper VM")
+}
+
+// Create starts d as a transient domain that libvirt destroys when this
+// connection closes, however dibvm ends (VIR_DOMAIN_START_AUTODESTROY):
+// it is never defined, so nothing of it outlives dibvm. A d without a
+// name gets NamePrefix and a random suffix. what names the VM in errors.
+func (c *Conn) Create(d *libvirtxml.Domain, what string) (*Domain, error) {
+	if d.Name == "" {
+		d.Name = NamePrefix + randomSuffix()
+	}
+	x, err := d.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("%s: start the helper VM's domain: %w", c.URI, err)
+		return nil, err
+	}
+	dom, err := c.l.DomainCreateXML(x, golibvirt.DomainStartAutodestroy)
+	if err != nil {
+		return nil, fmt.Errorf("%s: start %s's domain: %w", c.URI, what, err)
 	}
 	vm := &Domain{Name: dom.Name, c: c, dom: dom, done: make(chan struct{})}
 	c.mu.Lock()
@@ -92,6 +105,14 @@ func randomSuffix() string {
 
 // DomainXML is the domain for cfg, named name.
 func DomainXML(cfg *qemu.Config, name string) (string, error) {
+	d, err := domain(cfg, name)
+	if err != nil {
+		return "", err
+	}
+	return d.Marshal()
+}
+
+func domain(cfg *qemu.Config, name string) (*libvirtxml.Domain, error) {
 	arch := Arch(cfg.Arch)
 	d := &libvirtxml.Domain{
 		Type:   DomainType(cfg.Accel),
@@ -102,7 +123,7 @@ func DomainXML(cfg *qemu.Config, name string) (string, error) {
 			Type:   &libvirtxml.DomainOSType{Type: "hvm", Arch: arch, Machine: qemu.Machine(cfg.Arch)},
 			Kernel: cfg.Kernel, Initrd: cfg.Initrd, Cmdline: cfg.Cmdline,
 		},
-		CPU:        domainCPU(cfg),
+		CPU:        CPU(qemu.CPU(cfg.Arch, cfg.Accel, cfg.CPUModel)),
 		OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy",
 		Devices: &libvirtxml.DomainDeviceList{
 			Emulator: cfg.Binary,
@@ -150,16 +171,15 @@ func DomainXML(cfg *qemu.Config, name string) (string, error) {
 		}
 		d.Devices.Disks = append(d.Devices.Disks, disk)
 	}
-	return d.Marshal()
+	return d, nil
 }
 
 // DeviceAlias is the alias, and QEMU device id, of the disk with QEMU
 // drive id (qemu.DriveID): libvirt keeps aliases that start with ua-.
 func DeviceAlias(driveID string) string { return "ua-" + driveID }
 
-// domainCPU is the guest CPU qemu.CPU chooses, as libvirt writes it.
-func domainCPU(cfg *qemu.Config) *libvirtxml.DomainCPU {
-	spec := qemu.CPU(cfg.Arch, cfg.Accel, cfg.CPUModel)
+// CPU is a guest CPU as qemu.CPU chooses it, as libvirt writes it.
+func CPU(spec string) *libvirtxml.DomainCPU {
 	model, opts, _ := strings.Cut(spec, ",")
 	switch model {
 	case "host":

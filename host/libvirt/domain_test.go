@@ -77,7 +77,7 @@ func TestDomainCPU(t *testing.T) {
 		{"arm64", "tcg", "auto", "maximum", ""},
 		{"amd64", "tcg", "Skylake-Client", "custom", "Skylake-Client"},
 	} {
-		cpu := domainCPU(&qemu.Config{Arch: c.arch, Accel: c.accel, CPUModel: c.model})
+		cpu := CPU(qemu.CPU(c.arch, c.accel, c.model))
 		name := ""
 		if cpu.Model != nil {
 			name = cpu.Model.Value

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/qemu"
@@ -109,40 +107,8 @@ func (qemuBackend) close()               {}
 // daemon runs the guest.
 type libvirtBackend struct{ c *libvirt.Conn }
 
-// accelerators are what the daemon's capabilities offer for the
-// architecture, not what this host has: the daemon may be elsewhere.
 func (b *libvirtBackend) accelerators(choice, arch string) ([]string, error) {
-	if err := qemu.CheckAccelName(choice); err != nil {
-		return nil, err
-	}
-	types, err := b.c.DomainTypes(libvirt.Arch(arch))
-	if err != nil {
-		return nil, err
-	}
-	want := []string{choice}
-	if choice == "" || choice == "auto" {
-		want = []string{"kvm", "hvf", "tcg"}
-	}
-	var accels []string
-	for _, a := range want {
-		if slices.Contains(types, libvirt.DomainType(a)) {
-			accels = append(accels, a)
-		}
-	}
-	if len(accels) == 0 {
-		if len(types) == 0 {
-			return nil, fmt.Errorf("%s runs no %s guests: install its QEMU emulator there (%s)", b.c.URI, libvirt.Arch(arch), qemu.InstallHint(arch))
-		}
-		offered := make([]string, len(types))
-		for i, t := range types {
-			if t == "qemu" {
-				t = "tcg"
-			}
-			offered[i] = t
-		}
-		return nil, fmt.Errorf("--accel %s: %s runs %s guests with %s only: use --accel auto", choice, b.c.URI, libvirt.Arch(arch), strings.Join(offered, " or "))
-	}
-	return accels, nil
+	return b.c.Accelerators(choice, arch)
 }
 
 func (b *libvirtBackend) start(cfg *qemu.Config) (vm, error) { return b.c.Start(cfg) }

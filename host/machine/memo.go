@@ -79,3 +79,14 @@ func Accelerator(request, goarch, memoPath string, notices io.Writer) (string, e
 	}
 	return skipRemembered(memoPath, binary, accels, notices)[0], nil
 }
+
+// FirstAccelerator is the best of accels (as libvirt offers them) that
+// has not failed to start the helper on this host before: for a daemon
+// on this host, whose QEMU is this host's.
+func FirstAccelerator(accels []string, goarch, memoPath string, notices io.Writer) string {
+	binary, err := qemu.FindBinary(goarch)
+	if err != nil {
+		return accels[0]
+	}
+	return skipRemembered(memoPath, binary, accels, notices)[0]
+}
