@@ -27,6 +27,7 @@ type libvirtUser struct {
 	uid, gid int
 	bin      string // dibvm, where the user can run it
 	tmp      string // a directory of the user's own
+	uri      string // of the daemon virsh asks: the user's default
 }
 
 func newLibvirtUser(t *testing.T) *libvirtUser {
@@ -55,7 +56,10 @@ func testUser(t *testing.T, name string) *libvirtUser {
 
 func testUserOf(t *testing.T, u *user.User) *libvirtUser {
 	t.Helper()
-	lu := &libvirtUser{u: u}
+	lu := &libvirtUser{u: u, uri: "qemu:///session"}
+	if u.Uid == "0" {
+		lu.uri = "qemu:///system"
+	}
 	lu.uid, _ = strconv.Atoi(u.Uid)
 	lu.gid, _ = strconv.Atoi(u.Gid)
 	var err error
@@ -73,18 +77,19 @@ func testUserOf(t *testing.T, u *user.User) *libvirtUser {
 // when the test ends.
 func (lu *libvirtUser) startSession(t *testing.T) {
 	t.Helper()
-	daemon, err := exec.LookPath("libvirtd")
-	if err != nil {
-		if daemon, err = exec.LookPath("/usr/sbin/libvirtd"); err != nil {
-			t.Fatal("the libvirt tests need libvirtd and its QEMU driver (scripts/install-deps.sh installs them)")
-		}
-	}
+	daemon := libvirtd(t)
 	// One daemon per user: stop one left running by someone else, so
 	// that this one owns the socket.
 	exec.Command("pkill", "-u", lu.u.Uid, "-x", "libvirtd").Run()
 	sock := filepath.Join(lu.u.HomeDir, ".cache", "libvirt", "libvirt-sock")
 	os.Remove(sock)
-	d := lu.command(daemon, "--timeout", "600")
+	startDaemon(t, lu.command(daemon, "--timeout", "600"), sock)
+}
+
+// startDaemon starts a libvirt daemon, waits for its socket and stops it
+// when the test ends.
+func startDaemon(t *testing.T, d *exec.Cmd, sock string) {
+	t.Helper()
 	var log bytes.Buffer
 	d.Stdout, d.Stderr = &log, &log
 	if err := d.Start(); err != nil {
@@ -113,6 +118,17 @@ func (lu *libvirtUser) startSession(t *testing.T) {
 			t.Fatalf("libvirtd made no socket at %s in 30s:\n%s", sock, log.String())
 		}
 	}
+}
+
+func libvirtd(t *testing.T) string {
+	t.Helper()
+	daemon, err := exec.LookPath("libvirtd")
+	if err != nil {
+		if daemon, err = exec.LookPath("/usr/sbin/libvirtd"); err != nil {
+			t.Fatal("the libvirt tests need libvirtd and its QEMU driver (scripts/install-deps.sh installs them)")
+		}
+	}
+	return daemon
 }
 
 // command runs name as the user, in its home, with an environment of its
@@ -159,7 +175,7 @@ func (lu *libvirtUser) dibvm(t *testing.T, env []string, limit time.Duration, ar
 // virsh runs virsh as the user on its session daemon.
 func (lu *libvirtUser) virsh(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := lu.command("virsh", append([]string{"-c", "qemu:///session"}, args...)...)
+	cmd := lu.command("virsh", append([]string{"-c", lu.uri}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("virsh %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -542,7 +558,7 @@ func sshdFor(t *testing.T, client, remote *libvirtUser) (string, []string) {
 
 // virshMay runs virsh as the user and ignores its failure.
 func (lu *libvirtUser) virshMay(args ...string) {
-	lu.command("virsh", append([]string{"-c", "qemu:///session"}, args...)...).Run()
+	lu.command("virsh", append([]string{"-c", lu.uri}, args...)...).Run()
 }
 
 // A user without a session daemon, or with a URI dibvm cannot use, is
@@ -560,7 +576,7 @@ func TestLibvirtRefusesBadInput(t *testing.T) {
 	}{
 		{[]string{"--connect", "qemu:///session"}, "qemu:///session: no libvirt session daemon is running for you"},
 		{[]string{"--connect", "qemu:///session?socket=" + filepath.Join(home, "gone.sock")}, "the libvirt daemon is not running"},
-		{[]string{"--connect", "qemu:///system"}, "qemu:///system: the system daemon runs QEMU as another user"},
+		{[]string{"--connect", "qemu+ssh://builder@127.0.0.1:9/system"}, "dibvm builds on a remote host's session daemon"},
 		{[]string{"--connect", "xen:///system"}, "--connect xen:///system: dibvm runs the helper VM on libvirt's QEMU driver"},
 		{[]string{"--connect", "qemu:///embed?root=/x"}, "give qemu:///session"},
 		{[]string{"--connect", "qemu+tcp://127.0.0.1/session"}, "dibvm reaches a remote daemon over SSH only"},
@@ -578,5 +594,69 @@ func TestLibvirtRefusesBadInput(t *testing.T) {
 	r := dibvm(t, env, time.Minute, "run", "--backend", "xen", "--", "true")
 	if r.code != 2 || !strings.Contains(r.stderr, `--backend "xen"`) {
 		t.Errorf("--backend xen: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// As root, dibvm's default daemon is the host's system daemon, whose QEMU
+// runs as its own user (libvirt-qemu) unless told otherwise: the domain's
+// static DAC label runs it as dibvm's user, root here, so that it reads
+// root's cache and run directory. The domain still goes with dibvm. An
+// ordinary user the daemon does not let in is told what to do.
+func TestLibvirtSystemDaemon(t *testing.T) {
+	needVM(t)
+	if os.Geteuid() != 0 {
+		t.Skip("starts the host's system libvirt daemon, which takes root")
+	}
+	const sock = "/run/libvirt/libvirt-sock"
+	ours := false
+	if exec.Command("virsh", "-c", "qemu:///system", "version").Run() != nil {
+		// Debian's libvirt-daemon-system makes the daemon's QEMU user;
+		// it also brings systemd and a NAT network, which a test host
+		// does without, so the test makes the user itself.
+		if _, err := user.Lookup("libvirt-qemu"); err != nil {
+			if out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/var/lib/libvirt", "--shell", "/usr/sbin/nologin", "libvirt-qemu").CombinedOutput(); err != nil {
+				t.Fatalf("useradd libvirt-qemu: %v: %s", err, out)
+			}
+		}
+		// The system daemon hands QEMU's output to virtlogd, which
+		// systemd would start on demand.
+		os.Remove("/run/libvirt/virtlogd-sock")
+		startDaemon(t, exec.Command(filepath.Join(filepath.Dir(libvirtd(t)), "virtlogd"), "--timeout", "600"), "/run/libvirt/virtlogd-sock")
+		os.Remove(sock)
+		startDaemon(t, exec.Command(libvirtd(t), "--timeout", "600"), sock)
+		ours = true
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := testUserOf(t, me)
+	if fi, err := os.Stat(me.HomeDir); err != nil || fi.Mode().Perm()&0o001 != 0 {
+		t.Fatalf("%s: %v, mode %v: the test needs a home that libvirt-qemu cannot enter, as root's is", me.HomeDir, err, fi.Mode())
+	}
+	cmd, dom := root.startLong(t)
+	x := root.virsh(t, "dumpxml", dom)
+	if !strings.Contains(x, "<seclabel type='static' model='dac' relabel='no'>") || !strings.Contains(x, "<label>+0:+0</label>") {
+		t.Errorf("the domain has no static DAC label for root:\n%s", x)
+	}
+	out, err := exec.Command("ps", "-o", "user=", "-C", "qemu-system-x86_64").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "root" {
+		t.Errorf("QEMU's user: %q, %v; want root", out, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	for deadline := time.Now().Add(30 * time.Second); len(root.domains(t)) > 0; time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a SIGKILLed dibvm left %v on the system daemon", root.domains(t))
+		}
+	}
+	if ours {
+		// The daemon asks polkit, which does not answer here: as where
+		// the host lets in only some.
+		lu := testUser(t, "dibvmtest")
+		r := lu.dibvm(t, nil, time.Minute, "run", "--backend", "libvirt", "--connect", "qemu:///system", "--", "true")
+		if r.code == 0 || !strings.Contains(r.stderr, "qemu:///system: the host's libvirt daemon at "+sock+" did not let you in") {
+			t.Errorf("dibvmtest on the system daemon: exit %d\n%s", r.code, r.stderr)
+		}
 	}
 }

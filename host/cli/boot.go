@@ -38,9 +38,9 @@ the VM, Ctrl-a c is QEMU's monitor. With -- COMMAND, dibvm logs in over
 SSH with the host's OpenSSH client (--ssh-user, -i), runs COMMAND, powers
 the VM off and exits with COMMAND's status: a smoke test for CI.
 
-With --backend libvirt the VM is a transient domain of your libvirt
-session daemon (virsh list shows it while it runs), gone when dibvm
-exits; Ctrl-] leaves its console and stops it.`,
+With --backend libvirt the VM is a transient domain of a libvirt daemon
+on this host (virsh list shows it while it runs), gone when dibvm exits;
+Ctrl-] leaves its console and stops it.`,
 		Example: `  dibvm boot out/image.qcow2
   dibvm boot --ssh 2222 out/image.qcow2          # then: ssh -p 2222 devuser@127.0.0.1
   dibvm boot -i ~/.ssh/id_ed25519 out/image.qcow2 -- systemctl is-system-running --wait`,
@@ -157,7 +157,7 @@ exits; Ctrl-] leaves its console and stops it.`,
 	f.StringVarP(&identity, "identity", "i", "", "private key -- COMMAND logs in with (default: ssh's own choice, its agent and config)")
 	f.DurationVar(&wait, "boot-timeout", 10*time.Minute, "how long -- COMMAND waits for the first SSH login")
 	f.StringVar(&backend, "backend", envOr("DIBVM_BACKEND", machine.BackendQEMU), "what runs the VM: qemu (dibvm starts QEMU itself) or libvirt (a transient domain of the libvirt daemon at --connect) (env DIBVM_BACKEND)")
-	f.StringVar(&connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session, your own daemon on this host (the default) (env DIBVM_LIBVIRT_URI)")
+	f.StringVar(&connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session (your own daemon, the default) or qemu:///system (the host's, root's default) (env DIBVM_LIBVIRT_URI)")
 	return cmd
 }
 

@@ -20,7 +20,7 @@ var flagValues = map[string][]string{
 	"progress": {"auto", "plain", "json"},
 	"firmware": {"auto", "bios", "uefi"},
 	"backend":  {"qemu", "libvirt"},
-	"connect":  {"qemu:///session"},
+	"connect":  {"qemu:///session", "qemu:///system"},
 }
 
 // completeFlags registers the completion of every flag of flagValues,

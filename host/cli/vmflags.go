@@ -42,7 +42,7 @@ type vmFlags struct {
 
 func (f *vmFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.backend, "backend", envOr("DIBVM_BACKEND", machine.BackendQEMU), "what runs the helper VM: qemu (dibvm starts QEMU itself) or libvirt (a transient domain of the libvirt daemon at --connect) (env DIBVM_BACKEND)")
-	fs.StringVar(&f.connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session (your own daemon, the default) or qemu+ssh://[USER@]HOST[:PORT]/session (that user's on another host) (env DIBVM_LIBVIRT_URI)")
+	fs.StringVar(&f.connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session (your own daemon, the default), qemu:///system (the host's, root's default) or qemu+ssh://[USER@]HOST[:PORT]/session (that user's on another host) (env DIBVM_LIBVIRT_URI)")
 	fs.StringVar(&f.accel, "accel", envOr("DIBVM_ACCEL", "auto"), "accelerator: auto, kvm, hvf or tcg (env DIBVM_ACCEL)")
 	fs.IntVar(&f.memory, "memory", 2048, "helper VM memory in MiB")
 	fs.IntVar(&f.cpus, "cpus", min(runtime.NumCPU(), 4), "helper VM CPUs")

@@ -169,16 +169,7 @@ func TestCommand(t *testing.T) {
 			if uefi != tc.uefi {
 				t.Errorf("uefi %v, want %v", uefi, tc.uefi)
 			}
-			for _, w := range tc.want {
-				if !strings.Contains(line, w) {
-					t.Errorf("the command line lacks %q:\n%s", w, line)
-				}
-			}
-			for _, w := range tc.wantNot {
-				if strings.Contains(line, w) {
-					t.Errorf("the command line has %q:\n%s", w, line)
-				}
-			}
+			checkHas(t, "the command line", line, tc.want, tc.wantNot)
 		})
 	}
 }
@@ -238,16 +229,7 @@ func TestDomain(t *testing.T) {
 				t.Fatal(err)
 			}
 			x = regexp.MustCompile(`>\s+<`).ReplaceAllString(x, "><")
-			for _, w := range tc.want {
-				if !strings.Contains(x, w) {
-					t.Errorf("the domain lacks %s:\n%s", w, x)
-				}
-			}
-			for _, w := range tc.wantNot {
-				if strings.Contains(x, w) {
-					t.Errorf("the domain has %s:\n%s", w, x)
-				}
-			}
+			checkHas(t, "the domain", x, tc.want, tc.wantNot)
 			// The overlay is a qcow2 on the image, as QEMU's snapshot=on is.
 			if !o.Persist {
 				out, err := exec.Command("qemu-img", "info", "--output=json", filepath.Join(run, "overlay.qcow2")).Output()
@@ -256,5 +238,20 @@ func TestDomain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkHas says which of want text lacks and which of wantNot it has.
+func checkHas(t *testing.T, what, text string, want, wantNot []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s lacks %s:\n%s", what, w, text)
+		}
+	}
+	for _, w := range wantNot {
+		if strings.Contains(text, w) {
+			t.Errorf("%s has %s:\n%s", what, w, text)
+		}
 	}
 }

@@ -36,15 +36,18 @@ type Conn struct {
 	l       *golibvirt.Libvirt
 	// ssh carries the connection to a remote daemon (qemu+ssh://).
 	ssh *ssh.Client
+	// system is the host's system daemon, which runs QEMU as its own
+	// user unless a domain says otherwise (see Create).
+	system bool
 
 	mu      sync.Mutex
 	stages  []*stage
 	domains map[string]*Domain // started on this connection, by name
 }
 
-// DefaultURI is the connection a user gets without --connect: the
-// per-user session daemon, or for root the system one (which Connect
-// refuses for now, saying why).
+// DefaultURI is the connection a user gets without --connect, as
+// libvirt's own client picks it: the per-user session daemon, or for
+// root the system one.
 func DefaultURI() string {
 	if os.Getuid() == 0 {
 		return "qemu:///system"
@@ -77,16 +80,13 @@ func parseURI(uri string) (*url.URL, error) {
 	default:
 		return nil, fmt.Errorf("--connect %s: dibvm runs the helper VM on libvirt's QEMU driver: give qemu:///session or qemu:///system", uri)
 	}
-	switch u.Path {
-	case "/session":
-	case "/system":
-		// The system daemon runs QEMU as its own user (libvirt-qemu),
-		// which cannot read the appliance in the user's cache or write
-		// the run directory; that needs the uploads into a storage pool
-		// that a remote daemon needs too.
-		return nil, fmt.Errorf("%s: the system daemon runs QEMU as another user, which cannot reach dibvm's files; dibvm drives a session daemon: run dibvm as an ordinary user with qemu:///session, or use --backend qemu", uri)
+	switch {
+	case u.Path == "/session":
+	case u.Path == "/system" && u.Scheme != "qemu+ssh":
+	case u.Path == "/system":
+		return nil, fmt.Errorf("--connect %s: dibvm builds on a remote host's session daemon (qemu+ssh://user@host/session), whose QEMU runs as that user and can use the pool's files", redact(u))
 	default:
-		return nil, fmt.Errorf("--connect %s: give qemu:///session (your own daemon)", uri)
+		return nil, fmt.Errorf("--connect %s: give qemu:///session (your own daemon) or qemu:///system (the host's)", uri)
 	}
 	return u, nil
 }
@@ -98,7 +98,7 @@ func Connect(uri string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{URI: redact(u), domains: map[string]*Domain{}}
+	c := &Conn{URI: redact(u), domains: map[string]*Domain{}, system: u.Path == "/system"}
 	if u.Scheme == "qemu+ssh" {
 		if c.ssh, err = dialSSH(u); err != nil {
 			return nil, err
@@ -233,12 +233,22 @@ type sshDialer struct {
 
 func (d sshDialer) Dial() (net.Conn, error) { return d.c.Dial("unix", d.sock) }
 
-// findSocket is the session daemon's unix socket for u: the one the URI
-// names (?socket=), else the modular QEMU daemon's, else the monolithic
+// findSocket is the daemon's unix socket for u: the one the URI names
+// (?socket=), else the modular QEMU daemon's, else the monolithic
 // daemon's, where libvirt's own client looks.
 func findSocket(u *url.URL) (string, error) {
 	if s := u.Query().Get("socket"); s != "" {
 		return s, nil
+	}
+	uri := u.Scheme + "://" + u.Path
+	if u.Path == "/system" {
+		socks := []string{"/run/libvirt/virtqemud-sock", "/run/libvirt/libvirt-sock"}
+		for _, p := range socks {
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+		}
+		return "", fmt.Errorf("%s: the host's libvirt daemon is not running (no %s): start it (`systemctl start libvirtd`, or virtqemud.socket), or use --connect qemu:///session", uri, strings.Join(socks, " or "))
 	}
 	home, _ := os.UserHomeDir()
 	var tried []string
@@ -248,7 +258,6 @@ func findSocket(u *url.URL) (string, error) {
 		}
 		tried = append(tried, p)
 	}
-	uri := u.Scheme + "://" + u.Path
 	return "", fmt.Errorf("%s: no libvirt session daemon is running for you (no %s): start one with `virtqemud --daemon` or `libvirtd --daemon` (or `systemctl --user start virtqemud.socket`), or use --backend qemu", uri, strings.Join(tried, " or "))
 }
 
@@ -276,6 +285,12 @@ func connectError(uri, sock string, err error) error {
 		return fmt.Errorf("%s: permission denied on %s: join the group that owns it (often libvirt: `usermod -aG libvirt $USER`, then log in again), or use --connect qemu:///session", uri, sock)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOENT):
 		return fmt.Errorf("%s: the libvirt daemon is not running (%s refuses connections): start it again, or use --backend qemu", uri, sock)
+	}
+	if strings.HasSuffix(uri, "/system") && os.Getuid() != 0 {
+		// Past the socket's permissions, the host's daemon asks polkit
+		// (or SASL), which let in root and whom the host's
+		// configuration names, often the libvirt group.
+		return fmt.Errorf("%s: the host's libvirt daemon at %s did not let you in (%v): join the group it lets in (often libvirt: `usermod -aG libvirt $USER`, then log in again), or use --connect qemu:///session", uri, sock, err)
 	}
 	return fmt.Errorf("%s: connect to libvirt at %s: %w", uri, sock, err)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +81,18 @@ func (c *Conn) Start(cfg *qemu.Config) (*Domain, error) {
 func (c *Conn) Create(d *libvirtxml.Domain, what string) (*Domain, error) {
 	if d.Name == "" {
 		d.Name = NamePrefix + randomSuffix()
+	}
+	if c.system {
+		// The system daemon's QEMU runs as its own user (libvirt-qemu,
+		// qemu), which cannot open the user's cache and run directory.
+		// A static DAC label runs this domain's QEMU as the user
+		// instead, as the session daemon and dibvm's own QEMU do, and
+		// leaves the files' owners alone. Only the daemon's other
+		// confinement (AppArmor, SELinux) still applies.
+		d.SecLabel = append(d.SecLabel, libvirtxml.DomainSecLabel{
+			Type: "static", Model: "dac", Relabel: "no",
+			Label: fmt.Sprintf("+%d:+%d", os.Getuid(), os.Getgid()),
+		})
 	}
 	x, err := d.Marshal()
 	if err != nil {

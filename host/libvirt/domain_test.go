@@ -92,7 +92,8 @@ func TestCheckURI(t *testing.T) {
 	for uri, want := range map[string]string{
 		"qemu:///session":                    "",
 		"qemu+unix:///session?socket=/x/s":   "",
-		"qemu:///system":                     "the system daemon runs QEMU as another user",
+		"qemu:///system":                     "",
+		"qemu+ssh://h/system":                "a remote host's session daemon",
 		"qemu:///embed?root=/x":              "give qemu:///session",
 		"xen:///system":                      "libvirt's QEMU driver",
 		"qemu+ssh://u@h/session":             "",

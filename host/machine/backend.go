@@ -79,7 +79,13 @@ func (qemuBackend) accelerators(choice, arch string) ([]string, error) {
 	return qemu.Accelerators(choice, arch)
 }
 
-func (qemuBackend) start(cfg *qemu.Config) (vm, error) { return qemu.Start(cfg) }
+func (qemuBackend) start(cfg *qemu.Config) (vm, error) {
+	p, err := qemu.Start(cfg)
+	if err != nil {
+		return nil, err // not a nil *qemu.Process in a vm
+	}
+	return p, nil
+}
 
 func (qemuBackend) monitor(ctx context.Context, _ vm, cfg *qemu.Config) (*qmp.Monitor, error) {
 	return qmp.Dial(ctx, cfg.QMPSocket)
@@ -111,7 +117,13 @@ func (b *libvirtBackend) accelerators(choice, arch string) ([]string, error) {
 	return b.c.Accelerators(choice, arch)
 }
 
-func (b *libvirtBackend) start(cfg *qemu.Config) (vm, error) { return b.c.Start(cfg) }
+func (b *libvirtBackend) start(cfg *qemu.Config) (vm, error) {
+	d, err := b.c.Start(cfg)
+	if err != nil {
+		return nil, err // not a nil *Domain in a vm
+	}
+	return d, nil
+}
 
 func (b *libvirtBackend) monitor(ctx context.Context, v vm, _ *qemu.Config) (*qmp.Monitor, error) {
 	return qmp.Attach(ctx, v.(*libvirt.Domain).Monitor())
