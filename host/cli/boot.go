@@ -30,8 +30,8 @@ func bootCommand() *cobra.Command {
 		Short: "Boot a built image under QEMU, its serial console on the terminal, or run a command in it over SSH",
 		Long: `Boot a disk image dibvm (or DIB) built, under QEMU: UEFI when it has an
 EFI system partition (firmware found on the host), else BIOS; the host's
-hypervisor when it works, else single-threaded TCG. Writes go to a
-throwaway overlay unless --persist.
+hypervisor when it works, else single-threaded TCG (multi-threaded
+through libvirt). Writes go to a throwaway overlay unless --persist.
 
 Without COMMAND, the serial console is on the terminal: Ctrl-a x stops
 the VM, Ctrl-a c is QEMU's monitor. With -- COMMAND, dibvm logs in over

@@ -194,7 +194,7 @@ func TestDomain(t *testing.T) {
 		{"bios, overlay, console socket", nil, Disk{Format: "raw"},
 			[]string{`<domain type="qemu"`, `<type arch="x86_64" machine="pc">hvm</type>`, `<cpu mode="maximum"`, `<acpi>`,
 				`<driver name="qemu" type="qcow2">`, `<source file="` + filepath.Join(dir, "run", "overlay.qcow2") + `">`,
-				`<backingStore type="file"><format type="raw"></format><source file="` + img + `">`,
+				`<backingStore type="file"><format type="raw"></format><source file="` + img + `"></source><backingStore></backingStore></backingStore>`,
 				`<source mode="bind" path="` + filepath.Join(dir, "run", "console.sock") + `">`,
 				`<arg value="-netdev"></arg><arg value="user,id=n0"></arg><arg value="-device"></arg><arg value="virtio-net-pci,netdev=n0,romfile=,addr=0x1e"></arg>`,
 				`<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot>`},

@@ -79,6 +79,9 @@ func domain(o Options, d Disk, tmp string) (*libvirtxml.Domain, error) {
 		disk.BackingStore = &libvirtxml.DomainDiskBackingStore{
 			Format: &libvirtxml.DomainDiskFormat{Type: d.Format},
 			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: image}},
+			// The image has no backing file (Inspect refuses one):
+			// libvirt need not look.
+			BackingStore: &libvirtxml.DomainDiskBackingStore{},
 		}
 	}
 	serial := &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: o.Console}}
@@ -153,30 +156,52 @@ func Console(ctx context.Context, o Options, d Disk, in io.Reader, out io.Writer
 		return fmt.Errorf("%s: its console: %w", dom.Name, err)
 	}
 	defer c.Close()
-	go io.Copy(out, c)
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(out, c)
+		close(copied)
+	}()
+	// The reader is left in its Read when the console ends otherwise:
+	// dibvm exits then.
 	escaped := make(chan struct{})
 	go func() {
-		defer close(escaped)
 		b := make([]byte, 1024)
 		for {
 			n, err := in.Read(b)
 			head, _, found := bytes.Cut(b[:n], []byte{Escape})
-			if _, werr := c.Write(head); werr != nil || found || err != nil {
+			if _, werr := c.Write(head); werr != nil {
+				return
+			}
+			if found {
+				close(escaped)
+				return
+			}
+			if err != nil {
+				// No more input (dibvm run from a script, its stdin
+				// closed): the guest runs on, as under QEMU.
 				return
 			}
 		}
 	}()
+	var result error
 	select {
 	case <-dom.Done():
-		// What the guest wrote last is out before dibvm says more.
-		time.Sleep(100 * time.Millisecond)
 		if err := dom.ExitError(); err != nil {
-			return fmt.Errorf("%s: %w", dom.Name, err)
+			result = fmt.Errorf("%s: %w", dom.Name, err)
 		}
 	case <-escaped:
 	case <-ctx.Done():
+		result = ctx.Err()
 	}
-	return nil
+	// What the guest wrote last is out before the terminal is the
+	// user's again.
+	dom.Kill()
+	c.Close()
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+	}
+	return result
 }
 
 // CheckURI says why the libvirt daemon at uri cannot boot an image.

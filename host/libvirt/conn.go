@@ -83,6 +83,12 @@ func parseURI(uri string) (*url.URL, error) {
 	switch {
 	case u.Path == "/session":
 	case u.Path == "/system" && u.Scheme != "qemu+ssh":
+		if os.Getuid() != 0 {
+			// The daemon makes a domain's sockets and firmware variables
+			// as root or as its own user; a domain labelled with the
+			// user's ids (see Create) could not reach them.
+			return nil, fmt.Errorf("--connect %s: dibvm uses the host's libvirt daemon only when run as root: use qemu:///session, your own daemon", uri)
+		}
 	case u.Path == "/system":
 		return nil, fmt.Errorf("--connect %s: dibvm builds on a remote host's session daemon (qemu+ssh://user@host/session), whose QEMU runs as that user and can use the pool's files", redact(u))
 	default:
@@ -285,12 +291,6 @@ func connectError(uri, sock string, err error) error {
 		return fmt.Errorf("%s: permission denied on %s: join the group that owns it (often libvirt: `usermod -aG libvirt $USER`, then log in again), or use --connect qemu:///session", uri, sock)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOENT):
 		return fmt.Errorf("%s: the libvirt daemon is not running (%s refuses connections): start it again, or use --backend qemu", uri, sock)
-	}
-	if strings.HasSuffix(uri, "/system") && os.Getuid() != 0 {
-		// Past the socket's permissions, the host's daemon asks polkit
-		// (or SASL), which let in root and whom the host's
-		// configuration names, often the libvirt group.
-		return fmt.Errorf("%s: the host's libvirt daemon at %s did not let you in (%v): join the group it lets in (often libvirt: `usermod -aG libvirt $USER`, then log in again), or use --connect qemu:///session", uri, sock, err)
 	}
 	return fmt.Errorf("%s: connect to libvirt at %s: %w", uri, sock, err)
 }
