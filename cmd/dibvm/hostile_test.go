@@ -10,12 +10,15 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -324,25 +327,59 @@ func TestHostileElementForgesControl(t *testing.T) {
 	h.nothingLeft(t)
 }
 
-// A hook may forge a request to keep the tree after an earlier hook of
-// its phase, whose key would not cover what it did; the host heard it
-// start, refuses, keeps nothing there and stops the build.
+// A hook may tell the host, in dib-build's name, that an earlier hook
+// of its phase started and ended and that the build stopped there to be
+// kept: a checkpoint whose key would not cover what the hook did. The
+// host, which heard the forging hook start, refuses, stops the build and
+// keeps nothing from then on; what it kept before, at points it saw
+// reached in order, stays. A second build whose later hook is harmless
+// resumes only from those, and ships its own hooks' work and nothing
+// the forging hook did.
 func TestHostileElementForgesCheckpoint(t *testing.T) {
 	needVM(t)
 	h := newHostileRun(t)
 	store := filepath.Join(h.root, "checkpoints")
-	r := h.create(t, []string{"DIBVM_CHECKPOINTS_DIR=" + store}, 10*time.Minute, nil, "hostile-forge-checkpoint")
-	failed(t, r, `the build was stopped: the helper VM asked to keep the tree after hook "40-quick" of install.d, which is not the hook it last started there`)
+	env := []string{"DIBVM_CHECKPOINTS_DIR=" + store}
+	r := h.create(t, env, 10*time.Minute, nil, "hostile-forge-checkpoint")
+	failed(t, r, `the build was stopped: the helper VM said it starts install.d/40-quick while 60-forge still runs`)
 	if !strings.Contains(r.stdout, "forged into pipe:") {
 		t.Errorf("the hook found no control stream to forge into:\n%s", tail(r.stdout, 20))
 	}
+	if !regexp.MustCompile(`dibvm: kept the tree after .*install\.d/30-slow \(`).MatchString(r.stdout) {
+		t.Errorf("the build did not keep the tree after its slow hook, before the forgery:\n%s", checkpointLines(r.stdout))
+	}
 	metas, _ := filepath.Glob(filepath.Join(store, "*.json"))
 	for _, m := range metas {
-		if b, _ := os.ReadFile(m); strings.Contains(string(b), "40-quick") {
-			t.Errorf("a checkpoint after 40-quick was kept: %s", b)
+		b, _ := os.ReadFile(m)
+		var kept struct{ Phase string }
+		json.Unmarshal(b, &kept)
+		if !slices.Contains([]string{"root.d", "install.d/30-slow"}, kept.Phase) {
+			t.Errorf("a checkpoint after %s was kept", kept.Phase)
 		}
 	}
 	h.nothingLeft(t)
+
+	// The same elements, but for a harmless hook where the forging one was.
+	harmless := filepath.Join(h.elements, "hostile-forge-checkpoint", "install.d", "60-forge")
+	if err := os.WriteFile(harmless, []byte("#!/bin/bash\necho harmless > /harmless\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = h.create(t, env, 10*time.Minute, nil, "hostile-forge-checkpoint")
+	if r.code != 0 {
+		t.Fatalf("the second build failed: exit %d\n%s", r.code, tail(r.stderr, 20))
+	}
+	if !strings.Contains(r.stdout, "dibvm: resuming after install.d/30-slow") {
+		t.Errorf("the second build did not resume after the slow hook:\n%s", checkpointLines(r.stdout))
+	}
+	files := readTar(t, filepath.Join(h.out, "img.tar"))
+	for _, f := range []string{"slow", "quick", "harmless", "last"} {
+		if _, ok := files[f]; !ok {
+			t.Errorf("the image lacks /%s, which its own hooks write", f)
+		}
+	}
+	if _, ok := files["forged"]; ok {
+		t.Error("the image holds /forged, which only the forging hook of another build wrote")
+	}
 }
 
 // A hook that fills the scratch disk ends the build with an error that

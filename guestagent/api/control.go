@@ -35,14 +35,20 @@ type Message struct {
 	Failure *Failure `json:"failure,omitempty"`
 	// Error: the build failed outside any hook. It is the last message.
 	Error string `json:"error,omitempty"`
-	// Checkpoint: the build finished a phase of Spec.Checkpoints, froze
-	// the scratch disk's filesystem and waits, on its stdin, for the
-	// host's go-ahead once it has switched the disk to a new layer.
+	// Point: the build reached a point where its tree may be kept (the
+	// end of a phase of Spec.Checkpoints, or a hook of one with more to
+	// come) and waits, on its stdin, for the host's word: ReplyKeep or
+	// ReplyGo. The host alone decides, by the hooks it saw start and end
+	// and by its own clock.
+	Point *Point `json:"point,omitempty"`
+	// Checkpoint: the host said ReplyKeep at the point the build is at;
+	// the build froze the scratch disk's filesystem and waits, on its
+	// stdin, for ReplyGo once the host has switched the disk to a new
+	// layer.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	// Hook: the build is about to start a hook, or one has just
 	// succeeded (Done). The host shows the build's progress by them, and
-	// allows a checkpoint after a hook only while no later one of its
-	// phase has started.
+	// holds the build to the hooks it merged, in their order, each once.
 	Hook *Hook `json:"hook,omitempty"`
 	// Step: the build starts one of its steps, or has finished it (Done):
 	// a phase (elements.Phases) or a step of its own (Steps).
@@ -70,12 +76,30 @@ const (
 	StepOutputs = "outputs"
 )
 
-// Checkpoint is what the build says when its tree can be kept.
+// Point is a place in the build where its tree may be kept: the end of
+// Phase, or after its hook Hook, the phase's later hooks still to run.
+type Point struct {
+	Phase string `json:"phase"`
+	Hook  string `json:"hook,omitempty"`
+}
+
+// The host's words on the build's stdin, one a line: at a Point, keep
+// the tree there or go on; after a Checkpoint or a Break, go on.
+const (
+	ReplyKeep = "keep"
+	ReplyGo   = "go"
+)
+
+// Checkpoint is what the build says when it has brought its tree to rest
+// at the point where the host said ReplyKeep.
 type Checkpoint struct {
 	Phase string `json:"phase"`
 	// Hook, when set, is the hook of Phase after which the tree is
 	// kept, the phase's later hooks still to run.
 	Hook string `json:"hook,omitempty"`
+	// Unfrozen, when set, says why the build could not bring the tree to
+	// rest: the host keeps nothing there.
+	Unfrozen string `json:"unfrozen,omitempty"`
 	// Suites are the APT suites of the tree's package lists and the
 	// Date of each one's Release file, for the host to record.
 	Suites []Suite `json:"suites,omitempty"`
@@ -112,6 +136,9 @@ func (m Message) kinds() []string {
 	}
 	if m.Error != "" {
 		k = append(k, "error")
+	}
+	if m.Point != nil {
+		k = append(k, "point")
 	}
 	if m.Checkpoint != nil {
 		k = append(k, "checkpoint")
@@ -216,7 +243,7 @@ func ReadMessage(r io.Reader) (Message, error) {
 		return Message{}, &ProtocolError{"a frame holds more than one JSON value"}
 	}
 	if k := m.kinds(); len(k) != 1 {
-		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds %d kinds of message %v; want exactly one of break, checkpoint, hook, result, failure, error", len(k), k)}
+		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds %d kinds of message %v; want exactly one of break, point, checkpoint, hook, step, result, failure, error", len(k), k)}
 	}
 	return m, nil
 }

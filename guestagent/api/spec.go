@@ -55,16 +55,10 @@ type Spec struct {
 	MkfsOptions     string `json:"mkfs_options,omitempty"`
 	MaxOnlineResize int64  `json:"max_online_resize,omitempty"`
 
-	// Checkpoints are the phases (of CheckpointPhases) after which the
-	// build stops for the host to keep the scratch disk as a checkpoint
-	// (see Checkpoint).
+	// Checkpoints are the phases (of CheckpointPhases) where the build
+	// stops at each Point, after each hook but the last and at the end,
+	// for the host to say whether it keeps the scratch disk there.
 	Checkpoints []string `json:"checkpoints,omitempty"`
-	// SlowHookSeconds, when not 0, has the build stop for a checkpoint
-	// inside a phase of Checkpoints too: after each of its hooks that ran
-	// this long or longer, unless it was the phase's last. In those
-	// phases the build tells the host of each hook before it starts (see
-	// Hook).
-	SlowHookSeconds int `json:"slow_hook_seconds,omitempty"`
 	// Resume is where the scratch disk, as the host attached it, was
 	// kept: after a phase, or after one of its hooks ("install.d/10-x",
 	// see CheckpointName). The build skips everything up to there and

@@ -23,17 +23,28 @@ const (
 	fiThaw   = 0xc0045878
 )
 
-// checkpoint, after a phase the host asked to keep, or after a slow hook
-// of it, brings the scratch disk to rest and hands it over: everything
-// written is flushed and the filesystem frozen, so that the disk holds a
-// clean filesystem that a later build can mount; the host switches the
-// disk to a new layer and says go on; the filesystem thaws.
-func (b *build) checkpoint(phase, hook string) error {
+// point stops the build where its tree may be kept: at the end of a
+// phase the host asked to keep, or after a hook of one with more to
+// come. The host, which heard every hook start and end, says whether it
+// keeps the tree here; no code the build ran decides that. To be kept,
+// the scratch disk is brought to rest: everything written is flushed
+// and the filesystem frozen, so that the disk holds a clean filesystem
+// that a later build can mount; the host switches the disk to a new
+// layer and says go on; the filesystem thaws.
+func (b *build) point(phase, hook string) error {
 	if !slices.Contains(b.spec.Checkpoints, phase) {
 		return nil
 	}
 	name := api.CheckpointName(phase, hook)
-	suites := aptSuites(b.built)
+	b.tell(api.Message{Point: &api.Point{Phase: phase, Hook: hook}})
+	word, err := b.word(name)
+	if err != nil || word == api.ReplyGo {
+		return err
+	}
+	if word != api.ReplyKeep {
+		return fmt.Errorf("at %s the host said %q", name, word)
+	}
+	cp := &api.Checkpoint{Phase: phase, Hook: hook, Suites: aptSuites(b.built)}
 	dir, err := os.Open(root)
 	if err != nil {
 		return err
@@ -41,33 +52,42 @@ func (b *build) checkpoint(phase, hook string) error {
 	defer dir.Close()
 	unix.Sync()
 	if err := unix.IoctlSetInt(int(dir.Fd()), fiFreeze, 0); err != nil {
-		// No checkpoint, then: the host keeps only what it is told of.
-		fmt.Fprintf(b.out, "dib-build: no checkpoint after %s: freeze %s: %v\n", name, root, err)
-		return nil
+		// The host keeps nothing here, then.
+		cp.Unfrozen = fmt.Sprintf("freeze %s: %v", root, err)
+		b.tell(api.Message{Checkpoint: cp})
+		_, err := b.word(name)
+		return err
 	}
-	b.tell(api.Message{Checkpoint: &api.Checkpoint{Phase: phase, Hook: hook, Suites: suites}})
-	_, waitErr := b.stdin.ReadString('\n')
+	b.tell(api.Message{Checkpoint: cp})
+	_, waitErr := b.word(name)
 	if err := unix.IoctlSetInt(int(dir.Fd()), fiThaw, 0); err != nil {
 		return fmt.Errorf("thaw %s after the checkpoint: %w", root, err)
 	}
-	if waitErr != nil {
-		return fmt.Errorf("waiting for the checkpoint after %s: the host went away: %w", name, waitErr)
+	return waitErr
+}
+
+// word reads the host's next word on the build's stdin.
+func (b *build) word(at string) (string, error) {
+	line, err := b.stdin.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("waiting for the host's word at %s: the host went away: %w", at, err)
 	}
-	return nil
+	return strings.TrimSuffix(line, "\n"), nil
 }
 
 // watcher hears of the hooks of phase: it tells the host of each, and
-// keeps the tree after each slow one where the host asked for
-// checkpoints inside the phase.
+// stops after each but the last of a phase with checkpoints for the
+// host's word (see point).
 func (b *build) watcher(phase string) hookrunner.Watcher {
 	return &hookWatch{b: b, phase: phase}
 }
 
 // hookWatch tells the host of each hook before it starts and once it has
-// succeeded: the host shows the build's progress by them, and refuses a
-// checkpoint said to be after a hook when a later one has run (a hook is
-// root here, and could forge one). It keeps the tree after each slow
-// hook of a phase with checkpoints.
+// succeeded. The host holds the build to the hooks it merged, in order,
+// each once, and keeps a tree only at a point it saw reached in order: a
+// hook is root here, and may write to the control stream itself, but it
+// runs only after the host heard it start, and from then on nothing can
+// take the build back to a point before it.
 type hookWatch struct {
 	b     *build
 	phase string
@@ -82,11 +102,10 @@ func (w *hookWatch) Finished(script string, took time.Duration, more bool) error
 	if err := api.WriteMessage(w.b.ctl, api.Message{Hook: &api.Hook{Phase: w.phase, Script: script, Done: true}}); err != nil {
 		return err
 	}
-	slow := w.b.spec.SlowHookSeconds
-	if slow <= 0 || !more || took < time.Duration(slow)*time.Second || !slices.Contains(w.b.spec.Checkpoints, w.phase) {
-		return nil
+	if !more {
+		return nil // the end of the phase is a point of its own
 	}
-	return w.b.checkpoint(w.phase, script)
+	return w.b.point(w.phase, script)
 }
 
 // Bounds on what a checkpoint reports of the tree's APT suites.

@@ -165,7 +165,7 @@ func (b *build) run() error {
 			return err
 		}
 		if ran {
-			if err := b.checkpoint(st.phase, ""); err != nil {
+			if err := b.point(st.phase, ""); err != nil {
 				return err
 			}
 		}

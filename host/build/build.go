@@ -99,6 +99,8 @@ type Plan struct {
 	disks  []machine.Disk // the host's files lent read-only
 	clouds *cloudImages
 	steps  []*step // what shapes each checkpoint; nil without checkpoints
+	// merged are the hooks of each phase, in the order they run.
+	merged map[string][]hookFiles
 }
 
 // Prepare checks everything that can be checked without a VM, so that bad
@@ -190,6 +192,9 @@ func Prepare(o Options) (*Plan, error) {
 	}
 	inputs = append(inputs, carried...)
 	p := &Plan{o: o, out: out, hooks: hooks, spec: spec, inputs: inputs, disks: lent, clouds: clouds}
+	if p.merged, err = mergedHooks(p.elementsTar()); err != nil {
+		return nil, err
+	}
 	if o.Checkpoints != nil {
 		if spec.Break != "" {
 			fmt.Fprintln(o.Stdout, "dibvm: break= is set: this build neither resumes from checkpoints nor keeps any, since a shell may change the tree")
@@ -204,11 +209,7 @@ func Prepare(o Options) (*Plan, error) {
 // files that reach the guest among it.
 func (p *Plan) stepInputs() ([]*step, error) {
 	var host []hostInput
-	var tarball []byte
 	for _, f := range p.inputs {
-		if f.Name == api.ElementsTar {
-			tarball = f.Data
-		}
 		for k, name := range p.spec.HostFiles {
 			if name == f.Name {
 				sum := sha256.Sum256(f.Data)
@@ -227,7 +228,17 @@ func (p *Plan) stepInputs() ([]*step, error) {
 			}
 		}
 	}
-	return stepInputs(p.spec, host, tarball)
+	return stepInputs(p.spec, host, p.elementsTar())
+}
+
+// elementsTar is the tar of the hooks and elements the guest gets.
+func (p *Plan) elementsTar() []byte {
+	for _, f := range p.inputs {
+		if f.Name == api.ElementsTar {
+			return f.Data
+		}
+	}
+	return nil
 }
 
 // hasESP says whether the layout has an EFI system partition.
@@ -288,26 +299,27 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	defer context.AfterFunc(ctx, func() { m.Close() })()
 
 	fmt.Fprintf(o.Stdout, "Building elements: %s\n", strings.Join(spec.Elements, " "))
-	// The build's stdin only carries the go-ahead after a breakpoint.
-	goAhead, resume := io.Pipe()
-	defer resume.Close()
+	// The build's stdin carries only the host's word: keep the tree at a
+	// point or go on, after a point, a checkpoint or a breakpoint.
+	words, reply := io.Pipe()
+	defer reply.Close()
 	breaks, _ := breakpoint.Parse(spec.Break) // checked in Prepare
 	ctl := &control{
 		breaks: breaks, types: o.Types, diskSize: o.ScratchSize,
-		checkpoints: keep.names(),
+		seq:   newSequence(p.merged, spec.Resume),
+		wants: keep.wants,
+		reply: func(word string) { io.WriteString(reply, word+"\n") },
 		onBreak: func(b api.Break) {
 			if o.Progress != nil {
 				o.Progress.Pause()
 				defer o.Progress.Resume()
 			}
 			p.breakShell(m, b)
-			io.WriteString(resume, "\n")
 		},
 		onCheckpoint: func(cp *api.Checkpoint) {
 			if keep != nil && keep.keep(m, cp) {
 				p.event(progress.Event{Kind: progress.Kept, Step: cp.Phase, Hook: cp.Hook})
 			}
-			io.WriteString(resume, "\n")
 		},
 		onHook: func(h *api.Hook) {
 			e := progress.Event{Kind: progress.HookStart, Step: h.Phase, Hook: h.Script, Element: elementOf(hooks, h.Phase, h.Script)}
@@ -332,7 +344,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	// carries only control messages.
 	err = m.Client.Run(agentclient.Command{
 		Line:  api.BuildLine,
-		Stdin: goAhead, Stdout: ctlW, Stderr: o.Stdout,
+		Stdin: words, Stdout: ctlW, Stderr: o.Stdout,
 	})
 	p.out.Flush()
 	ctlW.Close()

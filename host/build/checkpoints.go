@@ -24,6 +24,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // Checkpoints say where and how long a build keeps its trees.
@@ -123,10 +124,8 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 		s.inputs.AddString(extraPackagesInput, strings.Join(spec.Packages, ","))
 		s.run = true
 	}
-	// The hooks of each step's own phase that dib-run-parts may run (an
-	// executable file in hooks/<phase>, or a symlink there, which may
-	// run: false), and the names of each one's files, by phase and hook.
-	runs := map[string]map[string]bool{}
+	// The names of the files of each hook of each step's own phase, by
+	// phase and hook.
 	files := map[string]map[string][]string{}
 	tr := tar.NewReader(bytes.NewReader(tarball))
 	for {
@@ -158,19 +157,18 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 			continue
 		}
 		if files[phase] == nil {
-			files[phase], runs[phase] = map[string][]string{}, map[string]bool{}
+			files[phase] = map[string][]string{}
 		}
 		files[phase][below] = append(files[phase][below], name)
-		if strings.HasPrefix(name, "hooks/") && (hdr.Typeflag == tar.TypeSymlink || hdr.Typeflag == tar.TypeReg && hdr.Mode&0o111 != 0) {
-			runs[phase][below] = hdr.Typeflag == tar.TypeReg
-		}
+	}
+	merged, err := mergedHooks(tarball)
+	if err != nil {
+		return nil, err
 	}
 	for _, s := range steps {
-		// In the order dib-run-parts runs them, which the guest shares.
-		names := slices.Collect(maps.Keys(runs[s.phase]))
-		runparts.SortNumeric(names)
-		for _, n := range names {
-			s.hooks = append(s.hooks, hookFiles{name: n, files: files[s.phase][n], regular: runs[s.phase][n]})
+		for _, h := range merged[s.phase] {
+			h.files = files[s.phase][h.name]
+			s.hooks = append(s.hooks, h)
 		}
 	}
 	steps[0].run = true // root.d must make the tree
@@ -286,8 +284,8 @@ const SlowHook = 10 * time.Second
 // startKeeper opens the store and finds the furthest step kept by an
 // earlier build with the same inputs: the last phase kept, or inside the
 // next one, after the last hook kept, each layer under it verified by
-// its digest. It sets the spec's Resume, Checkpoints and SlowHookSeconds
-// and returns the scratch disk's layer.
+// its digest. It sets the spec's Resume and Checkpoints and returns the
+// scratch disk's layer.
 func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.Spec, steps []*step, size int64, mo machine.Options) (*keeper, error) {
 	self, err := selfDigest()
 	if err != nil {
@@ -348,7 +346,6 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 			spec.Checkpoints = append(spec.Checkpoints, s.phase)
 		}
 	}
-	spec.SlowHookSeconds = int(SlowHook / time.Second)
 	var below *checkpoint.Meta
 	if n := len(k.chain); n > 0 {
 		below = k.chain[n-1]
@@ -371,6 +368,21 @@ func (k *keeper) names() []string {
 		out = append(out, s.name())
 	}
 	return out
+}
+
+// wants says whether to keep the tree at the point the build reached,
+// in order as the host saw it (see sequence): at the end of a phase
+// still to keep, or after a hook of one that ran for SlowHook or longer
+// by the host's clock.
+func (k *keeper) wants(point string, took time.Duration) bool {
+	if k == nil || k.stopped {
+		return false
+	}
+	i := slices.IndexFunc(k.order[k.next:], func(s *step) bool { return s.name() == point })
+	if i < 0 {
+		return false
+	}
+	return k.order[k.next+i].hook == "" || took >= SlowHook
 }
 
 // find looks up the checkpoint of step s, and the layers it sits on down
@@ -463,6 +475,10 @@ func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) bool {
 		return false
 	}
 	name := api.CheckpointName(cp.Phase, cp.Hook)
+	if cp.Unfrozen != "" {
+		fmt.Fprintf(k.out, "dibvm: no checkpoint after %s: the helper VM could not bring the tree to rest: %s\n", name, termsafe.String(cp.Unfrozen))
+		return false
+	}
 	i := slices.IndexFunc(k.order[k.next:], func(s *step) bool { return s.name() == name })
 	if i < 0 {
 		k.stop("the helper VM asked to keep the tree after " + name + ", which is no step still to keep")

@@ -6,10 +6,12 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // control reads the build's control messages (see api.Message) and
@@ -21,25 +23,33 @@ type control struct {
 	types    []string
 	diskSize int64 // the output disk's size
 
-	// checkpoints are the steps the build may keep the tree at, in
-	// order: phases, and hooks inside them (see api.CheckpointName).
-	checkpoints []string
-	// onBreak opens the shell of an allowed breakpoint and returns when
-	// the user leaves it; onCheckpoint keeps the tree after a phase of
-	// checkpoints. Both then give the build the go-ahead.
-	onBreak      func(api.Break)
+	// seq is the host's account of the hooks the build runs: it holds
+	// the build to the hooks the host merged, in order, each once.
+	seq *sequence
+	// wants says whether the host keeps the tree at a point the build
+	// reached in order, the hook before it having run for took by the
+	// host's clock; nil keeps none. onCheckpoint keeps the tree once the
+	// build has brought it to rest there.
+	wants        func(point string, took time.Duration) bool
 	onCheckpoint func(*api.Checkpoint)
+	// onBreak opens the shell of an allowed breakpoint and returns when
+	// the user leaves it.
+	onBreak func(api.Break)
+	// reply gives the build the host's word (api.ReplyKeep, ReplyGo) on
+	// its stdin.
+	reply func(word string)
 	// onHook and onStep hear of each hook and step as it starts and
 	// ends, once checked; either may be nil.
 	onHook func(*api.Hook)
 	onStep func(*api.Step)
 	// stop stops the VM after a violation, so that the build ends.
 	stop func()
+	// now is the host's clock.
+	now func() time.Time
 
-	taken   map[string]bool   // breakpoints already given
-	nextCP  int               // index in checkpoints of the next one allowed
-	started map[string]string // the last hook started in each phase
-	steps   int               // step and hook messages so far
+	taken    map[string]bool // breakpoints already given
+	awaiting string          // the point the host said keep at, until the build is at rest there
+	steps    int             // step and hook messages so far
 
 	// What the build said at its end; at most one is set.
 	result   *api.Result
@@ -77,12 +87,16 @@ func (c *control) handle(m api.Message) error {
 	if c.result != nil || c.failure != nil || c.buildErr != "" {
 		return violation("a %s message came after the build's final message", m.Kind())
 	}
+	if c.awaiting != "" && m.Checkpoint == nil {
+		return violation("a %s message came while the host waited for the tree to come to rest at %q", m.Kind(), c.awaiting)
+	}
 	switch {
 	case m.Break != nil:
 		if err := c.checkBreak(*m.Break); err != nil {
 			return err
 		}
 		c.onBreak(*m.Break)
+		c.answer(api.ReplyGo)
 	case m.Hook != nil:
 		if err := c.checkHook(m.Hook); err != nil {
 			return err
@@ -97,11 +111,25 @@ func (c *control) handle(m api.Message) error {
 		if c.onStep != nil {
 			c.onStep(m.Step)
 		}
+	case m.Point != nil:
+		took, err := c.sequence().reach(*m.Point)
+		if err != nil {
+			return err
+		}
+		name := api.CheckpointName(m.Point.Phase, m.Point.Hook)
+		if c.wants != nil && c.wants(name, took) {
+			c.awaiting = name
+			c.answer(api.ReplyKeep)
+		} else {
+			c.answer(api.ReplyGo)
+		}
 	case m.Checkpoint != nil:
 		if err := c.checkCheckpoint(m.Checkpoint); err != nil {
 			return err
 		}
+		c.awaiting = ""
 		c.onCheckpoint(m.Checkpoint)
+		c.answer(api.ReplyGo)
 	case m.Result != nil:
 		if err := checkResult(*m.Result, c.types, c.diskSize); err != nil {
 			return err
@@ -119,6 +147,26 @@ func (c *control) handle(m api.Message) error {
 		c.buildErr = m.Error
 	}
 	return nil
+}
+
+func (c *control) answer(word string) {
+	if c.reply != nil {
+		c.reply(word)
+	}
+}
+
+func (c *control) sequence() *sequence {
+	if c.seq == nil {
+		c.seq = newSequence(nil, "")
+	}
+	return c.seq
+}
+
+func (c *control) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
 }
 
 // checkBreak allows a shell only where break= asked for one, and once.
@@ -149,7 +197,7 @@ const (
 // an event the host shows and records.
 const maxSteps = 20000
 
-// checkHook records the hook a phase starts.
+// checkHook holds the build to the hooks the host merged (see sequence).
 func (c *control) checkHook(h *api.Hook) error {
 	if err := c.count(); err != nil {
 		return err
@@ -161,13 +209,9 @@ func (c *control) checkHook(h *api.Hook) error {
 		return violation("the helper VM said it runs %q, which is not a hook's name", h.Script)
 	}
 	if h.Done {
-		return nil
+		return c.sequence().finish(h.Phase, h.Script, c.clock())
 	}
-	if c.started == nil {
-		c.started = map[string]string{}
-	}
-	c.started[h.Phase] = h.Script
-	return nil
+	return c.sequence().start(h.Phase, h.Script, c.clock())
 }
 
 // checkStep allows the build's steps: its phases and its own.
@@ -188,20 +232,13 @@ func (c *control) count() error {
 	return nil
 }
 
-// checkCheckpoint allows a checkpoint only at a step the host asked to
-// keep, in order, each once; inside a phase, only after the last hook
-// the build said it started: once a later hook has started, the tree
-// holds what it did, which the key of the step before it does not cover.
+// checkCheckpoint allows a checkpoint only at the point where the host
+// said keep, with bounded and printable news of the tree's APT suites.
 func (c *control) checkCheckpoint(cp *api.Checkpoint) error {
 	name := api.CheckpointName(cp.Phase, cp.Hook)
-	if cp.Hook != "" && (!hookName.MatchString(cp.Hook) || c.started[cp.Phase] != cp.Hook) {
-		return violation("the helper VM asked to keep the tree after hook %q of %s, which is not the hook it last started there", cp.Hook, cp.Phase)
+	if c.awaiting == "" || name != c.awaiting {
+		return violation("the helper VM said the tree is at rest at %q, where the host did not ask to keep it", termsafe.String(name))
 	}
-	i := slices.Index(c.checkpoints[c.nextCP:], name)
-	if i < 0 {
-		return violation("the helper VM asked to keep the tree after %q, which is not a step still to keep", name)
-	}
-	c.nextCP += i + 1
 	if len(cp.Suites) > maxSuites {
 		return violation("a checkpoint names %d APT suites, more than %d", len(cp.Suites), maxSuites)
 	}
@@ -209,8 +246,25 @@ func (c *control) checkCheckpoint(cp *api.Checkpoint) error {
 		if len(s.Name) > maxSuiteText || len(s.Date) > maxSuiteText {
 			return violation("a checkpoint names an APT suite of more than %d bytes", maxSuiteText)
 		}
+		if !printable(s.Name) || !printable(s.Date) {
+			return violation("a checkpoint names an APT suite %q with characters that are not printable", termsafe.String(s.Name+" "+s.Date))
+		}
+	}
+	if len(cp.Unfrozen) > maxErrorText {
+		return violation("a checkpoint's reason is %d bytes, more than %d", len(cp.Unfrozen), maxErrorText)
 	}
 	return nil
+}
+
+// printable says whether s is printable ASCII, as APT suite names and
+// Release dates are.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // Bounds on a failure report: its tail is the failed hook's last lines.

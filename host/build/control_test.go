@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
@@ -113,63 +114,196 @@ func TestHookErrorNeutralisesOutput(t *testing.T) {
 	}
 }
 
-// A guest may ask to keep its tree only at the steps the host asked for,
-// in order, each once, and with bounded news of its APT suites; inside a
-// phase, only after the hook it last said it started.
+// The hooks of the build the checkpoint tests run: install.d's 40-link
+// is a symlink, which may not run.
+var testHooks = map[string][]hookFiles{
+	"root.d":         {{name: "10-root", regular: true}},
+	"install.d":      {{name: "10-a", regular: true}, {name: "20-b", regular: true}, {name: "30-c", regular: true}, {name: "40-link"}, {name: "50-d", regular: true}},
+	"post-install.d": {{name: "10-p", regular: true}},
+	"finalise.d":     {{name: "10-f", regular: true}, {name: "20-g", regular: true}},
+}
+
+// Control messages of the checkpoint tests.
+func start(point string) api.Message {
+	phase, hook, _ := strings.Cut(point, "/")
+	return api.Message{Hook: &api.Hook{Phase: phase, Script: hook}}
+}
+
+func done(point string) api.Message {
+	phase, hook, _ := strings.Cut(point, "/")
+	return api.Message{Hook: &api.Hook{Phase: phase, Script: hook, Done: true}}
+}
+
+func point(name string) api.Message {
+	phase, hook, _ := strings.Cut(name, "/")
+	return api.Message{Point: &api.Point{Phase: phase, Hook: hook}}
+}
+
+func frozen(name string, suites ...api.Suite) api.Message {
+	phase, hook, _ := strings.Cut(name, "/")
+	return api.Message{Checkpoint: &api.Checkpoint{Phase: phase, Hook: hook, Suites: suites}}
+}
+
+// ran is a hook that started and finished.
+func ran(names ...string) []api.Message {
+	var out []api.Message
+	for _, n := range names {
+		out = append(out, start(n), done(n))
+	}
+	return out
+}
+
+func seq(parts ...any) []api.Message {
+	var out []api.Message
+	for _, p := range parts {
+		switch p := p.(type) {
+		case api.Message:
+			out = append(out, p)
+		case []api.Message:
+			out = append(out, p...)
+		}
+	}
+	return out
+}
+
+// checkpointRun is what a control made of the checkpoint tests' messages.
+type checkpointRun struct {
+	c       *control
+	kept    []string // where the build was told to come to rest and did
+	words   []string // the host's replies
+	stopped bool
+}
+
+// runCheckpoints feeds msgs to a control of testHooks that keeps the
+// tree at each point of keepAt it reaches, resumed at resume.
+func runCheckpoints(t *testing.T, resume string, keepAt []string, msgs []api.Message) *checkpointRun {
+	t.Helper()
+	var buf bytes.Buffer
+	for _, m := range msgs {
+		if err := api.WriteMessage(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &checkpointRun{}
+	r.c = &control{diskSize: disk,
+		seq:          newSequence(testHooks, resume),
+		wants:        func(p string, _ time.Duration) bool { return slices.Contains(keepAt, p) },
+		onCheckpoint: func(cp *api.Checkpoint) { r.kept = append(r.kept, api.CheckpointName(cp.Phase, cp.Hook)) },
+		reply:        func(w string) { r.words = append(r.words, w) },
+		stop:         func() { r.stopped = true },
+	}
+	r.c.read(&buf)
+	return r
+}
+
+// A build whose hooks run as the host merged them keeps its tree where
+// the host says, and only there.
 func TestControlCheckpoints(t *testing.T) {
-	cp := func(phase string, suites ...api.Suite) api.Message {
-		phase, hook, _ := strings.Cut(phase, "/")
-		return api.Message{Checkpoint: &api.Checkpoint{Phase: phase, Hook: hook, Suites: suites}}
+	keepAt := []string{"root.d", "install.d/10-a", "install.d"}
+	r := runCheckpoints(t, "", keepAt, seq(
+		ran("root.d/10-root"), point("root.d"), frozen("root.d"),
+		ran("install.d/10-a"), point("install.d/10-a"), frozen("install.d/10-a"),
+		ran("install.d/20-b"), point("install.d/20-b"),
+		ran("install.d/30-c"), point("install.d/30-c"),
+		// 40-link, a symlink, did not run.
+		ran("install.d/50-d"), point("install.d"), frozen("install.d"),
+		ran("post-install.d/10-p"), point("post-install.d"),
+		ran("finalise.d/10-f", "finalise.d/20-g"),
+	))
+	if r.stopped || r.c.err != nil {
+		t.Fatalf("stopped: %v", r.c.err)
 	}
-	hook := func(phase, script string) api.Message {
-		return api.Message{Hook: &api.Hook{Phase: phase, Script: script}}
+	if !slices.Equal(r.kept, keepAt) {
+		t.Errorf("kept after %v, want %v", r.kept, keepAt)
 	}
+	want := []string{"keep", "go", "keep", "go", "go", "go", "keep", "go", "go"}
+	if !slices.Equal(r.words, want) {
+		t.Errorf("the host said %v, want %v", r.words, want)
+	}
+}
+
+// The host keeps a tree only at a point it saw the build reach in order,
+// and only where it said keep: whatever a hook writes to the control
+// stream, it cannot have the tree kept at a point before itself, and
+// once anything is out of order the build stops and keeps nothing more.
+func TestControlRefusesCheckpoints(t *testing.T) {
+	upTo10a := seq(ran("root.d/10-root"), point("root.d"), ran("install.d/10-a"))
 	many := make([]api.Suite, maxSuites+1)
 	for _, tc := range []struct {
-		name string
-		msgs []api.Message
-		kept []string
-		err  string // "" for a build that goes on
+		name   string
+		resume string
+		keepAt []string
+		msgs   []api.Message
+		kept   []string
+		err    string
 	}{
-		{"in order", []api.Message{cp("root.d"), cp("install.d"), cp("post-install.d")}, []string{"root.d", "install.d", "post-install.d"}, ""},
-		{"one left out", []api.Message{cp("root.d"), cp("post-install.d")}, []string{"root.d", "post-install.d"}, ""},
-		{"twice", []api.Message{cp("root.d"), cp("root.d")}, []string{"root.d"}, `after "root.d", which is not a step still to keep`},
-		{"backwards", []api.Message{cp("install.d"), cp("root.d")}, []string{"install.d"}, `after "root.d"`},
-		{"not asked for", []api.Message{cp("finalise.d")}, nil, `after "finalise.d"`},
-		{"too many suites", []api.Message{cp("root.d", many...)}, nil, "more than 32"},
-		{"a long suite", []api.Message{cp("root.d", api.Suite{Name: strings.Repeat("x", 300)})}, nil, "more than 256 bytes"},
-		{"inside a phase", []api.Message{cp("root.d"), hook("install.d", "10-a"), cp("install.d/10-a"), hook("install.d", "20-b"), hook("install.d", "30-c"), cp("install.d/30-c"), cp("install.d")},
-			[]string{"root.d", "install.d/10-a", "install.d/30-c", "install.d"}, ""},
-		{"after a later hook started", []api.Message{hook("install.d", "10-a"), hook("install.d", "20-b"), cp("install.d/10-a")}, nil, `hook "10-a" of install.d, which is not the hook it last started`},
-		{"after a hook never started", []api.Message{cp("install.d/10-a")}, nil, `hook "10-a"`},
-		{"hook of no phase", []api.Message{hook("../etc", "10-a")}, nil, `a hook of "../etc", which is not a phase`},
-		{"not a hook's name", []api.Message{hook("install.d", "../x")}, nil, `runs "../x"`},
-		{"a step not the build's", []api.Message{{Step: &api.Step{Name: "rm -rf"}}}, nil, `step "rm -rf"`},
-		{"a flood of steps", slices.Repeat([]api.Message{{Step: &api.Step{Name: "install.d"}}}, maxSteps+1), nil, "more than 20000 step"},
-		{"a hook not asked for", []api.Message{hook("install.d", "20-b"), cp("install.d/20-b")}, nil, `after "install.d/20-b"`},
-		{"back inside a phase", []api.Message{hook("install.d", "30-c"), cp("install.d/30-c"), hook("install.d", "10-a"), cp("install.d/10-a")}, []string{"install.d/30-c"}, `after "install.d/10-a"`},
+		{"a later hook forges an earlier one's start", "", []string{"install.d/10-a"},
+			seq(upTo10a, point("install.d/10-a"), frozen("install.d/10-a"), start("install.d/20-b"), start("install.d/10-a"), point("install.d/10-a"), frozen("install.d/10-a")),
+			[]string{"install.d/10-a"}, "said it starts install.d/10-a while 20-b still runs"},
+		{"a later hook forges an earlier one's whole run", "", []string{"install.d/20-b"},
+			seq(upTo10a, point("install.d/10-a"), ran("install.d/20-b"), ran("install.d/10-a"), point("install.d/10-a"), frozen("install.d/10-a")),
+			nil, "starts install.d/10-a, which it had started already"},
+		{"a checkpoint nobody asked for", "", nil,
+			seq(upTo10a, frozen("install.d/10-a")), nil, `at rest at "install.d/10-a", where the host did not ask`},
+		{"a checkpoint where the host said go", "", nil,
+			seq(upTo10a, point("install.d/10-a"), frozen("install.d/10-a")), nil, "did not ask to keep"},
+		{"a checkpoint elsewhere than asked", "", []string{"install.d/10-a"},
+			seq(upTo10a, point("install.d/10-a"), frozen("root.d")), nil, `at rest at "root.d"`},
+		{"a hook while the tree comes to rest", "", []string{"install.d/10-a"},
+			seq(upTo10a, point("install.d/10-a"), start("install.d/20-b")), nil, `while the host waited for the tree to come to rest at "install.d/10-a"`},
+		{"a point while a hook runs", "", []string{"install.d/10-a"},
+			seq(ran("root.d/10-root"), start("install.d/10-a"), point("install.d/10-a")), nil, "while 10-a still runs"},
+		{"a point after an earlier hook", "", []string{"install.d/10-a"},
+			seq(upTo10a, ran("install.d/20-b"), point("install.d/10-a")), nil, "the hook it last finished is not that one"},
+		{"a point in a phase not run yet", "", []string{"post-install.d"},
+			seq(upTo10a, point("post-install.d")), nil, "never ran install.d/20-b"},
+		{"the end of a phase with hooks not run", "", []string{"install.d"},
+			seq(upTo10a, point("install.d")), nil, "never ran its hook 20-b"},
+		{"a point of no phase to keep", "", nil, seq(point("finalise.d")), nil, "no place to keep the tree"},
+		{"a hook passed over", "", nil, seq(upTo10a, start("install.d/30-c")), nil, "never ran 20-b"},
+		{"a hook of no element", "", nil, seq(upTo10a, start("install.d/25-new")), nil, "which is no hook of the build's"},
+		{"a phase whose hooks never ran", "", nil, seq(start("install.d/10-a")), nil, "never ran root.d/10-root"},
+		{"back to an earlier phase", "", nil, seq(upTo10a, start("root.d/10-root")), nil, "after it ran install.d"},
+		{"the end of a hook not running", "", nil, seq(upTo10a, done("install.d/10-a")), nil, "not the hook running"},
+		{"before a resumed build's point", "install.d/20-b", []string{"install.d/10-a"},
+			seq(start("install.d/10-a")), nil, "had started already"},
+		{"too many suites", "", []string{"root.d"},
+			seq(ran("root.d/10-root"), point("root.d"), frozen("root.d", many...)), nil, "more than 32"},
+		{"a long suite", "", []string{"root.d"},
+			seq(ran("root.d/10-root"), point("root.d"), frozen("root.d", api.Suite{Name: strings.Repeat("x", 300)})), nil, "more than 256 bytes"},
+		{"a suite that drives the terminal", "", []string{"root.d"},
+			seq(ran("root.d/10-root"), point("root.d"), frozen("root.d", api.Suite{Name: "bookworm", Date: "\x1b]0;pwned\x07"})), nil, "not printable"},
+		{"hook of no phase", "", nil, seq(api.Message{Hook: &api.Hook{Phase: "../etc", Script: "10-a"}}), nil, `a hook of "../etc", which is not a phase`},
+		{"not a hook's name", "", nil, seq(api.Message{Hook: &api.Hook{Phase: "install.d", Script: "../x"}}), nil, `runs "../x"`},
+		{"a step not the build's", "", nil, seq(api.Message{Step: &api.Step{Name: "rm -rf"}}), nil, `step "rm -rf"`},
+		{"a flood of steps", "", nil, slices.Repeat([]api.Message{{Step: &api.Step{Name: "install.d"}}}, maxSteps+1), nil, "more than 20000 step"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			for _, m := range tc.msgs {
-				api.WriteMessage(&buf, m)
+			r := runCheckpoints(t, tc.resume, tc.keepAt, tc.msgs)
+			if !slices.Equal(r.kept, tc.kept) {
+				t.Errorf("kept after %v, want %v", r.kept, tc.kept)
 			}
-			var kept []string
-			stopped := false
-			c := &control{checkpoints: []string{"root.d", "install.d/10-a", "install.d/30-c", "install.d", "post-install.d"}, diskSize: disk,
-				onCheckpoint: func(cp *api.Checkpoint) { kept = append(kept, api.CheckpointName(cp.Phase, cp.Hook)) },
-				stop:         func() { stopped = true },
-			}
-			c.read(&buf)
-			if strings.Join(kept, ",") != strings.Join(tc.kept, ",") {
-				t.Errorf("kept after %v, want %v", kept, tc.kept)
-			}
-			switch {
-			case tc.err == "" && (stopped || c.err != nil):
-				t.Errorf("stopped: %v", c.err)
-			case tc.err != "" && (!stopped || c.err == nil || !strings.Contains(c.err.Error(), tc.err)):
-				t.Errorf("stopped=%v err=%v, want %q", stopped, c.err, tc.err)
+			var ve *ViolationError
+			if !r.stopped || !errors.As(r.c.err, &ve) || !strings.Contains(r.c.err.Error(), tc.err) {
+				t.Errorf("stopped=%v err=%v, want a violation saying %q", r.stopped, r.c.err, tc.err)
 			}
 		})
+	}
+}
+
+// A build resumed inside a phase goes on after the hook it was kept at;
+// one that could not bring its tree to rest has nothing kept, and goes on.
+func TestControlResumesAndUnfrozen(t *testing.T) {
+	unfrozen := frozen("install.d/30-c")
+	unfrozen.Checkpoint.Unfrozen = "freeze /scratch: operation not supported"
+	r := runCheckpoints(t, "install.d/20-b", []string{"install.d/30-c", "install.d"}, seq(
+		ran("install.d/30-c"), point("install.d/30-c"), unfrozen,
+		ran("install.d/50-d"), point("install.d"), frozen("install.d"),
+	))
+	if r.stopped || r.c.err != nil {
+		t.Fatalf("stopped: %v", r.c.err)
+	}
+	if !slices.Equal(r.kept, []string{"install.d/30-c", "install.d"}) || !slices.Equal(r.words, []string{"keep", "go", "keep", "go"}) {
+		t.Errorf("kept %v, said %v", r.kept, r.words)
 	}
 }
