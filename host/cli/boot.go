@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -132,7 +134,9 @@ Ctrl-] leaves its console and stops it.`,
 				return err
 			}
 			if len(command) > 0 {
-				status, err := imageboot.RunCommand(ctx, o, disk, imageboot.Login{User: user, Identity: identity, Wait: wait}, command, os.Stdout, os.Stderr)
+				stdout, stderr, flush := commandOutputs(os.Stdout, os.Stderr, term.IsTerminal(int(os.Stdout.Fd())))
+				defer flush()
+				status, err := imageboot.RunCommand(ctx, o, disk, imageboot.Login{User: user, Identity: identity, Wait: wait}, command, stdout, stderr)
 				if err != nil {
 					return err
 				}
@@ -159,6 +163,22 @@ Ctrl-] leaves its console and stops it.`,
 	f.StringVar(&backend, "backend", envOr("DIBVM_BACKEND", machine.BackendQEMU), "what runs the VM: qemu (dibvm starts QEMU itself) or libvirt (a transient domain of the libvirt daemon at --connect) (env DIBVM_BACKEND)")
 	f.StringVar(&connect, "connect", envOr("DIBVM_LIBVIRT_URI", ""), "libvirt URI for --backend libvirt: qemu:///session (your own daemon, the default) or qemu:///system (the host's, root's default) (env DIBVM_LIBVIRT_URI)")
 	return cmd
+}
+
+// commandOutputs are where the output of -- COMMAND goes. It comes from
+// an image dibvm does not trust. Its stderr (with ssh's own complaints)
+// is text for people: it goes through termsafe. Its stdout is the
+// command's data, which a script may pipe on (an archive, a file of the
+// image): as ssh passes it, unchanged, unless it is going to the
+// terminal, where it goes through termsafe too. (The serial console
+// of an interactive boot is another matter: see bootHere.)
+func commandOutputs(stdout, stderr io.Writer, stdoutTerminal bool) (io.Writer, io.Writer, func()) {
+	errOut := termsafe.NewWriter(stderr)
+	if !stdoutTerminal {
+		return stdout, errOut, func() { errOut.Flush() }
+	}
+	out := termsafe.NewWriter(stdout)
+	return out, errOut, func() { out.Flush(); errOut.Flush() }
 }
 
 // bootHere turns dibvm into QEMU, its serial console on the terminal:

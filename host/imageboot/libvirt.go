@@ -137,6 +137,12 @@ func domain(o Options, d Disk, tmp string) (*libvirtxml.Domain, error) {
 // its serial console to in and out until the VM stops or in gives Escape;
 // then the domain goes. in should be a terminal in raw mode, so that
 // keys such as Ctrl-C reach the guest.
+//
+// The console passes raw, as a VM's console does under QEMU's own stdio
+// (see bootHere in host/cli): the user asked for the image's console, a
+// terminal session with the guest, which needs the terminal's sequences
+// (its login, an editor). Everything dibvm itself shows of the guest
+// (the console's end when no login comes) goes through termsafe.
 func Console(ctx context.Context, o Options, d Disk, in io.Reader, out io.Writer) error {
 	tmp, err := os.MkdirTemp("", "dibvm-boot-")
 	if err != nil {
