@@ -18,9 +18,10 @@ import (
 )
 
 // Through libvirt the image boots as a transient domain that goes when
-// dibvm's connection does, on the same machine, firmware, disk and
-// network as under dibvm's own QEMU. Two things libvirt has no words
-// for: QEMU's user network with restrict=on and a host forward (only
+// dibvm's connection does, on the same machine, firmware and disk as
+// under dibvm's own QEMU, and the same network but for NetworkProxy,
+// which libvirt cannot run (see ErrLibvirtProxy). Two things libvirt has
+// no words for: QEMU's user network with restrict=on and a host forward (only
 // passt's, not installed everywhere, forwards ports), so the NIC is
 // QEMU's own arguments passed through (virsh shows the domain tainted
 // by custom-argv); and single-threaded TCG, so a guest under TCG runs
@@ -54,6 +55,9 @@ func domain(o Options, d Disk, tmp string) (*libvirtxml.Domain, error) {
 	fw, err := firmware(o, d)
 	if err != nil {
 		return nil, err
+	}
+	if UsesProxy(o) {
+		return nil, ErrLibvirtProxy
 	}
 	net, err := network(o)
 	if err != nil {

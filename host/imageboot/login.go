@@ -33,7 +33,7 @@ type Login struct {
 // status. Nothing is left behind: the console file and the known hosts
 // of this boot go with it.
 func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []string, stdout, stderr io.Writer) (int, error) {
-	if o.Network == "none" {
+	if o.Network == NetworkNone {
 		return 0, errors.New("-- COMMAND logs in over SSH, which needs a network: leave out --network none (--network restricted lets in only SSH)")
 	}
 	ssh, err := exec.LookPath("ssh")
@@ -50,6 +50,13 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 		if o.SSHPort, err = freePort(); err != nil {
 			return 0, err
 		}
+	}
+	if UsesProxy(o) && o.Libvirt == nil {
+		proxy, err := StartProxy(&o, tmp)
+		if err != nil {
+			return 0, err
+		}
+		defer proxy.Close() // deferred before proc.Kill: runs once QEMU is gone
 	}
 	proc, err := start(o, d, tmp)
 	if err != nil {
