@@ -12,6 +12,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,7 +75,43 @@ func TestE2EBootableBIOS(t *testing.T) {
 	checkCloudImage(t, root, lists)
 	bootAndCheck(t, img, fileSize(t, root), nil, key)
 	checkBootCommand(t, img, key, "bios")
+	checkBootNetwork(t, img, key)
 	checkBootThroughLibvirt(t, img, key, "bios")
+}
+
+// checkBootNetwork boots img on the default network and tries, from the
+// image, two servers on the host's loopback: one --allow-net opens, one
+// it does not. Direct connections to the host (10.0.2.2) reach neither;
+// through the egress proxy at 10.0.2.100:3128 the opened one answers
+// and the other is refused, as in a build.
+func checkBootNetwork(t *testing.T, img string, key *sshKey) {
+	t.Helper()
+	var hitsRefused, hitsOpened atomic.Int32
+	refused := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hitsRefused.Add(1) }))
+	defer refused.Close()
+	opened := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hitsOpened.Add(1) }))
+	defer opened.Close()
+	port := func(s *httptest.Server) int { return s.Listener.Addr().(*net.TCPAddr).Port }
+	script := fmt.Sprintf(`direct() { if timeout 20 bash -c "exec 3<>/dev/tcp/10.0.2.2/$1" 2>/dev/null; then echo open; else echo closed; fi; }
+proxied() { timeout 60 bash -c 'exec 3<>/dev/tcp/10.0.2.100/3128 || exit 1; printf "GET http://127.0.0.1:%%s/ HTTP/1.0\r\nHost: 127.0.0.1:%%s\r\n\r\n" "$1" "$1" >&3; head -n 1 <&3 | tr -d "\r"' _ "$1"; }
+echo "direct-refused=$(direct %[1]d)"
+echo "direct-opened=$(direct %[2]d)"
+echo "proxy-refused=$(proxied %[1]d)"
+echo "proxy-opened=$(proxied %[2]d)"
+`, port(refused), port(opened))
+	r := dibvm(t, nil, 20*time.Minute, "boot", "--accel", "tcg", "--allow-net", fmt.Sprintf("127.0.0.1:%d", port(opened)),
+		"-i", key.priv, img, "--", "bash", "-c", script)
+	for _, want := range []string{"direct-refused=closed\n", "direct-opened=closed\n", `proxy-refused=HTTP/1\.[01] 403 `, `proxy-opened=HTTP/1\.[01] 200 `} {
+		if !regexp.MustCompile(want).MatchString(r.stdout) {
+			t.Errorf("dibvm boot on the default network: no %q\nexit %d\nstdout:\n%s\nstderr:\n%s", want, r.code, r.stdout, tail(r.stderr, 30))
+		}
+	}
+	if n := hitsRefused.Load(); n != 0 {
+		t.Errorf("the loopback server --allow-net did not open had %d requests from the image", n)
+	}
+	if n := hitsOpened.Load(); n != 1 {
+		t.Errorf("the loopback server --allow-net opened had %d requests from the image, want the proxy's one", n)
+	}
 }
 
 // checkBootCommand runs a command in img with dibvm boot, as a CI smoke

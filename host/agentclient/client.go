@@ -57,9 +57,12 @@ func Dial(ctx context.Context, path string, keys *Keys) (*Client, error) {
 type Command struct {
 	// Line is given to /bin/sh -c in the guest. Quote arguments with
 	// ShellQuote.
-	Line   string
-	Env    map[string]string
-	Stdin  io.Reader // nil for none
+	Line  string
+	Env   map[string]string
+	Stdin io.Reader // nil for none
+	// Stdout and Stderr get the command's output as the guest sends
+	// it: a caller that shows it to people passes writers of package
+	// termsafe, or says why it need not.
 	Stdout io.Writer
 	Stderr io.Writer
 	// Signals are forwarded to the command's process group.

@@ -18,6 +18,13 @@ import (
 // on dibvm's stdin and stdout, when they are not a terminal) and returns
 // when the user leaves it. The shell is the user's even when the build's
 // output goes only to a log file.
+//
+// The shell's output reaches the terminal raw, not through termsafe: it
+// is an interactive session the user asked for with break=, at a point
+// the host checked they named, and a shell on a pty needs the terminal's
+// sequences (an editor, a pager, the prompt), as ssh to a host one does
+// not own gives them. What dibvm prints around it (the point, the
+// shell's end) is the user's own text or goes through termsafe.
 func (p *Plan) breakShell(m *machine.Machine, b api.Break) {
 	where := "in the helper VM"
 	if b.Chroot {

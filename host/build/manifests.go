@@ -17,6 +17,10 @@ const maxManifests = 256 << 20
 // into dir. The guest is not trusted: only plain files and directories
 // with local names are taken, with ordinary modes, and no more than
 // maxManifests bytes.
+//
+// The names are the guest's. They are printed nowhere but in errors:
+// quoted with %q here, and wrapped in os errors that reach the user
+// through cli.Main, which shows every error through termsafe.
 func extractManifests(dir string, r io.Reader) error {
 	tr := tar.NewReader(r)
 	var total int64

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofrs/flock"
 
@@ -264,8 +266,13 @@ func CreateOverlay(path, backing string, size int64) error {
 // Publish makes layer, which the build will no longer write, the
 // checkpoint m describes (its Key, Parent, Phase, Backing and the rest;
 // Publish fills in the layer, its digest and size). It returns ErrTaken
-// when another build published the same key first.
+// when another build published the same key first, and refuses what the
+// guest reported for m that CheckSuites refuses, before it touches the
+// layer.
 func (ss *Session) Publish(layer *Layer, m *Meta) error {
+	if err := CheckSuites(m.Suites); err != nil {
+		return err
+	}
 	f, err := os.Open(layer.Path)
 	if err != nil {
 		return err
@@ -289,6 +296,50 @@ func (ss *Session) Publish(layer *Layer, m *Meta) error {
 		m.LastUsed = m.Made
 	}
 	return ss.s.writeMeta(m, true)
+}
+
+// Bounds on the APT suites a checkpoint records.
+const (
+	maxSuites    = 32
+	maxSuiteText = 256
+)
+
+// CheckSuites refuses APT suites that are not a few short lines of
+// printable text. They are the guest's word (any hook can write the
+// tree's var/lib/apt/lists/*Release files), kept in the store for as
+// long as the checkpoint and shown by dibvm cache ls: what the store
+// keeps must not be able to drive a terminal, whoever prints it later.
+// The error quotes what it refuses in Go's escaped form.
+func CheckSuites(ss []api.Suite) error {
+	if len(ss) > maxSuites {
+		return fmt.Errorf("the helper VM reported %d APT suites, more than %d", len(ss), maxSuites)
+	}
+	for _, s := range ss {
+		for _, text := range []string{s.Name, s.Date} {
+			if len(text) > maxSuiteText {
+				return fmt.Errorf("the helper VM reported an APT suite of more than %d bytes", maxSuiteText)
+			}
+			if !printable(text) {
+				return fmt.Errorf("the helper VM reported an APT suite that is not printable text: %q %q", s.Name, s.Date)
+			}
+		}
+	}
+	return nil
+}
+
+// printable reports text that is valid UTF-8 of graphic characters and
+// spaces only: no control characters (C0, DEL, C1) and no format
+// characters such as the bidirectional overrides.
+func printable(text string) bool {
+	if !utf8.ValidString(text) {
+		return false
+	}
+	for _, r := range text {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeMeta writes m through a temporary file: linked into place when it

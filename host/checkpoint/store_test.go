@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 // These tests make real qcow2 layers with qemu-img.
@@ -237,4 +239,75 @@ func keysOf(ms []*Meta) []string {
 func sorted(keys ...string) []string {
 	slices.Sort(keys)
 	return keys
+}
+
+// hostileText is what a hook can put in a Release file, or anywhere else
+// the host reads back: sequences that retitle the window, move the
+// cursor, start an 8-bit CSI, or reorder what a terminal shows.
+var hostileText = []string{
+	"\x1b]0;title\x07",
+	"\x1b[2J\x1b[H",
+	"\u009b31m",
+	"\x9b31m",
+	"abc\u202etxt.exe",
+	"a\x00b",
+	"line\rover",
+}
+
+func TestCheckSuites(t *testing.T) {
+	ok := [][]api.Suite{
+		nil,
+		{{Name: "deb.debian.org/debian/dists/bookworm", Date: "Sat, 10 Jun 2023 08:53:37 UTC"}},
+		{{Name: "mirror/ubuntu/dists/noble-updates", Date: "Thu, 25 Apr 2024 15:10:24 UTC"}, {Name: "höst/dists/x", Date: "1 Jan"}},
+	}
+	for _, ss := range ok {
+		if err := CheckSuites(ss); err != nil {
+			t.Errorf("CheckSuites(%q) = %v", ss, err)
+		}
+	}
+	var bad [][]api.Suite
+	for _, h := range hostileText {
+		bad = append(bad, []api.Suite{{Name: "bookworm" + h, Date: "Sat, 10 Jun 2023"}}, []api.Suite{{Name: "bookworm", Date: h}})
+	}
+	bad = append(bad, make([]api.Suite, maxSuites+1), []api.Suite{{Name: strings.Repeat("x", maxSuiteText+1)}})
+	for _, ss := range bad {
+		err := CheckSuites(ss)
+		if err == nil {
+			t.Errorf("CheckSuites(%q) accepted it", ss)
+			continue
+		}
+		for _, r := range err.Error() {
+			if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0x202e {
+				t.Errorf("CheckSuites(%q): its error carries %U raw: %q", ss, r, err)
+			}
+		}
+	}
+}
+
+// What the guest reported with a checkpoint is checked when it is
+// published: a checkpoint whose suites could drive a terminal is not
+// kept, and its layer is left for the build to remove.
+func TestPublishRefusesUnprintableSuites(t *testing.T) {
+	s, ss := newStore(t)
+	for i, h := range hostileText {
+		l, err := ss.NewLayer(nil, 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &Meta{Phase: "root.d", Made: time.Now(), Inputs: Inputs{"x": h},
+			Suites: []api.Suite{{Name: "bookworm", Date: "Sat, 10 Jun 2023 " + h}}}
+		m.Key = Key("", "root.d", m.Inputs)
+		if err := ss.Publish(l, m); err == nil || !strings.Contains(err.Error(), "not printable") {
+			t.Errorf("%d: Publish of suites with %q = %v, want it refused", i, h, err)
+		}
+		if _, err := ss.Get(m.Key); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%d: a checkpoint with %q was kept: %v", i, h, err)
+		}
+		if fi, err := os.Stat(l.Path); err != nil || fi.Mode().Perm()&0o200 == 0 {
+			t.Errorf("%d: the refused layer was made read-only or removed: %v", i, err)
+		}
+	}
+	if all, _ := s.List(); len(all) != 0 {
+		t.Errorf("the store lists %d checkpoints", len(all))
+	}
 }

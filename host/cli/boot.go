@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,16 +15,19 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/imageboot"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
 func bootCommand() *cobra.Command {
 	o := imageboot.Options{}
 	var arch, user, identity, backend, connect string
+	var vf vmFlags // --allow-net and --allow-only alone
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "boot [flags] IMAGE [-- COMMAND [ARG...]]",
@@ -38,9 +42,27 @@ the VM, Ctrl-a c is QEMU's monitor. With -- COMMAND, dibvm logs in over
 SSH with the host's OpenSSH client (--ssh-user, -i), runs COMMAND, powers
 the VM off and exits with COMMAND's status: a smoke test for CI.
 
+An image built from elements you do not trust is no more trusted booted.
+--network says what it reaches and what reaches it:
+  proxy       (the default with --backend qemu) nothing but dibvm's egress
+              proxy, at 10.0.2.100:3128, under the policy builds have:
+              not the host's own services, and --allow-net and
+              --allow-only (DIBVM_ALLOW_NET, DIBVM_ALLOW_ONLY) open and
+              restrict as for create. Software in the image reaches the
+              outside only through that HTTP proxy
+              (http_proxy=http://10.0.2.100:3128); direct connections go
+              nowhere. In: the --ssh port.
+  nat         QEMU's user network, open: whatever the host reaches, and
+              the host's own loopback services as 10.0.2.2. In: the
+              --ssh port. Only for an image you trust.
+  restricted  (the default with --backend libvirt) nothing out. In: the
+              --ssh port.
+  none        no network interface.
+
 With --backend libvirt the VM is a transient domain of a libvirt daemon
 on this host (virsh list shows it while it runs), gone when dibvm exits;
-Ctrl-] leaves its console and stops it.`,
+Ctrl-] leaves its console and stops it. Its networks are the same but for
+proxy, which libvirt's QEMU sandbox cannot run.`,
 		Example: `  dibvm boot out/image.qcow2
   dibvm boot --ssh 2222 out/image.qcow2          # then: ssh -p 2222 devuser@127.0.0.1
   dibvm boot -i ~/.ssh/id_ed25519 out/image.qcow2 -- systemctl is-system-running --wait`,
@@ -57,8 +79,28 @@ Ctrl-] leaves its console and stops it.`,
 			if o.Arch, ok = goArch(arch); !ok {
 				p.add("--arch %s: give amd64 (x86_64) or arm64 (aarch64)", arch)
 			}
+			if o.Network == "" {
+				o.Network = imageboot.NetworkProxy
+				if backend == machine.BackendLibvirt {
+					o.Network = imageboot.NetworkRestricted
+				}
+			}
 			if !slices.Contains(imageboot.Networks, o.Network) {
 				p.add("--network %s: give %s", o.Network, strings.Join(imageboot.Networks, ", "))
+			}
+			if backend == machine.BackendLibvirt && o.Network == imageboot.NetworkProxy {
+				p.addErr(imageboot.ErrLibvirtProxy)
+			} else if imageboot.UsesProxy(o) {
+				if o.Egress, err = vf.egressPolicy(); err != nil {
+					p.addErr(err)
+				}
+				o.Notices = termsafe.NewWriter(os.Stderr)
+			} else {
+				for _, flag := range []string{"allow-net", "allow-only"} {
+					if cmd.Flags().Changed(flag) {
+						p.add("--%s: only --network proxy has an egress policy to open or restrict; --network %s has none", flag, o.Network)
+					}
+				}
 			}
 			switch backend {
 			case machine.BackendQEMU:
@@ -132,7 +174,9 @@ Ctrl-] leaves its console and stops it.`,
 				return err
 			}
 			if len(command) > 0 {
-				status, err := imageboot.RunCommand(ctx, o, disk, imageboot.Login{User: user, Identity: identity, Wait: wait}, command, os.Stdout, os.Stderr)
+				stdout, stderr, flush := commandOutputs(os.Stdout, os.Stderr, term.IsTerminal(int(os.Stdout.Fd())))
+				defer flush()
+				status, err := imageboot.RunCommand(ctx, o, disk, imageboot.Login{User: user, Identity: identity, Wait: wait}, command, stdout, stderr)
 				if err != nil {
 					return err
 				}
@@ -141,7 +185,7 @@ Ctrl-] leaves its console and stops it.`,
 			if o.Libvirt != nil {
 				return bootDomain(ctx, o, disk, image)
 			}
-			return bootHere(o, disk, image)
+			return bootHere(ctx, o, disk, image)
 		},
 	}
 	f := cmd.Flags()
@@ -152,7 +196,9 @@ Ctrl-] leaves its console and stops it.`,
 	f.StringVar(&o.Accel, "accel", envOr("DIBVM_ACCEL", "auto"), "accelerator: auto, kvm, hvf or tcg (env DIBVM_ACCEL)")
 	f.StringVar(&arch, "arch", "", "architecture of the image: amd64 (x86_64) or arm64 (aarch64) (default the host's)")
 	f.StringVar(&o.Firmware, "firmware", "auto", "auto (UEFI when the image has an EFI system partition, and always for arm64), bios or uefi")
-	f.StringVar(&o.Network, "network", "nat", "nat (QEMU's user network: the guest reaches what the host reaches, the host itself as 10.0.2.2), restricted (only the --ssh port forwarded in) or none (no NIC)")
+	f.StringVar(&o.Network, "network", "", "proxy (only dibvm's egress proxy at 10.0.2.100:3128, under --allow-net and --allow-only; the default with --backend qemu), nat (QEMU's open user network: what the host reaches, the host's own loopback as 10.0.2.2), restricted (nothing out; the default with --backend libvirt) or none (no NIC); --ssh reaches in on all but none")
+	f.StringArrayVar(&vf.allowNet, "allow-net", nil, "with --network proxy, let the image reach `DEST` (HOST[:PORT], IP[:PORT] or CIDR) even if it is local to the host, as for create; repeatable, comma-separated (env DIBVM_ALLOW_NET)")
+	f.StringArrayVar(&vf.allowOnly, "allow-only", nil, "with --network proxy, let the image reach only `DEST` (HOST[:PORT], IP[:PORT] or CIDR) and what --allow-net opens, as for create; repeatable, comma-separated (env DIBVM_ALLOW_ONLY)")
 	f.StringVar(&user, "ssh-user", envOr("DIB_DEV_USER_USERNAME", "devuser"), "user -- COMMAND logs in as (default $DIB_DEV_USER_USERNAME, else devuser, the devuser element's)")
 	f.StringVarP(&identity, "identity", "i", "", "private key -- COMMAND logs in with (default: ssh's own choice, its agent and config)")
 	f.DurationVar(&wait, "boot-timeout", 10*time.Minute, "how long -- COMMAND waits for the first SSH login")
@@ -161,9 +207,41 @@ Ctrl-] leaves its console and stops it.`,
 	return cmd
 }
 
-// bootHere turns dibvm into QEMU, its serial console on the terminal:
-// nothing of dibvm's is left to clean up, and the terminal is QEMU's.
-func bootHere(o imageboot.Options, disk imageboot.Disk, image string) error {
+// commandOutputs are where the output of -- COMMAND goes. It comes from
+// an image dibvm does not trust. Its stderr (with ssh's own complaints)
+// is text for people: it goes through termsafe. Its stdout is the
+// command's data, which a script may pipe on (an archive, a file of the
+// image): as ssh passes it, unchanged, unless it is going to the
+// terminal, where it goes through termsafe too. (The serial console
+// of an interactive boot is another matter: see bootHere.)
+func commandOutputs(stdout, stderr io.Writer, stdoutTerminal bool) (io.Writer, io.Writer, func()) {
+	errOut := termsafe.NewWriter(stderr)
+	if !stdoutTerminal {
+		return stdout, errOut, func() { errOut.Flush() }
+	}
+	out := termsafe.NewWriter(stdout)
+	return out, errOut, func() { out.Flush(); errOut.Flush() }
+}
+
+// bootHere boots the image under QEMU, its serial console on the
+// terminal. With the egress proxy, dibvm stays to serve it, QEMU its
+// child; otherwise dibvm turns into QEMU: nothing of dibvm's is left to
+// clean up. Either way the terminal is QEMU's: the console of the image
+// passes raw, as a VM's console does, since the user asked for a
+// session with the guest, whose login, shell and editors need the
+// terminal's sequences. What dibvm prints of the guest itself (the
+// console's end when no login comes, with -- COMMAND) goes through
+// termsafe.
+func bootHere(ctx context.Context, o imageboot.Options, disk imageboot.Disk, image string) error {
+	if imageboot.UsesProxy(o) {
+		// The banner's firmware: Command says it without the proxy.
+		_, _, uefi, err := imageboot.Command(withoutNetwork(o), disk)
+		if err != nil {
+			return err
+		}
+		bootBanner(o, disk, image, uefi, "", "Ctrl-a x stops it")
+		return imageboot.Interactive(ctx, o, disk)
+	}
 	binary, args, uefi, err := imageboot.Command(o, disk)
 	if err != nil {
 		return err
@@ -172,11 +250,17 @@ func bootHere(o imageboot.Options, disk imageboot.Disk, image string) error {
 	return syscall.Exec(binary, append([]string{binary}, args...), os.Environ())
 }
 
+// withoutNetwork is o with no NIC, for what does not depend on one.
+func withoutNetwork(o imageboot.Options) imageboot.Options {
+	o.Network, o.SSHPort = imageboot.NetworkNone, 0
+	return o
+}
+
 // bootDomain boots the image as a domain of o.Libvirt, its console on
 // the terminal (raw, so that Ctrl-C and the like reach the guest) until
 // it powers off or Ctrl-] is typed.
 func bootDomain(ctx context.Context, o imageboot.Options, disk imageboot.Disk, image string) error {
-	_, _, uefi, err := imageboot.Command(o, disk)
+	_, _, uefi, err := imageboot.Command(withoutNetwork(o), disk)
 	if err != nil {
 		return err
 	}
@@ -199,6 +283,14 @@ func bootBanner(o imageboot.Options, disk imageboot.Disk, image string, uefi boo
 	fmt.Fprintf(os.Stderr, "dibvm: booting %s (%s, %s, %s)", image, disk.Format, fw, strings.ToUpper(o.Accel))
 	if uri != "" {
 		fmt.Fprintf(os.Stderr, " on %s", uri)
+	}
+	switch o.Network {
+	case imageboot.NetworkProxy:
+		fmt.Fprintf(os.Stderr, "; it reaches out only through the egress proxy, http://%s", egress.GuestAddr)
+	case imageboot.NetworkNAT:
+		fmt.Fprint(os.Stderr, "; it reaches what this host reaches, this host's loopback as 10.0.2.2")
+	case imageboot.NetworkRestricted:
+		fmt.Fprint(os.Stderr, "; it reaches nothing out")
 	}
 	if o.SSHPort != 0 {
 		fmt.Fprintf(os.Stderr, "; ssh -p %d USER@127.0.0.1", o.SSHPort)

@@ -21,6 +21,7 @@ import (
 	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -245,8 +246,12 @@ func cacheLsCommand() *cobra.Command {
 				if m.Parent != "" {
 					on = checkpoint.Short(m.Parent)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", checkpoint.Short(m.Key), m.Phase, on, mib(m.Size),
-					checkpoint.Age(now.Sub(m.Made)), m.Uses, strings.Join(m.Elements, " "), suites(m.Suites))
+				// The suites are the guest's word, kept in the store
+				// (Publish checks them, but not those kept before it
+				// did), and the names come from element trees: shown,
+				// never obeyed.
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", checkpoint.Short(m.Key), termsafe.String(m.Phase), on, mib(m.Size),
+					checkpoint.Age(now.Sub(m.Made)), m.Uses, termsafe.String(strings.Join(m.Elements, " ")), termsafe.String(suites(m.Suites)))
 				total += m.Size
 			}
 			w.Flush()

@@ -81,3 +81,32 @@ func TestCacheCommands(t *testing.T) {
 		}
 	}
 }
+
+// What a checkpoint recorded from the guest (its APT suites, which any
+// hook can write) is shown by cache ls as text that cannot drive the
+// terminal, even from a store written before Publish checked it.
+func TestCacheLsShowsGuestTextSafely(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", home)
+	t.Setenv("HOME", home)
+	t.Setenv("DIBVM_CACHE_DIR", filepath.Join(home, "dibvm"))
+	store := filepath.Join(home, "checkpoints")
+	t.Setenv("DIBVM_CHECKPOINTS_DIR", store)
+	os.MkdirAll(store, 0o700)
+	key := strings.Repeat("ab", 32)
+	meta := `{"key": "` + key + `", "phase": "root.d", "layer": "` + strings.Repeat("cd", 16) + `.qcow2",
+		"made": "2024-01-01T00:00:00Z", "elements": ["vm", "evil\u202eexe"],
+		"suites": [{"name": "bookworm\u001b]0;title\u0007", "date": "\u001b[2J\u001b[H\u009b31m\u202eSat"}]}`
+	if err := os.WriteFile(filepath.Join(store, key+".json"), []byte(meta), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ls := execute(t, "dibvm", "cache", "ls")
+	if !strings.Contains(ls, "bookworm^[]0;title^G ^[[2J^[[H\\u009b31m\\u202eSat") {
+		t.Errorf("cache ls does not show the suites, escaped:\n%s", ls)
+	}
+	for _, raw := range []string{"\x1b", "\x07", "\u009b", "\u202e"} {
+		if strings.Contains(ls, raw) {
+			t.Errorf("cache ls printed %q raw:\n%q", raw, ls)
+		}
+	}
+}

@@ -81,7 +81,7 @@ func TestCompletion(t *testing.T) {
 		{"dibvm", []string{"create", "-t", "qcow2,t"}, []string{"qcow2,tar\n", "qcow2,tgz\n"}, []string{"qcow2,qcow2"}},
 		{"dibvm", []string{"create", "--accel", ""}, []string{"auto\n", "kvm\n", "hvf\n", "tcg\n"}, nil},
 		{"dibvm", []string{"create", "--network", ""}, []string{"nat\n", "none\n"}, []string{"restricted"}},
-		{"dibvm", []string{"boot", "--network", ""}, []string{"nat\n", "restricted\n", "none\n"}, nil},
+		{"dibvm", []string{"boot", "--network", ""}, []string{"proxy\n", "nat\n", "restricted\n", "none\n"}, nil},
 		{"dibvm", []string{"run", "--accel", "t"}, []string{"tcg\n"}, nil},
 		{"dibvm", []string{"create", "--progress", ""}, []string{"auto\n", "plain\n", "json\n"}, nil},
 		{"element-info", []string{"debian-m"}, []string{"debian-minimal\n"}, nil},

@@ -85,6 +85,9 @@ func run(vf *vmFlags, args []string, env map[string]string, stats bool) error {
 	var lastSig os.Signal
 	done := make(chan error, 1)
 	go func() {
+		// CMD's output passes as it is, binary data too, as ssh passes
+		// it: the helper VM runs nothing here but dibvm's own appliance
+		// and the user's own CMD, no element's code.
 		done <- m.Client.Run(agentclient.Command{
 			Line: agentclient.ShellQuote(args), Env: env, Stdin: os.Stdin,
 			Stdout: os.Stdout, Stderr: os.Stderr, Signals: fwd,

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/qemu"
 )
@@ -35,10 +37,13 @@ type Options struct {
 	// Firmware is auto (UEFI when the image has an EFI system partition,
 	// and always for arm64), bios or uefi.
 	Firmware string
-	// Network is nat (QEMU's user networking, the host reachable as
-	// 10.0.2.2), restricted (nothing but the SSH port forwarded in) or
-	// none (no NIC).
+	// Network is one of Networks; empty is NetworkProxy.
 	Network string
+	// Egress is what the egress proxy of NetworkProxy lets the guest
+	// reach, as for a build (--allow-net, --allow-only); Notices gets
+	// its refusals.
+	Egress  egress.Policy
+	Notices io.Writer
 	// SSHPort, when not 0, forwards the host's 127.0.0.1:SSHPort to the
 	// guest's port 22.
 	SSHPort int
@@ -48,6 +53,10 @@ type Options struct {
 	// Libvirt, when set, runs the VM as a transient domain of this
 	// daemon's (see libvirt.go) rather than as QEMU dibvm starts.
 	Libvirt *libvirt.Conn
+
+	// guestfwd is the rule that leads the guest's connections to
+	// egress.GuestAddr to the proxy StartProxy started.
+	guestfwd string
 }
 
 // Disk is what qemu-img says of an image, and whether it has an EFI
@@ -58,8 +67,31 @@ type Disk struct {
 	ESP    bool
 }
 
+// The values of Options.Network: what a booted image may reach, and
+// what reaches it.
+//
+// An image built from elements dibvm does not trust is no more trusted
+// booted than it was in the helper VM, so by default it reaches the
+// outside only as a build's guest does: through dibvm's egress proxy, at
+// the same address (egress.GuestAddr, 10.0.2.100:3128), under the same
+// policy (--allow-net, --allow-only), with the netdev restrict=on so
+// that nothing else leaves. QEMU's full user network would hand the
+// guest's connections to 10.0.2.2 to the host's loopback services; it
+// is there, as nat, only when asked for by name.
+const (
+	// NetworkProxy: the egress proxy alone, and the SSH port in.
+	NetworkProxy = "proxy"
+	// NetworkNAT: QEMU's user network, open: whatever the host reaches,
+	// the host's own loopback as 10.0.2.2 included.
+	NetworkNAT = "nat"
+	// NetworkRestricted: nothing out; only the SSH port in.
+	NetworkRestricted = "restricted"
+	// NetworkNone: no NIC.
+	NetworkNone = "none"
+)
+
 // Networks are the values of Options.Network.
-var Networks = []string{"nat", "restricted", "none"}
+var Networks = []string{NetworkProxy, NetworkNAT, NetworkRestricted, NetworkNone}
 
 // formats are the image formats dibvm writes, as qemu-img names them.
 var formats = []string{"raw", "qcow2", "vpc", "vhdx", "vmdk"}
@@ -208,16 +240,22 @@ func firmware(o Options, d Disk) (*qemu.UEFI, error) {
 // network is the QEMU arguments of the guest's NIC, none for no NIC.
 func network(o Options) ([]string, error) {
 	switch o.Network {
-	case "nat", "restricted", "":
+	case NetworkProxy, NetworkNAT, NetworkRestricted, "":
 		netdev := "user,id=n0"
-		if o.Network == "restricted" {
+		switch o.Network {
+		case NetworkProxy, "":
+			if o.guestfwd == "" {
+				return nil, errors.New("--network proxy: the egress proxy is not running (StartProxy starts it)")
+			}
+			netdev += ",restrict=on,guestfwd=" + o.guestfwd
+		case NetworkRestricted:
 			netdev += ",restrict=on"
 		}
 		if o.SSHPort != 0 {
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", o.SSHPort)
 		}
 		return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="}, nil
-	case "none":
+	case NetworkNone:
 		if o.SSHPort != 0 {
 			return nil, errors.New("--ssh needs a network: leave out --network none, or give --network restricted")
 		}

@@ -2,12 +2,15 @@ package imageboot
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dibvm/dibvm/host/egress"
 )
 
 // disk makes a raw disk of 64 MiB with the partition table sfdisk makes
@@ -115,6 +118,10 @@ func TestInspectRefuses(t *testing.T) {
 	}
 }
 
+// relayRule is the rule StartProxy makes, for a dibvm at a path with a
+// comma.
+var relayRule = egress.GuestfwdRule("/opt/dib,vm/dibvm", "/tmp/boot/egress.sock")
+
 func TestCommand(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Fatalf("%v (scripts/install-deps.sh installs it)", err)
@@ -138,7 +145,14 @@ func TestCommand(t *testing.T) {
 		{"uefi asked for", func(o *Options) { o.Firmware = "uefi" }, Disk{Format: "qcow2"}, true, []string{"pflash"}, nil, ""},
 		{"bios asked for", func(o *Options) { o.Firmware = "bios" }, Disk{Format: "qcow2", ESP: true}, false, nil, []string{"pflash"}, ""},
 		{"restricted", func(o *Options) { o.Network, o.SSHPort = "restricted", 22022 }, Disk{Format: "qcow2"}, false,
-			[]string{"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:22022-:22"}, nil, ""},
+			[]string{"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:22022-:22"}, []string{"guestfwd"}, ""},
+		// The default: the egress proxy alone, as for a build.
+		{"proxy", func(o *Options) { o.Network, o.SSHPort, o.guestfwd = "proxy", 22022, relayRule }, Disk{Format: "qcow2"}, false,
+			[]string{"-netdev user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:3128-cmd:'/opt/dib,,vm/dibvm' __dibvm-egress-relay '/tmp/boot/egress.sock',hostfwd=tcp:127.0.0.1:22022-:22 "},
+			nil, ""},
+		{"proxy by default", func(o *Options) { o.Network, o.guestfwd = "", relayRule }, Disk{Format: "qcow2"}, false,
+			[]string{"-netdev user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:3128-cmd:"}, []string{"hostfwd"}, ""},
+		{"proxy not started", func(o *Options) { o.Network = "" }, Disk{Format: "qcow2"}, false, nil, nil, "the egress proxy is not running"},
 		{"no network", func(o *Options) { o.Network = "none" }, Disk{Format: "qcow2"}, false, nil, []string{"-netdev", "virtio-net"}, ""},
 		{"console to a file", func(o *Options) { o.Console = "/tmp/c.log" }, Disk{Format: "qcow2"}, false,
 			[]string{"-chardev file,id=s0,path=/tmp/c.log"}, []string{"stdio", "-mon"}, ""},
@@ -207,6 +221,8 @@ func TestDomain(t *testing.T) {
 				`<arg value="user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22">`},
 			[]string{"overlay.qcow2", "backingStore", "console.sock"}},
 		{"no network", func(o *Options) { o.Network = "none" }, Disk{Format: "raw"}, nil, []string{"commandline", "netdev"}},
+		{"nat, open", func(o *Options) { o.Network, o.SSHPort = "nat", 2222 }, Disk{Format: "raw"},
+			[]string{`<arg value="user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22"></arg>`}, []string{"restrict", "guestfwd"}},
 		{"a hypervisor", func(o *Options) { o.Accel = "kvm" }, Disk{Format: "raw"}, []string{`<domain type="kvm"`, `<cpu mode="host-passthrough"`}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,6 +268,18 @@ func checkHas(t *testing.T, what, text string, want, wantNot []string) {
 	for _, w := range wantNot {
 		if strings.Contains(text, w) {
 			t.Errorf("%s has %s:\n%s", what, w, text)
+		}
+	}
+}
+
+// Through libvirt there is no proxy network: its QEMU cannot start the
+// relay. Asked for, by name or by default, it is refused, never opened
+// wider.
+func TestDomainRefusesTheProxy(t *testing.T) {
+	for _, network := range []string{"proxy", ""} {
+		o := Options{Image: "/imgs/a.raw", Arch: "amd64", Accel: "tcg", Memory: 1024, CPUs: 1, Network: network, guestfwd: relayRule}
+		if _, err := domain(o, Disk{Format: "raw"}, t.TempDir()); !errors.Is(err, ErrLibvirtProxy) {
+			t.Errorf("network %q: %v, want ErrLibvirtProxy", network, err)
 		}
 	}
 }

@@ -18,9 +18,10 @@ import (
 )
 
 // Through libvirt the image boots as a transient domain that goes when
-// dibvm's connection does, on the same machine, firmware, disk and
-// network as under dibvm's own QEMU. Two things libvirt has no words
-// for: QEMU's user network with restrict=on and a host forward (only
+// dibvm's connection does, on the same machine, firmware and disk as
+// under dibvm's own QEMU, and the same network but for NetworkProxy,
+// which libvirt cannot run (see ErrLibvirtProxy). Two things libvirt has
+// no words for: QEMU's user network with restrict=on and a host forward (only
 // passt's, not installed everywhere, forwards ports), so the NIC is
 // QEMU's own arguments passed through (virsh shows the domain tainted
 // by custom-argv); and single-threaded TCG, so a guest under TCG runs
@@ -54,6 +55,9 @@ func domain(o Options, d Disk, tmp string) (*libvirtxml.Domain, error) {
 	fw, err := firmware(o, d)
 	if err != nil {
 		return nil, err
+	}
+	if UsesProxy(o) {
+		return nil, ErrLibvirtProxy
 	}
 	net, err := network(o)
 	if err != nil {
@@ -137,6 +141,12 @@ func domain(o Options, d Disk, tmp string) (*libvirtxml.Domain, error) {
 // its serial console to in and out until the VM stops or in gives Escape;
 // then the domain goes. in should be a terminal in raw mode, so that
 // keys such as Ctrl-C reach the guest.
+//
+// The console passes raw, as a VM's console does under QEMU's own stdio
+// (see bootHere in host/cli): the user asked for the image's console, a
+// terminal session with the guest, which needs the terminal's sequences
+// (its login, an editor). Everything dibvm itself shows of the guest
+// (the console's end when no login comes) goes through termsafe.
 func Console(ctx context.Context, o Options, d Disk, in io.Reader, out io.Writer) error {
 	tmp, err := os.MkdirTemp("", "dibvm-boot-")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // Login is how RunCommand logs in over SSH.
@@ -32,7 +33,7 @@ type Login struct {
 // status. Nothing is left behind: the console file and the known hosts
 // of this boot go with it.
 func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []string, stdout, stderr io.Writer) (int, error) {
-	if o.Network == "none" {
+	if o.Network == NetworkNone {
 		return 0, errors.New("-- COMMAND logs in over SSH, which needs a network: leave out --network none (--network restricted lets in only SSH)")
 	}
 	ssh, err := exec.LookPath("ssh")
@@ -49,6 +50,13 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 		if o.SSHPort, err = freePort(); err != nil {
 			return 0, err
 		}
+	}
+	if UsesProxy(o) && o.Libvirt == nil {
+		proxy, err := StartProxy(&o, tmp)
+		if err != nil {
+			return 0, err
+		}
+		defer proxy.Close() // deferred before proc.Kill: runs once QEMU is gone
 	}
 	proc, err := start(o, d, tmp)
 	if err != nil {
@@ -151,10 +159,33 @@ func waitForLogin(ctx context.Context, ssh string, sshArgs []string, proc vm, wa
 	}
 }
 
+// consoleTail is the last lines of the console, for an error: the
+// image's own text, from a guest dibvm does not trust, so shown through
+// termsafe, which cannot drive the terminal.
 func consoleTail(path string) string {
-	b, _ := os.ReadFile(path)
+	b := readEnd(path, 64<<10)
 	lines := strings.Split(strings.TrimRight(string(bytes.ReplaceAll(b, []byte("\r"), nil)), "\n"), "\n")
-	return "  " + strings.Join(lines[max(0, len(lines)-20):], "\n  ")
+	lines = lines[max(0, len(lines)-20):]
+	for i, l := range lines {
+		lines[i] = termsafe.String(l)
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
+
+// readEnd is the last n bytes of the file at path, or what there is: a
+// guest can write to its console without end.
+func readEnd(path string, n int64) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	b, _ := io.ReadAll(io.NewSectionReader(f, max(0, fi.Size()-n), n))
+	return b
 }
 
 // freePort is a loopback TCP port free now.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // NewPlain shows a build as a log does, in CI logs and files: the
@@ -36,7 +38,7 @@ type plain struct{ stampedLog }
 func (p *plain) event(e Event) {
 	switch e.Kind {
 	case StepEnd:
-		fmt.Fprintf(p.lines, "dibvm: %s took %s\n", e.Step, Duration(seconds(e.Seconds)))
+		fmt.Fprintf(p.lines, "dibvm: %s took %s\n", termsafe.String(e.Step), Duration(seconds(e.Seconds)))
 	case BuildEnd:
 		p.lines.flush()
 	}

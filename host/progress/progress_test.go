@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/vbauerster/mpb/v8/decor"
 )
 
 // clock is a fake clock: each call to now is step later.
@@ -222,5 +223,70 @@ func TestFailedBeforeTheStart(t *testing.T) {
 	s := NewJSON(&events, &bytes.Buffer{}).Finish(errors.New("element x not found"))
 	if s.Total != 0 || !strings.Contains(events.String(), `"event":"build-end","status":"failed","error":"element x not found"}`) {
 		t.Errorf("summary %+v, events %s", s, events.String())
+	}
+}
+
+// hostile are names as a hostile guest or element tree could make them,
+// were they not checked before they became events.
+var hostile = []string{"\x1b]0;title\x07", "\x1b[2J\x1b[1A", "\u009b31m", "\x9b31m", "evil\u202eexe"}
+
+// notRaw fails when out carries a byte or rune of hostile raw.
+func notRaw(t *testing.T, what, out string) {
+	t.Helper()
+	for _, raw := range []string{"\x1b", "\x07", "\u009b", "\x9b", "\u202e"} {
+		if strings.Contains(out, raw) {
+			t.Errorf("%s has %q raw:\n%q", what, raw, out)
+		}
+	}
+}
+
+// The plain and terminal views and the summary show names as text,
+// whatever they hold; only the JSON events carry them as they are,
+// escaped as JSON.
+func TestViewsShowNamesAsText(t *testing.T) {
+	name := strings.Join(hostile, "|")
+	events := []Event{
+		{Kind: BuildStart, Elements: []string{name}},
+		{Kind: Resumed, Step: name, Hook: name},
+		{Kind: StepStart, Step: name},
+		{Kind: HookStart, Step: name, Hook: name, Element: name},
+		{Kind: HookEnd, Step: name, Hook: name, Element: name, Status: OK},
+		{Kind: StepEnd, Step: name},
+		{Kind: Output, Path: name, Size: 1, SHA256: name},
+	}
+	var plainOut bytes.Buffer
+	r := NewPlain(&plainOut)
+	for _, e := range events {
+		r.Event(e)
+	}
+	s := r.Finish(nil)
+	notRaw(t, "the plain view", plainOut.String())
+	if !strings.Contains(plainOut.String(), `dibvm: ^[]0;title^G|^[[2J^[[1A|\u009b31m|`+"\uFFFD"+`31m|evil\u202eexe took`) {
+		t.Errorf("the plain view does not show the step escaped:\n%s", plainOut.String())
+	}
+	var sum bytes.Buffer
+	s.Print(&sum, "dibvm boot "+name)
+	notRaw(t, "the summary", sum.String())
+
+	// The terminal's status line, as mpb asks for it.
+	term := &terminal{status: func() Status { return Status{Step: name, Hook: name, Element: name, Since: time.Now()} }}
+	var line bytes.Buffer
+	if err := term.statusLine(&line, decor.Statistics{AvailableWidth: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	notRaw(t, "the status line", line.String())
+	if !strings.Contains(line.String(), `evil\u202eexe`) {
+		t.Errorf("the status line does not show the names escaped: %q", line.String())
+	}
+
+	// JSON escapes them.
+	var js bytes.Buffer
+	r = NewJSON(&js, &bytes.Buffer{})
+	for _, e := range events {
+		r.Event(e)
+	}
+	r.Finish(nil)
+	if strings.ContainsAny(js.String(), "\x1b\x07") {
+		t.Errorf("the JSON events carry control characters raw:\n%q", js.String())
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // Summary is how a build went: its time, each step's and hook's, and
@@ -43,7 +45,11 @@ func (s *Summary) Slowest(n int) []Timed {
 }
 
 // Print writes the summary for people; try, when set, is the command
-// that tries the image.
+// that tries the image. The guest named the steps and hooks (the host
+// checked them against the phases and dib-run-parts' names before they
+// became events) and element trees named the elements and outputs: all
+// are shown through termsafe all the same, as the live views show them,
+// since a Summary is anyone's to fill in.
 func (s *Summary) Print(w io.Writer, try string) {
 	how := "Built"
 	if s.Err != "" {
@@ -51,33 +57,33 @@ func (s *Summary) Print(w io.Writer, try string) {
 	}
 	fmt.Fprintf(w, "%s in %s", how, Duration(s.Total))
 	if s.Resumed != "" {
-		fmt.Fprintf(w, ", resumed after %s", s.Resumed)
+		fmt.Fprintf(w, ", resumed after %s", termsafe.String(s.Resumed))
 	}
 	fmt.Fprintln(w, ".")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(s.Steps) > 0 {
 		fmt.Fprintln(w, "Steps:")
 		for _, t := range s.Steps {
-			fmt.Fprintf(tw, "  %s\t%s\n", t.Step, Duration(t.Took))
+			fmt.Fprintf(tw, "  %s\t%s\n", termsafe.String(t.Step), Duration(t.Took))
 		}
 		tw.Flush()
 	}
 	if slow := s.Slowest(5); len(slow) > 0 {
 		fmt.Fprintln(w, "Slowest hooks:")
 		for _, t := range slow {
-			fmt.Fprintf(tw, "  %s\t%s/%s (%s)\n", Duration(t.Took), t.Step, t.Hook, t.Element)
+			fmt.Fprintf(tw, "  %s\t%s/%s (%s)\n", Duration(t.Took), termsafe.String(t.Step), termsafe.String(t.Hook), termsafe.String(t.Element))
 		}
 		tw.Flush()
 	}
 	if len(s.Outputs) > 0 {
 		fmt.Fprintln(w, "Outputs:")
 		for _, o := range s.Outputs {
-			fmt.Fprintf(tw, "  %s\t%s\tsha256:%s\n", o.Path, Size(o.Size), o.SHA256)
+			fmt.Fprintf(tw, "  %s\t%s\tsha256:%s\n", termsafe.String(o.Path), Size(o.Size), termsafe.String(o.SHA256))
 		}
 		tw.Flush()
 	}
 	if try != "" && s.Err == "" {
-		fmt.Fprintf(w, "Try it: %s\n", try)
+		fmt.Fprintf(w, "Try it: %s\n", termsafe.String(try))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/mattn/go-runewidth"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // NewTerminal shows a build on a terminal: a status block at the bottom
@@ -74,11 +76,11 @@ func (t *terminal) statusLine(w io.Writer, st decor.Statistics) error {
 	s := t.status()
 	line := "starting"
 	if s.Step != "" {
-		line = s.Step
+		line = termsafe.String(s.Step)
 		if s.Hook != "" {
-			line += "  " + s.Hook
+			line += "  " + termsafe.String(s.Hook)
 			if s.Element != "" {
-				line += " (" + s.Element + ")"
+				line += " (" + termsafe.String(s.Element) + ")"
 			}
 		}
 		line += "  for " + Duration(time.Since(s.Since))

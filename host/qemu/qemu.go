@@ -288,11 +288,28 @@ func Start(c *Config) (*Process, error) { return StartArgs(c.Binary, c.Args()) }
 // life (see setParentDeath) and placed in its own process group, so a
 // terminal's Ctrl-C reaches dibvm, which then stops the VM in order.
 func StartArgs(binary string, args []string) (*Process, error) {
+	return start(binary, args, false)
+}
+
+// StartInteractive launches binary with args on dibvm's own stdin,
+// stdout and stderr, for a VM whose console is the terminal (-chardev
+// stdio), tied to dibvm's life as StartArgs ties it. QEMU stays in
+// dibvm's process group, the terminal's foreground: in a group of its
+// own it would be stopped as soon as it read the terminal.
+func StartInteractive(binary string, args []string) (*Process, error) {
+	return start(binary, args, true)
+}
+
+func start(binary string, args []string, interactive bool) (*Process, error) {
 	p := &Process{done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout = &lockedWriter{p}
 	p.cmd.Stderr = &lockedWriter{p}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if interactive {
+		p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		p.cmd.SysProcAttr.Setpgid = false
+	}
 	setParentDeath(p.cmd.SysProcAttr)
 	started := make(chan error, 1)
 	go func() {
