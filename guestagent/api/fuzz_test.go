@@ -57,6 +57,12 @@ func FuzzReadMessage(f *testing.F) {
 		frame("{\"error\":\"\xff\xfe\"}"),
 		frame(`{"hook":{"phase":"install.d","script":"x"},"hook":null}`),
 		frame(`{"step":{"name":"` + strings.Repeat("<", 1000) + `"}}`),
+		// Within the bound as read, beyond it as WriteMessage would
+		// write them: json.Marshal escapes <, > and &, U+2028 and U+2029
+		// as six bytes each, and writes a bad byte as U+FFFD, three.
+		frame(`{"error":"` + strings.Repeat("<", 11000) + `"}`),
+		frame(`{"error":"` + strings.Repeat("\u2028", 11000) + `"}`),
+		frame(`{"error":"` + strings.Repeat("\xff", 22000) + `"}`),
 	} {
 		f.Add(b)
 	}
