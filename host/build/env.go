@@ -14,8 +14,10 @@ import (
 // `export X=${X:-default}` takes the caller's X. So the caller's
 // variables cross into the build, except those that describe the host
 // (its paths, sockets, display, proxies), which mean nothing in the VM,
-// and those whose names look like secrets, which must not reach hooks
-// that may not be the user's own and that have the network. DIB_*
+// and those that look like secrets, by their names, their values or
+// what stands beside them, which must not reach hooks that may not be
+// the user's own and that have the network. A false alarm costs an
+// --env NAME; a secret let through is gone. DIB_*
 // settings and break always cross: they are the build's settings, and
 // the user named them for it.
 
