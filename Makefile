@@ -17,7 +17,7 @@ else
 TEST_PKGS := $(HOST_PKGS)
 endif
 
-.PHONY: all agent dibvm check test unit e2e e2e-full bench clean FORCE
+.PHONY: all agent dibvm check test unit fuzz e2e e2e-full bench clean FORCE
 
 all: dibvm
 
@@ -50,9 +50,23 @@ check: agent
 # `vm debian devuser` image booted under SeaBIOS and logged into over SSH.
 # The appliance is built once (needs the Debian mirror) and cached under
 # ~/.cache/dibvm.
-test: dibvm
+test: dibvm fuzz
 	$(GO) test -count=1 -timeout 60m $(TEST_PKGS)
 	$(MAKE) e2e
+
+# The fuzz targets where the host reads what the guest writes, each run
+# for FUZZ_TIME (`make test` runs them briefly; for a longer search:
+# make fuzz FUZZ_TIME=5m). Each is package:FuzzName; what a run finds is
+# written to the package's testdata/fuzz, and replayed by go test.
+# Minimizing each new input for Go's default minute leaves a short run
+# stalled; FUZZ_MINIMIZE bounds it.
+FUZZ_TIME     ?= 12s
+FUZZ_MINIMIZE ?= 1s
+FUZZ_TARGETS  := ./guestagent/api:FuzzReadMessage
+fuzz:
+	for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime $(FUZZ_MINIMIZE) "$${t%%:*}" || exit 1; \
+	done
 
 # Unit tests only: no VM, no network.
 unit: agent

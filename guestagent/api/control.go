@@ -245,5 +245,12 @@ func ReadMessage(r io.Reader) (Message, error) {
 	if k := m.kinds(); len(k) != 1 {
 		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds %d kinds of message %v; want exactly one of break, point, checkpoint, hook, step, result, failure, error", len(k), k)}
 	}
+	// What the build writes, WriteMessage bounds as encoded; a frame can
+	// hold a message that encodes longer (json.Marshal escapes <, > and
+	// & and U+2028 as six bytes, and writes a bad byte as three). No
+	// build wrote such a frame: reader and writer agree on the bound.
+	if js, err := json.Marshal(m); err != nil || len(js) > MaxMessage {
+		return Message{}, &ProtocolError{fmt.Sprintf("a frame holds a %s message that is more than %d bytes as the build writes it", m.Kind(), MaxMessage)}
+	}
 	return m, nil
 }

@@ -61,6 +61,7 @@ func TestReadMessageRefuses(t *testing.T) {
 		{"an empty message", frame(`{}`), "holds 0 kinds"},
 		{"two kinds", frame(`{"error":"x","break":{"point":"after-install"}}`), "holds 2 kinds"},
 		{"wrong types", frame(`{"result":{"image_size":"big"}}`), "not a control message"},
+		{"longer as written", frame(`{"error":"` + strings.Repeat("<", 11000) + `"}`), "as the build writes it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ReadMessage(bytes.NewReader(tc.in))

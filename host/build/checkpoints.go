@@ -456,7 +456,10 @@ func (k *keeper) explainMiss(s *step) string {
 		}
 		return "none made yet"
 	}
-	changes := checkpoint.Changes(sibs[0].Inputs, s.inputs)
+	changes, ok := k.sess.Changes(sibs[0], s.inputs)
+	if !ok {
+		return "changed since checkpoint " + checkpoint.Short(sibs[0].Key) + " (its description does not say what)"
+	}
 	if len(changes) == 0 {
 		return "its inputs are those of checkpoint " + checkpoint.Short(sibs[0].Key) + ", made on another copy of the tree"
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -13,8 +14,10 @@ import (
 // `export X=${X:-default}` takes the caller's X. So the caller's
 // variables cross into the build, except those that describe the host
 // (its paths, sockets, display, proxies), which mean nothing in the VM,
-// and those whose names look like secrets, which must not reach hooks
-// that may not be the user's own and that have the network. DIB_*
+// and those that look like secrets, by their names, their values or
+// what stands beside them, which must not reach hooks that may not be
+// the user's own and that have the network. A false alarm costs an
+// --env NAME; a secret let through is gone. DIB_*
 // settings and break always cross: they are the build's settings, and
 // the user named them for it.
 
@@ -49,21 +52,36 @@ var proxyNames = map[string]bool{"http_proxy": true, "https_proxy": true, "ftp_p
 
 // secretWords and secretPrefixes mark names that look like credentials.
 var (
-	secretWords    = []string{"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "PRIVATE", "_KEY", "APIKEY", "API_KEY", "AUTH", "COOKIE", "SESSION", "WEBHOOK", "_DSN"}
+	secretWords    = []string{"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "PRIVATE", "_KEY", "APIKEY", "API_KEY", "AUTH", "COOKIE", "SESSION", "WEBHOOK", "_DSN", "WRITEKEY", "ID_RSA", "ID_DSA", "ID_ECDSA", "ID_ED25519"}
 	secretPrefixes = []string{"AWS_", "AZURE_", "ARM_", "GOOGLE_", "GCP_", "GCLOUD_", "CLOUDSDK_", "GITHUB_", "GH_", "GITLAB_", "CI_JOB_", "CI_REGISTRY_", "ACTIONS_", "RUNNER_", "BUILDKITE_", "CIRCLE_", "TRAVIS_", "VAULT_", "OS_", "NPM_", "PYPI_", "TWINE_", "DOCKER_", "REGISTRY_", "SSH_"}
+	// secretSuffixes are the short words for passwords that name
+	// variables only at their end (DB_PASS, LDAP_PW, MYSQL_PWD), and
+	// Jenkins' credentials bindings, which make NAME_USR and NAME_PSW
+	// of a username and password credential (and NAME, user:password).
+	secretSuffixes = []string{"_PASS", "_PW", "_PWD", "_PSW"}
+	// secretParts are words that mark a secret wherever they stand
+	// between underscores: GIT_CREDS, CI_JWT.
+	secretParts = []string{"JWT", "CRED", "CREDS"}
+	// secretNames are whole names that tools read secrets from.
+	secretNames = map[string]bool{"SSHPASS": true, "SONAR_LOGIN": true, "NETRC_CONTENT": true}
 )
 
 // shellInternal are the shell's own, not worth naming in the log.
 var shellInternal = map[string]bool{"PWD": true, "OLDPWD": true, "SHLVL": true, "_": true}
 
-// withholds reports whether the caller's variable stays on the host:
-// host-specific or secret-shaped.
+// crosses reports whether the variable is one of the build's own
+// settings, which cross whatever their names or values: the user named
+// them for the build.
+func crosses(name string) bool { return strings.HasPrefix(name, "DIB_") || name == "break" }
+
+// withholds reports whether the caller's variable stays on the host by
+// its name: host-specific or secret-shaped.
 func withholds(name string) bool {
-	if strings.HasPrefix(name, "DIB_") || name == "break" {
+	if crosses(name) {
 		return false
 	}
 	upper := strings.ToUpper(name)
-	if hostSpecific[name] || proxyNames[strings.ToLower(name)] {
+	if hostSpecific[name] || proxyNames[strings.ToLower(name)] || secretNames[upper] {
 		return true
 	}
 	for _, p := range append(hostSpecificPrefixes, secretPrefixes...) {
@@ -76,29 +94,96 @@ func withholds(name string) bool {
 			return true
 		}
 	}
+	for _, s := range secretSuffixes {
+		if strings.HasSuffix(upper, s) {
+			return true
+		}
+	}
+	for _, part := range strings.Split(upper, "_") {
+		if slices.Contains(secretParts, part) {
+			return true
+		}
+	}
 	return false
 }
 
-// urlWithPassword matches a URL with a password in it, as CI systems put
-// their job tokens into clone URLs (CI_REPOSITORY_URL) and package indexes
-// take them (PIP_INDEX_URL): the value is the secret, whatever its name.
-var urlWithPassword = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@`)
+// Values that are secrets whatever their names: CI systems put job
+// tokens into clone URLs (CI_REPOSITORY_URL) and package indexes take
+// them (PIP_INDEX_URL), database drivers take connection strings, and a
+// git configuration passed in the environment (GIT_CONFIG_VALUE_0) may
+// carry an HTTP header with a token.
+var (
+	// urlUserinfo is a URL with a user part, with or without a password
+	// (https://TOKEN@host/ is how GitHub and GitLab take tokens),
+	// anywhere in the value.
+	urlUserinfo = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]+@`)
+	// privateKey is a PEM (or OpenSSH, or OpenPGP) private key block.
+	privateKey = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`)
+	// passwordPair is a password in a JDBC URL, an ODBC or .NET
+	// connection string or a query: password=, pwd=, ; or & separated.
+	passwordPair = regexp.MustCompile(`(?i)(^|[;&?\s])\s*(password|passwd|pwd)\s*=\s*[^;&\s]`)
+	// authHeader is an HTTP header that carries credentials.
+	authHeader = regexp.MustCompile(`(?i)(^|[\s'"=])(proxy-)?(authorization|private-token|job-token|x-api-key|x-auth-token|cookie)\s*:|\bbearer\s+[A-Za-z0-9._~+/-]{8,}`)
+	// userPassword is a value shaped user:password, as Jenkins binds a
+	// username and password credential to its variable.
+	userPassword = regexp.MustCompile(`^[^\s:@/]+:[^\s]+$`)
+)
+
+// credentialWords mark names whose user:password-shaped values are
+// credentials (a VERSION of 1:2.3 is not).
+var credentialWords = []string{"CRED", "LOGIN", "USERPASS", "USER_PASS", "BASIC", "ACCOUNT"}
+
+// secretValue reports whether v holds a secret, whatever its name.
+func secretValue(v string) bool {
+	return urlUserinfo.MatchString(v) || privateKey.MatchString(v) || passwordPair.MatchString(v) || authHeader.MatchString(v)
+}
+
+// secretPair reports whether the variable is a secret by what is
+// beside it in environ (names): a Jenkins binding's NAME and NAME_USR
+// beside its NAME_PSW, a GIT_CONFIG_VALUE_n whose GIT_CONFIG_KEY_n sets
+// an HTTP header or a password; or by a user:password value under a
+// credential-like name.
+func secretPair(name, value string, names map[string]string) bool {
+	upper := strings.ToUpper(name)
+	if _, ok := names[strings.TrimSuffix(name, "_USR")+"_PSW"]; ok {
+		return true
+	}
+	if n, ok := strings.CutPrefix(name, "GIT_CONFIG_VALUE_"); ok {
+		key := strings.ToLower(names["GIT_CONFIG_KEY_"+n])
+		if strings.Contains(key, "extraheader") || strings.HasSuffix(key, "password") || strings.HasSuffix(key, "token") {
+			return true
+		}
+	}
+	if userPassword.MatchString(value) {
+		for _, w := range credentialWords {
+			if strings.Contains(upper, w) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // hookEnv is what of the caller's environment the hooks see: every
-// variable but those withheld (or, with noHost, only DIB_* and break),
+// variable but those withheld by name, by value or by what is beside it (or, with noHost, only DIB_* and break),
 // then the explicit --env ones, NAME=VALUE or NAME for the caller's
 // value. withheld lists the names kept back, sorted, for the log.
 func hookEnv(environ, explicit []string, noHost bool) (env map[string]string, withheld []string, err error) {
 	env = map[string]string{}
+	names := map[string]string{}
+	for _, kv := range environ {
+		if k, v, _ := strings.Cut(kv, "="); k != "" {
+			names[k] = v
+		}
+	}
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
 		if k == "" {
 			continue
 		}
-		hold := withholds(k) || noHost && !strings.HasPrefix(k, "DIB_") && k != "break" ||
-			!strings.HasPrefix(k, "DIB_") && urlWithPassword.MatchString(v)
+		hold := !crosses(k) && (noHost || withholds(k) || secretValue(v) || secretPair(k, v, names))
 		if hold {
 			if !shellInternal[k] {
 				withheld = append(withheld, k)

@@ -120,6 +120,13 @@ func (s *Store) Prune(lim Limits, now time.Time) (*Pruned, error) {
 			}
 		}
 	}
+	// Descriptions an older dibvm wrote, with plain digests of the
+	// inputs: keyed now, as a build would write them.
+	for _, m := range all {
+		if !gone[m.Key] && m.InputsMAC == "" {
+			s.writeMeta(m, false)
+		}
+	}
 	// Layers no checkpoint names: builds that stopped, or lost a race.
 	named := map[string]bool{}
 	for _, m := range all {

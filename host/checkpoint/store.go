@@ -37,6 +37,7 @@ import (
 //	                 holds it exclusively, so no build's chain is pulled
 //	                 from under it
 //	meta.lock        serialises rewriting a checkpoint's use counts
+//	inputs.key       the key of the inputs in descriptions (see seal)
 //
 // A layer's name is never reused, so a header always leads to the file
 // that was there when the layer above it was made, whatever happens to
@@ -77,8 +78,10 @@ type Meta struct {
 	// the Date of their Release files: what the mirror said then.
 	Suites []api.Suite `json:"suites,omitempty"`
 	// Inputs are what shaped this step, for saying what changed when a
-	// later build misses.
-	Inputs Inputs `json:"inputs"`
+	// later build misses: as written, each digest keyed with the store's
+	// key (see seal), which InputsMAC names.
+	Inputs    Inputs `json:"inputs"`
+	InputsMAC string `json:"inputs_hmac,omitempty"`
 }
 
 // ErrTaken means another build published the same checkpoint first.
@@ -265,10 +268,10 @@ func CreateOverlay(path, backing string, size int64) error {
 
 // Publish makes layer, which the build will no longer write, the
 // checkpoint m describes (its Key, Parent, Phase, Backing and the rest;
-// Publish fills in the layer, its digest and size). It returns ErrTaken
-// when another build published the same key first, and refuses what the
-// guest reported for m that CheckSuites refuses, before it touches the
-// layer.
+// Publish fills in the layer, its digest and size, and replaces its
+// Inputs with their keyed digests). It returns ErrTaken when another
+// build published the same key first, and refuses what the guest
+// reported for m that CheckSuites refuses, before it touches the layer.
 func (ss *Session) Publish(layer *Layer, m *Meta) error {
 	if err := CheckSuites(m.Suites); err != nil {
 		return err
@@ -343,8 +346,12 @@ func printable(text string) bool {
 }
 
 // writeMeta writes m through a temporary file: linked into place when it
-// must be new (publishing), renamed over the old one otherwise.
+// must be new (publishing), renamed over the old one otherwise. Plain
+// input digests are keyed first: no description is written with them.
 func (s *Store) writeMeta(m *Meta, create bool) error {
+	if err := s.sealMeta(m); err != nil {
+		return err
+	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
