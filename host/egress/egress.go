@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -243,21 +244,28 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 		p.serveSigned(c, req, src)
 		return false
 	}
-	if p.cache != nil && req.Method == http.MethodGet && cacheable(req.URL) {
+	if p.cache != nil && req.Method == http.MethodGet && cacheable(req.URL) && req.Header.Get("Authorization") == "" {
+		// The cache answers only what the guest may download: checked
+		// first, a refusal is the same whether the file is kept or not.
+		if _, err := p.destination(req.Context(), hostPort(req.URL)); err != nil {
+			refuse(c, err)
+			return false
+		}
 		p.cache.serve(c, req, p.client.Do)
 		return false
 	}
-	host := req.URL.Host
-	if req.URL.Port() == "" {
-		host = net.JoinHostPort(req.URL.Hostname(), "80")
-	}
-	up, err := p.dial(req.Context(), host)
+	up, err := p.dial(req.Context(), hostPort(req.URL))
 	if err != nil {
 		refuse(c, err)
 		return false
 	}
 	defer up.Close()
 	req.RequestURI = ""
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		// As an HTTP client does with credentials in a URL.
+		pw, _ := u.Password()
+		req.SetBasicAuth(u.Username(), pw)
+	}
 	req.Header.Del("Proxy-Connection")
 	req.Header.Set("Connection", "close")
 	req.Close = true
@@ -287,22 +295,27 @@ func (p *Proxy) serveLocal(c net.Conn, req *http.Request, svc Service) {
 	resp.Write(c)
 }
 
+// hostPort is the host and port a request for u connects to.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
 // dial resolves hostport, refuses it if the policy refuses any of its
 // addresses, and connects to an address it checked. CONNECT, plain
 // requests and the cache's downloads all come through here.
 func (p *Proxy) dial(ctx context.Context, hostport string) (net.Conn, error) {
-	host, portText, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return nil, fmt.Errorf("bad destination %q: %w", hostport, err)
-	}
-	port, err := strconv.ParseUint(portText, 10, 16)
-	if err != nil || port == 0 {
-		return nil, fmt.Errorf("bad destination %q: want a port number", hostport)
-	}
-	addrs, err := p.resolve(ctx, host, uint16(port))
+	addrs, err := p.destination(ctx, hostport)
 	if err != nil {
 		return nil, err
 	}
+	_, portText, _ := net.SplitHostPort(hostport)
+	port, _ := strconv.ParseUint(portText, 10, 16)
 	var errs []error
 	for _, a := range addrs {
 		c, err := p.dialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(port)).String())
@@ -314,6 +327,21 @@ func (p *Proxy) dial(ctx context.Context, hostport string) (net.Conn, error) {
 	return nil, errors.Join(errs...)
 }
 
+// destination is what dial checks before it connects: the addresses of
+// hostport, all of them allowed, or why not. What the cache keeps is
+// served only past the same check.
+func (p *Proxy) destination(ctx context.Context, hostport string) ([]netip.Addr, error) {
+	host, portText, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("bad destination %q: %w", hostport, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("bad destination %q: want a port number", hostport)
+	}
+	return p.resolve(ctx, host, uint16(port))
+}
+
 // resolve returns the addresses of host, all of them checked, or a
 // *Refused if the policy refuses any: a name with one public and one
 // private address is refused as a whole, since the guest could not
@@ -323,16 +351,8 @@ func (p *Proxy) resolve(ctx context.Context, host string, port uint16) ([]netip.
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
-		name := canonicalName(host)
-		// The name goes into the user's log: letters, digits and
-		// punctuation of host names only.
-		if name == "" || len(name) > 253 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" {
-			return nil, fmt.Errorf("bad destination %q: not a host name", host)
-		}
-		if !p.policy.mayReach(name, port) {
-			r := &Refused{Name: name, Port: port, Reason: "not named by --allow-only", Flag: "--allow-only"}
-			p.report(r)
-			return nil, r
+		if err := p.mayLookUp(host, port); err != nil {
+			return nil, err
 		}
 		if addrs, err = p.lookup(ctx, "ip", host); err != nil {
 			return nil, err
@@ -351,6 +371,23 @@ func (p *Proxy) resolve(ctx context.Context, host string, port uint16) ([]netip.
 		addrs[i] = a
 	}
 	return addrs, nil
+}
+
+// mayLookUp checks a host name the guest asked for before it is looked
+// up: its form, and --allow-only's names.
+func (p *Proxy) mayLookUp(host string, port uint16) error {
+	name := canonicalName(host)
+	// The name goes into the user's log: letters, digits and
+	// punctuation of host names only.
+	if name == "" || len(name) > 253 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" {
+		return fmt.Errorf("bad destination %q: not a host name", host)
+	}
+	if !p.policy.mayReach(name, port) {
+		r := &Refused{Name: name, Port: port, Reason: "not named by --allow-only", Flag: "--allow-only"}
+		p.report(r)
+		return r
+	}
+	return nil
 }
 
 // report writes a refusal to the notices, once for each name and address.

@@ -11,10 +11,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +117,11 @@ func (p *Proxy) serveSigned(conn net.Conn, req *http.Request, src *SignedSource)
 // source's lock, one file per source.
 func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (body io.ReadCloser, size int64, status int, err error) {
 	c := p.cache
+	if p.offline {
+		if err := p.mayFetchOffline(src.upstream(u)); err != nil {
+			return nil, 0, statusOf(err), err
+		}
+	}
 	locks := filepath.Join(c.Dir, "signed", "locks")
 	if err := os.MkdirAll(locks, 0o755); err != nil {
 		return nil, 0, http.StatusInternalServerError, err
@@ -156,6 +163,28 @@ func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (b
 		return nil, 0, statusOf(err), err
 	}
 	return f, n, 0, nil
+}
+
+// mayFetchOffline checks, without the network, that the policy would
+// let a fetch of u go out: offline, nothing is fetched, and what an
+// earlier build kept is served only where that build's fetch would be
+// allowed in this one. An address is checked as a fetch checks it; a name
+// against --allow-only, since it cannot be looked up.
+func (p *Proxy) mayFetchOffline(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	host, portText, _ := net.SplitHostPort(hostPort(u))
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
+		return fmt.Errorf("bad destination %q: want a port number", u.Host)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		_, err = p.resolve(context.Background(), host, uint16(port)) // no look-up for an address
+		return err
+	}
+	return p.mayLookUp(host, uint16(port))
 }
 
 // signedSums fetches SHA256SUMS and its signature for u's directory and
@@ -224,7 +253,8 @@ type refusal struct{ error }
 
 func statusOf(err error) int {
 	var r refusal
-	if errors.As(err, &r) {
+	var pr *Refused
+	if errors.As(err, &r) || errors.As(err, &pr) {
 		return http.StatusForbidden
 	}
 	return http.StatusBadGateway

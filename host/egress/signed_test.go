@@ -220,6 +220,7 @@ func TestSignedImageOffline(t *testing.T) {
 	before := ci.gets.Load()
 	offline, _ := startProxy(t, Options{
 		Cache:   &Cache{Dir: dir},
+		Policy:  Policy{AllowNet: rules(t, ci.hostport())},
 		Signed:  []SignedSource{{Prefix: ci.url + "/", Keyring: openpgp.EntityList{key}, KeyName: "the test's cloud image key"}},
 		Offline: true,
 	}, nil, noDial(t))
@@ -232,6 +233,25 @@ func TestSignedImageOffline(t *testing.T) {
 	}
 	if ci.gets.Load() != before {
 		t.Error("an offline build downloaded the image")
+	}
+
+	// What an earlier build fetched from a host this one may not reach
+	// is refused, as its fetch would be, the same way whether kept or not.
+	for _, pol := range []Policy{{}, {AllowOnly: rules(t, "deb.debian.org")}} {
+		refusing, _ := startProxy(t, Options{
+			Cache:   &Cache{Dir: dir},
+			Policy:  pol,
+			Signed:  []SignedSource{{Prefix: ci.url + "/", Keyring: openpgp.EntityList{key}, KeyName: "the test's cloud image key"}},
+			Offline: true,
+		}, nil, noDial(t))
+		keptCode, keptBody := ask(t, refusing, get(ci.hostport(), imagePath))
+		neverCode, neverBody := ask(t, refusing, get(ci.hostport(), "/noble/current/never.squashfs"))
+		if keptCode != http.StatusForbidden || !strings.Contains(keptBody, "refused a connection from the helper VM to "+ci.hostport()) {
+			t.Errorf("offline, with %+v: %d %q, want 403 refused", pol, keptCode, keptBody)
+		}
+		if keptCode != neverCode || strings.Replace(keptBody, imagePath, "", 1) != strings.Replace(neverBody, "/noble/current/never.squashfs", "", 1) {
+			t.Errorf("offline, with %+v, a kept file is answered %d %q and one never kept %d %q: want the same", pol, keptCode, keptBody, neverCode, neverBody)
+		}
 	}
 }
 
