@@ -27,10 +27,13 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // GuestAddr is where the guest finds the proxy.
@@ -91,6 +94,9 @@ type Proxy struct {
 // Listen starts a proxy on the unix socket at path, refusing what
 // o.Policy does not allow. It takes the host's own addresses now.
 func Listen(path string, o Options) (*Proxy, error) {
+	if err := os.Mkdir(relaySlots(path), 0o700); err != nil {
+		return nil, fmt.Errorf("make the relays' slots: %w", err)
+	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
@@ -439,19 +445,66 @@ func closeWrite(c net.Conn) {
 // each guest connection: it joins its stdin and stdout to the proxy.
 const RelayArg = "__dibvm-egress-relay"
 
+// maxRelays bounds the relays of one proxy that run at once. QEMU starts
+// one (a dibvm process of some megabytes) for each connection the guest
+// opens, however many; the proxy closes those past maxConns at once, and
+// their relays exit, but a guest that opens them faster than relays end
+// is held here. Each relay holds one of maxRelays slot files locked (see
+// relaySlots) while it lives, and one that finds none free exits at once:
+// no process keeps count, and the kernel frees a dead relay's slot, even
+// one killed by SIGKILL.
+const maxRelays = 2 * maxConns
+
+// relaySlots is the directory of the slot files of the proxy at socket.
+func relaySlots(socket string) string { return socket + ".relays" }
+
+// takeSlot locks a free slot file in dir, or fails when all are taken.
+func takeSlot(dir string) (*flock.Flock, error) {
+	start := os.Getpid() // relays start at different slots
+	for i := range maxRelays {
+		l := flock.New(filepath.Join(dir, strconv.Itoa((start+i)%maxRelays)))
+		ok, err := l.TryLock()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("%d relays already run", maxRelays)
+}
+
 // Relay is the relay's main.
 func Relay(socket string) int {
-	c, err := net.Dial("unix", socket)
-	if err != nil {
+	if err := relay(socket, os.Stdin, os.Stdout); err != nil {
+		// The guest's end of the connection: the host's terminal never
+		// sees it.
 		fmt.Fprintf(os.Stderr, "dibvm egress relay: %v\n", err)
 		return 1
 	}
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(c, os.Stdin); closeWrite(c); done <- struct{}{} }()
-	go func() { io.Copy(os.Stdout, c); done <- struct{}{} }()
-	<-done
-	<-done
 	return 0
+}
+
+// relay joins the guest's connection (in, out) to the proxy at socket
+// until the proxy's side ends. It does not wait for the guest: a guest
+// that holds its end open past the proxy's bounds, which closed the
+// connection, would otherwise keep the relay alive as long as it likes.
+// When the guest's side ends first, the proxy is told (a half-close) and
+// still ends the connection.
+func relay(socket string, in io.Reader, out io.Writer) error {
+	slot, err := takeSlot(relaySlots(socket))
+	if err != nil {
+		return err
+	}
+	defer slot.Unlock()
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	go func() { io.Copy(c, in); closeWrite(c) }()
+	io.Copy(out, c)
+	return nil
 }
 
 // GuestfwdRule is the QEMU -netdev user guestfwd value that starts relay
