@@ -31,16 +31,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/gofrs/flock"
 )
 
 // GuestAddr is where the guest finds the proxy.
 const GuestAddr = "10.0.2.100:3128"
 
-// maxReports bounds the refusals reported, each once: a guest that tries
-// thousands of addresses must not flood the user's terminal.
+// maxReports bounds the refusals reported, each once (see notice).
 const maxReports = 100
 
 // Options configure a Proxy.
@@ -85,6 +86,11 @@ type Proxy struct {
 	// dialed.
 	lookup      func(ctx context.Context, network, host string) ([]netip.Addr, error)
 	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// pinned is what the signed sources' downloads hold in temporary
+	// files now, at most maxPinned (see fetchChecked).
+	pinned    atomic.Int64
+	maxPinned int64
 
 	mu       sync.Mutex
 	reported map[string]bool // "name addr" of the refusals reported
@@ -131,7 +137,7 @@ func newProxy(ln net.Listener, o Options) *Proxy {
 	p := &Proxy{
 		ln: ln, policy: o.Policy, cache: o.Cache, notices: o.Notices, signed: o.Signed, offline: o.Offline,
 		lookup: net.DefaultResolver.LookupNetIP, dialContext: dialer.DialContext,
-		reported: map[string]bool{}, services: o.Services,
+		reported: map[string]bool{}, services: o.Services, maxPinned: maxPinned,
 	}
 	p.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -398,14 +404,21 @@ func (p *Proxy) mayLookUp(host string, port uint16) error {
 
 // report writes a refusal to the notices, once for each name and address.
 func (p *Proxy) report(r *Refused) {
-	key := r.Name + " " + r.Addr.String()
+	p.notice(r.Name+" "+r.Addr.String(), "dibvm: egress: "+r.Error())
+}
+
+// notice writes line to the notices once for each key, for at most
+// maxReports keys: a guest that tries thousands of addresses or names
+// must not flood the user's terminal. The line goes through termsafe:
+// names and paths in it are the guest's choice.
+func (p *Proxy) notice(key, line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case p.reported[key]:
 	case len(p.reported) < maxReports:
 		p.reported[key] = true
-		fmt.Fprintf(p.notices, "dibvm: egress: %v\n", r)
+		fmt.Fprintf(p.notices, "%s\n", termsafe.String(line))
 	case !p.muted:
 		p.muted = true
 		fmt.Fprintf(p.notices, "dibvm: egress: refused more connections from the helper VM; reporting no more of them\n")
