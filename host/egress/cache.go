@@ -40,8 +40,13 @@ type Cache struct {
 // build's packages, far less than a disk.
 const maxCacheAdd = 8 << 30
 
-// cacheable reports whether the file at u never changes.
+// cacheable reports whether the file at u never changes. A URL with
+// credentials in it is never kept: the file may be one that only they
+// open, and the cache's key does not hold them.
 func cacheable(u *url.URL) bool {
+	if u.User != nil {
+		return false
+	}
 	p := u.Path
 	if strings.Contains(p, "/by-hash/SHA256/") {
 		return true
@@ -159,6 +164,10 @@ func (p *Proxy) Fetch(ctx context.Context, u, sum string) (io.ReadCloser, error)
 	keep := p.cache != nil && cacheable(parsed)
 	var name string
 	if keep {
+		// What is kept is served only where the fetch would be allowed.
+		if _, err := p.destination(ctx, hostPort(parsed)); err != nil {
+			return nil, err
+		}
 		name = p.cache.file(parsed)
 		if f, err := os.Open(name); err == nil {
 			if sum == "" || fileSum(f) == sum {

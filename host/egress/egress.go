@@ -25,18 +25,23 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/dibvm/dibvm/host/termsafe"
+	"github.com/gofrs/flock"
 )
 
 // GuestAddr is where the guest finds the proxy.
 const GuestAddr = "10.0.2.100:3128"
 
-// maxReports bounds the refusals reported, each once: a guest that tries
-// thousands of addresses must not flood the user's terminal.
+// maxReports bounds the refusals reported, each once (see notice).
 const maxReports = 100
 
 // Options configure a Proxy.
@@ -82,6 +87,11 @@ type Proxy struct {
 	lookup      func(ctx context.Context, network, host string) ([]netip.Addr, error)
 	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
+	// pinned is what the signed sources' downloads hold in temporary
+	// files now, at most maxPinned (see fetchChecked).
+	pinned    atomic.Int64
+	maxPinned int64
+
 	mu       sync.Mutex
 	reported map[string]bool // "name addr" of the refusals reported
 	muted    bool            // past maxReports
@@ -90,6 +100,9 @@ type Proxy struct {
 // Listen starts a proxy on the unix socket at path, refusing what
 // o.Policy does not allow. It takes the host's own addresses now.
 func Listen(path string, o Options) (*Proxy, error) {
+	if err := os.Mkdir(relaySlots(path), 0o700); err != nil {
+		return nil, fmt.Errorf("make the relays' slots: %w", err)
+	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
@@ -124,7 +137,7 @@ func newProxy(ln net.Listener, o Options) *Proxy {
 	p := &Proxy{
 		ln: ln, policy: o.Policy, cache: o.Cache, notices: o.Notices, signed: o.Signed, offline: o.Offline,
 		lookup: net.DefaultResolver.LookupNetIP, dialContext: dialer.DialContext,
-		reported: map[string]bool{}, services: o.Services,
+		reported: map[string]bool{}, services: o.Services, maxPinned: maxPinned,
 	}
 	p.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -243,21 +256,28 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 		p.serveSigned(c, req, src)
 		return false
 	}
-	if p.cache != nil && req.Method == http.MethodGet && cacheable(req.URL) {
+	if p.cache != nil && req.Method == http.MethodGet && cacheable(req.URL) && req.Header.Get("Authorization") == "" {
+		// The cache answers only what the guest may download: checked
+		// first, a refusal is the same whether the file is kept or not.
+		if _, err := p.destination(req.Context(), hostPort(req.URL)); err != nil {
+			refuse(c, err)
+			return false
+		}
 		p.cache.serve(c, req, p.client.Do)
 		return false
 	}
-	host := req.URL.Host
-	if req.URL.Port() == "" {
-		host = net.JoinHostPort(req.URL.Hostname(), "80")
-	}
-	up, err := p.dial(req.Context(), host)
+	up, err := p.dial(req.Context(), hostPort(req.URL))
 	if err != nil {
 		refuse(c, err)
 		return false
 	}
 	defer up.Close()
 	req.RequestURI = ""
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		// As an HTTP client does with credentials in a URL.
+		pw, _ := u.Password()
+		req.SetBasicAuth(u.Username(), pw)
+	}
 	req.Header.Del("Proxy-Connection")
 	req.Header.Set("Connection", "close")
 	req.Close = true
@@ -287,22 +307,27 @@ func (p *Proxy) serveLocal(c net.Conn, req *http.Request, svc Service) {
 	resp.Write(c)
 }
 
+// hostPort is the host and port a request for u connects to.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
 // dial resolves hostport, refuses it if the policy refuses any of its
 // addresses, and connects to an address it checked. CONNECT, plain
 // requests and the cache's downloads all come through here.
 func (p *Proxy) dial(ctx context.Context, hostport string) (net.Conn, error) {
-	host, portText, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return nil, fmt.Errorf("bad destination %q: %w", hostport, err)
-	}
-	port, err := strconv.ParseUint(portText, 10, 16)
-	if err != nil || port == 0 {
-		return nil, fmt.Errorf("bad destination %q: want a port number", hostport)
-	}
-	addrs, err := p.resolve(ctx, host, uint16(port))
+	addrs, err := p.destination(ctx, hostport)
 	if err != nil {
 		return nil, err
 	}
+	_, portText, _ := net.SplitHostPort(hostport)
+	port, _ := strconv.ParseUint(portText, 10, 16)
 	var errs []error
 	for _, a := range addrs {
 		c, err := p.dialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(port)).String())
@@ -314,6 +339,21 @@ func (p *Proxy) dial(ctx context.Context, hostport string) (net.Conn, error) {
 	return nil, errors.Join(errs...)
 }
 
+// destination is what dial checks before it connects: the addresses of
+// hostport, all of them allowed, or why not. What the cache keeps is
+// served only past the same check.
+func (p *Proxy) destination(ctx context.Context, hostport string) ([]netip.Addr, error) {
+	host, portText, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("bad destination %q: %w", hostport, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("bad destination %q: want a port number", hostport)
+	}
+	return p.resolve(ctx, host, uint16(port))
+}
+
 // resolve returns the addresses of host, all of them checked, or a
 // *Refused if the policy refuses any: a name with one public and one
 // private address is refused as a whole, since the guest could not
@@ -323,16 +363,8 @@ func (p *Proxy) resolve(ctx context.Context, host string, port uint16) ([]netip.
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
-		name := canonicalName(host)
-		// The name goes into the user's log: letters, digits and
-		// punctuation of host names only.
-		if name == "" || len(name) > 253 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" {
-			return nil, fmt.Errorf("bad destination %q: not a host name", host)
-		}
-		if !p.policy.mayReach(name, port) {
-			r := &Refused{Name: name, Port: port, Reason: "not named by --allow-only", Flag: "--allow-only"}
-			p.report(r)
-			return nil, r
+		if err := p.mayLookUp(host, port); err != nil {
+			return nil, err
 		}
 		if addrs, err = p.lookup(ctx, "ip", host); err != nil {
 			return nil, err
@@ -353,16 +385,40 @@ func (p *Proxy) resolve(ctx context.Context, host string, port uint16) ([]netip.
 	return addrs, nil
 }
 
+// mayLookUp checks a host name the guest asked for before it is looked
+// up: its form, and --allow-only's names.
+func (p *Proxy) mayLookUp(host string, port uint16) error {
+	name := canonicalName(host)
+	// The name goes into the user's log: letters, digits and
+	// punctuation of host names only.
+	if name == "" || len(name) > 253 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" {
+		return fmt.Errorf("bad destination %q: not a host name", host)
+	}
+	if !p.policy.mayReach(name, port) {
+		r := &Refused{Name: name, Port: port, Reason: "not named by --allow-only", Flag: "--allow-only"}
+		p.report(r)
+		return r
+	}
+	return nil
+}
+
 // report writes a refusal to the notices, once for each name and address.
 func (p *Proxy) report(r *Refused) {
-	key := r.Name + " " + r.Addr.String()
+	p.notice(r.Name+" "+r.Addr.String(), "dibvm: egress: "+r.Error())
+}
+
+// notice writes line to the notices once for each key, for at most
+// maxReports keys: a guest that tries thousands of addresses or names
+// must not flood the user's terminal. The line goes through termsafe:
+// names and paths in it are the guest's choice.
+func (p *Proxy) notice(key, line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case p.reported[key]:
 	case len(p.reported) < maxReports:
 		p.reported[key] = true
-		fmt.Fprintf(p.notices, "dibvm: egress: %v\n", r)
+		fmt.Fprintf(p.notices, "%s\n", termsafe.String(line))
 	case !p.muted:
 		p.muted = true
 		fmt.Fprintf(p.notices, "dibvm: egress: refused more connections from the helper VM; reporting no more of them\n")
@@ -402,19 +458,66 @@ func closeWrite(c net.Conn) {
 // each guest connection: it joins its stdin and stdout to the proxy.
 const RelayArg = "__dibvm-egress-relay"
 
+// maxRelays bounds the relays of one proxy that run at once. QEMU starts
+// one (a dibvm process of some megabytes) for each connection the guest
+// opens, however many; the proxy closes those past maxConns at once, and
+// their relays exit, but a guest that opens them faster than relays end
+// is held here. Each relay holds one of maxRelays slot files locked (see
+// relaySlots) while it lives, and one that finds none free exits at once:
+// no process keeps count, and the kernel frees a dead relay's slot, even
+// one killed by SIGKILL.
+const maxRelays = 2 * maxConns
+
+// relaySlots is the directory of the slot files of the proxy at socket.
+func relaySlots(socket string) string { return socket + ".relays" }
+
+// takeSlot locks a free slot file in dir, or fails when all are taken.
+func takeSlot(dir string) (*flock.Flock, error) {
+	start := os.Getpid() // relays start at different slots
+	for i := range maxRelays {
+		l := flock.New(filepath.Join(dir, strconv.Itoa((start+i)%maxRelays)))
+		ok, err := l.TryLock()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("%d relays already run", maxRelays)
+}
+
 // Relay is the relay's main.
 func Relay(socket string) int {
-	c, err := net.Dial("unix", socket)
-	if err != nil {
+	if err := relay(socket, os.Stdin, os.Stdout); err != nil {
+		// The guest's end of the connection: the host's terminal never
+		// sees it.
 		fmt.Fprintf(os.Stderr, "dibvm egress relay: %v\n", err)
 		return 1
 	}
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(c, os.Stdin); closeWrite(c); done <- struct{}{} }()
-	go func() { io.Copy(os.Stdout, c); done <- struct{}{} }()
-	<-done
-	<-done
 	return 0
+}
+
+// relay joins the guest's connection (in, out) to the proxy at socket
+// until the proxy's side ends. It does not wait for the guest: a guest
+// that holds its end open past the proxy's bounds, which closed the
+// connection, would otherwise keep the relay alive as long as it likes.
+// When the guest's side ends first, the proxy is told (a half-close) and
+// still ends the connection.
+func relay(socket string, in io.Reader, out io.Writer) error {
+	slot, err := takeSlot(relaySlots(socket))
+	if err != nil {
+		return err
+	}
+	defer slot.Unlock()
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	go func() { io.Copy(c, in); closeWrite(c) }()
+	io.Copy(out, c)
+	return nil
 }
 
 // GuestfwdRule is the QEMU -netdev user guestfwd value that starts relay

@@ -11,10 +11,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,7 +102,7 @@ func (p *Proxy) serveSigned(conn net.Conn, req *http.Request, src *SignedSource)
 	body, size, status, err := p.signedGet(req.Context(), req.URL, src)
 	if err != nil {
 		msg := fmt.Sprintf("dibvm: %s: %v", req.URL, err)
-		fmt.Fprintln(p.notices, msg)
+		p.notice(msg, msg)
 		writeError(conn, status, msg)
 		return
 	}
@@ -115,6 +117,11 @@ func (p *Proxy) serveSigned(conn net.Conn, req *http.Request, src *SignedSource)
 // source's lock, one file per source.
 func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (body io.ReadCloser, size int64, status int, err error) {
 	c := p.cache
+	if p.offline {
+		if err := p.mayFetchOffline(src.upstream(u)); err != nil {
+			return nil, 0, statusOf(err), err
+		}
+	}
 	locks := filepath.Join(c.Dir, "signed", "locks")
 	if err := os.MkdirAll(locks, 0o755); err != nil {
 		return nil, 0, http.StatusInternalServerError, err
@@ -156,6 +163,28 @@ func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (b
 		return nil, 0, statusOf(err), err
 	}
 	return f, n, 0, nil
+}
+
+// mayFetchOffline checks, without the network, that the policy would
+// let a fetch of u go out: offline, nothing is fetched, and what an
+// earlier build kept is served only where that build's fetch would be
+// allowed in this one. An address is checked as a fetch checks it; a name
+// against --allow-only, since it cannot be looked up.
+func (p *Proxy) mayFetchOffline(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	host, portText, _ := net.SplitHostPort(hostPort(u))
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
+		return fmt.Errorf("bad destination %q: want a port number", u.Host)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		_, err = p.resolve(context.Background(), host, uint16(port)) // no look-up for an address
+		return err
+	}
+	return p.mayLookUp(host, uint16(port))
 }
 
 // signedSums fetches SHA256SUMS and its signature for u's directory and
@@ -224,8 +253,12 @@ type refusal struct{ error }
 
 func statusOf(err error) int {
 	var r refusal
-	if errors.As(err, &r) {
+	var pr *Refused
+	if errors.As(err, &r) || errors.As(err, &pr) {
 		return http.StatusForbidden
+	}
+	if errors.As(err, new(errPinned)) {
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadGateway
 }
@@ -311,11 +344,68 @@ func (p *Proxy) getSmall(ctx context.Context, u string) ([]byte, error) {
 	return data, nil
 }
 
+// maxPinned bounds the bytes of one run's signed downloads that sit in
+// temporary files on the host's disk at once: a file downloaded and
+// checked past the cache's budget is served from one, removed but still
+// open, for as long as the guest takes to read it, and a guest that asks
+// for a large file on many connections and reads none would otherwise
+// pin a copy for each. It is one file of the largest size taken.
+const maxPinned = maxSignedFile
+
+// errPinned is a download refused at maxPinned.
+type errPinned struct{ name string }
+
+func (e errPinned) Error() string {
+	return fmt.Sprintf("%s: this build already holds %d GiB of downloads from signed sources in temporary files on the host, "+
+		"as many as it may at once (its budget for the image cache is spent); refusing it until the guest has read those", e.name, maxPinned>>30)
+}
+
+// pin counts n more bytes against the run's bound on temporary files,
+// or fails without counting them.
+func (p *Proxy) pin(n int64) bool {
+	if p.pinned.Add(n) > p.maxPinned {
+		p.pinned.Add(-n)
+		return false
+	}
+	return true
+}
+
+// pinWriter writes to a temporary file while the run's bound allows.
+type pinWriter struct {
+	p    *Proxy
+	w    io.Writer
+	n    int64 // bytes pinned
+	name string
+}
+
+func (w *pinWriter) Write(b []byte) (int, error) {
+	if !w.p.pin(int64(len(b))) {
+		return 0, errPinned{w.name}
+	}
+	w.n += int64(len(b))
+	return w.w.Write(b)
+}
+
+// pinnedFile is a checked file served from a temporary file; closing it
+// frees its bytes of the bound.
+type pinnedFile struct {
+	*os.File
+	p *Proxy
+	n int64
+}
+
+func (f *pinnedFile) Close() error {
+	f.p.pinned.Add(-f.n)
+	return f.File.Close()
+}
+
 // fetchChecked downloads u, the file name, and returns it open if its
 // SHA256 is want. It is kept in the cache at dst while the run's budget
 // for the cache lasts (maxCacheAdd, shared with packages); past it, the
-// file is served and dropped.
-func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want string) (*os.File, int64, error) {
+// file is served from its temporary file and dropped. What sits in
+// temporary files at once is bounded (maxPinned): past it, the download
+// is refused.
+func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want string) (io.ReadCloser, int64, error) {
 	resp, err := p.get(ctx, u)
 	if err != nil {
 		return nil, 0, err
@@ -323,6 +413,12 @@ func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want string) (*o
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil, 0, fmt.Errorf("the server says %s", resp.Status)
+	}
+	if resp.ContentLength > maxSignedFile {
+		return nil, 0, fmt.Errorf("larger than %d GiB", maxSignedFile>>30)
+	}
+	if resp.ContentLength > p.maxPinned-p.pinned.Load() {
+		return nil, 0, errPinned{name}
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, 0, err
@@ -333,7 +429,8 @@ func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want string) (*o
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxSignedFile+1))
+	pw := &pinWriter{p: p, w: tmp, name: name}
+	n, err := io.Copy(io.MultiWriter(pw, h), io.LimitReader(resp.Body, maxSignedFile+1))
 	if err == nil && n > maxSignedFile {
 		err = fmt.Errorf("larger than %d GiB", maxSignedFile>>30)
 	}
@@ -347,12 +444,15 @@ func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want string) (*o
 	}
 	if err != nil {
 		tmp.Close()
+		p.pinned.Add(-pw.n)
 		return nil, 0, err
 	}
-	if p.cache.added.Add(n) <= maxCacheAdd {
-		os.Rename(tmp.Name(), dst) // else it stays a temporary file, removed as it is served
+	if p.cache.added.Add(n) <= maxCacheAdd && os.Rename(tmp.Name(), dst) == nil {
+		p.pinned.Add(-pw.n) // the cache's now, counted in its budget
+		return tmp, n, nil
 	}
-	return tmp, n, nil
+	// Else it stays a temporary file, removed now and gone when served.
+	return &pinnedFile{File: tmp, p: p, n: pw.n}, n, nil
 }
 
 // openChecked opens a cached object, checking that it still is what its

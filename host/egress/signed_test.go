@@ -1,9 +1,13 @@
 package egress
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -220,6 +224,7 @@ func TestSignedImageOffline(t *testing.T) {
 	before := ci.gets.Load()
 	offline, _ := startProxy(t, Options{
 		Cache:   &Cache{Dir: dir},
+		Policy:  Policy{AllowNet: rules(t, ci.hostport())},
 		Signed:  []SignedSource{{Prefix: ci.url + "/", Keyring: openpgp.EntityList{key}, KeyName: "the test's cloud image key"}},
 		Offline: true,
 	}, nil, noDial(t))
@@ -232,6 +237,25 @@ func TestSignedImageOffline(t *testing.T) {
 	}
 	if ci.gets.Load() != before {
 		t.Error("an offline build downloaded the image")
+	}
+
+	// What an earlier build fetched from a host this one may not reach
+	// is refused, as its fetch would be, the same way whether kept or not.
+	for _, pol := range []Policy{{}, {AllowOnly: rules(t, "deb.debian.org")}} {
+		refusing, _ := startProxy(t, Options{
+			Cache:   &Cache{Dir: dir},
+			Policy:  pol,
+			Signed:  []SignedSource{{Prefix: ci.url + "/", Keyring: openpgp.EntityList{key}, KeyName: "the test's cloud image key"}},
+			Offline: true,
+		}, nil, noDial(t))
+		keptCode, keptBody := ask(t, refusing, get(ci.hostport(), imagePath))
+		neverCode, neverBody := ask(t, refusing, get(ci.hostport(), "/noble/current/never.squashfs"))
+		if keptCode != http.StatusForbidden || !strings.Contains(keptBody, "refused a connection from the helper VM to "+ci.hostport()) {
+			t.Errorf("offline, with %+v: %d %q, want 403 refused", pol, keptCode, keptBody)
+		}
+		if keptCode != neverCode || strings.Replace(keptBody, imagePath, "", 1) != strings.Replace(neverBody, "/noble/current/never.squashfs", "", 1) {
+			t.Errorf("offline, with %+v, a kept file is answered %d %q and one never kept %d %q: want the same", pol, keptCode, keptBody, neverCode, neverBody)
+		}
 	}
 }
 
@@ -270,5 +294,117 @@ func TestSignedImagePastBudget(t *testing.T) {
 	}
 	if objects, _ := os.ReadDir(filepath.Join(dir, "signed", "sha256")); len(objects) != 0 {
 		t.Errorf("the cache kept %d files past the budget", len(objects))
+	}
+}
+
+// Past the cache's budget, a checked image is served from a temporary
+// file for as long as the guest takes to read it. A guest that asks on
+// many connections and reads nothing cannot make the host keep a copy
+// for each: past maxPinned bytes in temporary files, a download is
+// refused, saying why, and once the guest has read (or dropped) what it
+// holds, it is served again.
+func TestSignedImagePinnedBounded(t *testing.T) {
+	key := testKey(t, "cloud")
+	// Far more than a unix socket buffers, so that a guest that reads
+	// nothing holds the proxy in the middle of the file.
+	image := bytes.Repeat([]byte("pinned image "), 200<<10)
+	ci := newCloudImages(t, key, image)
+	cache := &Cache{Dir: filepath.Join(t.TempDir(), "cache")}
+	cache.added.Store(maxCacheAdd)
+	sock := filepath.Join(t.TempDir(), "egress.sock")
+	notices := &syncBuffer{}
+	p, err := listenProxy(sock, Options{
+		Cache:   cache,
+		Policy:  Policy{AllowNet: rules(t, ci.hostport())},
+		Signed:  []SignedSource{{Prefix: ci.url + "/", Keyring: openpgp.EntityList{key}, KeyName: "the test key"}},
+		Notices: notices,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	p.own, p.lookup, p.dialContext = fakeOwn, (&fakeResolver{}).lookup, loopbackDial(t)
+	p.maxPinned = int64(len(image)) * 3 / 2
+	go p.serve()
+
+	// The first guest connection gets its image and reads one byte.
+	held, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(held, get(ci.hostport(), imagePath))
+	resp, err := http.ReadResponse(bufio.NewReader(held), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the first GET: %v %v", resp, err)
+	}
+	if _, err := resp.Body.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.pinned.Load(); n != int64(len(image)) {
+		t.Errorf("%d bytes pinned while the guest holds one image of %d", n, len(image))
+	}
+
+	// Others are refused while it holds its copy, without a second one.
+	for i := range 3 {
+		code, body := ask(t, sock, get(ci.hostport(), imagePath))
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "in temporary files on the host") {
+			t.Errorf("GET %d while one copy is held: %d %.200q, want 503 saying why", i+2, code, body)
+		}
+		if n := p.pinned.Load(); n > p.maxPinned {
+			t.Errorf("%d bytes pinned, over the bound of %d", n, p.maxPinned)
+		}
+	}
+	if !strings.Contains(notices.String(), "in temporary files on the host") {
+		t.Errorf("the host was not told: %q", notices.String())
+	}
+
+	// Once the first connection is gone, its copy is too.
+	held.Close()
+	waitFor(t, func() bool { return p.pinned.Load() == 0 })
+	if code, body := ask(t, sock, get(ci.hostport(), imagePath)); code != http.StatusOK || body != string(image) {
+		t.Errorf("GET after the held one ended: %d, %d bytes", code, len(body))
+	}
+	waitFor(t, func() bool { return p.pinned.Load() == 0 })
+}
+
+// The names a guest asks for reach the user's terminal only as text: a
+// notice quoting a file name (percent-decoded from the guest's URL)
+// carries no control character, and a guest that asks for many names
+// gets maxReports notices and one line saying no more are.
+func TestSignedNoticesAreText(t *testing.T) {
+	key := testKey(t, "cloud")
+	ci := newCloudImages(t, key, []byte("an image"))
+	sock, notices := signedProxy(t, ci, key, filepath.Join(t.TempDir(), "cache"), false)
+	for _, name := range []string{
+		"%1b]0;owned%07x.img",
+		"%1b[2J%1b[Hclear.img",
+		"%c2%9b31mc1.img",
+		"%e2%80%aeevil.img",
+		"cr%0dline.img",
+	} {
+		code, body := ask(t, sock, get(ci.hostport(), "/noble/current/"+name))
+		if code != http.StatusNotFound || !strings.Contains(body, "is not listed in the signed SHA256SUMS") {
+			t.Errorf("GET %s: %d %q", name, code, body)
+		}
+	}
+	got := notices.String()
+	for _, want := range []string{"^[]0;owned^Gx.img", "^[[2J^[[Hclear.img", `\u009b31mc1.img`, `\u202eevil.img`, "cr^Mline.img"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the notices do not show %q as text:\n%s", want, got)
+		}
+	}
+	for _, r := range strings.TrimSuffix(got, "\n") {
+		if r < 0x20 && r != '\n' || r == 0x7f || r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e {
+			t.Errorf("a control character %U reached the notices:\n%q", r, got)
+			break
+		}
+	}
+	for i := range maxReports + 20 {
+		ask(t, sock, get(ci.hostport(), fmt.Sprintf("/noble/current/flood-%d.img", i)))
+	}
+	if n := strings.Count(notices.String(), "\n"); n != maxReports+1 {
+		t.Errorf("%d notices for %d names asked for, want %d and one saying no more are", n, maxReports+25, maxReports+1)
 	}
 }
