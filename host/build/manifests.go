@@ -7,16 +7,22 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
-// maxManifests bounds what the guest may hand over as manifests: they
-// are lists and small records, and a guest must not fill the host's disk.
-const maxManifests = 256 << 20
+// Bounds on what the guest may hand over as manifests: they are a few
+// lists and small records, and a guest must not fill the host's disk,
+// nor its inode table or directory tree with empty files and folders.
+const (
+	maxManifests       = 256 << 20 // bytes of files
+	maxManifestEntries = 10000     // files, directories and skipped entries
+	maxManifestDepth   = 8         // directories down to a file
+)
 
 // extractManifests unpacks the guest's tar of the image's manifests
 // into dir. The guest is not trusted: only plain files and directories
 // with local names are taken, with ordinary modes, and no more than
-// maxManifests bytes.
+// the bounds above.
 //
 // The names are the guest's. They are printed nowhere but in errors:
 // quoted with %q here, and wrapped in os errors that reach the user
@@ -24,7 +30,7 @@ const maxManifests = 256 << 20
 func extractManifests(dir string, r io.Reader) error {
 	tr := tar.NewReader(r)
 	var total int64
-	for {
+	for entries := 1; ; entries++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -32,12 +38,18 @@ func extractManifests(dir string, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("read the manifests: %w", err)
 		}
+		if entries > maxManifestEntries {
+			return fmt.Errorf("the manifests hold more than %d entries", maxManifestEntries)
+		}
 		name := filepath.Clean(filepath.FromSlash(h.Name))
 		if name == "." {
 			continue
 		}
 		if !filepath.IsLocal(name) {
 			return fmt.Errorf("the manifests hold %q, which is not a path inside their directory", h.Name)
+		}
+		if depth := strings.Count(name, string(filepath.Separator)) + 1; depth > maxManifestDepth {
+			return fmt.Errorf("the manifests hold %q, %d levels deep, more than %d", h.Name, depth, maxManifestDepth)
 		}
 		dst := filepath.Join(dir, name)
 		switch h.Typeflag {

@@ -3,8 +3,10 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,5 +66,37 @@ func TestExtractManifestsRefusesEscapes(t *testing.T) {
 		&tar.Header{Name: "m", Typeflag: tar.TypeReg, Mode: 0o644}))
 	if err == nil {
 		t.Error("a name given twice was written twice")
+	}
+}
+
+// A guest cannot fill the host's directory tree with manifests: their
+// entries and depth are bounded, and bytes are.
+func TestExtractManifestsBounds(t *testing.T) {
+	many := make([]*tar.Header, maxManifestEntries+1)
+	for i := range many {
+		many[i] = &tar.Header{Name: fmt.Sprintf("f%d", i), Typeflag: tar.TypeReg, Mode: 0o644}
+	}
+	deep := strings.Repeat("d/", maxManifestDepth) + "file"
+	for _, tc := range []struct {
+		name    string
+		entries []*tar.Header
+		want    string
+	}{
+		{"too many files", many, "more than 10000 entries"},
+		{"too many links", slices.Repeat([]*tar.Header{{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "x"}}, maxManifestEntries+1), "more than 10000 entries"},
+		{"too deep", []*tar.Header{{Name: deep, Typeflag: tar.TypeReg, Mode: 0o644}}, "levels deep"},
+		{"too deep a directory", []*tar.Header{{Name: deep + "/", Typeflag: tar.TypeDir, Mode: 0o755}}, "levels deep"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := extractManifests(t.TempDir(), tarOf(t, tc.entries...))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	// As deep and as many as allowed are taken.
+	ok := []*tar.Header{{Name: strings.Repeat("d/", maxManifestDepth-1) + "file", Typeflag: tar.TypeReg, Mode: 0o644}}
+	if err := extractManifests(t.TempDir(), tarOf(t, append(ok, many[:maxManifestEntries-1]...)...)); err != nil {
+		t.Errorf("manifests within the bounds: %v", err)
 	}
 }
