@@ -45,25 +45,38 @@ func (b *build) point(phase, hook string) error {
 		return fmt.Errorf("at %s the host said %q", name, word)
 	}
 	cp := &api.Checkpoint{Phase: phase, Hook: hook, Suites: aptSuites(b.built)}
-	dir, err := os.Open(root)
+	thaw, err := freeze(root)
 	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	unix.Sync()
-	if err := unix.IoctlSetInt(int(dir.Fd()), fiFreeze, 0); err != nil {
-		// The host keeps nothing here, then.
-		cp.Unfrozen = fmt.Sprintf("freeze %s: %v", root, err)
+		// The host keeps nothing here, then; it waits for word of it.
+		cp.Unfrozen = err.Error()
 		b.tell(api.Message{Checkpoint: cp})
 		_, err := b.word(name)
 		return err
 	}
 	b.tell(api.Message{Checkpoint: cp})
 	_, waitErr := b.word(name)
-	if err := unix.IoctlSetInt(int(dir.Fd()), fiThaw, 0); err != nil {
+	if err := thaw(); err != nil {
 		return fmt.Errorf("thaw %s after the checkpoint: %w", root, err)
 	}
 	return waitErr
+}
+
+// freeze flushes everything written and freezes the filesystem mounted
+// at dir, and returns how to thaw it.
+func freeze(dir string) (thaw func() error, err error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	unix.Sync()
+	if err := unix.IoctlSetInt(int(d.Fd()), fiFreeze, 0); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("freeze %s: %w", dir, err)
+	}
+	return func() error {
+		defer d.Close()
+		return unix.IoctlSetInt(int(d.Fd()), fiThaw, 0)
+	}, nil
 }
 
 // word reads the host's next word on the build's stdin.

@@ -303,6 +303,11 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	// point or go on, after a point, a checkpoint or a breakpoint.
 	words, reply := io.Pipe()
 	defer reply.Close()
+	// Once the build or the VM ends, nobody reads the words: the host's
+	// next one must not wait for a reader (a guest that asks without
+	// reading would otherwise hold the host for good).
+	endWords := func() { words.CloseWithError(errors.New("the build has ended")) }
+	defer context.AfterFunc(ctx, endWords)()
 	breaks, _ := breakpoint.Parse(spec.Break) // checked in Prepare
 	ctl := &control{
 		breaks: breaks, types: o.Types, diskSize: o.ScratchSize,
@@ -315,6 +320,11 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 				defer o.Progress.Resume()
 			}
 			p.breakShell(m, b)
+		},
+		onOffList: func(why string) {
+			if keep != nil {
+				keep.stop("the build left the hooks of its elements: " + why)
+			}
 		},
 		onCheckpoint: func(cp *api.Checkpoint) {
 			if keep != nil && keep.keep(m, cp) {
@@ -346,6 +356,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 		Line:  api.BuildLine,
 		Stdin: words, Stdout: ctlW, Stderr: o.Stdout,
 	})
+	endWords()
 	p.out.Flush()
 	ctlW.Close()
 	<-ctlDone

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -127,6 +128,9 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 	// The names of the files of each hook of each step's own phase, by
 	// phase and hook.
 	files := map[string]map[string][]string{}
+	digests := map[string]string{}             // of every file, by name
+	links := map[string]string{}               // of every symlink, by name
+	linkStep := map[string]checkpoint.Inputs{} // the inputs each symlink is among
 	tr := tar.NewReader(bytes.NewReader(tarball))
 	for {
 		hdr, err := tr.Next()
@@ -145,12 +149,22 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 		digest := hex.EncodeToString(h.Sum(nil))
 		phase, below := phaseOf(name)
 		s := byPhase[phase]
+		digests[name] = digest
 		switch {
 		case phase == "":
 			first[name] = digest
 		case s != nil:
 			s.inputs[name] = digest
 			s.run = s.run || (strings.HasPrefix(name, "hooks/") && hdr.Typeflag != tar.TypeDir)
+		}
+		if hdr.Typeflag == tar.TypeSymlink {
+			links[name] = hdr.Linkname
+			switch {
+			case phase == "":
+				linkStep[name] = first
+			case s != nil:
+				linkStep[name] = s.inputs
+			}
 		}
 		// Files of the phases after the last step shape nothing kept.
 		if s == nil || s.phase != phase || strings.Contains(below, "/") || !runparts.ScriptName.MatchString(below) {
@@ -160,6 +174,16 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 			files[phase] = map[string][]string{}
 		}
 		files[phase][below] = append(files[phase][below], name)
+	}
+	// A symlink is its link's text, and the content of what it leads to
+	// in the tar, which may be a file of another phase (a hook of
+	// install.d may lead to one of finalise.d): that is among the
+	// inputs of the link's step too, and stays in the keys of its
+	// sub-steps (only regular hooks' files leave them).
+	for name, in := range linkStep {
+		if target, ok := resolveLink(name, links); ok && digests[target] != "" {
+			in[name+" -> "+target] = digests[target]
+		}
 	}
 	merged, err := mergedHooks(tarball)
 	if err != nil {
@@ -208,6 +232,27 @@ func chainKeys(steps []*step) {
 		}
 		parent = s.key
 	}
+}
+
+// resolveLink follows the symlink name of the tar, whose links are
+// links, to what it leads to in the tar, through at most a few links.
+// A link that leads out of the tar (an absolute path, into the image)
+// leads to nothing the tar holds.
+func resolveLink(name string, links map[string]string) (string, bool) {
+	for range 8 {
+		link, ok := links[name]
+		if !ok {
+			return name, true
+		}
+		if path.IsAbs(link) {
+			return "", false
+		}
+		name = path.Join(path.Dir(name), link)
+		if !filepath.IsLocal(name) {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // extraPackagesInput names the -p packages among install.d's inputs.
@@ -378,11 +423,17 @@ func (k *keeper) wants(point string, took time.Duration) bool {
 	if k == nil || k.stopped {
 		return false
 	}
+	s := k.pending(point)
+	return s != nil && (s.hook == "" || took >= SlowHook)
+}
+
+// pending is the step still to keep that point names, or nil.
+func (k *keeper) pending(point string) *step {
 	i := slices.IndexFunc(k.order[k.next:], func(s *step) bool { return s.name() == point })
 	if i < 0 {
-		return false
+		return nil
 	}
-	return k.order[k.next+i].hook == "" || took >= SlowHook
+	return k.order[k.next+i]
 }
 
 // find looks up the checkpoint of step s, and the layers it sits on down
@@ -482,13 +533,13 @@ func (k *keeper) keep(m *machine.Machine, cp *api.Checkpoint) bool {
 		fmt.Fprintf(k.out, "dibvm: no checkpoint after %s: the helper VM could not bring the tree to rest: %s\n", name, termsafe.String(cp.Unfrozen))
 		return false
 	}
-	i := slices.IndexFunc(k.order[k.next:], func(s *step) bool { return s.name() == name })
-	if i < 0 {
+	s := k.pending(name)
+	if s == nil {
+		// control lets through only a point wants took.
 		k.stop("the helper VM asked to keep the tree after " + name + ", which is no step still to keep")
 		return false
 	}
-	s := k.order[k.next+i]
-	k.next += i + 1
+	k.next = slices.Index(k.order, s) + 1
 	start := time.Now()
 	over, err := k.sess.NewLayerOver(k.active, k.size)
 	if err == nil {

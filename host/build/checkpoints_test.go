@@ -194,7 +194,7 @@ func TestCheckpointKeysInsideAPhase(t *testing.T) {
 		"elements/one/install.d/10-a":        "a",
 		"hooks/install.d/50-b":               "b",
 		"elements/two/install.d/50-b":        "b",
-		"hooks/install.d/60-link":            "-> 50-b",
+		"hooks/install.d/60-link":            "-> 70-data",
 		"hooks/install.d/70-data":            "0644 data",
 		"hooks/install.d/80-c":               "c",
 		"elements/two/install.d/80-c":        "c",
@@ -270,6 +270,46 @@ func TestCheckpointKeysInsideAPhase(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A hook that is a link runs what it leads to, which may be a file of a
+// phase that shapes no checkpoint: what it leads to is in the keys of
+// the link's phase, and of every step inside it.
+func TestCheckpointKeysFollowLinks(t *testing.T) {
+	files := map[string]string{
+		"hooks/root.d/10-a":        "root",
+		"hooks/install.d/10-a":     "a",
+		"hooks/install.d/20-link":  "-> ../finalise.d/20-x",
+		"hooks/install.d/30-b":     "b",
+		"hooks/finalise.d/20-x":    "x",
+		"hooks/install.d/40-chain": "-> 45-link",
+		"hooks/install.d/45-link":  "-> ../finalise.d/30-y",
+		"hooks/finalise.d/30-y":    "0644 y",
+		"hooks/install.d/50-out":   "-> /usr/bin/true",
+	}
+	spec := &api.Spec{ImageName: "img", Elements: []string{"one"}, Arch: "amd64"}
+	keys := func(files map[string]string) map[string]string {
+		out := map[string]string{}
+		for _, s := range keyedSteps(t, spec, nil, files) {
+			out[s.name()] = s.key
+			for _, sub := range s.subs {
+				out[sub.name()] = sub.key
+			}
+		}
+		return out
+	}
+	base := keys(files)
+	for _, target := range []string{"hooks/finalise.d/20-x", "hooks/finalise.d/30-y"} {
+		got := keys(changed(files, map[string]string{target: "0755 changed"}))
+		for _, step := range []string{"install.d", "install.d/10-a", "install.d/20-link", "install.d/30-b"} {
+			if got[step] == base[step] {
+				t.Errorf("%s changed, and the key of %s did not", target, step)
+			}
+		}
+		if got["root.d"] != base["root.d"] {
+			t.Errorf("%s changed the key of root.d", target)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -46,9 +47,13 @@ type control struct {
 	stop func()
 	// now is the host's clock.
 	now func() time.Time
+	// onOffList hears, once, why the build left the hooks the host
+	// merged: from then on it keeps nothing.
+	onOffList    func(why string)
+	offListNoted bool
 
 	taken    map[string]bool // breakpoints already given
-	awaiting string          // the point the host said keep at, until the build is at rest there
+	awaiting *api.Point      // where the host said keep, until the build is at rest there
 	steps    int             // step and hook messages so far
 
 	// What the build said at its end; at most one is set.
@@ -87,8 +92,9 @@ func (c *control) handle(m api.Message) error {
 	if c.result != nil || c.failure != nil || c.buildErr != "" {
 		return violation("a %s message came after the build's final message", m.Kind())
 	}
-	if c.awaiting != "" && m.Checkpoint == nil {
-		return violation("a %s message came while the host waited for the tree to come to rest at %q", m.Kind(), c.awaiting)
+	defer c.noteOffList()
+	if c.awaiting != nil && m.Checkpoint == nil {
+		return violation("a %s message came while the host waited for the tree to come to rest at %q", m.Kind(), api.CheckpointName(c.awaiting.Phase, c.awaiting.Hook))
 	}
 	switch {
 	case m.Break != nil:
@@ -112,22 +118,28 @@ func (c *control) handle(m api.Message) error {
 			c.onStep(m.Step)
 		}
 	case m.Point != nil:
+		if err := c.count(); err != nil {
+			return err
+		}
 		took, err := c.sequence().reach(*m.Point)
 		if err != nil {
 			return err
 		}
 		name := api.CheckpointName(m.Point.Phase, m.Point.Hook)
-		if c.wants != nil && c.wants(name, took) {
-			c.awaiting = name
+		if c.seq.offList == "" && c.wants != nil && c.wants(name, took) {
+			c.awaiting = m.Point
 			c.answer(api.ReplyKeep)
 		} else {
 			c.answer(api.ReplyGo)
 		}
 	case m.Checkpoint != nil:
+		if err := c.count(); err != nil {
+			return err
+		}
 		if err := c.checkCheckpoint(m.Checkpoint); err != nil {
 			return err
 		}
-		c.awaiting = ""
+		c.awaiting = nil
 		c.onCheckpoint(m.Checkpoint)
 		c.answer(api.ReplyGo)
 	case m.Result != nil:
@@ -147,6 +159,17 @@ func (c *control) handle(m api.Message) error {
 		c.buildErr = m.Error
 	}
 	return nil
+}
+
+// noteOffList tells onOffList, once, that the build left the hooks the
+// host merged.
+func (c *control) noteOffList() {
+	if c.seq != nil && c.seq.offList != "" && !c.offListNoted {
+		c.offListNoted = true
+		if c.onOffList != nil {
+			c.onOffList(c.seq.offList)
+		}
+	}
 }
 
 func (c *control) answer(word string) {
@@ -187,12 +210,6 @@ func (c *control) checkBreak(b api.Break) error {
 	return nil
 }
 
-// Bounds on what a checkpoint message reports of the tree's APT suites.
-const (
-	maxSuites    = 32
-	maxSuiteText = 256
-)
-
 // maxSteps bounds the step and hook messages of a build: each becomes
 // an event the host shows and records.
 const maxSteps = 20000
@@ -227,7 +244,7 @@ func (c *control) checkStep(s *api.Step) error {
 
 func (c *control) count() error {
 	if c.steps++; c.steps > maxSteps {
-		return violation("the helper VM sent more than %d step and hook messages", maxSteps)
+		return violation("the helper VM sent more than %d step, hook and point messages", maxSteps)
 	}
 	return nil
 }
@@ -235,36 +252,16 @@ func (c *control) count() error {
 // checkCheckpoint allows a checkpoint only at the point where the host
 // said keep, with bounded and printable news of the tree's APT suites.
 func (c *control) checkCheckpoint(cp *api.Checkpoint) error {
-	name := api.CheckpointName(cp.Phase, cp.Hook)
-	if c.awaiting == "" || name != c.awaiting {
-		return violation("the helper VM said the tree is at rest at %q, where the host did not ask to keep it", termsafe.String(name))
+	if c.awaiting == nil || *c.awaiting != (api.Point{Phase: cp.Phase, Hook: cp.Hook}) {
+		return violation("the helper VM said the tree is at rest at %q, where the host did not ask to keep it", termsafe.String(api.CheckpointName(cp.Phase, cp.Hook)))
 	}
-	if len(cp.Suites) > maxSuites {
-		return violation("a checkpoint names %d APT suites, more than %d", len(cp.Suites), maxSuites)
-	}
-	for _, s := range cp.Suites {
-		if len(s.Name) > maxSuiteText || len(s.Date) > maxSuiteText {
-			return violation("a checkpoint names an APT suite of more than %d bytes", maxSuiteText)
-		}
-		if !printable(s.Name) || !printable(s.Date) {
-			return violation("a checkpoint names an APT suite %q with characters that are not printable", termsafe.String(s.Name+" "+s.Date))
-		}
+	if err := checkpoint.CheckSuites(cp.Suites); err != nil {
+		return violation("%s", termsafe.String(err.Error()))
 	}
 	if len(cp.Unfrozen) > maxErrorText {
 		return violation("a checkpoint's reason is %d bytes, more than %d", len(cp.Unfrozen), maxErrorText)
 	}
 	return nil
-}
-
-// printable says whether s is printable ASCII, as APT suite names and
-// Release dates are.
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // Bounds on a failure report: its tail is the failed hook's last lines.

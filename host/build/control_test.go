@@ -228,7 +228,7 @@ func TestControlCheckpoints(t *testing.T) {
 // once anything is out of order the build stops and keeps nothing more.
 func TestControlRefusesCheckpoints(t *testing.T) {
 	upTo10a := seq(ran("root.d/10-root"), point("root.d"), ran("install.d/10-a"))
-	many := make([]api.Suite, maxSuites+1)
+	many := make([]api.Suite, 33)
 	for _, tc := range []struct {
 		name   string
 		resume string
@@ -254,15 +254,14 @@ func TestControlRefusesCheckpoints(t *testing.T) {
 		{"a point while a hook runs", "", []string{"install.d/10-a"},
 			seq(ran("root.d/10-root"), start("install.d/10-a"), point("install.d/10-a")), nil, "while 10-a still runs"},
 		{"a point after an earlier hook", "", []string{"install.d/10-a"},
-			seq(upTo10a, ran("install.d/20-b"), point("install.d/10-a")), nil, "the hook it last finished is not that one"},
-		{"a point in a phase not run yet", "", []string{"post-install.d"},
-			seq(upTo10a, point("post-install.d")), nil, "never ran install.d/20-b"},
-		{"the end of a phase with hooks not run", "", []string{"install.d"},
-			seq(upTo10a, point("install.d")), nil, "never ran its hook 20-b"},
+			seq(upTo10a, ran("install.d/20-b"), point("install.d/10-a")), nil, "the hook it finished last is not that one"},
+		{"a point twice", "", nil,
+			seq(upTo10a, point("install.d/10-a"), point("install.d/10-a")), nil, "or it stopped there already"},
+		{"the end of a phase twice", "", nil,
+			seq(ran("root.d/10-root"), point("root.d"), point("root.d")), nil, "a second time at the end of root.d"},
+		{"a hook after the end of its phase", "", nil,
+			seq(ran("root.d/10-root"), point("root.d"), start("root.d/10-root")), nil, "had started already"},
 		{"a point of no phase to keep", "", nil, seq(point("finalise.d")), nil, "no place to keep the tree"},
-		{"a hook passed over", "", nil, seq(upTo10a, start("install.d/30-c")), nil, "never ran 20-b"},
-		{"a hook of no element", "", nil, seq(upTo10a, start("install.d/25-new")), nil, "which is no hook of the build's"},
-		{"a phase whose hooks never ran", "", nil, seq(start("install.d/10-a")), nil, "never ran root.d/10-root"},
 		{"back to an earlier phase", "", nil, seq(upTo10a, start("root.d/10-root")), nil, "after it ran install.d"},
 		{"the end of a hook not running", "", nil, seq(upTo10a, done("install.d/10-a")), nil, "not the hook running"},
 		{"before a resumed build's point", "install.d/20-b", []string{"install.d/10-a"},
@@ -273,6 +272,8 @@ func TestControlRefusesCheckpoints(t *testing.T) {
 			seq(ran("root.d/10-root"), point("root.d"), frozen("root.d", api.Suite{Name: strings.Repeat("x", 300)})), nil, "more than 256 bytes"},
 		{"a suite that drives the terminal", "", []string{"root.d"},
 			seq(ran("root.d/10-root"), point("root.d"), frozen("root.d", api.Suite{Name: "bookworm", Date: "\x1b]0;pwned\x07"})), nil, "not printable"},
+		{"a checkpoint whose phase names the hook", "", []string{"install.d/10-a"},
+			seq(upTo10a, point("install.d/10-a"), api.Message{Checkpoint: &api.Checkpoint{Phase: "install.d/10-a"}}), nil, "where the host did not ask"},
 		{"hook of no phase", "", nil, seq(api.Message{Hook: &api.Hook{Phase: "../etc", Script: "10-a"}}), nil, `a hook of "../etc", which is not a phase`},
 		{"not a hook's name", "", nil, seq(api.Message{Hook: &api.Hook{Phase: "install.d", Script: "../x"}}), nil, `runs "../x"`},
 		{"a step not the build's", "", nil, seq(api.Message{Step: &api.Step{Name: "rm -rf"}}), nil, `step "rm -rf"`},
@@ -305,5 +306,52 @@ func TestControlResumesAndUnfrozen(t *testing.T) {
 	}
 	if !slices.Equal(r.kept, []string{"install.d/30-c", "install.d"}) || !slices.Equal(r.words, []string{"keep", "go", "keep", "go"}) {
 		t.Errorf("kept %v, said %v", r.kept, r.words)
+	}
+}
+
+// A build that runs a hook the host did not merge, or passes over one it
+// did, may have had its hooks tree changed by a hook (DIB's install-types
+// links hooks into install.d at extra-data.d): it goes on, but the host
+// keeps nothing from then on, and says why once.
+func TestControlStopsKeepingOffTheList(t *testing.T) {
+	upTo10a := seq(ran("root.d/10-root"), point("root.d"), ran("install.d/10-a"))
+	// Every point after root.d would be kept, were the build on the list.
+	all := []string{"install.d/10-a", "install.d/20-b", "install.d/30-c", "install.d/50-d", "install.d", "post-install.d"}
+	for _, tc := range []struct {
+		name string
+		msgs []api.Message
+		why  string
+	}{
+		{"a hook of no element", seq(upTo10a, ran("install.d/25-new"), point("install.d/25-new"), ran("install.d/20-b"), point("install.d/20-b")),
+			"it runs install.d/25-new, which is no hook of the elements"},
+		{"a hook passed over", seq(upTo10a, ran("install.d/30-c"), point("install.d/30-c")), "it passed over install.d/20-b"},
+		{"a phase whose hooks never ran", seq(ran("install.d/10-a"), point("install.d/10-a"), ran("install.d/20-b"), point("install.d/20-b")), "without running root.d/10-root"},
+		{"the end of a phase with hooks not run", seq(upTo10a, point("install.d")), "it ended install.d without running its hook 20-b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			for _, m := range tc.msgs {
+				api.WriteMessage(&buf, m)
+			}
+			var notes, words []string
+			stopped := false
+			c := &control{diskSize: disk, seq: newSequence(testHooks, ""),
+				wants:        func(p string, _ time.Duration) bool { return slices.Contains(all, p) },
+				onCheckpoint: func(cp *api.Checkpoint) { t.Errorf("kept the tree at %s", api.CheckpointName(cp.Phase, cp.Hook)) },
+				onOffList:    func(why string) { notes = append(notes, why) },
+				reply:        func(w string) { words = append(words, w) },
+				stop:         func() { stopped = true },
+			}
+			c.read(&buf)
+			if stopped || c.err != nil {
+				t.Fatalf("stopped: %v", c.err)
+			}
+			if len(notes) != 1 || !strings.Contains(notes[0], tc.why) {
+				t.Errorf("notes %q, want one saying %q", notes, tc.why)
+			}
+			if slices.Contains(words, "keep") || len(words) < 2 {
+				t.Errorf("the host said %v; want go at every point", words)
+			}
+		})
 	}
 }

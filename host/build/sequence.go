@@ -3,6 +3,7 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
@@ -57,23 +58,32 @@ func mergedHooks(tarball []byte) (map[string][]hookFiles, error) {
 
 // sequence is the host's own account of where a build is: the hooks it
 // merged, phase by phase in the order DIB runs them, and which of them
-// the build said it started and finished. The build may start only the
-// next hook of that list (passing over only symlinks, which may not
-// run), each once, and never go back; a phase whose tree can be kept
-// must run every hook that runs for certain. So when the build reaches a
-// point where the tree can be kept, the host knows that no hook after it
-// has started: a hook that is running can write control messages, but
-// only after the host heard it start, and nothing it writes can take the
-// account back to a point before it.
+// the build said it started and finished. The build may start a hook of
+// that list only after those before it, each once, never while another
+// runs, and never go back a phase; it may stop at a point only right
+// after the hook that point names, or once at the end of a phase. So
+// when the build reaches a point where the tree can be kept, the host
+// knows that no hook after it has started: a hook that is running can
+// write control messages, but only after the host heard it start, and
+// nothing it writes can take the account back to a point before it.
+//
+// A build may also run a hook the host did not merge, or pass over one
+// it did: a hook can add to or take from the hooks tree (DIB's own
+// install-types element links hooks into install.d from extra-data.d).
+// That is no forgery, but the host can no longer say what a tree holds:
+// from then on the build keeps nothing (offList says why).
 type sequence struct {
 	hooks map[string][]hookFiles
-	phase int // index in elements.Phases of the phase being run; -1 before root.d
-	next  int // index in hooks of phase of the first hook not started
+	phase int  // index in elements.Phases of the phase being run; -1 before root.d
+	next  int  // index in hooks of phase of the first hook not started
+	ended bool // the build stopped at the end of phase
 
 	running  string    // the hook started and not finished
 	started  time.Time // when the host heard it start
-	finished string    // the last hook finished in phase
+	finished string    // the hook finished last in phase, until a point after it
 	took     time.Duration
+
+	offList string // why the build left the hooks the host merged, if it did
 }
 
 // wholePhases are the phases that run every hook of theirs in every
@@ -88,10 +98,10 @@ func newSequence(hooks map[string][]hookFiles, resume string) *sequence {
 	if resume != "" {
 		phase, hook, _ := strings.Cut(resume, "/")
 		s.phase = slices.Index(elements.Phases, phase)
-		s.next = len(hooks[phase])
+		s.next, s.ended = len(hooks[phase]), true
 		if hook != "" {
 			s.next = slices.IndexFunc(hooks[phase], func(h hookFiles) bool { return h.name == hook }) + 1
-			s.finished = hook
+			s.ended = false
 		}
 	}
 	return s
@@ -109,14 +119,16 @@ func (s *sequence) start(phase, script string, now time.Time) error {
 	i := slices.IndexFunc(list, func(h hookFiles) bool { return h.name == script })
 	switch {
 	case i < 0:
-		return violation("the helper VM said it starts %s/%s, which is no hook of the build's", phase, script)
-	case i < s.next:
+		s.leave("it runs %s/%s, which is no hook of the elements (a hook may have made it)", phase, script)
+	case i < s.next || s.ended:
 		return violation("the helper VM said it starts %s/%s, which it had started already", phase, script)
+	default:
+		if j := s.skipped(phase, s.next, i); j >= 0 {
+			s.leave("it passed over %s/%s (a hook may have taken it away)", phase, list[j].name)
+		}
+		s.next = i + 1
 	}
-	if j := s.skipped(phase, i); j >= 0 {
-		return violation("the helper VM said it starts %s/%s, but never ran %s, which comes before it", phase, script, list[j].name)
-	}
-	s.next, s.running, s.started, s.finished = i+1, script, now, ""
+	s.running, s.started, s.finished = script, now, ""
 	return nil
 }
 
@@ -130,9 +142,9 @@ func (s *sequence) finish(phase, script string, now time.Time) error {
 }
 
 // reach checks that the build is at point p, where the tree may be
-// kept: after the hook of p's phase it last finished, with none running;
-// or at the end of p's phase, all its hooks and those of the phases
-// before it run. It returns how long the hook took by the host's clock.
+// kept: right after the hook of p's phase it finished last, with none
+// running; or, once, at the end of p's phase. It returns how long the
+// hook took by the host's clock.
 func (s *sequence) reach(p api.Point) (time.Duration, error) {
 	name := api.CheckpointName(p.Phase, p.Hook)
 	if !slices.Contains(api.CheckpointPhases, p.Phase) {
@@ -143,22 +155,26 @@ func (s *sequence) reach(p api.Point) (time.Duration, error) {
 	}
 	if p.Hook != "" {
 		if s.phase < 0 || elements.Phases[s.phase] != p.Phase || s.finished != p.Hook {
-			return 0, violation("the helper VM stopped at %q, but the hook it last finished is not that one", name)
+			return 0, violation("the helper VM stopped at %q, but the hook it finished last is not that one, or it stopped there already", name)
 		}
+		s.finished = ""
 		return s.took, nil
 	}
-	if err := s.enter(p.Phase, "ended it"); err != nil {
+	if err := s.enter(p.Phase, "ended"); err != nil {
 		return 0, err
 	}
-	if j := s.skipped(p.Phase, len(s.hooks[p.Phase])); j >= 0 {
-		return 0, violation("the helper VM said %s ended, but never ran its hook %s", p.Phase, s.hooks[p.Phase][j].name)
+	if s.ended {
+		return 0, violation("the helper VM stopped a second time at the end of %s", p.Phase)
 	}
-	s.next, s.finished = len(s.hooks[p.Phase]), ""
+	if j := s.skipped(p.Phase, s.next, len(s.hooks[p.Phase])); j >= 0 {
+		s.leave("it ended %s without running its hook %s (a hook may have taken it away)", p.Phase, s.hooks[p.Phase][j].name)
+	}
+	s.next, s.ended, s.finished = len(s.hooks[p.Phase]), true, ""
 	return 0, nil
 }
 
 // enter moves the account to phase, which may not come before the one
-// being run; every phase it leaves or passes over must have run whole.
+// being run; a phase it leaves or passes over should have run whole.
 func (s *sequence) enter(phase, what string) error {
 	i := slices.Index(elements.Phases, phase)
 	switch {
@@ -170,26 +186,21 @@ func (s *sequence) enter(phase, what string) error {
 		return nil
 	}
 	for p := max(s.phase, 0); p < i; p++ {
-		name := elements.Phases[p]
-		from := 0
+		name, from := elements.Phases[p], 0
 		if p == s.phase {
 			from = s.next
 		}
-		if j := s.skippedFrom(name, from, len(s.hooks[name])); j >= 0 {
-			return violation("the helper VM %s %s, but never ran %s/%s", what, phase, name, s.hooks[name][j].name)
+		if j := s.skipped(name, from, len(s.hooks[name])); j >= 0 {
+			s.leave("it went on to %s without running %s/%s (a hook may have taken it away)", phase, name, s.hooks[name][j].name)
 		}
 	}
-	s.phase, s.next, s.finished = i, 0, ""
+	s.phase, s.next, s.ended, s.finished = i, 0, false, ""
 	return nil
 }
 
-// skipped is the index of the first hook of phase before index to that
-// the build passed over and that runs for certain, or -1.
-func (s *sequence) skipped(phase string, to int) int {
-	return s.skippedFrom(phase, s.next, to)
-}
-
-func (s *sequence) skippedFrom(phase string, from, to int) int {
+// skipped is the index of the first hook of phase from index from up to
+// to that runs for certain in a phase that runs whole, or -1.
+func (s *sequence) skipped(phase string, from, to int) int {
 	if !slices.Contains(wholePhases, phase) {
 		return -1
 	}
@@ -199,4 +210,11 @@ func (s *sequence) skippedFrom(phase string, from, to int) int {
 		}
 	}
 	return -1
+}
+
+// leave notes that the build left the hooks the host merged.
+func (s *sequence) leave(format string, args ...any) {
+	if s.offList == "" {
+		s.offList = fmt.Sprintf(format, args...)
+	}
 }

@@ -94,7 +94,10 @@ proxy, which libvirt's QEMU sandbox cannot run.`,
 				if o.Egress, err = vf.egressPolicy(); err != nil {
 					p.addErr(err)
 				}
-				o.Notices = termsafe.NewWriter(os.Stderr)
+				// The proxy's notices are text already (egress shows the
+				// guest's names through termsafe); an interactive boot
+				// adds the carriage returns a terminal in raw mode needs.
+				o.Notices = os.Stderr
 			} else {
 				for _, flag := range []string{"allow-net", "allow-only"} {
 					if cmd.Flags().Changed(flag) {

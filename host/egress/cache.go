@@ -44,7 +44,11 @@ const maxCacheAdd = 8 << 30
 // credentials in it is never kept: the file may be one that only they
 // open, and the cache's key does not hold them.
 func cacheable(u *url.URL) bool {
-	if u.User != nil {
+	// Credentials in the user part or the query (a token, a presigned
+	// URL) are the requester's: the file is not kept, and so never
+	// served to a build that has no such credentials. The cache keys
+	// files by host and path alone.
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery {
 		return false
 	}
 	p := u.Path

@@ -111,6 +111,9 @@ func TestCacheableURLs(t *testing.T) {
 		{"http://:secret@repo.example/debian/pool/main/p/private/private_1_amd64.deb", false},
 		{"http://user:secret@repo.example/debian/dists/x/main/by-hash/SHA256/0123abcd", false},
 		{"http://@repo.example/debian/pool/main/p/private/private_1_amd64.deb", false},
+		{"http://repo.example/debian/pool/main/p/private/private_1_amd64.deb?token=secret", false},
+		{"https://bucket.example/pool/main/p/p/p_1_amd64.deb?X-Amz-Signature=abc&X-Amz-Credential=def", false},
+		{"http://repo.example/debian/dists/x/main/by-hash/SHA256/0123abcd?", false},
 	} {
 		if got := cacheable(mustURL(t, c.url)); got != c.want {
 			t.Errorf("cacheable(%s) = %v, want %v", c.url, got, c.want)

@@ -490,9 +490,13 @@ func takeSlot(dir string) (*flock.Flock, error) {
 // Relay is the relay's main.
 func Relay(socket string) int {
 	if err := relay(socket, os.Stdin, os.Stdout); err != nil {
-		// The guest's end of the connection: the host's terminal never
-		// sees it.
-		fmt.Fprintf(os.Stderr, "dibvm egress relay: %v\n", err)
+		// The relay's stderr is QEMU's: a log file in a build, but the
+		// user's terminal, in raw mode, while an image boots with its
+		// console there. No error of one connection is worth a line on
+		// it; QEMU ignores the status.
+		if fi, serr := os.Stderr.Stat(); serr == nil && fi.Mode()&os.ModeCharDevice == 0 {
+			fmt.Fprintf(os.Stderr, "dibvm egress relay: %v\n", err)
+		}
 		return 1
 	}
 	return 0
