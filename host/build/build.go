@@ -32,6 +32,7 @@ import (
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/sha256sum"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -220,7 +221,7 @@ func (p *Plan) stepInputs() ([]*step, error) {
 	for k, serial := range p.spec.HostDisks {
 		for _, d := range p.disks {
 			if d.Serial == serial {
-				digest, err := fileDigest(d.Source)
+				digest, _, err := sha256sum.File(d.Source)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", k, err)
 				}

@@ -2,8 +2,6 @@ package libvirt
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/sha256sum"
 )
 
 // A daemon on another host cannot open the user's files, so a remote
@@ -174,16 +173,11 @@ func (c *Conn) pool() (golibvirt.StoragePool, error) {
 // that a volume of the final name is always whole, whoever else uploads
 // it at the same time.
 func (s *stage) cached(local, kind string) (string, error) {
-	f, err := os.Open(local)
+	sum, size, err := sha256sum.File(local)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	name := "dibvm-" + hex.EncodeToString(h.Sum(nil))[:16] + "-" + kind
+	name := "dibvm-" + sum[:16] + "-" + kind
 	l := s.c.l
 	if vol, err := l.StorageVolLookupByName(s.pool, name); err == nil {
 		return l.StorageVolGetPath(vol)
@@ -203,8 +197,7 @@ func (s *stage) cached(local, kind string) (string, error) {
 		return "", fmt.Errorf("%s: the uploaded %s: %w", s.c.URI, kind, err)
 	}
 	if s.c.Notices != nil {
-		fi, _ := f.Stat()
-		fmt.Fprintf(s.c.Notices, "dibvm: uploaded the appliance's %s (%d MiB) to pool %s on %s\n", kind, fi.Size()>>20, PoolName, s.c.URI)
+		fmt.Fprintf(s.c.Notices, "dibvm: uploaded the appliance's %s (%d MiB) to pool %s on %s\n", kind, size>>20, PoolName, s.c.URI)
 	}
 	return l.StorageVolGetPath(vol)
 }
