@@ -33,6 +33,7 @@ import (
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/sha256sum"
+	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -710,7 +711,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 		if target == "" {
 			target = filepath.Base(o.Output)
 		}
-		fmt.Fprintf(o.Stdout, "Import it into Docker with: %s\n", agentclient.ShellQuote([]string{"docker", "import", o.Output + ".docker.tar", target}))
+		fmt.Fprintf(o.Stdout, "Import it into Docker with: %s\n", shellquote.Join("docker", "import", o.Output+".docker.tar", target))
 	}
 	staged = nil
 	return outputs, nil

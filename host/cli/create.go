@@ -18,11 +18,11 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -481,7 +481,7 @@ func runBuild(vf *vmFlags, o build.Options, timeout time.Duration, summary io.Wr
 func tryCommand(o build.Options) string {
 	for _, t := range o.Types {
 		if slices.Contains([]string{"qcow2", "raw", "vhd", "vhdx", "vmdk"}, t) {
-			return agentclient.ShellQuote([]string{"dibvm", "boot", o.Output + "." + t})
+			return shellquote.Join("dibvm", "boot", o.Output+"."+t)
 		}
 	}
 	return ""
