@@ -29,6 +29,7 @@ import (
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
@@ -136,12 +137,12 @@ func Prepare(o Options) (*Plan, error) {
 		Types:       o.Types,
 		Packages:    o.Packages,
 		Trace:       o.Trace,
-		RootLabel:   lookup(o.Environ, "DIB_ROOT_LABEL"),
-		Break:       lookup(o.Environ, "break"),
+		RootLabel:   envvar.Get(o.Environ, "DIB_ROOT_LABEL"),
+		Break:       envvar.Get(o.Environ, "break"),
 		ImageSizeGB: o.ImageSizeGB,
 		ExtraSizeGB: o.ExtraSizeGB,
 		JournalMiB:  o.JournalMiB,
-		RootFSType:  lookup(o.Environ, "FS_TYPE"),
+		RootFSType:  envvar.Get(o.Environ, "FS_TYPE"),
 
 		MkfsOptions:     o.MkfsOptions,
 		MaxOnlineResize: o.MaxOnlineResize,
@@ -261,7 +262,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	o, spec, hooks := p.o, p.spec, p.hooks
 	mo.Inputs = p.inputs
 	mo.DownloadCache = o.ImageCache
-	mo.Offline = lookup(o.Environ, "DIB_OFFLINE") != ""
+	mo.Offline = envvar.Get(o.Environ, "DIB_OFFLINE") != ""
 	if mo.Appliance != nil {
 		var err error
 		if mo.Signed, err = p.clouds.sources(mo.Appliance.Keyrings); err != nil {
@@ -428,7 +429,7 @@ func wantsDisk(types []string) bool {
 func layout(o Options, els []*elements.Element) (*api.Layout, error) {
 	var data []byte
 	var where string
-	if cfg := lookup(o.Environ, "DIB_BLOCK_DEVICE_CONFIG"); cfg != "" {
+	if cfg := envvar.Get(o.Environ, "DIB_BLOCK_DEVICE_CONFIG"); cfg != "" {
 		where = "DIB_BLOCK_DEVICE_CONFIG"
 		data = []byte(cfg)
 		if path, ok := strings.CutPrefix(cfg, "file://"); ok {
@@ -455,7 +456,7 @@ func layout(o Options, els []*elements.Element) (*api.Layout, error) {
 	for _, k := range blockdevice.UnknownKeys(data) {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s: %s is no block device setting, and is ignored (as DIB does): is it misspelt?\n", where, k)
 	}
-	l, err := blockdevice.Parse(data, lookup(o.Environ, "FS_TYPE"))
+	l, err := blockdevice.Parse(data, envvar.Get(o.Environ, "FS_TYPE"))
 	if err != nil {
 		// Each problem on its own line, each saying where it is.
 		return nil, fmt.Errorf("%s: %s", where, strings.ReplaceAll(err.Error(), "\n", "\n"+where+": "))
@@ -489,7 +490,7 @@ func checkTypes(types []string) error {
 // prepareElements expands, merges and checks the elements on the host,
 // where errors are cheap, before any VM boots.
 func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
-	lib, err := elements.NewLibrary(lookup(o.Environ, "ELEMENTS_PATH"), elements.Builtin())
+	lib, err := elements.NewLibrary(envvar.Get(o.Environ, "ELEMENTS_PATH"), elements.Builtin())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -510,7 +511,7 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 	if err := checkInstallType(hooks, o.Environ); err != nil {
 		return nil, nil, err
 	}
-	w, err := CheckElements(els, hooks, func(name string) (string, bool) { return lookupOK(o.Environ, name) }, o.Arch)
+	w, err := CheckElements(els, hooks, func(name string) (string, bool) { return envvar.Lookup(o.Environ, name) }, o.Arch)
 	for _, w := range append(warnings, w...) {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
 	}
@@ -576,11 +577,6 @@ func withSpec(inputs []iso.File, spec *api.Spec) ([]iso.File, error) {
 		}
 	}
 	return out, nil
-}
-
-func lookup(environ []string, key string) string {
-	v, _ := lookupOK(environ, key)
-	return v
 }
 
 // HookError is a failed hook, with the element it belongs to.
@@ -658,7 +654,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 	// Everything after the raw image is read before the disk is cut to it.
 	var manifests *stagedFile
 	if r.ManifestsSize > 0 {
-		dir := lookup(o.Environ, "DIB_MANIFEST_SAVE_DIR")
+		dir := envvar.Get(o.Environ, "DIB_MANIFEST_SAVE_DIR")
 		if dir == "" {
 			dir = o.Output + ".d"
 		}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
@@ -196,7 +197,7 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 		}
 	}
 	var err error
-	if o.Checksums, err = checksums(c.checksum, lookupEnv(o.Environ, "DIB_CHECKSUM")); err != nil {
+	if o.Checksums, err = checksums(c.checksum, envvar.Get(o.Environ, "DIB_CHECKSUM")); err != nil {
 		p.addErr(err)
 	}
 	o.Environ = append(o.Environ, c.exported()...)
@@ -264,7 +265,7 @@ func environ(clear bool) []string {
 // variable, if set.
 func (c *createFlags) fromEnviron(f *pflag.FlagSet, env []string, p *problems) {
 	for _, ef := range environFlags {
-		v := lookupEnv(env, ef.variable)
+		v := envvar.Get(env, ef.variable)
 		if v == "" || f.Changed(ef.flag) {
 			continue
 		}
@@ -361,7 +362,7 @@ func checksums(flag bool, env string) ([]string, error) {
 // to stderr.
 func (c *createFlags) output(o *build.Options) (func(), error) {
 	quiet := c.logfile != ""
-	if q := lookupEnv(o.Environ, "DIB_QUIET"); q != "" {
+	if q := envvar.Get(o.Environ, "DIB_QUIET"); q != "" {
 		quiet = q == "1"
 	}
 	var out, errOut io.Writer = os.Stdout, os.Stderr
@@ -420,15 +421,6 @@ func timings() *progress.Timings {
 // onTerminal says whether f is a terminal that can draw a status block.
 func onTerminal(f *os.File) bool {
 	return term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
-}
-
-func lookupEnv(env []string, name string) string {
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
 }
 
 // runBuild boots the VM and builds, stopping cleanly on a signal or the
