@@ -29,6 +29,7 @@ import (
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/diskformat"
 	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
@@ -88,9 +89,6 @@ type Options struct {
 
 // Supported lists the output types this build can write.
 var Supported = []string{"qcow2", "raw", "vhd", "vhdx", "vmdk", "tar", "tgz", "squashfs", "docker"}
-
-// diskFormats are the disk image types and qemu-img's name for each.
-var diskFormats = map[string]string{"qcow2": "qcow2", "raw": "raw", "vhd": "vpc", "vhdx": "vhdx", "vmdk": "vmdk"}
 
 // Plan is a build whose inputs have been checked and packed.
 type Plan struct {
@@ -416,7 +414,7 @@ func (p *Plan) fullDisk(m *machine.Machine) string {
 
 func wantsDisk(types []string) bool {
 	for _, t := range types {
-		if _, ok := diskFormats[t]; ok {
+		if _, ok := diskformat.QemuImg(t); ok {
 			return true
 		}
 	}
@@ -671,7 +669,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 		}
 	}
 	for _, t := range o.Types {
-		format, ok := diskFormats[t]
+		format, ok := diskformat.QemuImg(t)
 		if !ok {
 			continue
 		}

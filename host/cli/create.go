@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/diskformat"
 	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
@@ -472,7 +473,7 @@ func runBuild(vf *vmFlags, o build.Options, timeout time.Duration, summary io.Wr
 // made one.
 func tryCommand(o build.Options) string {
 	for _, t := range o.Types {
-		if slices.Contains([]string{"qcow2", "raw", "vhd", "vhdx", "vmdk"}, t) {
+		if _, ok := diskformat.QemuImg(t); ok {
 			return shellquote.Join("dibvm", "boot", o.Output+"."+t)
 		}
 	}
