@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/elements/elementtest"
 )
 
 // secret is a host file outside every element tree: what a hostile
@@ -51,7 +53,7 @@ func TestElementTreeEscapesAreRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			host := secret(t)
-			root := tree(t, map[string]string{
+			root := elementtest.WriteTree(t, map[string]string{
 				"good/element-provides":    "operating-system\n",
 				"good/install.d/10-ok*":    "#!/bin/sh\n",
 				"bad/element-deps":         "good\n",
@@ -101,7 +103,7 @@ func TestElementTreeEscapesAreRefused(t *testing.T) {
 // keeps them, in the element's files and in the merged hook tree; a hook
 // reached through one runs as the file it leads to.
 func TestElementTreeInsideLinksAreKept(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := elementtest.WriteTree(t, map[string]string{
 		"os/element-provides":   "operating-system\n",
 		"os/bin/tool*":          "#!/bin/sh\necho tool\n",
 		"os/common/20-shared*":  "#!/bin/sh\necho shared\n",
@@ -154,7 +156,7 @@ func TestElementTreeInsideLinksAreKept(t *testing.T) {
 // may be any file of the user's.
 func TestElementTreeHardLinkOutIsRefused(t *testing.T) {
 	host := secret(t)
-	root := tree(t, map[string]string{"os/element-provides": "operating-system\n"})
+	root := elementtest.WriteTree(t, map[string]string{"os/element-provides": "operating-system\n"})
 	os.MkdirAll(filepath.Join(root, "os", "static", "root"), 0o755)
 	if err := os.Link(host, filepath.Join(root, "os", "static", "root", "key")); err != nil {
 		t.Skipf("cannot make a hard link here: %v", err)
@@ -169,7 +171,7 @@ func TestElementTreeHardLinkOutIsRefused(t *testing.T) {
 // A named pipe where a hook should be would hang the host's read of it:
 // it is refused at once.
 func TestElementTreeSpecialFilesAreRefused(t *testing.T) {
-	root := tree(t, map[string]string{"os/element-provides": "operating-system\n"})
+	root := elementtest.WriteTree(t, map[string]string{"os/element-provides": "operating-system\n"})
 	os.MkdirAll(filepath.Join(root, "os", "install.d"), 0o755)
 	if err := syscall.Mkfifo(filepath.Join(root, "os", "install.d", "50-pipe"), 0o755); err != nil {
 		t.Fatal(err)
@@ -191,7 +193,7 @@ func TestElementTreeSpecialFilesAreRefused(t *testing.T) {
 // entry, but not out of it: a cloned tree could otherwise hold a link to
 // any directory of the user's, say ~/.ssh, and name it as an element.
 func TestElementDirectoryLinks(t *testing.T) {
-	root := tree(t, map[string]string{"real-os/element-provides": "operating-system\n", "real-os/root.d/10-x*": "#!/bin/sh\n"})
+	root := elementtest.WriteTree(t, map[string]string{"real-os/element-provides": "operating-system\n", "real-os/root.d/10-x*": "#!/bin/sh\n"})
 	if err := os.Symlink("real-os", filepath.Join(root, "os")); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +206,7 @@ func TestElementDirectoryLinks(t *testing.T) {
 		t.Errorf("root.d runs %v", run)
 	}
 
-	private := tree(t, map[string]string{"id_ed25519": "PRIVATE KEY\n", "root.d/10-x*": "#!/bin/sh\n"})
+	private := elementtest.WriteTree(t, map[string]string{"id_ed25519": "PRIVATE KEY\n", "root.d/10-x*": "#!/bin/sh\n"})
 	os.Symlink(private, filepath.Join(root, "steal"))
 	os.WriteFile(filepath.Join(root, "real-os", "element-deps"), []byte("steal\n"), 0o644)
 	lib, _ := NewLibrary(root, nil)
@@ -218,7 +220,7 @@ func TestElementDirectoryLinks(t *testing.T) {
 // A file swapped for a pipe after the tree was checked fails the read at
 // once, rather than block the host on a pipe with no writer.
 func TestElementTreePipeSwappedInLater(t *testing.T) {
-	root := tree(t, map[string]string{"os/element-provides": "operating-system\n", "os/install.d/50-x*": "#!/bin/sh\n"})
+	root := elementtest.WriteTree(t, map[string]string{"os/element-provides": "operating-system\n", "os/install.d/50-x*": "#!/bin/sh\n"})
 	els := expandTree(t, root, "os")
 	h, err := MergeHooks(els)
 	if err != nil {

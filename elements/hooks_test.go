@@ -7,26 +7,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-)
 
-// tree writes files (path -> content; a trailing "*" in the path makes
-// the file executable) under a new directory and returns it.
-func tree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		perm := os.FileMode(0o644)
-		if strings.HasSuffix(p, "*") {
-			p, perm = strings.TrimSuffix(p, "*"), 0o755
-		}
-		full := filepath.Join(root, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
-		if err := os.WriteFile(full, []byte(content), perm); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
+	"github.com/dibvm/dibvm/elements/elementtest"
+)
 
 func expandTree(t *testing.T, root string, want ...string) []*Element {
 	t.Helper()
@@ -42,7 +25,7 @@ func expandTree(t *testing.T, root string, want ...string) []*Element {
 }
 
 func TestMergeHooks(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := elementtest.WriteTree(t, map[string]string{
 		"os/element-provides":                      "operating-system\n",
 		"os/root.d/10-root*":                       "#!/bin/sh\n",
 		"os/install.d/20-install*":                 "#!/bin/sh\n",
@@ -102,7 +85,7 @@ func TestMergeHooks(t *testing.T) {
 }
 
 func TestMergeHooksDuplicateNamesBoth(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := elementtest.WriteTree(t, map[string]string{
 		"os/element-provides":    "operating-system\n",
 		"os/install.d/10-same*":  "",
 		"app/element-deps":       "os\n",
@@ -120,7 +103,7 @@ func TestMergeHooksDuplicateNamesBoth(t *testing.T) {
 }
 
 func TestMergeHooksUnreadableDirectory(t *testing.T) {
-	root := tree(t, map[string]string{"os/element-provides": "operating-system\n"})
+	root := elementtest.WriteTree(t, map[string]string{"os/element-provides": "operating-system\n"})
 	// A symlink loop cannot be read by anyone, root included.
 	if err := os.Symlink("loop", filepath.Join(root, "os", "loop")); err != nil {
 		t.Fatal(err)
@@ -134,7 +117,7 @@ func TestMergeHooksUnreadableDirectory(t *testing.T) {
 		t.Errorf("error %v does not name the element and the link", err)
 	}
 	if os.Geteuid() != 0 {
-		root := tree(t, map[string]string{"os/element-provides": "operating-system\n", "os/install.d/10-x*": ""})
+		root := elementtest.WriteTree(t, map[string]string{"os/element-provides": "operating-system\n", "os/install.d/10-x*": ""})
 		os.Chmod(filepath.Join(root, "os", "install.d"), 0)
 		defer os.Chmod(filepath.Join(root, "os", "install.d"), 0o755)
 		_, err := MergeHooks(expandTree(t, root, "os"))
@@ -160,7 +143,7 @@ func TestBuiltinHookModes(t *testing.T) {
 }
 
 func TestApplyInstallTypes(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := elementtest.WriteTree(t, map[string]string{
 		"os/element-provides":                        "operating-system\n",
 		"os/install.d/10-base*":                      "",
 		"os/install.d/nova-source-install/74-nova*":  "source",

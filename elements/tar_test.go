@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dibvm/dibvm/elements/elementtest"
 )
 
 func TestWriteTar(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := elementtest.WriteTree(t, map[string]string{
 		"os/element-provides":      "operating-system\n",
 		"os/root.d/10-root*":       "#!/bin/sh\necho root\n",
 		"os/package-installs.yaml": "foo:\n",

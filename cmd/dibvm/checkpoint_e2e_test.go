@@ -4,7 +4,6 @@ package main_test
 
 import (
 	"archive/tar"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/host/sha256sum"
 )
 
 // entry is what a tree's tar says of one file.
@@ -62,11 +63,10 @@ func readTree(t *testing.T, path string) map[string]entry {
 			names[first] = append(names[first], name)
 			continue
 		}
-		sum := sha256.New()
-		io.Copy(sum, tr)
+		sum, _, _ := sha256sum.Reader(tr)
 		out[name] = entry{
 			mode: fmt.Sprintf("%c %o", h.Typeflag, h.Mode), owner: fmt.Sprintf("%d:%d", h.Uid, h.Gid),
-			link: h.Linkname, sum: fmt.Sprintf("%x", sum.Sum(nil)),
+			link: h.Linkname, sum: sum,
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/elements/elementtest"
 )
 
 // testElements is the directory of the test elements; tiny-os builds a
@@ -372,7 +374,7 @@ func TestCreateTreeOutputs(t *testing.T) {
 	needVM(t)
 	out := filepath.Join(t.TempDir(), "tree")
 	// An element that writes a manifest, which lands in <name>.d/.
-	mine := writeTree(t, map[string]string{
+	mine := elementtest.WriteTree(t, map[string]string{
 		"manifest-writer/element-deps":        "manifests\n",
 		"manifest-writer/finalise.d/50-note*": "#!/bin/sh\necho noted > \"$DIB_MANIFEST_IMAGE_DIR/my-manifest\"\n",
 	})
@@ -438,7 +440,7 @@ func TestCreateTreeOutputs(t *testing.T) {
 // revalidates what it has on a second call, and exits 44 on a 404.
 func TestCreateCacheURL(t *testing.T) {
 	needVM(t)
-	mine := writeTree(t, map[string]string{
+	mine := elementtest.WriteTree(t, map[string]string{
 		"fetcher/element-deps":            "cache-url\n",
 		"fetcher/environment.d/10-distro": "export DISTRO_NAME=debian\n",
 		// tiny-os has no package manager: this one notes what it is asked.

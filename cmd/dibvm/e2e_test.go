@@ -7,8 +7,6 @@ package main_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +27,7 @@ import (
 	"time"
 
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/sha256sum"
 )
 
 func TestE2EDebianMinimalTree(t *testing.T) {
@@ -236,16 +235,11 @@ func checkBootThroughLibvirt(t *testing.T, img string, key *sshKey, want string)
 // fileDigest is the SHA-256 of a file.
 func fileDigest(t *testing.T, path string) string {
 	t.Helper()
-	f, err := os.Open(path)
+	sum, _, err := sha256sum.File(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }
 
 // checkCloudImage checks, in the root filesystem, what makes the image

@@ -7,26 +7,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/elements/elementtest"
 )
 
 // These run the real binary on real element trees; they need no VM.
-
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		perm := os.FileMode(0o644)
-		if strings.HasSuffix(p, "*") {
-			p, perm = strings.TrimSuffix(p, "*"), 0o755
-		}
-		full := filepath.Join(root, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
-		if err := os.WriteFile(full, []byte(content), perm); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
 
 func noPanic(t *testing.T, r result) {
 	t.Helper()
@@ -57,7 +42,7 @@ func TestElementInfoAnswersToItsName(t *testing.T) {
 }
 
 func TestElementInfoEnv(t *testing.T) {
-	root := writeTree(t, map[string]string{
+	root := elementtest.WriteTree(t, map[string]string{
 		"os/element-provides": "operating-system\n",
 		"app/element-deps":    "os\n",
 	})
@@ -108,7 +93,7 @@ func TestElementInfoBadTrees(t *testing.T) {
 			nil, []string{"os", "virt"}, 1, []string{"element virt was asked for, but os already provides it"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			root := writeTree(t, c.files)
+			root := elementtest.WriteTree(t, c.files)
 			r := dibvm(t, append([]string{"ELEMENTS_PATH=" + root}, c.env...), time.Minute, append([]string{"element-info"}, c.args...)...)
 			if r.code != c.wantCode {
 				t.Errorf("exit %d, want %d\n%s", r.code, c.wantCode, r.stderr)
@@ -124,7 +109,7 @@ func TestElementInfoBadTrees(t *testing.T) {
 }
 
 func TestElementInfoUnreadableElement(t *testing.T) {
-	root := writeTree(t, map[string]string{"os/element-provides": "operating-system\n"})
+	root := elementtest.WriteTree(t, map[string]string{"os/element-provides": "operating-system\n"})
 	// Unreadable for everyone, root included: a symlink loop.
 	os.Symlink("install.d", filepath.Join(root, "os", "install.d"))
 	r := dibvm(t, []string{"ELEMENTS_PATH=" + root}, time.Minute, "element-info", "--check", "os")

@@ -14,7 +14,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/shellquote"
 )
 
 // A build's events, as --progress=json writes them, follow the schema
@@ -88,8 +88,8 @@ func TestProgress(t *testing.T) {
 	// The same build on a terminal.
 	out = filepath.Join(dir, "tty")
 	pane := "dibvm-progress-" + filepath.Base(dir)
-	line := agentclient.ShellQuote(append([]string{"env"}, append(env, "DIB_NO_CHECKPOINTS=1", dibvmBin,
-		"create", "-n", "-t", "tar", "-o", out, "tiny-os", "checkpoint-steps")...))
+	line := shellquote.Join(append([]string{"env"}, append(env, "DIB_NO_CHECKPOINTS=1", dibvmBin,
+		"create", "-n", "-t", "tar", "-o", out, "tiny-os", "checkpoint-steps")...)...)
 	tmux := func(args ...string) string {
 		b, err := exec.Command("tmux", append([]string{"-L", pane}, args...)...).CombinedOutput()
 		if err != nil {

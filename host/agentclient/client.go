@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -56,7 +55,7 @@ func Dial(ctx context.Context, path string, keys *Keys) (*Client, error) {
 // Command is one command to run in the guest.
 type Command struct {
 	// Line is given to /bin/sh -c in the guest. Quote arguments with
-	// ShellQuote.
+	// package shellquote.
 	Line  string
 	Env   map[string]string
 	Stdin io.Reader // nil for none
@@ -194,17 +193,4 @@ func (c *Client) Listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("forward %s in the guest to the host: %w", addr, err)
 	}
 	return ln, nil
-}
-
-// ShellQuote joins args into one line that sh reads back as the same args.
-func ShellQuote(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%_-+=:,./") == "" {
-			q[i] = a
-		} else {
-			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(q, " ")
 }

@@ -29,9 +29,13 @@ import (
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/diskformat"
+	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/sha256sum"
+	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -86,9 +90,6 @@ type Options struct {
 // Supported lists the output types this build can write.
 var Supported = []string{"qcow2", "raw", "vhd", "vhdx", "vmdk", "tar", "tgz", "squashfs", "docker"}
 
-// diskFormats are the disk image types and qemu-img's name for each.
-var diskFormats = map[string]string{"qcow2": "qcow2", "raw": "raw", "vhd": "vpc", "vhdx": "vhdx", "vmdk": "vmdk"}
-
 // Plan is a build whose inputs have been checked and packed.
 type Plan struct {
 	o      Options
@@ -134,12 +135,12 @@ func Prepare(o Options) (*Plan, error) {
 		Types:       o.Types,
 		Packages:    o.Packages,
 		Trace:       o.Trace,
-		RootLabel:   lookup(o.Environ, "DIB_ROOT_LABEL"),
-		Break:       lookup(o.Environ, "break"),
+		RootLabel:   envvar.Get(o.Environ, "DIB_ROOT_LABEL"),
+		Break:       envvar.Get(o.Environ, "break"),
 		ImageSizeGB: o.ImageSizeGB,
 		ExtraSizeGB: o.ExtraSizeGB,
 		JournalMiB:  o.JournalMiB,
-		RootFSType:  lookup(o.Environ, "FS_TYPE"),
+		RootFSType:  envvar.Get(o.Environ, "FS_TYPE"),
 
 		MkfsOptions:     o.MkfsOptions,
 		MaxOnlineResize: o.MaxOnlineResize,
@@ -220,7 +221,7 @@ func (p *Plan) stepInputs() ([]*step, error) {
 	for k, serial := range p.spec.HostDisks {
 		for _, d := range p.disks {
 			if d.Serial == serial {
-				digest, err := fileDigest(d.Source)
+				digest, _, err := sha256sum.File(d.Source)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", k, err)
 				}
@@ -259,7 +260,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	o, spec, hooks := p.o, p.spec, p.hooks
 	mo.Inputs = p.inputs
 	mo.DownloadCache = o.ImageCache
-	mo.Offline = lookup(o.Environ, "DIB_OFFLINE") != ""
+	mo.Offline = envvar.Get(o.Environ, "DIB_OFFLINE") != ""
 	if mo.Appliance != nil {
 		var err error
 		if mo.Signed, err = p.clouds.sources(mo.Appliance.Keyrings); err != nil {
@@ -424,7 +425,7 @@ func (p *Plan) fullDisk(m *machine.Machine) string {
 
 func wantsDisk(types []string) bool {
 	for _, t := range types {
-		if _, ok := diskFormats[t]; ok {
+		if _, ok := diskformat.QemuImg(t); ok {
 			return true
 		}
 	}
@@ -437,7 +438,7 @@ func wantsDisk(types []string) bool {
 func layout(o Options, els []*elements.Element) (*api.Layout, error) {
 	var data []byte
 	var where string
-	if cfg := lookup(o.Environ, "DIB_BLOCK_DEVICE_CONFIG"); cfg != "" {
+	if cfg := envvar.Get(o.Environ, "DIB_BLOCK_DEVICE_CONFIG"); cfg != "" {
 		where = "DIB_BLOCK_DEVICE_CONFIG"
 		data = []byte(cfg)
 		if path, ok := strings.CutPrefix(cfg, "file://"); ok {
@@ -464,7 +465,7 @@ func layout(o Options, els []*elements.Element) (*api.Layout, error) {
 	for _, k := range blockdevice.UnknownKeys(data) {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s: %s is no block device setting, and is ignored (as DIB does): is it misspelt?\n", where, k)
 	}
-	l, err := blockdevice.Parse(data, lookup(o.Environ, "FS_TYPE"))
+	l, err := blockdevice.Parse(data, envvar.Get(o.Environ, "FS_TYPE"))
 	if err != nil {
 		// Each problem on its own line, each saying where it is.
 		return nil, fmt.Errorf("%s: %s", where, strings.ReplaceAll(err.Error(), "\n", "\n"+where+": "))
@@ -498,7 +499,7 @@ func checkTypes(types []string) error {
 // prepareElements expands, merges and checks the elements on the host,
 // where errors are cheap, before any VM boots.
 func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
-	lib, err := elements.NewLibrary(lookup(o.Environ, "ELEMENTS_PATH"), elements.Builtin())
+	lib, err := elements.NewLibrary(envvar.Get(o.Environ, "ELEMENTS_PATH"), elements.Builtin())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -519,7 +520,7 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 	if err := checkInstallType(hooks, o.Environ); err != nil {
 		return nil, nil, err
 	}
-	w, err := CheckElements(els, hooks, func(name string) (string, bool) { return lookupOK(o.Environ, name) }, o.Arch)
+	w, err := CheckElements(els, hooks, func(name string) (string, bool) { return envvar.Lookup(o.Environ, name) }, o.Arch)
 	for _, w := range append(warnings, w...) {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
 	}
@@ -585,11 +586,6 @@ func withSpec(inputs []iso.File, spec *api.Spec) ([]iso.File, error) {
 		}
 	}
 	return out, nil
-}
-
-func lookup(environ []string, key string) string {
-	v, _ := lookupOK(environ, key)
-	return v
 }
 
 // HookError is a failed hook, with the element it belongs to.
@@ -667,7 +663,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 	// Everything after the raw image is read before the disk is cut to it.
 	var manifests *stagedFile
 	if r.ManifestsSize > 0 {
-		dir := lookup(o.Environ, "DIB_MANIFEST_SAVE_DIR")
+		dir := envvar.Get(o.Environ, "DIB_MANIFEST_SAVE_DIR")
 		if dir == "" {
 			dir = o.Output + ".d"
 		}
@@ -684,7 +680,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 		}
 	}
 	for _, t := range o.Types {
-		format, ok := diskFormats[t]
+		format, ok := diskformat.QemuImg(t)
 		if !ok {
 			continue
 		}
@@ -720,7 +716,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 		if target == "" {
 			target = filepath.Base(o.Output)
 		}
-		fmt.Fprintf(o.Stdout, "Import it into Docker with: %s\n", agentclient.ShellQuote([]string{"docker", "import", o.Output + ".docker.tar", target}))
+		fmt.Fprintf(o.Stdout, "Import it into Docker with: %s\n", shellquote.Join("docker", "import", o.Output+".docker.tar", target))
 	}
 	staged = nil
 	return outputs, nil

@@ -25,6 +25,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/sha256sum"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -279,20 +280,6 @@ func phaseOf(name string) (phase, below string) {
 // hostInput is a file of the host that reaches the guest, by its digest.
 type hostInput struct{ name, digest string }
 
-// fileDigest is the SHA-256 of a file's content.
-func fileDigest(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // selfDigest is the digest of the running dibvm, which carries the guest
 // agent: a different dibvm may build differently.
 var selfDigest = sync.OnceValues(func() (string, error) {
@@ -300,7 +287,8 @@ var selfDigest = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fileDigest(self)
+	sum, _, err := sha256sum.File(self)
+	return sum, err
 })
 
 // keeper runs a build's checkpoints: it finds what to resume from before

@@ -15,6 +15,7 @@ import (
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/pkginstalls"
 	"github.com/dibvm/dibvm/elements/pkgmap"
+	"github.com/dibvm/dibvm/host/envvar"
 )
 
 // CheckElements checks what the elements hold that the host can read
@@ -183,7 +184,7 @@ func hookDirectories(h *elements.Hooks) []string {
 // the type of any install.d/<prefix>-<type>-install directory of the
 // build's elements: no element would install anything by it.
 func checkInstallType(h *elements.Hooks, environ []string) error {
-	want, _ := lookupOK(environ, "DIB_DEFAULT_INSTALLTYPE")
+	want, _ := envvar.Lookup(environ, "DIB_DEFAULT_INSTALLTYPE")
 	if want == "" {
 		return nil
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/dibvm/dibvm/host/envvar"
 )
 
 // DIB's hooks inherit the whole environment of disk-image-create, and
@@ -201,7 +203,7 @@ func hookEnv(environ, explicit []string, noHost bool) (env map[string]string, wi
 			var ok bool
 			// The caller's value; with -c, which clears the environment,
 			// still the value dibvm was started with: the user named it.
-			if v, ok = lookupOK(environ, k); !ok {
+			if v, ok = envvar.Lookup(environ, k); !ok {
 				v, ok = os.LookupEnv(k)
 			}
 			if !ok {
@@ -223,13 +225,4 @@ func removeName(names []string, name string) []string {
 		}
 	}
 	return out
-}
-
-func lookupOK(environ []string, key string) (string, bool) {
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v, true
-		}
-	}
-	return "", false
 }

@@ -2,12 +2,10 @@ package checkpoint
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -23,6 +21,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/sha256sum"
 )
 
 // Store is a directory of checkpoints, in the user's cache.
@@ -155,17 +154,11 @@ func (ss *Session) Siblings(base, phase string) []*Meta {
 
 // Verify checks the checkpoint's layer against its digest.
 func (ss *Session) Verify(m *Meta) error {
-	f, err := os.Open(ss.s.Path(m))
+	sum, n, err := sha256sum.File(ss.s.Path(m))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return err
-	}
-	if n != m.Size || hex.EncodeToString(h.Sum(nil)) != m.Digest {
+	if n != m.Size || sum != m.Digest {
 		return fmt.Errorf("checkpoint %s after %s: its layer %s is not what was written (%d bytes, want %d; or its digest differs)", Short(m.Key), m.Phase, m.Layer, n, m.Size)
 	}
 	return nil
@@ -286,15 +279,14 @@ func (ss *Session) Publish(layer *Layer, m *Meta) error {
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	sum, n, err := sha256sum.Reader(f)
 	if err != nil {
 		return err
 	}
 	if err := os.Chmod(layer.Path, 0o444); err != nil {
 		return err
 	}
-	m.Layer, m.Digest, m.Size = layer.Name, hex.EncodeToString(h.Sum(nil)), n
+	m.Layer, m.Digest, m.Size = layer.Name, sum, n
 	if m.LastUsed.IsZero() {
 		m.LastUsed = m.Made
 	}

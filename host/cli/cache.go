@@ -20,6 +20,7 @@ import (
 	"github.com/dibvm/dibvm/host/agentbin"
 	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
@@ -53,7 +54,7 @@ func (c *checkpointFlags) register(f *pflag.FlagSet) {
 
 // options are the build's checkpoints, nil when they are off.
 func (c *checkpointFlags) options(env []string) (*build.Checkpoints, error) {
-	if c.off || lookupEnv(env, "DIB_NO_CHECKPOINTS") != "" {
+	if c.off || envvar.Get(env, "DIB_NO_CHECKPOINTS") != "" {
 		return nil, nil
 	}
 	store, err := checkpointStore()

@@ -18,11 +18,13 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/diskformat"
+	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -196,7 +198,7 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 		}
 	}
 	var err error
-	if o.Checksums, err = checksums(c.checksum, lookupEnv(o.Environ, "DIB_CHECKSUM")); err != nil {
+	if o.Checksums, err = checksums(c.checksum, envvar.Get(o.Environ, "DIB_CHECKSUM")); err != nil {
 		p.addErr(err)
 	}
 	o.Environ = append(o.Environ, c.exported()...)
@@ -264,7 +266,7 @@ func environ(clear bool) []string {
 // variable, if set.
 func (c *createFlags) fromEnviron(f *pflag.FlagSet, env []string, p *problems) {
 	for _, ef := range environFlags {
-		v := lookupEnv(env, ef.variable)
+		v := envvar.Get(env, ef.variable)
 		if v == "" || f.Changed(ef.flag) {
 			continue
 		}
@@ -361,7 +363,7 @@ func checksums(flag bool, env string) ([]string, error) {
 // to stderr.
 func (c *createFlags) output(o *build.Options) (func(), error) {
 	quiet := c.logfile != ""
-	if q := lookupEnv(o.Environ, "DIB_QUIET"); q != "" {
+	if q := envvar.Get(o.Environ, "DIB_QUIET"); q != "" {
 		quiet = q == "1"
 	}
 	var out, errOut io.Writer = os.Stdout, os.Stderr
@@ -422,15 +424,6 @@ func onTerminal(f *os.File) bool {
 	return term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
 }
 
-func lookupEnv(env []string, name string) string {
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
-}
-
 // runBuild boots the VM and builds, stopping cleanly on a signal or the
 // timeout, and sums the build up on summary.
 func runBuild(vf *vmFlags, o build.Options, timeout time.Duration, summary io.Writer) (err error) {
@@ -480,8 +473,8 @@ func runBuild(vf *vmFlags, o build.Options, timeout time.Duration, summary io.Wr
 // made one.
 func tryCommand(o build.Options) string {
 	for _, t := range o.Types {
-		if slices.Contains([]string{"qcow2", "raw", "vhd", "vhdx", "vmdk"}, t) {
-			return agentclient.ShellQuote([]string{"dibvm", "boot", o.Output + "." + t})
+		if _, ok := diskformat.QemuImg(t); ok {
+			return shellquote.Join("dibvm", "boot", o.Output+"."+t)
 		}
 	}
 	return ""

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
 )
@@ -104,7 +105,5 @@ func elementEnv(els []*elements.Element) string {
 	names := elements.Names(els)
 	yaml, array := elements.ImageElementVars(names, func(n string) string { return byName[n] })
 	return fmt.Sprintf("export IMAGE_ELEMENT=%s\nexport IMAGE_ELEMENT_YAML=%s\nfunction get_image_element_array {\n  echo \"%s\"\n};\nexport -f get_image_element_array;\n",
-		shellQuote(strings.Join(names, " ")), shellQuote(yaml), strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(array))
+		shellquote.Quote(strings.Join(names, " ")), shellquote.Quote(yaml), strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(array))
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/shellquote"
 )
 
 // stopGrace is how long a command may take to end after dibvm forwarded
@@ -89,7 +90,7 @@ func run(vf *vmFlags, args []string, env map[string]string, stats bool) error {
 		// it: the helper VM runs nothing here but dibvm's own appliance
 		// and the user's own CMD, no element's code.
 		done <- m.Client.Run(agentclient.Command{
-			Line: agentclient.ShellQuote(args), Env: env, Stdin: os.Stdin,
+			Line: shellquote.Join(args...), Env: env, Stdin: os.Stdin,
 			Stdout: os.Stdout, Stderr: os.Stderr, Signals: fwd,
 		})
 	}()

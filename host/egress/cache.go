@@ -16,6 +16,8 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+
+	"github.com/dibvm/dibvm/host/sha256sum"
 )
 
 // Cache keeps, on the host, the downloads whose URL names their content
@@ -205,14 +207,14 @@ func (p *Proxy) Fetch(ctx context.Context, u, sum string) (io.ReadCloser, error)
 
 // fileSum is the SHA256 of what is left of f, which it then rewinds.
 func fileSum(f *os.File) string {
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	sum, _, err := sha256sum.Reader(f)
+	if err != nil {
 		return ""
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return ""
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }
 
 // keeper reads a download for a service and keeps it in the cache once

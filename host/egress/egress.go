@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/gofrs/flock"
 )
@@ -527,9 +528,7 @@ func relay(socket string, in io.Reader, out io.Writer) error {
 // GuestfwdRule is the QEMU -netdev user guestfwd value that starts relay
 // (this program) for each connection to GuestAddr.
 func GuestfwdRule(relay, socket string) string {
-	cmd := shellQuote(relay) + " " + RelayArg + " " + shellQuote(socket)
+	cmd := shellquote.Quote(relay) + " " + RelayArg + " " + shellquote.Quote(socket)
 	// QEMU's option syntax escapes a comma by doubling it.
 	return "tcp:" + GuestAddr + "-cmd:" + strings.ReplaceAll(cmd, ",", ",,")
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -24,6 +24,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/gofrs/flock"
+
+	"github.com/dibvm/dibvm/host/sha256sum"
 )
 
 // A SignedSource is a directory tree of files listed, with their SHA256,
@@ -462,13 +464,12 @@ func openChecked(name, want string) (*os.File, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	sum, n, err := sha256sum.Reader(f)
 	if err != nil {
 		f.Close()
 		return nil, 0, err
 	}
-	if hex.EncodeToString(h.Sum(nil)) != want {
+	if sum != want {
 		f.Close()
 		os.Remove(name)
 		return nil, 0, fmt.Errorf("%s: damaged cache entry removed", name)

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dibvm/dibvm/host/diskformat"
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/qemu"
@@ -94,12 +95,7 @@ const (
 var Networks = []string{NetworkProxy, NetworkNAT, NetworkRestricted, NetworkNone}
 
 // formats are the image formats dibvm writes, as qemu-img names them.
-var formats = []string{"raw", "qcow2", "vpc", "vhdx", "vmdk"}
-
-// byExtension is the format of an image named as dibvm names its
-// outputs: qemu-img then reads it as that, and guesses nothing from
-// bytes the build's guest wrote.
-var byExtension = map[string]string{".qcow2": "qcow2", ".raw": "raw", ".vhd": "vpc", ".vhdx": "vhdx", ".vmdk": "vmdk"}
+var formats = diskformat.QemuImgNames()
 
 // Inspect asks qemu-img for the image's format and size, and reads its
 // partition table for an EFI system partition. It refuses an image that
@@ -112,7 +108,9 @@ func Inspect(ctx context.Context, image string) (Disk, error) {
 		return Disk{}, errors.New("qemu-img not found: it comes with QEMU (Debian and Ubuntu: apt-get install qemu-utils)")
 	}
 	args := []string{"info", "--output=json"}
-	if f, ok := byExtension[strings.ToLower(filepath.Ext(image))]; ok {
+	// An image named as dibvm names its outputs is read as that format:
+	// qemu-img guesses nothing from bytes the build's guest wrote.
+	if f, ok := diskformat.OfFile(image); ok {
 		args = append(args, "-f", f)
 	}
 	out, err := exec.CommandContext(ctx, qemuImg, append(args, image)...).Output()

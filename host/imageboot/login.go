@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -75,7 +75,7 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 	if err := waitForLogin(ctx, ssh, sshArgs, proc, l.Wait, o.Console); err != nil {
 		return 0, err
 	}
-	cmd := exec.CommandContext(ctx, ssh, append(sshArgs, "--", agentclient.ShellQuote(command))...)
+	cmd := exec.CommandContext(ctx, ssh, append(sshArgs, "--", shellquote.Join(command...))...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	status := 0
 	err = cmd.Run()

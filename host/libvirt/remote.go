@@ -2,8 +2,6 @@ package libvirt
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -17,8 +15,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"libvirt.org/go/libvirtxml"
 
-	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/sha256sum"
+	"github.com/dibvm/dibvm/host/shellquote"
 )
 
 // A daemon on another host cannot open the user's files, so a remote
@@ -119,7 +118,7 @@ func (s *stage) sweep() {
 	if err != nil {
 		return
 	}
-	out, err := sess.Output("date +%s; find " + shellQuote(s.dir) + " -maxdepth 1 -name '" + runPrefix + "*' -printf '%f %T@\\n'")
+	out, err := sess.Output("date +%s; find " + shellquote.Join(s.dir) + " -maxdepth 1 -name '" + runPrefix + "*' -printf '%f %T@\\n'")
 	sess.Close()
 	if err != nil {
 		return
@@ -146,7 +145,7 @@ func (s *stage) sweep() {
 		if _, err := s.c.l.DomainLookupByName(NamePrefix + id); err == nil {
 			continue
 		}
-		s.shell("rm -f -- " + shellQuote(s.dir+"/"+runPrefix+id+"-") + "*")
+		s.shell("rm -f -- " + shellquote.Join(s.dir+"/"+runPrefix+id+"-") + "*")
 	}
 }
 
@@ -174,16 +173,11 @@ func (c *Conn) pool() (golibvirt.StoragePool, error) {
 // that a volume of the final name is always whole, whoever else uploads
 // it at the same time.
 func (s *stage) cached(local, kind string) (string, error) {
-	f, err := os.Open(local)
+	sum, size, err := sha256sum.File(local)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	name := "dibvm-" + hex.EncodeToString(h.Sum(nil))[:16] + "-" + kind
+	name := "dibvm-" + sum[:16] + "-" + kind
 	l := s.c.l
 	if vol, err := l.StorageVolLookupByName(s.pool, name); err == nil {
 		return l.StorageVolGetPath(vol)
@@ -194,7 +188,7 @@ func (s *stage) cached(local, kind string) (string, error) {
 	}
 	// mv -n: another build's whole upload of the same bytes may have
 	// landed first; then this one is left to go with the build's files.
-	if err := s.shell("mv -n -- " + shellQuote(s.dir+"/"+part) + " " + shellQuote(s.dir+"/"+name) + " || test -e " + shellQuote(s.dir+"/"+name)); err != nil {
+	if err := s.shell("mv -n -- " + shellquote.Join(s.dir+"/"+part) + " " + shellquote.Join(s.dir+"/"+name) + " || test -e " + shellquote.Join(s.dir+"/"+name)); err != nil {
 		return "", fmt.Errorf("%s: put the uploaded %s in place: %w", s.c.URI, kind, err)
 	}
 	l.StoragePoolRefresh(s.pool, 0)
@@ -203,8 +197,7 @@ func (s *stage) cached(local, kind string) (string, error) {
 		return "", fmt.Errorf("%s: the uploaded %s: %w", s.c.URI, kind, err)
 	}
 	if s.c.Notices != nil {
-		fi, _ := f.Stat()
-		fmt.Fprintf(s.c.Notices, "dibvm: uploaded the appliance's %s (%d MiB) to pool %s on %s\n", kind, fi.Size()>>20, PoolName, s.c.URI)
+		fmt.Fprintf(s.c.Notices, "dibvm: uploaded the appliance's %s (%d MiB) to pool %s on %s\n", kind, size>>20, PoolName, s.c.URI)
 	}
 	return l.StorageVolGetPath(vol)
 }
@@ -275,7 +268,7 @@ func (s *stage) followConsole(remote, local string) error {
 		return fmt.Errorf("%s: follow the console: %w", s.c.URI, err)
 	}
 	sess.Stdout = f
-	if err := sess.Start("exec tail -c +1 -F " + shellQuote(remote) + " 2>/dev/null"); err != nil {
+	if err := sess.Start("exec tail -c +1 -F " + shellquote.Join(remote) + " 2>/dev/null"); err != nil {
 		f.Close()
 		sess.Close()
 		return fmt.Errorf("%s: follow the console: %w", s.c.URI, err)
@@ -388,12 +381,9 @@ func (s *stage) remove() {
 		if s.tail != nil {
 			s.tail.Close()
 		}
-		if err := s.shell("rm -f -- " + shellQuote(s.dir+"/"+s.prefix) + "*"); err != nil && s.c.Notices != nil {
+		if err := s.shell("rm -f -- " + shellquote.Join(s.dir+"/"+s.prefix) + "*"); err != nil && s.c.Notices != nil {
 			fmt.Fprintf(s.c.Notices, "dibvm: could not remove this build's files %s* on %s: %v\n", s.dir+"/"+s.prefix, s.c.URI, err)
 		}
 		s.c.l.StoragePoolRefresh(s.pool, 0)
 	})
 }
-
-// shellQuote quotes s for the remote's POSIX shell.
-func shellQuote(s string) string { return agentclient.ShellQuote([]string{s}) }
