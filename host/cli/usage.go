@@ -98,6 +98,8 @@ func group(cmd *cobra.Command) *cobra.Command {
 		return usagef("%s (see %s --help)", msg, c.CommandPath())
 	}
 	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	// Its usage stays that of a group: its commands, not "[flags]" alone.
+	cmd.SetUsageTemplate(strings.Replace(cmd.UsageTemplate(), "{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
 	return cmd
 }
 
