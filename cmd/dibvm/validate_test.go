@@ -261,6 +261,13 @@ func TestCreateFlagValues(t *testing.T) {
 		{"--install-type unknown", create("--install-type", "banana"), nil, 1, []string{"--install-type banana (or DIB_DEFAULT_INSTALLTYPE): no element installs that way; the types here are package, source"}},
 		{"DIB_DEFAULT_INSTALLTYPE unknown", create(), []string{"DIB_DEFAULT_INSTALLTYPE=banana"}, 1, []string{"(or DIB_DEFAULT_INSTALLTYPE)"}},
 		{"legal: --install-type package", create("--install-type", "package"), nil, accepted, nil},
+		{"--mirror not a URL", create("--mirror", "not a url"), nil, 2, []string{`--mirror "not a url": give an http:// or https:// URL`}},
+		{"--mirror without a host", create("--mirror", "http:///debian"), nil, 2, []string{`--mirror "http:///debian": names no host`}},
+		{"DIBVM_MIRROR ftp", create(), []string{"DIBVM_MIRROR=ftp://bogus/debian"}, 2, []string{"DIBVM_MIRROR=ftp://bogus/debian (for --mirror): give an http:// or https:// URL"}},
+		{"DIB_DISTRIBUTION_MIRROR ftp", create(), []string{"DIB_DISTRIBUTION_MIRROR=ftp://bogus"}, 2, []string{"DIB_DISTRIBUTION_MIRROR=ftp://bogus: give an http:// or https:// URL"}},
+		{"DIB_DISTRIBUTION_MIRROR not a URL", create(), []string{"DIB_DISTRIBUTION_MIRROR=deb.debian.org/debian"}, 2, []string{"DIB_DISTRIBUTION_MIRROR=deb.debian.org/debian: give an http:// or https:// URL"}},
+		{"DIB_DEBIAN_DISTRIBUTION_MIRROR ftp", create(), []string{"DIB_DEBIAN_DISTRIBUTION_MIRROR=ftp://bogus"}, 2, []string{"DIB_DEBIAN_DISTRIBUTION_MIRROR=ftp://bogus"}},
+		{"DIB_DEBIAN_SECURITY_MIRROR without a host", create(), []string{"DIB_DEBIAN_SECURITY_MIRROR=https://"}, 2, []string{"DIB_DEBIAN_SECURITY_MIRROR=https://: names no host"}},
 		{"several at once", create("--cpus", "0", "--memory", "1", "--image-size", "NaN"), nil, 2,
 			[]string{"--cpus 0", "--memory 1", "--image-size NaN"}},
 		{"legal: sizes and packages", create("--image-size", "2.5", "-p", "vim,libc6=2.41-12,g++", "--timeout", "0"), nil, accepted, nil},
@@ -273,6 +280,8 @@ func TestCreateFlagValues(t *testing.T) {
 // flag dibvm does not know points at the help; help is not an error.
 func TestCommandLineUsage(t *testing.T) {
 	work := t.TempDir()
+	// Where a bad mirror, not refused, would build an appliance.
+	cache := "DIBVM_CACHE_DIR=" + t.TempDir()
 	runCases(t, work, []cliCase{
 		{"create without elements", []string{"create"}, nil, 2, []string{"give at least one ELEMENT: dibvm create [flags] ELEMENT..."}},
 		{"disk-image-create flags only", []string{"create", "-o", "img"}, nil, 2, []string{"give at least one ELEMENT"}},
@@ -285,6 +294,20 @@ func TestCommandLineUsage(t *testing.T) {
 		{"a number that is not", []string{"create", "--cpus", "two", "tiny-os"}, nil, 2, []string{"--cpus", "two"}},
 		{"appliance info with arguments", []string{"appliance", "info", "extra"}, nil, 2, []string{"dibvm appliance info takes no arguments"}},
 		{"run with an unknown --arch", []string{"run", "--arch", "mips", "--", "true"}, nil, 2, []string{"--arch mips: the helper VM can be amd64 (x86_64) or arm64 (aarch64)"}},
+		{"an unknown command", []string{"frob"}, nil, 2, []string{`dibvm: unknown command "frob"; the commands are appliance, boot, cache,`}},
+		{"a misspelt command", []string{"apliance"}, nil, 2, []string{"did you mean appliance?"}},
+		{"appliance with an unknown command", []string{"appliance", "frob"}, nil, 2, []string{`dibvm appliance: unknown command "frob"; the commands are build, info, path (see dibvm appliance --help)`}},
+		{"cache with an unknown command", []string{"cache", "frob"}, nil, 2, []string{`dibvm cache: unknown command "frob"; the commands are du, ls, prune`}},
+		{"completion with an unknown shell", []string{"completion", "frob"}, nil, 2, []string{`dibvm completion: unknown command "frob"; the commands are bash,`}},
+		{"help on an unknown command", []string{"help", "appliance", "frob"}, nil, 2, []string{`dibvm appliance: unknown command "frob"`}},
+		{"run with an empty command", []string{"run", "--", ""}, nil, 2, []string{`the COMMAND after -- is "": give a program to run`}},
+		{"run with a blank command", []string{"run", "--", " \t", "x"}, nil, 2, []string{`the COMMAND after -- is " \t"`}},
+		{"run with a bad --mirror", []string{"run", "--mirror", "ftp://bogus", "--", "true"}, []string{cache}, 2, []string{`--mirror "ftp://bogus": give an http:// or https:// URL`}},
+		{"appliance info with a bad --mirror", []string{"appliance", "info", "--mirror", "not a url"}, []string{cache}, 2, []string{`--mirror "not a url": give an http:// or https:// URL`}},
+		{"appliance build with a bad DIBVM_MIRROR", []string{"appliance", "build"}, []string{cache, "DIBVM_MIRROR=ftp://bogus"}, 2, []string{"DIBVM_MIRROR=ftp://bogus (for --mirror)"}},
+		{"cache ls with a bad DIBVM_MIRROR", []string{"cache", "ls"}, []string{"DIBVM_MIRROR=http://"}, 2, []string{"DIBVM_MIRROR=http:// (for --mirror): names no host"}},
+		{"pkg-map with an unknown flag", []string{"pkg-map", "--element", "x", "--bogus", "vim"}, nil, 2, []string{"pkg-map: error: unrecognized arguments: --bogus"}},
+		{"legal: appliance alone", []string{"appliance"}, nil, 0, []string{"Available Commands"}},
 		{"legal: create --help", []string{"create", "--help"}, nil, 0, []string{"--image-size"}},
 		{"legal: pkg-map --help", []string{"pkg-map", "--help"}, nil, 0, []string{"usage: pkg-map"}},
 		{"legal: create --version", []string{"create", "--version"}, nil, 0, nil},

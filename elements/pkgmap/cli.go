@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -30,8 +31,14 @@ and RELEASE (default $DIB_RELEASE). Exit status 1 is a failure, 2 an
 element without a map.
 `
 
+// ExitUsage is argparse's status for a command line it cannot read, as
+// DIB's pkg-map exits for a flag it does not know.
+const ExitUsage = 2
+
 // Main runs the pkg-map command with args (without the program name).
-// Arguments that are not flags are package names, wherever they stand.
+// Arguments that are not flags are package names, wherever they stand;
+// after -- every argument is one. A flag it does not know is refused, all
+// of them named, before anything else is checked, as argparse does.
 // getenv supplies DISTRO_NAME and DIB_RELEASE; dir is where
 // --element looks.
 func Main(args []string, getenv func(string) string, dir string, stdout, stderr io.Writer) int {
@@ -40,7 +47,8 @@ func Main(args []string, getenv func(string) string, dir string, stdout, stderr 
 		distro                   = getenv("DISTRO_NAME")
 		release                  = getenv("DIB_RELEASE")
 		missingOK                bool
-		names                    []string
+		names, unknown           []string
+		onlyNames                bool
 	)
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "pkg-map: "+format+"\n", a...)
@@ -48,6 +56,10 @@ func Main(args []string, getenv func(string) string, dir string, stdout, stderr 
 	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		if onlyNames {
+			names = append(names, a)
+			continue
+		}
 		flag, value, hasValue := strings.Cut(a, "=")
 		takeValue := func() (string, bool) {
 			if hasValue {
@@ -77,12 +89,23 @@ func Main(args []string, getenv func(string) string, dir string, stdout, stderr 
 		case "-h", "--help":
 			fmt.Fprint(stdout, Usage)
 			return 0
+		case "--":
+			onlyNames = true
 		default:
-			names = append(names, a)
+			if isFlag(a) {
+				unknown = append(unknown, a)
+			} else {
+				names = append(names, a)
+			}
 		}
 		if !ok {
 			return fail(ExitFailure, "%s needs a value", flag)
 		}
+	}
+	if len(unknown) > 0 {
+		usage, _, _ := strings.Cut(Usage, "\n\n")
+		fmt.Fprintln(stderr, usage)
+		return fail(ExitUsage, "error: unrecognized arguments: %s (see pkg-map --help)", strings.Join(unknown, " "))
 	}
 	switch {
 	case element == "" && mapFile == "":
@@ -123,4 +146,14 @@ func Main(args []string, getenv func(string) string, dir string, stdout, stderr 
 		return fail(ExitFailure, "%s has %v on %s", label, err, distro)
 	}
 	return 0
+}
+
+// isFlag tells a flag from a package name as argparse does: it starts
+// with a dash, and is neither a lone dash nor a negative number.
+func isFlag(a string) bool {
+	if len(a) < 2 || a[0] != '-' {
+		return false
+	}
+	_, err := strconv.ParseFloat(a, 64)
+	return err != nil
 }

@@ -48,6 +48,10 @@ func TestMain_DIBCases(t *testing.T) {
 		{"--element a --pkg-map b --distro ubuntu", nil, "", 1, "specify either --element or --pkg-map"},
 		{"--element nova-compute x", nil, "", 1, "please specify a --distro argument or set DISTRO_NAME"},
 		{"--element nova-compute --distro", nil, "", 1, "--distro needs a value"},
+		// Flags it does not know, refused first and all named, as argparse does.
+		{"--bogus", nil, "", 2, "pkg-map: error: unrecognized arguments: --bogus"},
+		{"--pkg-map " + file + " --distro fedora --bogus nova_package -x", nil, "", 2, "unrecognized arguments: --bogus -x"},
+		{"--pkg-map " + file + " --distro ubuntu --missing-ok -- -odd", nil, "-odd\n", 0, ""},
 	} {
 		env := noenv
 		if c.env != nil {

@@ -115,7 +115,6 @@ func cacheCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache",
 		Short: "Show and prune what dibvm keeps: helper appliances, package downloads, checkpoints of trees",
-		Args:  noArgs,
 	}
 	cmd.AddCommand(cacheLsCommand(), cacheDuCommand(), cachePruneCommand())
 	return cmd
@@ -222,6 +221,10 @@ func cacheLsCommand() *cobra.Command {
 		Short: "List the helper appliances, the package downloads, and the checkpoints: phase, size, age, uses, elements and the mirror's dates",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Which appliances are this dibvm's depends on the mirror.
+			if err := (&vmFlags{mirror: os.Getenv("DIBVM_MIRROR")}).checkMirror(); err != nil {
+				return err
+			}
 			if err := listAppliances(cmd.OutOrStdout()); err != nil {
 				return err
 			}
@@ -318,6 +321,10 @@ func cachePruneCommand() *cobra.Command {
 		Short: "Remove checkpoints older than --checkpoint-max-age, the least recently used beyond --cache-max-size, and leftovers",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Before anything is removed.
+			if err := vf.checkMirror(); err != nil {
+				return err
+			}
 			store, err := checkpointStore()
 			if err != nil {
 				return err

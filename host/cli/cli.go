@@ -65,6 +65,7 @@ func command(name string) *cobra.Command {
 			Version: versionLine(),
 		}
 		cmd.AddCommand(runCommand(), createCommand(), bootCommand(), doctorCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand(), cacheCommand())
+		groups(cmd)
 	}
 	if name != "dibvm" && cmd.Use != "dibvm" {
 		// The tool's own name, as its users type it.

@@ -211,6 +211,7 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 		fmt.Fprintln(os.Stderr, "dibvm: a build on a remote libvirt neither resumes from checkpoints nor keeps any")
 		o.Checkpoints = nil
 	}
+	checkImageMirrors(o.Environ, &p)
 	c.checkFiles(&o, &p)
 	if !slices.Contains([]string{"auto", "plain", "json"}, c.progress) {
 		p.add("--progress %s: give auto, plain or json", c.progress)

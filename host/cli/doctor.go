@@ -43,6 +43,9 @@ and fetches the Debian mirror's Release file through the helper VM's
 egress policy. It exits non-zero when something a build needs is missing.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := vf.checkMirror(); err != nil {
+				return err
+			}
 			// Stopped, it still removes what it made.
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()

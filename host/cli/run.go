@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +32,16 @@ func runCommand() *cobra.Command {
 		Long: `Boot the helper VM, run CMD as root inside it with its stdout and stderr
 streamed separately, and exit with CMD's exit status. Signals sent to dibvm
 (SIGINT, SIGTERM, SIGHUP) are forwarded to CMD's process group.`,
-		Args: atLeastOne("a COMMAND after --"),
+		Args: func(c *cobra.Command, args []string) error {
+			if err := atLeastOne("a COMMAND after --")(c, args); err != nil {
+				return err
+			}
+			// An empty program is found by no one: say so before the VM boots.
+			if strings.TrimSpace(args[0]) == "" {
+				return usagef("the COMMAND after -- is %q: give a program to run, e.g. dibvm run -- uname -a", args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(&vf, args, env, stats)
 		},

@@ -72,3 +72,65 @@ func noArgs(c *cobra.Command, args []string) error {
 	}
 	return nil
 }
+
+// group makes cmd, a command that only groups subcommands, refuse an
+// argument that names none of them (cobra would print the help and
+// exit 0), naming it and the commands there are; alone it prints the
+// help.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		var names []string
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2
+		}
+		msg := fmt.Sprintf("%s: unknown command %q; the commands are %s", c.CommandPath(), args[0], strings.Join(names, ", "))
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usagef("%s (see %s --help)", msg, c.CommandPath())
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	// Its usage stays that of a group: its commands, not "[flags]" alone.
+	cmd.SetUsageTemplate(strings.Replace(cmd.UsageTemplate(), "{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	return cmd
+}
+
+// groups applies group to every command under root that only groups
+// others and has no run of its own, cobra's completion among them, and makes help refuse a
+// topic that is no command as the command itself would.
+func groups(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.HasSubCommands() && !c.Runnable() {
+			group(c)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			show := c.Run
+			c.RunE = func(c *cobra.Command, args []string) error {
+				if target, rest, err := c.Root().Find(args); err == nil && len(rest) > 0 {
+					if err := target.ValidateArgs(rest); err != nil {
+						return err
+					}
+				}
+				show(c, args)
+				return nil
+			}
+		}
+	}
+}

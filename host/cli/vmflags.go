@@ -90,6 +90,7 @@ func (f *vmFlags) checkInto(p *problems) {
 	default:
 		p.add("--backend %q (or DIBVM_BACKEND): use qemu or libvirt", f.backend)
 	}
+	p.addErr(f.checkMirror())
 	if f.network != "nat" && f.network != "none" {
 		p.add("--network %q: use nat or none", f.network)
 	}
@@ -191,6 +192,9 @@ func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, vmimage.Agent,
 	}
 	arch, err := f.guestArch()
 	if err != nil {
+		return nil, vmimage.Spec{}, vmimage.Agent{}, err
+	}
+	if err := f.checkMirror(); err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
 	spec, err := vmimage.DefaultSpec(f.mirror, arch)
