@@ -295,7 +295,7 @@ func (b *build) prepare() error {
 	if err := unix.Mount(dev, root, "ext4", 0, ""); err != nil {
 		return fmt.Errorf("mount the scratch disk: %w", err)
 	}
-	b.hooks, b.elements = filepath.Join(root, "hooks"), filepath.Join(root, "elements")
+	b.hooks, b.elements = filepath.Join(root, api.HooksDir), filepath.Join(root, api.ElementsDir)
 	b.built, b.target, b.work = filepath.Join(root, "built"), filepath.Join(root, "mnt"), filepath.Join(root, "work")
 	if b.spec.Resume != "" {
 		fmt.Fprintf(b.out, "Resuming after %s from the kept tree\n", b.spec.Resume)
