@@ -561,7 +561,7 @@ func (b *build) extraPackages() error {
 	err := hookrunner.RunCommand(cmd, b.out)
 	var f *api.Failure
 	if errors.As(err, &f) {
-		f.Phase, f.Script = "install.d", "install-packages (-p)"
+		f.Phase, f.Script = "install.d", api.ExtraPackagesScript
 		if f.Status == 127 {
 			f.Tail = append(f.Tail, "the image has no install-packages command: -p needs an element that provides it (dpkg)")
 		}
