@@ -681,7 +681,7 @@ func (b *build) writeOutputs() error {
 		res.TarSize = n
 		end += n
 	}
-	if slices.Contains(b.spec.Types, "squashfs") {
+	if slices.Contains(b.spec.Types, api.TypeSquashfs) {
 		n, err := b.writeSquashfs(end)
 		if err != nil {
 			return err

@@ -303,7 +303,7 @@ func checkResult(r api.Result, types []string, diskSize int64) error {
 	}{
 		{"disk image", 0, r.ImageSize, wantsDisk(types)},
 		{"tar of the tree", r.TarOffset, r.TarSize, api.TreeArchive(types)},
-		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, "squashfs")},
+		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, api.TypeSquashfs)},
 		{"manifests", r.ManifestsOffset, r.ManifestsSize, true},
 	}
 	for i, s := range sections {
