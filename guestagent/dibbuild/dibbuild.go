@@ -50,12 +50,12 @@ type build struct {
 // Main runs the build described in inputDir and returns the exit status.
 func Main(args []string) int {
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: dib-build INPUT_DIR")
+		fmt.Fprintln(os.Stderr, "usage: "+api.BuildCommand+" INPUT_DIR")
 		return 2
 	}
 	ctl, err := controlStream()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dib-build: %v\n", err)
+		fmt.Fprintf(os.Stderr, api.BuildCommand+": %v\n", err)
 		return 1
 	}
 	b := &build{input: args[0], out: os.Stderr, ctl: ctl}
@@ -95,7 +95,7 @@ func controlStream() (*os.File, error) {
 // tell sends the host a control message.
 func (b *build) tell(m api.Message) {
 	if err := api.WriteMessage(b.ctl, m); err != nil {
-		fmt.Fprintf(b.out, "dib-build: tell the host (%s): %v\n", m.Kind(), err)
+		fmt.Fprintf(b.out, api.BuildCommand+": tell the host (%s): %v\n", m.Kind(), err)
 	}
 }
 
