@@ -8,11 +8,14 @@ import (
 	"path"
 	"sort"
 	"time"
+
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 // WriteTar writes what the guest needs of a build's elements as a tar
-// stream: the merged hook tree under hooks/ (what DIB calls
-// $TMP_HOOKS_PATH) and each element's own files under elements/<name>/.
+// stream, api.ElementsTar: the merged hook tree under api.HooksDir (what
+// DIB calls $TMP_HOOKS_PATH) and each element's own files under
+// api.ElementsDir/<name>/.
 // Modes and symlinks are kept (every symlink stays inside its element:
 // see checkTree); files are owned by root.
 func WriteTar(w io.Writer, els []*Element, h *Hooks) error {
@@ -25,18 +28,18 @@ func WriteTar(w io.Writer, els []*Element, h *Hooks) error {
 	dirs := map[string]bool{}
 	for _, p := range paths {
 		hook := h.Files[p]
-		if err := addDirs(tw, dirs, path.Dir("hooks/"+p)); err != nil {
+		if err := addDirs(tw, dirs, path.Dir(api.HooksDir+"/"+p)); err != nil {
 			return err
 		}
 		// A link moved by an install type would point elsewhere from its
 		// new place; it travels as the file it leads to.
 		if hook.Link != "" && hook.Source == "" {
-			if err := addLink(tw, "hooks/"+p, hook.Link); err != nil {
+			if err := addLink(tw, api.HooksDir+"/"+p, hook.Link); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := addFile(tw, hook.Element, hook.File(), "hooks/"+p, hook.Mode); err != nil {
+		if err := addFile(tw, hook.Element, hook.File(), api.HooksDir+"/"+p, hook.Mode); err != nil {
 			return err
 		}
 	}
@@ -78,9 +81,9 @@ func addLink(tw *tar.Writer, dst, target string) error {
 	return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: dst, Linkname: target, Mode: 0o777, ModTime: epoch})
 }
 
-// addElement writes all of e under elements/<name>/.
+// addElement writes all of e under api.ElementsDir/<name>/.
 func addElement(tw *tar.Writer, dirs map[string]bool, e *Element) error {
-	base := "elements/" + e.Name
+	base := api.ElementsDir + "/" + e.Name
 	return fs.WalkDir(e.FS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("element %s (%s): %w", e.Name, e.Path, err)

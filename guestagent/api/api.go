@@ -28,7 +28,20 @@ const (
 	InputDir    = "/run/dibvm/input" // where the agent mounts it
 	ConfigFile  = "config.json"      // a Config, on every boot
 	SpecFile    = "build.json"       // a Spec, for a build
-	ElementsTar = "elements.tar"     // for a build: the merged hooks (hooks/) and the elements' files (elements/)
+	ElementsTar = "elements.tar"     // for a build: the merged hooks (HooksDir) and the elements' files (ElementsDir)
+)
+
+// The top-level directories of ElementsTar. The host writes them
+// (elements.WriteTar) and reads them back to key checkpoints and to know
+// the hooks a build may run; the guest unpacks the tar onto its scratch
+// disk and runs the hooks from there.
+const (
+	// HooksDir holds the merged hook tree, HooksDir/<phase>/<script>:
+	// what DIB calls $TMP_HOOKS_PATH.
+	HooksDir = "hooks"
+	// ElementsDir holds each element's own files,
+	// ElementsDir/<element>/<path>.
+	ElementsDir = "elements"
 )
 
 // The build's other disks, found by their virtio-blk serials.

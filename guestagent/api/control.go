@@ -175,6 +175,12 @@ func (f *Failure) Error() string {
 	return fmt.Sprintf("%s/%s failed: %s", f.Phase, f.Script, how)
 }
 
+// ExtraPackagesScript is the Script of the Failure the build reports when
+// installing the -p packages (after install.d, so its Phase is
+// install.d) fails: no hook's name, so the host accepts it as this one
+// report's own.
+const ExtraPackagesScript = "install-packages (-p)"
+
 // MaxTailLine bounds each line of a failure's tail: the guest keeps no
 // more, so that a report fits one message, and the host shows no more.
 const MaxTailLine = 1024

@@ -126,11 +126,22 @@ func (r *Result) End() int64 {
 // at DIB_MANIFEST_SAVE_DIR (the manifests element's cleanup.d fills it).
 const ManifestsEnv = "DIBVM_MANIFESTS_DIR"
 
-// TreeArchive reports whether the types need a tar of the tree: tar
-// itself, and tgz and docker, which the host makes from it.
+// The output types of Spec.Types that the guest acts on: the host asks
+// for them by these names and the guest writes what each needs (see
+// Result). The host makes each disk image type from the raw image the
+// guest writes when Spec.Layout is set.
+const (
+	TypeTar      = "tar"      // a tar of the tree
+	TypeTgz      = "tgz"      // the tar, which the host gzips
+	TypeDocker   = "docker"   // the tar, which the host passes on for docker import
+	TypeSquashfs = "squashfs" // a squashfs of the tree
+)
+
+// TreeArchive reports whether the types need a tar of the tree: TypeTar
+// itself, and TypeTgz and TypeDocker, which the host makes from it.
 func TreeArchive(types []string) bool {
 	for _, t := range types {
-		if t == "tar" || t == "tgz" || t == "docker" {
+		if t == TypeTar || t == TypeTgz || t == TypeDocker {
 			return true
 		}
 	}

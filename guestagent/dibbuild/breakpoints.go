@@ -104,6 +104,6 @@ func (b *build) stopOnError(chroot bool) {
 	}
 	b.errShell = true
 	if err := b.stop(breakpoint.AfterError, chroot); err != nil {
-		fmt.Fprintf(os.Stderr, "dib-build: %v\n", err)
+		fmt.Fprintf(os.Stderr, api.BuildCommand+": %v\n", err)
 	}
 }

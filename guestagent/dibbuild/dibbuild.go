@@ -50,12 +50,12 @@ type build struct {
 // Main runs the build described in inputDir and returns the exit status.
 func Main(args []string) int {
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: dib-build INPUT_DIR")
+		fmt.Fprintln(os.Stderr, "usage: "+api.BuildCommand+" INPUT_DIR")
 		return 2
 	}
 	ctl, err := controlStream()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dib-build: %v\n", err)
+		fmt.Fprintf(os.Stderr, api.BuildCommand+": %v\n", err)
 		return 1
 	}
 	b := &build{input: args[0], out: os.Stderr, ctl: ctl}
@@ -95,7 +95,7 @@ func controlStream() (*os.File, error) {
 // tell sends the host a control message.
 func (b *build) tell(m api.Message) {
 	if err := api.WriteMessage(b.ctl, m); err != nil {
-		fmt.Fprintf(b.out, "dib-build: tell the host (%s): %v\n", m.Kind(), err)
+		fmt.Fprintf(b.out, api.BuildCommand+": tell the host (%s): %v\n", m.Kind(), err)
 	}
 }
 
@@ -295,7 +295,7 @@ func (b *build) prepare() error {
 	if err := unix.Mount(dev, root, "ext4", 0, ""); err != nil {
 		return fmt.Errorf("mount the scratch disk: %w", err)
 	}
-	b.hooks, b.elements = filepath.Join(root, "hooks"), filepath.Join(root, "elements")
+	b.hooks, b.elements = filepath.Join(root, api.HooksDir), filepath.Join(root, api.ElementsDir)
 	b.built, b.target, b.work = filepath.Join(root, "built"), filepath.Join(root, "mnt"), filepath.Join(root, "work")
 	if b.spec.Resume != "" {
 		fmt.Fprintf(b.out, "Resuming after %s from the kept tree\n", b.spec.Resume)
@@ -475,6 +475,10 @@ func (b *build) inside(phase, after string) error {
 	return b.stop("after-"+name, true)
 }
 
+// targetFailureFile is where, in the target, dib-run-parts records a
+// hook's failure for runInside.
+const targetFailureFile = "/tmp/dibvm-failure.json"
+
 func (b *build) runInside(phase, after string) error {
 	inTarget := filepath.Join(b.target, "tmp", "in_target.d")
 	if err := os.MkdirAll(inTarget, 0o755); err != nil {
@@ -487,7 +491,7 @@ func (b *build) runInside(phase, after string) error {
 	if err := unix.Mount("", inTarget, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		return fmt.Errorf("make the hooks read-only: %w", err)
 	}
-	failure := filepath.Join(b.target, "tmp", "dibvm-failure.json")
+	failure := filepath.Join(b.target, targetFailureFile)
 	os.Remove(failure)
 	fmt.Fprintf(b.out, "Running hooks from /tmp/in_target.d/%s in the target\n", phase)
 	args := []string{b.target, "/tmp/in_target.d/dib-run-parts"}
@@ -499,7 +503,7 @@ func (b *build) runInside(phase, after string) error {
 		args = append(args, "--watch")
 	}
 	cmd := exec.Command("chroot", append(args, "/tmp/in_target.d/"+phase)...)
-	cmd.Env = append(b.env, "DIBVM_FAILURE_FILE=/tmp/dibvm-failure.json")
+	cmd.Env = append(b.env, hookrunner.FailureFileEnv+"="+targetFailureFile)
 	cmd.Stdout, cmd.Stderr = b.out, b.out
 	err := runWatched(cmd, watch)
 	if err == nil {
@@ -561,7 +565,7 @@ func (b *build) extraPackages() error {
 	err := hookrunner.RunCommand(cmd, b.out)
 	var f *api.Failure
 	if errors.As(err, &f) {
-		f.Phase, f.Script = "install.d", "install-packages (-p)"
+		f.Phase, f.Script = "install.d", api.ExtraPackagesScript
 		if f.Status == 127 {
 			f.Tail = append(f.Tail, "the image has no install-packages command: -p needs an element that provides it (dpkg)")
 		}
@@ -681,7 +685,7 @@ func (b *build) writeOutputs() error {
 		res.TarSize = n
 		end += n
 	}
-	if slices.Contains(b.spec.Types, "squashfs") {
+	if slices.Contains(b.spec.Types, api.TypeSquashfs) {
 		n, err := b.writeSquashfs(end)
 		if err != nil {
 			return err

@@ -190,6 +190,12 @@ func RunCommand(cmd *exec.Cmd, out io.Writer) error {
 	return f
 }
 
+// FailureFileEnv names the file where Main records a failure, for the
+// build that runs dib-run-parts in the target to read back with
+// ReadFailure. Both are guest processes: this is no part of the host's
+// contract.
+const FailureFileEnv = "DIBVM_FAILURE_FILE"
+
 // WriteFailure saves f for the process that started this one.
 func WriteFailure(path string, f *api.Failure) error {
 	b, err := json.Marshal(f)
@@ -302,7 +308,7 @@ func Main(args []string) int {
 	}
 	var f *api.Failure
 	if errors.As(err, &f) {
-		if p := os.Getenv("DIBVM_FAILURE_FILE"); p != "" {
+		if p := os.Getenv(FailureFileEnv); p != "" {
 			WriteFailure(p, f)
 		}
 		if f.Status > 0 {

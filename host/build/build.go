@@ -88,7 +88,7 @@ type Options struct {
 }
 
 // Supported lists the output types this build can write.
-var Supported = []string{"qcow2", "raw", "vhd", "vhdx", "vmdk", "tar", "tgz", "squashfs", "docker"}
+var Supported = []string{"qcow2", "raw", "vhd", "vhdx", "vmdk", api.TypeTar, api.TypeTgz, api.TypeSquashfs, api.TypeDocker}
 
 // Plan is a build whose inputs have been checked and packed.
 type Plan struct {
@@ -710,7 +710,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 		}
 		fmt.Fprintf(o.Stdout, "Image file %s created...\n", s.final)
 	}
-	if slices.Contains(o.Types, "docker") {
+	if slices.Contains(o.Types, api.TypeDocker) {
 		// No daemon is needed to build; this is how the tarball gets to one.
 		target := o.DockerTarget
 		if target == "" {
@@ -774,11 +774,11 @@ func stageChecksums(outputs []*stagedFile, kinds []string) ([]*stagedFile, error
 func treeOutput(o Options, t, disk string, r *api.Result) (string, func(*os.File) error) {
 	tar := func(tmp *os.File) error { return copySection(tmp, disk, r.TarOffset, r.TarSize) }
 	switch t {
-	case "tar":
+	case api.TypeTar:
 		return o.Output + ".tar", tar
-	case "docker":
+	case api.TypeDocker:
 		return o.Output + ".docker.tar", tar
-	case "tgz":
+	case api.TypeTgz:
 		return o.Output + ".tgz", func(tmp *os.File) error {
 			zw := gzip.NewWriter(tmp)
 			if err := copySection(zw, disk, r.TarOffset, r.TarSize); err != nil {
@@ -786,7 +786,7 @@ func treeOutput(o Options, t, disk string, r *api.Result) (string, func(*os.File
 			}
 			return zw.Close()
 		}
-	case "squashfs":
+	case api.TypeSquashfs:
 		return o.Output + ".squash", func(tmp *os.File) error {
 			return copySection(tmp, disk, r.SquashfsOffset, r.SquashfsSize)
 		}

@@ -156,7 +156,7 @@ func stepInputs(spec *api.Spec, inputs []hostInput, tarball []byte) ([]*step, er
 			first[name] = digest
 		case s != nil:
 			s.inputs[name] = digest
-			s.run = s.run || (strings.HasPrefix(name, "hooks/") && hdr.Typeflag != tar.TypeDir)
+			s.run = s.run || (strings.HasPrefix(name, api.HooksDir+"/") && hdr.Typeflag != tar.TypeDir)
 		}
 		if hdr.Typeflag == tar.TypeSymlink {
 			links[name] = hdr.Linkname
@@ -260,15 +260,15 @@ func resolveLink(name string, links map[string]string) (string, bool) {
 const extraPackagesInput = "-p packages"
 
 // phaseOf is the phase a path of the elements tar belongs to, if any,
-// and the path below the phase's directory: hooks/<phase>/<below> and
-// elements/<element>/<phase>/<below>.
+// and the path below the phase's directory: api.HooksDir/<phase>/<below>
+// and api.ElementsDir/<element>/<phase>/<below>.
 func phaseOf(name string) (phase, below string) {
 	parts := strings.SplitN(name, "/", 4)
 	var dir string
 	switch {
-	case len(parts) >= 2 && parts[0] == "hooks":
+	case len(parts) >= 2 && parts[0] == api.HooksDir:
 		dir, below = parts[1], strings.Join(parts[2:], "/")
-	case len(parts) >= 3 && parts[0] == "elements":
+	case len(parts) >= 3 && parts[0] == api.ElementsDir:
 		dir, below = parts[2], strings.Join(parts[3:], "/")
 	}
 	if slices.Contains(elements.Phases, dir) {

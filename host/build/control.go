@@ -273,13 +273,11 @@ const (
 // hookName is a name dib-run-parts runs; the -p step reports its own.
 var hookName = regexp.MustCompile(`^[0-9A-Za-z_-]+$`)
 
-const extraPackagesScript = "install-packages (-p)"
-
 func checkFailure(f *api.Failure) error {
 	if !slices.Contains(elements.Phases, f.Phase) {
 		return violation("a hook failure names phase %q, which is not a phase", f.Phase)
 	}
-	if !hookName.MatchString(f.Script) && f.Script != extraPackagesScript {
+	if !hookName.MatchString(f.Script) && f.Script != api.ExtraPackagesScript {
 		return violation("a hook failure names script %q, which is not a hook's name", f.Script)
 	}
 	if f.Status < -1 || f.Status > 255 {
@@ -305,7 +303,7 @@ func checkResult(r api.Result, types []string, diskSize int64) error {
 	}{
 		{"disk image", 0, r.ImageSize, wantsDisk(types)},
 		{"tar of the tree", r.TarOffset, r.TarSize, api.TreeArchive(types)},
-		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, "squashfs")},
+		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, api.TypeSquashfs)},
 		{"manifests", r.ManifestsOffset, r.ManifestsSize, true},
 	}
 	for i, s := range sections {

@@ -16,9 +16,9 @@ import (
 )
 
 // mergedHooks reads, from the elements tar, the hooks dib-run-parts runs
-// in each phase, in its order: executable files in hooks/<phase>, which
-// run for certain, and symlinks there, which run if what they point to
-// is executable.
+// in each phase, in its order: executable files in
+// api.HooksDir/<phase>, which run for certain, and symlinks there, which
+// run if what they point to is executable.
 func mergedHooks(tarball []byte) (map[string][]hookFiles, error) {
 	runs := map[string]map[string]bool{}
 	tr := tar.NewReader(bytes.NewReader(tarball))
@@ -30,7 +30,7 @@ func mergedHooks(tarball []byte) (map[string][]hookFiles, error) {
 		if err != nil {
 			return nil, err
 		}
-		rest, ok := strings.CutPrefix(hdr.Name, "hooks/")
+		rest, ok := strings.CutPrefix(hdr.Name, api.HooksDir+"/")
 		if !ok {
 			continue
 		}
