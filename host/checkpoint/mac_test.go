@@ -168,3 +168,17 @@ func TestMACKeyMadeOnce(t *testing.T) {
 		t.Errorf("a damaged key: %x, %v", k, err)
 	}
 }
+
+// A store pruned of every checkpoint is empty: the inputs' key goes too.
+func TestPruneAllRemovesTheKey(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	if _, err := s.macKey(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(Limits{MaxAge: time.Nanosecond}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, macKeyFile)); !os.IsNotExist(err) {
+		t.Errorf("the inputs' key is still there: %v", err)
+	}
+}

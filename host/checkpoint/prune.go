@@ -134,6 +134,11 @@ func (s *Store) Prune(lim Limits, now time.Time) (*Pruned, error) {
 			named[m.Layer] = true
 		}
 	}
+	// The inputs' key keys descriptions only: with none left (no build
+	// runs while the store is pruned) it goes too, and the store is empty.
+	if len(named) == 0 {
+		os.Remove(filepath.Join(s.Dir, macKeyFile))
+	}
 	entries, _ := os.ReadDir(s.Dir)
 	for _, e := range entries {
 		n := e.Name()
