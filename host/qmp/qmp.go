@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
@@ -36,11 +37,23 @@ func Dial(ctx context.Context, path string) (*Monitor, error) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	mon, err := qmp.NewSocketMonitor("unix", path, 5*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("qmp: %w", err)
+	for {
+		mon, err := qmp.NewSocketMonitor("unix", path, 5*time.Second)
+		if err == nil {
+			return Attach(ctx, mon)
+		}
+		// QEMU binds the socket, which makes the file, before it
+		// listens: a connection in between is refused. On a busy host
+		// that moment lasts.
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("qmp: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("qmp: %w", err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return Attach(ctx, mon)
 }
 
 // Attach connects mon, a monitor reached some other way than a socket
