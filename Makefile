@@ -45,8 +45,8 @@ check: agent
 	scripts/shellcheck.sh
 	$(GO) test -count=1 -short -run 'TestHostSeesOnlyTheAPI' ./cmd/dibvm
 
-# Every test: unit tests, the integration tests that boot the real
-# appliance under QEMU, and the end-to-end build of a bootable
+# Every tier of tests: unit, VM (they boot the real appliance under
+# QEMU), libvirt (the libvirt backend's), and the e2e build of a bootable
 # `vm debian devuser` image booted under SeaBIOS and logged into over SSH.
 # The appliance is built once (needs the Debian mirror) and cached under
 # ~/.cache/dibvm.
@@ -68,16 +68,17 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime $(FUZZ_MINIMIZE) "$${t%%:*}" || exit 1; \
 	done
 
-# Unit tests only: no VM, no network.
+# The unit tier only (go test -short): no VM, no network.
 unit: agent
 	$(GO) test -count=1 -short $(TEST_PKGS)
 
-# The end-to-end build of a bootable image, booted under SeaBIOS: about a
-# quarter of an hour under TCG on a fast host, twice that on a slow one.
+# The e2e tier (-tags e2e): the end-to-end build of a bootable image,
+# booted under SeaBIOS: about a quarter of an hour under TCG on a fast
+# host, twice that on a slow one.
 e2e: dibvm
 	$(GO) test -count=1 -timeout 90m -tags e2e -run 'TestE2EBootableBIOS' -v ./cmd/dibvm/
 
-# Every end-to-end build: also a debian-minimal image with block-device-efi
+# Every e2e build: also a debian-minimal image with block-device-efi
 # booted under OVMF, ubuntu-minimal and ubuntu (from a cloud image) from
 # stand-ins for Ubuntu's servers, an arm64 image built in an arm64 helper
 # and booted under AAVMF (35 minutes under TCG on an x86 host), and a bare

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"io"
@@ -17,39 +16,6 @@ import (
 
 	"github.com/dibvm/dibvm/elements/elementtest"
 )
-
-// testElements is the directory of the test elements; tiny-os builds a
-// root in seconds, so these tests exercise the build pipeline rather than
-// a distribution.
-func testElements(t *testing.T) string {
-	p, err := filepath.Abs("testdata/elements")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func readTar(t *testing.T, path string) map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	files := map[string]string{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return files
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		b, _ := io.ReadAll(tr)
-		files[strings.TrimPrefix(h.Name, "./")] = string(b)
-	}
-}
 
 // A user's element, the way DIB users write them, runs every phase with
 // DIB's environment, outside and inside the chroot.

@@ -13,15 +13,6 @@ import (
 
 // These run the real binary on real element trees; they need no VM.
 
-func noPanic(t *testing.T, r result) {
-	t.Helper()
-	for _, s := range []string{"panic:", "goroutine ", ".go:"} {
-		if strings.Contains(r.stderr, s) {
-			t.Errorf("stderr looks like a Go crash:\n%s", r.stderr)
-		}
-	}
-}
-
 func TestElementInfoBuiltinVMDebianMinimal(t *testing.T) {
 	r := dibvm(t, []string{"ELEMENTS_PATH="}, time.Minute, "element-info", "--expand-dependencies", "base", "block-device-mbr", "vm", "debian-minimal")
 	want := "base block-device-mbr bootloader debian-minimal debootstrap dib-init-system dpkg install-bin install-types manifests modprobe package-installs pkg-map sysprep vm\n"

@@ -12,24 +12,6 @@ import (
 	"time"
 )
 
-// tool finds a host tool the image checks need, also in the sbin
-// directories an ordinary user's PATH may lack.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		if p := filepath.Join(d, name); fileExists(p) {
-			return p
-		}
-	}
-	t.Fatalf("checking images needs %s (Debian package %s); scripts/install-deps.sh installs it", name, pkg)
-	return ""
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 type partitionTable struct {
 	PartitionTable struct {
 		Label      string `json:"label"`
@@ -93,15 +75,6 @@ func blkid(t *testing.T, dev, tag string) string {
 	t.Helper()
 	out, _ := exec.Command(tool(t, "blkid", "util-linux"), "-s", tag, "-o", "value", dev).Output()
 	return strings.TrimSpace(string(out))
-}
-
-func debugfsCat(t *testing.T, fsImage, path string) string {
-	t.Helper()
-	out, err := exec.Command(tool(t, "debugfs", "e2fsprogs"), "-R", "cat "+path, fsImage).Output()
-	if err != nil {
-		t.Fatalf("debugfs cat %s: %v", path, err)
-	}
-	return string(out)
 }
 
 // Disk images: checked from the host with no root and no mounting.
