@@ -60,7 +60,36 @@ type Options struct {
 	DockerTarget string
 	// JournalMiB is --mkfs-journal-size: an ext4 root's journal.
 	JournalMiB int
-	Environ    []string // the caller's environment
+	// Environ is the caller's environment, with the variables
+	// disk-image-create exports for its flags: what the hooks see (less
+	// what hookEnv withholds).
+	Environ []string
+	// The settings below are DIB's, which it takes from a flag or from
+	// its environment: the caller resolves each once, and Environ
+	// carries the same value to the hooks.
+
+	// RootLabel is --root-label (or ROOT_LABEL, DIB_ROOT_LABEL): the
+	// root filesystem's label, empty for DIB's default.
+	RootLabel string
+	// FSType is FS_TYPE: the root filesystem's type where the layout
+	// names none.
+	FSType string
+	// Break is break=: where the build stops for a shell.
+	Break string
+	// Offline is --offline (or DIB_OFFLINE): no refresh of cached
+	// downloads.
+	Offline bool
+	// InstallType is --install-type (or DIB_DEFAULT_INSTALLTYPE).
+	InstallType string
+	// BlockDeviceConfig is DIB_BLOCK_DEVICE_CONFIG: a layout in YAML,
+	// or file:// and the path of one.
+	BlockDeviceConfig string
+	// ElementsPath is ELEMENTS_PATH: where elements are found before
+	// the built-in library.
+	ElementsPath string
+	// ManifestSaveDir is DIB_MANIFEST_SAVE_DIR: where the manifests
+	// go, else beside the image.
+	ManifestSaveDir string
 	// ExplicitEnv are the --env NAME[=VALUE] settings, passed to the
 	// hooks whatever their names; NoHostEnv (--no-host-env) passes only
 	// DIB_* and break of the caller's own (see hookEnv).
@@ -135,12 +164,12 @@ func Prepare(o Options) (*Plan, error) {
 		Types:       o.Types,
 		Packages:    o.Packages,
 		Trace:       o.Trace,
-		RootLabel:   envvar.Get(o.Environ, "DIB_ROOT_LABEL"),
-		Break:       envvar.Get(o.Environ, "break"),
+		RootLabel:   o.RootLabel,
+		Break:       o.Break,
 		ImageSizeGB: o.ImageSizeGB,
 		ExtraSizeGB: o.ExtraSizeGB,
 		JournalMiB:  o.JournalMiB,
-		RootFSType:  envvar.Get(o.Environ, "FS_TYPE"),
+		RootFSType:  o.FSType,
 
 		MkfsOptions:     o.MkfsOptions,
 		MaxOnlineResize: o.MaxOnlineResize,
@@ -260,7 +289,7 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	o, spec, hooks := p.o, p.spec, p.hooks
 	mo.Inputs = p.inputs
 	mo.DownloadCache = o.ImageCache
-	mo.Offline = envvar.Get(o.Environ, "DIB_OFFLINE") != ""
+	mo.Offline = o.Offline
 	if mo.Appliance != nil {
 		var err error
 		if mo.Signed, err = p.clouds.sources(mo.Appliance.Keyrings); err != nil {
@@ -438,7 +467,7 @@ func wantsDisk(types []string) bool {
 func layout(o Options, els []*elements.Element) (*api.Layout, error) {
 	var data []byte
 	var where string
-	if cfg := envvar.Get(o.Environ, "DIB_BLOCK_DEVICE_CONFIG"); cfg != "" {
+	if cfg := o.BlockDeviceConfig; cfg != "" {
 		where = "DIB_BLOCK_DEVICE_CONFIG"
 		data = []byte(cfg)
 		if path, ok := strings.CutPrefix(cfg, "file://"); ok {
@@ -465,7 +494,7 @@ func layout(o Options, els []*elements.Element) (*api.Layout, error) {
 	for _, k := range blockdevice.UnknownKeys(data) {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s: %s is no block device setting, and is ignored (as DIB does): is it misspelt?\n", where, k)
 	}
-	l, err := blockdevice.Parse(data, envvar.Get(o.Environ, "FS_TYPE"))
+	l, err := blockdevice.Parse(data, o.FSType)
 	if err != nil {
 		// Each problem on its own line, each saying where it is.
 		return nil, fmt.Errorf("%s: %s", where, strings.ReplaceAll(err.Error(), "\n", "\n"+where+": "))
@@ -499,7 +528,7 @@ func checkTypes(types []string) error {
 // prepareElements expands, merges and checks the elements on the host,
 // where errors are cheap, before any VM boots.
 func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
-	lib, err := elements.NewLibrary(envvar.Get(o.Environ, "ELEMENTS_PATH"), elements.Builtin())
+	lib, err := elements.NewLibrary(o.ElementsPath, elements.Builtin())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -517,7 +546,7 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkInstallType(hooks, o.Environ); err != nil {
+	if err := checkInstallType(hooks, o.InstallType); err != nil {
 		return nil, nil, err
 	}
 	w, err := CheckElements(els, hooks, func(name string) (string, bool) { return envvar.Lookup(o.Environ, name) }, o.Arch)
@@ -663,7 +692,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 	// Everything after the raw image is read before the disk is cut to it.
 	var manifests *stagedFile
 	if r.ManifestsSize > 0 {
-		dir := envvar.Get(o.Environ, "DIB_MANIFEST_SAVE_DIR")
+		dir := o.ManifestSaveDir
 		if dir == "" {
 			dir = o.Output + ".d"
 		}

@@ -15,7 +15,6 @@ import (
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/pkginstalls"
 	"github.com/dibvm/dibvm/elements/pkgmap"
-	"github.com/dibvm/dibvm/host/envvar"
 )
 
 // CheckElements checks what the elements hold that the host can read
@@ -183,8 +182,7 @@ func hookDirectories(h *elements.Hooks) []string {
 // DIB_DEFAULT_INSTALLTYPE) that is neither DIB's source or package nor
 // the type of any install.d/<prefix>-<type>-install directory of the
 // build's elements: no element would install anything by it.
-func checkInstallType(h *elements.Hooks, environ []string) error {
-	want, _ := envvar.Lookup(environ, "DIB_DEFAULT_INSTALLTYPE")
+func checkInstallType(h *elements.Hooks, want string) error {
 	if want == "" {
 		return nil
 	}

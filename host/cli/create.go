@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -201,7 +202,8 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 	if o.Checksums, err = checksums(c.checksum, envvar.Get(o.Environ, "DIB_CHECKSUM")); err != nil {
 		p.addErr(err)
 	}
-	o.Environ = append(o.Environ, c.exported()...)
+	c.settings(&o, env)
+	o.Environ = exportInto(env, c.exported(&o))
 	if o.Checkpoints, err = c.checkpoints.options(o.Environ); err != nil {
 		p.addErr(err)
 	}
@@ -314,16 +316,33 @@ func (c *createFlags) checkNumbers(f *pflag.FlagSet, p *problems) {
 	}
 }
 
+// settings resolves, once, the settings the build reads that DIB takes
+// from a flag or from its environment: a flag given wins, then the
+// variable (fromEnviron has already put ROOT_LABEL into --root-label).
+// With -c, env is empty, and only the flags count.
+func (c *createFlags) settings(o *build.Options, env []string) {
+	o.RootLabel = cmp.Or(c.rootLabel, envvar.Get(env, "DIB_ROOT_LABEL"))
+	o.InstallType = cmp.Or(c.installType, envvar.Get(env, "DIB_DEFAULT_INSTALLTYPE"))
+	o.Offline = c.offline || envvar.Get(env, "DIB_OFFLINE") != ""
+	o.FSType = envvar.Get(env, "FS_TYPE")
+	o.Break = envvar.Get(env, "break")
+	o.BlockDeviceConfig = envvar.Get(env, "DIB_BLOCK_DEVICE_CONFIG")
+	o.ElementsPath = envvar.Get(env, "ELEMENTS_PATH")
+	o.ManifestSaveDir = envvar.Get(env, "DIB_MANIFEST_SAVE_DIR")
+}
+
 // exported are the variables disk-image-create exports for its flags,
-// which hooks read.
-func (c *createFlags) exported() []string {
+// which hooks read, each with the value settings resolved.
+func (c *createFlags) exported(o *build.Options) []string {
 	var env []string
 	if c.rootLabel != "" {
-		env = append(env, "DIB_ROOT_LABEL="+c.rootLabel)
+		env = append(env, "DIB_ROOT_LABEL="+o.RootLabel)
 	}
 	if c.installType != "" {
-		env = append(env, "DIB_DEFAULT_INSTALLTYPE="+c.installType)
+		env = append(env, "DIB_DEFAULT_INSTALLTYPE="+o.InstallType)
 	}
+	// As DIB's --offline, which exports 1; without the flag, the
+	// caller's DIB_OFFLINE stays as it was set.
 	if c.offline {
 		env = append(env, "DIB_OFFLINE=1")
 	}
@@ -336,6 +355,24 @@ func (c *createFlags) exported() []string {
 		env = append(env, fmt.Sprintf("DIB_MIN_TMPFS=%d", c.minTmpfs))
 	}
 	return env
+}
+
+// exportInto is env with the exported variables in place of the
+// caller's of the same names, so that each is set once, to the value
+// the build itself uses.
+func exportInto(env, exported []string) []string {
+	set := map[string]bool{}
+	for _, kv := range exported {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	out := make([]string, 0, len(env)+len(exported))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !set[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, exported...)
 }
 
 // checksums are the sums to write: md5 and sha256 for --checksum or
