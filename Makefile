@@ -31,8 +31,9 @@ dibvm: agent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dibvm ./cmd/dibvm
 
 # What keeps the code honest without running it: formatting, vet for each
-# host dibvm runs on, the macOS build, a tidy go.mod, shellcheck on our
-# shell, and the host/guest split (the host sees only guestagent/api).
+# host dibvm runs on, the macOS build, a tidy go.mod, no Go file over 500
+# lines, shellcheck on our shell, and the host/guest split (the host sees
+# only guestagent/api).
 check: agent
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	for arch in amd64 arm64; do \
@@ -42,6 +43,8 @@ check: agent
 		GOOS=darwin GOARCH=$$arch $(GO) build -o /dev/null ./cmd/dibvm || exit 1; \
 	done
 	$(GO) mod tidy -diff
+	@big=$$(find . -name '*.go' ! -name '*_test.go' -not -path './.git/*' -exec wc -l {} + | awk '$$2 != "total" && $$1 > 500'); \
+		if [ -n "$$big" ]; then echo "Go files over 500 lines (split them by what they do):"; echo "$$big"; exit 1; fi
 	scripts/shellcheck.sh
 	$(GO) test -count=1 -short -run 'TestHostSeesOnlyTheAPI' ./cmd/dibvm
 

@@ -1,0 +1,164 @@
+package dibbuild
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/hookrunner"
+	"golang.org/x/sys/unix"
+)
+
+// outside runs a phase outside the chroot, if any element has it, with
+// its breakpoints (which DIB honours whether or not the phase has hooks).
+func (b *build) outside(phase, after string) error {
+	name := strings.TrimSuffix(phase, ".d")
+	if after == "" {
+		if err := b.stop("before-"+name, false); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(b.hooks, phase)
+	if _, err := os.Stat(dir); err == nil {
+		fmt.Fprintf(b.out, "Running hooks from %s\n", dir)
+		opt := hookrunner.Options{After: after, Watch: b.watcher(phase)}
+		if err := hookrunner.RunWith(dir, b.env, b.out, opt); err != nil {
+			return err
+		}
+	}
+	return b.stop("after-"+name, false)
+}
+
+// inside runs a phase chrooted into the target, with the hooks visible
+// read-only at /tmp/in_target.d, as DIB's run_d_in_target does, and with
+// its breakpoints, where the shell is in the chroot too. A resumed build
+// goes on after the hook given.
+func (b *build) inside(phase, after string) error {
+	if _, err := os.Stat(filepath.Join(b.hooks, phase)); err != nil {
+		return nil // DIB has no breakpoints for a chroot phase without hooks
+	}
+	name := strings.TrimSuffix(phase, ".d")
+	if after == "" {
+		if err := b.stop("before-"+name, true); err != nil {
+			return err
+		}
+	}
+	if err := b.runInside(phase, after); err != nil {
+		return err
+	}
+	return b.stop("after-"+name, true)
+}
+
+// targetFailureFile is where, in the target, dib-run-parts records a
+// hook's failure for runInside.
+const targetFailureFile = "/tmp/dibvm-failure.json"
+
+func (b *build) runInside(phase, after string) error {
+	inTarget := filepath.Join(b.target, "tmp", "in_target.d")
+	if err := os.MkdirAll(inTarget, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(b.hooks, inTarget, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the hooks into the target: %w", err)
+	}
+	defer unix.Unmount(inTarget, unix.MNT_DETACH)
+	if err := unix.Mount("", inTarget, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("make the hooks read-only: %w", err)
+	}
+	failure := filepath.Join(b.target, targetFailureFile)
+	os.Remove(failure)
+	fmt.Fprintf(b.out, "Running hooks from /tmp/in_target.d/%s in the target\n", phase)
+	args := []string{b.target, "/tmp/in_target.d/dib-run-parts"}
+	if after != "" {
+		args = append(args, "--after", after)
+	}
+	watch := b.watcher(phase)
+	if watch != nil {
+		args = append(args, "--watch")
+	}
+	cmd := exec.Command("chroot", append(args, "/tmp/in_target.d/"+phase)...)
+	cmd.Env = append(b.env, hookrunner.FailureFileEnv+"="+targetFailureFile)
+	cmd.Stdout, cmd.Stderr = b.out, b.out
+	err := runWatched(cmd, watch)
+	if err == nil {
+		return nil
+	}
+	if f, rerr := hookrunner.ReadFailure(failure); rerr == nil {
+		os.Remove(failure)
+		// While the hooks are still mounted, as DIB's ERR trap has them.
+		b.stopOnError(true)
+		return f
+	}
+	return fmt.Errorf("%s in the target: %w", phase, err)
+}
+
+// runWatched runs a dib-run-parts --watch, answering it for watch, or
+// cmd as it is when watch is nil.
+func runWatched(cmd *exec.Cmd, watch hookrunner.Watcher) error {
+	if watch == nil {
+		return cmd.Run()
+	}
+	events, eventsW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	answersR, answers, err := os.Pipe()
+	if err != nil {
+		events.Close()
+		eventsW.Close()
+		return err
+	}
+	cmd.ExtraFiles = []*os.File{eventsW, answersR} // its 3 and 4
+	err = cmd.Start()
+	eventsW.Close()
+	answersR.Close()
+	if err != nil {
+		events.Close()
+		answers.Close()
+		return err
+	}
+	serveErr := hookrunner.Serve(events, answers, watch)
+	events.Close()
+	answers.Close()
+	err = cmd.Wait()
+	if serveErr != nil {
+		return serveErr
+	}
+	return err
+}
+
+// extraPackages installs the -p packages in the target after install.d,
+// with the target's install-packages, as disk-image-create does.
+func (b *build) extraPackages() error {
+	if len(b.spec.Packages) == 0 {
+		return nil
+	}
+	fmt.Fprintf(b.out, "Installing the -p packages: %s\n", strings.Join(b.spec.Packages, " "))
+	cmd := exec.Command("chroot", append([]string{b.target, "install-packages"}, b.spec.Packages...)...)
+	cmd.Env = b.env
+	err := hookrunner.RunCommand(cmd, b.out)
+	var f *api.Failure
+	if errors.As(err, &f) {
+		f.Phase, f.Script = "install.d", api.ExtraPackagesScript
+		if f.Status == 127 {
+			f.Tail = append(f.Tail, "the image has no install-packages command: -p needs an element that provides it (dpkg)")
+		}
+	}
+	return err
+}
+
+// checkRoot fails the build when root.d left no root filesystem.
+func (b *build) checkRoot() error {
+	entries, err := os.ReadDir(b.target)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return errors.New("root.d made no root filesystem in TARGET_ROOT: the build needs an element that provides operating-system and builds its root in root.d")
+	}
+	return nil
+}
