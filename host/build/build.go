@@ -21,6 +21,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/diskformat"
+	"github.com/dibvm/dibvm/host/hookenv"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
@@ -51,7 +52,7 @@ type Options struct {
 	JournalMiB int
 	// Environ is the caller's environment, with the variables
 	// disk-image-create exports for its flags: what the hooks see (less
-	// what hookEnv withholds).
+	// what hookenv.Filter withholds).
 	Environ []string
 	// The settings below are DIB's, which it takes from a flag or from
 	// its environment: the caller resolves each once, and Environ
@@ -80,8 +81,9 @@ type Options struct {
 	// go, else beside the image.
 	ManifestSaveDir string
 	// ExplicitEnv are the --env NAME[=VALUE] settings, passed to the
-	// hooks whatever their names; NoHostEnv (--no-host-env) passes only
-	// DIB_* and break of the caller's own (see hookEnv).
+	// hooks whatever their names (the caller resolves a NAME to its
+	// value: see hookenv.Resolve); NoHostEnv (--no-host-env) passes only
+	// DIB_* and break of the caller's own (see hookenv.Filter).
 	ExplicitEnv []string
 	NoHostEnv   bool
 	// ImageCache is --image-cache: the host directory that keeps the
@@ -138,7 +140,7 @@ func Prepare(o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, withheld, err := hookEnv(o.Environ, o.ExplicitEnv, o.NoHostEnv)
+	env, withheld, err := hookenv.Filter(o.Environ, o.ExplicitEnv, o.NoHostEnv)
 	if err != nil {
 		return nil, err
 	}

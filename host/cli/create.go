@@ -202,6 +202,7 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 	}
 	c.settings(&o, env)
 	o.Environ = exportInto(env, c.exported(&o))
+	resolveEnv(&o)
 	if o.Checkpoints, err = c.checkpoints.options(o.Environ); err != nil {
 		p.addErr(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/envvar"
+	"github.com/dibvm/dibvm/host/hookenv"
 	"github.com/spf13/pflag"
 )
 
@@ -86,6 +87,19 @@ func (c *createFlags) settings(o *build.Options, env []string) {
 	o.BlockDeviceConfig = envvar.Get(env, "DIB_BLOCK_DEVICE_CONFIG")
 	o.ElementsPath = envvar.Get(env, "ELEMENTS_PATH")
 	o.ManifestSaveDir = envvar.Get(env, "DIB_MANIFEST_SAVE_DIR")
+}
+
+// resolveEnv gives each --env NAME its value, as NAME=VALUE: the build's
+// environment's, else that of the environment dibvm was started with
+// (with -c the build's is empty, and the user still named the
+// variable). A NAME set nowhere stays as it is, and the build refuses it.
+func resolveEnv(o *build.Options) {
+	o.ExplicitEnv = hookenv.Resolve(o.ExplicitEnv, func(name string) (string, bool) {
+		if v, ok := envvar.Lookup(o.Environ, name); ok {
+			return v, true
+		}
+		return os.LookupEnv(name)
+	})
 }
 
 // exported are the variables disk-image-create exports for its flags,

@@ -1,11 +1,25 @@
-package build
+package hookenv
 
 import (
+	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dibvm/dibvm/host/envvar"
 )
+
+// callerThenProcess looks a name up as dibvm create does for --env NAME:
+// in the caller's environment, then in dibvm's own.
+func callerThenProcess(caller []string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if v, ok := envvar.Lookup(caller, name); ok {
+			return v, true
+		}
+		return os.LookupEnv(name)
+	}
+}
 
 func TestHookEnv(t *testing.T) {
 	t.Setenv("FROM_HERE", "here")
@@ -21,7 +35,7 @@ func TestHookEnv(t *testing.T) {
 		"BASH_ENV=/home/me/.bashenv", "PYTHONPATH=/home/me/lib", "LD_AUDIT=x",
 		"SENTRY_DSN=https://k@sentry.example/1", "SLACK_WEBHOOK_URL=https://hooks.example/x", "UPSTREAM_URL=https://opendev.org/openstack/x",
 	}
-	env, withheld, err := hookEnv(caller, nil, false)
+	env, withheld, err := Filter(caller, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +53,7 @@ func TestHookEnv(t *testing.T) {
 	}
 
 	// --env passes one whatever its name; --no-host-env keeps only DIB_*.
-	env, withheld, err = hookEnv(caller, []string{"GITHUB_TOKEN", "EXTRA=1=2", "FROM_HERE"}, true)
+	env, withheld, err = Filter(caller, Resolve([]string{"GITHUB_TOKEN", "EXTRA=1=2", "FROM_HERE"}, callerThenProcess(caller)), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +80,7 @@ func TestHookEnvRefusesBadNames(t *testing.T) {
 		"A B=1":            "want NAME or NAME=VALUE",
 		"NOT_SET_ANYWHERE": "NOT_SET_ANYWHERE is not set here",
 	} {
-		if _, _, err := hookEnv(nil, []string{in}, false); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--env") {
+		if _, _, err := Filter(nil, Resolve([]string{in}, os.LookupEnv), false); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--env") {
 			t.Errorf("--env %q: %v, want an error saying %q", in, err, want)
 		}
 	}
@@ -170,7 +184,7 @@ func TestHookEnvSecrets(t *testing.T) {
 		{"ELEMENTS_PATH", "/home/me/elements", true, nil}, // the host's: the build has its own
 	} {
 		environ := append([]string{tc.name + "=" + tc.value}, tc.beside...)
-		env, withheld, err := hookEnv(environ, nil, false)
+		env, withheld, err := Filter(environ, nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +203,7 @@ func TestHookEnvSecrets(t *testing.T) {
 		}
 		// --env passes a withheld one, as the user asked.
 		if tc.held {
-			env, _, err := hookEnv(environ, []string{tc.name}, false)
+			env, _, err := Filter(environ, []string{tc.name}, false)
 			if err != nil || env[tc.name] != tc.value {
 				t.Errorf("--env %s: %v, %q", tc.name, err, env[tc.name])
 			}

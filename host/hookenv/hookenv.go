@@ -1,8 +1,10 @@
-package build
+// Package hookenv decides which of the caller's environment reaches the
+// elements' hooks: what describes the host or looks like a secret stays
+// behind, unless the user names it with --env.
+package hookenv
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -168,11 +170,13 @@ func secretPair(name, value string, names map[string]string) bool {
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// hookEnv is what of the caller's environment the hooks see: every
+// Filter is what of the caller's environment the hooks see: every
 // variable but those withheld by name, by value or by what is beside it (or, with noHost, only DIB_* and break),
-// then the explicit --env ones, NAME=VALUE or NAME for the caller's
-// value. withheld lists the names kept back, sorted, for the log.
-func hookEnv(environ, explicit []string, noHost bool) (env map[string]string, withheld []string, err error) {
+// then the explicit --env ones, NAME=VALUE or NAME for its value in
+// environ (see Resolve for a value from elsewhere). withheld lists the
+// names kept back, sorted, for the log. It reads nothing but its
+// arguments.
+func Filter(environ, explicit []string, noHost bool) (env map[string]string, withheld []string, err error) {
 	env = map[string]string{}
 	names := map[string]string{}
 	for _, kv := range environ {
@@ -201,12 +205,7 @@ func hookEnv(environ, explicit []string, noHost bool) (env map[string]string, wi
 		}
 		if !hasValue {
 			var ok bool
-			// The caller's value; with -c, which clears the environment,
-			// still the value dibvm was started with: the user named it.
 			if v, ok = envvar.Lookup(environ, k); !ok {
-				v, ok = os.LookupEnv(k)
-			}
-			if !ok {
 				return nil, nil, fmt.Errorf("--env %s: %s is not set here; give its value as --env %s=VALUE", k, k, k)
 			}
 		}
@@ -215,6 +214,24 @@ func hookEnv(environ, explicit []string, noHost bool) (env map[string]string, wi
 	}
 	sort.Strings(withheld)
 	return env, withheld, nil
+}
+
+// Resolve is explicit with each --env NAME that lookup finds given as
+// NAME=VALUE; a NAME it does not find, and anything that is no NAME,
+// stay as they are, for Filter to refuse. The caller says where a
+// value comes from: with -c, which clears the build's environment,
+// still the environment dibvm was started with, since the user named it.
+func Resolve(explicit []string, lookup func(string) (string, bool)) []string {
+	out := make([]string, 0, len(explicit))
+	for _, e := range explicit {
+		if envName.MatchString(e) {
+			if v, ok := lookup(e); ok {
+				e += "=" + v
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func removeName(names []string, name string) []string {
