@@ -24,6 +24,7 @@ import (
 	"github.com/dibvm/dibvm/host/hookenv"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/sha256sum"
 	"github.com/dibvm/dibvm/host/termsafe"
@@ -398,13 +399,17 @@ func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	if err := m.Fetch(api.OutputSerial, ctl.result.End()); err != nil {
 		return err
 	}
-	written, err := writeOutputs(ctx, o, m.DiskPath(api.OutputSerial), ctl.result)
+	written, err := outputs.Write(ctx, outputs.Options{
+		Output: o.Output, Types: o.Types, Uncompressed: o.Uncompressed, Checksums: o.Checksums,
+		DockerTarget: o.DockerTarget, ManifestSaveDir: o.ManifestSaveDir, QemuImgOptions: o.QemuImgOptions,
+		Stdout: o.Stdout,
+	}, m.DiskPath(api.OutputSerial), ctl.result)
 	if err != nil {
 		return err
 	}
 	p.event(progress.Event{Kind: progress.StepEnd, Step: progress.Convert})
 	for _, w := range written {
-		p.event(progress.Event{Kind: progress.Output, Path: w.final, Size: w.size, SHA256: w.sums["sha256"]})
+		p.event(progress.Event{Kind: progress.Output, Path: w.Path, Size: w.Size, SHA256: w.SHA256})
 	}
 	return nil
 }

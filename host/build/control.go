@@ -12,6 +12,7 @@ import (
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -323,8 +324,8 @@ func checkResult(r api.Result, types []string, diskSize int64) error {
 			}
 		}
 	}
-	if r.ManifestsSize > maxManifests {
-		return violation("its manifests are %d bytes, more than %d", r.ManifestsSize, maxManifests)
+	if r.ManifestsSize > outputs.MaxManifests {
+		return violation("its manifests are %d bytes, more than %d", r.ManifestsSize, outputs.MaxManifests)
 	}
 	return nil
 }

@@ -1,4 +1,8 @@
-package build
+// Package outputs turns the guest's output disk into the user's files:
+// each output read off it (disk images converted by qemu-img from raw
+// only), checksummed, staged beside its path and renamed into place once
+// all are complete.
+package outputs
 
 import (
 	"compress/gzip"
@@ -22,13 +26,39 @@ import (
 	"github.com/dibvm/dibvm/host/shellquote"
 )
 
-// writeOutputs takes every output off the output disk into a temporary
+// Options say which outputs to write, and where.
+type Options struct {
+	Output string   // -o: the image name, with any directory
+	Types  []string // -t
+	// Uncompressed is -u: do not compress qcow2 images.
+	Uncompressed bool
+	// Checksums are the sums written beside each output (md5, sha256).
+	Checksums []string
+	// DockerTarget is the repository and tag of the docker output's
+	// import line.
+	DockerTarget string
+	// ManifestSaveDir is where the manifests go, else beside the image.
+	ManifestSaveDir string
+	// QemuImgOptions is qemu-img convert's -o for qcow2.
+	QemuImgOptions string
+	// Stdout hears of each file written.
+	Stdout io.Writer
+}
+
+// Written is an output in place, with its size and SHA-256.
+type Written struct {
+	Path   string
+	Size   int64
+	SHA256 string
+}
+
+// Write takes every output off the output disk into a temporary
 // file beside its final path and, only when all are complete, renames
 // them into place, moving existing files aside first as DIB does. Disk
 // images are converted with qemu-img from raw only: the host never
 // interprets what the guest made. It returns the outputs written, each
 // with its size and sums (sha256 always).
-func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([]*stagedFile, error) {
+func Write(ctx context.Context, o Options, disk string, r *api.Result) ([]Written, error) {
 	var staged []*stagedFile
 	defer func() {
 		for _, s := range staged {
@@ -90,9 +120,23 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 	if manifests != nil {
 		staged = append(staged, manifests) // not checksummed: a directory
 	}
+	if err := commitAll(o, staged); err != nil {
+		return nil, err
+	}
+	staged = nil
+	var written []Written
+	for _, w := range outputs {
+		written = append(written, Written{Path: w.final, Size: w.size, SHA256: w.sums["sha256"]})
+	}
+	return written, nil
+}
+
+// commitAll renames the staged files into place, and says how to import
+// a docker output.
+func commitAll(o Options, staged []*stagedFile) error {
 	for _, s := range staged {
 		if err := s.commit(); err != nil {
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(o.Stdout, "Image file %s created...\n", s.final)
 	}
@@ -104,8 +148,7 @@ func writeOutputs(ctx context.Context, o Options, disk string, r *api.Result) ([
 		}
 		fmt.Fprintf(o.Stdout, "Import it into Docker with: %s\n", shellquote.Join("docker", "import", o.Output+".docker.tar", target))
 	}
-	staged = nil
-	return outputs, nil
+	return nil
 }
 
 // stageChecksums reads each output once for its sums, sha256 always and

@@ -1,4 +1,4 @@
-package build
+package outputs
 
 import (
 	"archive/tar"

@@ -1,4 +1,4 @@
-package build
+package outputs
 
 import (
 	"archive/tar"
@@ -14,7 +14,7 @@ import (
 // lists and small records, and a guest must not fill the host's disk,
 // nor its inode table or directory tree with empty files and folders.
 const (
-	maxManifests       = 256 << 20 // bytes of files
+	MaxManifests       = 256 << 20 // bytes of files
 	maxManifestEntries = 10000     // files, directories and skipped entries
 	maxManifestDepth   = 8         // directories down to a file
 )
@@ -58,8 +58,8 @@ func extractManifests(dir string, r io.Reader) error {
 				return err
 			}
 		case tar.TypeReg:
-			if total += h.Size; total > maxManifests {
-				return fmt.Errorf("the manifests are larger than %d MiB", maxManifests>>20)
+			if total += h.Size; total > MaxManifests {
+				return fmt.Errorf("the manifests are larger than %d MiB", MaxManifests>>20)
 			}
 			if err := writeManifest(dst, tr); err != nil {
 				return err
