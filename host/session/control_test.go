@@ -1,4 +1,4 @@
-package build
+package session
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
 )
@@ -116,11 +117,11 @@ func TestHookErrorNeutralisesOutput(t *testing.T) {
 
 // The hooks of the build the checkpoint tests run: install.d's 40-link
 // is a symlink, which may not run.
-var testHooks = map[string][]hookFiles{
-	"root.d":         {{name: "10-root", regular: true}},
-	"install.d":      {{name: "10-a", regular: true}, {name: "20-b", regular: true}, {name: "30-c", regular: true}, {name: "40-link"}, {name: "50-d", regular: true}},
-	"post-install.d": {{name: "10-p", regular: true}},
-	"finalise.d":     {{name: "10-f", regular: true}, {name: "20-g", regular: true}},
+var testHooks = map[string][]elements.MergedHook{
+	"root.d":         {{Name: "10-root", Regular: true}},
+	"install.d":      {{Name: "10-a", Regular: true}, {Name: "20-b", Regular: true}, {Name: "30-c", Regular: true}, {Name: "40-link"}, {Name: "50-d", Regular: true}},
+	"post-install.d": {{Name: "10-p", Regular: true}},
+	"finalise.d":     {{Name: "10-f", Regular: true}, {Name: "20-g", Regular: true}},
 }
 
 // Control messages of the checkpoint tests.

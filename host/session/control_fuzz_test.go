@@ -1,4 +1,4 @@
-package build
+package session
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ var fuzzPoints = func() []api.Point {
 	var out []api.Point
 	for _, phase := range elements.Phases {
 		for _, h := range testHooks[phase] {
-			out = append(out, api.Point{Phase: phase, Hook: h.name})
+			out = append(out, api.Point{Phase: phase, Hook: h.Name})
 		}
 		out = append(out, api.Point{Phase: phase})
 	}

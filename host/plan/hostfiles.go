@@ -1,4 +1,4 @@
-package build
+package plan
 
 import (
 	"errors"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/iso"
-	"github.com/dibvm/dibvm/host/machine"
 )
 
 // Some of DIB's settings name a file on the machine disk-image-create
@@ -108,11 +107,18 @@ var hostDiskVars = map[string]string{
 	"DIB_LOCAL_IMAGE": "the image the ubuntu element builds from instead of downloading one",
 }
 
+// HostDisk is a file of the host lent to the build as a read-only disk,
+// which the guest finds by its serial.
+type HostDisk struct {
+	Serial string
+	Source string // an absolute path
+}
+
 // hostDisks checks the files env's host-disk variables name and returns
 // them as read-only disks, with spec.HostDisks saying which variable
 // each is for.
-func hostDisks(env map[string]string, spec *api.Spec) ([]machine.Disk, error) {
-	var disks []machine.Disk
+func hostDisks(env map[string]string, spec *api.Spec) ([]HostDisk, error) {
+	var disks []HostDisk
 	for i, k := range setVars(env, hostDiskVars) {
 		path, err := filepath.Abs(env[k])
 		var f *os.File
@@ -126,7 +132,7 @@ func hostDisks(env map[string]string, spec *api.Spec) ([]machine.Disk, error) {
 			return nil, fmt.Errorf("%s=%s (%s): %w", k, env[k], hostDiskVars[k], err)
 		}
 		serial := fmt.Sprintf("dibvm-host%d", i)
-		disks = append(disks, machine.Disk{Serial: serial, Source: path})
+		disks = append(disks, HostDisk{Serial: serial, Source: path})
 		if spec.HostDisks == nil {
 			spec.HostDisks = map[string]string{}
 		}

@@ -1,60 +1,14 @@
-package build
+package session
 
 import (
-	"archive/tar"
-	"bytes"
 	"fmt"
-	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/dibvm/dibvm/elements"
-	"github.com/dibvm/dibvm/elements/runparts"
 	"github.com/dibvm/dibvm/guestagent/api"
 )
-
-// mergedHooks reads, from the elements tar, the hooks dib-run-parts runs
-// in each phase, in its order: executable files in
-// api.HooksDir/<phase>, which run for certain, and symlinks there, which
-// run if what they point to is executable.
-func mergedHooks(tarball []byte) (map[string][]hookFiles, error) {
-	runs := map[string]map[string]bool{}
-	tr := tar.NewReader(bytes.NewReader(tarball))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		rest, ok := strings.CutPrefix(hdr.Name, api.HooksDir+"/")
-		if !ok {
-			continue
-		}
-		phase, name, ok := strings.Cut(rest, "/")
-		if !ok || strings.Contains(name, "/") || !slices.Contains(elements.Phases, phase) || !runparts.ScriptName.MatchString(name) {
-			continue
-		}
-		if hdr.Typeflag == tar.TypeSymlink || hdr.Typeflag == tar.TypeReg && hdr.Mode&0o111 != 0 {
-			if runs[phase] == nil {
-				runs[phase] = map[string]bool{}
-			}
-			runs[phase][name] = hdr.Typeflag == tar.TypeReg
-		}
-	}
-	out := map[string][]hookFiles{}
-	for phase, names := range runs {
-		sorted := slices.Collect(maps.Keys(names))
-		runparts.SortNumeric(sorted) // as the guest sorts them
-		for _, n := range sorted {
-			out[phase] = append(out[phase], hookFiles{name: n, regular: names[n]})
-		}
-	}
-	return out, nil
-}
 
 // sequence is the host's own account of where a build is: the hooks it
 // merged, phase by phase in the order DIB runs them, and which of them
@@ -73,7 +27,7 @@ func mergedHooks(tarball []byte) (map[string][]hookFiles, error) {
 // That is no forgery, but the host can no longer say what a tree holds:
 // from then on the build keeps nothing (offList says why).
 type sequence struct {
-	hooks map[string][]hookFiles
+	hooks map[string][]elements.MergedHook
 	phase int  // index in elements.Phases of the phase being run; -1 before root.d
 	next  int  // index in hooks of phase of the first hook not started
 	ended bool // the build stopped at the end of phase
@@ -93,14 +47,14 @@ var wholePhases = elements.Phases[:slices.Index(elements.Phases, api.CheckpointP
 
 // newSequence starts the account of a build of hooks, resumed at resume
 // (a CheckpointName) or from the start.
-func newSequence(hooks map[string][]hookFiles, resume string) *sequence {
+func newSequence(hooks map[string][]elements.MergedHook, resume string) *sequence {
 	s := &sequence{hooks: hooks, phase: -1}
 	if resume != "" {
 		phase, hook, _ := strings.Cut(resume, "/")
 		s.phase = slices.Index(elements.Phases, phase)
 		s.next, s.ended = len(hooks[phase]), true
 		if hook != "" {
-			s.next = slices.IndexFunc(hooks[phase], func(h hookFiles) bool { return h.name == hook }) + 1
+			s.next = slices.IndexFunc(hooks[phase], func(h elements.MergedHook) bool { return h.Name == hook }) + 1
 			s.ended = false
 		}
 	}
@@ -116,7 +70,7 @@ func (s *sequence) start(phase, script string, now time.Time) error {
 		return err
 	}
 	list := s.hooks[phase]
-	i := slices.IndexFunc(list, func(h hookFiles) bool { return h.name == script })
+	i := slices.IndexFunc(list, func(h elements.MergedHook) bool { return h.Name == script })
 	switch {
 	case i < 0:
 		s.leave("it runs %s/%s, which is no hook of the elements (a hook may have made it)", phase, script)
@@ -124,7 +78,7 @@ func (s *sequence) start(phase, script string, now time.Time) error {
 		return violation("the helper VM said it starts %s/%s, which it had started already", phase, script)
 	default:
 		if j := s.skipped(phase, s.next, i); j >= 0 {
-			s.leave("it passed over %s/%s (a hook may have taken it away)", phase, list[j].name)
+			s.leave("it passed over %s/%s (a hook may have taken it away)", phase, list[j].Name)
 		}
 		s.next = i + 1
 	}
@@ -167,7 +121,7 @@ func (s *sequence) reach(p api.Point) (time.Duration, error) {
 		return 0, violation("the helper VM stopped a second time at the end of %s", p.Phase)
 	}
 	if j := s.skipped(p.Phase, s.next, len(s.hooks[p.Phase])); j >= 0 {
-		s.leave("it ended %s without running its hook %s (a hook may have taken it away)", p.Phase, s.hooks[p.Phase][j].name)
+		s.leave("it ended %s without running its hook %s (a hook may have taken it away)", p.Phase, s.hooks[p.Phase][j].Name)
 	}
 	s.next, s.ended, s.finished = len(s.hooks[p.Phase]), true, ""
 	return 0, nil
@@ -191,7 +145,7 @@ func (s *sequence) enter(phase, what string) error {
 			from = s.next
 		}
 		if j := s.skipped(name, from, len(s.hooks[name])); j >= 0 {
-			s.leave("it went on to %s without running %s/%s (a hook may have taken it away)", phase, name, s.hooks[name][j].name)
+			s.leave("it went on to %s without running %s/%s (a hook may have taken it away)", phase, name, s.hooks[name][j].Name)
 		}
 	}
 	s.phase, s.next, s.ended, s.finished = i, 0, false, ""
@@ -205,7 +159,7 @@ func (s *sequence) skipped(phase string, from, to int) int {
 		return -1
 	}
 	for j := from; j < to; j++ {
-		if s.hooks[phase][j].regular {
+		if s.hooks[phase][j].Regular {
 			return j
 		}
 	}

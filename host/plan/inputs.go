@@ -1,11 +1,10 @@
-package build
+package plan
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/dibvm/dibvm/elements"
@@ -105,21 +104,6 @@ func inputFiles(spec *api.Spec, els []*elements.Element, hooks *elements.Hooks) 
 		{Name: api.SpecFile, Data: js},
 		{Name: api.ElementsTar, Data: tarball.buf.Bytes()},
 	}, nil
-}
-
-// withSpec is inputs with the spec file written anew from spec.
-func withSpec(inputs []iso.File, spec *api.Spec) ([]iso.File, error) {
-	js, err := json.Marshal(spec)
-	if err != nil {
-		return nil, err
-	}
-	out := slices.Clone(inputs)
-	for i := range out {
-		if out[i].Name == api.SpecFile {
-			out[i].Data = js
-		}
-	}
-	return out, nil
 }
 
 // cappedBuffer is a bytes.Buffer that refuses to grow beyond max.

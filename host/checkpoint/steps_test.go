@@ -1,21 +1,14 @@
-package build
+package checkpoint
 
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"maps"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dibvm/dibvm/guestagent/api"
-	"github.com/dibvm/dibvm/host/checkpoint"
-	"github.com/dibvm/dibvm/host/machine"
 )
 
 // elementsTar writes files (path → content) as the guest's elements tar.
@@ -47,9 +40,9 @@ func elementsTar(t *testing.T, files map[string]string) []byte {
 
 // keyedSteps are the steps of a build of spec with the elements files
 // (see elementsTar) and the host's inputs, with their keys.
-func keyedSteps(t *testing.T, spec *api.Spec, host []hostInput, files map[string]string) []*step {
+func keyedSteps(t *testing.T, spec *api.Spec, host []HostInput, files map[string]string) []*Step {
 	t.Helper()
-	steps, err := stepInputs(spec, host, elementsTar(t, files))
+	steps, err := StepInputs(spec, host, elementsTar(t, files))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +92,7 @@ func TestCheckpointKeys(t *testing.T) {
 			Types: []string{"qcow2"}, RootLabel: "cloudimg-rootfs", RootFSType: "ext4",
 		}
 	}
-	keys := func(spec *api.Spec, files map[string]string, host []hostInput) []string {
+	keys := func(spec *api.Spec, files map[string]string, host []HostInput) []string {
 		t.Helper()
 		steps := keyedSteps(t, spec, host, files)
 		var out []string
@@ -116,7 +109,7 @@ func TestCheckpointKeys(t *testing.T) {
 		name    string
 		spec    func(*api.Spec)
 		files   map[string]string // replaced ("" removes)
-		host    []hostInput
+		host    []HostInput
 		changed int // the first step whose key changes; 4 for none
 	}{
 		{name: "install.d hook", files: map[string]string{"hooks/install.d/50-install": "install2", "elements/mine/install.d/50-install": "install2"}, changed: 2},
@@ -143,7 +136,7 @@ func TestCheckpointKeys(t *testing.T) {
 		{name: "root label", spec: func(s *api.Spec) { s.RootLabel = "root" }, changed: 0},
 		{name: "-p", spec: func(s *api.Spec) { s.Packages = []string{"vim"} }, changed: 2},
 		{name: "an element more", spec: func(s *api.Spec) { s.Elements = append(s.Elements, "other") }, changed: 0},
-		{name: "a host file", host: []hostInput{{"host file DIB_APT_KEYRING", "0123"}}, changed: 0},
+		{name: "a host file", host: []HostInput{{"host file DIB_APT_KEYRING", "0123"}}, changed: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := baseSpec()
@@ -309,122 +302,6 @@ func TestCheckpointKeysFollowLinks(t *testing.T) {
 		}
 		if got["root.d"] != base["root.d"] {
 			t.Errorf("%s changed the key of root.d", target)
-		}
-	}
-}
-
-// A build resumes from the last phase kept, or inside the next one after
-// the last hook kept before what changed, down a chain of layers that
-// may pass through steps inside phases; a layer that fails verification
-// is removed and the build resumes below it. These make real qcow2
-// layers with qemu-img, as a build's would be, without a VM.
-func TestResumeInsideAPhase(t *testing.T) {
-	if _, err := exec.LookPath("qemu-img"); err != nil {
-		t.Fatal("qemu-img is needed (scripts/install-deps.sh installs it)")
-	}
-	c := &Checkpoints{Store: &checkpoint.Store{Dir: filepath.Join(t.TempDir(), "checkpoints")}, Limits: checkpoint.Limits{MaxAge: time.Hour}}
-	files := map[string]string{
-		"hooks/root.d/10-a":    "root",
-		"hooks/install.d/10-x": "x",
-		"hooks/install.d/20-y": "y",
-		"hooks/install.d/30-z": "z",
-	}
-	// start plans a build of files and finds where it resumes.
-	start := func(files map[string]string) (*api.Spec, *keeper, string) {
-		t.Helper()
-		spec := &api.Spec{ImageName: "img", Elements: []string{"e"}, Arch: "amd64"}
-		steps, err := stepInputs(spec, nil, elementsTar(t, files))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out strings.Builder
-		k, err := startKeeper(context.Background(), c, &out, spec, steps, 64<<20, machine.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return spec, k, out.String()
-	}
-	spec, k, _ := start(files)
-	if spec.Resume != "" || !slices.Equal(k.names(), []string{"root.d", "install.d/10-x", "install.d/20-y", "install.d"}) {
-		t.Fatalf("a first build resumes after %q and may keep %v", spec.Resume, k.names())
-	}
-	byName := map[string]*step{}
-	for _, s := range k.order {
-		byName[s.name()] = s
-	}
-	k.close()
-
-	// Kept as a build whose 10-x was quick would have: root.d, then
-	// install.d/20-y, then install.d on it.
-	sess, err := c.Store.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var below *checkpoint.Meta
-	metas := map[string]*checkpoint.Meta{}
-	for _, name := range []string{"root.d", "install.d/20-y", "install.d"} {
-		s := byName[name]
-		l, err := sess.NewLayer(below, 64<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := &checkpoint.Meta{Key: s.key, Base: s.base, Phase: name, Made: time.Now(), Elements: []string{"e"}, Inputs: s.inputs}
-		if below != nil {
-			m.Parent, m.Backing = below.Key, below.Layer
-		}
-		if err := sess.Publish(l, m); err != nil {
-			t.Fatal(err)
-		}
-		below, metas[name] = m, m
-	}
-	sess.Close()
-
-	for _, tc := range []struct {
-		name    string
-		changes map[string]string
-		resume  string
-		chain   int
-		say     []string
-	}{
-		{name: "nothing changed", resume: "install.d", chain: 3},
-		{name: "the last hook", changes: map[string]string{"hooks/install.d/30-z": "z2"}, resume: "install.d/20-y", chain: 2,
-			say: []string{"dibvm: resuming after install.d/20-y from checkpoint " + checkpoint.Short(metas["install.d/20-y"].Key),
-				"dibvm: no checkpoint after install.d: changed since checkpoint " + checkpoint.Short(metas["install.d"].Key) + ": hooks/install.d/30-z (changed)"}},
-		// 10-x was not kept: back to the phase before.
-		{name: "the hook kept after", changes: map[string]string{"hooks/install.d/20-y": "y2"}, resume: "root.d", chain: 1,
-			say: []string{"dibvm: resuming after root.d from checkpoint ", "hooks/install.d/20-y (changed)"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			spec, k, out := start(changed(files, tc.changes))
-			defer k.close()
-			if spec.Resume != tc.resume || len(k.chain) != tc.chain {
-				t.Errorf("resumes after %q on %d layers, want %q on %d\n%s", spec.Resume, len(k.chain), tc.resume, tc.chain, out)
-			}
-			for _, l := range tc.say {
-				if !strings.Contains(out, l) {
-					t.Errorf("the build does not say %q:\n%s", l, out)
-				}
-			}
-			if want := []string{"install.d"}; tc.resume != "install.d" && !slices.Equal(spec.Checkpoints, want) {
-				t.Errorf("still to keep: phases %v, want %v", spec.Checkpoints, want)
-			}
-		})
-	}
-
-	// A damaged layer inside the phase: removed, with what sits on it.
-	path := c.Store.Path(metas["install.d/20-y"])
-	os.Chmod(path, 0o644)
-	if err := os.Truncate(path, metas["install.d/20-y"].Size-512); err != nil {
-		t.Fatal(err)
-	}
-	spec, k, out := start(files)
-	k.close()
-	if spec.Resume != "root.d" || !strings.Contains(out, "it was removed") {
-		t.Errorf("with install.d/20-y damaged, resumes after %q:\n%s", spec.Resume, out)
-	}
-	for _, name := range []string{"install.d/20-y", "install.d"} {
-		if _, err := os.Stat(filepath.Join(c.Store.Dir, metas[name].Key+".json")); err == nil {
-			t.Errorf("checkpoint %s is still there", name)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package build
+package session
 
 import (
 	"fmt"
@@ -10,9 +10,18 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
-	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
+
+// terminal is where a break shell talks to the user.
+type terminal struct {
+	stdin          *os.File // its size and raw mode, when it is a terminal
+	input          *inputRelay
+	stdout, stderr io.Writer
+}
+
+// userTerminal is dibvm's own stdin, stdout and stderr.
+var userTerminal = &terminal{stdin: os.Stdin, input: &inputRelay{src: os.Stdin}, stdout: os.Stdout, stderr: os.Stderr}
 
 // breakShell opens the shell of a breakpoint on the user's terminal (or
 // on dibvm's stdin and stdout, when they are not a terminal) and returns
@@ -25,18 +34,19 @@ import (
 // sequences (an editor, a pager, the prompt), as ssh to a host one does
 // not own gives them. What dibvm prints around it (the point, the
 // shell's end) is the user's own text or goes through termsafe.
-func (p *Plan) breakShell(m *machine.Machine, b api.Break) {
+func (s *session) breakShell(vm VM, b api.Break) {
 	where := "in the helper VM"
 	if b.Chroot {
 		where = "in the image's chroot"
 	}
-	fmt.Fprintf(os.Stderr, "dibvm: stopped at %s; a shell is open %s. Exit it to go on.\n", b.Point, where)
+	t := s.term
+	fmt.Fprintf(t.stderr, "dibvm: stopped at %s; a shell is open %s. Exit it to go on.\n", b.Point, where)
 	cmd := agentclient.Command{
 		Line:  api.BreakShellLine,
-		Stdin: userInput.session(), Stdout: os.Stdout, Stderr: os.Stderr,
+		Stdin: t.input.session(), Stdout: t.stdout, Stderr: t.stderr,
 	}
-	defer userInput.endSession()
-	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+	defer t.input.endSession()
+	if fd := int(t.stdin.Fd()); term.IsTerminal(fd) {
 		cols, rows, err := term.GetSize(fd)
 		if err == nil {
 			cmd.Terminal = &agentclient.Terminal{Term: os.Getenv("TERM"), Cols: cols, Rows: rows}
@@ -45,23 +55,22 @@ func (p *Plan) breakShell(m *machine.Machine, b api.Break) {
 			}
 		}
 	}
-	if err := m.Client.Run(cmd); err != nil {
-		fmt.Fprintf(os.Stderr, "dibvm: the shell at %s ended: %s\n", b.Point, termsafe.String(err.Error()))
+	if err := vm.Run(cmd); err != nil {
+		fmt.Fprintf(t.stderr, "dibvm: the shell at %s ended: %s\n", b.Point, termsafe.String(err.Error()))
 	}
 }
 
-// inputRelay reads dibvm's stdin once, for the whole run, and hands it to
-// one shell at a time: each shell gets a reader that ends with the shell,
+// inputRelay reads src (dibvm's stdin) once, for the whole run, and
+// hands it to one shell at a time: each shell gets a reader that ends with the shell,
 // so that input typed after it is kept for the next breakpoint rather than
 // swallowed by a finished session.
 type inputRelay struct {
+	src  io.Reader
 	once sync.Once
 	data chan []byte
 	mu   sync.Mutex
 	cur  *sessionReader
 }
-
-var userInput = &inputRelay{}
 
 func (r *inputRelay) start() {
 	r.once.Do(func() {
@@ -70,7 +79,7 @@ func (r *inputRelay) start() {
 			defer close(r.data)
 			for {
 				buf := make([]byte, 4096)
-				n, err := os.Stdin.Read(buf)
+				n, err := r.src.Read(buf)
 				if n > 0 {
 					r.data <- buf[:n]
 				}

@@ -1,5 +1,5 @@
 //go:build !unix
 
-package build
+package session
 
 func allocated(string) (int64, bool) { return 0, false }
