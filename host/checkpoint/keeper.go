@@ -181,9 +181,9 @@ func (k *Keeper) names() []string {
 }
 
 // Wants says whether to keep the tree at the point the build reached,
-// in order as the host saw it (see sequence): at the end of a phase
-// still to keep, or after a hook of one that ran for SlowHook or longer
-// by the host's clock.
+// in order as the host saw it (see host/session's sequence): at the end
+// of a phase still to keep, or after a hook of one that ran for SlowHook
+// or longer by the host's clock. A nil Keeper keeps nothing.
 func (k *Keeper) Wants(point string, took time.Duration) bool {
 	if k == nil || k.stopped {
 		return false
