@@ -61,9 +61,9 @@ func (s *session) breakShell(vm VM, b api.Break) {
 }
 
 // inputRelay reads src (dibvm's stdin) once, for the whole run, and
-// hands it to one shell at a time: each shell gets a reader that ends with the shell,
-// so that input typed after it is kept for the next breakpoint rather than
-// swallowed by a finished session.
+// hands it to one shell at a time: each shell gets a reader that ends
+// with the shell, so that input typed after it is kept for the next
+// breakpoint rather than swallowed by a finished session.
 type inputRelay struct {
 	src  io.Reader
 	once sync.Once
