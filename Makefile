@@ -65,7 +65,7 @@ test: dibvm fuzz
 # stalled; FUZZ_MINIMIZE bounds it.
 FUZZ_TIME     ?= 12s
 FUZZ_MINIMIZE ?= 1s
-FUZZ_TARGETS  := ./guestagent/api:FuzzReadMessage ./host/build:FuzzControlCheckpoints
+FUZZ_TARGETS  := ./guestagent/api:FuzzReadMessage ./host/session:FuzzControlCheckpoints
 fuzz:
 	for t in $(FUZZ_TARGETS); do \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime $(FUZZ_MINIMIZE) "$${t%%:*}" || exit 1; \

@@ -7,6 +7,10 @@
 // Making one copies nothing (QEMU switches the disk to a fresh overlay
 // and the old top becomes the checkpoint); resuming from one is a new
 // overlay over it.
+//
+// StepInputs says what shapes the tree at each step of a build, from
+// its spec and the elements tar; a Keeper finds where a build resumes
+// and keeps the tree at each step it reaches.
 package checkpoint
 
 import (

@@ -18,9 +18,9 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentbin"
-	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/envvar"
+	"github.com/dibvm/dibvm/host/plan"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
@@ -53,7 +53,7 @@ func (c *checkpointFlags) register(f *pflag.FlagSet) {
 }
 
 // options are the build's checkpoints, nil when they are off.
-func (c *checkpointFlags) options(env []string) (*build.Checkpoints, error) {
+func (c *checkpointFlags) options(env []string) (*plan.Checkpoints, error) {
 	if c.off || envvar.Get(env, "DIB_NO_CHECKPOINTS") != "" {
 		return nil, nil
 	}
@@ -61,7 +61,7 @@ func (c *checkpointFlags) options(env []string) (*build.Checkpoints, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &build.Checkpoints{Store: store, Limits: c.limits()}, nil
+	return &plan.Checkpoints{Store: store, Limits: c.limits()}, nil
 }
 
 func (c *checkpointFlags) limits() checkpoint.Limits {

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dibvm/dibvm/elements"
-	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/imageboot"
+	"github.com/dibvm/dibvm/host/plan"
 )
 
 // flagValues are the values a shell completes for flags of these names,
@@ -51,7 +51,7 @@ func completeCreate(cmd *cobra.Command) {
 	cmd.RegisterFlagCompletionFunc("type", func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		done := toComplete[:strings.LastIndex(toComplete, ",")+1]
 		var out []string
-		for _, t := range build.Supported {
+		for _, t := range plan.Supported {
 			if !strings.Contains(","+done, ","+t+",") {
 				out = append(out, done+t)
 			}

@@ -17,12 +17,13 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/diskformat"
 	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/plan"
 	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/session"
 	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/vmimage"
 )
@@ -31,7 +32,7 @@ import (
 // --timeout.
 type createFlags struct {
 	vf          vmFlags
-	o           build.Options
+	o           plan.Options
 	types       string
 	packages    []string
 	trace       int
@@ -125,7 +126,7 @@ func (c *createFlags) register(cmd *cobra.Command) flagGroups {
 	}
 	o, f := &c.o, g.dib
 	f.StringVarP(&o.Output, "output", "o", "image", "image file name, without the type suffix")
-	f.StringVarP(&c.types, "type", "t", "qcow2", "output types, comma separated: "+strings.Join(build.Supported, ", "))
+	f.StringVarP(&c.types, "type", "t", "qcow2", "output types, comma separated: "+strings.Join(plan.Supported, ", "))
 	f.StringVarP(&o.Arch, "arch", "a", "", "architecture of the image: amd64 (x86_64) or arm64 (aarch64) (default $ARCH, else the host's)")
 	f.CountVarP(&c.trace, "trace", "x", "trace the hooks (repeatable)")
 	f.BoolVarP(&o.SkipBase, "no-base", "n", false, "do not add the base element")
@@ -165,7 +166,7 @@ func (c *createFlags) register(cmd *cobra.Command) flagGroups {
 
 // options turns the flags and the environment into the build's options.
 // The returned func closes the log file, if any.
-func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Options, func(), error) {
+func (c *createFlags) options(f *pflag.FlagSet, elements []string) (plan.Options, func(), error) {
 	nothing := func() {}
 	env := environ(c.clearEnv)
 	// Every problem of the command line is found before any is reported.
@@ -202,6 +203,7 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 	}
 	c.settings(&o, env)
 	o.Environ = exportInto(env, c.exported(&o))
+	resolveEnv(&o)
 	if o.Checkpoints, err = c.checkpoints.options(o.Environ); err != nil {
 		p.addErr(err)
 	}
@@ -229,7 +231,7 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (build.Option
 
 // checkFiles checks where the build reads and writes on the host: the
 // image cache, the output, the log file, and qemu-img's options.
-func (c *createFlags) checkFiles(o *build.Options, p *problems) {
+func (c *createFlags) checkFiles(o *plan.Options, p *problems) {
 	if o.ImageCache == "" {
 		var err error
 		if o.ImageCache, err = defaultImageCache(); err != nil {
@@ -259,7 +261,7 @@ func (c *createFlags) checkFiles(o *build.Options, p *problems) {
 // the terminal. dibvm's own errors still go to stderr. With
 // --progress=json, stdout carries the events alone, and the lines go
 // to stderr.
-func (c *createFlags) output(o *build.Options) (func(), error) {
+func (c *createFlags) output(o *plan.Options) (func(), error) {
 	quiet := c.logfile != ""
 	if q := envvar.Get(o.Environ, "DIB_QUIET"); q != "" {
 		quiet = q == "1"
@@ -324,7 +326,7 @@ func onTerminal(f *os.File) bool {
 
 // runBuild boots the VM and builds, stopping cleanly on a signal or the
 // timeout, and sums the build up on summary.
-func runBuild(vf *vmFlags, o build.Options, timeout time.Duration, summary io.Writer) (err error) {
+func runBuild(vf *vmFlags, o plan.Options, timeout time.Duration, summary io.Writer) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if timeout > 0 {
@@ -340,17 +342,17 @@ func runBuild(vf *vmFlags, o build.Options, timeout time.Duration, summary io.Wr
 			s.Print(summary, tryCommand(o))
 		}
 	}()
-	plan, err := build.Prepare(o)
+	p, err := plan.Prepare(o)
 	if err != nil {
 		return err
 	}
-	rep.Event(progress.Event{Kind: progress.BuildStart, Elements: plan.Elements()})
+	rep.Event(progress.Event{Kind: progress.BuildStart, Elements: p.Elements()})
 	mo, err := vf.machineOptions(ctx)
 	if err != nil {
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- plan.Run(ctx, mo) }()
+	go func() { done <- session.Run(ctx, p, mo) }()
 	select {
 	case err := <-done:
 		return err
@@ -369,7 +371,7 @@ func runBuild(vf *vmFlags, o build.Options, timeout time.Duration, summary io.Wr
 
 // tryCommand is the command that boots the build's disk image, if it
 // made one.
-func tryCommand(o build.Options) string {
+func tryCommand(o plan.Options) string {
 	for _, t := range o.Types {
 		if _, ok := diskformat.QemuImg(t); ok {
 			return shellquote.Join("dibvm", "boot", o.Output+"."+t)

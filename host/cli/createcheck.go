@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/plan"
 )
 
 // packageName is what -p takes: a Debian package name, as install-packages
@@ -24,13 +24,13 @@ var packageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(=[A-Za-
 // checkTypeList checks -t: known types, each once.
 func checkTypeList(raw string, types []string, p *problems) {
 	if len(types) == 0 {
-		p.add("-t %q: give at least one output type: %s", raw, strings.Join(build.Supported, ", "))
+		p.add("-t %q: give at least one output type: %s", raw, strings.Join(plan.Supported, ", "))
 		return
 	}
 	for i, t := range types {
 		switch {
-		case !slices.Contains(build.Supported, t):
-			p.add("-t %s: this dibvm cannot write that type yet; it writes: %s", t, strings.Join(build.Supported, ", "))
+		case !slices.Contains(plan.Supported, t):
+			p.add("-t %s: this dibvm cannot write that type yet; it writes: %s", t, strings.Join(plan.Supported, ", "))
 		case slices.Contains(types[:i], t):
 			p.add("-t %s: names %s twice", raw, t)
 		}
@@ -41,7 +41,7 @@ func checkTypeList(raw string, types []string, p *problems) {
 // can be made), and strips a type suffix from it as
 // disk-image-create does when one type is asked for (-o img.qcow2 -t
 // qcow2 writes img.qcow2, not img.qcow2.qcow2).
-func checkOutput(o *build.Options, p *problems) {
+func checkOutput(o *plan.Options, p *problems) {
 	if o.Output == "" {
 		p.add(`-o "": give the image's file name, without the type suffix, e.g. -o image`)
 		return

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/plan"
 )
 
 // As disk-image-create, -o loses the suffix of the one type asked for;
@@ -24,7 +24,7 @@ func TestCheckOutputStripsTheTypeSuffix(t *testing.T) {
 		{"img.qcow2.qcow2", []string{"qcow2"}, "img.qcow2"},
 		{"img", []string{"qcow2"}, "img"},
 	} {
-		o := build.Options{Output: filepath.Join(dir, c.output), Types: c.types}
+		o := plan.Options{Output: filepath.Join(dir, c.output), Types: c.types}
 		var p problems
 		checkOutput(&o, &p)
 		if len(p) > 0 || o.Output != filepath.Join(dir, c.want) {

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dibvm/dibvm/elements"
-	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/plan"
 	"github.com/dibvm/dibvm/host/shellquote"
 	"github.com/dibvm/dibvm/host/termsafe"
 	"github.com/dibvm/dibvm/vmimage"
@@ -78,7 +78,7 @@ func checkElements(stderr io.Writer, els []*elements.Element) error {
 		return err
 	}
 	arch, _ := vmimage.DebianArch(runtime.GOARCH)
-	w, err := build.CheckElements(els, hooks, os.LookupEnv, arch)
+	w, err := plan.CheckElements(els, hooks, os.LookupEnv, arch)
 	for _, w := range append(warnings, w...) {
 		fmt.Fprintf(stderr, "dibvm: warning: %s\n", w)
 	}

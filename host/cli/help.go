@@ -10,7 +10,7 @@ import (
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/blockdevice"
 	"github.com/dibvm/dibvm/elements/breakpoint"
-	"github.com/dibvm/dibvm/host/build"
+	"github.com/dibvm/dibvm/host/plan"
 )
 
 // createEnvironment are the variables create reads, besides the DIB_*
@@ -38,7 +38,7 @@ func createHelp(cmd *cobra.Command, g flagGroups) {
 	for _, fs := range []*pflag.FlagSet{g.dib, g.vm, g.own} {
 		fmt.Fprintf(w, "\n%s:\n%s", fs.Name(), fs.FlagUsagesWrapped(100))
 	}
-	fmt.Fprintf(w, "\nOutput types (-t):\n  %s\n", strings.Join(build.Supported, ", "))
+	fmt.Fprintf(w, "\nOutput types (-t):\n  %s\n", strings.Join(plan.Supported, ", "))
 	fmt.Fprintf(w, "\nbreak= (comma separated):\n  before-PHASE, after-PHASE, after-error\n  PHASE: %s\n", strings.Join(breakpoint.Phases, ", "))
 	fmt.Fprintln(w, "\nEnvironment:")
 	for _, e := range createEnvironment {

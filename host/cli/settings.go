@@ -7,8 +7,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/dibvm/dibvm/host/build"
 	"github.com/dibvm/dibvm/host/envvar"
+	"github.com/dibvm/dibvm/host/hookenv"
+	"github.com/dibvm/dibvm/host/plan"
 	"github.com/spf13/pflag"
 )
 
@@ -77,7 +78,7 @@ func (c *createFlags) checkNumbers(f *pflag.FlagSet, p *problems) {
 // from a flag or from its environment: a flag given wins, then the
 // variable (fromEnviron has already put ROOT_LABEL into --root-label).
 // With -c, env is empty, and only the flags count.
-func (c *createFlags) settings(o *build.Options, env []string) {
+func (c *createFlags) settings(o *plan.Options, env []string) {
 	o.RootLabel = cmp.Or(c.rootLabel, envvar.Get(env, "DIB_ROOT_LABEL"))
 	o.InstallType = cmp.Or(c.installType, envvar.Get(env, "DIB_DEFAULT_INSTALLTYPE"))
 	o.Offline = c.offline || envvar.Get(env, "DIB_OFFLINE") != ""
@@ -88,9 +89,22 @@ func (c *createFlags) settings(o *build.Options, env []string) {
 	o.ManifestSaveDir = envvar.Get(env, "DIB_MANIFEST_SAVE_DIR")
 }
 
+// resolveEnv gives each --env NAME its value, as NAME=VALUE: the build's
+// environment's, else that of the environment dibvm was started with
+// (with -c the build's is empty, and the user still named the
+// variable). A NAME set nowhere stays as it is, and the build refuses it.
+func resolveEnv(o *plan.Options) {
+	o.ExplicitEnv = hookenv.Resolve(o.ExplicitEnv, func(name string) (string, bool) {
+		if v, ok := envvar.Lookup(o.Environ, name); ok {
+			return v, true
+		}
+		return os.LookupEnv(name)
+	})
+}
+
 // exported are the variables disk-image-create exports for its flags,
 // which hooks read, each with the value settings resolved.
-func (c *createFlags) exported(o *build.Options) []string {
+func (c *createFlags) exported(o *plan.Options) []string {
 	var env []string
 	if c.rootLabel != "" {
 		env = append(env, "DIB_ROOT_LABEL="+o.RootLabel)

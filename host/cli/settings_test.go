@@ -3,10 +3,13 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dibvm/dibvm/host/hookenv"
 )
 
 // Each of DIB's settings is resolved once: the build's field and the
@@ -90,5 +93,36 @@ func TestCreateResolvesSettingsOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --env NAME takes its value from the build's environment, else from the
+// one dibvm was started with (-c clears only the build's); a NAME set
+// nowhere is refused when the build is prepared, in the same words.
+func TestCreateResolvesEnvNames(t *testing.T) {
+	t.Setenv("DIBVM_TEST_FROM_HERE", "here")
+	t.Setenv("DIBVM_TEST_UNSET", "")
+	os.Unsetenv("DIBVM_TEST_UNSET")
+	dir := t.TempDir()
+	c := &createFlags{}
+	cmd := &cobra.Command{}
+	c.register(cmd)
+	args := []string{"-c", "-o", filepath.Join(dir, "img"), "-t", "tar", "--image-cache", dir, "--no-checkpoints", "--progress", "plain",
+		"--root-label", "flag", "--env", "DIBVM_TEST_FROM_HERE", "--env", "DIBVM_TEST_UNSET", "--env", "DIB_ROOT_LABEL", "--env", "X=1"}
+	if err := cmd.Flags().Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	o, closeLog, err := c.options(cmd.Flags(), []string{"vm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLog()
+	want := []string{"DIBVM_TEST_FROM_HERE=here", "DIBVM_TEST_UNSET", "DIB_ROOT_LABEL=flag", "X=1"}
+	if !slices.Equal(o.ExplicitEnv, want) {
+		t.Errorf("--env resolved to %q, want %q", o.ExplicitEnv, want)
+	}
+	_, _, err = hookenv.Filter(o.Environ, o.ExplicitEnv, o.NoHostEnv)
+	if want := "--env DIBVM_TEST_UNSET: DIBVM_TEST_UNSET is not set here; give its value as --env DIBVM_TEST_UNSET=VALUE"; err == nil || err.Error() != want {
+		t.Errorf("an unset --env NAME: %v, want %q", err, want)
 	}
 }

@@ -70,7 +70,7 @@ func (r *Reporter) Estimating(t *Timings, key string) {
 
 // Log is where the build's own text goes: the hooks' output and DIB's
 // lines. The views pass it on as it comes: a build hands it over
-// already through termsafe (see build.Prepare), once, for every view.
+// already through termsafe (see plan.Prepare), once, for every view.
 // What the views make of events themselves (names of steps, hooks,
 // elements and outputs) they show through termsafe.
 func (r *Reporter) Log() io.Writer { return r.view.log() }

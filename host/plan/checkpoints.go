@@ -1,0 +1,60 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/sha256sum"
+)
+
+// Checkpoints say where and how long a build keeps its trees.
+type Checkpoints struct {
+	Store  *checkpoint.Store
+	Limits checkpoint.Limits // --checkpoint-max-age, --cache-max-size
+}
+
+// planCheckpoints sets the steps a build with checkpoints may keep: none
+// with break=, where a shell may change the tree.
+func (p *Plan) planCheckpoints() error {
+	if p.Options.Checkpoints == nil {
+		return nil
+	}
+	if p.Spec.Break != "" {
+		fmt.Fprintln(p.Options.Stdout, "dibvm: break= is set: this build neither resumes from checkpoints nor keeps any, since a shell may change the tree")
+		return nil
+	}
+	host, err := p.hostInputs()
+	if err != nil {
+		return err
+	}
+	p.Steps, err = checkpoint.StepInputs(p.Spec, host, p.elementsTar())
+	return err
+}
+
+// hostInputs are the host's files that reach the guest, by their
+// digests: what of the host shapes each checkpoint.
+func (p *Plan) hostInputs() ([]checkpoint.HostInput, error) {
+	var host []checkpoint.HostInput
+	for _, f := range p.Inputs {
+		for k, name := range p.Spec.HostFiles {
+			if name == f.Name {
+				sum := sha256.Sum256(f.Data)
+				host = append(host, checkpoint.HostInput{Name: "host file " + k, Digest: hex.EncodeToString(sum[:])})
+			}
+		}
+	}
+	for k, serial := range p.Spec.HostDisks {
+		for _, d := range p.HostDisks {
+			if d.Serial == serial {
+				digest, _, err := sha256sum.File(d.Source)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", k, err)
+				}
+				host = append(host, checkpoint.HostInput{Name: "host file " + k, Digest: digest})
+			}
+		}
+	}
+	return host, nil
+}
