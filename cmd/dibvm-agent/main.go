@@ -22,15 +22,15 @@ func main() {
 	// The same binary serves the build: as dib-build under the agent, and
 	// as the tools DIB's hooks call, outside and inside the target's chroot.
 	switch filepath.Base(os.Args[0]) {
-	case "dib-run-parts":
+	case api.RunPartsTool:
 		os.Exit(hookrunner.Main(os.Args[1:]))
-	case "pkg-map":
+	case api.PkgMapTool:
 		os.Exit(pkgmap.Main(os.Args[1:], os.Getenv, pkgmap.DefaultDir, os.Stdout, os.Stderr))
-	case "package-installs-v2":
+	case api.PackageInstallsTool:
 		os.Exit(pkgtools.InstallMain(os.Args[1:], os.Stdout, os.Stderr))
 	case "modprobe":
 		os.Exit(modprobe.Main(os.Args[1:], os.Stderr))
-	case "package-installs-squash":
+	case api.PackageInstallsSquashTool:
 		os.Exit(pkgtools.SquashMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	switch {

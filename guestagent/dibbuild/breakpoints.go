@@ -14,11 +14,6 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 )
 
-// breakFile is where the build leaves the shell's settings, a breakShell,
-// for dib-break-shell: the build and the shell are both guest processes,
-// so this is no part of the host's contract.
-const breakFile = "/run/dibvm/break.json"
-
 // breakShell is how to start the shell of a breakpoint.
 type breakShell struct {
 	Root   string   `json:"root"`
@@ -39,7 +34,7 @@ func (b *build) stop(point string, chroot bool) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(breakFile, data, 0o600); err != nil {
+	if err := os.WriteFile(api.BreakFile, data, 0o600); err != nil {
 		return err
 	}
 	b.tell(api.Message{Break: &api.Break{Point: point, Chroot: chroot}})
@@ -64,7 +59,7 @@ func (b *build) parseBreaks() error {
 // breakpoint, in the target's chroot or beside it, with the build's
 // environment.
 func ShellMain() int {
-	data, err := os.ReadFile(breakFile)
+	data, err := os.ReadFile(api.BreakFile)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, api.BreakShellCommand+": no breakpoint is active: %v\n", err)
 		return 1

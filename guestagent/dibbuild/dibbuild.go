@@ -338,7 +338,7 @@ func (b *build) prepare() error {
 const toolsDir = "dibvm-bin"
 
 // tools are the names the agent answers to (see cmd/dibvm-agent).
-var tools = []string{"pkg-map", "package-installs-v2", "package-installs-squash"}
+var tools = []string{api.PkgMapTool, api.PackageInstallsTool, api.PackageInstallsSquashTool}
 
 // installTools puts the static agent into the hooks tree as
 // dib-run-parts and the other tools, so that they work inside the chroot
@@ -348,7 +348,7 @@ func (b *build) installTools() error {
 	if err != nil {
 		return err
 	}
-	runParts := filepath.Join(b.hooks, "dib-run-parts")
+	runParts := filepath.Join(b.hooks, api.RunPartsTool)
 	if err := run("cp", self, runParts); err != nil {
 		return err
 	}

@@ -53,10 +53,6 @@ func (b *build) inside(phase, after string) error {
 	return b.stop("after-"+name, true)
 }
 
-// targetFailureFile is where, in the target, dib-run-parts records a
-// hook's failure for runInside.
-const targetFailureFile = "/tmp/dibvm-failure.json"
-
 func (b *build) runInside(phase, after string) error {
 	inTarget := filepath.Join(b.target, "tmp", "in_target.d")
 	if err := os.MkdirAll(inTarget, 0o755); err != nil {
@@ -69,7 +65,7 @@ func (b *build) runInside(phase, after string) error {
 	if err := unix.Mount("", inTarget, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		return fmt.Errorf("make the hooks read-only: %w", err)
 	}
-	failure := filepath.Join(b.target, targetFailureFile)
+	failure := filepath.Join(b.target, api.TargetFailureFile)
 	os.Remove(failure)
 	fmt.Fprintf(b.out, "Running hooks from /tmp/in_target.d/%s in the target\n", phase)
 	args := []string{b.target, "/tmp/in_target.d/dib-run-parts"}
@@ -81,7 +77,7 @@ func (b *build) runInside(phase, after string) error {
 		args = append(args, "--watch")
 	}
 	cmd := exec.Command("chroot", append(args, "/tmp/in_target.d/"+phase)...)
-	cmd.Env = append(b.env, hookrunner.FailureFileEnv+"="+targetFailureFile)
+	cmd.Env = append(b.env, api.FailureFileEnv+"="+api.TargetFailureFile)
 	cmd.Stdout, cmd.Stderr = b.out, b.out
 	err := runWatched(cmd, watch)
 	if err == nil {

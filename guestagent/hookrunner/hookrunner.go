@@ -190,12 +190,6 @@ func RunCommand(cmd *exec.Cmd, out io.Writer) error {
 	return f
 }
 
-// FailureFileEnv names the file where Main records a failure, for the
-// build that runs dib-run-parts in the target to read back with
-// ReadFailure. Both are guest processes: this is no part of the host's
-// contract.
-const FailureFileEnv = "DIBVM_FAILURE_FILE"
-
 // WriteFailure saves f for the process that started this one.
 func WriteFailure(path string, f *api.Failure) error {
 	b, err := json.Marshal(f)
@@ -267,7 +261,7 @@ func (t *tailWriter) lines() []string {
 //	dib-run-parts [--after HOOK] [--watch] DIR
 //
 // On a failure it exits with the script's status and, if
-// DIBVM_FAILURE_FILE is set, records the failure there. --after and
+// api.FailureFileEnv names a file, records the failure there. --after and
 // --watch are the build's own (see Options): with --watch it tells of
 // each hook on file descriptor 3 and waits for the answer on 4 (see
 // Serve), which no hook inherits.
@@ -308,7 +302,7 @@ func Main(args []string) int {
 	}
 	var f *api.Failure
 	if errors.As(err, &f) {
-		if p := os.Getenv(FailureFileEnv); p != "" {
+		if p := os.Getenv(api.FailureFileEnv); p != "" {
 			WriteFailure(p, f)
 		}
 		if f.Status > 0 {
