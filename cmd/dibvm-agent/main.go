@@ -11,6 +11,7 @@ import (
 	"github.com/dibvm/dibvm/elements/pkgmap"
 	"github.com/dibvm/dibvm/guestagent"
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/breakshell"
 	"github.com/dibvm/dibvm/guestagent/dibbuild"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
 	"github.com/dibvm/dibvm/guestagent/modprobe"
@@ -37,7 +38,7 @@ func main() {
 	case len(os.Args) > 1 && os.Args[1] == api.BuildCommand:
 		os.Exit(dibbuild.Main(os.Args[2:]))
 	case len(os.Args) > 1 && os.Args[1] == api.BreakShellCommand:
-		os.Exit(dibbuild.ShellMain())
+		os.Exit(breakshell.ShellMain())
 	}
 	if os.Getpid() != 1 {
 		log.Fatal("dibvm-agent runs as PID 1 of dibvm's helper VM; it is not a command to run by hand")
