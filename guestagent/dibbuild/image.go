@@ -9,7 +9,6 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/diskimage"
-	"github.com/dibvm/dibvm/guestagent/outputdisk"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
@@ -54,27 +53,4 @@ func (b *build) blockDevice() error {
 		return err
 	}
 	return b.mountTarget()
-}
-
-// writeOutputs writes the asked-for outputs to the output disk and
-// reports where they are: the raw image first, then any tar of the tree,
-// then any squashfs, then the manifests.
-func (b *build) writeOutputs() error {
-	b.host.Tell(api.Message{Step: &api.Step{Name: api.StepOutputs}})
-	o := outputdisk.Outputs{Types: b.spec.Types, Tree: b.target, Manifests: b.manifests()}
-	if b.img != nil {
-		o.ImageSize = b.img.Size
-	}
-	res, err := outputdisk.New(b.out, b.work).Write(o)
-	if err != nil {
-		return err
-	}
-	if b.img != nil {
-		if err := b.img.Release(); err != nil {
-			return err
-		}
-	}
-	b.host.Tell(api.Message{Step: &api.Step{Name: api.StepOutputs, Done: true}})
-	b.host.Tell(api.Message{Result: &res})
-	return nil
 }
