@@ -91,15 +91,8 @@ func (t *Target) BindHooks(dir string) (undo func(), err error) {
 
 // RunPartsArgs is the command line, from chroot on, that runs the hooks
 // of phase inside the target with the agent's dib-run-parts (runParts,
-// its name in the hooks tree): after the hook given, if any, and telling
-// of each hook on its extra descriptors if watched.
-func (t *Target) RunPartsArgs(runParts, phase, after string, watched bool) []string {
-	args := []string{t.Root, filepath.Join(InTarget, runParts)}
-	if after != "" {
-		args = append(args, "--after", after)
-	}
-	if watched {
-		args = append(args, "--watch")
-	}
+// its name in the hooks tree), with its flags.
+func (t *Target) RunPartsArgs(runParts, phase string, flags []string) []string {
+	args := append([]string{t.Root, filepath.Join(InTarget, runParts)}, flags...)
 	return append(args, filepath.Join(InTarget, phase))
 }

@@ -87,17 +87,9 @@ func TestHooksBoundReadOnly(t *testing.T) {
 
 func TestRunPartsArgs(t *testing.T) {
 	tg := &Target{Root: "/build/mnt"}
-	for _, c := range []struct {
-		after   string
-		watched bool
-		want    string
-	}{
-		{"", false, "/build/mnt /tmp/in_target.d/dib-run-parts /tmp/in_target.d/install.d"},
-		{"50-x", true, "/build/mnt /tmp/in_target.d/dib-run-parts --after 50-x --watch /tmp/in_target.d/install.d"},
-	} {
-		if got := strings.Join(tg.RunPartsArgs("dib-run-parts", "install.d", c.after, c.watched), " "); got != c.want {
-			t.Errorf("after %q, watched %t: %s\nwant %s", c.after, c.watched, got, c.want)
-		}
+	got := strings.Join(tg.RunPartsArgs("dib-run-parts", "install.d", []string{"--after", "50-x"}), " ")
+	if want := "/build/mnt /tmp/in_target.d/dib-run-parts --after 50-x /tmp/in_target.d/install.d"; got != want {
+		t.Errorf("args %s\nwant %s", got, want)
 	}
 }
 

@@ -65,10 +65,10 @@ func (b *build) runInside(phase, after string) error {
 	os.Remove(failure)
 	fmt.Fprintf(b.out, "Running hooks from %s in the target\n", filepath.Join(chroot.InTarget, phase))
 	watch := b.points.Watcher(phase)
-	cmd := exec.Command("chroot", b.chroot.RunPartsArgs(api.RunPartsTool, phase, after, watch != nil)...)
+	cmd := exec.Command("chroot", b.chroot.RunPartsArgs(api.RunPartsTool, phase, hookrunner.Flags(after, watch != nil))...)
 	cmd.Env = append(b.env, api.FailureFileEnv+"="+api.TargetFailureFile)
 	cmd.Stdout, cmd.Stderr = b.out, b.out
-	err = runWatched(cmd, watch)
+	err = hookrunner.RunWatched(cmd, watch)
 	if err == nil {
 		return nil
 	}
@@ -79,41 +79,6 @@ func (b *build) runInside(phase, after string) error {
 		return f
 	}
 	return fmt.Errorf("%s in the target: %w", phase, err)
-}
-
-// runWatched runs a dib-run-parts --watch, answering it for watch, or
-// cmd as it is when watch is nil.
-func runWatched(cmd *exec.Cmd, watch hookrunner.Watcher) error {
-	if watch == nil {
-		return cmd.Run()
-	}
-	events, eventsW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	answersR, answers, err := os.Pipe()
-	if err != nil {
-		events.Close()
-		eventsW.Close()
-		return err
-	}
-	cmd.ExtraFiles = []*os.File{eventsW, answersR} // its 3 and 4
-	err = cmd.Start()
-	eventsW.Close()
-	answersR.Close()
-	if err != nil {
-		events.Close()
-		answers.Close()
-		return err
-	}
-	serveErr := hookrunner.Serve(events, answers, watch)
-	events.Close()
-	answers.Close()
-	err = cmd.Wait()
-	if serveErr != nil {
-		return serveErr
-	}
-	return err
 }
 
 // extraPackages installs the -p packages in the target after install.d,

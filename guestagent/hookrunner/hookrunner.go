@@ -314,6 +314,56 @@ func Main(args []string) int {
 	return 1
 }
 
+// Flags are the options of Main's command line that go on after the
+// hook after, if any, and tell of each hook to the process that starts it
+// with RunWatched if watched.
+func Flags(after string, watched bool) []string {
+	var args []string
+	if after != "" {
+		args = append(args, "--after", after)
+	}
+	if watched {
+		args = append(args, "--watch")
+	}
+	return args
+}
+
+// RunWatched runs cmd, a dib-run-parts in another process started with
+// Flags(…, true), answering it for watch (see Serve) on the descriptors
+// Main reads; or cmd as it is when watch is nil.
+func RunWatched(cmd *exec.Cmd, watch Watcher) error {
+	if watch == nil {
+		return cmd.Run()
+	}
+	events, eventsW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	answersR, answers, err := os.Pipe()
+	if err != nil {
+		events.Close()
+		eventsW.Close()
+		return err
+	}
+	cmd.ExtraFiles = []*os.File{eventsW, answersR} // its watchFD and answerFD
+	err = cmd.Start()
+	eventsW.Close()
+	answersR.Close()
+	if err != nil {
+		events.Close()
+		answers.Close()
+		return err
+	}
+	serveErr := Serve(events, answers, watch)
+	events.Close()
+	answers.Close()
+	err = cmd.Wait()
+	if serveErr != nil {
+		return serveErr
+	}
+	return err
+}
+
 // The descriptors of --watch: the first extra file and the second.
 const (
 	watchFD  = 3
