@@ -11,6 +11,7 @@ import (
 	"github.com/dibvm/dibvm/elements/pkgmap"
 	"github.com/dibvm/dibvm/guestagent"
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/breakshell"
 	"github.com/dibvm/dibvm/guestagent/dibbuild"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
 	"github.com/dibvm/dibvm/guestagent/modprobe"
@@ -22,22 +23,22 @@ func main() {
 	// The same binary serves the build: as dib-build under the agent, and
 	// as the tools DIB's hooks call, outside and inside the target's chroot.
 	switch filepath.Base(os.Args[0]) {
-	case "dib-run-parts":
+	case api.RunPartsTool:
 		os.Exit(hookrunner.Main(os.Args[1:]))
-	case "pkg-map":
+	case api.PkgMapTool:
 		os.Exit(pkgmap.Main(os.Args[1:], os.Getenv, pkgmap.DefaultDir, os.Stdout, os.Stderr))
-	case "package-installs-v2":
+	case api.PackageInstallsTool:
 		os.Exit(pkgtools.InstallMain(os.Args[1:], os.Stdout, os.Stderr))
 	case "modprobe":
 		os.Exit(modprobe.Main(os.Args[1:], os.Stderr))
-	case "package-installs-squash":
+	case api.PackageInstallsSquashTool:
 		os.Exit(pkgtools.SquashMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == api.BuildCommand:
 		os.Exit(dibbuild.Main(os.Args[2:]))
 	case len(os.Args) > 1 && os.Args[1] == api.BreakShellCommand:
-		os.Exit(dibbuild.ShellMain())
+		os.Exit(breakshell.ShellMain())
 	}
 	if os.Getpid() != 1 {
 		log.Fatal("dibvm-agent runs as PID 1 of dibvm's helper VM; it is not a command to run by hand")

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/chroot"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
-	"golang.org/x/sys/unix"
 )
 
 // outside runs a phase outside the chroot, if any element has it, with
@@ -25,7 +25,7 @@ func (b *build) outside(phase, after string) error {
 	dir := filepath.Join(b.hooks, phase)
 	if _, err := os.Stat(dir); err == nil {
 		fmt.Fprintf(b.out, "Running hooks from %s\n", dir)
-		opt := hookrunner.Options{After: after, Watch: b.watcher(phase)}
+		opt := hookrunner.Options{After: after, Watch: b.points.Watcher(phase)}
 		if err := hookrunner.RunWith(dir, b.env, b.out, opt); err != nil {
 			return err
 		}
@@ -53,37 +53,22 @@ func (b *build) inside(phase, after string) error {
 	return b.stop("after-"+name, true)
 }
 
-// targetFailureFile is where, in the target, dib-run-parts records a
-// hook's failure for runInside.
-const targetFailureFile = "/tmp/dibvm-failure.json"
-
+// runInside runs the hooks of phase in the target with the agent's
+// dib-run-parts, which records a failure at api.TargetFailureFile there.
 func (b *build) runInside(phase, after string) error {
-	inTarget := filepath.Join(b.target, "tmp", "in_target.d")
-	if err := os.MkdirAll(inTarget, 0o755); err != nil {
+	undo, err := b.chroot.BindHooks(b.hooks)
+	if err != nil {
 		return err
 	}
-	if err := unix.Mount(b.hooks, inTarget, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind the hooks into the target: %w", err)
-	}
-	defer unix.Unmount(inTarget, unix.MNT_DETACH)
-	if err := unix.Mount("", inTarget, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-		return fmt.Errorf("make the hooks read-only: %w", err)
-	}
-	failure := filepath.Join(b.target, targetFailureFile)
+	defer undo()
+	failure := filepath.Join(b.target, api.TargetFailureFile)
 	os.Remove(failure)
-	fmt.Fprintf(b.out, "Running hooks from /tmp/in_target.d/%s in the target\n", phase)
-	args := []string{b.target, "/tmp/in_target.d/dib-run-parts"}
-	if after != "" {
-		args = append(args, "--after", after)
-	}
-	watch := b.watcher(phase)
-	if watch != nil {
-		args = append(args, "--watch")
-	}
-	cmd := exec.Command("chroot", append(args, "/tmp/in_target.d/"+phase)...)
-	cmd.Env = append(b.env, hookrunner.FailureFileEnv+"="+targetFailureFile)
+	fmt.Fprintf(b.out, "Running hooks from %s in the target\n", filepath.Join(chroot.InTarget, phase))
+	watch := b.points.Watcher(phase)
+	cmd := exec.Command("chroot", b.chroot.RunPartsArgs(api.RunPartsTool, phase, hookrunner.Flags(after, watch != nil))...)
+	cmd.Env = append(b.env, api.FailureFileEnv+"="+api.TargetFailureFile)
 	cmd.Stdout, cmd.Stderr = b.out, b.out
-	err := runWatched(cmd, watch)
+	err = hookrunner.RunWatched(cmd, watch)
 	if err == nil {
 		return nil
 	}
@@ -94,41 +79,6 @@ func (b *build) runInside(phase, after string) error {
 		return f
 	}
 	return fmt.Errorf("%s in the target: %w", phase, err)
-}
-
-// runWatched runs a dib-run-parts --watch, answering it for watch, or
-// cmd as it is when watch is nil.
-func runWatched(cmd *exec.Cmd, watch hookrunner.Watcher) error {
-	if watch == nil {
-		return cmd.Run()
-	}
-	events, eventsW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	answersR, answers, err := os.Pipe()
-	if err != nil {
-		events.Close()
-		eventsW.Close()
-		return err
-	}
-	cmd.ExtraFiles = []*os.File{eventsW, answersR} // its 3 and 4
-	err = cmd.Start()
-	eventsW.Close()
-	answersR.Close()
-	if err != nil {
-		events.Close()
-		answers.Close()
-		return err
-	}
-	serveErr := hookrunner.Serve(events, answers, watch)
-	events.Close()
-	answers.Close()
-	err = cmd.Wait()
-	if serveErr != nil {
-		return serveErr
-	}
-	return err
 }
 
 // extraPackages installs the -p packages in the target after install.d,

@@ -190,12 +190,6 @@ func RunCommand(cmd *exec.Cmd, out io.Writer) error {
 	return f
 }
 
-// FailureFileEnv names the file where Main records a failure, for the
-// build that runs dib-run-parts in the target to read back with
-// ReadFailure. Both are guest processes: this is no part of the host's
-// contract.
-const FailureFileEnv = "DIBVM_FAILURE_FILE"
-
 // WriteFailure saves f for the process that started this one.
 func WriteFailure(path string, f *api.Failure) error {
 	b, err := json.Marshal(f)
@@ -267,7 +261,7 @@ func (t *tailWriter) lines() []string {
 //	dib-run-parts [--after HOOK] [--watch] DIR
 //
 // On a failure it exits with the script's status and, if
-// DIBVM_FAILURE_FILE is set, records the failure there. --after and
+// api.FailureFileEnv names a file, records the failure there. --after and
 // --watch are the build's own (see Options): with --watch it tells of
 // each hook on file descriptor 3 and waits for the answer on 4 (see
 // Serve), which no hook inherits.
@@ -308,7 +302,7 @@ func Main(args []string) int {
 	}
 	var f *api.Failure
 	if errors.As(err, &f) {
-		if p := os.Getenv(FailureFileEnv); p != "" {
+		if p := os.Getenv(api.FailureFileEnv); p != "" {
 			WriteFailure(p, f)
 		}
 		if f.Status > 0 {
@@ -318,6 +312,56 @@ func Main(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "%s%v\n", prefix, err)
 	return 1
+}
+
+// Flags are the options of Main's command line that go on after the
+// hook after, if any, and tell of each hook to the process that starts it
+// with RunWatched if watched.
+func Flags(after string, watched bool) []string {
+	var args []string
+	if after != "" {
+		args = append(args, "--after", after)
+	}
+	if watched {
+		args = append(args, "--watch")
+	}
+	return args
+}
+
+// RunWatched runs cmd, a dib-run-parts in another process started with
+// Flags(…, true), answering it for watch (see Serve) on the descriptors
+// Main reads; or cmd as it is when watch is nil.
+func RunWatched(cmd *exec.Cmd, watch Watcher) error {
+	if watch == nil {
+		return cmd.Run()
+	}
+	events, eventsW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	answersR, answers, err := os.Pipe()
+	if err != nil {
+		events.Close()
+		eventsW.Close()
+		return err
+	}
+	cmd.ExtraFiles = []*os.File{eventsW, answersR} // its watchFD and answerFD
+	err = cmd.Start()
+	eventsW.Close()
+	answersR.Close()
+	if err != nil {
+		events.Close()
+		answers.Close()
+		return err
+	}
+	serveErr := Serve(events, answers, watch)
+	events.Close()
+	answers.Close()
+	err = cmd.Wait()
+	if serveErr != nil {
+		return serveErr
+	}
+	return err
 }
 
 // The descriptors of --watch: the first extra file and the second.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -161,5 +162,46 @@ func TestRunAfterAndWatch(t *testing.T) {
 	want = []string{"start 10-a", "done 10-a more=true slow=false", "start 20-b", "done 20-b more=true slow=true"}
 	if !slices.Equal(e.got, want) {
 		t.Errorf("heard across pipes %q, want %q", e.got, want)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, c := range []struct {
+		after   string
+		watched bool
+		want    []string
+	}{
+		{"", false, nil},
+		{"50-x", false, []string{"--after", "50-x"}},
+		{"50-x", true, []string{"--after", "50-x", "--watch"}},
+		{"", true, []string{"--watch"}},
+	} {
+		if got := Flags(c.after, c.watched); !slices.Equal(got, c.want) {
+			t.Errorf("Flags(%q, %t) = %q, want %q", c.after, c.watched, got, c.want)
+		}
+	}
+}
+
+// RunWatched hands the process it starts the watch descriptors Main
+// reads: a shell here plays dib-run-parts --watch on 3 and 4.
+func TestRunWatchedDescriptors(t *testing.T) {
+	script := `echo "start 10-a" >&` + fmt.Sprint(watchFD) + `; read a <&` + fmt.Sprint(answerFD) + `; echo "heard $a"
+echo "done 10-a 5 false" >&` + fmt.Sprint(watchFD) + `; read a <&` + fmt.Sprint(answerFD) + `; echo "heard $a"`
+	var out bytes.Buffer
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Stdout = &out
+	e := &events{}
+	if err := RunWatched(cmd, e); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"start 10-a", "done 10-a more=false slow=false"}; !slices.Equal(e.got, want) {
+		t.Errorf("heard %q, want %q", e.got, want)
+	}
+	if out.String() != "heard ok\nheard ok\n" {
+		t.Errorf("the process heard %q", out.String())
+	}
+	// Without a watcher the command just runs.
+	if err := RunWatched(exec.Command("sh", "-c", "exit 3"), nil); err == nil || err.Error() != "exit status 3" {
+		t.Errorf("unwatched: %v", err)
 	}
 }

@@ -142,7 +142,7 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			p, err := start(cmd.Command, env, ch, tty)
 			if err != nil {
 				r.Reply(false, nil)
-				fmt.Fprintf(ch.Stderr(), "dibvm-agent: %v\n", err)
+				fmt.Fprintf(ch.Stderr(), api.LogPrefix+"%v\n", err)
 				sendExit(ch, 127, 0)
 				ch.Close()
 				continue

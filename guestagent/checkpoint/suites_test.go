@@ -1,4 +1,4 @@
-package dibbuild
+package checkpoint
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package dibbuild
+package diskimage
 
 import (
 	"testing"
@@ -32,11 +32,11 @@ func TestImageSizeAsDIB(t *testing.T) {
 		// a MiB of alignment per partition plus two for the tables.
 		{"too small", api.Spec{Layout: ext4Root, ImageSizeGB: 0.1}, 600*mib + 60*mib + 64*mib*9/4 + 3*mib},
 	} {
-		if got := imageSize(tree, &c.spec); got != c.want {
-			t.Errorf("%s: imageSize = %d MiB, want %d MiB", c.name, got/mib, c.want/mib)
+		if got := Size(tree, &c.spec); got != c.want {
+			t.Errorf("%s: Size = %d MiB, want %d MiB", c.name, got/mib, c.want/mib)
 		}
 	}
-	if got := imageSize(1, &api.Spec{Layout: ext4Root}); got%(64<<10) != 0 {
+	if got := Size(1, &api.Spec{Layout: ext4Root}); got%(64<<10) != 0 {
 		t.Errorf("size %d is not a multiple of 64 KiB", got)
 	}
 }

@@ -1,0 +1,146 @@
+package dibbuild
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/control"
+)
+
+// The steps a build can be kept after are the host's checkpoint phases,
+// in its order; the image's steps follow, as in disk-image-create.
+func TestPhaseOrder(t *testing.T) {
+	b := &build{}
+	var kept []string
+	for _, st := range b.keptSteps() {
+		kept = append(kept, st.phase)
+	}
+	if !slices.Equal(kept, api.CheckpointPhases) {
+		t.Errorf("kept steps %q, want the checkpoint phases %q", kept, api.CheckpointPhases)
+	}
+	var rest []string
+	for _, st := range b.imageSteps() {
+		rest = append(rest, st.name)
+	}
+	if want := []string{"post-root.d", api.StepImage, "pre-finalise.d", "finalise.d"}; !slices.Equal(rest, want) {
+		t.Errorf("image steps %q, want %q", rest, want)
+	}
+}
+
+func TestScheduleOfAResumedBuild(t *testing.T) {
+	phases := api.CheckpointPhases
+	for _, c := range []struct {
+		resume string
+		want   []planned
+	}{
+		{"", []planned{{run: true}, {run: true}, {run: true}, {run: true}}},
+		// Kept after root.d: the tree is there, root.d is not run again.
+		{"root.d", []planned{{}, {run: true}, {run: true}, {run: true}}},
+		// Kept after a hook of install.d: it goes on after that hook.
+		{"install.d/50-slow", []planned{{}, {}, {run: true, after: "50-slow"}, {run: true}}},
+		{"post-install.d", []planned{{}, {}, {}, {}}},
+	} {
+		if got := schedule(phases, c.resume); !slices.Equal(got, c.want) {
+			t.Errorf("resumed at %q: %+v, want %+v", c.resume, got, c.want)
+		}
+	}
+}
+
+// testBuild is a build laid out in a temporary directory, talking to a
+// host that is a buffer.
+func testBuild(t *testing.T, spec *api.Spec) (*build, *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	var ctl bytes.Buffer
+	return &build{spec: spec, input: "/run/dibvm/input", hooks: filepath.Join(dir, "hooks"),
+		elements: "/build/elements", target: "/build/mnt", work: "/build/work",
+		host: control.New(&ctl, strings.NewReader(""), io.Discard), out: io.Discard}, &ctl
+}
+
+// A phase without hooks runs (for its breakpoints) but shows no step; one
+// with hooks is a step the host hears start and end; the image step
+// shows only for a disk image.
+func TestSteps(t *testing.T) {
+	b, ctl := testBuild(t, &api.Spec{})
+	os.MkdirAll(filepath.Join(b.hooks, "install.d"), 0o755)
+	var ran []string
+	for _, name := range []string{"root.d", "install.d", api.StepImage, api.StepOutputs} {
+		if err := b.step(name, func() error { ran = append(ran, name); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"root.d", "install.d", api.StepOutputs}; !slices.Equal(ran, want) {
+		t.Errorf("ran %q, want %q", ran, want)
+	}
+	var told []string
+	for {
+		m, err := api.ReadMessage(ctl)
+		if err != nil {
+			break
+		}
+		told = append(told, m.Step.Name+map[bool]string{true: " done"}[m.Step.Done])
+	}
+	if want := []string{"install.d", "install.d done", api.StepOutputs, api.StepOutputs + " done"}; !slices.Equal(told, want) {
+		t.Errorf("told %q, want %q", told, want)
+	}
+}
+
+// env is an environment list as a map.
+func env(list []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range list {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func TestEnvironmentGivenToHooks(t *testing.T) {
+	t.Setenv("http_proxy", "http://10.0.2.100:3128")
+	t.Setenv("NO_PROXY", "")
+	os.Unsetenv("NO_PROXY")
+	b, _ := testBuild(t, &api.Spec{Arch: "amd64", ImageName: "img", Elements: []string{"vm", "debian"},
+		RootLabel: "cloudimg-rootfs", RootFSType: "ext4", Trace: true,
+		Env:       map[string]string{"DIB_RELEASE": "bookworm", "PATH": "/host/bin", "DIB_ROOT_LABEL": "mine", "FOO": "bar"},
+		HostFiles: map[string]string{"DIB_DEV_USER_AUTHORIZED_KEYS": "host-1"}})
+	b.lent = map[string]string{"DIB_LOCAL_IMAGE": "/dev/vdd"}
+	e := env(b.environment())
+	for k, want := range map[string]string{
+		"PATH":                                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + b.hooks + "/dibvm-bin:/tmp/in_target.d/dibvm-bin",
+		"TARGET_ROOT":                         "/build/mnt",
+		"TMP_MOUNT_PATH":                      "/build/mnt",
+		"TMP_HOOKS_PATH":                      b.hooks,
+		"TMP_BUILD_DIR":                       "/build/work",
+		"ELEMENTS_PATH":                       "/build/elements",
+		"IMAGE_ELEMENT":                       "vm debian",
+		"IMAGE_ELEMENT_YAML":                  "vm: /build/elements/vm\ndebian: /build/elements/debian\n",
+		"DIB_DEBUG_TRACE":                     "1",
+		"DIB_RELEASE":                         "bookworm", // the caller's DIB_* settings
+		"DIB_ROOT_LABEL":                      "mine",     // replace the build's defaults
+		"FOO":                                 "bar",
+		"DIB_DEV_USER_AUTHORIZED_KEYS":        "/run/dibvm/input/host-1",
+		"DIB_LOCAL_IMAGE":                     "/dev/vdd",
+		"DIB_IMAGE_CACHE":                     "/build/cache",
+		api.ManifestsEnv:                      "/build/manifests",
+		"http_proxy":                          "http://10.0.2.100:3128",
+		"BASH_FUNC_get_image_element_array%%": "() {  echo \"[vm]=/build/elements/vm [debian]=/build/elements/debian \"\n}",
+	} {
+		if e[k] != want {
+			t.Errorf("%s = %q, want %q", k, e[k], want)
+		}
+	}
+	if _, ok := e["NO_PROXY"]; ok {
+		t.Error("NO_PROXY given though the helper has none")
+	}
+	b.env = b.environment()
+	b.setEnv("DIB_BOOT_LABEL", "boot")
+	if e := env(b.env); e["DIB_BOOT_LABEL"] != "boot" || strings.Count(strings.Join(b.env, "\n"), "DIB_BOOT_LABEL=") != 1 {
+		t.Errorf("setEnv left %q", e["DIB_BOOT_LABEL"])
+	}
+}

@@ -1,0 +1,97 @@
+package dibbuild
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/dibvm/dibvm/elements"
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/chroot"
+)
+
+// searchPath is PATH for every hook. The tools come last, so that an
+// element's own bin/ (installed by install-bin) wins, and both of their
+// places are listed: outside the chroot and inside it.
+func (b *build) searchPath() string {
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" +
+		filepath.Join(b.hooks, toolsDir) + ":" + filepath.Join(chroot.InTarget, toolsDir)
+}
+
+// environment is what every hook gets, as DIB sets it.
+func (b *build) environment() []string {
+	s := b.spec
+	yaml, array := elements.ImageElementVars(s.Elements, func(n string) string { return filepath.Join(b.elements, n) })
+	env := b.ownEnvironment(yaml)
+	// The caller's DIB_* settings replace the build's defaults, as in
+	// DIB; the caller's other variables fill in only what the build does
+	// not set itself (PATH, HOME, TARGET_ROOT and the like stay its own).
+	for k, v := range s.Env {
+		if _, own := env[k]; !own || strings.HasPrefix(k, "DIB_") {
+			env[k] = v
+		}
+	}
+	for k, name := range s.HostFiles {
+		env[k] = filepath.Join(b.input, name)
+	}
+	for k, dev := range b.lent {
+		env[k] = dev
+	}
+	// Hooks may keep files in DIB_IMAGE_CACHE; the host's directory of
+	// that name is not theirs to write, so they get one on the scratch
+	// disk. Downloads persist on the host through the egress proxy.
+	env["DIB_IMAGE_CACHE"] = filepath.Join(root, "cache")
+	env[api.ManifestsEnv] = b.manifests()
+	// The helper's way out (see host/egress) applies to hooks too.
+	for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", api.DebootstrapEnv} {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	out := make([]string, 0, len(env)+1)
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	// disk-image-create exports this function; hooks call it.
+	out = append(out, "BASH_FUNC_get_image_element_array%%=() {  echo \""+array+"\"\n}")
+	return out
+}
+
+// ownEnvironment is what the build sets itself, before the caller's
+// settings: DIB's variables for this build.
+func (b *build) ownEnvironment(elementYAML string) map[string]string {
+	s := b.spec
+	env := map[string]string{
+		"PATH":               b.searchPath(),
+		"HOME":               "/root",
+		"LANG":               "C.UTF-8",
+		"LC_ALL":             "C",
+		"TMPDIR":             "/tmp",
+		"TARGET_ROOT":        b.target,
+		"TMP_MOUNT_PATH":     b.target,
+		"TMP_HOOKS_PATH":     b.hooks,
+		"TMP_BUILD_DIR":      b.work,
+		"TMP_IMAGE_DIR":      b.work,
+		"ARCH":               s.Arch,
+		"IMAGE_NAME":         s.ImageName,
+		"IMAGE_ELEMENT":      strings.Join(s.Elements, " "),
+		"IMAGE_ELEMENT_YAML": elementYAML,
+		"ELEMENTS_PATH":      b.elements,
+		"DIB_ARGS":           strings.Join(s.Elements, " "),
+		"DIB_DEBUG_TRACE":    "0",
+		"DIB_ROOT_LABEL":     s.RootLabel,
+		"DIB_ROOT_FSTYPE":    s.RootFSType,
+		"DIB_BOOT_LABEL":     "",
+	}
+	if s.Trace {
+		env["DIB_DEBUG_TRACE"] = "1"
+	}
+	return env
+}
+
+// setEnv sets a variable for the hooks still to run.
+func (b *build) setEnv(k, v string) {
+	b.env = slices.DeleteFunc(b.env, func(e string) bool { return strings.HasPrefix(e, k+"=") })
+	b.env = append(b.env, k+"="+v)
+}

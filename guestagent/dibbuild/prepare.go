@@ -1,0 +1,131 @@
+package dibbuild
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/checkpoint"
+	"github.com/dibvm/dibvm/guestagent/chroot"
+	"github.com/dibvm/dibvm/guestagent/sysinit"
+	"github.com/dibvm/dibvm/guestagent/toolrun"
+)
+
+// prepare formats and mounts the scratch disk and unpacks the elements.
+// A resumed build's scratch disk holds the tree already, and the hooks
+// and elements of the build it was kept from: they make way for this
+// build's own.
+func (b *build) prepare() error {
+	if err := b.mountScratch(); err != nil {
+		return err
+	}
+	b.hooks, b.elements = filepath.Join(root, api.HooksDir), filepath.Join(root, api.ElementsDir)
+	b.built, b.target, b.work = filepath.Join(root, "built"), filepath.Join(root, "mnt"), filepath.Join(root, "work")
+	b.chroot = chroot.New(b.target)
+	b.points = &checkpoint.Points{Phases: b.spec.Checkpoints, Host: b.host, Disk: root, Tree: b.built}
+	if b.spec.Resume != "" {
+		fmt.Fprintf(b.out, "Resuming after %s from the kept tree\n", b.spec.Resume)
+		for _, d := range []string{b.hooks, b.elements} {
+			if err := os.RemoveAll(d); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache"), b.manifests()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	// Hooks always see the tree at TMP_MOUNT_PATH, as in DIB, where later
+	// the image is mounted instead.
+	if err := unix.Mount(b.built, b.target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the tree: %w", err)
+	}
+	if err := toolrun.Run(b.run, "tar", "-C", root, "-xf", filepath.Join(b.input, api.ElementsTar)); err != nil {
+		return fmt.Errorf("unpack the elements: %w", err)
+	}
+	if err := os.MkdirAll(b.hooks, 0o755); err != nil {
+		return err
+	}
+	if err := b.installTools(); err != nil {
+		return err
+	}
+	if err := b.lendDisks(); err != nil {
+		return err
+	}
+	b.env = b.environment()
+	return nil
+}
+
+// mountScratch mounts the scratch disk at root, formatting it first
+// unless it holds a kept tree.
+func (b *build) mountScratch() error {
+	dev, err := sysinit.FindDisk(api.ScratchSerial, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	if b.spec.Resume == "" {
+		// No journal and lazy init: the scratch disk lives for one build,
+		// and a checkpoint of it is taken frozen, so always clean.
+		if err := toolrun.Run(b.run, "mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-E", "lazy_itable_init=1,lazy_journal_init=1", dev); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(dev, root, "ext4", 0, ""); err != nil {
+		return fmt.Errorf("mount the scratch disk: %w", err)
+	}
+	return nil
+}
+
+// lendDisks finds the disks of the host's files lent to the build.
+func (b *build) lendDisks() error {
+	b.lent = map[string]string{}
+	for k, serial := range b.spec.HostDisks {
+		dev, err := sysinit.FindDisk(serial, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		b.lent[k] = dev
+	}
+	return nil
+}
+
+// manifests is where the manifests element leaves what goes to the host.
+func (b *build) manifests() string { return filepath.Join(root, "manifests") }
+
+// toolsDir, under the hooks, holds the commands the static agent plays
+// for hooks: DIB ships them as scripts in its elements' bin/ directories.
+const toolsDir = "dibvm-bin"
+
+// tools are the names the agent answers to (see cmd/dibvm-agent).
+var tools = []string{api.PkgMapTool, api.PackageInstallsTool, api.PackageInstallsSquashTool}
+
+// installTools puts the static agent into the hooks tree as
+// dib-run-parts and the other tools, so that they work inside the chroot
+// too, where the hooks are at /tmp/in_target.d.
+func (b *build) installTools() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	runParts := filepath.Join(b.hooks, api.RunPartsTool)
+	if err := toolrun.Run(b.run, "cp", self, runParts); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(b.hooks, toolsDir), 0o755); err != nil {
+		return err
+	}
+	for _, t := range tools {
+		if err := os.Link(runParts, filepath.Join(b.hooks, toolsDir, t)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

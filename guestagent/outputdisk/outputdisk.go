@@ -1,0 +1,135 @@
+// Package outputdisk writes a build's outputs onto the output disk, one
+// after another, and says where each lies.
+package outputdisk
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/sysinit"
+	"github.com/dibvm/dibvm/guestagent/toolrun"
+)
+
+// Disk is the output disk.
+type Disk struct {
+	Open func() (*os.File, error) // opens it for writing
+	Run  toolrun.Runner           // runs mksquashfs
+	Out  io.Writer                // what people read
+	Work string                   // scratch space for the squashfs
+}
+
+// New is the helper's output disk, found by its serial; the squashfs is
+// made in work first.
+func New(out io.Writer, work string) *Disk {
+	return &Disk{Open: openOutput, Run: toolrun.Exec{}, Out: out, Work: work}
+}
+
+func openOutput() (*os.File, error) {
+	dev, err := sysinit.FindDisk(api.OutputSerial, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return os.OpenFile(dev, os.O_WRONLY, 0)
+}
+
+// Outputs are what a build writes.
+type Outputs struct {
+	ImageSize int64    // the raw image already at the disk's start, 0 for none
+	Types     []string // the output types asked for (api.Spec.Types)
+	Tree      string   // the tree to archive
+	Manifests string   // a directory whose files the host is to have, if any
+}
+
+// Write writes the outputs after the image: any tar of the tree, then
+// any squashfs, then a tar of the manifests if there are any.
+func (d *Disk) Write(o Outputs) (api.Result, error) {
+	res := api.Result{ImageSize: o.ImageSize, TarOffset: o.ImageSize}
+	end := res.TarOffset
+	if api.TreeArchive(o.Types) {
+		n, err := d.writeTarOf(o.Tree, res.TarOffset, "--xattrs", "--acls")
+		if err != nil {
+			return res, err
+		}
+		res.TarSize = n
+		end += n
+	}
+	if slices.Contains(o.Types, api.TypeSquashfs) {
+		n, err := d.writeSquashfs(o.Tree, end)
+		if err != nil {
+			return res, err
+		}
+		res.SquashfsOffset, res.SquashfsSize = end, n
+		end += n
+	}
+	if entries, _ := os.ReadDir(o.Manifests); len(entries) > 0 {
+		n, err := d.writeTarOf(o.Manifests, end)
+		if err != nil {
+			return res, err
+		}
+		res.ManifestsOffset, res.ManifestsSize = end, n
+	}
+	return res, nil
+}
+
+// writeSquashfs makes a squashfs of tree in the work space and copies it
+// onto the output disk at offset.
+func (d *Disk) writeSquashfs(tree string, offset int64) (int64, error) {
+	fmt.Fprintln(d.Out, "Making the squashfs image")
+	sq := filepath.Join(d.Work, "image.squash")
+	if err := toolrun.Run(d.Run, "mksquashfs", tree, sq, "-comp", "xz", "-noappend", "-quiet", "-no-progress"); err != nil {
+		return 0, err
+	}
+	defer os.Remove(sq)
+	src, err := os.Open(sq)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	return d.copyTo(src, offset)
+}
+
+// copyTo writes r onto the output disk at offset.
+func (d *Disk) copyTo(r io.Reader, offset int64) (int64, error) {
+	f, err := d.Open()
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, r)
+	if err != nil {
+		return n, fmt.Errorf("write to the output disk: %w", err)
+	}
+	return n, f.Sync()
+}
+
+// writeTarOf streams a tar of dir onto the output disk at offset: tar
+// runs for real, its output going straight to the disk.
+func (d *Disk) writeTarOf(dir string, offset int64, opts ...string) (int64, error) {
+	args := append([]string{"--numeric-owner"}, opts...)
+	cmd := exec.Command("tar", append(args, "-C", dir, "-cf", "-", ".")...)
+	cmd.Stderr = os.Stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	n, copyErr := d.copyTo(pipe, offset)
+	if copyErr != nil {
+		cmd.Process.Kill() // it would block on the pipe
+	}
+	if err := cmd.Wait(); err != nil && copyErr == nil {
+		return 0, fmt.Errorf("tar %s: %w", dir, err)
+	}
+	return n, copyErr
+}
