@@ -194,7 +194,7 @@ func newSpec(o Options, els []*elements.Element) (*api.Spec, error) {
 	if _, err := breakpoint.Parse(spec.Break); err != nil {
 		return nil, err
 	}
-	if WantsDisk(o.Types) {
+	if diskformat.WantsDisk(o.Types) {
 		if err := diskSettings(spec, o, els); err != nil {
 			return nil, err
 		}
@@ -275,14 +275,4 @@ func (p *Plan) elementsTar() []byte {
 		}
 	}
 	return nil
-}
-
-// WantsDisk says whether any of types is a disk image.
-func WantsDisk(types []string) bool {
-	for _, t := range types {
-		if _, ok := diskformat.QemuImg(t); ok {
-			return true
-		}
-	}
-	return false
 }
