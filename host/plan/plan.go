@@ -1,8 +1,8 @@
 // Package plan turns a disk-image-create invocation into the plan of a
 // build: everything checked that can be checked without a VM (elements,
 // hooks, settings, disk layout, the host's files), the input disk's
-// files packed, and the checkpoints' keys. It runs nothing: host/session
-// runs a plan in the helper VM.
+// files packed, and the checkpoints' keys. It runs nothing: host/cli
+// makes a plan a host/session job, which runs in the helper VM.
 package plan
 
 import (
