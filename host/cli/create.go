@@ -352,7 +352,7 @@ func runBuild(vf *vmFlags, o plan.Options, timeout time.Duration, summary io.Wri
 		return err
 	}
 	done := make(chan error, 1)
-	go func() { done <- session.Run(ctx, p, mo) }()
+	go func() { done <- session.Run(ctx, job(p), mo) }()
 	select {
 	case err := <-done:
 		return err

@@ -36,6 +36,19 @@ func QemuImg(typ string) (string, bool) {
 	return "", false
 }
 
+// WantsDisk says whether any of types is a disk image type: whether a
+// build of them lays out a disk, and its guest writes a raw image. It is
+// here, with the table, for both the plan and the check of what the
+// guest wrote.
+func WantsDisk(types []string) bool {
+	for _, t := range types {
+		if _, ok := QemuImg(t); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // OfFile is qemu-img's name for the format of the file at path, by its
 // extension in any case, and whether the extension is a disk image
 // type's.

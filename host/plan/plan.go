@@ -1,8 +1,8 @@
 // Package plan turns a disk-image-create invocation into the plan of a
 // build: everything checked that can be checked without a VM (elements,
 // hooks, settings, disk layout, the host's files), the input disk's
-// files packed, and the checkpoints' keys. It runs nothing: host/session
-// runs a plan in the helper VM.
+// files packed, and the checkpoints' keys. It runs nothing: host/cli
+// makes a plan a host/session job, which runs in the helper VM.
 package plan
 
 import (
@@ -194,7 +194,7 @@ func newSpec(o Options, els []*elements.Element) (*api.Spec, error) {
 	if _, err := breakpoint.Parse(spec.Break); err != nil {
 		return nil, err
 	}
-	if WantsDisk(o.Types) {
+	if diskformat.WantsDisk(o.Types) {
 		if err := diskSettings(spec, o, els); err != nil {
 			return nil, err
 		}
@@ -275,14 +275,4 @@ func (p *Plan) elementsTar() []byte {
 		}
 	}
 	return nil
-}
-
-// WantsDisk says whether any of types is a disk image.
-func WantsDisk(types []string) bool {
-	for _, t := range types {
-		if _, ok := diskformat.QemuImg(t); ok {
-			return true
-		}
-	}
-	return false
 }

@@ -14,12 +14,12 @@ func TestDiskFormatsAreSupported(t *testing.T) {
 		if !slices.Contains(Supported, f.Type) {
 			t.Errorf("disk image type %s is not in Supported %q", f.Type, Supported)
 		}
-		if !WantsDisk([]string{f.Type}) {
+		if !diskformat.WantsDisk([]string{f.Type}) {
 			t.Errorf("-t %s makes no disk", f.Type)
 		}
 	}
 	for _, typ := range []string{"tar", "tgz", "squashfs", "docker"} {
-		if WantsDisk([]string{typ}) {
+		if diskformat.WantsDisk([]string{typ}) {
 			t.Errorf("-t %s alone makes a disk", typ)
 		}
 	}

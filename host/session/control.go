@@ -12,8 +12,8 @@ import (
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/diskformat"
 	"github.com/dibvm/dibvm/host/outputs"
-	"github.com/dibvm/dibvm/host/plan"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -303,7 +303,7 @@ func checkResult(r api.Result, types []string, diskSize int64) error {
 		offset, size int64
 		wanted       bool
 	}{
-		{"disk image", 0, r.ImageSize, plan.WantsDisk(types)},
+		{"disk image", 0, r.ImageSize, diskformat.WantsDisk(types)},
 		{"tar of the tree", r.TarOffset, r.TarSize, api.TreeArchive(types)},
 		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, api.TypeSquashfs)},
 		{"manifests", r.ManifestsOffset, r.ManifestsSize, true},

@@ -17,24 +17,24 @@ import (
 // This file is where a session meets host/machine: the VM's options, and
 // the *machine.Machine behind VM.
 
-// machineOptions is mo with what the plan gives the VM: its input disk's
+// machineOptions is mo with what the job gives the VM: its input disk's
 // files, the scratch and output disks and the host's disks, and the
 // egress proxy's cache and signed sources.
 func (s *session) machineOptions(mo machine.Options) (machine.Options, error) {
-	mo.Inputs = s.p.Inputs
-	mo.DownloadCache = s.o.ImageCache
-	mo.Offline = s.o.Offline
-	if mo.Appliance != nil {
+	mo.Inputs = s.j.Inputs
+	mo.DownloadCache = s.j.ImageCache
+	mo.Offline = s.j.Offline
+	if mo.Appliance != nil && s.j.SignedSources != nil {
 		var err error
-		if mo.Signed, err = s.p.SignedSources(mo.Appliance.Keyrings); err != nil {
+		if mo.Signed, err = s.j.SignedSources(mo.Appliance.Keyrings); err != nil {
 			return mo, err
 		}
 	}
 	mo.Disks = []machine.Disk{
-		{Serial: api.ScratchSerial, Size: s.o.ScratchSize},
-		{Serial: api.OutputSerial, Size: s.o.ScratchSize},
+		{Serial: api.ScratchSerial, Size: s.j.ScratchSize},
+		{Serial: api.OutputSerial, Size: s.j.ScratchSize},
 	}
-	for _, d := range s.p.HostDisks {
+	for _, d := range s.j.HostDisks {
 		mo.Disks = append(mo.Disks, machine.Disk{Serial: d.Serial, Source: d.Source})
 	}
 	return mo, nil
@@ -59,7 +59,7 @@ func helperVM(mo machine.Options) checkpoint.HelperVM {
 func (s *session) onLayer(mo machine.Options) (machine.Options, error) {
 	mo.Disks[0] = machine.Disk{Serial: api.ScratchSerial, Layer: s.keep.Layer()}
 	var err error
-	mo.Inputs, err = withSpec(mo.Inputs, s.p.Spec)
+	mo.Inputs, err = withSpec(mo.Inputs, s.j.Spec)
 	return mo, err
 }
 

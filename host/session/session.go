@@ -1,4 +1,4 @@
-// Package session runs a build's plan in the helper VM: it boots the VM,
+// Package session runs a build's job in the helper VM: it boots the VM,
 // holds the guest's build to the control protocol, opens the break
 // shells, keeps checkpoints where the build reaches them, and hands the
 // output disk over to host/outputs once the build is complete.
@@ -17,7 +17,6 @@ import (
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/outputs"
-	"github.com/dibvm/dibvm/host/plan"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
@@ -39,18 +38,17 @@ type VM interface {
 	Close() error
 }
 
-// session is one run of a plan.
+// session is one run of a job.
 type session struct {
-	p     *plan.Plan
-	o     plan.Options // p.Options
+	j     *Job
 	start func(context.Context, machine.Options) (VM, error)
 	term  *terminal // where a break shell talks to the user
 	keep  *checkpoint.Keeper
 }
 
-// Run boots the helper VM as mo says and builds p in it.
-func Run(ctx context.Context, p *plan.Plan, mo machine.Options) error {
-	s := &session{p: p, o: p.Options, start: startMachine, term: userTerminal}
+// Run boots the helper VM as mo says and builds j in it.
+func Run(ctx context.Context, j *Job, mo machine.Options) error {
+	s := &session{j: j, start: startMachine, term: userTerminal}
 	return s.run(ctx, mo)
 }
 
@@ -59,9 +57,9 @@ func (s *session) run(ctx context.Context, mo machine.Options) error {
 	if err != nil {
 		return err
 	}
-	if s.p.Steps != nil {
-		b := checkpoint.Build{Spec: s.p.Spec, Steps: s.p.Steps, ScratchSize: s.o.ScratchSize, VM: helperVM(mo), Out: s.o.Stdout}
-		if s.keep, err = checkpoint.StartKeeper(ctx, s.o.Checkpoints.Store, s.o.Checkpoints.Limits, b); err != nil {
+	if s.j.Steps != nil {
+		b := checkpoint.Build{Spec: s.j.Spec, Steps: s.j.Steps, ScratchSize: s.j.ScratchSize, VM: helperVM(mo), Out: s.j.Stdout}
+		if s.keep, err = checkpoint.StartKeeper(ctx, s.j.Store, s.j.Limits, b); err != nil {
 			return err
 		}
 		// After QEMU has let go of the layers (deferred below).
@@ -70,7 +68,7 @@ func (s *session) run(ctx context.Context, mo machine.Options) error {
 			return err
 		}
 	}
-	if r := s.p.Spec.Resume; r != "" {
+	if r := s.j.Spec.Resume; r != "" {
 		phase, hook, _ := strings.Cut(r, "/")
 		s.event(progress.Event{Kind: progress.Resumed, Step: phase, Hook: hook})
 	}
@@ -93,7 +91,7 @@ func (s *session) run(ctx context.Context, mo machine.Options) error {
 // build runs the guest's build, holding its control messages to the
 // protocol, and returns what it reported of its outputs.
 func (s *session) build(ctx context.Context, vm VM) (*api.Result, error) {
-	fmt.Fprintf(s.o.Stdout, "Building elements: %s\n", strings.Join(s.p.Spec.Elements, " "))
+	fmt.Fprintf(s.j.Stdout, "Building elements: %s\n", strings.Join(s.j.Spec.Elements, " "))
 	// The build's stdin carries only the host's word: keep the tree at a
 	// point or go on, after a point, a checkpoint or a breakpoint.
 	words, reply := io.Pipe()
@@ -111,10 +109,10 @@ func (s *session) build(ctx context.Context, vm VM) (*api.Result, error) {
 	// carries only control messages.
 	err := vm.Run(agentclient.Command{
 		Line:  api.BuildLine,
-		Stdin: words, Stdout: ctlW, Stderr: s.o.Stdout,
+		Stdin: words, Stdout: ctlW, Stderr: s.j.Stdout,
 	})
 	endWords()
-	s.p.Stdout.Flush()
+	s.j.Stdout.Flush()
 	ctlW.Close()
 	<-ctlDone
 	if ctl.err != nil {
@@ -132,16 +130,16 @@ func (s *session) build(ctx context.Context, vm VM) (*api.Result, error) {
 // newControl is the control of the build's messages in vm, which gives
 // the build the host's word through reply.
 func (s *session) newControl(vm VM, reply func(word string)) *control {
-	breaks, _ := breakpoint.Parse(s.p.Spec.Break) // checked in plan.Prepare
+	breaks, _ := breakpoint.Parse(s.j.Spec.Break) // checked before the job was made
 	return &control{
-		breaks: breaks, types: s.o.Types, diskSize: s.o.ScratchSize,
-		seq:   newSequence(s.p.Order, s.p.Spec.Resume),
+		breaks: breaks, types: s.j.Outputs.Types, diskSize: s.j.ScratchSize,
+		seq:   newSequence(s.j.Order, s.j.Spec.Resume),
 		wants: s.keep.Wants,
 		reply: reply,
 		onBreak: func(b api.Break) {
-			if s.o.Progress != nil {
-				s.o.Progress.Pause()
-				defer s.o.Progress.Resume()
+			if s.j.Progress != nil {
+				s.j.Progress.Pause()
+				defer s.j.Progress.Resume()
 			}
 			s.breakShell(vm, b)
 		},
@@ -156,7 +154,7 @@ func (s *session) newControl(vm VM, reply func(word string)) *control {
 			}
 		},
 		onHook: func(h *api.Hook) {
-			e := progress.Event{Kind: progress.HookStart, Step: h.Phase, Hook: h.Script, Element: elementOf(s.p.Hooks, h.Phase, h.Script)}
+			e := progress.Event{Kind: progress.HookStart, Step: h.Phase, Hook: h.Script, Element: elementOf(s.j.Hooks, h.Phase, h.Script)}
 			if h.Done {
 				e.Kind, e.Status = progress.HookEnd, progress.OK
 			}
@@ -179,7 +177,7 @@ func (s *session) failed(vm VM, ctl *control, err error) error {
 	full := s.fullDisk(vm)
 	switch {
 	case ctl.failure != nil:
-		el := elementOf(s.p.Hooks, ctl.failure.Phase, ctl.failure.Script)
+		el := elementOf(s.j.Hooks, ctl.failure.Phase, ctl.failure.Script)
 		s.event(progress.Event{Kind: progress.HookEnd, Step: ctl.failure.Phase, Hook: ctl.failure.Script, Element: el, Status: progress.Failed})
 		return &HookError{Failure: ctl.failure, Element: el, Hint: hookHint(ctl.failure, full)}
 	case ctl.buildErr != "":
@@ -200,12 +198,7 @@ func (s *session) handOver(ctx context.Context, vm VM, r *api.Result) error {
 	if err := vm.Fetch(api.OutputSerial, r.End()); err != nil {
 		return err
 	}
-	o := s.o
-	written, err := outputs.Write(ctx, outputs.Options{
-		Output: o.Output, Types: o.Types, Uncompressed: o.Uncompressed, Checksums: o.Checksums,
-		DockerTarget: o.DockerTarget, ManifestSaveDir: o.ManifestSaveDir, QemuImgOptions: o.QemuImgOptions,
-		Stdout: o.Stdout,
-	}, vm.DiskPath(api.OutputSerial), r)
+	written, err := outputs.Write(ctx, s.j.Outputs, vm.DiskPath(api.OutputSerial), r)
 	if err != nil {
 		return err
 	}
@@ -216,10 +209,10 @@ func (s *session) handOver(ctx context.Context, vm VM, r *api.Result) error {
 	return nil
 }
 
-// event tells the plan's Progress, if any, of e.
+// event tells the job's Progress, if any, of e.
 func (s *session) event(e progress.Event) {
-	if s.o.Progress != nil {
-		s.o.Progress.Event(e)
+	if s.j.Progress != nil {
+		s.j.Progress.Event(e)
 	}
 }
 
@@ -232,9 +225,9 @@ func (s *session) fullDisk(vm VM) string {
 		{api.ScratchSerial, "scratch disk, which holds the tree, the downloads and the hooks' work files,"},
 		{api.OutputSerial, "output disk, which holds the image and the tree's outputs,"},
 	} {
-		if n, ok := allocated(vm.DiskPath(d.serial)); ok && n >= s.o.ScratchSize/10*9 {
+		if n, ok := allocated(vm.DiskPath(d.serial)); ok && n >= s.j.ScratchSize/10*9 {
 			return fmt.Sprintf("The build's %s is full (%d MiB). Give it more room with --scratch-size, e.g. --scratch-size %dG.",
-				d.what, s.o.ScratchSize>>20, max(2*s.o.ScratchSize>>30, 1))
+				d.what, s.j.ScratchSize>>20, max(2*s.j.ScratchSize>>30, 1))
 		}
 	}
 	return ""

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -16,13 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/elementtest"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
-	"github.com/dibvm/dibvm/host/plan"
+	"github.com/dibvm/dibvm/host/outputs"
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // fakeVM stands in for the helper VM, in process: its disks are sparse
@@ -150,29 +153,56 @@ func (g *guest) outputTar() *api.Result {
 	return &api.Result{TarSize: int64(b.Len())}
 }
 
-// testPlan prepares a tar build of an element with one install.d hook.
-func testPlan(t *testing.T, o plan.Options) (*plan.Plan, *bytes.Buffer) {
+// testJob is a tar build of an element with one install.d hook, which
+// stops where brk says.
+func testJob(t *testing.T, brk string) (*Job, *bytes.Buffer) {
 	t.Helper()
 	root := elementtest.WriteTree(t, map[string]string{
 		"os/element-provides":   "operating-system\n",
 		"os/install.d/10-a*":    "#!/bin/sh\necho a\n",
 		"os/environment.d/10-x": "export X=1\n",
 	})
-	var out bytes.Buffer
-	o.Output = filepath.Join(t.TempDir(), "img")
-	o.Types, o.Elements, o.SkipBase, o.Arch = []string{"tar"}, []string{"os"}, true, "amd64"
-	o.ElementsPath, o.ScratchSize = root, 64<<20
-	o.Stdout, o.Stderr = &out, &out
-	p, err := plan.Prepare(o)
+	lib, err := elements.NewLibrary(root, elements.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, &out
+	els, err := elements.Expand(lib, elements.CommandLine([]string{"os"}, true, "amd64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks, _, err := elements.BuildHooks(els, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tarball bytes.Buffer
+	if err := elements.WriteTar(&tarball, els, hooks); err != nil {
+		t.Fatal(err)
+	}
+	order, err := elements.ReadMergedHooks(bytes.NewReader(tarball.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := []string{"tar"}
+	spec := &api.Spec{ImageName: "img", Elements: elements.Names(els), Arch: "amd64", Types: types, Break: brk}
+	js, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	stdout := termsafe.NewWriter(&out)
+	return &Job{
+		Spec:   spec,
+		Inputs: []iso.File{{Name: api.SpecFile, Data: js}, {Name: api.ElementsTar, Data: tarball.Bytes()}},
+		Hooks:  hooks, Order: order,
+		ScratchSize: 64 << 20,
+		Outputs:     outputs.Options{Output: filepath.Join(t.TempDir(), "img"), Types: types, Stdout: stdout},
+		Stdout:      stdout,
+	}, &out
 }
 
-// runSession runs p with vm behind it, on a terminal where the user has
+// runSession runs j with vm behind it, on a terminal where the user has
 // typed typed, and returns what the terminal shows.
-func runSession(t *testing.T, p *plan.Plan, vm *fakeVM, typed string) (*bytes.Buffer, error) {
+func runSession(t *testing.T, j *Job, vm *fakeVM, typed string) (*bytes.Buffer, error) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -182,7 +212,7 @@ func runSession(t *testing.T, p *plan.Plan, vm *fakeVM, typed string) (*bytes.Bu
 	io.WriteString(w, typed)
 	w.Close()
 	var termOut bytes.Buffer
-	s := &session{p: p, o: p.Options, start: vm.start,
+	s := &session{j: j, start: vm.start,
 		term: &terminal{stdin: r, input: &inputRelay{src: r}, stdout: &termOut, stderr: &termOut}}
 	return &termOut, s.run(context.Background(), machine.Options{})
 }
@@ -191,7 +221,7 @@ func runSession(t *testing.T, p *plan.Plan, vm *fakeVM, typed string) (*bytes.Bu
 // and the host's go once it ends; its outputs are taken off the output
 // disk, once the VM has stopped, into place.
 func TestSessionBreakShellAndOutputs(t *testing.T) {
-	p, out := testPlan(t, plan.Options{Break: "after-install"})
+	j, out := testJob(t, "after-install")
 	var g0 *guest
 	vm := newFakeVM(t, func(g *guest) error {
 		g0 = g
@@ -202,7 +232,7 @@ func TestSessionBreakShellAndOutputs(t *testing.T) {
 		g.send(api.Message{Result: g.outputTar()})
 		return nil
 	})
-	term, err := runSession(t, p, vm, "ls /\n")
+	term, err := runSession(t, j, vm, "ls /\n")
 	if err != nil {
 		t.Fatalf("the build failed: %v\n%s", err, out)
 	}
@@ -212,14 +242,14 @@ func TestSessionBreakShellAndOutputs(t *testing.T) {
 	if !slices.Equal(vm.shells, []string{"ls /"}) || !strings.Contains(term.String(), "dibvm: stopped at after-install; a shell is open in the image's chroot") || !strings.Contains(term.String(), "shell ran ls /") {
 		t.Errorf("shells %q; the terminal shows:\n%s", vm.shells, term)
 	}
-	tarball, err := os.ReadFile(p.Options.Output + ".tar")
+	tarball, err := os.ReadFile(j.Outputs.Output + ".tar")
 	if err != nil || !bytes.Contains(tarball, []byte("etc/motd")) {
 		t.Errorf("the tar output: %v, %d bytes", err, len(tarball))
 	}
 	if !vm.shutdown || len(vm.fetched) != 1 || vm.fetched[0] != int64(len(tarball)) {
 		t.Errorf("the output disk was read with the VM shut down %v, fetched %v", vm.shutdown, vm.fetched)
 	}
-	for _, want := range []string{"Building elements: os", "Image file " + p.Options.Output + ".tar created..."} {
+	for _, want := range []string{"Building elements: os", "Image file " + j.Outputs.Output + ".tar created..."} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the build does not say %q:\n%s", want, out)
 		}
@@ -235,13 +265,13 @@ func TestSessionBreakShellAndOutputs(t *testing.T) {
 // A failed hook is reported with the element it belongs to, and no
 // output is written.
 func TestSessionHookFailure(t *testing.T) {
-	p, _ := testPlan(t, plan.Options{})
+	j, _ := testJob(t, "")
 	vm := newFakeVM(t, func(g *guest) error {
 		g.send(api.Message{Hook: &api.Hook{Phase: "install.d", Script: "10-a"}})
 		g.send(api.Message{Failure: &api.Failure{Phase: "install.d", Script: "10-a", Status: 3, Tail: []string{"E: boom"}}})
 		return &agentclient.ExitError{Status: 1}
 	})
-	_, err := runSession(t, p, vm, "")
+	_, err := runSession(t, j, vm, "")
 	var he *HookError
 	if !errors.As(err, &he) || he.Element != "os" || !strings.Contains(err.Error(), "E: boom") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("a failed hook: %v", err)
@@ -249,7 +279,7 @@ func TestSessionHookFailure(t *testing.T) {
 	if vm.shutdown || len(vm.fetched) > 0 {
 		t.Error("the output disk of a failed build was read")
 	}
-	if _, err := os.Stat(p.Options.Output + ".tar"); err == nil {
+	if _, err := os.Stat(j.Outputs.Output + ".tar"); err == nil {
 		t.Error("a failed build wrote its output")
 	}
 }
@@ -257,7 +287,7 @@ func TestSessionHookFailure(t *testing.T) {
 // A forged control message stops the VM, and the build fails with the
 // violation; no shell opens.
 func TestSessionStopsAViolation(t *testing.T) {
-	p, _ := testPlan(t, plan.Options{})
+	j, _ := testJob(t, "")
 	vm := newFakeVM(t, func(g *guest) error {
 		g.send(api.Message{Break: &api.Break{Point: "after-install", Chroot: true}})
 		select {
@@ -267,7 +297,7 @@ func TestSessionStopsAViolation(t *testing.T) {
 			return errors.New("the host did not stop the VM")
 		}
 	})
-	_, err := runSession(t, p, vm, "ls\n")
+	_, err := runSession(t, j, vm, "ls\n")
 	var ve *ViolationError
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "where break= did not ask") {
 		t.Fatalf("a forged break: %v", err)
@@ -286,7 +316,12 @@ func TestSessionKeepsACheckpoint(t *testing.T) {
 		t.Fatal("qemu-img is needed (scripts/install-deps.sh installs it)")
 	}
 	store := &checkpoint.Store{Dir: filepath.Join(t.TempDir(), "checkpoints")}
-	p, out := testPlan(t, plan.Options{Checkpoints: &plan.Checkpoints{Store: store, Limits: checkpoint.Limits{MaxAge: time.Hour}}})
+	j, out := testJob(t, "")
+	steps, err := checkpoint.StepInputs(j.Spec, nil, j.Inputs[1].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Steps, j.Store, j.Limits = steps, store, checkpoint.Limits{MaxAge: time.Hour}
 	var g0 *guest
 	vm := newFakeVM(t, func(g *guest) error {
 		g0 = g
@@ -299,14 +334,14 @@ func TestSessionKeepsACheckpoint(t *testing.T) {
 		g.send(api.Message{Result: g.outputTar()})
 		return nil
 	})
-	if _, err := runSession(t, p, vm, ""); err != nil {
+	if _, err := runSession(t, j, vm, ""); err != nil {
 		t.Fatalf("the build failed: %v\n%s", err, out)
 	}
 	if !slices.Equal(g0.heard, []string{api.ReplyKeep, api.ReplyGo}) || !slices.Equal(vm.snapshots, []string{api.ScratchSerial}) {
 		t.Errorf("the guest heard %q; switched disks %q", g0.heard, vm.snapshots)
 	}
-	if vm.opts.Disks[0].Layer == "" || !slices.Contains(p.Spec.Checkpoints, "root.d") {
-		t.Errorf("the scratch disk %+v; phases to keep %q", vm.opts.Disks[0], p.Spec.Checkpoints)
+	if vm.opts.Disks[0].Layer == "" || !slices.Contains(j.Spec.Checkpoints, "root.d") {
+		t.Errorf("the scratch disk %+v; phases to keep %q", vm.opts.Disks[0], j.Spec.Checkpoints)
 	}
 	kept, err := store.List()
 	if err != nil || len(kept) != 1 || kept[0].Phase != "root.d" {

@@ -1,0 +1,65 @@
+package session
+
+import (
+	"github.com/dibvm/dibvm/elements"
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/egress"
+	"github.com/dibvm/dibvm/host/iso"
+	"github.com/dibvm/dibvm/host/outputs"
+	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/termsafe"
+)
+
+// A Job is a build as a session runs it: what the helper VM is given,
+// what the host holds the guest's build to, and where what it makes
+// goes. It is all checked and packed before the session starts (host/plan
+// makes one's parts), so that the session only runs it.
+type Job struct {
+	Spec *api.Spec
+	// Inputs are the input disk's files: the spec, the elements tar,
+	// and the host's files the build carries.
+	Inputs []iso.File
+	// HostDisks are the host's files lent to the build read-only.
+	HostDisks []HostDisk
+	// Hooks are the build's hooks, by phase and script: a hook's element
+	// is named by them.
+	Hooks *elements.Hooks
+	// Order is the hooks of each phase, in the order they run: the
+	// guest's build is held to it.
+	Order map[string][]elements.MergedHook
+	// SignedSources are the egress proxy's signed sources for the
+	// build's cloud images, checked with the keyrings in the directory
+	// keyrings (the helper appliance's) where the settings name none;
+	// nil for none.
+	SignedSources func(keyrings string) ([]egress.SignedSource, error)
+
+	// Steps are what shapes each checkpoint; nil without checkpoints.
+	// Store keeps the trees, within Limits.
+	Steps  []*checkpoint.Step
+	Store  *checkpoint.Store
+	Limits checkpoint.Limits
+
+	// ScratchSize is the size of the scratch disk and of the output
+	// disk.
+	ScratchSize int64
+	// ImageCache is the host directory that keeps the build's downloads
+	// that never change; Offline refreshes none of them.
+	ImageCache string
+	Offline    bool
+	// Outputs say what the build writes, and where: their Types are
+	// what the guest must put on the output disk, and no more.
+	Outputs outputs.Options
+	// Stdout is where the guest's text goes, made safe to show; it is
+	// flushed once the build ends.
+	Stdout *termsafe.Writer
+	// Progress, when set, hears of the build's steps and hooks as they
+	// start and end, and of what it writes.
+	Progress *progress.Reporter
+}
+
+// A HostDisk is a file of the host lent to the build as a read-only
+// disk with this serial.
+type HostDisk struct {
+	Serial, Source string
+}
