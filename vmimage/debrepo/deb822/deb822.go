@@ -17,8 +17,8 @@ const MaxLine = 16 << 20
 // A Field is one field of a control file: its first line, cut at the
 // first colon, and the lines that continue it.
 type Field struct {
-	// Paragraph counts the runs of empty lines before the field that
-	// follow a line of the file: the first paragraph is 0.
+	// Paragraph is the number of the field's paragraph, from 0. A run
+	// of empty lines ends one; those before the first are none.
 	Paragraph int
 	// Text is the field's first line as written: Name, a colon, Value.
 	// It is empty for continuation lines that continue no field (at the
