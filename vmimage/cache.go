@@ -62,23 +62,10 @@ var ErrNotCached = errors.New("no appliance in the cache")
 // Entries are built beside their final place and renamed into it, so a
 // reader never sees half of one; builders of the same spec take its lock.
 type Cache struct {
-	Dir    string
+	Dir    string // the cache's directory: the caller chooses it
 	Client *http.Client
 	// Log receives one line per build step; nil discards them.
 	Log io.Writer
-}
-
-// DefaultCacheDir is $XDG_CACHE_HOME/dibvm (~/.cache/dibvm) on Linux and
-// ~/Library/Caches/dibvm on macOS. DIBVM_CACHE_DIR overrides it.
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("DIBVM_CACHE_DIR"); d != "" {
-		return d, nil
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("find the user cache directory: %w (set DIBVM_CACHE_DIR)", err)
-	}
-	return filepath.Join(d, "dibvm"), nil
 }
 
 // Lookup finds the cached appliance for spec and agent without touching

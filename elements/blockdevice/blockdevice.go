@@ -72,31 +72,36 @@ func Parse(data []byte, rootFSType string) (*api.Layout, error) {
 	return l, check(l)
 }
 
-func parsePartitioning(l *api.Layout, v *yaml.Node, rootFSType string) error {
-	var p struct {
-		Base       string
-		Label      string
-		Align      string
-		Partitions []struct {
-			Name  string
-			Flags []string
-			Type  string
-			Size  string
-			Mkfs  *struct {
-				Type  string
-				Label string
-				UUID  string
-				Opts  string
-				Mount *struct {
-					MountPoint string `yaml:"mount_point"`
-					Fstab      *struct {
-						Options    string
-						FsckPassno int `yaml:"fsck-passno"`
-					}
-				}
+// partitioningYAML is DIB's partitioning node, as written.
+type partitioningYAML struct {
+	Base       string
+	Label      string
+	Align      string
+	Partitions []partitionYAML
+}
+
+type partitionYAML struct {
+	Name  string
+	Flags []string
+	Type  string
+	Size  string
+	Mkfs  *struct {
+		Type  string
+		Label string
+		UUID  string
+		Opts  string
+		Mount *struct {
+			MountPoint string `yaml:"mount_point"`
+			Fstab      *struct {
+				Options    string
+				FsckPassno int `yaml:"fsck-passno"`
 			}
 		}
 	}
+}
+
+func parsePartitioning(l *api.Layout, v *yaml.Node, rootFSType string) error {
+	var p partitioningYAML
 	if err := checkShape("partitioning", "", v); err != nil {
 		return err
 	}
@@ -124,44 +129,56 @@ func parsePartitioning(l *api.Layout, v *yaml.Node, rootFSType string) error {
 		l.Align = a.Bytes
 	}
 	for _, q := range p.Partitions {
-		if q.Size == "" {
-			return fmt.Errorf("partition %s: no size", q.Name)
-		}
-		size, err := parseSize(q.Size)
+		part, err := parsePartition(q, l.Label, rootFSType)
 		if err != nil {
-			return fmt.Errorf("partition %s: size: %w", q.Name, err)
-		}
-		for _, f := range q.Flags {
-			switch {
-			case f != "boot" && f != "primary":
-				return fmt.Errorf("partition %s: unknown flag %q (boot, primary)", q.Name, f)
-			case f == "primary" && l.Label == "gpt":
-				return fmt.Errorf("partition %s: the primary flag is for mbr labels only", q.Name)
-			}
-		}
-		part := api.Partition{Name: q.Name, Flags: q.Flags, Type: q.Type, Size: size}
-		if m := q.Mkfs; m != nil {
-			fs := &api.Filesystem{Type: m.Type, Label: m.Label, UUID: m.UUID, Options: m.Opts}
-			if m.Mount != nil {
-				fs.MountPoint = m.Mount.MountPoint
-				if f := m.Mount.Fstab; f != nil {
-					fs.FstabOptions, fs.FsckPassno = f.Options, f.FsckPassno
-				}
-			}
-			if fs.Type == "" {
-				fs.Type = "ext4"
-				if fs.MountPoint == "/" && rootFSType != "" {
-					fs.Type = rootFSType
-				}
-			}
-			if !slices.Contains(FSTypes, fs.Type) {
-				return fmt.Errorf("partition %s: mkfs type %q is not supported (%s)", q.Name, fs.Type, strings.Join(FSTypes, ", "))
-			}
-			part.FS = fs
+			return fmt.Errorf("partition %s: %w", q.Name, err)
 		}
 		l.Partitions = append(l.Partitions, part)
 	}
 	return nil
+}
+
+// parsePartition reads one partition of a table with the given label; a
+// filesystem without a type is ext4, or rootFSType if it is mounted at /.
+func parsePartition(q partitionYAML, label, rootFSType string) (api.Partition, error) {
+	if q.Size == "" {
+		return api.Partition{}, errors.New("no size")
+	}
+	size, err := parseSize(q.Size)
+	if err != nil {
+		return api.Partition{}, fmt.Errorf("size: %w", err)
+	}
+	for _, f := range q.Flags {
+		switch {
+		case f != "boot" && f != "primary":
+			return api.Partition{}, fmt.Errorf("unknown flag %q (boot, primary)", f)
+		case f == "primary" && label == "gpt":
+			return api.Partition{}, errors.New("the primary flag is for mbr labels only")
+		}
+	}
+	part := api.Partition{Name: q.Name, Flags: q.Flags, Type: q.Type, Size: size}
+	m := q.Mkfs
+	if m == nil {
+		return part, nil
+	}
+	fs := &api.Filesystem{Type: m.Type, Label: m.Label, UUID: m.UUID, Options: m.Opts}
+	if m.Mount != nil {
+		fs.MountPoint = m.Mount.MountPoint
+		if f := m.Mount.Fstab; f != nil {
+			fs.FstabOptions, fs.FsckPassno = f.Options, f.FsckPassno
+		}
+	}
+	if fs.Type == "" {
+		fs.Type = "ext4"
+		if fs.MountPoint == "/" && rootFSType != "" {
+			fs.Type = rootFSType
+		}
+	}
+	if !slices.Contains(FSTypes, fs.Type) {
+		return api.Partition{}, fmt.Errorf("mkfs type %q is not supported (%s)", fs.Type, strings.Join(FSTypes, ", "))
+	}
+	part.FS = fs
+	return part, nil
 }
 
 var sizeRE = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B?|B)?$`)

@@ -42,22 +42,49 @@ const ExitUsage = 2
 // getenv supplies DISTRO_NAME and DIB_RELEASE; dir is where
 // --element looks.
 func Main(args []string, getenv func(string) string, dir string, stdout, stderr io.Writer) int {
-	var (
-		element, mapFile, prefix string
-		distro                   = getenv("DISTRO_NAME")
-		release                  = getenv("DIB_RELEASE")
-		missingOK                bool
-		names, unknown           []string
-		onlyNames                bool
-	)
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "pkg-map: "+format+"\n", a...)
-		return code
+	inv, err := parseArgs(args, getenv)
+	if err != nil {
+		return fail(stderr, ExitFailure, "%v", err)
 	}
+	if inv.help {
+		fmt.Fprint(stdout, Usage)
+		return 0
+	}
+	if len(inv.unknown) > 0 {
+		usage, _, _ := strings.Cut(Usage, "\n\n")
+		fmt.Fprintln(stderr, usage)
+		return fail(stderr, ExitUsage, "error: unrecognized arguments: %s (see pkg-map --help)", strings.Join(inv.unknown, " "))
+	}
+	switch {
+	case inv.element == "" && inv.mapFile == "":
+		return fail(stderr, ExitFailure, "please specify an --element argument")
+	case inv.element != "" && inv.mapFile != "":
+		return fail(stderr, ExitFailure, "specify either --element or --pkg-map")
+	case inv.distro == "":
+		return fail(stderr, ExitFailure, "please specify a --distro argument or set DISTRO_NAME")
+	}
+	return inv.run(dir, stdout, stderr)
+}
+
+// invocation is a pkg-map command line, read.
+type invocation struct {
+	element, mapFile, prefix string
+	distro, release          string
+	missingOK                bool
+	names                    []string
+	unknown                  []string // flags it does not know
+	help                     bool     // --help, before any failure
+}
+
+// parseArgs reads pkg-map's command line. It stops at --help; a flag
+// left without a value at the end is an error.
+func parseArgs(args []string, getenv func(string) string) (*invocation, error) {
+	inv := &invocation{distro: getenv("DISTRO_NAME"), release: getenv("DIB_RELEASE")}
+	onlyNames := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if onlyNames {
-			names = append(names, a)
+			inv.names = append(inv.names, a)
 			continue
 		}
 		flag, value, hasValue := strings.Cut(a, "=")
@@ -74,78 +101,77 @@ func Main(args []string, getenv func(string) string, dir string, stdout, stderr 
 		var ok = true
 		switch flag {
 		case "--element":
-			element, ok = takeValue()
+			inv.element, ok = takeValue()
 		case "--pkg-map":
-			mapFile, ok = takeValue()
+			inv.mapFile, ok = takeValue()
 		case "--distro":
-			distro, ok = takeValue()
+			inv.distro, ok = takeValue()
 		case "--release":
-			release, ok = takeValue()
+			inv.release, ok = takeValue()
 		case "--prefix":
-			prefix, ok = takeValue()
+			inv.prefix, ok = takeValue()
 		case "--missing-ok":
-			missingOK = true
+			inv.missingOK = true
 		case "--debug":
 		case "-h", "--help":
-			fmt.Fprint(stdout, Usage)
-			return 0
+			inv.help = true
+			return inv, nil
 		case "--":
 			onlyNames = true
 		default:
 			if isFlag(a) {
-				unknown = append(unknown, a)
+				inv.unknown = append(inv.unknown, a)
 			} else {
-				names = append(names, a)
+				inv.names = append(inv.names, a)
 			}
 		}
 		if !ok {
-			return fail(ExitFailure, "%s needs a value", flag)
+			return nil, fmt.Errorf("%s needs a value", flag)
 		}
 	}
-	if len(unknown) > 0 {
-		usage, _, _ := strings.Cut(Usage, "\n\n")
-		fmt.Fprintln(stderr, usage)
-		return fail(ExitUsage, "error: unrecognized arguments: %s (see pkg-map --help)", strings.Join(unknown, " "))
-	}
-	switch {
-	case element == "" && mapFile == "":
-		return fail(ExitFailure, "please specify an --element argument")
-	case element != "" && mapFile != "":
-		return fail(ExitFailure, "specify either --element or --pkg-map")
-	case distro == "":
-		return fail(ExitFailure, "please specify a --distro argument or set DISTRO_NAME")
-	}
-	label := element
+	return inv, nil
+}
+
+// run maps the names through the element's map (in dir) or the map file,
+// and prints them, each with the prefix.
+func (inv *invocation) run(dir string, stdout, stderr io.Writer) int {
+	label, mapFile := inv.element, inv.mapFile
 	if mapFile == "" {
-		mapFile = filepath.Join(dir, element)
+		mapFile = filepath.Join(dir, inv.element)
 	} else {
 		label = mapFile
 	}
 	data, err := os.ReadFile(mapFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		if !missingOK {
-			return fail(ExitNoMap, "required pkg-map for %s does not exist (%s)", label, mapFile)
+		if !inv.missingOK {
+			return fail(stderr, ExitNoMap, "required pkg-map for %s does not exist (%s)", label, mapFile)
 		}
-		for _, n := range names {
-			fmt.Fprintln(stdout, prefix+n)
+		for _, n := range inv.names {
+			fmt.Fprintln(stdout, inv.prefix+n)
 		}
 		return 0
 	}
 	if err != nil {
-		return fail(ExitFailure, "%v", err)
+		return fail(stderr, ExitFailure, "%v", err)
 	}
 	m, err := Parse(data)
 	if err != nil {
-		return fail(ExitFailure, "%s: %v", mapFile, err)
+		return fail(stderr, ExitFailure, "%s: %v", mapFile, err)
 	}
-	out, err := m.Resolve(distro, release, names, missingOK)
+	out, err := m.Resolve(inv.distro, inv.release, inv.names, inv.missingOK)
 	for _, l := range out {
-		fmt.Fprintln(stdout, prefix+l)
+		fmt.Fprintln(stdout, inv.prefix+l)
 	}
 	if err != nil {
-		return fail(ExitFailure, "%s has %v on %s", label, err, distro)
+		return fail(stderr, ExitFailure, "%s has %v on %s", label, err, inv.distro)
 	}
 	return 0
+}
+
+// fail prints a pkg-map error line and returns code, the exit status.
+func fail(stderr io.Writer, code int, format string, a ...any) int {
+	fmt.Fprintf(stderr, "pkg-map: "+format+"\n", a...)
+	return code
 }
 
 // isFlag tells a flag from a package name as argparse does: it starts

@@ -13,9 +13,14 @@ import (
 // FindDisk returns the block device whose virtio serial number is serial,
 // waiting up to timeout for it to appear.
 func FindDisk(serial string, timeout time.Duration) (string, error) {
+	return findDisk("/sys/block", serial, timeout)
+}
+
+// findDisk is FindDisk, with the block devices listed in sysBlock.
+func findDisk(sysBlock, serial string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		serials, _ := filepath.Glob("/sys/block/*/serial")
+		serials, _ := filepath.Glob(filepath.Join(sysBlock, "*", "serial"))
 		for _, p := range serials {
 			b, err := os.ReadFile(p)
 			if err == nil && strings.TrimSpace(string(b)) == serial {

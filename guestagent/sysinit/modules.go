@@ -3,6 +3,7 @@ package sysinit
 import (
 	"bufio"
 	"errors"
+	"io"
 	"os"
 	"strings"
 
@@ -19,14 +20,8 @@ func LoadModules(list string) error {
 		return err
 	}
 	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if n := strings.TrimSpace(sc.Text()); n != "" && !strings.HasPrefix(n, "#") {
-			names = append(names, n)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	names, err := readModuleList(f)
+	if err != nil {
 		return err
 	}
 	dir, err := modprobe.Dir()
@@ -38,4 +33,17 @@ func LoadModules(list string) error {
 		return err
 	}
 	return errors.Join(ix.Load(names...), ix.MakeNodes("/dev"))
+}
+
+// readModuleList reads module names, one a line; blank lines and lines
+// that start with # are none.
+func readModuleList(r io.Reader) ([]string, error) {
+	var names []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if n := strings.TrimSpace(sc.Text()); n != "" && !strings.HasPrefix(n, "#") {
+			names = append(names, n)
+		}
+	}
+	return names, sc.Err()
 }

@@ -58,18 +58,28 @@ func ConfigureNetwork(n *api.Network) error {
 // address as with QEMU's user networking. There is no resolver: names
 // are the proxy's to resolve.
 func proxyOnLoopback(lo netlink.Link, n *api.Network) error {
-	host, _, err := net.SplitHostPort(n.ProxyAddr())
+	host, addr, err := proxyHostAddr(n)
 	if err != nil {
-		return fmt.Errorf("proxy %q: %w", n.Proxy, err)
-	}
-	addr, err := netlink.ParseAddr(host + "/32")
-	if err != nil {
-		return fmt.Errorf("proxy %q: %w", n.Proxy, err)
+		return err
 	}
 	if err := netlink.AddrAdd(lo, addr); err != nil {
 		return fmt.Errorf("address %s on lo: %w", host, err)
 	}
 	return nil
+}
+
+// proxyHostAddr is the host of n's proxy, as written, and its address
+// alone in its network.
+func proxyHostAddr(n *api.Network) (string, *netlink.Addr, error) {
+	host, _, err := net.SplitHostPort(n.ProxyAddr())
+	if err != nil {
+		return "", nil, fmt.Errorf("proxy %q: %w", n.Proxy, err)
+	}
+	addr, err := netlink.ParseAddr(host + "/32")
+	if err != nil {
+		return "", nil, fmt.Errorf("proxy %q: %w", n.Proxy, err)
+	}
+	return host, addr, nil
 }
 
 // firstEthernet is the first interface that is not loopback.

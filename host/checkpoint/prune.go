@@ -47,110 +47,156 @@ func (s *Store) Prune(lim Limits, now time.Time) (*Pruned, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pruned{}
-	byKey := map[string]*Meta{}
+	pr := newPruning(s, all)
+	if lim.MaxAge > 0 {
+		pr.olderThan(lim.MaxAge, now)
+	}
+	pr.unusable()
+	if lim.MaxSize > 0 {
+		pr.overSize(lim.MaxSize)
+	}
+	pr.rekey()
+	pr.sweep()
+	return pr.out, nil
+}
+
+// pruning is one prune under the store's lock: the checkpoints the store
+// held when it began, and what has gone since.
+type pruning struct {
+	s     *Store
+	all   []*Meta
+	byKey map[string]*Meta
+	gone  map[string]bool
+	out   *Pruned
+}
+
+func newPruning(s *Store, all []*Meta) *pruning {
+	pr := &pruning{s: s, all: all, byKey: map[string]*Meta{}, gone: map[string]bool{}, out: &Pruned{}}
 	for _, m := range all {
-		byKey[m.Key] = m
+		pr.byKey[m.Key] = m
 	}
-	gone := map[string]bool{}
-	remove := func(m *Meta, why string) {
-		if gone[m.Key] {
-			return
+	return pr
+}
+
+// remove removes checkpoint m, once, and records why.
+func (pr *pruning) remove(m *Meta, why string) {
+	if pr.gone[m.Key] {
+		return
+	}
+	pr.gone[m.Key] = true
+	pr.out.Checkpoints, pr.out.Why = append(pr.out.Checkpoints, m), append(pr.out.Why, why)
+	pr.out.Bytes += m.Size
+	os.Remove(filepath.Join(pr.s.Dir, m.Key+".json"))
+	os.Remove(pr.s.Path(m))
+}
+
+// olderThan removes the checkpoints made more than maxAge before now.
+func (pr *pruning) olderThan(maxAge time.Duration, now time.Time) {
+	for _, m := range pr.all {
+		if now.Sub(m.Made) > maxAge {
+			pr.remove(m, "older than "+Age(maxAge))
 		}
-		gone[m.Key] = true
-		p.Checkpoints, p.Why = append(p.Checkpoints, m), append(p.Why, why)
-		p.Bytes += m.Size
-		os.Remove(filepath.Join(s.Dir, m.Key+".json"))
-		os.Remove(s.Path(m))
 	}
-	for _, m := range all {
-		if lim.MaxAge > 0 && now.Sub(m.Made) > lim.MaxAge {
-			remove(m, "older than "+Age(lim.MaxAge))
-		}
-	}
-	// Then what sat on what is gone, until nothing more goes.
+}
+
+// unusable removes what sat on what is gone (or on a parent remade since),
+// until nothing more goes.
+func (pr *pruning) unusable() {
 	for more := true; more; {
 		more = false
-		for _, m := range all {
-			if gone[m.Key] || m.Parent == "" {
+		for _, m := range pr.all {
+			if pr.gone[m.Key] || m.Parent == "" {
 				continue
 			}
-			if parent, ok := byKey[m.Parent]; !ok || gone[m.Parent] || parent.Layer != m.Backing {
-				remove(m, "the checkpoint below it is gone")
+			if parent, ok := pr.byKey[m.Parent]; !ok || pr.gone[m.Parent] || parent.Layer != m.Backing {
+				pr.remove(m, "the checkpoint below it is gone")
 				more = true
 			}
 		}
 	}
-	if lim.MaxSize > 0 {
-		var total int64
-		live := slices.DeleteFunc(slices.Clone(all), func(m *Meta) bool { return gone[m.Key] })
-		for _, m := range live {
-			total += m.Size
+}
+
+// overSize removes checkpoints, least recently used first, until those
+// left take at most maxSize bytes. Removing one removes those above it.
+func (pr *pruning) overSize(maxSize int64) {
+	var total int64
+	live := slices.DeleteFunc(slices.Clone(pr.all), func(m *Meta) bool { return pr.gone[m.Key] })
+	for _, m := range live {
+		total += m.Size
+	}
+	pr.sortByUse(live)
+	for _, m := range live {
+		if total <= maxSize {
+			break
 		}
-		// Least recently used first, a chain counting as used when any
-		// of it was; within a chain, the top first, so that what is
-		// left is still a chain to resume from.
-		used, depth := map[string]time.Time{}, map[string]int{}
-		for _, m := range live {
-			d := 0
-			for p := m; p != nil; p = byKey[p.Parent] {
-				used[p.Key] = later(used[p.Key], m.LastUsed, p.LastUsed)
-				d++
-				if d > len(all) {
-					break // a loop of parents: damaged descriptions
-				}
-			}
-			depth[m.Key] = d
-		}
-		slices.SortStableFunc(live, func(a, b *Meta) int {
-			if c := used[a.Key].Compare(used[b.Key]); c != 0 {
-				return c
-			}
-			return depth[b.Key] - depth[a.Key]
-		})
-		for _, m := range live {
-			if total <= lim.MaxSize {
-				break
-			}
-			for _, d := range append([]*Meta{m}, descendants(live, m)...) {
-				if !gone[d.Key] {
-					total -= d.Size
-					remove(d, "least recently used, over --cache-max-size")
-				}
+		for _, d := range append([]*Meta{m}, descendants(live, m)...) {
+			if !pr.gone[d.Key] {
+				total -= d.Size
+				pr.remove(d, "least recently used, over --cache-max-size")
 			}
 		}
 	}
-	// Descriptions an older dibvm wrote, with plain digests of the
-	// inputs: keyed now, as a build would write them.
-	for _, m := range all {
-		if !gone[m.Key] && m.InputsMAC == "" {
-			s.writeMeta(m, false)
+}
+
+// sortByUse orders live least recently used first, a chain counting as
+// used when any of it was; within a chain, the top first, so that what is
+// left is still a chain to resume from.
+func (pr *pruning) sortByUse(live []*Meta) {
+	used, depth := map[string]time.Time{}, map[string]int{}
+	for _, m := range live {
+		d := 0
+		for p := m; p != nil; p = pr.byKey[p.Parent] {
+			used[p.Key] = later(used[p.Key], m.LastUsed, p.LastUsed)
+			d++
+			if d > len(pr.all) {
+				break // a loop of parents: damaged descriptions
+			}
+		}
+		depth[m.Key] = d
+	}
+	slices.SortStableFunc(live, func(a, b *Meta) int {
+		if c := used[a.Key].Compare(used[b.Key]); c != 0 {
+			return c
+		}
+		return depth[b.Key] - depth[a.Key]
+	})
+}
+
+// rekey rewrites the descriptions an older dibvm wrote, with plain
+// digests of the inputs: keyed now, as a build would write them.
+func (pr *pruning) rekey() {
+	for _, m := range pr.all {
+		if !pr.gone[m.Key] && m.InputsMAC == "" {
+			pr.s.writeMeta(m, false)
 		}
 	}
-	// Layers no checkpoint names: builds that stopped, or lost a race.
+}
+
+// sweep removes the layers no checkpoint names (builds that stopped, or
+// lost a race) and descriptions left half written.
+func (pr *pruning) sweep() {
 	named := map[string]bool{}
-	for _, m := range all {
-		if !gone[m.Key] {
+	for _, m := range pr.all {
+		if !pr.gone[m.Key] {
 			named[m.Layer] = true
 		}
 	}
 	// The inputs' key keys descriptions only: with none left (no build
 	// runs while the store is pruned) it goes too, and the store is empty.
 	if len(named) == 0 {
-		os.Remove(filepath.Join(s.Dir, macKeyFile))
+		os.Remove(filepath.Join(pr.s.Dir, macKeyFile))
 	}
-	entries, _ := os.ReadDir(s.Dir)
+	entries, _ := os.ReadDir(pr.s.Dir)
 	for _, e := range entries {
 		n := e.Name()
 		if (layerPattern.MatchString(n) && !named[n]) || (strings.HasPrefix(n, ".meta-") && strings.HasSuffix(n, ".tmp")) {
 			if info, err := e.Info(); err == nil {
-				p.Bytes += info.Size()
+				pr.out.Bytes += info.Size()
 			}
-			os.Remove(filepath.Join(s.Dir, n))
-			p.Files++
+			os.Remove(filepath.Join(pr.s.Dir, n))
+			pr.out.Files++
 		}
 	}
-	return p, nil
 }
 
 func later(ts ...time.Time) time.Time {

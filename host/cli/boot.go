@@ -21,7 +21,6 @@ import (
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/host/termsafe"
-	"github.com/dibvm/dibvm/vmimage"
 )
 
 func bootCommand() *cobra.Command {
@@ -157,7 +156,7 @@ proxy, which libvirt's QEMU sandbox cannot run.`,
 				return err
 			}
 			memo := os.Getenv("DIBVM_ACCEL_MEMO")
-			if dir, err := vmimage.DefaultCacheDir(); err == nil && memo == "" {
+			if dir, err := cacheDir(); err == nil && memo == "" {
 				memo = filepath.Join(dir, "accel-memo.json")
 			}
 			if backend == machine.BackendLibvirt {

@@ -74,7 +74,7 @@ func checkpointStore() (*checkpoint.Store, error) {
 	if d := os.Getenv("DIBVM_CHECKPOINTS_DIR"); d != "" {
 		return &checkpoint.Store{Dir: d}, nil
 	}
-	dir, err := vmimage.DefaultCacheDir()
+	dir, err := cacheDir()
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ type cacheArea struct {
 // cacheAreas are what dibvm keeps in the user's cache directory (or
 // where the variables that move them say).
 func cacheAreas() ([]cacheArea, error) {
-	dir, err := vmimage.DefaultCacheDir()
+	dir, err := cacheDir()
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +268,7 @@ func cacheLsCommand() *cobra.Command {
 // listAppliances lists the cached appliances, and sums up the package
 // downloads.
 func listAppliances(out io.Writer) error {
-	dir, err := vmimage.DefaultCacheDir()
+	dir, err := cacheDir()
 	if err != nil {
 		return err
 	}
@@ -371,7 +371,7 @@ func cachePruneCommand() *cobra.Command {
 // pruneAppliances removes the appliances and bases no current
 // appliance of this dibvm (with mirror) uses.
 func pruneAppliances(out io.Writer, mirror string) (int, int64, error) {
-	dir, err := vmimage.DefaultCacheDir()
+	dir, err := cacheDir()
 	if err != nil {
 		return 0, 0, err
 	}

@@ -312,7 +312,7 @@ func timings() *progress.Timings {
 	if d := os.Getenv("DIBVM_TIMINGS_DIR"); d != "" {
 		return &progress.Timings{Dir: d}
 	}
-	dir, err := vmimage.DefaultCacheDir()
+	dir, err := cacheDir()
 	if err != nil {
 		return nil
 	}

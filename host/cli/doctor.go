@@ -121,7 +121,7 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 	}
 
 	fmt.Fprintln(d.out, "\nDisk:")
-	cache, _ := vmimage.DefaultCacheDir()
+	cache, _ := cacheDir()
 	for _, place := range []struct{ what, dir string }{{"cache", cache}, {"temporary files", os.TempDir()}} {
 		if place.dir == "" {
 			d.line("--", "no %s directory: %v", place.what, "set DIBVM_CACHE_DIR or HOME")

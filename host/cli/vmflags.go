@@ -186,7 +186,7 @@ func (f *vmFlags) registerArch(fs *pflag.FlagSet) {
 // applianceCache opens the cache with the spec and agent for the helper
 // VM's architecture.
 func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, vmimage.Agent, error) {
-	dir, err := vmimage.DefaultCacheDir()
+	dir, err := cacheDir()
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}

@@ -1,12 +1,13 @@
 package debootstrap
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/dibvm/dibvm/vmimage/debrepo/deb822"
 )
 
 // stanza is what debootstrap's pkgdetails reads of one entry of a
@@ -20,53 +21,65 @@ type stanza struct {
 // parsePackages reads a Packages file as debootstrap's pkgdetails does:
 // a field is a line that starts with its name and a colon (grep
 // '^Package:' and friends), its value the rest with leading blanks
-// trimmed; continuation lines belong to no field it reads.
+// trimmed; continuation lines belong to no field it reads, and a line
+// that is no field is passed over. A paragraph without a Package field
+// is no entry.
 func parsePackages(data []byte) ([]stanza, error) {
 	var out []stanza
 	var cur stanza
-	have := false
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
+	have, paragraph := false, 0
+	var err error
+	for f, ferr := range deb822.Fields(bytes.NewReader(data)) {
+		if ferr != nil {
+			if _, malformed := ferr.(*deb822.SyntaxError); malformed {
+				continue
+			}
+			err = ferr
+			break
+		}
+		if f.Paragraph != paragraph {
 			if have {
 				out = append(out, cur)
 			}
-			cur, have = stanza{}, false
-			continue
+			cur, have, paragraph = stanza{}, false, f.Paragraph
 		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || line[0] == ' ' || line[0] == '\t' {
-			continue
-		}
-		value = strings.TrimLeft(value, " \t")
-		switch name {
-		case "Package":
-			cur.Package, have = value, true
-		case "Version":
-			cur.Version = value
-		case "Architecture":
-			cur.Architecture = value
-		case "Filename":
-			cur.Filename = value
-		case "SHA256":
-			cur.SHA256 = value
-		case "Size":
-			cur.Size = value
-		case "Priority":
-			cur.Priority = value
-		case "Depends", "Pre-Depends":
-			// pkgdetails matches "^Depends: (.*)$": one space.
-			if v, ok := strings.CutPrefix(line, name+": "); ok {
-				cur.Depends = append(cur.Depends, v)
-			}
+		if f.Text != "" && cur.set(f.Name, f.Value) {
+			have = true
 		}
 	}
 	if have {
 		out = append(out, cur)
 	}
-	return out, sc.Err()
+	return out, err
+}
+
+// set records the field called name with value as written after its
+// colon, and tells whether it was the Package field.
+func (s *stanza) set(name, value string) bool {
+	v := strings.TrimLeft(value, " \t")
+	switch name {
+	case "Package":
+		s.Package = v
+		return true
+	case "Version":
+		s.Version = v
+	case "Architecture":
+		s.Architecture = v
+	case "Filename":
+		s.Filename = v
+	case "SHA256":
+		s.SHA256 = v
+	case "Size":
+		s.Size = v
+	case "Priority":
+		s.Priority = v
+	case "Depends", "Pre-Depends":
+		// pkgdetails matches "^Depends: (.*)$": one space.
+		if v, ok := strings.CutPrefix(value, " "); ok {
+			s.Depends = append(s.Depends, v)
+		}
+	}
+	return false
 }
 
 var (

@@ -1,7 +1,6 @@
 package debrepo
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/dibvm/dibvm/vmimage/debrepo/deb822"
 )
 
 // Release is the verified content of a suite's InRelease file.
@@ -81,58 +82,59 @@ func describeSigError(err error) error {
 // parseRelease reads the fields of a Release file that dibvm uses.
 func parseRelease(text []byte) (*Release, error) {
 	rel := &Release{SHA256: map[string]FileSum{}}
-	var field string
-	sc := bufio.NewScanner(bytes.NewReader(text))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
+	var field string // the one continuation lines continue
+	for f, err := range deb822.Fields(bytes.NewReader(text)) {
+		if err != nil {
+			return nil, err
+		}
+		// A Release file is one paragraph: lines that continue no field,
+		// after an empty line, continue the one before it.
+		if f.Text != "" {
+			field = f.Name
+			if err := rel.set(f.Name, strings.TrimSpace(f.Value)); err != nil {
+				return nil, err
+			}
+		}
+		if field != "SHA256" {
 			continue
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if field == "SHA256" {
-				if err := addSum(rel.SHA256, line); err != nil {
-					return nil, err
-				}
-			}
-			continue
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			return nil, fmt.Errorf("malformed line %q", line)
-		}
-		field = name
-		value = strings.TrimSpace(value)
-		switch name {
-		case "Suite":
-			rel.Suite = value
-		case "Codename":
-			rel.Codename = value
-		case "Version":
-			rel.Version = value
-		case "Components":
-			rel.Components = strings.Fields(value)
-		case "Acquire-By-Hash":
-			rel.AcquireByHash = value == "yes"
-		case "Date", "Valid-Until":
-			t, err := parseReleaseTime(value)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			if name == "Date" {
-				rel.Date = t
-			} else {
-				rel.ValidUntil = t
+		for _, line := range f.Continuation {
+			if err := addSum(rel.SHA256, line); err != nil {
+				return nil, err
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	if len(rel.SHA256) == 0 {
 		return nil, errors.New("no SHA256 sums")
 	}
 	return rel, nil
+}
+
+// set records the value of the field called name, if dibvm uses it.
+func (rel *Release) set(name, value string) error {
+	switch name {
+	case "Suite":
+		rel.Suite = value
+	case "Codename":
+		rel.Codename = value
+	case "Version":
+		rel.Version = value
+	case "Components":
+		rel.Components = strings.Fields(value)
+	case "Acquire-By-Hash":
+		rel.AcquireByHash = value == "yes"
+	case "Date", "Valid-Until":
+		t, err := parseReleaseTime(value)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if name == "Date" {
+			rel.Date = t
+		} else {
+			rel.ValidUntil = t
+		}
+	}
+	return nil
 }
 
 func addSum(sums map[string]FileSum, line string) error {
