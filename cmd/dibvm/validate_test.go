@@ -51,9 +51,11 @@ func runCases(t *testing.T, work string, cases []cliCase) {
 	t.Helper()
 	started, env := stubQEMU(t)
 	runtimeDir, runEnv := runDir(t)
-	env = append(append(env, runEnv...), "ELEMENTS_PATH="+testElements(t))
+	// A temporary directory of dibvm's own, so that what other tests
+	// running beside these make in the shared one is not counted.
+	tmpDir := t.TempDir()
+	env = append(append(env, runEnv...), "ELEMENTS_PATH="+testElements(t), "TMPDIR="+tmpDir)
 	before := listDir(t, work)
-	tmpBefore, _ := filepath.Glob(filepath.Join(os.TempDir(), "dibvm-qemu-img-*"))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.code == accepted {
@@ -85,7 +87,7 @@ func runCases(t *testing.T, work string, cases []cliCase) {
 				if left := listDir(t, runtimeDir); len(left) > 0 {
 					t.Errorf("dibvm %q left run directories: %q", c.args, left)
 				}
-				if tmp, _ := filepath.Glob(filepath.Join(os.TempDir(), "dibvm-qemu-img-*")); len(tmp) > len(tmpBefore) {
+				if tmp, _ := filepath.Glob(filepath.Join(tmpDir, "dibvm-*")); len(tmp) > 0 {
 					t.Errorf("dibvm %q left temporary directories: %q", c.args, tmp)
 				}
 			}
