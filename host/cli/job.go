@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+
 	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/plan"
 	"github.com/dibvm/dibvm/host/session"
@@ -23,7 +25,7 @@ func job(p *plan.Plan) *session.Job {
 			DockerTarget: o.DockerTarget, ManifestSaveDir: o.ManifestSaveDir, QemuImgOptions: o.QemuImgOptions,
 			Stdout: o.Stdout,
 		},
-		Stdout: p.Stdout, Progress: o.Progress,
+		Stdout: p.Stdout, Progress: o.Progress, Term: os.Getenv("TERM"),
 	}
 	for _, d := range p.HostDisks {
 		j.HostDisks = append(j.HostDisks, session.HostDisk{Serial: d.Serial, Source: d.Source})

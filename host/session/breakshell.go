@@ -49,7 +49,7 @@ func (s *session) breakShell(vm VM, b api.Break) {
 	if fd := int(t.stdin.Fd()); term.IsTerminal(fd) {
 		cols, rows, err := term.GetSize(fd)
 		if err == nil {
-			cmd.Terminal = &agentclient.Terminal{Term: os.Getenv("TERM"), Cols: cols, Rows: rows}
+			cmd.Terminal = &agentclient.Terminal{Term: s.j.Term, Cols: cols, Rows: rows}
 			if old, err := term.MakeRaw(fd); err == nil {
 				defer term.Restore(fd, old)
 			}

@@ -56,6 +56,9 @@ type Job struct {
 	// Progress, when set, hears of the build's steps and hooks as they
 	// start and end, and of what it writes.
 	Progress *progress.Reporter
+	// Term is the user's terminal type ($TERM), which a break shell's
+	// pty in the guest is given when dibvm runs on a terminal.
+	Term string
 }
 
 // A HostDisk is a file of the host lent to the build as a read-only
