@@ -33,7 +33,8 @@ dibvm: agent
 # What keeps the code honest without running it: formatting, vet for each
 # host dibvm runs on, the macOS build, a tidy go.mod, no Go file over 500
 # lines and no function over 80 (TestNoLongFunctions), shellcheck on our
-# shell, and the host/guest split (the host sees only guestagent/api).
+# shell, the host/guest split (the host sees only guestagent/api), and
+# that no host package below host/cli reads the process environment.
 check: agent
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	for arch in amd64 arm64; do \
@@ -46,7 +47,7 @@ check: agent
 	@big=$$(find . -name '*.go' ! -name '*_test.go' -not -path './.git/*' -exec wc -l {} + | awk '$$2 != "total" && $$1 > 500'); \
 		if [ -n "$$big" ]; then echo "Go files over 500 lines (split them by what they do):"; echo "$$big"; exit 1; fi
 	scripts/shellcheck.sh
-	$(GO) test -count=1 -short -run 'TestHostSeesOnlyTheAPI|TestNoLongFunctions|TestLongFunctionsFindsOne' ./cmd/dibvm
+	$(GO) test -count=1 -short -run 'TestHostSeesOnlyTheAPI|TestNoLongFunctions|TestLongFunctionsFindsOne|TestOnlyTheCommandLineReadsTheEnvironment|TestEnvReadsFindsOne' ./cmd/dibvm
 
 # Every tier of tests: unit, VM (they boot the real appliance under
 # QEMU), libvirt (the libvirt backend's), and the e2e build of a bootable
