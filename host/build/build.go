@@ -21,6 +21,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/diskformat"
+	"github.com/dibvm/dibvm/host/gateway"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/progress"
@@ -267,14 +268,16 @@ func (p *Plan) Elements() []string { return p.spec.Elements }
 func (p *Plan) Run(ctx context.Context, mo machine.Options) error {
 	o, spec, hooks := p.o, p.spec, p.hooks
 	mo.Inputs = p.inputs
-	mo.DownloadCache = o.ImageCache
-	mo.Offline = o.Offline
+	proxy := gateway.Of(mo.Service)
+	proxy.DownloadCache = o.ImageCache
+	proxy.Offline = o.Offline
 	if mo.Appliance != nil {
 		var err error
-		if mo.Signed, err = p.clouds.sources(mo.Appliance.Keyrings); err != nil {
+		if proxy.Signed, err = p.clouds.sources(mo.Appliance.Keyrings); err != nil {
 			return err
 		}
 	}
+	mo.Service = &proxy
 	mo.Disks = []machine.Disk{
 		{Serial: api.ScratchSerial, Size: o.ScratchSize},
 		{Serial: api.OutputSerial, Size: o.ScratchSize},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/gateway"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
@@ -57,8 +58,9 @@ func startKeeper(ctx context.Context, c *Checkpoints, out io.Writer, spec *api.S
 		// Its directory is named for what it was built from.
 		first.AddString("helper appliance", filepath.Base(filepath.Dir(mo.Appliance.Initrd)))
 	}
-	first.AddString("helper VM", fmt.Sprintf("cpus=%d cpu=%s memory=%d network=%v offline=%v scratch=%d", mo.CPUs, mo.CPUModel, mo.Memory, mo.Network, mo.Offline, size))
-	first.AddString("egress policy (--allow-net, --allow-only)", fmt.Sprintf("%+v", mo.Egress))
+	proxy := gateway.Of(mo.Service)
+	first.AddString("helper VM", fmt.Sprintf("cpus=%d cpu=%s memory=%d network=%v offline=%v scratch=%d", mo.CPUs, mo.CPUModel, mo.Memory, mo.Network, proxy.Offline, size))
+	first.AddString("egress policy (--allow-net, --allow-only)", fmt.Sprintf("%+v", proxy.Policy))
 	chainKeys(steps)
 	sess, err := c.Store.Open()
 	if err != nil {
