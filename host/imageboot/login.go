@@ -124,22 +124,17 @@ func waitForLogin(ctx context.Context, ssh string, sshArgs []string, proc vm.Ins
 		last = out
 		select {
 		case <-proc.Done():
-			return fmt.Errorf("the VM stopped before a login worked: %v\nits console ended:\n%s", proc.ExitError(), consoleTail(console))
+			return fmt.Errorf("the VM stopped before a login worked: %v\nits console ended:\n%s", proc.ExitError(), vm.ConsoleTail(console, "  "))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(3 * time.Second):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no SSH login within --boot-timeout %s: ssh said %q. Does the image run sshd and let this user in (the devuser element with DIB_DEV_USER_AUTHORIZED_KEYS, and --ssh-user, -i)? Its console ended:\n%s",
-				wait, strings.TrimSpace(string(last)), consoleTail(console))
+				wait, strings.TrimSpace(string(last)), vm.ConsoleTail(console, "  "))
 		}
 	}
 }
-
-// consoleTail is the last lines of the console, for an error: the
-// image's own text, from a guest dibvm does not trust, so shown as text,
-// which cannot drive the terminal.
-func consoleTail(path string) string { return vm.ConsoleTail(path, "  ") }
 
 // freePort is a loopback TCP port free now.
 func freePort() (int, error) {

@@ -42,9 +42,3 @@ func TestConsoleLinesReadOnlyTheEnd(t *testing.T) {
 		t.Error("the tail does not start at a line")
 	}
 }
-
-func TestConsoleLinesOfNothing(t *testing.T) {
-	if lines := vm.ConsoleLines(filepath.Join(t.TempDir(), "none"), 20); len(lines) != 1 || lines[0] != "" {
-		t.Errorf("lines of a missing console: %q", lines)
-	}
-}
