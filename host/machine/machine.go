@@ -286,7 +286,7 @@ func (m *Machine) Explain(err error) error {
 
 // StoppedError explains why the VM stopped on its own.
 func (m *Machine) StoppedError() error {
-	return fmt.Errorf("the helper VM stopped: %s%s", m.stopReason(), m.consoleTail())
+	return fmt.Errorf("the helper VM stopped: %s%s", m.stopReason(), m.consoleReport())
 }
 
 // Close stops the VM, asking the agent first, then QEMU, then the kernel,

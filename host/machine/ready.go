@@ -60,9 +60,9 @@ func (m *Machine) waitReady(ctx context.Context, b vm.Backend, keys *agentclient
 			out = m.StoppedError()
 		case ctx.Err() != nil:
 			out = fmt.Errorf("%s did not happen within %s%s. %s%s",
-				r.description, timeout, m.vmStatus(), r.hint, m.consoleTail())
+				r.description, timeout, m.vmStatus(), r.hint, m.consoleReport())
 		default:
-			out = fmt.Errorf("%s: %w%s", r.description, err, m.consoleTail())
+			out = fmt.Errorf("%s: %w%s", r.description, err, m.consoleReport())
 		}
 		if hypervisor {
 			return &notBootingError{what: "waiting for " + r.description, after: time.Since(start).Round(time.Second),
@@ -184,8 +184,9 @@ func panicLine(console string) string {
 	return ""
 }
 
-// consoleTail is the end of the serial console, indented, for errors.
-func (m *Machine) consoleTail() string {
+// consoleReport is the end of the serial console (vm.ConsoleTail), for
+// errors.
+func (m *Machine) consoleReport() string {
 	tail := vm.ConsoleTail(m.dir.File("console.log"), "    ")
 	if tail == "    " {
 		return "\n(the guest printed nothing on its console)"
