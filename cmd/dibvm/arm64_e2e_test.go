@@ -45,7 +45,7 @@ func checkArm64Image(t *testing.T, img string) {
 func bootArm64(t *testing.T, img string) {
 	t.Helper()
 	emulator := tool(t, "qemu-system-aarch64", "qemu-system-arm")
-	fw, err := qemu.FindUEFI("arm64")
+	fw, err := qemu.Host{}.FindUEFI("arm64")
 	if err != nil {
 		t.Fatalf("booting an arm64 image: %v (scripts/install-deps.sh installs it)", err)
 	}

@@ -314,7 +314,7 @@ func TestE2EBootableEFI(t *testing.T) {
 	img := buildAsUser(t, "deb-efi", append(sourcesEnv, "DIB_DEV_USER_AUTHORIZED_KEYS="+key.pub),
 		"vm", "block-device-efi", "debian-minimal", "growroot", "devuser", "openssh-server")
 	root := checkImage(t, img, "gpt")
-	fw, err := qemu.FindUEFI("amd64")
+	fw, err := qemu.Host{}.FindUEFI("amd64")
 	if err != nil {
 		t.Fatalf("booting under UEFI: %v (scripts/install-deps.sh installs it)", err)
 	}

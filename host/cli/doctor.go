@@ -86,7 +86,7 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 	fmt.Fprintf(d.out, "dibvm %s on %s/%s\n", versionLine(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintln(d.out, "\nQEMU and tools:")
 	for _, arch := range []string{runtime.GOARCH, otherArch(runtime.GOARCH)} {
-		bin, err := qemu.FindBinary(arch)
+		bin, err := qemuHost().FindBinary(arch)
 		switch {
 		case err != nil && arch == runtime.GOARCH:
 			d.need("%v", err)
@@ -113,7 +113,7 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 
 	fmt.Fprintln(d.out, "\nFirmware (dibvm boot of UEFI images; arm64 images):")
 	for _, arch := range []string{runtime.GOARCH, otherArch(runtime.GOARCH)} {
-		if fw, err := qemu.FindUEFI(arch); err != nil {
+		if fw, err := qemuHost().FindUEFI(arch); err != nil {
 			d.line("--", "%v", err)
 		} else {
 			d.line("ok", "UEFI for %s: %s", arch, fw.Code)
@@ -160,7 +160,7 @@ func (d *doctor) run(ctx context.Context, vf *vmFlags) {
 // and what it runs the helper with.
 func (d *doctor) libvirt() {
 	uri := envOr("DIBVM_LIBVIRT_URI", libvirt.DefaultURI())
-	c, err := libvirt.Connect(uri)
+	c, err := libvirt.Connect(uri, libvirtSession())
 	if err != nil {
 		d.line("--", "%s", oneLine(err))
 		return
@@ -177,7 +177,7 @@ func (d *doctor) libvirt() {
 // accelerators boots the cached helper appliance under each accelerator
 // the host offers: opening /dev/kvm proves nothing until a guest runs.
 func (d *doctor) accelerators(ctx context.Context, vf *vmFlags) {
-	hv, reason := qemu.Hypervisor()
+	hv, reason := qemuHost().Hypervisor()
 	cache, spec, agent, err := vf.applianceCache()
 	var app *vmimage.Appliance
 	if err == nil {
@@ -198,6 +198,7 @@ func (d *doctor) accelerators(ctx context.Context, vf *vmFlags) {
 	for _, a := range accels {
 		start := time.Now()
 		m, err := machine.Start(ctx, machine.Options{
+			QEMU: qemuHost(), RunDir: runtimeDir(),
 			Accel: a, Memory: 512, CPUs: 1, Appliance: app,
 			BootTimeout: 3 * time.Minute, HypervisorTimeout: 15 * time.Second,
 		})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/agentbin"
 	"github.com/dibvm/dibvm/host/egress"
+	"github.com/dibvm/dibvm/host/gateway"
 	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/qemu"
@@ -73,7 +74,7 @@ func (f *vmFlags) checkInto(p *problems) {
 		if err := qemu.CheckAccelName(f.accel); err != nil {
 			p.addErr(err)
 		}
-	} else if _, err := qemu.Accelerators(f.accel, arch); err != nil {
+	} else if _, err := qemuHost().Accelerators(f.accel, arch); err != nil {
 		p.addErr(err)
 	}
 	switch f.backend {
@@ -116,7 +117,7 @@ func (f *vmFlags) checkInto(p *problems) {
 		p.add("--cpus %d: this host has %d CPUs, and more virtual CPUs than that only slow the guest down", f.cpus, n)
 	}
 	if arch, err := f.guestArch(); err == nil {
-		if err := qemu.CheckCPUModel(f.cpuModel, arch); err != nil {
+		if err := qemuHost().CheckCPUModel(f.cpuModel, arch); err != nil {
 			p.add("--cpu-model %s (or DIBVM_CPU_MODEL): %v", f.cpuModel, err)
 		}
 	}
@@ -234,7 +235,7 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 	if f.backend == machine.BackendLibvirt {
 		// Say now, not after building the appliance, that the daemon
 		// cannot be reached.
-		if err := libvirt.Probe(f.libvirtURI()); err != nil {
+		if err := libvirt.Probe(f.libvirtURI(), libvirtSession()); err != nil {
 			return machine.Options{}, err
 		}
 	}
@@ -248,8 +249,11 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 	}
 	return machine.Options{
 		Backend: f.backend, LibvirtURI: f.libvirtURI(),
+		QEMU: qemuHost(), Libvirt: libvirtSession(), RunDir: runtimeDir(),
 		Arch: arch, Accel: f.accel, Memory: f.memory, CPUs: f.cpus, CPUModel: f.cpuModel, Network: f.network == "nat",
-		Egress:            policy,
+		// The guest's way out, wired here: the VM layer knows it only
+		// as a host service.
+		Service:           &gateway.Proxy{Policy: policy, Notices: f.noticesOut()},
 		Appliance:         app,
 		BootTimeout:       f.bootTimeout,
 		HypervisorTimeout: 15 * time.Second,

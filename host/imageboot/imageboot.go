@@ -1,9 +1,10 @@
-// Package imageboot boots a built image under QEMU the way people try
-// one: on the machine and firmware it needs (UEFI when it has an EFI
-// system partition), its writes kept in a throwaway overlay unless asked
-// otherwise, its serial console on the terminal or in a file, and its
-// SSH port forwarded to the host's loopback. QEMU is dibvm's own, or a
-// transient domain of the user's libvirt.
+// Package imageboot boots a built image the way people try one: it
+// reads the image's format and partition table, describes the VM it
+// needs (UEFI when it has an EFI system partition, its writes in a
+// throwaway overlay unless asked otherwise, its serial console on the
+// terminal or in a file, its SSH port forwarded to the host's loopback,
+// the egress proxy as its way out) and starts it on a vm.Backend: QEMU
+// as dibvm's child, or a transient domain of the user's libvirt.
 package imageboot
 
 import (
@@ -16,13 +17,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/dibvm/dibvm/host/diskformat"
 	"github.com/dibvm/dibvm/host/egress"
-	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/vm"
 )
 
 // Options are how to boot an image.
@@ -49,11 +49,15 @@ type Options struct {
 	// guest's port 22.
 	SSHPort int
 	// Console is a file to write the serial console to; empty puts it on
-	// dibvm's own stdin and stdout, with QEMU's monitor behind Ctrl-a c.
+	// dibvm's own stdin and stdout, with QEMU's monitor behind Ctrl-a c
+	// (through libvirt, on a socket dibvm joins to them: see Console).
 	Console string
-	// Libvirt, when set, runs the VM as a transient domain of this
-	// daemon's (see libvirt.go) rather than as QEMU dibvm starts.
-	Libvirt *libvirt.Conn
+	// Backend runs the VM: QEMU as dibvm's child when nil, or a
+	// *libvirt.Conn, whose transient domain it is then (see libvirt.go).
+	Backend vm.Backend
+	// QEMU is this host's QEMU, whose emulator and firmware boot the
+	// image on either backend.
+	QEMU qemu.Host
 
 	// guestfwd is the rule that leads the guest's connections to
 	// egress.GuestAddr to the proxy StartProxy started.
@@ -166,115 +170,6 @@ func readHead(ctx context.Context, qemuImg, image, format string) ([]byte, error
 	}
 	return os.ReadFile(out)
 }
-
-// Command is the QEMU command line that boots o.Image, which is d.
-func Command(o Options, d Disk) (binary string, args []string, uefi bool, err error) {
-	binary, err = qemu.FindBinary(o.Arch)
-	if err != nil {
-		return "", nil, false, err
-	}
-	fw, err := firmware(o, d)
-	if err != nil {
-		return "", nil, false, err
-	}
-	net, err := network(o)
-	if err != nil {
-		return "", nil, false, err
-	}
-	args = []string{"-nodefaults", "-no-user-config", "-display", "none",
-		"-machine", qemu.Machine(o.Arch), "-accel", accel(o.Accel),
-		"-cpu", cpu(o), "-m", strconv.Itoa(o.Memory), "-smp", strconv.Itoa(o.CPUs)}
-	if fw != nil {
-		// The variable store is the firmware's template, in an overlay:
-		// the image boots by its fallback loader (DIB's bootloader
-		// installs one), and nothing of the host's changes.
-		args = append(args,
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(fw.Code),
-			"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file="+escape(fw.Vars))
-	}
-	drive := "file=" + escape(o.Image) + ",if=virtio,format=" + d.Format
-	if !o.Persist {
-		drive += ",snapshot=on"
-	}
-	args = append(args, "-drive", drive, "-device", "virtio-rng-pci")
-	args = append(args, net...)
-	if o.Console == "" {
-		// Ctrl-C goes to the guest; Ctrl-a x quits, Ctrl-a c is QEMU's
-		// monitor.
-		args = append(args, "-chardev", "stdio,id=s0,mux=on,signal=off", "-serial", "chardev:s0", "-mon", "chardev=s0")
-	} else {
-		args = append(args, "-chardev", "file,id=s0,path="+escape(o.Console), "-serial", "chardev:s0")
-	}
-	return binary, args, fw != nil, nil
-}
-
-// cpu is the guest CPU: under TCG the most QEMU emulates, so that
-// binaries built for newer x86-64 levels run.
-func cpu(o Options) string { return qemu.CPU(o.Arch, o.Accel, "max") }
-
-// firmware is the UEFI firmware to boot with, or nil for BIOS.
-func firmware(o Options, d Disk) (*qemu.UEFI, error) {
-	switch o.Firmware {
-	case "", "auto":
-		if !d.ESP && o.Arch != "arm64" {
-			return nil, nil
-		}
-	case "uefi":
-	case "bios":
-		if o.Arch == "arm64" {
-			return nil, errors.New("--firmware bios: arm64 machines boot by UEFI only")
-		}
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("--firmware %s: give auto, bios or uefi", o.Firmware)
-	}
-	fw, err := qemu.FindUEFI(o.Arch)
-	if err != nil {
-		return nil, err
-	}
-	return &fw, nil
-}
-
-// network is the QEMU arguments of the guest's NIC, none for no NIC.
-func network(o Options) ([]string, error) {
-	switch o.Network {
-	case NetworkProxy, NetworkNAT, NetworkRestricted, "":
-		netdev := "user,id=n0"
-		switch o.Network {
-		case NetworkProxy, "":
-			if o.guestfwd == "" {
-				return nil, errors.New("--network proxy: the egress proxy is not running (StartProxy starts it)")
-			}
-			netdev += ",restrict=on,guestfwd=" + o.guestfwd
-		case NetworkRestricted:
-			netdev += ",restrict=on"
-		}
-		if o.SSHPort != 0 {
-			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", o.SSHPort)
-		}
-		return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="}, nil
-	case NetworkNone:
-		if o.SSHPort != 0 {
-			return nil, errors.New("--ssh needs a network: leave out --network none, or give --network restricted")
-		}
-		return nil, nil
-	}
-	return nil, fmt.Errorf("--network %s: give %s", o.Network, strings.Join(Networks, ", "))
-}
-
-// accel is the accelerator argument. TCG runs one thread: under
-// multi-threaded TCG a Linux guest that patches its own code (jump
-// labels, static calls) now and then panics, and an image's kernel
-// command line is not dibvm's to change as the helper's is.
-func accel(a string) string {
-	if a == "tcg" {
-		return "tcg,thread=single"
-	}
-	return a
-}
-
-// escape writes a comma in an option's value twice, as QEMU reads it.
-func escape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
 func stderrOf(err error) string {
 	var ee *exec.ExitError

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dibvm/dibvm/host/egress"
+	"github.com/dibvm/dibvm/host/libvirt"
 )
 
 // disk makes a raw disk of 64 MiB with the partition table sfdisk makes
@@ -197,7 +198,7 @@ func TestDomain(t *testing.T) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "raw", img, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img: %v: %s", err, out)
 	}
-	base := Options{Image: img, Arch: "amd64", Accel: "tcg", Memory: 1024, CPUs: 2, Network: "nat"}
+	base := Options{Image: img, Arch: "amd64", Accel: "tcg", Memory: 1024, CPUs: 2, Network: "nat", Backend: new(libvirt.Conn)}
 	for _, tc := range []struct {
 		name    string
 		change  func(*Options)
@@ -233,14 +234,14 @@ func TestDomain(t *testing.T) {
 			run := filepath.Join(dir, "run")
 			os.RemoveAll(run)
 			os.Mkdir(run, 0o755)
-			d, err := domain(o, tc.disk, run)
+			m, err := machine(o, tc.disk, run)
 			if err != nil {
 				if strings.Contains(err.Error(), "no UEFI firmware") {
 					t.Fatalf("%v (scripts/install-deps.sh installs it)", err)
 				}
 				t.Fatal(err)
 			}
-			x, err := d.Marshal()
+			x, err := libvirt.DomainXML(m, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -277,8 +278,8 @@ func checkHas(t *testing.T, what, text string, want, wantNot []string) {
 // wider.
 func TestDomainRefusesTheProxy(t *testing.T) {
 	for _, network := range []string{"proxy", ""} {
-		o := Options{Image: "/imgs/a.raw", Arch: "amd64", Accel: "tcg", Memory: 1024, CPUs: 1, Network: network, guestfwd: relayRule}
-		if _, err := domain(o, Disk{Format: "raw"}, t.TempDir()); !errors.Is(err, ErrLibvirtProxy) {
+		o := Options{Image: "/imgs/a.raw", Arch: "amd64", Accel: "tcg", Memory: 1024, CPUs: 1, Network: network, guestfwd: relayRule, Backend: new(libvirt.Conn)}
+		if _, err := machine(o, Disk{Format: "raw"}, t.TempDir()); !errors.Is(err, ErrLibvirtProxy) {
 			t.Errorf("network %q: %v, want ErrLibvirtProxy", network, err)
 		}
 	}

@@ -1,7 +1,6 @@
 package imageboot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,9 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/host/shellquote"
-	"github.com/dibvm/dibvm/host/termsafe"
+	"github.com/dibvm/dibvm/host/vm"
 )
 
 // Login is how RunCommand logs in over SSH.
@@ -51,7 +49,7 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 			return 0, err
 		}
 	}
-	if UsesProxy(o) && o.Libvirt == nil {
+	if UsesProxy(o) && !throughLibvirt(o) {
 		proxy, err := StartProxy(&o, tmp)
 		if err != nil {
 			return 0, err
@@ -62,7 +60,7 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 	if err != nil {
 		return 0, err
 	}
-	defer proc.Kill()
+	defer proc.Stop()
 	sshArgs := []string{"-p", strconv.Itoa(o.SSHPort), "-o", "BatchMode=yes",
 		// This boot's own host key, whatever the image's: a new guest
 		// makes one at first boot.
@@ -98,45 +96,24 @@ func RunCommand(ctx context.Context, o Options, d Disk, l Login, command []strin
 	case <-proc.Done():
 	case <-ctx.Done():
 	case <-time.After(2 * time.Minute):
-		proc.Kill()
+		proc.Stop()
 	}
 	return status, nil
 }
 
-// vm is a booted image: QEMU as dibvm's child, or a libvirt domain.
-type vm interface {
-	Done() <-chan struct{}
-	ExitError() error
-	// Kill stops the VM and waits for it to be gone. QEMU is asked to
-	// quit first, so that it flushes its disks.
-	Kill()
-}
-
-// qemuVM is QEMU as dibvm's child.
-type qemuVM struct{ *qemu.Process }
-
-func (p qemuVM) Kill() { p.Stop(10 * time.Second) }
-
 // start boots o.Image, which is d, its console in the file o.Console,
 // with whatever it needs kept in tmp.
-func start(o Options, d Disk, tmp string) (vm, error) {
-	if o.Libvirt != nil {
-		return startDomain(o, d, tmp)
-	}
-	binary, args, _, err := Command(o, d)
+func start(o Options, d Disk, tmp string) (vm.Instance, error) {
+	m, err := machine(o, d, tmp)
 	if err != nil {
 		return nil, err
 	}
-	p, err := qemu.StartArgs(binary, args)
-	if err != nil {
-		return nil, err
-	}
-	return qemuVM{p}, nil
+	return o.backend().Start(m)
 }
 
 // waitForLogin tries to log in until it works, QEMU ends, or wait has
 // passed.
-func waitForLogin(ctx context.Context, ssh string, sshArgs []string, proc vm, wait time.Duration, console string) error {
+func waitForLogin(ctx context.Context, ssh string, sshArgs []string, proc vm.Instance, wait time.Duration, console string) error {
 	deadline := time.Now().Add(wait)
 	var last []byte
 	for {
@@ -147,45 +124,16 @@ func waitForLogin(ctx context.Context, ssh string, sshArgs []string, proc vm, wa
 		last = out
 		select {
 		case <-proc.Done():
-			return fmt.Errorf("the VM stopped before a login worked: %v\nits console ended:\n%s", proc.ExitError(), consoleTail(console))
+			return fmt.Errorf("the VM stopped before a login worked: %v\nits console ended:\n%s", proc.ExitError(), vm.ConsoleTail(console, "  "))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(3 * time.Second):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no SSH login within --boot-timeout %s: ssh said %q. Does the image run sshd and let this user in (the devuser element with DIB_DEV_USER_AUTHORIZED_KEYS, and --ssh-user, -i)? Its console ended:\n%s",
-				wait, strings.TrimSpace(string(last)), consoleTail(console))
+				wait, strings.TrimSpace(string(last)), vm.ConsoleTail(console, "  "))
 		}
 	}
-}
-
-// consoleTail is the last lines of the console, for an error: the
-// image's own text, from a guest dibvm does not trust, so shown through
-// termsafe, which cannot drive the terminal.
-func consoleTail(path string) string {
-	b := readEnd(path, 64<<10)
-	lines := strings.Split(strings.TrimRight(string(bytes.ReplaceAll(b, []byte("\r"), nil)), "\n"), "\n")
-	lines = lines[max(0, len(lines)-20):]
-	for i, l := range lines {
-		lines[i] = termsafe.String(l)
-	}
-	return "  " + strings.Join(lines, "\n  ")
-}
-
-// readEnd is the last n bytes of the file at path, or what there is: a
-// guest can write to its console without end.
-func readEnd(path string, n int64) []byte {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil
-	}
-	b, _ := io.ReadAll(io.NewSectionReader(f, max(0, fi.Size()-n), n))
-	return b
 }
 
 // freePort is a loopback TCP port free now.

@@ -7,12 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/term"
 
 	"github.com/dibvm/dibvm/host/egress"
-	"github.com/dibvm/dibvm/host/qemu"
 )
 
 // UsesProxy says o's network is the egress proxy's.
@@ -24,7 +22,7 @@ func UsesProxy(o Options) bool { return o.Network == NetworkProxy || o.Network =
 // connections to egress.GuestAddr, as for a build. The caller closes
 // the proxy once QEMU has ended.
 func StartProxy(o *Options, dir string) (io.Closer, error) {
-	if o.Libvirt != nil {
+	if !o.backend().Guestfwd() {
 		return nil, ErrLibvirtProxy
 	}
 	self, err := os.Executable()
@@ -68,7 +66,7 @@ func Interactive(ctx context.Context, o Options, d Disk) error {
 		return err
 	}
 	defer proxy.Close()
-	binary, args, _, err := Command(o, d)
+	m, err := machine(o, d, tmp)
 	if err != nil {
 		return err
 	}
@@ -79,14 +77,14 @@ func Interactive(ctx context.Context, o Options, d Disk) error {
 			defer term.Restore(fd, st)
 		}
 	}
-	p, err := qemu.StartInteractive(binary, args)
+	p, err := o.backend().Start(m)
 	if err != nil {
 		return err
 	}
 	select {
 	case <-p.Done():
 	case <-ctx.Done():
-		p.Stop(10 * time.Second)
+		p.Stop()
 		return ctx.Err()
 	}
 	return p.ExitError()

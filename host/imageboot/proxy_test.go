@@ -15,6 +15,7 @@ import (
 
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/libvirt"
+	"github.com/dibvm/dibvm/host/qemu"
 )
 
 // StartProxy serves the default network's proxy with the policy a build
@@ -47,7 +48,8 @@ func TestStartProxy(t *testing.T) {
 	if want := egress.GuestfwdRule(self, sock); o.guestfwd != want {
 		t.Errorf("guestfwd %q, want %q", o.guestfwd, want)
 	}
-	args, err := network(o)
+	n, err := network(o)
+	args := qemu.NetworkArgs(n)
 	if err != nil || !strings.Contains(strings.Join(args, " "), "restrict=on,guestfwd=tcp:10.0.2.100:3128-cmd:") {
 		t.Errorf("network %q, %v", args, err)
 	}
@@ -79,7 +81,7 @@ func TestStartProxy(t *testing.T) {
 
 // Through libvirt, StartProxy refuses: nothing would lead to it.
 func TestStartProxyNotThroughLibvirt(t *testing.T) {
-	o := Options{Network: NetworkProxy, Libvirt: new(libvirt.Conn)}
+	o := Options{Network: NetworkProxy, Backend: new(libvirt.Conn)}
 	if _, err := StartProxy(&o, t.TempDir()); err == nil {
 		t.Error("StartProxy through libvirt started a proxy")
 	}

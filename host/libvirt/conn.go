@@ -1,8 +1,8 @@
-// Package libvirt runs the helper VM as a libvirt domain: it finds and
-// connects to the user's libvirt daemon, turns the helper's QEMU
-// description into a transient domain, and watches and destroys it. It
-// speaks libvirt's RPC protocol through go-libvirt, which never starts a
-// daemon: one must be running.
+// Package libvirt runs a vm.Machine as a transient libvirt domain: it
+// finds and connects to the user's libvirt daemon, turns the description
+// into a domain, and watches and destroys it. It speaks libvirt's RPC
+// protocol through go-libvirt, which never starts a daemon: one must be
+// running.
 package libvirt
 
 import (
@@ -43,6 +43,17 @@ type Conn struct {
 	mu      sync.Mutex
 	stages  []*stage
 	domains map[string]*Domain // started on this connection, by name
+}
+
+// Session is what of the user's login session reaching a daemon takes;
+// host/cli reads it from the environment.
+type Session struct {
+	// RuntimeDir is $XDG_RUNTIME_DIR, where a session daemon's socket
+	// is.
+	RuntimeDir string
+	// SSHAgent is $SSH_AUTH_SOCK, the ssh-agent whose keys open a
+	// qemu+ssh:// host.
+	SSHAgent string
 }
 
 // DefaultURI is the connection a user gets without --connect, as
@@ -97,16 +108,17 @@ func parseURI(uri string) (*url.URL, error) {
 	return u, nil
 }
 
-// Connect connects to the daemon behind uri and checks that it can run
-// the helper. Its errors name the URI and say what to do.
-func Connect(uri string) (*Conn, error) {
+// Connect connects to the daemon behind uri, as the user of session,
+// and checks that it can run the helper. Its errors name the URI and say
+// what to do.
+func Connect(uri string, session Session) (*Conn, error) {
 	u, err := parseURI(uri)
 	if err != nil {
 		return nil, err
 	}
 	c := &Conn{URI: redact(u), domains: map[string]*Domain{}, system: u.Path == "/system"}
 	if u.Scheme == "qemu+ssh" {
-		if c.ssh, err = dialSSH(u); err != nil {
+		if c.ssh, err = dialSSH(u, session.SSHAgent); err != nil {
 			return nil, err
 		}
 		sock, err := remoteSessionSocket(c.ssh, u)
@@ -120,7 +132,7 @@ func Connect(uri string) (*Conn, error) {
 			return nil, fmt.Errorf("%s: connect to libvirt at %s on the remote: %w", c.URI, sock, err)
 		}
 	} else {
-		sock, err := findSocket(u)
+		sock, err := findSocket(u, session.RuntimeDir)
 		if err != nil {
 			return nil, err
 		}
@@ -166,8 +178,8 @@ func (c *Conn) events(events <-chan golibvirt.DomainEventLifecycleMsg) {
 
 // Probe connects to uri, looks for a remote's pool and disconnects:
 // whether a build could start there, with Connect's errors.
-func Probe(uri string) error {
-	c, err := Connect(uri)
+func Probe(uri string, session Session) error {
+	c, err := Connect(uri, session)
 	if err != nil {
 		return err
 	}
@@ -241,8 +253,9 @@ func (d sshDialer) Dial() (net.Conn, error) { return d.c.Dial("unix", d.sock) }
 
 // findSocket is the daemon's unix socket for u: the one the URI names
 // (?socket=), else the modular QEMU daemon's, else the monolithic
-// daemon's, where libvirt's own client looks.
-func findSocket(u *url.URL) (string, error) {
+// daemon's, where libvirt's own client looks (under runtimeDir, the
+// user's $XDG_RUNTIME_DIR, and their home).
+func findSocket(u *url.URL, runtimeDir string) (string, error) {
 	if s := u.Query().Get("socket"); s != "" {
 		return s, nil
 	}
@@ -258,7 +271,7 @@ func findSocket(u *url.URL) (string, error) {
 	}
 	home, _ := os.UserHomeDir()
 	var tried []string
-	for _, p := range sessionSockets(os.Getenv("XDG_RUNTIME_DIR"), home) {
+	for _, p := range sessionSockets(runtimeDir, home) {
 		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			return p, nil
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 	"libvirt.org/go/libvirtxml"
 
-	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/vm"
 )
 
 // NamePrefix starts the name of every domain dibvm makes, so that
@@ -50,28 +50,32 @@ func DomainType(accel string) string {
 	return accel
 }
 
-// Start starts cfg's VM as a transient domain (see Create). The serial
-// console, the agent's socket and the disks are cfg's files; cfg's QMP
-// socket and network are not used (libvirt owns the monitor: see
-// Monitor; the guest has no network interface). For a remote daemon it
-// stages cfg's files there first (see stageRemote).
-func (c *Conn) Start(cfg *qemu.Config) (*Domain, error) {
+// Start starts m as a transient domain (see Create), named in errors
+// by m.Name. The serial console, the agent's socket and the disks are
+// m's files; m's QMP socket is not used (libvirt owns the monitor: see
+// Monitor). For a remote daemon it stages m's files there first (see
+// stageRemote).
+func (c *Conn) Start(m *vm.Machine) (vm.Instance, error) {
 	name := NamePrefix + randomSuffix()
 	if c.Remote() {
-		st, rcfg, err := c.stageRemote(cfg, name)
+		st, rm, err := c.stageRemote(m, name)
 		if err != nil {
 			return nil, err
 		}
 		c.mu.Lock()
 		c.stages = append(c.stages, st)
 		c.mu.Unlock()
-		cfg = rcfg
+		m = rm
 	}
-	d, err := domain(cfg, name)
+	d, err := domain(m, name)
 	if err != nil {
 		return nil, err
 	}
-	return c.Create(d, "the helper VM")
+	dom, err := c.Create(d, m.Name)
+	if err != nil {
+		return nil, err // not a nil *Domain in an Instance
+	}
+	return dom, nil
 }
 
 // Create starts d as a transient domain that libvirt destroys when this
@@ -116,79 +120,8 @@ func randomSuffix() string {
 	return hex.EncodeToString(b)
 }
 
-// DomainXML is the domain for cfg, named name.
-func DomainXML(cfg *qemu.Config, name string) (string, error) {
-	d, err := domain(cfg, name)
-	if err != nil {
-		return "", err
-	}
-	return d.Marshal()
-}
-
-func domain(cfg *qemu.Config, name string) (*libvirtxml.Domain, error) {
-	arch := Arch(cfg.Arch)
-	d := &libvirtxml.Domain{
-		Type:   DomainType(cfg.Accel),
-		Name:   name,
-		Memory: &libvirtxml.DomainMemory{Value: uint(cfg.Memory), Unit: "MiB"},
-		VCPU:   &libvirtxml.DomainVCPU{Value: uint(cfg.CPUs)},
-		OS: &libvirtxml.DomainOS{
-			Type:   &libvirtxml.DomainOSType{Type: "hvm", Arch: arch, Machine: qemu.Machine(cfg.Arch)},
-			Kernel: cfg.Kernel, Initrd: cfg.Initrd, Cmdline: cfg.Cmdline,
-		},
-		CPU:        CPU(qemu.CPU(cfg.Arch, cfg.Accel, cfg.CPUModel)),
-		OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy",
-		Devices: &libvirtxml.DomainDeviceList{
-			Emulator: cfg.Binary,
-			Serials: []libvirtxml.DomainSerial{{
-				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: cfg.ConsoleLog}},
-			}},
-			Channels: []libvirtxml.DomainChannel{{
-				Source: &libvirtxml.DomainChardevSource{UNIX: &libvirtxml.DomainChardevSourceUNIX{Mode: "bind", Path: cfg.AgentSocket}},
-				Target: &libvirtxml.DomainChannelTarget{VirtIO: &libvirtxml.DomainChannelTargetVirtIO{Name: cfg.AgentPort}},
-			}},
-			RNGs: []libvirtxml.DomainRNG{{
-				Model:   "virtio",
-				Backend: &libvirtxml.DomainRNGBackend{Random: &libvirtxml.DomainRNGBackendRandom{Device: "/dev/urandom"}},
-			}},
-			// What QEMU's -nodefaults leaves out: no balloon, no USB.
-			MemBalloon:  &libvirtxml.DomainMemBalloon{Model: "none"},
-			Controllers: []libvirtxml.DomainController{{Type: "usb", Model: "none"}},
-		},
-	}
-	if cfg.Arch == "amd64" {
-		// Without ACPI (libvirt's default) the guest's power-off only
-		// halts it. An arm64 guest powers off through PSCI.
-		d.Features = &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}}
-	}
-	if cfg.Firmware != "" {
-		d.OS.Loader = &libvirtxml.DomainLoader{Path: cfg.Firmware, Type: "rom", Readonly: "yes"}
-	}
-	for i, dr := range cfg.Drives {
-		format := "raw"
-		if dr.QCOW2 {
-			format = "qcow2"
-		}
-		disk := libvirtxml.DomainDisk{
-			Device: "disk",
-			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: format, Cache: "unsafe"},
-			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: dr.Path}},
-			Target: &libvirtxml.DomainDiskTarget{Dev: "vd" + string(rune('a'+i)), Bus: "virtio"},
-			Serial: dr.Serial,
-			// A user alias (ua-) is the device's id in QEMU, which
-			// names the disk for QMP.
-			Alias: &libvirtxml.DomainAlias{Name: DeviceAlias(qemu.DriveID(i))},
-		}
-		if dr.ReadOnly {
-			disk.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
-		}
-		d.Devices.Disks = append(d.Devices.Disks, disk)
-	}
-	return d, nil
-}
-
 // DeviceAlias is the alias, and QEMU device id, of the disk with QEMU
-// drive id (qemu.DriveID): libvirt keeps aliases that start with ua-.
+// drive id (vm.DiskID): libvirt keeps aliases that start with ua-.
 func DeviceAlias(driveID string) string { return "ua-" + driveID }
 
 // CPU is a guest CPU as qemu.CPU chooses it, as libvirt writes it.
@@ -310,6 +243,10 @@ func (d *Domain) Kill() {
 	case <-time.After(10 * time.Second):
 	}
 }
+
+// Stop destroys the domain: libvirt asks QEMU to quit first, and kills
+// it only if it does not.
+func (d *Domain) Stop() { d.Kill() }
 
 // MaxRSS is unknown: QEMU is the daemon's child, not dibvm's.
 func (d *Domain) MaxRSS() int64 { return 0 }

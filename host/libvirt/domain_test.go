@@ -8,19 +8,22 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/vm"
 )
 
 func TestDomainXML(t *testing.T) {
-	cfg := &qemu.Config{
+	// The helper through libvirt: no Network, for the guest reaches the
+	// host's service over the agent (see host/machine).
+	cfg := &vm.Machine{
 		Binary: "/usr/bin/qemu-system-x86_64", Arch: "amd64", Accel: "tcg", Memory: 2048, CPUs: 2,
-		Firmware: "/usr/share/qemu/qboot.rom",
-		Kernel:   "/c/vmlinuz", Initrd: "/c/initrd.img", Cmdline: "console=ttyS0 quiet",
-		Drives: []qemu.Drive{
-			{Path: "/r/input.iso", Serial: "dibvm-input", ReadOnly: true},
-			{Path: "/r/scratch,1.img", Serial: "dibvm-scratch", QCOW2: true},
+		BIOS:   "/usr/share/qemu/qboot.rom",
+		Kernel: "/c/vmlinuz", Initrd: "/c/initrd.img", Cmdline: "console=ttyS0 quiet",
+		Disks: []vm.Disk{
+			{Path: "/r/input.iso", Serial: "dibvm-input", ReadOnly: true, Unsafe: true},
+			{Path: "/r/scratch,1.img", Serial: "dibvm-scratch", Format: "qcow2", Unsafe: true},
 		},
-		Network: true, Guestfwd: "tcp:10.0.2.100:3128-cmd:relay",
-		ConsoleLog: "/r/console.log", QMPSocket: "/r/qmp.sock", AgentSocket: "/r/agent.sock", AgentPort: "org.dibvm.agent.0",
+		Console: vm.Console{File: "/r/console.log"}, Monitor: "/r/qmp.sock",
+		Agent: &vm.Channel{Socket: "/r/agent.sock", Name: "org.dibvm.agent.0"},
 	}
 	s, err := DomainXML(cfg, "dibvm-test")
 	if err != nil {
@@ -33,7 +36,7 @@ func TestDomainXML(t *testing.T) {
 	if d.Type != "qemu" || d.Name != "dibvm-test" || d.Memory.Value != 2048 || d.Memory.Unit != "MiB" || d.VCPU.Value != 2 {
 		t.Errorf("type %s, name %s, memory %d %s, vcpus %d", d.Type, d.Name, d.Memory.Value, d.Memory.Unit, d.VCPU.Value)
 	}
-	if d.OS.Kernel != cfg.Kernel || d.OS.Initrd != cfg.Initrd || d.OS.Cmdline != cfg.Cmdline || d.OS.Type.Machine != "pc" || d.OS.Loader.Path != cfg.Firmware {
+	if d.OS.Kernel != cfg.Kernel || d.OS.Initrd != cfg.Initrd || d.OS.Cmdline != cfg.Cmdline || d.OS.Type.Machine != "pc" || d.OS.Loader.Path != cfg.BIOS {
 		t.Errorf("os: %+v", d.OS)
 	}
 	if d.CPU.Model.Value != "Nehalem" || len(d.CPU.Features) != 1 || d.CPU.Features[0].Name != "rdrand" {
@@ -68,6 +71,16 @@ func TestDomainXML(t *testing.T) {
 	}
 	if dev.MemBalloon.Model != "none" || strings.Contains(s, "qemu:commandline") {
 		t.Errorf("balloon or QEMU passthrough:\n%s", s)
+	}
+}
+
+// A network whose rule libvirt's QEMU could not start is refused, never
+// dropped or opened wider.
+func TestDomainRefusesAGuestfwdRule(t *testing.T) {
+	m := &vm.Machine{Name: "the helper VM", Arch: "amd64", Accel: "tcg", Memory: 512, CPUs: 1,
+		Network: &vm.Network{Guestfwd: "tcp:10.0.2.100:3128-cmd:relay"}}
+	if _, err := DomainXML(m, "dibvm-test"); err == nil || !strings.Contains(err.Error(), "guestfwd") {
+		t.Errorf("a guestfwd network through libvirt: %v", err)
 	}
 }
 

@@ -15,9 +15,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"libvirt.org/go/libvirtxml"
 
-	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/host/sha256sum"
 	"github.com/dibvm/dibvm/host/shellquote"
+	"github.com/dibvm/dibvm/host/vm"
 )
 
 // A daemon on another host cannot open the user's files, so a remote
@@ -46,9 +46,9 @@ type stage struct {
 	once  sync.Once
 }
 
-// stageRemote uploads what cfg's VM needs and returns cfg with the
-// remote host's paths in it.
-func (c *Conn) stageRemote(cfg *qemu.Config, domain string) (_ *stage, _ *qemu.Config, err error) {
+// stageRemote uploads what m needs and returns m with the remote host's
+// paths in it.
+func (c *Conn) stageRemote(m *vm.Machine, domain string) (_ *stage, _ *vm.Machine, err error) {
 	pool, err := c.pool()
 	if err != nil {
 		return nil, nil, err
@@ -69,20 +69,20 @@ func (c *Conn) stageRemote(cfg *qemu.Config, domain string) (_ *stage, _ *qemu.C
 			s.remove()
 		}
 	}()
-	r := *cfg
-	r.Binary, r.Firmware = "", "" // the remote's own QEMU and BIOS
-	if r.Kernel, err = s.cached(cfg.Kernel, "vmlinuz"); err != nil {
+	r := *m
+	r.Binary, r.BIOS = "", "" // the remote's own QEMU and BIOS
+	if r.Kernel, err = s.cached(m.Kernel, "vmlinuz"); err != nil {
 		return nil, nil, err
 	}
-	if r.Initrd, err = s.cached(cfg.Initrd, "initrd.img"); err != nil {
+	if r.Initrd, err = s.cached(m.Initrd, "initrd.img"); err != nil {
 		return nil, nil, err
 	}
-	r.Drives = nil
-	for i, d := range cfg.Drives {
-		if d.QCOW2 {
+	r.Disks = nil
+	for i, d := range m.Disks {
+		if d.DiskFormat() != "raw" {
 			return nil, nil, fmt.Errorf("%s: a layered disk (%s) cannot go to a remote daemon", c.URI, d.Serial)
 		}
-		name := s.prefix + qemu.DriveID(i) + ".img"
+		name := s.prefix + vm.DiskID(i) + ".img"
 		vol, err := s.volume(name, d.Path, !d.Blank)
 		if err != nil {
 			return nil, nil, err
@@ -92,14 +92,19 @@ func (c *Conn) stageRemote(cfg *qemu.Config, domain string) (_ *stage, _ *qemu.C
 		}
 		rd := d
 		rd.Path = s.dir + "/" + name
-		r.Drives = append(r.Drives, rd)
+		r.Disks = append(r.Disks, rd)
 	}
-	r.ConsoleLog = s.dir + "/" + s.prefix + "console.log"
-	r.AgentSocket = s.dir + "/" + s.prefix + "agent.sock"
-	if err := s.followConsole(r.ConsoleLog, cfg.ConsoleLog); err != nil {
+	if m.Console.File == "" || m.Agent == nil || m.UEFI != nil {
+		return nil, nil, fmt.Errorf("%s: only the helper VM runs on a remote daemon", c.URI)
+	}
+	r.Console = vm.Console{File: s.dir + "/" + s.prefix + "console.log"}
+	agent := *m.Agent
+	agent.Socket = s.dir + "/" + s.prefix + "agent.sock"
+	r.Agent = &agent
+	if err := s.followConsole(r.Console.File, m.Console.File); err != nil {
 		return nil, nil, err
 	}
-	if err := s.forwardAgent(cfg.AgentSocket, r.AgentSocket); err != nil {
+	if err := s.forwardAgent(m.Agent.Socket, agent.Socket); err != nil {
 		return nil, nil, err
 	}
 	return s, &r, nil

@@ -22,7 +22,7 @@ import (
 // URI's keyfile=), trusting the host only if known_hosts (or the URI's
 // known_hosts=) has its key. dibvm then reaches the daemon's socket, the
 // agent's channel and the console through this one connection.
-func dialSSH(u *url.URL) (*ssh.Client, error) {
+func dialSSH(u *url.URL, agentSock string) (*ssh.Client, error) {
 	name := u.User.Username()
 	if name == "" {
 		cur, err := user.Current()
@@ -56,7 +56,7 @@ func dialSSH(u *url.URL) (*ssh.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", redact(u), err)
 	}
-	auth, closeAgent := authMethods(u, home)
+	auth, closeAgent := authMethods(u, home, agentSock)
 	defer closeAgent()
 	cfg := &ssh.ClientConfig{User: name, Auth: auth, HostKeyCallback: check, Timeout: 15 * time.Second}
 	c, err := ssh.Dial("tcp", addr, cfg)
@@ -91,12 +91,12 @@ func algorithms(t string) []string {
 	return []string{t}
 }
 
-// authMethods are the user's ssh-agent's keys, then the key file the URI
-// names or the default ones that need no passphrase.
-func authMethods(u *url.URL, home string) ([]ssh.AuthMethod, func()) {
+// authMethods are the keys of the user's ssh-agent at agentSock, then the
+// key file the URI names or the default ones that need no passphrase.
+func authMethods(u *url.URL, home, agentSock string) ([]ssh.AuthMethod, func()) {
 	var signers []ssh.Signer
 	closeAgent := func() {}
-	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+	if sock := agentSock; sock != "" {
 		if conn, err := net.Dial("unix", sock); err == nil {
 			if s, err := agent.NewClient(conn).Signers(); err == nil {
 				signers = append(signers, s...)

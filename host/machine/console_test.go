@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dibvm/dibvm/host/vm"
 )
 
 // However much the guest wrote to its console, the host reads only the
@@ -23,7 +25,7 @@ func TestConsoleLinesReadOnlyTheEnd(t *testing.T) {
 	f.WriteString("\x1b]0;owned\x07\x1b[2Jlast\r\n")
 	f.Close()
 
-	lines := consoleLines(path, 20)
+	lines := vm.ConsoleLines(path, 20)
 	if len(lines) != 20 {
 		t.Fatalf("%d lines", len(lines))
 	}
@@ -33,16 +35,10 @@ func TestConsoleLinesReadOnlyTheEnd(t *testing.T) {
 	if got := panicLine(path); got != "Kernel panic - not syncing: sysrq triggered crash" {
 		t.Errorf("panic line %q", got)
 	}
-	if n := len(readConsole(path)); n > consoleTail {
+	if n := len(vm.ReadConsole(path)); n > vm.ConsoleRead {
 		t.Errorf("read %d bytes of the console", n)
 	}
-	if !strings.HasPrefix(readConsole(path), "xxx") {
+	if !strings.HasPrefix(vm.ReadConsole(path), "xxx") {
 		t.Error("the tail does not start at a line")
-	}
-}
-
-func TestConsoleLinesOfNothing(t *testing.T) {
-	if lines := consoleLines(filepath.Join(t.TempDir(), "none"), 20); len(lines) != 1 || lines[0] != "" {
-		t.Errorf("lines of a missing console: %q", lines)
 	}
 }

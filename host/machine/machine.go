@@ -1,30 +1,30 @@
 // Package machine boots the helper VM and hands back a connected control
-// channel: it writes the input disk, starts QEMU, picks an accelerator
-// that really runs the guest (falling back to TCG when a hypervisor opens
-// but never boots), and stops everything again without leaving a trace.
+// channel: it writes the input disk, describes the helper as a
+// vm.Machine and starts it on a backend (QEMU or libvirt), picks an
+// accelerator that really runs the guest (falling back to TCG when a
+// hypervisor opens but never boots), leads the guest to the host service
+// its caller hands in, and stops everything again without leaving a
+// trace.
 package machine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
-	"github.com/dibvm/dibvm/host/debootstrap"
-	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/iso"
+	"github.com/dibvm/dibvm/host/libvirt"
 	"github.com/dibvm/dibvm/host/qemu"
 	"github.com/dibvm/dibvm/host/qmp"
 	"github.com/dibvm/dibvm/host/rundir"
+	"github.com/dibvm/dibvm/host/vm"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -37,26 +37,23 @@ type Options struct {
 	// on the daemon at LibvirtURI (default libvirt.DefaultURI).
 	Backend    string
 	LibvirtURI string
-	Accel      string // auto, kvm, hvf or tcg
-	Memory     int    // MiB
-	CPUs       int
-	// CPUModel is the guest CPU under TCG (see qemu.Config.CPUModel).
+	// QEMU is this host's QEMU as the user set it up; Libvirt is the
+	// user's session, which reaches a libvirt daemon.
+	QEMU    qemu.Host
+	Libvirt libvirt.Session
+	// RunDir is where run directories go; empty is rundir's choice.
+	RunDir string
+	Accel  string // auto, kvm, hvf or tcg
+	Memory int    // MiB
+	CPUs   int
+	// CPUModel is the guest CPU under TCG (see vm.Machine.CPUModel).
 	CPUModel  string
 	Network   bool
 	Appliance *vmimage.Appliance
 	Inputs    []iso.File // extra files for the input disk
-	// DownloadCache, when set, is a directory where the egress proxy
-	// keeps downloads that never change, across runs.
-	DownloadCache string
-	// Signed are sources whose files the proxy checks against signed
-	// sums before it keeps them in DownloadCache; Offline serves them
-	// from there alone (see egress.SignedSource).
-	Signed  []egress.SignedSource
-	Offline bool
-	// Egress is what the egress proxy lets the guest reach besides the
-	// public network (--allow-net), or all it lets it reach
-	// (--allow-only); refusals are reported on Notices.
-	Egress egress.Policy
+	// Service is the host's service the guest reaches at its Addr: with
+	// Network, the guest's only way out. A Network needs one.
+	Service Service
 	// Disks are blank sparse disks made in the run directory, removed
 	// with it: scratch space and the output disk of a build.
 	Disks []Disk
@@ -95,13 +92,14 @@ type Machine struct {
 	BootTime time.Duration // from QEMU start to agent ready
 	Client   *agentclient.Client
 
-	backend backend
-	proc    vm
+	backend vm.Backend
+	spec    *vm.Machine
+	proc    vm.Instance
 	mon     *qmp.Monitor
 	drives  map[string]string // serial → QEMU drive id
 	layers  map[string]string // serial → the caller's qcow2 layer
 	dir     *rundir.Dir
-	egress  *egress.Proxy
+	service io.Closer // the Service, serving this guest
 
 	// consoleFlood is set when the guest outgrew its console (see
 	// watchConsole).
@@ -117,6 +115,9 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 	if opts.Arch == "" {
 		opts.Arch = runtime.GOARCH
 	}
+	if opts.Network && opts.Service == nil {
+		return nil, errors.New("the helper VM's network needs a host service to lead it to")
+	}
 	b, err := newBackend(opts)
 	if err != nil {
 		return nil, err
@@ -124,17 +125,17 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 	// The emulator is the host's own unless the VM runs elsewhere, where
 	// the daemon picks its own (and the memo, keyed by it, is not kept).
 	binary := ""
-	if b.local() {
-		if binary, err = qemu.FindBinary(opts.Arch); err != nil {
-			b.close()
+	if b.Local() {
+		if binary, err = opts.QEMU.FindBinary(opts.Arch); err != nil {
+			b.Close()
 			return nil, err
 		}
 	} else {
 		opts.AccelMemo = ""
 	}
-	accels, err := b.accelerators(opts.Accel, opts.Arch)
+	accels, err := b.Accelerators(opts.Accel, opts.Arch)
 	if err != nil {
-		b.close()
+		b.Close()
 		return nil, err
 	}
 	if opts.Notices == nil {
@@ -152,7 +153,7 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 		}
 		var nb *notBootingError
 		if i == len(accels)-1 || !errors.As(err, &nb) {
-			b.close()
+			b.Close()
 			return nil, err
 		}
 		fmt.Fprintf(opts.Notices, "dibvm: %s did not start the guest (gave up %s after %s); falling back to %s\n",
@@ -172,8 +173,8 @@ type notBootingError struct {
 
 func (e *notBootingError) Error() string { return e.err.Error() }
 
-func boot(ctx context.Context, b backend, binary, accel string, opts Options) (_ *Machine, err error) {
-	dir, err := rundir.New()
+func boot(ctx context.Context, b vm.Backend, binary, accel string, opts Options) (_ *Machine, err error) {
+	dir, err := rundir.New(opts.RunDir)
 	if err != nil {
 		return nil, fmt.Errorf("make a run directory: %w", err)
 	}
@@ -187,147 +188,36 @@ func boot(ctx context.Context, b backend, binary, accel string, opts Options) (_
 	if err != nil {
 		return nil, err
 	}
-	forwarded := opts.Network && b.forwardsEgress()
+	// Where the backend runs no guestfwd rule, the guest has no
+	// interface: the agent listens at the service's address in the
+	// guest and hands each connection to the host.
+	forwarded := opts.Network && !b.Guestfwd()
 	if err := writeInput(dir.File("input.iso"), keys, opts, forwarded); err != nil {
 		return nil, err
 	}
-	drives := []qemu.Drive{{Path: dir.File("input.iso"), Serial: api.InputSerial, ReadOnly: true}}
-	m.drives, m.layers = map[string]string{}, map[string]string{}
-	for _, d := range opts.Disks {
-		m.drives[d.Serial] = qemu.DriveID(len(drives))
-		switch {
-		case d.Source != "":
-			drives = append(drives, qemu.Drive{Path: d.Source, Serial: d.Serial, ReadOnly: true})
-			continue
-		case d.Layer != "":
-			drives = append(drives, qemu.Drive{Path: d.Layer, Serial: d.Serial, QCOW2: true})
-			m.layers[d.Serial] = d.Layer
-			continue
-		}
-		p := dir.File(d.Serial + ".img")
-		if err := makeSparse(p, d.Size); err != nil {
-			return nil, err
-		}
-		drives = append(drives, qemu.Drive{Path: p, Serial: d.Serial, Blank: true})
+	if m.spec, err = m.helper(binary, accel, opts); err != nil {
+		return nil, err
 	}
-	cfg := &qemu.Config{
-		Binary: binary, Arch: opts.Arch, Accel: accel, Memory: opts.Memory, CPUs: opts.CPUs, CPUModel: opts.CPUModel,
-		Firmware: qemu.FindQboot(opts.Arch),
-		Kernel:   opts.Appliance.Kernel, Initrd: opts.Appliance.Initrd,
-		Cmdline: kernelCmdline(opts.Arch, accel),
-		Drives:  drives,
-		Network: opts.Network && !forwarded,
-
-		ConsoleLog:  dir.File("console.log"),
-		QMPSocket:   dir.File("qmp.sock"),
-		AgentSocket: dir.File("agent.sock"),
-		AgentPort:   api.PortName,
-	}
-	if cfg.Network {
-		if m.egress, cfg.Guestfwd, err = startEgress(dir, opts); err != nil {
+	if opts.Network && !forwarded {
+		if err := m.listen(opts.Service); err != nil {
 			return nil, err
 		}
 	}
 	start := time.Now()
-	if m.proc, err = b.start(cfg); err != nil {
+	if m.proc, err = b.Start(m.spec); err != nil {
 		return nil, err
 	}
-	go m.watchConsole(cfg.ConsoleLog)
-	if err := m.waitReady(ctx, b, cfg, accel, keys, opts); err != nil {
+	go m.watchConsole(m.spec.Console.File)
+	if err := m.waitReady(ctx, b, keys, opts); err != nil {
 		return nil, err
 	}
 	m.BootTime = time.Since(start)
 	if forwarded {
-		// The guest has no interface: the agent listens at the proxy's
-		// address in the guest and hands each connection to the host.
-		ln, err := m.Client.Listen(egress.GuestAddr)
-		if err != nil {
+		if err := m.serve(opts.Service); err != nil {
 			return nil, err
-		}
-		if m.egress, err = egress.Serve(ln, proxyOptions(dir, opts)); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("start the egress proxy: %w", err)
 		}
 	}
 	return m, nil
-}
-
-// kernelCmdline is the appliance kernel's command line. Under TCG the TSC
-// is declared unstable from the start: otherwise the kernel marks
-// sched_clock stable about three seconds into boot and live-patches
-// sched_clock_cpu while the other vCPU may be running it, and QEMU's
-// multi-threaded TCG now and then lets that CPU trap on the patch's int3
-// after the patch is done, which panics the guest ("Fatal exception in
-// interrupt" at sched_clock_cpu). An unstable TSC leaves that code alone.
-// (arm64 has no TSC.) nohz=off does the same for the timer wheel's static
-// branches, which the kernel otherwise switches a second into the boot,
-// when the tick first stops on an idle CPU (a panic in
-// run_timer_softirq); an idle vCPU then takes every tick, which costs
-// nothing measurable. norandmaps, also under TCG only, turns off address
-// space randomization: QEMU 7.2 keys an x86 or arm64 translation block by
-// its virtual address, so a shared library mapped somewhere new in every
-// process is translated anew in every process. With the same addresses
-// each time, a fork and exec of /bin/true takes 4.4 ms instead of 25 ms,
-// and every hook, maintainer script and dpkg run gains. Nothing in the
-// helper relies on randomization: hooks already run there as root, and
-// the sandbox is the VM. quiet keeps the boot messages in the kernel's log
-// and off the emulated serial port, and cryptomgr.notests skips the
-// self-tests of every crypto algorithm the kernel registers; together
-// they took 0.3 s of a 5.9 s boot under TCG.
-func kernelCmdline(goarch, accel string) string {
-	c := "console=" + qemu.ConsoleDevice(goarch) + " panic=-1 oops=panic mitigations=off random.trust_cpu=on quiet cryptomgr.notests=1"
-	if accel == "tcg" {
-		c += " nohz=off norandmaps"
-		if goarch == "amd64" {
-			c += " tsc=unstable"
-		}
-	}
-	return c
-}
-
-func writeInput(path string, keys *agentclient.Keys, opts Options, forwarded bool) error {
-	cfg := api.Config{AuthorizedKey: keys.AuthorizedKey(), HostKey: keys.GuestPrivateKey()}
-	switch {
-	case forwarded:
-		cfg.Network = &api.Network{Forwarded: true, Proxy: "http://" + egress.GuestAddr}
-	case opts.Network:
-		// QEMU's user networking always serves this network.
-		cfg.Network = &api.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3",
-			Proxy: "http://" + egress.GuestAddr}
-	}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	files := append([]iso.File{{Name: api.ConfigFile, Data: b}}, opts.Inputs...)
-	return iso.Write(path, files)
-}
-
-// startEgress starts the proxy that is the guest's only way out, with
-// the cache and policy of opts, and returns the QEMU forwarding rule that
-// leads to it.
-func startEgress(dir *rundir.Dir, opts Options) (*egress.Proxy, string, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, "", err
-	}
-	sock := dir.File("egress.sock")
-	p, err := egress.Listen(sock, proxyOptions(dir, opts))
-	if err != nil {
-		return nil, "", fmt.Errorf("start the egress proxy: %w", err)
-	}
-	return p, egress.GuestfwdRule(self, sock), nil
-}
-
-// proxyOptions are the egress proxy's cache, policy and services as opts
-// say.
-func proxyOptions(dir *rundir.Dir, opts Options) egress.Options {
-	var cache *egress.Cache
-	if opts.DownloadCache != "" {
-		cache = &egress.Cache{Dir: opts.DownloadCache}
-	}
-	return egress.Options{Cache: cache, Policy: opts.Egress, Notices: opts.Notices, Signed: opts.Signed, Offline: opts.Offline,
-		Services: map[string]egress.Service{api.ServiceHost: debootstrap.Service(dir.Path)}}
 }
 
 // Snapshot makes the qcow2 image at overlay, which the caller made with
@@ -343,7 +233,7 @@ func (m *Machine) Snapshot(ctx context.Context, serial, overlay string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	args, err := m.backend.disk(ctx, m.mon, id)
+	args, err := m.backend.DiskNode(ctx, m.mon, id)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", serial, err)
 	}
@@ -358,7 +248,7 @@ func (m *Machine) Snapshot(ctx context.Context, serial, overlay string) error {
 // guest left them, readable at DiskPath: a disk of a remote daemon is
 // downloaded that far; a local one already is there.
 func (m *Machine) Fetch(serial string, length int64) error {
-	return m.backend.fetch(m.DiskPath(serial), length)
+	return m.backend.Fetch(m.DiskPath(serial), length)
 }
 
 // DiskPath is the host file behind the disk with serial: for a disk
@@ -368,18 +258,6 @@ func (m *Machine) DiskPath(serial string) string {
 		return l
 	}
 	return m.dir.File(serial + ".img")
-}
-
-func makeSparse(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Truncate(size); err != nil {
-		f.Close()
-		return fmt.Errorf("make a %d-byte disk: %w", size, err)
-	}
-	return f.Close()
 }
 
 // QEMUMaxRSS is QEMU's peak resident set size in bytes, known once the
@@ -408,7 +286,7 @@ func (m *Machine) Explain(err error) error {
 
 // StoppedError explains why the VM stopped on its own.
 func (m *Machine) StoppedError() error {
-	return fmt.Errorf("the helper VM stopped: %s%s", m.stopReason(), m.consoleTail())
+	return fmt.Errorf("the helper VM stopped: %s%s", m.stopReason(), m.consoleReport())
 }
 
 // Close stops the VM, asking the agent first, then QEMU, then the kernel,
@@ -436,11 +314,11 @@ func (m *Machine) close() error {
 	if m.mon != nil {
 		m.mon.Close()
 	}
-	if m.egress != nil {
-		m.egress.Close()
+	if m.service != nil {
+		m.service.Close()
 	}
 	if m.backend != nil {
-		m.backend.close()
+		m.backend.Close()
 	}
 	return m.dir.Remove()
 }

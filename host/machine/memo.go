@@ -68,12 +68,12 @@ func remember(path, binary, accel string) {
 // helper VM with, where nothing tells a hung hypervisor from a slow
 // boot: the best of request's that has not failed to start the helper
 // on this host before (see AccelMemo).
-func Accelerator(request, goarch, memoPath string, notices io.Writer) (string, error) {
-	binary, err := qemu.FindBinary(goarch)
+func Accelerator(host qemu.Host, request, goarch, memoPath string, notices io.Writer) (string, error) {
+	binary, err := host.FindBinary(goarch)
 	if err != nil {
 		return "", err
 	}
-	accels, err := qemu.Accelerators(request, goarch)
+	accels, err := host.Accelerators(request, goarch)
 	if err != nil {
 		return "", err
 	}
@@ -83,8 +83,8 @@ func Accelerator(request, goarch, memoPath string, notices io.Writer) (string, e
 // FirstAccelerator is the best of accels (as libvirt offers them) that
 // has not failed to start the helper on this host before: for a daemon
 // on this host, whose QEMU is this host's.
-func FirstAccelerator(accels []string, goarch, memoPath string, notices io.Writer) string {
-	binary, err := qemu.FindBinary(goarch)
+func FirstAccelerator(host qemu.Host, accels []string, goarch, memoPath string, notices io.Writer) string {
+	binary, err := host.FindBinary(goarch)
 	if err != nil {
 		return accels[0]
 	}

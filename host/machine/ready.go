@@ -9,7 +9,7 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
-	"github.com/dibvm/dibvm/host/qemu"
+	"github.com/dibvm/dibvm/host/vm"
 )
 
 // requirement is one step of the boot that must happen in time, with what
@@ -22,8 +22,9 @@ type requirement struct {
 
 // waitReady walks the boot requirements, each bounded by what is left of
 // the accelerator's boot timeout, and fails fast if QEMU exits.
-func (m *Machine) waitReady(ctx context.Context, b backend, cfg *qemu.Config, accel string, keys *agentclient.Keys, opts Options) error {
+func (m *Machine) waitReady(ctx context.Context, b vm.Backend, keys *agentclient.Keys, opts Options) error {
 	timeout := opts.BootTimeout
+	accel := m.Accel
 	hypervisor := accel != "tcg"
 	if hypervisor {
 		timeout = opts.HypervisorTimeout
@@ -42,7 +43,7 @@ func (m *Machine) waitReady(ctx context.Context, b backend, cfg *qemu.Config, ac
 		}
 	}()
 
-	for _, r := range m.requirements(b, cfg, keys) {
+	for _, r := range m.requirements(b, keys) {
 		err := r.check(ctx)
 		if err == nil {
 			continue
@@ -59,9 +60,9 @@ func (m *Machine) waitReady(ctx context.Context, b backend, cfg *qemu.Config, ac
 			out = m.StoppedError()
 		case ctx.Err() != nil:
 			out = fmt.Errorf("%s did not happen within %s%s. %s%s",
-				r.description, timeout, m.vmStatus(), r.hint, m.consoleTail())
+				r.description, timeout, m.vmStatus(), r.hint, m.consoleReport())
 		default:
-			out = fmt.Errorf("%s: %w%s", r.description, err, m.consoleTail())
+			out = fmt.Errorf("%s: %w%s", r.description, err, m.consoleReport())
 		}
 		if hypervisor {
 			return &notBootingError{what: "waiting for " + r.description, after: time.Since(start).Round(time.Second),
@@ -81,13 +82,13 @@ func (m *Machine) exited() bool {
 	}
 }
 
-func (m *Machine) requirements(b backend, cfg *qemu.Config, keys *agentclient.Keys) []requirement {
+func (m *Machine) requirements(b vm.Backend, keys *agentclient.Keys) []requirement {
 	return []requirement{
 		{
 			description: "QEMU monitor connected",
 			hint:        "QEMU did not open its monitor; run it by hand with the same arguments to see why (through libvirt, its log in the daemon's qemu log directory says).",
 			check: func(ctx context.Context) (err error) {
-				m.mon, err = b.monitor(ctx, m.proc, cfg)
+				m.mon, err = b.Monitor(ctx, m.proc, m.spec)
 				return err
 			},
 		},
@@ -172,7 +173,7 @@ func (m *Machine) stopReason() string {
 }
 
 func panicLine(console string) string {
-	for _, l := range consoleLines(console, 1<<20) {
+	for _, l := range vm.ConsoleLines(console, 1<<20) {
 		if i := strings.Index(l, "Kernel panic"); i >= 0 {
 			return strings.TrimSpace(l[i:])
 		}
@@ -183,11 +184,12 @@ func panicLine(console string) string {
 	return ""
 }
 
-// consoleTail is the end of the serial console, indented, for errors.
-func (m *Machine) consoleTail() string {
-	lines := consoleLines(m.dir.File("console.log"), 20)
-	if len(lines) == 1 && lines[0] == "" {
+// consoleReport is the end of the serial console (vm.ConsoleTail), for
+// errors.
+func (m *Machine) consoleReport() string {
+	tail := vm.ConsoleTail(m.dir.File("console.log"), "    ")
+	if tail == "    " {
 		return "\n(the guest printed nothing on its console)"
 	}
-	return "\nlast lines of the guest console:\n    " + strings.Join(lines, "\n    ")
+	return "\nlast lines of the guest console:\n" + tail
 }

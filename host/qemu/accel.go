@@ -8,18 +8,18 @@ import (
 
 // Accelerators lists, best first, the accelerators to try for a guest of
 // goarch: "auto" tries the host's hypervisor when it can run that guest
-// (kvm on Linux when /dev/kvm, or $DIBVM_KVM_DEVICE, opens read-write; hvf
+// (kvm on Linux when /dev/kvm, or h.KVMDevice, opens read-write; hvf
 // on macOS when the kernel reports Hypervisor.framework support) and then
 // tcg; a named one is tried alone, and refused at once when the host
 // does not offer it. A guest of another architecture than the host's runs
 // only under tcg. Opening is not proof that a guest will run: the caller
 // still bounds the boot and falls back.
-func Accelerators(request, goarch string) ([]string, error) {
+func (h Host) Accelerators(request, goarch string) ([]string, error) {
 	switch request {
 	case "", "auto":
 		var out []string
 		if goarch == runtime.GOARCH {
-			if hv, _ := Hypervisor(); hv != "" {
+			if hv, _ := h.Hypervisor(); hv != "" {
 				out = append(out, hv)
 			}
 		}
@@ -28,7 +28,7 @@ func Accelerators(request, goarch string) ([]string, error) {
 		if goarch != runtime.GOARCH {
 			return nil, fmt.Errorf("--accel %s (or DIBVM_ACCEL): the helper VM is %s (the image's architecture, or --arch) and this host is %s; a hypervisor runs only guests of its own architecture: use --accel tcg or auto", request, goarch, runtime.GOARCH)
 		}
-		if hv, reason := Hypervisor(); hv != request {
+		if hv, reason := h.Hypervisor(); hv != request {
 			if hv != "" {
 				reason = "this host's hypervisor is " + hv
 			}
@@ -53,11 +53,11 @@ func CheckAccelName(request string) error {
 
 // Hypervisor names the host's hypervisor accelerator when it is there
 // for this user, or says in reason why not.
-func Hypervisor() (accel, reason string) {
+func (h Host) Hypervisor() (accel, reason string) {
 	switch runtime.GOOS {
 	case "linux":
 		dev := "/dev/kvm"
-		if d := os.Getenv("DIBVM_KVM_DEVICE"); d != "" {
+		if d := h.KVMDevice; d != "" {
 			dev = d // a KVM device node in an unusual place
 		}
 		f, err := os.OpenFile(dev, os.O_RDWR, 0)

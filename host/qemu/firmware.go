@@ -5,13 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/dibvm/dibvm/host/vm"
 )
 
-// UEFI is a UEFI firmware for QEMU's pflash: the read-only code, and the
-// template of the variable store each boot gets its own copy of.
-type UEFI struct {
-	Code, Vars string
-}
+// UEFI is a UEFI firmware for QEMU's pflash, as vm.Machine takes it.
+type UEFI vm.UEFI
 
 // uefiPaths are where distributions and Homebrew put edk2 builds for
 // QEMU, by guest architecture, best first: Debian and Ubuntu (ovmf,
@@ -35,8 +34,8 @@ var uefiPaths = map[string][]UEFI{
 // says what to install. Relative paths are looked up under the prefix
 // QEMU was installed in (Homebrew's /opt/homebrew or /usr/local, or any
 // other, found from the emulator's own path).
-func FindUEFI(goarch string) (UEFI, error) {
-	if f, ok := findUEFI(uefiPaths[goarch], qemuPrefixes(goarch)); ok {
+func (h Host) FindUEFI(goarch string) (UEFI, error) {
+	if f, ok := findUEFI(uefiPaths[goarch], h.prefixes(goarch)); ok {
 		return f, nil
 	}
 	pkg := "ovmf"
@@ -71,9 +70,9 @@ func findUEFI(candidates []UEFI, prefixes []string) (UEFI, bool) {
 
 // qemuPrefixes are the installation prefixes QEMU may have been installed
 // under: that of the emulator dibvm runs (bin/..), then Homebrew's.
-func qemuPrefixes(goarch string) []string {
+func (h Host) prefixes(goarch string) []string {
 	var out []string
-	if p, err := FindBinary(goarch); err == nil {
+	if p, err := h.FindBinary(goarch); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real
 		}
@@ -94,11 +93,11 @@ func isFile(p string) bool {
 // x86 kernel directly, or "" when this QEMU has none (SeaBIOS, QEMU's
 // default, then boots the helper a quarter of a second slower under TCG).
 // It lives in QEMU's data directory, share/qemu under its prefix.
-func FindQboot(goarch string) string {
+func (h Host) FindQboot(goarch string) string {
 	if goarch != "amd64" {
 		return ""
 	}
-	for _, p := range append(qemuPrefixes(goarch), "/usr") {
+	for _, p := range append(h.prefixes(goarch), "/usr") {
 		if f := filepath.Join(p, "share/qemu/qboot.rom"); isFile(f) {
 			return f
 		}

@@ -1,6 +1,6 @@
-// Package qemu starts and stops the QEMU process that runs the helper VM:
-// finding the binary, choosing machine and accelerator arguments, and
-// making sure the process never outlives dibvm.
+// Package qemu runs a vm.Machine as QEMU, dibvm's own child: it finds
+// the emulator and firmware, turns the description into QEMU's
+// arguments, and makes sure the process never outlives dibvm.
 package qemu
 
 import (
@@ -10,57 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
-
-// Drive is a disk image attached with virtio-blk.
-type Drive struct {
-	Path     string
-	Serial   string // what the guest sees in /sys/block/*/serial
-	ReadOnly bool
-	// QCOW2 says the file is a qcow2 image (with its backing chain),
-	// not raw.
-	QCOW2 bool
-	// Blank says the file is a new sparse disk with nothing on it yet,
-	// which a backend elsewhere need not copy.
-	Blank bool
-}
-
-// DriveID is the QEMU id of the i'th drive of a Config, which QMP's
-// block commands name it by.
-func DriveID(i int) string { return "disk" + strconv.Itoa(i) }
-
-// Config describes one helper VM.
-type Config struct {
-	Binary string
-	Arch   string // the guest's, as GOARCH names it: amd64 or arm64
-	Accel  string // kvm, hvf or tcg
-	Memory int    // MiB
-	CPUs   int
-	// CPUModel is the guest CPU under TCG: "" or "auto" for the one that
-	// suits the helper best, else a QEMU -cpu model. A hypervisor always
-	// gets the host's.
-	CPUModel string
-	// Firmware replaces QEMU's default firmware (-bios) when set.
-	Firmware string
-	Kernel   string
-	Initrd   string
-	Cmdline  string
-	Drives   []Drive
-	Network  bool // QEMU user networking (NAT)
-	// Guestfwd, when set, restricts the network to this one forwarding
-	// rule (see host/egress).
-	Guestfwd string
-
-	ConsoleLog  string // file that gets the serial console
-	QMPSocket   string // unix socket for QMP
-	AgentSocket string // unix socket behind the agent's virtio-serial port
-	AgentPort   string // name of that port in the guest
-}
 
 // BinaryName is the name of the system emulator for goarch.
 func BinaryName(goarch string) (string, error) {
@@ -73,15 +27,24 @@ func BinaryName(goarch string) (string, error) {
 	return "", fmt.Errorf("no QEMU system emulator known for %s", goarch)
 }
 
+// Host is what the user told dibvm of this host's QEMU: where its
+// emulators and its KVM device are, when not where they usually are.
+// host/cli reads it from the environment.
+type Host struct {
+	// Emulators are system emulators by guest architecture (GOARCH),
+	// in place of the one found in PATH: $DIBVM_QEMU_<ARCH>, and
+	// $DIBVM_QEMU for the host's own.
+	Emulators map[string]string
+	// KVMDevice is the KVM device node; empty is /dev/kvm
+	// ($DIBVM_KVM_DEVICE).
+	KVMDevice string
+}
+
 // FindBinary returns the path of the system emulator for guests of
-// goarch, or an error that says how to install it. $DIBVM_QEMU overrides
-// the search for the host's own architecture; $DIBVM_QEMU_<ARCH> (e.g.
-// DIBVM_QEMU_ARM64) for any.
-func FindBinary(goarch string) (string, error) {
-	if p := os.Getenv("DIBVM_QEMU_" + strings.ToUpper(goarch)); p != "" {
-		return p, nil
-	}
-	if p := os.Getenv("DIBVM_QEMU"); p != "" && goarch == runtime.GOARCH {
+// goarch, or an error that says how to install it. h.Emulators override
+// the search.
+func (h Host) FindBinary(goarch string) (string, error) {
+	if p := h.Emulators[goarch]; p != "" {
 		return p, nil
 	}
 	name, err := BinaryName(goarch)
@@ -133,53 +96,6 @@ func ConsoleDevice(goarch string) string {
 	return "ttyS0"
 }
 
-// Args is the QEMU command line for c, without the binary.
-func (c *Config) Args() []string {
-	a := []string{
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-machine", Machine(c.Arch),
-		"-accel", accelArg(c.Accel, c.CPUs),
-		"-cpu", CPU(c.Arch, c.Accel, c.CPUModel),
-		"-m", strconv.Itoa(c.Memory), "-smp", strconv.Itoa(c.CPUs),
-	}
-	if c.Firmware != "" {
-		a = append(a, "-bios", c.Firmware)
-	}
-	a = append(a,
-		"-kernel", c.Kernel, "-initrd", c.Initrd, "-append", c.Cmdline,
-		"-chardev", "file,id=console,path="+c.ConsoleLog,
-		"-serial", "chardev:console",
-		"-chardev", "socket,id=qmp,path="+c.QMPSocket+",server=on,wait=off",
-		"-mon", "chardev=qmp,mode=control",
-		"-device", "virtio-serial-pci,id=vser",
-		"-chardev", "socket,id=agent,path="+c.AgentSocket+",server=on,wait=off",
-		"-device", "virtserialport,bus=vser.0,chardev=agent,name="+c.AgentPort,
-		"-device", "virtio-rng-pci",
-	)
-	for i, d := range c.Drives {
-		id := DriveID(i)
-		format := "raw"
-		if d.QCOW2 {
-			format = "qcow2"
-		}
-		// A comma in an option's value is written twice.
-		drive := "file=" + strings.ReplaceAll(d.Path, ",", ",,") + ",if=none,id=" + id + ",format=" + format + ",cache=unsafe"
-		if d.ReadOnly {
-			drive += ",readonly=on"
-		}
-		a = append(a, "-drive", drive, "-device", "virtio-blk-pci,drive="+id+",serial="+d.Serial)
-	}
-	if c.Network {
-		netdev := "user,id=net0"
-		if c.Guestfwd != "" {
-			netdev += ",restrict=on,guestfwd=" + c.Guestfwd
-		}
-		// romfile= skips the PXE option ROM: nothing boots from the network.
-		a = append(a, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile=")
-	}
-	return a
-}
-
 // Machine is QEMU's machine type for a goarch guest. arm64 has no PC:
 // virt is the machine made for guests like this one, with PCIe for the
 // virtio devices and a PL011 for the console, and it boots a kernel
@@ -189,13 +105,6 @@ func Machine(goarch string) string {
 		return "virt"
 	}
 	return "pc"
-}
-
-func accelArg(accel string, cpus int) string {
-	if accel == "tcg" && cpus > 1 {
-		return "tcg,thread=multi"
-	}
-	return accel
 }
 
 // CPU is the guest CPU: the host's own under a hypervisor; under TCG,
@@ -240,7 +149,7 @@ func CPU(goarch, accel, model string) string {
 // CheckCPUModel says what is wrong with model as a -cpu model for a
 // goarch guest under TCG: not one the emulator lists, or not a plain name
 // (options are not taken, so that nothing else rides on the value).
-func CheckCPUModel(model, goarch string) error {
+func (h Host) CheckCPUModel(model, goarch string) error {
 	if model == "auto" || model == "max" {
 		return nil
 	}
@@ -249,7 +158,7 @@ func CheckCPUModel(model, goarch string) error {
 	}) >= 0 {
 		return fmt.Errorf("give auto, max or a CPU model name")
 	}
-	binary, err := FindBinary(goarch)
+	binary, err := h.FindBinary(goarch)
 	if err != nil {
 		return nil // the boot says what is missing
 	}
@@ -280,9 +189,6 @@ type Process struct {
 	// one: it must stay open as long as dibvm lives.
 	watchdog *os.File
 }
-
-// Start launches QEMU for c (see StartArgs).
-func Start(c *Config) (*Process, error) { return StartArgs(c.Binary, c.Args()) }
 
 // StartArgs launches binary with args. The process is tied to dibvm's
 // life (see setParentDeath) and placed in its own process group, so a
@@ -380,8 +286,8 @@ func (p *Process) MaxRSS() int64 {
 }
 
 // Stop asks QEMU to quit (SIGTERM: it flushes its disks and exits),
-// waits up to grace, and then kills it.
-func (p *Process) Stop(grace time.Duration) {
+// waits up to stopGrace, and then kills it.
+func (p *Process) Stop() {
 	select {
 	case <-p.done:
 		return
@@ -390,7 +296,7 @@ func (p *Process) Stop(grace time.Duration) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(grace):
+	case <-time.After(stopGrace):
 		p.Kill()
 	}
 }
@@ -408,6 +314,9 @@ func (p *Process) Kill() {
 	case <-time.After(10 * time.Second):
 	}
 }
+
+// stopGrace is how long Stop lets QEMU flush its disks.
+const stopGrace = 10 * time.Second
 
 type lockedWriter struct{ p *Process }
 

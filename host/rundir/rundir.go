@@ -25,15 +25,16 @@ type Dir struct {
 	lock *flock.Flock
 }
 
-// Base is where run directories go: $DIBVM_RUNTIME_DIR, else the system
-// temporary directory, else /tmp. Unix socket paths must stay short (104
-// bytes on macOS), and macOS's per-user $TMPDIR (/var/folders/xx/…/T/) is
-// already half that: where the temporary directory is too long for the
-// sockets, run directories go to /tmp, each one made private to its user.
-// A $DIBVM_RUNTIME_DIR too long is an error, not passed over.
-func Base() string {
-	if d := os.Getenv("DIBVM_RUNTIME_DIR"); d != "" {
-		return d
+// Base is where run directories go: dir, the one the user chose
+// ($DIBVM_RUNTIME_DIR, which host/cli reads), else the system temporary
+// directory, else /tmp. Unix socket paths must stay short (104 bytes on
+// macOS), and macOS's per-user $TMPDIR (/var/folders/xx/…/T/) is already
+// half that: where the temporary directory is too long for the sockets,
+// run directories go to /tmp, each one made private to its user. A dir
+// too long is an error, not passed over.
+func Base(dir string) string {
+	if dir != "" {
+		return dir
 	}
 	if d := os.TempDir(); fits(d) {
 		return d
@@ -52,14 +53,15 @@ func fits(base string) bool {
 // longest path a socket can have is the host's (maxSocketPath).
 const longestSocket = "egress.sock"
 
-// New sweeps stale run directories and makes a new one.
-func New() (*Dir, error) {
-	if base := Base(); !fits(base) {
+// New sweeps stale run directories under Base(dir) and makes a new one
+// there.
+func New(dir string) (*Dir, error) {
+	if base := Base(dir); !fits(base) {
 		n := len(filepath.Join(base, prefix+"1234567890", longestSocket))
 		return nil, fmt.Errorf("the run directory would be in %s, too long a path for the VM's unix sockets (%d bytes, at most %d): set DIBVM_RUNTIME_DIR to a shorter directory", base, n, maxSocketPath)
 	}
-	Sweep()
-	p, err := os.MkdirTemp(Base(), prefix)
+	Sweep(dir)
+	p, err := os.MkdirTemp(Base(dir), prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -81,10 +83,10 @@ func (d *Dir) Remove() error {
 	return err
 }
 
-// Sweep removes run directories whose owners are gone. It returns how many
-// it removed.
-func Sweep() int {
-	dirs, _ := filepath.Glob(filepath.Join(Base(), prefix+"*"))
+// Sweep removes run directories under Base(dir) whose owners are gone.
+// It returns how many it removed.
+func Sweep(dir string) int {
+	dirs, _ := filepath.Glob(filepath.Join(Base(dir), prefix+"*"))
 	n := 0
 	for _, d := range dirs {
 		// Only directories this package made carry the lock file; leave

@@ -11,9 +11,8 @@ import (
 
 func TestSweepRemovesOnlyAbandonedDirs(t *testing.T) {
 	base := t.TempDir()
-	t.Setenv("DIBVM_RUNTIME_DIR", base)
 
-	live, err := New()
+	live, err := New(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +26,7 @@ func TestSweepRemovesOnlyAbandonedDirs(t *testing.T) {
 	foreign := filepath.Join(base, prefix+"foreign")
 	os.Mkdir(foreign, 0o755)
 
-	if n := Sweep(); n != 1 {
+	if n := Sweep(base); n != 1 {
 		t.Errorf("Sweep removed %d directories, want 1", n)
 	}
 	for _, c := range []struct {
@@ -48,7 +47,6 @@ func TestSweepKeepsDirLockedByAnotherProcess(t *testing.T) {
 		t.Fatalf("this test needs flock(1) from util-linux: %v", err)
 	}
 	base := t.TempDir()
-	t.Setenv("DIBVM_RUNTIME_DIR", base)
 	d := filepath.Join(base, prefix+"other")
 	os.Mkdir(d, 0o755)
 	lock := filepath.Join(d, lockName)
@@ -66,7 +64,7 @@ func TestSweepKeepsDirLockedByAnotherProcess(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := Sweep(); n != 0 {
+	if n := Sweep(base); n != 0 {
 		t.Errorf("Sweep removed %d directories, want 0", n)
 	}
 	if _, err := os.Stat(d); err != nil {
@@ -81,8 +79,7 @@ func TestNewRefusesTooLongAPath(t *testing.T) {
 	if err := os.MkdirAll(long, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("DIBVM_RUNTIME_DIR", long)
-	if _, err := New(); err == nil || !strings.Contains(err.Error(), "set DIBVM_RUNTIME_DIR to a shorter directory") {
+	if _, err := New(long); err == nil || !strings.Contains(err.Error(), "set DIBVM_RUNTIME_DIR to a shorter directory") {
 		t.Errorf("New in %s: %v", long, err)
 	}
 	if entries, _ := os.ReadDir(long); len(entries) != 0 {
@@ -97,9 +94,8 @@ func TestNewAvoidsALongTMPDIR(t *testing.T) {
 	if err := os.MkdirAll(long, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("DIBVM_RUNTIME_DIR", "")
 	t.Setenv("TMPDIR", long)
-	d, err := New()
+	d, err := New("")
 	if err != nil {
 		t.Fatalf("New with TMPDIR=%s: %v", long, err)
 	}

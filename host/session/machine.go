@@ -10,6 +10,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/gateway"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/machine"
 )
@@ -19,17 +20,19 @@ import (
 
 // machineOptions is mo with what the job gives the VM: its input disk's
 // files, the scratch and output disks and the host's disks, and the
-// egress proxy's cache and signed sources.
+// egress proxy's cache and signed sources (the gateway host/cli made).
 func (s *session) machineOptions(mo machine.Options) (machine.Options, error) {
 	mo.Inputs = s.j.Inputs
-	mo.DownloadCache = s.j.ImageCache
-	mo.Offline = s.j.Offline
+	proxy := gateway.Of(mo.Service)
+	proxy.DownloadCache = s.j.ImageCache
+	proxy.Offline = s.j.Offline
 	if mo.Appliance != nil && s.j.SignedSources != nil {
 		var err error
-		if mo.Signed, err = s.j.SignedSources(mo.Appliance.Keyrings); err != nil {
+		if proxy.Signed, err = s.j.SignedSources(mo.Appliance.Keyrings); err != nil {
 			return mo, err
 		}
 	}
+	mo.Service = &proxy
 	mo.Disks = []machine.Disk{
 		{Serial: api.ScratchSerial, Size: s.j.ScratchSize},
 		{Serial: api.OutputSerial, Size: s.j.ScratchSize},
@@ -42,9 +45,10 @@ func (s *session) machineOptions(mo machine.Options) (machine.Options, error) {
 
 // helperVM is what of the VM mo describes a checkpoint's key records.
 func helperVM(mo machine.Options) checkpoint.HelperVM {
+	proxy := gateway.Of(mo.Service)
 	vm := checkpoint.HelperVM{
-		CPUs: mo.CPUs, CPUModel: mo.CPUModel, Memory: mo.Memory, Network: mo.Network, Offline: mo.Offline,
-		Egress: fmt.Sprintf("%+v", mo.Egress),
+		CPUs: mo.CPUs, CPUModel: mo.CPUModel, Memory: mo.Memory, Network: mo.Network, Offline: proxy.Offline,
+		Egress: fmt.Sprintf("%+v", proxy.Policy),
 	}
 	if mo.Appliance != nil {
 		// Its directory is named for what it was built from.
