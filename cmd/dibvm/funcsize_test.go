@@ -17,14 +17,6 @@ import (
 // closing brace: past it, a function does several things that want names.
 const maxFuncLines = 80
 
-// longFuncExceptions are the functions over maxFuncLines that are being
-// split into named steps, as "file: function" (a method as Type.Method).
-// The list only shrinks.
-var longFuncExceptions = map[string]bool{
-	"host/cli/boot.go: bootCommand":     true,
-	"host/imageboot/libvirt.go: domain": true,
-}
-
 // TestNoLongFunctions holds every non-test Go function of the module to
 // maxFuncLines, function literals counted in the function that holds them.
 func TestNoLongFunctions(t *testing.T) {
@@ -32,19 +24,8 @@ func TestNoLongFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
 	for _, f := range long {
-		seen[f.name] = true
-		if !longFuncExceptions[f.name] {
-			t.Errorf("%s is %d lines, over %d: split it into named steps", f.name, f.lines, maxFuncLines)
-		}
-	}
-	// A stale entry is not an error, so that the work that splits a
-	// function merges on its own; it is worth removing.
-	for name := range longFuncExceptions {
-		if !seen[name] {
-			t.Logf("%s is no longer over %d lines: remove it from longFuncExceptions", name, maxFuncLines)
-		}
+		t.Errorf("%s is %d lines, over %d: split it into named steps", f.name, f.lines, maxFuncLines)
 	}
 }
 

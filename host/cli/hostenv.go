@@ -30,9 +30,10 @@ func qemuHost() qemu.Host {
 }
 
 // libvirtSession is the user's session as reaching a libvirt daemon
-// takes it: $XDG_RUNTIME_DIR and $SSH_AUTH_SOCK.
+// takes it: $XDG_RUNTIME_DIR, $SSH_AUTH_SOCK and the home directory.
 func libvirtSession() libvirt.Session {
-	return libvirt.Session{RuntimeDir: os.Getenv("XDG_RUNTIME_DIR"), SSHAgent: os.Getenv("SSH_AUTH_SOCK")}
+	home, _ := os.UserHomeDir()
+	return libvirt.Session{RuntimeDir: os.Getenv("XDG_RUNTIME_DIR"), SSHAgent: os.Getenv("SSH_AUTH_SOCK"), Home: home}
 }
 
 // runtimeDir is where the helper's run directories go when the user

@@ -54,6 +54,9 @@ type Session struct {
 	// SSHAgent is $SSH_AUTH_SOCK, the ssh-agent whose keys open a
 	// qemu+ssh:// host.
 	SSHAgent string
+	// Home is the user's home directory: a session daemon's socket
+	// under it, and the SSH keys and known_hosts under ~/.ssh.
+	Home string
 }
 
 // DefaultURI is the connection a user gets without --connect, as
@@ -118,7 +121,7 @@ func Connect(uri string, session Session) (*Conn, error) {
 	}
 	c := &Conn{URI: redact(u), domains: map[string]*Domain{}, system: u.Path == "/system"}
 	if u.Scheme == "qemu+ssh" {
-		if c.ssh, err = dialSSH(u, session.SSHAgent); err != nil {
+		if c.ssh, err = dialSSH(u, session.SSHAgent, session.Home); err != nil {
 			return nil, err
 		}
 		sock, err := remoteSessionSocket(c.ssh, u)
@@ -132,7 +135,7 @@ func Connect(uri string, session Session) (*Conn, error) {
 			return nil, fmt.Errorf("%s: connect to libvirt at %s on the remote: %w", c.URI, sock, err)
 		}
 	} else {
-		sock, err := findSocket(u, session.RuntimeDir)
+		sock, err := findSocket(u, session.RuntimeDir, session.Home)
 		if err != nil {
 			return nil, err
 		}
@@ -255,7 +258,7 @@ func (d sshDialer) Dial() (net.Conn, error) { return d.c.Dial("unix", d.sock) }
 // (?socket=), else the modular QEMU daemon's, else the monolithic
 // daemon's, where libvirt's own client looks (under runtimeDir, the
 // user's $XDG_RUNTIME_DIR, and their home).
-func findSocket(u *url.URL, runtimeDir string) (string, error) {
+func findSocket(u *url.URL, runtimeDir, home string) (string, error) {
 	if s := u.Query().Get("socket"); s != "" {
 		return s, nil
 	}
@@ -269,7 +272,6 @@ func findSocket(u *url.URL, runtimeDir string) (string, error) {
 		}
 		return "", fmt.Errorf("%s: the host's libvirt daemon is not running (no %s): start it (`systemctl start libvirtd`, or virtqemud.socket), or use --connect qemu:///session", uri, strings.Join(socks, " or "))
 	}
-	home, _ := os.UserHomeDir()
 	var tried []string
 	for _, p := range sessionSockets(runtimeDir, home) {
 		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {

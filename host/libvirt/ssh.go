@@ -22,7 +22,7 @@ import (
 // URI's keyfile=), trusting the host only if known_hosts (or the URI's
 // known_hosts=) has its key. dibvm then reaches the daemon's socket, the
 // agent's channel and the console through this one connection.
-func dialSSH(u *url.URL, agentSock string) (*ssh.Client, error) {
+func dialSSH(u *url.URL, agentSock, home string) (*ssh.Client, error) {
 	name := u.User.Username()
 	if name == "" {
 		cur, err := user.Current()
@@ -36,7 +36,6 @@ func dialSSH(u *url.URL, agentSock string) (*ssh.Client, error) {
 		port = "22"
 	}
 	addr := net.JoinHostPort(u.Hostname(), port)
-	home, _ := os.UserHomeDir()
 	knownFiles := []string{filepath.Join(home, ".ssh", "known_hosts")}
 	if f := u.Query().Get("known_hosts"); f != "" {
 		knownFiles = []string{f}
