@@ -6,7 +6,8 @@
 #     release v0.1.0, commit 49b628f; BENCH_BASE= skips it), from a worktree
 #     built here, alternating with this one's cold build when
 #     BENCH_ROUNDS > 1;
-#   - the rebuild with nothing changed, and the rebuild after changing the
+#   - the rebuild with nothing changed (also by the previous release, from
+#     its own checkpoints), and the rebuild after changing the
 #     install.d hook of bench-step, a one-hook test element, each as wall
 #     time and as a ratio to the cold build;
 #   - the seconds each phase took, and the time from starting QEMU on the
@@ -89,12 +90,17 @@ colds=() bases=()
 for r in $(seq "$rounds"); do
   colds+=("$(build "$dibvm" "cold$r" DIB_IMAGE_CACHE="$work/cache$r" DIBVM_CHECKPOINTS_DIR="$work/checkpoints$r")")
   if [ -n "$base_rev" ]; then
-    bases+=("$(build "$base_bin" "base$r" DIB_IMAGE_CACHE="$work/cache-base$r")")
+    bases+=("$(build "$base_bin" "base$r" DIB_IMAGE_CACHE="$work/cache-base$r" DIBVM_CHECKPOINTS_DIR="$work/checkpoints-base$r")")
   fi
 done
 cold=$(printf '%s\n' "${colds[@]}" | median)
 store=$work/checkpoints$rounds
 nothing=$(build "$dibvm" nothing DIB_IMAGE_CACHE="$work/cache$rounds" DIBVM_CHECKPOINTS_DIR="$store")
+# The previous release's rebuild from its own checkpoints, where it keeps
+# any (v0.1.0 keeps none: its rebuild is another cold build).
+if [ -n "$base_rev" ]; then
+  base_nothing=$(build "$base_bin" base-nothing DIB_IMAGE_CACHE="$work/cache-base$rounds" DIBVM_CHECKPOINTS_DIR="$work/checkpoints-base$rounds")
+fi
 sed -i 's/bench step 1/bench step 2/' "$work/elements/bench-step/install.d/50-bench-step"
 hook=$(build "$dibvm" hook DIB_IMAGE_CACHE="$work/cache$rounds" DIBVM_CHECKPOINTS_DIR="$store")
 kept=$(du -sm "$store" | cut -f1)
@@ -121,6 +127,10 @@ if [ -n "$base_rev" ]; then
 fi
 printf '  rebuild, nothing changed                 %8.1f s   / cold: %s\n' "$nothing" "$(ratio "$nothing" "$cold")"
 unstamp "$work/nothing.log" | grep '^dibvm: \(resuming\|no checkpoint\)' | sed 's/^/      /'
+if [ -n "$base_rev" ]; then
+  printf '  rebuild, nothing changed, by %-12s %8.1f s   / its cold: %s   this one / it: %s\n' "$base_rev" "$base_nothing" "$(ratio "$base_nothing" "$base")" "$(ratio "$nothing" "$base_nothing")"
+  unstamp "$work/base-nothing.log" | grep '^dibvm: \(resuming\|no checkpoint\)' | sed 's/^/      /' || true
+fi
 printf '  rebuild, one install.d hook changed      %8.1f s   / cold: %s\n' "$hook" "$(ratio "$hook" "$cold")"
 unstamp "$work/hook.log" | grep '^dibvm: \(resuming\|no checkpoint\)' | sed 's/^/      /'
 phases "$work/hook.log"
