@@ -2,8 +2,10 @@ package egress
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -102,6 +104,32 @@ func TestProxyLocalhost(t *testing.T) {
 		got := fmt.Sprint(Policy{AllowNet: rules}.localhost(3142, own))
 		if got != tc.want {
 			t.Errorf("--allow-net %q: localhost is %s, want %s", tc.allow, got, tc.want)
+		}
+	}
+}
+
+// localhost through the proxy is the host's loopback, without a
+// resolver (the fake one knows no name): with --allow-net 127.0.0.1:PORT
+// it reaches the server there, as a tool that ignores no_proxy in the
+// guest asks for it; with --allow-net localhost:PORT the address does
+// too; another port stays refused.
+func TestProxyLocalhostReachesLoopbackServer(t *testing.T) {
+	hostport, port := loopbackServer(t)
+	for _, allow := range []string{hostport, "localhost:" + port} {
+		sock, notices := startProxy(t, Options{Policy: Policy{AllowNet: rules(t, allow)}}, &fakeResolver{}, loopbackDial(t))
+		for _, dest := range []string{"localhost:" + port, "LocalHost.:" + port, hostport} {
+			if code, body := ask(t, sock, get(dest, "/")); code != http.StatusOK || body != "host secret" {
+				t.Errorf("--allow-net %s: GET %s: %d %q", allow, dest, code, body)
+			}
+			if code, body := tunnel(t, sock, dest, "/"); code != http.StatusOK || body != "host secret" {
+				t.Errorf("--allow-net %s: CONNECT %s: %d %q", allow, dest, code, body)
+			}
+		}
+		if code, _ := ask(t, sock, get("localhost:1", "/")); code != http.StatusForbidden {
+			t.Errorf("--allow-net %s: GET localhost:1: %d, want 403", allow, code)
+		}
+		if !strings.Contains(notices.String(), "127.0.0.1:1 (localhost, loopback address)") {
+			t.Errorf("--allow-net %s: the refusal of localhost:1 is not reported:\n%s", allow, notices)
 		}
 	}
 }
