@@ -271,6 +271,12 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 			"DIB_APT_KEYRING=/nonexistent/mirror.gpg (the keyring debootstrap and apt check the mirror with): no such file here"},
 		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_LOCAL_IMAGE=" + dir},
 			"DIB_LOCAL_IMAGE=" + dir + " (the image the ubuntu element builds from instead of downloading one): not a regular file"},
+		// A setting naming the host's loopback, which --allow-net does not
+		// open (or opens on another port): the build could never reach it.
+		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_DISTRIBUTION_MIRROR=http://127.0.0.1:3142/debian"},
+			"DIB_DISTRIBUTION_MIRROR names 127.0.0.1:3142, a service on this host's loopback, which the helper VM reaches only when it is opened: add --allow-net 127.0.0.1:3142"},
+		{[]string{"create", "--allow-net", "127.0.0.1:3142", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_PYPI_MIRROR_URL=http://localhost:3141/root/pypi"},
+			"DIB_PYPI_MIRROR_URL names 127.0.0.1:3141, a service on this host's loopback"},
 		{[]string{"create", "-t", "tar", "-o", "x", "ubuntu"}, []string{"DIB_UBUNTU_CLOUD_KEYRING=" + fake},
 			"DIB_UBUNTU_CLOUD_KEYRING=" + fake + ": not an OpenPGP keyring"},
 	} {

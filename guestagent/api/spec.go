@@ -25,6 +25,13 @@ type Spec struct {
 	// serial of the read-only disk they are lent as. The guest sets each
 	// variable to the disk's device.
 	HostDisks map[string]string `json:"host_disks,omitempty"`
+	// HostLoopback are addresses of the host's loopback (127.0.0.1:3142,
+	// [::1]:8080) that the caller's settings or --allow-net name: the
+	// guest listens on each of them itself and carries every connection
+	// through the egress proxy's CONNECT to the same address on the
+	// host, so that such a URL means the host's service, as in DIB,
+	// whatever a tool does with proxies. The proxy's policy decides.
+	HostLoopback []string `json:"host_loopback,omitempty"`
 	// Types are the output types the guest must produce. A tar output is
 	// written, as a tar stream, from the start of the output disk.
 	Types []string `json:"types"`

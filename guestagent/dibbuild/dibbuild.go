@@ -22,6 +22,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/chroot"
 	"github.com/dibvm/dibvm/guestagent/control"
 	"github.com/dibvm/dibvm/guestagent/diskimage"
+	"github.com/dibvm/dibvm/guestagent/hostloopback"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
 
@@ -81,6 +82,11 @@ func (b *build) runAll() error {
 	if err := b.load(); err != nil {
 		return err
 	}
+	relays, err := hostloopback.Start(b.spec.HostLoopback, os.Getenv("http_proxy"))
+	if err != nil {
+		return err
+	}
+	defer relays.Close()
 	if err := b.prepare(); err != nil {
 		return err
 	}

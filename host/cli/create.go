@@ -213,6 +213,10 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (plan.Options
 		fmt.Fprintln(os.Stderr, "dibvm: a build on a remote libvirt neither resumes from checkpoints nor keeps any")
 		o.Checkpoints = nil
 	}
+	if pol, err := c.vf.egressPolicy(); err == nil && c.vf.network == "nat" {
+		// (A policy that does not parse is among the problems already.)
+		o.Egress = &pol
+	}
 	checkImageMirrors(o.Environ, &p)
 	c.checkFiles(&o, &p)
 	if !slices.Contains([]string{"auto", "plain", "json"}, c.progress) {

@@ -360,6 +360,8 @@ func (p *Proxy) resolve(ctx context.Context, host string, port uint16) ([]netip.
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
+	} else if canonicalName(host) == "localhost" {
+		addrs = p.policy.localhost(port, p.own)
 	} else {
 		if err := p.mayLookUp(host, port); err != nil {
 			return nil, err

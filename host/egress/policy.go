@@ -316,6 +316,10 @@ func (r Rule) matches(name string, addr netip.Addr, port uint16) bool {
 	if r.Port != 0 && r.Port != port {
 		return false
 	}
+	if r.Name == "localhost" && name == "" {
+		// An address the name always means (see isLocalhost).
+		return isLocalhost(addr)
+	}
 	if r.Name != "" {
 		return r.Name == name
 	}

@@ -205,6 +205,13 @@ func TestPolicyCheck(t *testing.T) {
 		{"127.0.0.1:3142", "", "127.0.0.1", "127.0.0.1", 80, "loopback address"},
 		{"127.0.0.1:3142", "", "::1", "::1", 3142, "loopback address"},
 		{"127.0.0.1:3142", "", "::ffff:127.0.0.1", "::ffff:127.0.0.1", 3142, ""},
+		// localhost always means the loopback: a rule for the name opens
+		// 127.0.0.1 and ::1 asked for by address, and no other.
+		{"localhost:3142", "", "127.0.0.1", "127.0.0.1", 3142, ""},
+		{"localhost:3142", "", "::1", "::1", 3142, ""},
+		{"localhost:3142", "", "127.0.0.2", "127.0.0.2", 3142, "loopback address"},
+		{"localhost:3142", "", "127.0.0.1", "127.0.0.1", 80, "loopback address"},
+		{"localhost", "", "10.1.2.3", "10.1.2.3", 80, "private address"},
 		{"10.0.0.0/8", "", "a.example", "10.9.9.9", 443, ""},
 		{"10.0.0.0/8", "", "a.example", "172.16.0.1", 443, "private address"},
 		{"fd00::/8", "", "a.example", "fd12::1", 443, ""},

@@ -63,6 +63,9 @@ type Options struct {
 	FSType string
 	// Break is break=: where the build stops for a shell.
 	Break string
+	// Egress is what the helper VM may reach through the egress proxy
+	// (--allow-net, --allow-only); nil when it has no network.
+	Egress *egress.Policy
 	// Offline is --offline (or DIB_OFFLINE): no refresh of cached
 	// downloads.
 	Offline bool
@@ -187,6 +190,11 @@ func newSpec(o Options, els []*elements.Element) (*api.Spec, error) {
 
 		MkfsOptions:     o.MkfsOptions,
 		MaxOnlineResize: o.MaxOnlineResize,
+	}
+	if o.Egress != nil {
+		if spec.HostLoopback, err = hostLoopback(*o.Egress, env); err != nil {
+			return nil, err
+		}
 	}
 	if t := spec.RootFSType; t != "" && !slices.Contains(blockdevice.FSTypes, t) {
 		return nil, fmt.Errorf("FS_TYPE=%s: the root filesystem can be %s", t, strings.Join(blockdevice.FSTypes, ", "))
