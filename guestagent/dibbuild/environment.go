@@ -74,7 +74,7 @@ func (b *build) ownEnvironment(elementYAML string) map[string]string {
 		"TMP_BUILD_DIR":      b.work,
 		"TMP_IMAGE_DIR":      b.work,
 		"ARCH":               s.Arch,
-		"IMAGE_NAME":         s.ImageName,
+		"IMAGE_NAME":         filepath.Join(emittedDir, s.ImageName),
 		"IMAGE_ELEMENT":      strings.Join(s.Elements, " "),
 		"IMAGE_ELEMENT_YAML": elementYAML,
 		"ELEMENTS_PATH":      b.elements,
