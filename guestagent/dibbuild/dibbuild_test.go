@@ -118,6 +118,7 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 		"TMP_HOOKS_PATH":                      b.hooks,
 		"TMP_BUILD_DIR":                       "/build/work",
 		"IMAGE_NAME":                          "/build/out/img",
+		"_LIB":                                "/build/lib",
 		"ELEMENTS_PATH":                       "/build/elements",
 		"IMAGE_ELEMENT":                       "vm debian",
 		"IMAGE_ELEMENT_YAML":                  "vm: /build/elements/vm\ndebian: /build/elements/debian\n",

@@ -78,6 +78,7 @@ func (b *build) ownEnvironment(elementYAML string) map[string]string {
 		"IMAGE_ELEMENT":      strings.Join(s.Elements, " "),
 		"IMAGE_ELEMENT_YAML": elementYAML,
 		"ELEMENTS_PATH":      b.elements,
+		"_LIB":               libDir,
 		"DIB_ARGS":           strings.Join(s.Elements, " "),
 		"DIB_DEBUG_TRACE":    "0",
 		"DIB_ROOT_LABEL":     s.RootLabel,

@@ -58,6 +58,9 @@ func (b *build) prepare() error {
 	if err := b.installTools(); err != nil {
 		return err
 	}
+	if err := installLib(); err != nil {
+		return err
+	}
 	if err := b.lendDisks(); err != nil {
 		return err
 	}
