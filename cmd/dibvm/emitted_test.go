@@ -119,6 +119,7 @@ func TestCreateRefusesHostileEmittedFiles(t *testing.T) {
 	for _, tc := range []struct{ mode, want string }{
 		{"link", "cleanup.d: a hook left /build/out/img.kernel beside the image, which cannot come back to the host: it is a symbolic link"},
 		{"big", "/build/out/img.initrd beside the image, which cannot come back to the host: it is 5120 MiB, more than the 4 GiB"},
+		{"name", `/build/out/evil.txt beside the image, which cannot come back to the host: "evil.txt" is not named img.SUFFIX`},
 	} {
 		r := h.create(t, []string{"HOSTILE_EMIT=" + tc.mode}, 5*time.Minute, nil, "hostile-emit")
 		t.Logf("%s: build took %s", tc.mode, r.took.Round(time.Second))

@@ -21,8 +21,9 @@ import (
 type Dir struct {
 	Path  string // the directory; IMAGE_NAME is Path/Image
 	Image string // the image's name, without directory or type
-	// Skip names an entry that comes back another way: the manifests'
-	// directory (IMAGE_NAME.d), which DIB's manifests element names.
+	// Skip names a directory passed over while it is empty: the
+	// manifests' (IMAGE_NAME.d), which DIB's manifests element names and
+	// may make; the manifests come back their own way.
 	Skip string
 
 	phase map[string]string // file name → the phase after which it was first seen
@@ -50,7 +51,7 @@ func (d *Dir) Check(phase string) ([]api.EmittedFile, error) {
 	var files []api.EmittedFile
 	var total int64
 	for _, e := range entries {
-		if e.Name() == d.Skip && e.IsDir() {
+		if e.Name() == d.Skip && e.IsDir() && emptyDir(filepath.Join(d.Path, e.Name())) {
 			continue
 		}
 		f, err := d.check(e, phase)
@@ -111,4 +112,9 @@ func kind(m fs.FileMode) string {
 		return "device"
 	}
 	return "special file"
+}
+
+func emptyDir(path string) bool {
+	entries, err := os.ReadDir(path)
+	return err == nil && len(entries) == 0
 }

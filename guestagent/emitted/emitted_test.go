@@ -45,6 +45,7 @@ func TestCheckRefuses(t *testing.T) {
 	}{
 		{"img.link", "symbolic link", func(p string) error { return os.Symlink("/etc/passwd", p) }},
 		{"img.dir", "directory", func(p string) error { return os.Mkdir(p, 0o755) }},
+		{"img.d", "directory", func(p string) error { return os.MkdirAll(filepath.Join(p, "dib-manifest-x"), 0o755) }},
 		{"img.fifo", "named pipe", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
 		{"other.kernel", "IMAGE_NAME.*", func(p string) error { return os.WriteFile(p, nil, 0o644) }},
 		{"img.big", "more than the 4 GiB", func(p string) error {
