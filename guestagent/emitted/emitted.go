@@ -21,9 +21,9 @@ import (
 type Dir struct {
 	Path  string // the directory; IMAGE_NAME is Path/Image
 	Image string // the image's name, without directory or type
-	// Skip names a directory passed over while it is empty: the
-	// manifests' (IMAGE_NAME.d), which DIB's manifests element names and
-	// may make; the manifests come back their own way.
+	// Skip names a directory passed over: the manifests'
+	// (IMAGE_NAME.d, DIB's DIB_MANIFEST_SAVE_DIR), which comes back with
+	// the manifests.
 	Skip string
 
 	phase map[string]string // file name → the phase after which it was first seen
@@ -51,7 +51,7 @@ func (d *Dir) Check(phase string) ([]api.EmittedFile, error) {
 	var files []api.EmittedFile
 	var total int64
 	for _, e := range entries {
-		if e.Name() == d.Skip && e.IsDir() && emptyDir(filepath.Join(d.Path, e.Name())) {
+		if e.Name() == d.Skip && e.IsDir() {
 			continue
 		}
 		f, err := d.check(e, phase)
@@ -112,9 +112,4 @@ func kind(m fs.FileMode) string {
 		return "device"
 	}
 	return "special file"
-}
-
-func emptyDir(path string) bool {
-	entries, err := os.ReadDir(path)
-	return err == nil && len(entries) == 0
 }

@@ -22,7 +22,7 @@ func testDir(t *testing.T) *Dir {
 func TestCheckKeepsFirstPhase(t *testing.T) {
 	d := testDir(t)
 	os.WriteFile(d.ImageName()+".vmlinuz", []byte("kernel"), 0o644)
-	os.Mkdir(d.ImageName()+".d", 0o755) // the manifests' directory
+	os.MkdirAll(d.ImageName()+".d/dib-manifests", 0o755) // the manifests' directory
 	if _, err := d.Check("root.d"); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,6 @@ func TestCheckRefuses(t *testing.T) {
 	}{
 		{"img.link", "symbolic link", func(p string) error { return os.Symlink("/etc/passwd", p) }},
 		{"img.dir", "directory", func(p string) error { return os.Mkdir(p, 0o755) }},
-		{"img.d", "directory", func(p string) error { return os.MkdirAll(filepath.Join(p, "dib-manifest-x"), 0o755) }},
 		{"img.fifo", "named pipe", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
 		{"other.kernel", "IMAGE_NAME.*", func(p string) error { return os.WriteFile(p, nil, 0o644) }},
 		{"img.big", "more than the 4 GiB", func(p string) error {
