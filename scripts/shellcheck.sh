@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs shellcheck on dibvm's own shell: the scripts here and the built-in
+# Runs shellcheck on dibvm's own shell: the scripts here, the library hooks
+# find at $_LIB (guestagent/dibbuild/dib-lib), and the built-in
 # elements' hooks and environment.d files (sourced by bash, so checked as
 # bash). A hook is any file under elements/library whose first line names
 # sh or bash.
@@ -12,7 +13,7 @@ if ! command -v shellcheck >/dev/null 2>&1; then
 fi
 
 files=""
-for f in scripts/*.sh .ci/run; do
+for f in scripts/*.sh .ci/run guestagent/dibbuild/dib-lib/*; do
   files="$files $f"
 done
 sourced=""

@@ -22,7 +22,7 @@ func TestBreakAfterInstallShellInChroot(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"At stage after-install", "shell in tiny for img", "Resuming"} {
+	for _, want := range []string{"At stage after-install", "shell in tiny for /build/out/img", "Resuming"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q", want)
 		}

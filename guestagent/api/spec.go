@@ -121,12 +121,19 @@ type Result struct {
 	// at ManifestsOffset, after everything else.
 	ManifestsOffset int64 `json:"manifests_offset,omitempty"`
 	ManifestsSize   int64 `json:"manifests_size,omitempty"`
+	// Emitted are the files hooks wrote beside the image, after
+	// everything else, one after another.
+	Emitted []EmittedFile `json:"emitted,omitempty"`
 }
 
 // End is where the last of r's outputs ends on the output disk: the host
 // needs the disk no further.
 func (r *Result) End() int64 {
-	return max(r.ImageSize, r.TarOffset+r.TarSize, r.SquashfsOffset+r.SquashfsSize, r.ManifestsOffset+r.ManifestsSize)
+	end := max(r.ImageSize, r.TarOffset+r.TarSize, r.SquashfsOffset+r.SquashfsSize, r.ManifestsOffset+r.ManifestsSize)
+	for _, f := range r.Emitted {
+		end = max(end, f.Offset+f.Size)
+	}
+	return end
 }
 
 // ManifestsEnv names, for hooks, the directory whose files the host puts

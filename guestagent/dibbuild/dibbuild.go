@@ -22,12 +22,21 @@ import (
 	"github.com/dibvm/dibvm/guestagent/chroot"
 	"github.com/dibvm/dibvm/guestagent/control"
 	"github.com/dibvm/dibvm/guestagent/diskimage"
+	"github.com/dibvm/dibvm/guestagent/emitted"
 	"github.com/dibvm/dibvm/guestagent/hostloopback"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
 
 // Layout of the scratch disk, mounted at root.
 const root = "/build"
+
+// emittedDir is IMAGE_NAME's directory: the files hooks write beside the
+// image go there and then to the host, beside the image. It is the same
+// whatever directory -o names, so that a checkpoint's key (which covers
+// IMAGE_NAME) changes with the image's name alone; and it is on the
+// scratch disk, so that a kept tree keeps what hooks wrote there before
+// it.
+const emittedDir = root + "/out"
 
 type build struct {
 	spec     *api.Spec
@@ -46,6 +55,7 @@ type build struct {
 	breaks   *breakshell.Breaks
 	points   *checkpoint.Points
 	lent     map[string]string // variable → device of the host's file lent to it
+	emitted  *emitted.Dir      // what hooks write beside the image
 }
 
 // Main runs the build described in inputDir and returns the exit status.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/control"
+	"github.com/dibvm/dibvm/guestagent/emitted"
+	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
 
 // The steps a build can be kept after are the host's checkpoint phases,
@@ -117,6 +119,8 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 		"TMP_MOUNT_PATH":                      "/build/mnt",
 		"TMP_HOOKS_PATH":                      b.hooks,
 		"TMP_BUILD_DIR":                       "/build/work",
+		"IMAGE_NAME":                          "/build/out/img",
+		"_LIB":                                "/build/lib",
 		"ELEMENTS_PATH":                       "/build/elements",
 		"IMAGE_ELEMENT":                       "vm debian",
 		"IMAGE_ELEMENT_YAML":                  "vm: /build/elements/vm\ndebian: /build/elements/debian\n",
@@ -142,5 +146,24 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 	b.setEnv("DIB_BOOT_LABEL", "boot")
 	if e := env(b.env); e["DIB_BOOT_LABEL"] != "boot" || strings.Count(strings.Join(b.env, "\n"), "DIB_BOOT_LABEL=") != 1 {
 		t.Errorf("setEnv left %q", e["DIB_BOOT_LABEL"])
+	}
+}
+
+// What DIB's own manifests element saves at IMAGE_NAME.d goes with the
+// manifests; an empty or missing IMAGE_NAME.d adds nothing.
+func TestSaveManifestsFromImageNameD(t *testing.T) {
+	b, _ := testBuild(t, &api.Spec{ImageName: "img"})
+	run := &toolrun.Fake{}
+	b.run = run
+	b.emitted = &emitted.Dir{Path: t.TempDir(), Image: "img", Skip: "img.d"}
+	if err := b.saveManifests(); err != nil || len(run.Calls) != 0 {
+		t.Fatalf("no img.d: %v, ran %q", err, run.Lines())
+	}
+	os.MkdirAll(filepath.Join(b.emitted.Path, "img.d", "dib-manifests"), 0o755)
+	if err := b.saveManifests(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"cp -a " + b.emitted.Path + "/img.d/. /build/manifests"}; !slices.Equal(run.Lines(), want) {
+		t.Errorf("ran %q, want %q", run.Lines(), want)
 	}
 }

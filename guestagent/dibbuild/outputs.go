@@ -1,16 +1,28 @@
 package dibbuild
 
 import (
+	"os"
+	"path/filepath"
+
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/outputdisk"
+	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
 
 // writeOutputs writes the asked-for outputs to the output disk and
 // reports where they are: the raw image first, then any tar of the tree,
-// then any squashfs, then the manifests.
+// then any squashfs, then the manifests, then the files hooks wrote
+// beside the image.
 func (b *build) writeOutputs() error {
 	b.host.Tell(api.Message{Step: &api.Step{Name: api.StepOutputs}})
-	o := outputdisk.Outputs{Types: b.spec.Types, Tree: b.target, Manifests: b.manifests()}
+	files, err := b.emitted.Check("cleanup.d")
+	if err != nil {
+		return err
+	}
+	if err := b.saveManifests(); err != nil {
+		return err
+	}
+	o := outputdisk.Outputs{Types: b.spec.Types, Tree: b.target, Manifests: b.manifests(), EmittedDir: emittedDir, Emitted: files}
 	if b.img != nil {
 		o.ImageSize = b.img.Size
 	}
@@ -26,4 +38,15 @@ func (b *build) writeOutputs() error {
 	b.host.Tell(api.Message{Step: &api.Step{Name: api.StepOutputs, Done: true}})
 	b.host.Tell(api.Message{Result: &res})
 	return nil
+}
+
+// saveManifests adds to the manifests what hooks saved at DIB's default
+// DIB_MANIFEST_SAVE_DIR, IMAGE_NAME.d, as DIB's own manifests element
+// does: the host puts the manifests there.
+func (b *build) saveManifests() error {
+	dir := filepath.Join(b.emitted.Path, b.emitted.Skip)
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
+		return nil
+	}
+	return toolrun.Run(b.run, "cp", "-a", dir+"/.", b.manifests())
 }

@@ -30,6 +30,10 @@ func (b *build) outside(phase, after string) error {
 			return err
 		}
 	}
+	// Said now, naming the phase, rather than once the build is done.
+	if _, err := b.emitted.Check(phase); err != nil {
+		return err
+	}
 	return b.stop("after-"+name, false)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/checkpoint"
 	"github.com/dibvm/dibvm/guestagent/chroot"
+	"github.com/dibvm/dibvm/guestagent/emitted"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
@@ -27,6 +28,9 @@ func (b *build) prepare() error {
 	b.built, b.target, b.work = filepath.Join(root, "built"), filepath.Join(root, "mnt"), filepath.Join(root, "work")
 	b.chroot = chroot.New(b.target)
 	b.points = &checkpoint.Points{Phases: b.spec.Checkpoints, Host: b.host, Disk: root, Tree: b.built}
+	// The manifests element names IMAGE_NAME.d as DIB_MANIFEST_SAVE_DIR;
+	// the manifests come back by their own way (api.ManifestsEnv).
+	b.emitted = &emitted.Dir{Path: emittedDir, Image: b.spec.ImageName, Skip: b.spec.ImageName + ".d"}
 	if b.spec.Resume != "" {
 		fmt.Fprintf(b.out, "Resuming after %s from the kept tree\n", b.spec.Resume)
 		for _, d := range []string{b.hooks, b.elements} {
@@ -35,7 +39,7 @@ func (b *build) prepare() error {
 			}
 		}
 	}
-	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache"), b.manifests()} {
+	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache"), b.manifests(), emittedDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -52,6 +56,9 @@ func (b *build) prepare() error {
 		return err
 	}
 	if err := b.installTools(); err != nil {
+		return err
+	}
+	if err := installLib(); err != nil {
 		return err
 	}
 	if err := b.lendDisks(); err != nil {

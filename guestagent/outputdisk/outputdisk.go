@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/dibvm/dibvm/guestagent/api"
@@ -44,10 +45,15 @@ type Outputs struct {
 	Types     []string // the output types asked for (api.Spec.Types)
 	Tree      string   // the tree to archive
 	Manifests string   // a directory whose files the host is to have, if any
+	// Emitted are the files of EmittedDir that hooks wrote beside the
+	// image, checked (see guestagent/emitted).
+	EmittedDir string
+	Emitted    []api.EmittedFile
 }
 
 // Write writes the outputs after the image: any tar of the tree, then
-// any squashfs, then a tar of the manifests if there are any.
+// any squashfs, then a tar of the manifests if there are any, then each
+// emitted file.
 func (d *Disk) Write(o Outputs) (api.Result, error) {
 	res := api.Result{ImageSize: o.ImageSize, TarOffset: o.ImageSize}
 	end := res.TarOffset
@@ -73,8 +79,37 @@ func (d *Disk) Write(o Outputs) (api.Result, error) {
 			return res, err
 		}
 		res.ManifestsOffset, res.ManifestsSize = end, n
+		end += n
+	}
+	for _, f := range o.Emitted {
+		if err := d.writeEmitted(filepath.Join(o.EmittedDir, f.Name), f.Size, end); err != nil {
+			return res, err
+		}
+		f.Offset = end
+		res.Emitted = append(res.Emitted, f)
+		end += f.Size
 	}
 	return res, nil
+}
+
+// writeEmitted copies the file at path, of the size it was checked at,
+// onto the output disk at offset. It follows no link: the file must
+// still be the regular file of that size it was.
+func (d *Disk) writeEmitted(path string, size, offset int64) error {
+	src, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("%s, beside the image: %w", path, err)
+	}
+	defer src.Close()
+	if info, err := src.Stat(); err != nil || !info.Mode().IsRegular() || info.Size() != size {
+		return fmt.Errorf("%s, beside the image, changed after it was checked", path)
+	}
+	fmt.Fprintf(d.Out, "Handing %s to the host\n", filepath.Base(path))
+	n, err := d.copyTo(io.LimitReader(src, size), offset)
+	if err == nil && n != size {
+		err = fmt.Errorf("%s, beside the image, ended %d bytes short", path, size-n)
+	}
+	return err
 }
 
 // writeSquashfs makes a squashfs of tree in the work space and copies it

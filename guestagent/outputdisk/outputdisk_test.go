@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -64,8 +65,10 @@ func tarNames(t *testing.T, data []byte, off, n int64) []string {
 func TestOutputsFollowTheImage(t *testing.T) {
 	d, path, run := testDisk(t, 4096)
 	root := tree(t, map[string]string{"hello": "world"})
+	emitted := tree(t, map[string]string{"img.vmlinuz": "kernel", "img.initrd": "initramfs"})
 	res, err := d.Write(Outputs{ImageSize: 4096, Types: []string{"qcow2", api.TypeTgz, api.TypeSquashfs},
-		Tree: root, Manifests: tree(t, map[string]string{"dib-manifest": "m"})})
+		Tree: root, Manifests: tree(t, map[string]string{"dib-manifest": "m"}), EmittedDir: emitted,
+		Emitted: []api.EmittedFile{{Name: "img.initrd", Phase: "cleanup.d", Size: 9}, {Name: "img.vmlinuz", Phase: "cleanup.d", Size: 6}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +91,14 @@ func TestOutputsFollowTheImage(t *testing.T) {
 	if names := tarNames(t, data, res.ManifestsOffset, res.ManifestsSize); !slices.Equal(names, []string{"./dib-manifest"}) {
 		t.Errorf("manifests tar holds %q", names)
 	}
+	end := res.ManifestsOffset + res.ManifestsSize
+	for i, want := range []string{"initramfs", "kernel"} {
+		f := res.Emitted[i]
+		if f.Offset != end || string(data[f.Offset:f.Offset+f.Size]) != want {
+			t.Errorf("%s at %d, %d bytes, want %q at %d", f.Name, f.Offset, f.Size, want, end)
+		}
+		end += f.Size
+	}
 	if res.End() != int64(len(data)) {
 		t.Errorf("outputs end at %d, the disk at %d", res.End(), len(data))
 	}
@@ -107,7 +118,7 @@ func TestImageAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (api.Result{ImageSize: 1024, TarOffset: 1024}) || len(run.Calls) != 0 {
+	if !reflect.DeepEqual(res, api.Result{ImageSize: 1024, TarOffset: 1024}) || len(run.Calls) != 0 {
 		t.Errorf("result %+v, ran %q", res, run.Lines())
 	}
 	if fi, _ := os.Stat(path); fi.Size() != 1024 {
@@ -120,5 +131,19 @@ func TestTarFailure(t *testing.T) {
 	_, err := d.Write(Outputs{Types: []string{api.TypeTar}, Tree: filepath.Join(t.TempDir(), "missing")})
 	if err == nil || !strings.HasPrefix(err.Error(), "tar ") {
 		t.Errorf("a missing tree: %v", err)
+	}
+}
+
+// An emitted file swapped for a link, or grown, after it was checked is
+// not copied.
+func TestEmittedFileChangedAfterCheck(t *testing.T) {
+	d, _, _ := testDisk(t, 0)
+	dir := tree(t, map[string]string{"img.kernel": "kernel"})
+	os.Symlink("/etc/passwd", filepath.Join(dir, "img.link"))
+	for _, f := range []api.EmittedFile{{Name: "img.kernel", Size: 3}, {Name: "img.link", Size: 3}} {
+		_, err := d.Write(Outputs{Tree: t.TempDir(), EmittedDir: dir, Emitted: []api.EmittedFile{f}})
+		if err == nil || !strings.Contains(err.Error(), f.Name) {
+			t.Errorf("%s: %v", f.Name, err)
+		}
 	}
 }

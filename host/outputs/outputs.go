@@ -50,6 +50,9 @@ type Written struct {
 	Path   string
 	Size   int64
 	SHA256 string
+	// EmittedBy is, for a file hooks wrote beside the image, the phase
+	// whose hooks wrote it.
+	EmittedBy string
 }
 
 // Write takes every output off the output disk into a temporary
@@ -89,34 +92,28 @@ func Write(ctx context.Context, o Options, disk string, r *api.Result) ([]Writte
 		}
 		defer os.RemoveAll(manifests.tmp) // gone once committed
 	}
-	if r.ImageSize > 0 {
-		// The raw image is the disk's first ImageSize bytes.
-		if err := os.Truncate(disk, r.ImageSize); err != nil {
-			return nil, err
-		}
+	emitted, err := stageEmitted(o, disk, r)
+	defer removeStaged(emitted) // gone once committed
+	if err != nil {
+		return nil, err
 	}
-	for _, t := range o.Types {
-		format, ok := diskformat.QemuImg(t)
-		if !ok {
-			continue
-		}
-		if r.ImageSize == 0 {
-			return nil, fmt.Errorf("-t %s: the build made no disk image", t)
-		}
-		s, err := stage(o.Output+"."+t, func(tmp *os.File) error {
-			return convert(ctx, disk, tmp.Name(), format, !o.Uncompressed, o.QemuImgOptions)
-		})
-		if err != nil {
-			return nil, err
-		}
-		staged = append(staged, s)
+	images, err := stageImages(ctx, o, disk, r)
+	staged = append(staged, images...)
+	if err != nil {
+		return nil, err
 	}
+	// Checksum files are written for dibvm's outputs, as DIB writes them
+	// for its images; the hooks' files get their SHA-256 reported.
 	outputs := slices.Clone(staged)
 	sums, err := stageChecksums(outputs, o.Checksums)
 	if err != nil {
 		return nil, err
 	}
 	staged = append(staged, sums...)
+	if _, err := stageChecksums(emitted, nil); err != nil {
+		return nil, err
+	}
+	staged = append(staged, emitted...)
 	if manifests != nil {
 		staged = append(staged, manifests) // not checksummed: a directory
 	}
@@ -125,10 +122,40 @@ func Write(ctx context.Context, o Options, disk string, r *api.Result) ([]Writte
 	}
 	staged = nil
 	var written []Written
-	for _, w := range outputs {
-		written = append(written, Written{Path: w.final, Size: w.size, SHA256: w.sums["sha256"]})
+	for _, w := range append(outputs, emitted...) {
+		written = append(written, Written{Path: w.final, Size: w.size, SHA256: w.sums["sha256"], EmittedBy: w.emittedBy})
 	}
 	return written, nil
+}
+
+// stageImages cuts the output disk to the raw image and stages each
+// disk image type converted from it; on an error, those staged so far
+// come back with it.
+func stageImages(ctx context.Context, o Options, disk string, r *api.Result) ([]*stagedFile, error) {
+	if r.ImageSize > 0 {
+		// The raw image is the disk's first ImageSize bytes.
+		if err := os.Truncate(disk, r.ImageSize); err != nil {
+			return nil, err
+		}
+	}
+	var staged []*stagedFile
+	for _, t := range o.Types {
+		format, ok := diskformat.QemuImg(t)
+		if !ok {
+			continue
+		}
+		if r.ImageSize == 0 {
+			return staged, fmt.Errorf("-t %s: the build made no disk image", t)
+		}
+		s, err := stage(o.Output+"."+t, func(tmp *os.File) error {
+			return convert(ctx, disk, tmp.Name(), format, !o.Uncompressed, o.QemuImgOptions)
+		})
+		if err != nil {
+			return staged, err
+		}
+		staged = append(staged, s)
+	}
+	return staged, nil
 }
 
 // commitAll renames the staged files into place, and says how to import
@@ -137,6 +164,10 @@ func commitAll(o Options, staged []*stagedFile) error {
 	for _, s := range staged {
 		if err := s.commit(); err != nil {
 			return err
+		}
+		if s.emittedBy != "" {
+			fmt.Fprintf(o.Stdout, "File %s, from a %s hook, placed beside the image\n", s.final, s.emittedBy)
+			continue
 		}
 		fmt.Fprintf(o.Stdout, "Image file %s created...\n", s.final)
 	}
@@ -268,6 +299,7 @@ type stagedFile struct {
 	final, tmp string
 	size       int64
 	sums       map[string]string // by kind (md5, sha256), once read
+	emittedBy  string            // the phase, for a file hooks wrote beside the image
 }
 
 // stage writes a file through fill into a temporary file beside final.

@@ -52,10 +52,13 @@ type Event struct {
 	Element string    `json:"element,omitempty"`
 	Status  string    `json:"status,omitempty"`
 	Seconds float64   `json:"seconds,omitempty"`
-	// Output's file, its size in bytes and SHA-256.
-	Path   string `json:"path,omitempty"`
-	Size   int64  `json:"size,omitempty"`
-	SHA256 string `json:"sha256,omitempty"`
+	// Output's file, its size in bytes and SHA-256; for a file hooks
+	// wrote beside the image (${IMAGE_NAME}.vmlinuz), the phase whose
+	// hooks wrote it.
+	Path      string `json:"path,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	EmittedBy string `json:"emitted_by,omitempty"`
 	// BuildStart's elements; BuildEnd's error, when it failed.
 	Elements []string `json:"elements,omitempty"`
 	Error    string   `json:"error,omitempty"`

@@ -77,11 +77,17 @@ func TestJSONEventsMatchTheSchema(t *testing.T) {
 			t.Errorf("events %v", kinds)
 		}
 	}
+	// A file hooks wrote beside the image is an output with its phase.
+	emitted, _ := json.Marshal(Event{Time: time.Now(), Kind: Output, Path: "out/img.vmlinuz", Size: 8 << 20, SHA256: strings.Repeat("cd", 32), EmittedBy: "cleanup.d"})
+	if v, _ := jsonschema.UnmarshalJSON(bytes.NewReader(emitted)); schema.Validate(v) != nil || !strings.Contains(string(emitted), `"emitted_by":"cleanup.d"`) {
+		t.Errorf("the schema refuses %s", emitted)
+	}
 	// The schema is not a schema that takes anything.
 	for _, bad := range []string{
 		`{"time":"2026-12-03T10:00:00Z","event":"hook-end","step":"install.d","hook":"10-a"}`,
 		`{"time":"2026-12-03T10:00:00Z","event":"output","path":"x","size":1,"sha256":"zz"}`,
 		`{"time":"2026-12-03T10:00:00Z","event":"build-end","status":"failed"}`,
+		`{"time":"2026-12-03T10:00:00Z","event":"step-end","step":"cleanup.d","emitted_by":"cleanup.d"}`,
 		`{"time":"2026-12-03T10:00:00Z","event":"progress"}`,
 		`{"time":"2026-12-03T10:00:00Z","event":"step-start","step":"boot","extra":1}`,
 	} {
@@ -96,6 +102,7 @@ func TestSummary(t *testing.T) {
 	r := NewPlain(&bytes.Buffer{})
 	r.now = (&clock{t: time.Now(), step: time.Second}).now
 	s := run(r, nil)
+	s.Outputs = append(s.Outputs, Event{Kind: Output, Path: "out/img.vmlinuz", Size: 8 << 20, SHA256: strings.Repeat("cd", 32), EmittedBy: "cleanup.d"})
 	var b bytes.Buffer
 	s.Print(&b, "dibvm boot out/img.qcow2")
 	want := []string{
@@ -103,7 +110,9 @@ func TestSummary(t *testing.T) {
 		"  boot       1.0s",
 		"  install.d  5.0s",
 		"  1.0s  install.d/10-a (a)",
-		"  out/img.qcow2  3.0 MiB  sha256:abab",
+		"  out/img.qcow2    3.0 MiB  sha256:abab",
+		"  out/img.vmlinuz  8.0 MiB  sha256:cdcd",
+		"cdcd  from cleanup.d\n",
 		"Try it: dibvm boot out/img.qcow2",
 	}
 	for _, w := range want {

@@ -78,7 +78,11 @@ func (s *Summary) Print(w io.Writer, try string) {
 	if len(s.Outputs) > 0 {
 		fmt.Fprintln(w, "Outputs:")
 		for _, o := range s.Outputs {
-			fmt.Fprintf(tw, "  %s\t%s\tsha256:%s\n", termsafe.String(o.Path), Size(o.Size), termsafe.String(o.SHA256))
+			from := ""
+			if o.EmittedBy != "" {
+				from = "\tfrom " + termsafe.String(o.EmittedBy)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\tsha256:%s%s\n", termsafe.String(o.Path), Size(o.Size), termsafe.String(o.SHA256), from)
 		}
 		tw.Flush()
 	}

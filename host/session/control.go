@@ -24,7 +24,8 @@ import (
 type control struct {
 	breaks   breakpoint.Set
 	types    []string
-	diskSize int64 // the output disk's size
+	image    string // the image's name, which emitted files start with
+	diskSize int64  // the output disk's size
 
 	// seq is the host's account of the hooks the build runs: it holds
 	// the build to the hooks the host merged, in order, each once.
@@ -145,7 +146,7 @@ func (c *control) handle(m api.Message) error {
 		c.onCheckpoint(m.Checkpoint)
 		c.answer(api.ReplyGo)
 	case m.Result != nil:
-		if err := checkResult(*m.Result, c.types, c.diskSize); err != nil {
+		if err := checkResult(*m.Result, c.types, c.image, c.diskSize); err != nil {
 			return err
 		}
 		c.result = m.Result
@@ -296,23 +297,26 @@ func checkFailure(f *api.Failure) error {
 
 // checkResult checks that every output the guest reports lies on the
 // output disk, that none overlaps another, and that there is exactly
-// what was asked for.
-func checkResult(r api.Result, types []string, diskSize int64) error {
-	sections := []struct {
-		name         string
-		offset, size int64
-		wanted       bool
-	}{
-		{"disk image", 0, r.ImageSize, diskformat.WantsDisk(types)},
-		{"tar of the tree", r.TarOffset, r.TarSize, api.TreeArchive(types)},
-		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, api.TypeSquashfs)},
-		{"manifests", r.ManifestsOffset, r.ManifestsSize, true},
+// what was asked for, and the files hooks wrote beside the image, of
+// names and sizes the host takes.
+func checkResult(r api.Result, types []string, image string, diskSize int64) error {
+	sections := []section{
+		{"disk image", 0, r.ImageSize, diskformat.WantsDisk(types), true},
+		{"tar of the tree", r.TarOffset, r.TarSize, api.TreeArchive(types), true},
+		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, api.TypeSquashfs), true},
+		{"manifests", r.ManifestsOffset, r.ManifestsSize, true, false},
+	}
+	if err := checkEmitted(r.Emitted, image); err != nil {
+		return err
+	}
+	for _, f := range r.Emitted {
+		sections = append(sections, section{fmt.Sprintf("file %q beside the image", f.Name), f.Offset, f.Size, true, false})
 	}
 	for i, s := range sections {
 		switch {
 		case s.offset < 0 || s.size < 0:
 			return violation("its result puts the %s at offset %d, length %d", s.name, s.offset, s.size)
-		case s.size == 0 && s.wanted && s.name != "manifests":
+		case s.size == 0 && s.wanted && s.needsBytes:
 			return violation("its result has no %s, which was asked for", s.name)
 		case s.size > 0 && !s.wanted:
 			return violation("its result has a %s, which was not asked for", s.name)
@@ -327,6 +331,43 @@ func checkResult(r api.Result, types []string, diskSize int64) error {
 	}
 	if r.ManifestsSize > outputs.MaxManifests {
 		return violation("its manifests are %d bytes, more than %d", r.ManifestsSize, outputs.MaxManifests)
+	}
+	return nil
+}
+
+// section is an output's place on the output disk: wanted if the
+// build may have it, and then of some bytes if needsBytes.
+type section struct {
+	name               string
+	offset, size       int64
+	wanted, needsBytes bool
+}
+
+// checkEmitted holds the files hooks wrote beside the image to what the
+// guest holds them to (see guestagent/emitted): names, number, sizes.
+func checkEmitted(files []api.EmittedFile, image string) error {
+	if len(files) > api.MaxEmittedFiles {
+		return violation("its result has %d files beside the image, more than %d", len(files), api.MaxEmittedFiles)
+	}
+	var total int64
+	seen := map[string]bool{}
+	for _, f := range files {
+		if err := api.CheckEmittedName(image, f.Name); err != nil {
+			return violation("its result has a file beside the image that the host does not take: %v", err)
+		}
+		if seen[f.Name] {
+			return violation("its result has the file %q beside the image twice", f.Name)
+		}
+		seen[f.Name] = true
+		if !slices.Contains(elements.Phases, f.Phase) {
+			return violation("its result says %q was written in %q, which is no phase", f.Name, f.Phase)
+		}
+		if f.Size > api.MaxEmittedFile {
+			return violation("its result has %q beside the image, %d bytes, more than %d", f.Name, f.Size, api.MaxEmittedFile)
+		}
+		if total += max(f.Size, 0); total > api.MaxEmittedTotal {
+			return violation("its result has files beside the image of more than %d bytes", api.MaxEmittedTotal)
+		}
 	}
 	return nil
 }

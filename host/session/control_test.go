@@ -31,7 +31,7 @@ func runControl(t *testing.T, brk string, types []string, msgs ...api.Message) (
 		}
 	}
 	buf.WriteString("and then some bytes nobody reads")
-	c = &control{breaks: set, types: types, diskSize: disk,
+	c = &control{breaks: set, types: types, image: "img", diskSize: disk,
 		onBreak: func(b api.Break) { shells = append(shells, b.Point) },
 		stop:    func() { stopped = true },
 	}
@@ -43,7 +43,10 @@ func TestControlAcceptsABuild(t *testing.T) {
 	c, shells, stopped := runControl(t, "after-install,before-finalise", []string{"qcow2", "tar"},
 		api.Message{Break: &api.Break{Point: "after-install", Chroot: true}},
 		api.Message{Break: &api.Break{Point: "before-finalise", Chroot: true}},
-		api.Message{Result: &api.Result{ImageSize: 1 << 30, TarOffset: 1 << 30, TarSize: 1 << 20}},
+		api.Message{Result: &api.Result{ImageSize: 1 << 30, TarOffset: 1 << 30, TarSize: 1 << 20, Emitted: []api.EmittedFile{
+			{Name: "img.vmlinuz", Phase: "cleanup.d", Offset: 1<<30 + 1<<20, Size: 100},
+			{Name: "img-boot.iso", Phase: "cleanup.d", Offset: 1<<30 + 1<<20 + 100, Size: 0},
+		}}},
 	)
 	// The trailing garbage is after the final message: refused too.
 	if !stopped || !strings.Contains(c.err.Error(), "not the control magic") {
@@ -59,6 +62,17 @@ func TestControlAcceptsABuild(t *testing.T) {
 func TestControlRefuses(t *testing.T) {
 	img := func(r api.Result) api.Message { return api.Message{Result: &r} }
 	fail := func(f api.Failure) api.Message { return api.Message{Failure: &f} }
+	emit := func(files ...api.EmittedFile) []api.Message {
+		for i := range files {
+			if files[i].Phase == "" {
+				files[i].Phase = "cleanup.d"
+			}
+			if files[i].Offset == 0 {
+				files[i].Offset = 10240 + int64(i)*100
+			}
+		}
+		return []api.Message{img(api.Result{TarSize: 10240, Emitted: files})}
+	}
 	brk := func(p string, chroot bool) api.Message {
 		return api.Message{Break: &api.Break{Point: p, Chroot: chroot}}
 	}
@@ -87,6 +101,15 @@ func TestControlRefuses(t *testing.T) {
 		{"a failure with a huge tail", "", nil, []api.Message{fail(api.Failure{Phase: "install.d", Script: "x", Tail: make([]string, 1000)})}, "1000 lines"},
 		{"a failure status out of range", "", nil, []api.Message{fail(api.Failure{Phase: "install.d", Script: "x", Status: 1 << 20})}, "exit status"},
 		{"two final messages", "", []string{"tar"}, []api.Message{{Error: "x"}, img(api.Result{TarSize: 10240})}, "after the build's final message"},
+		{"a file beside the image of another name", "", []string{"tar"}, emit(api.EmittedFile{Name: "other.kernel"}), `"other.kernel" is not named img.SUFFIX`},
+		{"a file beside the image up a directory", "", []string{"tar"}, emit(api.EmittedFile{Name: "img.x/../../../.bashrc"}), "holds"},
+		{"a file beside the image with escapes", "", []string{"tar"}, emit(api.EmittedFile{Name: "img.\x1b[2J"}), "only letters, digits"},
+		{"a file beside the image twice", "", []string{"tar"}, emit(api.EmittedFile{Name: "img.k"}, api.EmittedFile{Name: "img.k"}), "twice"},
+		{"a file beside the image of no phase", "", []string{"tar"}, emit(api.EmittedFile{Name: "img.k", Phase: "evil.d"}), "no phase"},
+		{"a file beside the image too large", "", []string{"tar"}, emit(api.EmittedFile{Name: "img.k", Size: api.MaxEmittedFile + 1}), "more than"},
+		{"a file beside the image over the tar", "", []string{"tar"}, emit(api.EmittedFile{Name: "img.k", Offset: 512, Size: 10}), `"img.k" beside the image over the tar`},
+		{"a file beside the image beyond the disk", "", []string{"tar"}, emit(api.EmittedFile{Name: "img.k", Offset: disk - 1, Size: 10}), "beyond the"},
+		{"too many files beside the image", "", []string{"tar"}, emit(make([]api.EmittedFile, api.MaxEmittedFiles+1)...), "more than 32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, shells, stopped := runControl(t, tc.brk, tc.types, tc.msgs...)

@@ -132,7 +132,7 @@ func (s *session) build(ctx context.Context, vm VM) (*api.Result, error) {
 func (s *session) newControl(vm VM, reply func(word string)) *control {
 	breaks, _ := breakpoint.Parse(s.j.Spec.Break) // checked before the job was made
 	return &control{
-		breaks: breaks, types: s.j.Outputs.Types, diskSize: s.j.ScratchSize,
+		breaks: breaks, types: s.j.Outputs.Types, image: s.j.Spec.ImageName, diskSize: s.j.ScratchSize,
 		seq:   newSequence(s.j.Order, s.j.Spec.Resume),
 		wants: s.keep.Wants,
 		reply: reply,
@@ -204,7 +204,7 @@ func (s *session) handOver(ctx context.Context, vm VM, r *api.Result) error {
 	}
 	s.event(progress.Event{Kind: progress.StepEnd, Step: progress.Convert})
 	for _, w := range written {
-		s.event(progress.Event{Kind: progress.Output, Path: w.Path, Size: w.Size, SHA256: w.SHA256})
+		s.event(progress.Event{Kind: progress.Output, Path: w.Path, Size: w.Size, SHA256: w.SHA256, EmittedBy: w.EmittedBy})
 	}
 	return nil
 }
