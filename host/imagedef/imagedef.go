@@ -105,7 +105,7 @@ func Read(name string, data []byte) ([]Definition, error) {
 			k, v := entry.Content[j], entry.Content[j+1]
 			prop, ok := lookup(k.Value)
 			if !ok {
-				return nil, fmt.Errorf("%s:%d: unknown key %q in image definition %d; diskimage-builder's keys are %s", name, k.Line, k.Value, i+1, strings.Join(keys(), ", "))
+				return nil, fmt.Errorf("%s:%d: unknown key %q in image definition %d; diskimage-builder's keys are %s", name, k.Line, k.Value, i+1, strings.Join(Keys(), ", "))
 			}
 			if _, dup := d.values[k.Value]; dup {
 				return nil, fmt.Errorf("%s:%d: key %q is set twice in image definition %d", name, k.Line, k.Value, i+1)
@@ -213,7 +213,8 @@ func (v value) merge(later value) value {
 	return later
 }
 
-func keys() []string {
+// Keys are the keys of DIB's schema, in its order.
+func Keys() []string {
 	var out []string
 	for _, p := range properties {
 		out = append(out, p.key)

@@ -95,7 +95,7 @@ func TestArgsAsDIB(t *testing.T) {
 
 // The lines diskimage-builder prints, from DIB's own code run on the
 // same definitions (with bash /LIB/disk-image-create, and '"'"' for a
-// quote in quotes, where dibvm prints disk-image-create and '\'').
+// quote in quotes, where dibvm prints disk-image-create and '\”).
 func TestDryRunLines(t *testing.T) {
 	got := images(t, `
 - imagename: centos-minimal
