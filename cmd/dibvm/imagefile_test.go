@@ -162,3 +162,41 @@ func TestDiskimageBuilderDryRun(t *testing.T) {
 		t.Errorf("dibvm build --dry-run: exit %d\n got %q\nwant %q", r.code, r.stderr, want)
 	}
 }
+
+// A failed image does not stop the next unless --stop-on-failure; dibvm
+// exits 1 naming the images that failed. (A boot that may take no time
+// fails each image at once.)
+func TestDiskimageBuilderStopOnFailure(t *testing.T) {
+	needVM(t)
+	dir := t.TempDir()
+	runs, env := runDir(t)
+	env = append(env, "ELEMENTS_PATH="+testElements(t))
+	defs := writeYAML(t, `
+- imagename: `+dir+`/a
+  elements: [tiny-os]
+  types: [tar]
+  skip-base: true
+- imagename: `+dir+`/b
+  elements: [tiny-os]
+  types: [tar]
+  skip-base: true
+`)
+	for _, c := range []struct {
+		flags []string
+		want  string
+		ran   int
+	}{
+		{nil, "2 of 2 images failed: " + dir + "/a, " + dir + "/b", 2},
+		{[]string{"--stop-on-failure"}, "--stop-on-failure: 1 more image(s) not built\ndibvm: 1 of 2 images failed: " + dir + "/a\n", 1},
+	} {
+		args := append(append([]string{"build", "--boot-timeout", "1ms"}, c.flags...), defs)
+		r := dibvm(t, env, 2*time.Minute, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) || strings.Count(r.stderr, "disk-image-create -o") != c.ran {
+			t.Errorf("%v: exit %d, want 1, %d images tried and %q:\n%s", c.flags, r.code, c.ran, c.want, r.stderr)
+		}
+		waitNoQEMU(t, runs, 30*time.Second)
+	}
+	if left := entries(t, dir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
