@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -156,8 +159,15 @@ func (c *createFlags) share(from *createFlags) {
 // command line first as diskimage-builder does; a failed image stops
 // the rest only with --stop-on-failure.
 func (b *buildFlags) buildAll(builds []imageBuild) error {
+	// A signal stops the image being built (runBuild hears it too) and
+	// every image after it.
+	stopped, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
 	var failed []string
 	for i, ib := range builds {
+		if stopped.Err() != nil {
+			return fmt.Errorf("stopped by a signal: %d image(s) not built", len(builds)-i)
+		}
 		fmt.Fprintf(os.Stderr, "%s\n\n", ib.image)
 		if err := ib.build(); err != nil {
 			// As Main shows an error: its text may come from the guest.

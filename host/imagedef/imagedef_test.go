@@ -167,3 +167,19 @@ func TestReadRefuses(t *testing.T) {
 		}
 	}
 }
+
+// YAML anchors and aliases read as the values they name, as PyYAML
+// reads them.
+func TestAliases(t *testing.T) {
+	got := images(t, `
+- imagename: a
+  elements: &common [vm, debian-minimal]
+  environment: &env {DIB_RELEASE: trixie}
+- imagename: b
+  elements: *common
+  environment: *env
+`)
+	if len(got) != 2 || got[1].String() != "DIB_RELEASE=trixie disk-image-create -o b vm debian-minimal" {
+		t.Errorf("got %v", got)
+	}
+}

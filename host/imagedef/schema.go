@@ -115,6 +115,9 @@ func (p property) args(v value) []string {
 // read checks n against the key's type, as DIB's JSON schema does, and
 // reads its value.
 func (p property) read(n *yaml.Node) (value, error) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
 	switch p.kind {
 	case str, strEnum:
 		s, err := scalar(n, "!!str", "a string")
