@@ -2,9 +2,11 @@ package main_test
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -136,5 +138,28 @@ func TestLibvirtSessionDaemonFailsClearly(t *testing.T) {
 	}
 	if left := processesWith("XDG_RUNTIME_DIR=" + rt); len(left) > 0 {
 		t.Errorf("processes %v run in %s", left, rt)
+	}
+}
+
+// A socket left by a daemon that died refuses connections: dibvm starts
+// the daemon it belonged to, as libvirt's client picks it, which takes
+// the socket's place.
+func TestLibvirtSessionDaemonReplacesStaleSocket(t *testing.T) {
+	lu, rt := sessionUser(t)
+	dir := filepath.Join(rt, "libvirt")
+	os.Mkdir(dir, 0o700)
+	os.Chown(dir, lu.uid, lu.gid)
+	sock := filepath.Join(dir, "libvirt-sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	os.Chown(sock, lu.uid, lu.gid)
+	r := lu.dibvm(t, []string{"XDG_RUNTIME_DIR=" + rt}, 2*time.Minute, "doctor")
+	if !strings.Contains(r.stderr, "dibvm: started your libvirt session daemon (") || !strings.Contains(r.stderr, "libvirtd --timeout=120)") ||
+		!regexp.MustCompile(`ok +qemu:///session: libvirt `).MatchString(r.stdout) {
+		t.Errorf("doctor with a stale libvirt-sock: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
