@@ -569,7 +569,9 @@ func TestLibvirtRefusesBadInput(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	home := t.TempDir()
-	env := []string{"HOME=" + home, "XDG_RUNTIME_DIR=", "TMPDIR=" + tmp}
+	// LIBVIRT_AUTOSTART=0: no session daemon is started for a user who
+	// runs none (TestLibvirtStartsSessionDaemon starts one).
+	env := []string{"HOME=" + home, "XDG_RUNTIME_DIR=", "TMPDIR=" + tmp, "LIBVIRT_AUTOSTART=0"}
 	for _, c := range []struct {
 		args []string
 		want string

@@ -296,7 +296,7 @@ func TestCommandLineUsage(t *testing.T) {
 		{"a number that is not", []string{"create", "--cpus", "two", "tiny-os"}, nil, 2, []string{"--cpus", "two"}},
 		{"appliance info with arguments", []string{"appliance", "info", "extra"}, nil, 2, []string{"dibvm appliance info takes no arguments"}},
 		{"run with an unknown --arch", []string{"run", "--arch", "mips", "--", "true"}, nil, 2, []string{"--arch mips: the helper VM can be amd64 (x86_64) or arm64 (aarch64)"}},
-		{"an unknown command", []string{"frob"}, nil, 2, []string{`dibvm: unknown command "frob"; the commands are appliance, boot, cache,`}},
+		{"an unknown command", []string{"frob"}, nil, 2, []string{`dibvm: unknown command "frob"; the commands are appliance, boot, build, cache,`}},
 		{"a misspelt command", []string{"apliance"}, nil, 2, []string{"did you mean appliance?"}},
 		{"appliance with an unknown command", []string{"appliance", "frob"}, nil, 2, []string{`dibvm appliance: unknown command "frob"; the commands are build, info, path (see dibvm appliance --help)`}},
 		{"cache with an unknown command", []string{"cache", "frob"}, nil, 2, []string{`dibvm cache: unknown command "frob"; the commands are du, ls, prune`}},

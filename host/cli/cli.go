@@ -54,6 +54,8 @@ func command(name string) *cobra.Command {
 	switch name {
 	case "disk-image-create":
 		cmd = createCommand()
+	case "diskimage-builder":
+		cmd = buildCommand()
 	case "element-info":
 		cmd = elementInfoCommand()
 	case "pkg-map":
@@ -64,7 +66,7 @@ func command(name string) *cobra.Command {
 			Short:   "Build diskimage-builder images without root, inside a helper VM",
 			Version: versionLine(),
 		}
-		cmd.AddCommand(runCommand(), createCommand(), bootCommand(), doctorCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand(), cacheCommand())
+		cmd.AddCommand(runCommand(), createCommand(), buildCommand(), bootCommand(), doctorCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand(), cacheCommand())
 		groups(cmd)
 	}
 	if name != "dibvm" && cmd.Use != "dibvm" {

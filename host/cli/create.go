@@ -50,6 +50,9 @@ type createFlags struct {
 	scratch     diskSize
 	checkpoints checkpointFlags
 	progress    string
+	// imageEnv is set over the caller's environment: an image's own
+	// variables, from the YAML file that defines it.
+	imageEnv func(caller []string) []string
 	// summary is where the build's summary goes: where its lines go,
 	// beside the terminal's status block or the JSON events.
 	summary io.Writer
@@ -167,8 +170,19 @@ func (c *createFlags) register(cmd *cobra.Command) flagGroups {
 // options turns the flags and the environment into the build's options.
 // The returned func closes the log file, if any.
 func (c *createFlags) options(f *pflag.FlagSet, elements []string) (plan.Options, func(), error) {
-	nothing := func() {}
-	env := environ(c.clearEnv)
+	o, err := c.check(f, elements)
+	if err != nil {
+		return o, func() {}, err
+	}
+	closeLog, err := c.output(&o)
+	return o, closeLog, err
+}
+
+// check turns the flags and the environment into the build's options,
+// every problem of the command line found before any is reported; where
+// the output goes is left to output.
+func (c *createFlags) check(f *pflag.FlagSet, elements []string) (plan.Options, error) {
+	env := c.environ()
 	// Every problem of the command line is found before any is reported.
 	var p problems
 	c.fromEnviron(f, env, &p)
@@ -223,14 +237,13 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (plan.Options
 		p.add("--progress %s: give auto, plain or json", c.progress)
 	}
 	if err := p.err(); err != nil {
-		return o, nothing, err
+		return o, err
 	}
 	o.ScratchSize = int64(c.scratch)
 	if o.ScratchSize == 0 {
 		o.ScratchSize = defaultScratch(o.ImageSizeGB)
 	}
-	closeLog, err := c.output(&o)
-	return o, closeLog, err
+	return o, nil
 }
 
 // checkFiles checks where the build reads and writes on the host: the

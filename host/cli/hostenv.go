@@ -30,10 +30,17 @@ func qemuHost() qemu.Host {
 }
 
 // libvirtSession is the user's session as reaching a libvirt daemon
-// takes it: $XDG_RUNTIME_DIR, $SSH_AUTH_SOCK and the home directory.
+// takes it: $XDG_RUNTIME_DIR, $SSH_AUTH_SOCK, the home directory, and
+// $LIBVIRT_AUTOSTART, which libvirt's own clients read too.
 func libvirtSession() libvirt.Session {
 	home, _ := os.UserHomeDir()
-	return libvirt.Session{RuntimeDir: os.Getenv("XDG_RUNTIME_DIR"), SSHAgent: os.Getenv("SSH_AUTH_SOCK"), Home: home}
+	return libvirt.Session{
+		RuntimeDir:  os.Getenv("XDG_RUNTIME_DIR"),
+		SSHAgent:    os.Getenv("SSH_AUTH_SOCK"),
+		Home:        home,
+		NoAutostart: os.Getenv("LIBVIRT_AUTOSTART") == "0",
+		Notices:     os.Stderr,
+	}
 }
 
 // runtimeDir is where the helper's run directories go when the user

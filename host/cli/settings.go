@@ -13,12 +13,16 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// environ is the caller's environment, or none for -c: DIB's -c
-// re-executes itself with an empty environment, so nothing of the
-// caller's reaches the build; flags still do.
-func environ(clear bool) []string {
-	if clear {
+// environ is the caller's environment (with an image's own variables
+// over it), or none for -c: DIB's -c re-executes itself with an empty
+// environment, so nothing of the caller's reaches the build; flags
+// still do.
+func (c *createFlags) environ() []string {
+	if c.clearEnv {
 		return nil
+	}
+	if c.imageEnv != nil {
+		return c.imageEnv(os.Environ())
 	}
 	return os.Environ()
 }

@@ -1,8 +1,9 @@
 // Package libvirt runs a vm.Machine as a transient libvirt domain: it
 // finds and connects to the user's libvirt daemon, turns the description
 // into a domain, and watches and destroys it. It speaks libvirt's RPC
-// protocol through go-libvirt, which never starts a daemon: one must be
-// running.
+// protocol through go-libvirt, which never starts a daemon: where the
+// user's session daemon is not running, autostart.go starts it as
+// libvirt's own client library would.
 package libvirt
 
 import (
@@ -57,6 +58,11 @@ type Session struct {
 	// Home is the user's home directory: a session daemon's socket
 	// under it, and the SSH keys and known_hosts under ~/.ssh.
 	Home string
+	// NoAutostart is LIBVIRT_AUTOSTART=0: start no session daemon
+	// where none runs.
+	NoAutostart bool
+	// Notices hears that a session daemon was started.
+	Notices io.Writer
 }
 
 // DefaultURI is the connection a user gets without --connect, as
@@ -135,7 +141,7 @@ func Connect(uri string, session Session) (*Conn, error) {
 			return nil, fmt.Errorf("%s: connect to libvirt at %s on the remote: %w", c.URI, sock, err)
 		}
 	} else {
-		sock, err := findSocket(u, session.RuntimeDir, session.Home)
+		sock, err := localSocket(u, session)
 		if err != nil {
 			return nil, err
 		}
