@@ -45,6 +45,8 @@ var userland = []string{
 	"ubuntu-keyring", "curl", "wget", "python3",
 	"squashfs-tools", "tar", "xz-utils", "zstd", "cpio", "kmod", "iproute2",
 	"procps", "rsync",
+	// pvcreate, vgcreate, lvcreate for DIB's lvm node.
+	"lvm2",
 	// kpartx needs udev, which needs "systemd | systemd-standalone-sysusers":
 	// naming the small alternative keeps all of systemd out.
 	"systemd-standalone-sysusers",
