@@ -307,9 +307,14 @@ func check(l *api.Layout) error {
 		names[p.Name] = "partition " + p.Name
 	}
 	if l.LVM != nil {
-		errs = append(errs, checkLVM(l, names)...)
-		if sizes, ok := fixedPVs(l); ok && len(errs) == 0 {
-			errs = append(errs, CheckVolumes(l, sizes))
+		lvmErrs := checkLVM(l, names)
+		if sizes, ok := fixedPVs(l); ok && len(lvmErrs) == 0 {
+			lvmErrs = append(lvmErrs, CheckVolumes(l, sizes))
+		}
+		for _, err := range lvmErrs {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("lvm: %w", err))
+			}
 		}
 	}
 	errs = append(errs, checkFilesystems(l)...)

@@ -94,6 +94,10 @@ type Options struct {
 	QemuImgOptions string
 
 	ScratchSize int64
+	// ScratchSizeGiven says ScratchSize is --scratch-size, which the plan
+	// never raises; dibvm's default grows to hold the layout's fixed
+	// partitions.
+	ScratchSizeGiven bool
 	// Checkpoints, when set, keeps the build's tree after its early
 	// phases and resumes from what an earlier build kept.
 	Checkpoints *Checkpoints
@@ -148,6 +152,9 @@ func Prepare(o Options) (*Plan, error) {
 	}
 	spec, err := newSpec(o, els)
 	if err != nil {
+		return nil, err
+	}
+	if err := fitScratch(&o, spec.Layout); err != nil {
 		return nil, err
 	}
 	p := &Plan{Options: o, Stdout: out, Spec: spec, Hooks: hooks}
