@@ -1,11 +1,13 @@
 // Package blockdevice reads DIB's block device configuration (the YAML of
 // DIB_BLOCK_DEVICE_CONFIG or an element's block-device-default.yaml) into
-// a disk layout: one local loop image, its partition table, and the
-// filesystems, mount points and fstab entries of its partitions.
+// a disk layout: one local loop image, its partition table, LVM volume
+// groups on its partitions, and the filesystems, mount points and fstab
+// entries of its partitions and logical volumes.
 //
-// It covers the configurations DIB's block-device-mbr, -gpt and -efi
-// elements ship and those users write in the same shape; it refuses what
-// it does not know (LVM, md raid) with an error that says so.
+// It covers the configurations DIB's block-device-mbr, -gpt, -efi and
+// -efi-lvm elements ship and those users write in the same shape; it
+// refuses what it does not know (md raid, thin volumes) with an error
+// that says so.
 package blockdevice
 
 import (

@@ -228,7 +228,11 @@ func diskSettings(spec *api.Spec, o Options, els []*elements.Element) error {
 		return err
 	}
 	spec.RootFSType = spec.Layout.Root().Type
-	if root := spec.Layout.Root(); root.Label == "" && spec.RootLabel != "" {
+	if root := spec.Layout.Root(); root.Label != "" {
+		// The layout's own label wins, and is DIB_ROOT_LABEL, as DIB's
+		// getval root-label reads it back.
+		spec.RootLabel = root.Label
+	} else if spec.RootLabel != "" {
 		if err := blockdevice.CheckLabel(root.Type, spec.RootLabel); err != nil {
 			return fmt.Errorf("--root-label (or ROOT_LABEL, DIB_ROOT_LABEL): the root filesystem's %w", err)
 		}
