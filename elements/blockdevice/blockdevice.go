@@ -35,13 +35,13 @@ func Parse(data []byte, rootFSType string) (*api.Layout, error) {
 		return nil, fmt.Errorf("does not parse as a list of block device nodes: %w", err)
 	}
 	l := &api.Layout{}
-	var mkfs []*mkfsYAML // top-level mkfs nodes, placed once all is read
+	g := &graph{} // top-level mkfs, mount and fstab nodes, placed once all is read
 	for _, n := range nodes {
 		if len(n) != 1 {
 			return nil, fmt.Errorf("each node is a mapping with one key (local_loop, partitioning, ...), got %d keys", len(n))
 		}
 		for kind, v := range n {
-			if err := parseNode(l, kind, &v, rootFSType, &mkfs); err != nil {
+			if err := parseNode(l, kind, &v, rootFSType, g); err != nil {
 				return nil, err
 			}
 		}
@@ -52,16 +52,16 @@ func Parse(data []byte, rootFSType string) (*api.Layout, error) {
 	if len(l.Partitions) == 0 {
 		return nil, fmt.Errorf("no partitioning node: an unpartitioned image is not supported yet")
 	}
-	if err := placeMkfs(l, mkfs, rootFSType); err != nil {
+	if err := g.resolve(l, rootFSType); err != nil {
 		return nil, err
 	}
 	return l, check(l)
 }
 
-// parseNode reads one top-level node of kind into l; a top-level mkfs
-// node is kept in mkfs, to be placed on its base once every node is
-// read.
-func parseNode(l *api.Layout, kind string, v *yaml.Node, rootFSType string, mkfs *[]*mkfsYAML) error {
+// parseNode reads one top-level node of kind into l; a top-level mkfs,
+// mount or fstab node goes into g, to be placed on its base once every
+// node is read.
+func parseNode(l *api.Layout, kind string, v *yaml.Node, rootFSType string, g *graph) error {
 	switch kind {
 	case "local_loop":
 		var ll struct{ Name string }
@@ -76,21 +76,13 @@ func parseNode(l *api.Layout, kind string, v *yaml.Node, rootFSType string, mkfs
 		if err := parsePartitioning(l, v, rootFSType); err != nil {
 			return fmt.Errorf("partitioning: %w", err)
 		}
+		g.notePartitions(v)
 	case "lvm":
 		if err := parseLVM(l, v); err != nil {
 			return fmt.Errorf("lvm: %s", strings.ReplaceAll(err.Error(), "\n", "\nlvm: "))
 		}
-	case "mkfs":
-		var m mkfsYAML
-		if err := checkShape("mkfs", "mkfs: ", v); err != nil {
-			return err
-		}
-		if err := v.Decode(&m); err != nil {
-			return fmt.Errorf("mkfs: %w", err)
-		}
-		*mkfs = append(*mkfs, &m)
-	case "mount", "fstab":
-		return fmt.Errorf("%s: nest it in its mkfs node (a top-level %s node is not supported yet)", kind, kind)
+	case "mkfs", "mount", "fstab":
+		return g.add(kind, v)
 	default:
 		return fmt.Errorf("%s: dibvm does not support this block device node yet (supported: local_loop, partitioning, lvm, mkfs, mount, fstab)", kind)
 	}
@@ -101,7 +93,7 @@ func parseNode(l *api.Layout, kind string, v *yaml.Node, rootFSType string, mkfs
 // or logical volume its base names.
 func placeMkfs(l *api.Layout, mkfs []*mkfsYAML, rootFSType string) error {
 	for _, m := range mkfs {
-		where := "mkfs " + orUnnamed(m.Name)
+		where := "mkfs " + nameOr(m.Name, "mkfs_"+m.Base)
 		fs, err := parseMkfs(m, rootFSType)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)

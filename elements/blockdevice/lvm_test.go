@@ -97,7 +97,8 @@ func TestParseLVMChecks(t *testing.T) {
 		{"mkfs on nothing", lvmLayout(onePV, oneVG, oneLV, "- mkfs: {name: fs_x, base: lv_x}"), `mkfs fs_x: base "lv_x" names no partition or lv`},
 		{"two filesystems", lvmLayout(onePV, oneVG, oneLV, "- mkfs: {name: fs_x, base: lv_root}"), "mkfs fs_x: lv_root has a filesystem already"},
 		{"no lvs", "- local_loop: {name: image0}\n- lvm: {name: x, pvs: [], vgs: [], lvs: []}", "lvm: needs pvs, vgs and lvs"},
-		{"top-level mount", lvmLayout(onePV, oneVG, oneLV, "- mount: {base: fs_root, mount_point: /}"), "mount: nest it in its mkfs node"},
+		{"mount on nothing", lvmLayout(onePV, oneVG, oneLV, "- mount: {name: m, base: fs_none, mount_point: /x}"), `mount m: base "fs_none" names no mkfs`},
+		{"mounted twice", lvmLayout(onePV, oneVG, oneLV, "- mount: {base: fs_root, mount_point: /x}"), "mount mount_fs_root: mkfs fs_root is mounted at / already"},
 	} {
 		_, err := Parse([]byte(c.in), "")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -143,5 +144,26 @@ func TestPlaceChecksVolumes(t *testing.T) {
 	}
 	if _, err := Place(l, 1200<<20); err == nil || !strings.Contains(err.Error(), "on a 1200 MiB image: lv lv_root: needs 700 MiB, vg vg has 548 MiB free") {
 		t.Errorf("1200 MiB: %v", err)
+	}
+}
+
+// DIB's graph form: mkfs, mount and fstab nodes at the top level, each
+// naming its parent by base, names made up where none is given.
+func TestParseGraphForm(t *testing.T) {
+	in := lvmLayout(onePV, oneVG, oneLV+"\n      - {name: lv_var, base: vg, extents: 100%FREE}", `- mkfs: {base: lv_var, type: xfs}
+- mount: {name: mount_var, base: mkfs_lv_var, mount_point: /var}
+- fstab: {base: mount_var, options: "rw,nodev", fsck-passno: 2}
+- mount: {base: mkfs_boot, mount_point: /srv, fstab: {options: ro}}
+`)
+	in = strings.Replace(in, "mkfs: {type: ext4, mount: {mount_point: /boot}}", "mkfs: {type: ext4}", 1)
+	l, err := Parse([]byte(in), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := l.LVM.LVs[1].FS; fs == nil || fs.MountPoint != "/var" || fs.FstabOptions != "rw,nodev" || fs.FsckPassno != 2 {
+		t.Errorf("lv_var's filesystem %+v", fs)
+	}
+	if fs := l.Partitions[0].FS; fs.MountPoint != "/srv" || fs.FstabOptions != "ro" {
+		t.Errorf("boot's filesystem %+v", fs)
 	}
 }
