@@ -265,6 +265,9 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 			"DIB_BLOCK_DEVICE_CONFIG: mdraid: dibvm does not support this block device node yet"},
 		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os"}, []string{"DIB_BLOCK_DEVICE_CONFIG=" + strings.Replace(lvmConfig, "base: vg_tiny\n        extents: 100%FREE", "base: vg_other\n        extents: 100%FREE", 1)},
 			`DIB_BLOCK_DEVICE_CONFIG: lvm: lv lv-var: base "vg_other" names no vg`},
+		// A layout cannot point LVM at the helper's other disks.
+		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os"}, []string{"DIB_BLOCK_DEVICE_CONFIG=" + strings.Replace(lvmConfig, `options: [ "--force" ]`, `options: [ "--force", "/dev/vdb" ]`, 1)},
+			`DIB_BLOCK_DEVICE_CONFIG: lvm: pv pv: options: "/dev/vdb" names a path`},
 		{[]string{"create", "-n", "-t", "raw", "--image-size", "20", "-o", "x", "tiny-os", "block-device-efi-lvm"}, nil,
 			"element block-device-efi-lvm: block-device-default.yaml with --image-size 20 (or DIB_IMAGE_SIZE): partition root on a 20480 MiB image"},
 		{[]string{"create", "-n", "-t", "raw", "--scratch-size", "20G", "-o", "x", "tiny-os", "block-device-efi-lvm"}, nil,
