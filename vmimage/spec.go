@@ -69,7 +69,7 @@ var bootModules = []string{"virtio_pci", "virtio_blk", "virtio_console", "virtio
 // took 1.2 s of the helper's boot under TCG.
 var modules = slices.Concat(bootModules, []string{
 	"isofs", "ext4", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "xfs",
-	"loop", "dm_mod", "overlay", "squashfs", "crc32c_generic",
+	"loop", "dm_mod", "dm_thin_pool", "overlay", "squashfs", "crc32c_generic",
 })
 
 // DefaultSpec is the appliance for guests of goarch (the host's when

@@ -12,8 +12,9 @@ import (
 )
 
 // lvmConfig puts a volume group on the second partition of a GPT, with
-// a root volume and a /var volume whose name has a dash (doubled in its
-// device mapper name), and a /boot partition beside it.
+// a root volume, a /var volume whose name has a dash (doubled in its
+// device mapper name), a thin pool with a thin /home, and a /boot
+// partition beside it.
 const lvmConfig = `- local_loop:
     name: image0
 - partitioning:
@@ -42,10 +43,19 @@ const lvmConfig = `- local_loop:
     lvs:
       - name: lv_root
         base: vg_tiny
-        extents: 60%VG
+        extents: 50%VG
       - name: lv-var
         base: vg_tiny
-        extents: 100%FREE
+        extents: 20%VG
+      - name: pool
+        base: vg_tiny
+        type: thin-pool
+        extents: 80%FREE
+      - name: lv_home
+        base: vg_tiny
+        type: thin
+        thin-pool: pool
+        size: 64MiB
 - mkfs:
     name: fs_root
     base: lv_root
@@ -62,11 +72,20 @@ const lvmConfig = `- local_loop:
       fstab:
         options: "rw,nodev"
         fsck-passno: 2
+- mkfs:
+    name: fs_home
+    base: lv_home
+    mount:
+      mount_point: /home
 `
 
-// lvmVolume is where a linear logical volume lies in its physical
-// volume, in 512-byte sectors from the physical volume's start.
-type lvmVolume struct{ start, sectors int64 }
+// lvmVolume is a logical volume's segment type and, for a linear one,
+// where it lies in its physical volume, in 512-byte sectors from the
+// physical volume's start.
+type lvmVolume struct {
+	kind           string // striped (linear here), thin, thin-pool
+	start, sectors int64
+}
 
 // readLVM reads the newest copy of a volume group's text metadata from
 // the metadata area at the start of a physical volume, and finds each
@@ -105,10 +124,22 @@ func readLVM(t *testing.T, pv, vg string) map[string]lvmVolume {
 	}
 	extent, peStart := num(`extent_size = (\d+)`), num(`pe_start = (\d+)`)
 	lvs := map[string]lvmVolume{}
-	for _, m := range regexp.MustCompile(`(?s)\n(\S+) \{\nid = [^\n]*\nstatus = [^\n]*\n.*?extent_count = (\d+).*?stripes = \[\n"pv0", (\d+)`).FindAllStringSubmatch(text, -1) {
-		count, _ := strconv.ParseInt(m[2], 10, 64)
-		first, _ := strconv.ParseInt(m[3], 10, 64)
-		lvs[m[1]] = lvmVolume{peStart + first*extent, count * extent}
+	// A volume's header, the lines up to its first segment (no braces
+	// there), and the segment's body (none in it either).
+	lvRE := regexp.MustCompile(`\n(\S+) \{\nid = [^\n]*\nstatus = [^\n]*\n(?:[^{}\n]*\n)*?segment1 \{\n([^{}]*)\}`)
+	for _, m := range lvRE.FindAllStringSubmatch(text, -1) {
+		seg := m[2]
+		if typ := regexp.MustCompile(`type = "(\w[\w-]*)"`).FindStringSubmatch(seg); typ != nil && typ[1] != "striped" {
+			lvs[m[1]] = lvmVolume{kind: typ[1]}
+			continue
+		}
+		lin := regexp.MustCompile(`extent_count = (\d+)(?s:.*)stripes = \[\n"pv0", (\d+)`).FindStringSubmatch(seg)
+		if lin == nil {
+			t.Fatalf("volume %s: a segment that is neither linear on pv0 nor typed:\n%s", m[1], seg)
+		}
+		count, _ := strconv.ParseInt(lin[1], 10, 64)
+		first, _ := strconv.ParseInt(lin[2], 10, 64)
+		lvs[m[1]] = lvmVolume{"striped", peStart + first*extent, count * extent}
 	}
 	return lvs
 }
@@ -134,14 +165,15 @@ func TestCreateLVMLayout(t *testing.T) {
 		t.Fatalf("partition 2 is %q, want LVM2_member", got)
 	}
 	lvs := readLVM(t, pv, "vg_tiny")
-	root, ok1 := lvs["lv_root"]
-	varLV, ok2 := lvs["lv-var"]
-	if !ok1 || !ok2 || len(lvs) != 2 {
-		t.Fatalf("logical volumes %v, want lv_root and lv-var", lvs)
+	root, varLV := lvs["lv_root"], lvs["lv-var"]
+	// The pool's hidden data and metadata volumes are linear too.
+	if root.kind != "striped" || varLV.kind != "striped" || lvs["pool"].kind != "thin-pool" || lvs["lv_home"].kind != "thin" || lvs["pool_tdata"].kind != "striped" {
+		t.Fatalf("logical volumes %v, want linear lv_root and lv-var, thin-pool pool, thin lv_home", lvs)
 	}
-	// 60%VG, then the rest: every extent of the group is used.
-	if total := root.sectors + varLV.sectors; root.sectors != total*60/100/8192*8192 || varLV.start != root.start+root.sectors {
-		t.Errorf("lv_root %v and lv-var %v: want 60%% of the group and the rest after it", root, varLV)
+	// 50%VG then 20%VG (each rounded down to whole extents of 8192
+	// sectors), one after the other.
+	if d := root.sectors - varLV.sectors*50/20; d < -3*8192 || d > 3*8192 || varLV.start != root.start+root.sectors {
+		t.Errorf("lv_root %v and lv-var %v: want 50%% and 20%% of the group, in order", root, varLV)
 	}
 	rootFS := extract(t, pv, root.start, root.sectors)
 	varFS := extract(t, pv, varLV.start, varLV.sectors)
@@ -159,6 +191,7 @@ func TestCreateLVMLayout(t *testing.T) {
 	for _, line := range []string{
 		"LABEL=cloudimg-rootfs / ext4 defaults 0 1",
 		"LABEL=var /var ext4 rw,nodev 0 2",
+		" /home ext4 defaults 0 0",
 	} {
 		if !strings.Contains(fstab, line+"\n") {
 			t.Errorf("fstab lacks %q:\n%s", line, fstab)

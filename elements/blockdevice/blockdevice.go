@@ -6,8 +6,7 @@
 //
 // It covers the configurations DIB's block-device-mbr, -gpt, -efi and
 // -efi-lvm elements ship and those users write in the same shape; it
-// refuses what it does not know (md raid, thin volumes) with an error
-// that says so.
+// refuses what it does not know (md raid) with an error that says so.
 package blockdevice
 
 import (
@@ -106,8 +105,8 @@ func placeMkfs(l *api.Layout, mkfs []*mkfsYAML, rootFSType string) error {
 		}
 		if l.LVM != nil {
 			for i := range l.LVM.LVs {
-				if l.LVM.LVs[i].Name == m.Base {
-					slot = &l.LVM.LVs[i].FS
+				if lv := &l.LVM.LVs[i]; lv.Name == m.Base && lv.Type != "thin-pool" {
+					slot = &lv.FS
 				}
 			}
 		}
@@ -115,7 +114,7 @@ func placeMkfs(l *api.Layout, mkfs []*mkfsYAML, rootFSType string) error {
 		case m.Base == "":
 			return fmt.Errorf("%s: needs a base: the partition or lv it is made on", where)
 		case slot == nil:
-			return fmt.Errorf("%s: base %q names no partition or lv", where, m.Base)
+			return fmt.Errorf("%s: base %q names no partition or lv (a thin-pool holds thin lvs, not a filesystem)", where, m.Base)
 		case *slot != nil:
 			return fmt.Errorf("%s: %s has a filesystem already", where, m.Base)
 		}

@@ -81,16 +81,18 @@ func parseLVM(l *api.Layout, v *yaml.Node) error {
 
 var extentsRE = regexp.MustCompile(`^[1-9][0-9]*(%(VG|FREE|PVS))?$`)
 
-// parseLV reads one logical volume's name, group and size.
+// parseLV reads one logical volume's name, group, type and size.
 func parseLV(name, base, size, extents, typ, thinPool string) (api.LogicalVolume, error) {
-	lv := api.LogicalVolume{Name: name, VG: base}
+	lv := api.LogicalVolume{Name: name, VG: base, Type: typ, ThinPool: thinPool}
 	switch {
 	case name == "" || base == "":
 		return lv, errors.New("needs a name and a base (the vg it is made in)")
-	case typ == "thin" || typ == "thin-pool" || thinPool != "":
-		return lv, errors.New("thin provisioning (type thin, thin-pool) is not supported by dibvm yet: give the volume a plain size")
-	case typ != "":
+	case typ != "" && typ != "thin" && typ != "thin-pool":
 		return lv, fmt.Errorf("type %q: DIB knows thin and thin-pool only", typ)
+	case (typ == "thin") != (thinPool != ""):
+		return lv, errors.New("a thin volume needs type: thin and a thin-pool, and only it takes a thin-pool")
+	case typ == "thin" && size == "":
+		return lv, errors.New("a thin volume needs a size, its virtual size")
 	case size == "" && extents == "":
 		return lv, errors.New("needs a size or extents")
 	case size != "":
@@ -108,6 +110,24 @@ func parseLV(name, base, size, extents, typ, thinPool string) (api.LogicalVolume
 		lv.Extents = extents
 	}
 	return lv, nil
+}
+
+// checkThin checks that a thin volume's pool is a thin pool of its
+// group that comes before it, as lvcreate needs it made first.
+func checkThin(lvm *api.LVM, i int) error {
+	lv := lvm.LVs[i]
+	if lv.Type != "thin" {
+		return nil
+	}
+	for _, pool := range lvm.LVs[:i] {
+		if pool.Name == lv.ThinPool {
+			if pool.Type != "thin-pool" || pool.VG != lv.VG {
+				return fmt.Errorf("thin-pool %s: is no thin-pool of vg %s", lv.ThinPool, lv.VG)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("thin-pool %q names no thin-pool listed before it", lv.ThinPool)
 }
 
 func orUnnamed(name string) string {
@@ -193,8 +213,11 @@ func checkLVM(l *api.Layout, names map[string]string) []error {
 		}
 	}
 	errs = append(errs, checkVGs(lvm, claim)...)
-	for _, lv := range lvm.LVs {
+	for i, lv := range lvm.LVs {
 		claim("lv", lv.Name)
+		if err := checkThin(lvm, i); err != nil {
+			errs = append(errs, fmt.Errorf("lv %s: %w", lv.Name, err))
+		}
 		if err := checkLVMName(lv.Name); lv.Name != "" && err != nil {
 			errs = append(errs, fmt.Errorf("lv %s: %w", lv.Name, err))
 		}

@@ -88,7 +88,12 @@ func TestParseLVMChecks(t *testing.T) {
 		{"over the vg", lvmLayout(onePV, oneVG, "      - {name: lv_root, base: vg, size: 2GiB}", ""), "lv lv_root: needs 2048 MiB, vg vg has 1020 MiB free of 1020 MiB"},
 		{"percent over", lvmLayout(onePV, oneVG, oneLV+"\n      - {name: lv2, base: vg, extents: 60%VG}", ""), "lv lv2: needs 612 MiB, vg vg has 520 MiB free"},
 		{"bad extents", lvmLayout(onePV, oneVG, "      - {name: lv_root, base: vg, extents: 23%XX}", ""), `extents "23%XX"`},
-		{"thin", lvmLayout(onePV, oneVG, "      - {name: lv_root, base: vg, type: thin, thin-pool: tp, size: 1GiB}", ""), "thin provisioning"},
+		{"thin without pool", lvmLayout(onePV, oneVG, "      - {name: lv_root, base: vg, type: thin, thin-pool: tp, size: 1GiB}", ""), `lv lv_root: thin-pool "tp" names no thin-pool listed before it`},
+		{"thin on a linear lv", lvmLayout(onePV, oneVG, "      - {name: tp, base: vg, size: 8MiB}\n      - {name: lv_root, base: vg, type: thin, thin-pool: tp, size: 1GiB}", ""), "lv lv_root: thin-pool tp: is no thin-pool of vg vg"},
+		{"thin without size", lvmLayout(onePV, oneVG, "      - {name: tp, base: vg, type: thin-pool, size: 800MiB}\n      - {name: lv_root, base: vg, type: thin, thin-pool: tp, extents: 10}", ""), "a thin volume needs a size"},
+		{"pool too big", lvmLayout(onePV, oneVG, "      - {name: tp, base: vg, type: thin-pool, extents: 100%VG}\n      - {name: lv_root, base: vg, type: thin, thin-pool: tp, size: 1GiB}", ""), "lv tp: needs 1028 MiB, vg vg has 1020 MiB free"},
+		{"filesystem on a pool", lvmLayout(onePV, oneVG, oneLV+"\n      - {name: tp, base: vg, type: thin-pool, size: 100MiB}", "- mkfs: {base: tp}"), "a thin-pool holds thin lvs, not a filesystem"},
+		{"unknown type", lvmLayout(onePV, oneVG, "      - {name: lv_root, base: vg, type: raid1, size: 1GiB}", ""), `type "raid1": DIB knows thin and thin-pool only`},
 		{"bad vg name", lvmLayout(onePV, "      - {name: '-vg', base: [pv1]}", "      - {name: lv_root, base: '-vg', size: 8MiB}", ""), `"-vg" is not an LVM name`},
 		{"reserved lv name", lvmLayout(onePV, oneVG, oneLV+"\n      - {name: x_tmeta, base: vg, size: 8MiB}", ""), "LVM keeps _tmeta"},
 		{"another disk", lvmLayout("      - {name: pv1, base: p1, options: [--force, /dev/vdb]}", oneVG, oneLV, ""), `pv pv1: options: "/dev/vdb" names a path`},
@@ -165,5 +170,20 @@ func TestParseGraphForm(t *testing.T) {
 	}
 	if fs := l.Partitions[0].FS; fs.MountPoint != "/srv" || fs.FstabOptions != "ro" {
 		t.Errorf("boot's filesystem %+v", fs)
+	}
+}
+
+// DIB's thin provisioning: a pool, thin volumes in it whose virtual
+// sizes may add up to more than the pool.
+func TestParseThin(t *testing.T) {
+	in := lvmLayout(onePV, oneVG, "      - {name: tp, base: vg, type: thin-pool, size: 900MiB}\n"+
+		"      - {name: lv_root, base: vg, type: thin, thin-pool: tp, size: 800MiB}\n"+
+		"      - {name: lv_big, base: vg, type: thin, thin-pool: tp, size: 2GiB}", "")
+	l, err := Parse([]byte(in), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lv := l.LVM.LVs[1]; lv.Type != "thin" || lv.ThinPool != "tp" || lv.Size != 800<<20 || lv.FS == nil {
+		t.Errorf("lv_root parsed as %+v", lv)
 	}
 }

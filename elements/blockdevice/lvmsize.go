@@ -17,7 +17,8 @@ const pvMetadata = mib
 // them: a group has the whole extents of its physical volumes, each a
 // partition less LVM's first MiB; volumes take their extents in order,
 // a percentage of the group (%VG, %PVS) or of what is still free
-// (%FREE) rounded down.
+// (%FREE) rounded down; a thin pool two extents more, for its metadata
+// and the spare; a thin volume none, its size being virtual.
 func CheckVolumes(l *api.Layout, partBytes map[string]int64) error {
 	if l.LVM == nil {
 		return nil
@@ -35,6 +36,9 @@ func CheckVolumes(l *api.Layout, partBytes map[string]int64) error {
 		free[vg.Name] = total[vg.Name]
 	}
 	for _, lv := range l.LVM.LVs {
+		if lv.Type == "thin" {
+			continue // its size is virtual: a pool may be overcommitted
+		}
 		n := lv.Size / api.ExtentBytes
 		if lv.Extents != "" {
 			num, unit, _ := strings.Cut(lv.Extents, "%")
@@ -47,6 +51,11 @@ func CheckVolumes(l *api.Layout, partBytes map[string]int64) error {
 			default:
 				n = total[lv.VG] * k / 100
 			}
+		}
+		if lv.Type == "thin-pool" {
+			// lvcreate adds the pool's metadata and a spare of it, an
+			// extent each for the pools DIB's layouts make.
+			n += 2
 		}
 		if n == 0 || n > free[lv.VG] {
 			return fmt.Errorf("lv %s: needs %d MiB, vg %s has %d MiB free of %d MiB: make the pvs' partitions larger (or the image, DIB_IMAGE_SIZE) or the volumes smaller",

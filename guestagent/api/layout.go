@@ -89,12 +89,16 @@ type VolumeGroup struct {
 // size is Size (bytes, rounded down to whole extents as DIB does), or
 // Extents as lvcreate's -l takes it (N, N%VG, N%FREE, N%PVS).
 type LogicalVolume struct {
-	Name    string      `json:"name"`
-	VG      string      `json:"vg"`
-	Size    int64       `json:"size,omitempty"`
-	Extents string      `json:"extents,omitempty"`
-	Options []string    `json:"options,omitempty"` // lvcreate's, before the group
-	FS      *Filesystem `json:"fs,omitempty"`
+	Name    string `json:"name"`
+	VG      string `json:"vg"`
+	Size    int64  `json:"size,omitempty"`
+	Extents string `json:"extents,omitempty"`
+	// Type is DIB's: "" (linear), thin-pool, or thin, a thin volume of
+	// virtual size Size in the pool ThinPool.
+	Type     string      `json:"type,omitempty"`
+	ThinPool string      `json:"thin_pool,omitempty"`
+	Options  []string    `json:"options,omitempty"` // lvcreate's, before the group
+	FS       *Filesystem `json:"fs,omitempty"`
 }
 
 // ExtentBytes is the volume groups' physical extent, LVM's default,

@@ -11,9 +11,11 @@ import (
 
 // lvmConfig is the helper's LVM configuration, given on every command
 // line: no udev in the helper, so LVM makes the device nodes itself and
-// waits for no events; no monitoring daemon; no metadata backups in the
-// helper's /etc, which goes with it.
+// waits for no events; no monitoring daemon; no check of thin pools it
+// has just made (the helper has no thin_check); no metadata backups in
+// the helper's /etc, which goes with it.
 const lvmConfig = "devices { use_devicesfile = 0 obtain_device_list_from_udev = 0 } " +
+	"global { thin_check_executable = \"\" } " +
 	"activation { udev_sync = 0 udev_rules = 0 monitoring = 0 } " +
 	"backup { backup = 0 archive = 0 }"
 
@@ -57,6 +59,10 @@ func (m *Maker) makeLVM(img *Image) error {
 			return fmt.Errorf("lv %s: %w", lv.Name, err)
 		}
 		dev := filepath.Join(m.MapperDir, api.MapperName(lv.VG, lv.Name))
+		if lv.Type == "thin-pool" {
+			img.Volumes = append(img.Volumes, dev) // holds no filesystem
+			continue
+		}
 		if err := waitFor(dev, devWait); err != nil {
 			return fmt.Errorf("lv %s: %w", lv.Name, err)
 		}
@@ -65,15 +71,25 @@ func (m *Maker) makeLVM(img *Image) error {
 	return nil
 }
 
-// lvcreateArgs are lvcreate's arguments for lv: its size in bytes
-// (already whole extents) or extents, its options, its group. --yes and
+// lvcreateArgs are lvcreate's arguments for lv, as DIB gives them: its
+// type and pool, its size in bytes (already whole extents; virtual for
+// a thin volume) or extents, its options, its group. --yes and
 // --wipesignatures clear what an earlier use of the disk left, without
 // asking.
 func lvcreateArgs(lv api.LogicalVolume) []string {
 	args := []string{"--yes", "--wipesignatures", "y", "--name", lv.Name}
-	if lv.Extents != "" {
+	if lv.Type != "" {
+		args = append(args, "--type", lv.Type)
+	}
+	if lv.ThinPool != "" {
+		args = append(args, "--thin-pool", lv.ThinPool)
+	}
+	switch {
+	case lv.Extents != "":
 		args = append(args, "-l", lv.Extents)
-	} else {
+	case lv.Type == "thin":
+		args = append(args, "-V", fmt.Sprintf("%dB", lv.Size))
+	default:
 		args = append(args, "-L", fmt.Sprintf("%dB", lv.Size))
 	}
 	return append(append(args, lv.Options...), lv.VG)
