@@ -252,8 +252,8 @@ func TestLvcreateArgs(t *testing.T) {
 		lv   api.LogicalVolume
 		want string
 	}{
-		{api.LogicalVolume{Name: "tp", VG: "vg", Type: "thin-pool", Size: 8 * mib}, "--yes --wipesignatures y --name tp --type thin-pool -L 8388608B vg"},
-		{api.LogicalVolume{Name: "t", VG: "vg", Type: "thin", ThinPool: "tp", Size: 4 * mib}, "--yes --wipesignatures y --name t --type thin --thin-pool tp -V 4194304B vg"},
+		{api.LogicalVolume{Name: "tp", VG: "vg", Type: "thin-pool", Size: 8 * mib}, "--yes --name tp --type thin-pool -L 8388608B vg"},
+		{api.LogicalVolume{Name: "t", VG: "vg", Type: "thin", ThinPool: "tp", Size: 4 * mib}, "--yes --name t --type thin --thin-pool tp -V 4194304B vg"},
 		{api.LogicalVolume{Name: "l", VG: "vg", Extents: "10%FREE", Options: []string{"--zero", "n"}}, "--yes --wipesignatures y --name l -l 10%FREE --zero n vg"},
 	} {
 		if got := strings.Join(lvcreateArgs(c.lv), " "); got != c.want {

@@ -73,11 +73,16 @@ func (m *Maker) makeLVM(img *Image) error {
 
 // lvcreateArgs are lvcreate's arguments for lv, as DIB gives them: its
 // type and pool, its size in bytes (already whole extents; virtual for
-// a thin volume) or extents, its options, its group. --yes and
-// --wipesignatures clear what an earlier use of the disk left, without
-// asking.
+// a thin volume) or extents, its options, its group. --yes and, for a
+// linear volume, --wipesignatures clear what an earlier use of the disk
+// left, without asking (a pool zeroes what it gives its thin volumes,
+// and lvcreate takes no --wipesignatures for one).
 func lvcreateArgs(lv api.LogicalVolume) []string {
-	args := []string{"--yes", "--wipesignatures", "y", "--name", lv.Name}
+	args := []string{"--yes"}
+	if lv.Type == "" {
+		args = append(args, "--wipesignatures", "y")
+	}
+	args = append(args, "--name", lv.Name)
 	if lv.Type != "" {
 		args = append(args, "--type", lv.Type)
 	}
