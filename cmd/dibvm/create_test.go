@@ -263,7 +263,7 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 		{[]string{"create", "-n", "-t", "qcow2", "-o", "x", "tiny-os"}, nil, "a disk image needs a block device layout"},
 		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, []string{"DIB_BLOCK_DEVICE_CONFIG=- mdraid: {name: x}"},
 			"DIB_BLOCK_DEVICE_CONFIG: mdraid: dibvm does not support this block device node yet"},
-		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os"}, []string{"DIB_BLOCK_DEVICE_CONFIG=" + strings.Replace(lvmConfig, "base: vg_tiny\n        extents: 100%FREE", "base: vg_other\n        extents: 100%FREE", 1)},
+		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os"}, []string{"DIB_BLOCK_DEVICE_CONFIG=" + strings.Replace(lvmConfig, "name: lv-var\n        base: vg_tiny", "name: lv-var\n        base: vg_other", 1)},
 			`DIB_BLOCK_DEVICE_CONFIG: lvm: lv lv-var: base "vg_other" names no vg`},
 		// A layout cannot point LVM at the helper's other disks.
 		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os"}, []string{"DIB_BLOCK_DEVICE_CONFIG=" + strings.Replace(lvmConfig, `options: [ "--force" ]`, `options: [ "--force", "/dev/vdb" ]`, 1)},
