@@ -45,6 +45,8 @@ var userland = []string{
 	"ubuntu-keyring", "curl", "wget", "python3",
 	"squashfs-tools", "tar", "xz-utils", "zstd", "cpio", "kmod", "iproute2",
 	"procps", "rsync",
+	// pvcreate, vgcreate, lvcreate for DIB's lvm node.
+	"lvm2",
 	// kpartx needs udev, which needs "systemd | systemd-standalone-sysusers":
 	// naming the small alternative keeps all of systemd out.
 	"systemd-standalone-sysusers",
@@ -67,7 +69,7 @@ var bootModules = []string{"virtio_pci", "virtio_blk", "virtio_console", "virtio
 // took 1.2 s of the helper's boot under TCG.
 var modules = slices.Concat(bootModules, []string{
 	"isofs", "ext4", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "xfs",
-	"loop", "dm_mod", "overlay", "squashfs", "crc32c_generic",
+	"loop", "dm_mod", "dm_thin_pool", "overlay", "squashfs", "crc32c_generic",
 })
 
 // DefaultSpec is the appliance for guests of goarch (the host's when

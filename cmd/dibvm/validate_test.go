@@ -368,8 +368,14 @@ func TestCreateLayouts(t *testing.T) {
 			[]string{`partition root: unknown flag "bootable" (boot, primary)`}},
 		{"no local_loop", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- partitioning: {base: image0, label: mbr, partitions: [{name: r, size: 100%}]}"}, 1,
 			[]string{`DIB_BLOCK_DEVICE_CONFIG: partitioning: no local_loop named "image0" comes before it`}},
-		{"LVM", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- lvm: {name: x}"}, 1,
-			[]string{"lvm: dibvm does not support this block device node yet"}},
+		{"LVM without volumes", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- lvm: {name: x}"}, 1,
+			[]string{"DIB_BLOCK_DEVICE_CONFIG: lvm: needs pvs, vgs and lvs"}},
+		{"LVM: every problem on its own line", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- local_loop: {name: image0}\n- partitioning:\n    base: image0\n    label: gpt\n    partitions:\n" +
+			"      - {name: p, size: 100%}\n- lvm:\n    pvs: [{name: pv, base: p}]\n    vgs: [{name: vg, base: [pv0]}]\n    lvs: [{name: lv, base: vg1, size: 1GiB}]\n" +
+			"- mkfs: {base: lv, mount: {mount_point: /}}\n"}, 1,
+			[]string{`dibvm: DIB_BLOCK_DEVICE_CONFIG: lvm: vg vg: base "pv0" names no pv`, "\nDIB_BLOCK_DEVICE_CONFIG: lvm: lv lv: base \"vg1\" names no vg"}},
+		{"an md raid node", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- mdraid: {name: x}"}, 1,
+			[]string{"mdraid: dibvm does not support this block device node yet"}},
 		{"not YAML", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=[unclosed"}, 1,
 			[]string{"DIB_BLOCK_DEVICE_CONFIG: does not parse as a list of block device nodes"}},
 		{"five primary partitions", create(), []string{"DIB_BLOCK_DEVICE_CONFIG=- local_loop: {name: image0}\n- partitioning:\n    base: image0\n    label: mbr\n    partitions:\n" +

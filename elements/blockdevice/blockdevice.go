@@ -1,11 +1,12 @@
 // Package blockdevice reads DIB's block device configuration (the YAML of
 // DIB_BLOCK_DEVICE_CONFIG or an element's block-device-default.yaml) into
-// a disk layout: one local loop image, its partition table, and the
-// filesystems, mount points and fstab entries of its partitions.
+// a disk layout: one local loop image, its partition table, LVM volume
+// groups on its partitions, and the filesystems, mount points and fstab
+// entries of its partitions and logical volumes.
 //
-// It covers the configurations DIB's block-device-mbr, -gpt and -efi
-// elements ship and those users write in the same shape; it refuses what
-// it does not know (LVM, md raid) with an error that says so.
+// It covers the configurations DIB's block-device-mbr, -gpt, -efi and
+// -efi-lvm elements ship and those users write in the same shape; it
+// refuses what it does not know (md raid) with an error that says so.
 package blockdevice
 
 import (
@@ -33,30 +34,14 @@ func Parse(data []byte, rootFSType string) (*api.Layout, error) {
 		return nil, fmt.Errorf("does not parse as a list of block device nodes: %w", err)
 	}
 	l := &api.Layout{}
-	var pending []map[string]yaml.Node // top-level mkfs/mount/fstab
+	g := &graph{} // top-level mkfs, mount and fstab nodes, placed once all is read
 	for _, n := range nodes {
 		if len(n) != 1 {
 			return nil, fmt.Errorf("each node is a mapping with one key (local_loop, partitioning, ...), got %d keys", len(n))
 		}
 		for kind, v := range n {
-			switch kind {
-			case "local_loop":
-				var ll struct{ Name string }
-				if err := v.Decode(&ll); err != nil || ll.Name == "" {
-					return nil, fmt.Errorf("local_loop: needs a name")
-				}
-				if l.Image != "" {
-					return nil, fmt.Errorf("local_loop %s: only one image is supported", ll.Name)
-				}
-				l.Image = ll.Name
-			case "partitioning":
-				if err := parsePartitioning(l, &v, rootFSType); err != nil {
-					return nil, fmt.Errorf("partitioning: %w", err)
-				}
-			case "mkfs", "mount", "fstab":
-				pending = append(pending, n)
-			default:
-				return nil, fmt.Errorf("%s: dibvm does not support this block device node yet (supported: local_loop, partitioning, mkfs, mount, fstab)", kind)
+			if err := parseNode(l, kind, &v, rootFSType, g); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -66,10 +51,76 @@ func Parse(data []byte, rootFSType string) (*api.Layout, error) {
 	if len(l.Partitions) == 0 {
 		return nil, fmt.Errorf("no partitioning node: an unpartitioned image is not supported yet")
 	}
-	if len(pending) > 0 {
-		return nil, fmt.Errorf("mkfs, mount and fstab must be nested in their partition")
+	if err := g.resolve(l, rootFSType); err != nil {
+		return nil, err
 	}
 	return l, check(l)
+}
+
+// parseNode reads one top-level node of kind into l; a top-level mkfs,
+// mount or fstab node goes into g, to be placed on its base once every
+// node is read.
+func parseNode(l *api.Layout, kind string, v *yaml.Node, rootFSType string, g *graph) error {
+	switch kind {
+	case "local_loop":
+		var ll struct{ Name string }
+		if err := v.Decode(&ll); err != nil || ll.Name == "" {
+			return fmt.Errorf("local_loop: needs a name")
+		}
+		if l.Image != "" {
+			return fmt.Errorf("local_loop %s: only one image is supported", ll.Name)
+		}
+		l.Image = ll.Name
+	case "partitioning":
+		if err := parsePartitioning(l, v, rootFSType); err != nil {
+			return fmt.Errorf("partitioning: %w", err)
+		}
+		g.notePartitions(v)
+	case "lvm":
+		if err := parseLVM(l, v); err != nil {
+			return fmt.Errorf("lvm: %s", strings.ReplaceAll(err.Error(), "\n", "\nlvm: "))
+		}
+	case "mkfs", "mount", "fstab":
+		return g.add(kind, v)
+	default:
+		return fmt.Errorf("%s: dibvm does not support this block device node yet (supported: local_loop, partitioning, lvm, mkfs, mount, fstab)", kind)
+	}
+	return nil
+}
+
+// placeMkfs puts each top-level mkfs node's filesystem on the partition
+// or logical volume its base names.
+func placeMkfs(l *api.Layout, mkfs []*mkfsYAML, rootFSType string) error {
+	for _, m := range mkfs {
+		where := "mkfs " + nameOr(m.Name, "mkfs_"+m.Base)
+		fs, err := parseMkfs(m, rootFSType)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		var slot **api.Filesystem
+		for i := range l.Partitions {
+			if l.Partitions[i].Name == m.Base {
+				slot = &l.Partitions[i].FS
+			}
+		}
+		if l.LVM != nil {
+			for i := range l.LVM.LVs {
+				if lv := &l.LVM.LVs[i]; lv.Name == m.Base && lv.Type != "thin-pool" {
+					slot = &lv.FS
+				}
+			}
+		}
+		switch {
+		case m.Base == "":
+			return fmt.Errorf("%s: needs a base: the partition or lv it is made on", where)
+		case slot == nil:
+			return fmt.Errorf("%s: base %q names no partition or lv (a thin-pool holds thin lvs, not a filesystem)", where, m.Base)
+		case *slot != nil:
+			return fmt.Errorf("%s: %s has a filesystem already", where, m.Base)
+		}
+		*slot = fs
+	}
+	return nil
 }
 
 // partitioningYAML is DIB's partitioning node, as written.
@@ -85,17 +136,23 @@ type partitionYAML struct {
 	Flags []string
 	Type  string
 	Size  string
-	Mkfs  *struct {
-		Type  string
-		Label string
-		UUID  string
-		Opts  string
-		Mount *struct {
-			MountPoint string `yaml:"mount_point"`
-			Fstab      *struct {
-				Options    string
-				FsckPassno int `yaml:"fsck-passno"`
-			}
+	Mkfs  *mkfsYAML
+}
+
+// mkfsYAML is a mkfs node, nested in its partition or at the top level
+// with a base naming its partition or logical volume.
+type mkfsYAML struct {
+	Name  string
+	Base  string
+	Type  string
+	Label string
+	UUID  string
+	Opts  string
+	Mount *struct {
+		MountPoint string `yaml:"mount_point"`
+		Fstab      *struct {
+			Options    string
+			FsckPassno int `yaml:"fsck-passno"`
 		}
 	}
 }
@@ -157,10 +214,17 @@ func parsePartition(q partitionYAML, label, rootFSType string) (api.Partition, e
 		}
 	}
 	part := api.Partition{Name: q.Name, Flags: q.Flags, Type: q.Type, Size: size}
-	m := q.Mkfs
-	if m == nil {
+	if q.Mkfs == nil {
 		return part, nil
 	}
+	fs, err := parseMkfs(q.Mkfs, rootFSType)
+	part.FS = fs
+	return part, err
+}
+
+// parseMkfs reads a mkfs node; a filesystem without a type is ext4, or
+// rootFSType if it is mounted at /.
+func parseMkfs(m *mkfsYAML, rootFSType string) (*api.Filesystem, error) {
 	fs := &api.Filesystem{Type: m.Type, Label: m.Label, UUID: m.UUID, Options: m.Opts}
 	if m.Mount != nil {
 		fs.MountPoint = m.Mount.MountPoint
@@ -175,10 +239,9 @@ func parsePartition(q partitionYAML, label, rootFSType string) (api.Partition, e
 		}
 	}
 	if !slices.Contains(FSTypes, fs.Type) {
-		return api.Partition{}, fmt.Errorf("mkfs type %q is not supported (%s)", fs.Type, strings.Join(FSTypes, ", "))
+		return nil, fmt.Errorf("mkfs type %q is not supported (%s)", fs.Type, strings.Join(FSTypes, ", "))
 	}
-	part.FS = fs
-	return part, nil
+	return fs, nil
 }
 
 var sizeRE = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B?|B)?$`)
@@ -229,36 +292,61 @@ func CheckLabel(fsType, label string) error {
 // check finds every problem of a layout, not only the first.
 func check(l *api.Layout) error {
 	var errs []error
-	roots := 0
-	names := map[string]bool{}
-	mounts := map[string]string{}
-	labels := map[string]string{}
+	names := map[string]string{}
 	for _, p := range l.Partitions {
-		if names[p.Name] {
+		if names[p.Name] != "" {
 			errs = append(errs, fmt.Errorf("partition %s: the name is used twice", p.Name))
 		}
-		names[p.Name] = true
-		if p.FS == nil {
+		names[p.Name] = "partition " + p.Name
+	}
+	if l.LVM != nil {
+		lvmErrs := checkLVM(l, names)
+		if sizes, ok := fixedPVs(l); ok && len(lvmErrs) == 0 {
+			lvmErrs = append(lvmErrs, CheckVolumes(l, sizes))
+		}
+		for _, err := range lvmErrs {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("lvm: %w", err))
+			}
+		}
+	}
+	errs = append(errs, checkFilesystems(l)...)
+	if l.Label == "mbr" {
+		errs = append(errs, checkMBR(l))
+	}
+	return errors.Join(errs...)
+}
+
+// checkFilesystems checks the filesystems of the partitions and logical
+// volumes: labels that fit and differ, mount points that are absolute
+// and differ, and one root.
+func checkFilesystems(l *api.Layout) []error {
+	var errs []error
+	roots := 0
+	mounts := map[string]string{}
+	labels := map[string]string{}
+	for _, d := range l.Devices() {
+		if d.FS == nil {
 			continue
 		}
-		if err := CheckLabel(p.FS.Type, p.FS.Label); err != nil {
-			errs = append(errs, fmt.Errorf("partition %s: %w", p.Name, err))
+		if err := CheckLabel(d.FS.Type, d.FS.Label); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.Kind, err))
 		}
-		if l := p.FS.Label; l != "" && labels[l] != "" {
-			errs = append(errs, fmt.Errorf("partition %s: label %q is partition %s's too: fstab and GRUB could not tell them apart", p.Name, l, labels[l]))
+		if l := d.FS.Label; l != "" && labels[l] != "" {
+			errs = append(errs, fmt.Errorf("%s: label %q is %s's too: fstab and GRUB could not tell them apart", d.Kind, l, labels[l]))
 		} else if l != "" {
-			labels[l] = p.Name
+			labels[l] = d.Kind
 		}
-		mp := p.FS.MountPoint
+		mp := d.FS.MountPoint
 		switch {
 		case mp == "":
 			continue
 		case !strings.HasPrefix(mp, "/"):
-			errs = append(errs, fmt.Errorf("partition %s: mount_point %q is not an absolute path", p.Name, mp))
+			errs = append(errs, fmt.Errorf("%s: mount_point %q is not an absolute path", d.Kind, mp))
 		case mounts[mp] != "":
-			errs = append(errs, fmt.Errorf("partition %s: mount_point %s is partition %s's too", p.Name, mp, mounts[mp]))
+			errs = append(errs, fmt.Errorf("%s: mount_point %s is %s's too", d.Kind, mp, mounts[mp]))
 		}
-		mounts[mp] = p.Name
+		mounts[mp] = d.Kind
 		if mp == "/" {
 			roots++
 		}
@@ -266,10 +354,7 @@ func check(l *api.Layout) error {
 	if roots != 1 {
 		errs = append(errs, fmt.Errorf("want exactly one filesystem mounted at /, found %d", roots))
 	}
-	if l.Label == "mbr" {
-		errs = append(errs, checkMBR(l))
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // checkMBR holds an MBR layout to DIB's rules: partitions flagged

@@ -99,8 +99,8 @@ func TestParseRootFSType(t *testing.T) {
 
 func TestParseRejects(t *testing.T) {
 	for in, want := range map[string]string{
-		"- lvm: {name: x}": "lvm: dibvm does not support",
-		"not: [a list":     "does not parse",
+		"- raid: {name: x}": "raid: dibvm does not support",
+		"not: [a list":      "does not parse",
 		"- partitioning: {base: image0, label: mbr, partitions: [{name: r, size: 100%}]}":                               "no local_loop",
 		"- local_loop: {name: image0}\n- partitioning: {base: other, label: mbr}":                                       `base "other"`,
 		"- local_loop: {name: image0}\n- partitioning: {base: image0, label: dos}":                                      `label "dos"`,

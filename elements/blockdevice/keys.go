@@ -18,6 +18,10 @@ var knownKeys = map[string][]string{
 	"mkfs":         {"type", "label", "uuid", "opts", "name", "mount", "base"},
 	"mount":        {"mount_point", "name", "fstab", "base"},
 	"fstab":        {"options", "fsck-passno", "dump-freq", "name", "base"},
+	"lvm":          {"name", "base", "pvs", "vgs", "lvs"},
+	"pv":           {"name", "base", "options"},
+	"vg":           {"name", "base", "options"},
+	"lv":           {"name", "base", "size", "extents", "type", "thin-pool", "options"},
 }
 
 // UnknownKeys lists the keys of a block device configuration that no
@@ -58,6 +62,10 @@ func walkKeys(kind, where string, v *yaml.Node, out *[]string) {
 			for _, p := range val.Content {
 				walkKeys("partition", "partition "+nameOf(p), p, out)
 			}
+		case kind == "lvm" && (key == "pvs" || key == "vgs" || key == "lvs") && val.Kind == yaml.SequenceNode:
+			for _, item := range val.Content {
+				walkKeys(key[:2], key[:2]+" "+nameOf(item), item, out)
+			}
 		case key == "mkfs" || key == "mount" || key == "fstab":
 			walkKeys(key, where+" "+key, val, out)
 		}
@@ -82,6 +90,10 @@ var shapes = map[string]map[string]string{
 	"mkfs":         {"mount": "mapping:mount"},
 	"mount":        {"fstab": "mapping:fstab"},
 	"fstab":        {},
+	"lvm":          {"base": "any", "pvs": "list:pv", "vgs": "list:vg", "lvs": "list:lv"},
+	"pv":           {"options": "list:value"},
+	"vg":           {"base": "list:value", "options": "list:value"},
+	"lv":           {"options": "list:value"},
 }
 
 // checkShape says, in the configuration's terms rather than Go's, where a
@@ -99,6 +111,7 @@ func checkShape(kind, where string, v *yaml.Node) error {
 		}
 		shape, of, _ := strings.Cut(want, ":")
 		switch {
+		case shape == "any":
 		case shape == "value" && val.Kind != yaml.ScalarNode:
 			return fmt.Errorf("%sline %d: %s: want a single value, got %s", where, val.Line, key, kindOf(val))
 		case shape == "mapping":

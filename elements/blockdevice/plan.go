@@ -36,11 +36,26 @@ type Plan struct {
 // partition starts one alignment after its extended boot record. On a
 // GPT sizes are whole MiB, as DIB asks sgdisk for them, and 2 MiB stay
 // free for the two headers.
+//
+// The logical volumes of an lvm node must fit their groups on the
+// partitions so placed (CheckVolumes).
 func Place(l *api.Layout, diskBytes int64) (*Plan, error) {
+	place := placeMBR
 	if l.Label == "gpt" {
-		return placeGPT(l, diskBytes)
+		place = placeGPT
 	}
-	return placeMBR(l, diskBytes)
+	plan, err := place(l, diskBytes)
+	if err != nil {
+		return nil, err
+	}
+	sizes := map[string]int64{}
+	for i, e := range plan.Partitions {
+		sizes[l.Partitions[i].Name] = e.Size * sector
+	}
+	if err := CheckVolumes(l, sizes); err != nil {
+		return nil, fmt.Errorf("on a %d MiB image: %w", diskBytes/mib, err)
+	}
+	return plan, nil
 }
 
 func placeMBR(l *api.Layout, diskBytes int64) (*Plan, error) {

@@ -1,6 +1,9 @@
 package api
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Layout is a disk to build: one local loop image, its partition table,
 // and the filesystems, mount points and fstab entries of its partitions.
@@ -11,6 +14,7 @@ type Layout struct {
 	Label      string      `json:"label"` // mbr or gpt
 	Align      int64       `json:"align"` // partition alignment in bytes
 	Partitions []Partition `json:"partitions"`
+	LVM        *LVM        `json:"lvm,omitempty"`
 }
 
 // Partition is one partition and what goes on it.
@@ -50,10 +54,82 @@ func (p *Partition) Boot() bool { return slices.Contains(p.Flags, "boot") }
 
 // Root is the filesystem mounted at /, which a checked layout always has.
 func (l *Layout) Root() *Filesystem {
-	for _, p := range l.Partitions {
-		if p.FS != nil && p.FS.MountPoint == "/" {
-			return p.FS
+	for _, d := range l.Devices() {
+		if d.FS != nil && d.FS.MountPoint == "/" {
+			return d.FS
 		}
 	}
 	return nil
+}
+
+// LVM is the layout's DIB lvm node: physical volumes on partitions,
+// volume groups over them, and logical volumes in the groups, made in
+// that order after the partitions.
+type LVM struct {
+	PVs []PhysicalVolume `json:"pvs"`
+	VGs []VolumeGroup    `json:"vgs"`
+	LVs []LogicalVolume  `json:"lvs"`
+}
+
+// PhysicalVolume is a partition given to LVM.
+type PhysicalVolume struct {
+	Name    string   `json:"name"`
+	Base    string   `json:"base"`              // the partition's name
+	Options []string `json:"options,omitempty"` // pvcreate's, after the device
+}
+
+// VolumeGroup is a volume group over physical volumes.
+type VolumeGroup struct {
+	Name    string   `json:"name"`
+	Bases   []string `json:"bases"`             // the physical volumes' names
+	Options []string `json:"options,omitempty"` // vgcreate's, after the devices
+}
+
+// LogicalVolume is a logical volume in a group and what goes on it. Its
+// size is Size (bytes, rounded down to whole extents as DIB does), or
+// Extents as lvcreate's -l takes it (N, N%VG, N%FREE, N%PVS).
+type LogicalVolume struct {
+	Name    string `json:"name"`
+	VG      string `json:"vg"`
+	Size    int64  `json:"size,omitempty"`
+	Extents string `json:"extents,omitempty"`
+	// Type is DIB's: "" (linear), thin-pool, or thin, a thin volume of
+	// virtual size Size in the pool ThinPool.
+	Type     string      `json:"type,omitempty"`
+	ThinPool string      `json:"thin_pool,omitempty"`
+	Options  []string    `json:"options,omitempty"` // lvcreate's, before the group
+	FS       *Filesystem `json:"fs,omitempty"`
+}
+
+// ExtentBytes is the volume groups' physical extent, LVM's default,
+// which DIB rounds logical volume sizes down to.
+const ExtentBytes = 4 << 20
+
+// Device is a block device of the layout that can carry a filesystem:
+// a partition or a logical volume.
+type Device struct {
+	Name string
+	Kind string // "partition NAME" or "lv NAME", for messages
+	FS   *Filesystem
+}
+
+// Devices are the layout's partitions, in order, then its logical
+// volumes, in order: the order the guest's image lists their devices.
+func (l *Layout) Devices() []Device {
+	var ds []Device
+	for _, p := range l.Partitions {
+		ds = append(ds, Device{p.Name, "partition " + p.Name, p.FS})
+	}
+	if l.LVM != nil {
+		for _, lv := range l.LVM.LVs {
+			ds = append(ds, Device{lv.Name, "lv " + lv.Name, lv.FS})
+		}
+	}
+	return ds
+}
+
+// MapperName is the device mapper's name for logical volume lv of group
+// vg, as LVM makes it: each name's dashes doubled, joined by a dash.
+func MapperName(vg, lv string) string {
+	return strings.ReplaceAll(vg, "-", "--") + "-" + strings.ReplaceAll(lv, "-", "--")
 }

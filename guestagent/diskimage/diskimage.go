@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,11 +24,31 @@ import (
 // limited to the image's size so that a GPT's backup header lands at its
 // real end.
 type Image struct {
-	Loop   string // /dev/loopN
-	Size   int64
-	Parts  []string // partition devices, in layout order
-	mounts []string // image filesystems mounted under the target, in order
-	maker  *Maker
+	Loop    string // /dev/loopN
+	Size    int64
+	Parts   []string // partition devices, in layout order
+	Volumes []string // logical volume devices, in layout order
+	mounts  []string // image filesystems mounted under the target, in order
+	pvs     []string // the physical volumes' devices, all LVM may see
+	vgs     []string // volume groups made, active until released
+	maker   *Maker
+}
+
+// devWait bounds the wait for a device node the kernel makes.
+const devWait = 10 * time.Second
+
+// devices are the image's devices in the order of the layout's Devices:
+// partitions, then logical volumes.
+func (img *Image) devices() []string { return append(slices.Clip(img.Parts), img.Volumes...) }
+
+// partition is the device of the layout's partition called name.
+func (img *Image) partition(l *api.Layout, name string) string {
+	for i, p := range l.Partitions {
+		if p.Name == name {
+			return img.Parts[i]
+		}
+	}
+	return ""
 }
 
 // Maker makes images of a build's layout.
@@ -39,11 +60,13 @@ type Maker struct {
 	// them.
 	Mount   func(source, target, fstype string, flags uintptr, data string) error
 	Unmount func(target string, flags int) error
+	// MapperDir is where the device mapper's nodes appear, /dev/mapper.
+	MapperDir string
 }
 
 // NewMaker makes spec's images with the real tools, mounted at target.
 func NewMaker(spec *api.Spec, target string) *Maker {
-	return &Maker{Spec: spec, Target: target, Run: toolrun.Exec{}, Mount: unix.Mount, Unmount: unix.Unmount}
+	return &Maker{Spec: spec, Target: target, Run: toolrun.Exec{}, Mount: unix.Mount, Unmount: unix.Unmount, MapperDir: "/dev/mapper"}
 }
 
 // Make partitions and formats an image of size bytes on disk and mounts
@@ -65,17 +88,23 @@ func (m *Maker) Make(disk string, size int64) (*Image, error) {
 	}
 	for _, e := range plan.Partitions {
 		dev := fmt.Sprintf("%sp%d", img.Loop, e.Number)
-		if err := waitFor(dev, 10*time.Second); err != nil {
+		if err := waitFor(dev, devWait); err != nil {
 			return img, err
 		}
 		img.Parts = append(img.Parts, dev)
 	}
-	for i, p := range l.Partitions {
-		if p.FS == nil {
+	if l.LVM != nil {
+		if err := m.makeLVM(img); err != nil {
+			return img, err
+		}
+	}
+	devs := img.devices()
+	for i, d := range l.Devices() {
+		if d.FS == nil {
 			continue
 		}
-		if err := m.mkfs(img.Parts[i], p.FS); err != nil {
-			return img, fmt.Errorf("partition %s: %w", p.Name, err)
+		if err := m.mkfs(devs[i], d.FS); err != nil {
+			return img, fmt.Errorf("%s: %w", d.Kind, err)
 		}
 	}
 	return img, m.mountImage(img)
@@ -89,9 +118,10 @@ func (m *Maker) mountImage(img *Image) error {
 		fs  *api.Filesystem
 	}
 	var mps []mp
-	for i, p := range m.Spec.Layout.Partitions {
-		if p.FS != nil && p.FS.MountPoint != "" {
-			mps = append(mps, mp{img.Parts[i], p.FS})
+	devs := img.devices()
+	for i, d := range m.Spec.Layout.Devices() {
+		if d.FS != nil && d.FS.MountPoint != "" {
+			mps = append(mps, mp{devs[i], d.FS})
 		}
 	}
 	sort.Slice(mps, func(i, j int) bool { return mps[i].fs.MountPoint < mps[j].fs.MountPoint })
@@ -108,8 +138,8 @@ func (m *Maker) mountImage(img *Image) error {
 	return nil
 }
 
-// Release trims and unmounts the image's filesystems and frees the loop
-// device.
+// Release trims and unmounts the image's filesystems, deactivates its
+// volume groups and frees the loop device.
 func (img *Image) Release() error {
 	var firstErr error
 	for i := len(img.mounts) - 1; i >= 0; i-- {
@@ -119,6 +149,9 @@ func (img *Image) Release() error {
 		}
 	}
 	img.mounts = nil
+	if err := img.deactivate(); err != nil && firstErr == nil {
+		firstErr = err
+	}
 	if img.Loop != "" {
 		img.maker.Run.Output("losetup", "-d", img.Loop)
 		img.Loop = ""

@@ -182,3 +182,82 @@ func TestTreeSize(t *testing.T) {
 		t.Errorf("no output: %v", err)
 	}
 }
+
+// lvmLayout is block-device-efi-lvm's shape, smaller: the root partition
+// a physical volume, its group holding a root and a /home volume.
+func lvmLayout() *api.Layout {
+	return &api.Layout{Label: "gpt", Align: mib, Partitions: []api.Partition{
+		{Name: "ESP", Type: "EF00", Size: api.Size{Bytes: 16 * mib}, FS: &api.Filesystem{Type: "vfat", MountPoint: "/boot/efi"}},
+		{Name: "root", Size: api.Size{Percent: 100}}},
+		LVM: &api.LVM{
+			PVs: []api.PhysicalVolume{{Name: "pv", Base: "root", Options: []string{"--force"}}},
+			VGs: []api.VolumeGroup{{Name: "vg", Bases: []string{"pv"}, Options: []string{"--force"}}},
+			LVs: []api.LogicalVolume{
+				{Name: "lv_root", VG: "vg", Extents: "60%VG", FS: &api.Filesystem{Type: "xfs", Label: "img-rootfs", MountPoint: "/"}},
+				{Name: "lv-home", VG: "vg", Size: 100 * mib, Options: []string{"--zero", "y"}, FS: &api.Filesystem{Type: "ext4", MountPoint: "/home"}}}}}
+}
+
+func TestMakeAnLVMImage(t *testing.T) {
+	spec := &api.Spec{Layout: lvmLayout()}
+	m, run, mounts := fakeMaker(t, spec)
+	m.MapperDir = t.TempDir()
+	os.WriteFile(filepath.Join(m.MapperDir, "vg-lv_root"), nil, 0o644)
+	os.WriteFile(filepath.Join(m.MapperDir, "vg-lv--home"), nil, 0o644)
+	img, err := m.Make("/dev/vdc", 512*mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := img.Loop
+	lvm := "--devices " + loop + "p2 --config " + lvmConfig + " "
+	want := []string{
+		"losetup --find --show --partscan --sizelimit 536870912 /dev/vdc",
+		"sfdisk --quiet --wipe always " + loop,
+		// Only the image's physical volume, whatever else the helper has.
+		"pvcreate " + lvm + loop + "p2 --force",
+		"vgcreate " + lvm + "vg " + loop + "p2 --force",
+		"lvcreate " + lvm + "--yes --wipesignatures y --name lv_root -l 60%VG vg",
+		"lvcreate " + lvm + "--yes --wipesignatures y --name lv-home -L 104857600B --zero y vg",
+		"mkfs.vfat " + loop + "p1",
+		"mkfs.xfs -f -q -L img-rootfs " + filepath.Join(m.MapperDir, "vg-lv_root"),
+		"mkfs.ext4 -F -q " + filepath.Join(m.MapperDir, "vg-lv--home"),
+	}
+	if got := run.Lines(); !slices.Equal(got, want) {
+		t.Errorf("ran:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	wantMounts := []string{"vg-lv_root xfs " + m.Target, "loop7p1 vfat " + filepath.Join(m.Target, "boot/efi"), "vg-lv--home ext4 " + filepath.Join(m.Target, "home")}
+	for i := range *mounts {
+		(*mounts)[i] = strings.TrimPrefix((*mounts)[i], m.MapperDir+"/")
+	}
+	if !slices.Equal(*mounts, wantMounts) {
+		t.Errorf("mounted %q, want %q", *mounts, wantMounts)
+	}
+	wantEnv := "IMAGE_BLOCK_DEVICES=[image0]=" + loop + " [ESP]=" + loop + "p1 [root]=" + loop + "p2 [lv_root]=" + filepath.Join(m.MapperDir, "vg-lv_root") + " [lv-home]=" + filepath.Join(m.MapperDir, "vg-lv--home")
+	if got := Exports(spec, img); got[len(got)-1] != wantEnv {
+		t.Errorf("exports %q\nwant %q", got, wantEnv)
+	}
+	n := len(run.Lines())
+	if err := img.Release(); err != nil {
+		t.Fatal(err)
+	}
+	// The group is deactivated before the loop device goes: the image
+	// leaves the helper with nothing of it in use.
+	got := run.Lines()[n:]
+	if len(got) < 2 || got[len(got)-2] != "vgchange "+lvm+"--activate n vg" || got[len(got)-1] != "losetup -d "+loop {
+		t.Errorf("release ran %q", got)
+	}
+}
+
+func TestLvcreateArgs(t *testing.T) {
+	for _, c := range []struct {
+		lv   api.LogicalVolume
+		want string
+	}{
+		{api.LogicalVolume{Name: "tp", VG: "vg", Type: "thin-pool", Size: 8 * mib}, "--yes --name tp --type thin-pool -L 8388608B vg"},
+		{api.LogicalVolume{Name: "t", VG: "vg", Type: "thin", ThinPool: "tp", Size: 4 * mib}, "--yes --name t --type thin --thin-pool tp -V 4194304B vg"},
+		{api.LogicalVolume{Name: "l", VG: "vg", Extents: "10%FREE", Options: []string{"--zero", "n"}}, "--yes --wipesignatures y --name l -l 10%FREE --zero n vg"},
+	} {
+		if got := strings.Join(lvcreateArgs(c.lv), " "); got != c.want {
+			t.Errorf("%s: %s\nwant %s", c.lv.Name, got, c.want)
+		}
+	}
+}

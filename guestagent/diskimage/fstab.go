@@ -41,8 +41,9 @@ func (m *Maker) Fstab(img *Image) error {
 // they have one, else by UUID.
 func (m *Maker) fstabLines(img *Image) ([]string, error) {
 	var lines []string
-	for i, p := range m.Spec.Layout.Partitions {
-		fs := p.FS
+	devs := img.devices()
+	for i, d := range m.Spec.Layout.Devices() {
+		fs := d.FS
 		if fs == nil || fs.MountPoint == "" {
 			continue
 		}
@@ -53,9 +54,9 @@ func (m *Maker) fstabLines(img *Image) ([]string, error) {
 			}
 			src = "LABEL=" + l
 		} else {
-			out, err := m.Run.Output("blkid", "-s", "UUID", "-o", "value", img.Parts[i])
+			out, err := m.Run.Output("blkid", "-s", "UUID", "-o", "value", devs[i])
 			if err != nil {
-				return nil, fmt.Errorf("blkid %s: %w", img.Parts[i], err)
+				return nil, fmt.Errorf("blkid %s: %w", devs[i], err)
 			}
 			src = "UUID=" + strings.TrimSpace(string(out))
 		}
@@ -76,10 +77,11 @@ func (m *Maker) fstabLines(img *Image) ([]string, error) {
 func Exports(s *api.Spec, img *Image) []string {
 	var out []string
 	devices := []string{"[image0]=" + img.Loop}
-	for i, p := range s.Layout.Partitions {
-		devices = append(devices, fmt.Sprintf("[%s]=%s", p.Name, img.Parts[i]))
-		if p.FS != nil && p.FS.MountPoint == "/boot" {
-			out = append(out, "DIB_BOOT_LABEL="+Label(s, p.FS))
+	devs := img.devices()
+	for i, d := range s.Layout.Devices() {
+		devices = append(devices, fmt.Sprintf("[%s]=%s", d.Name, devs[i]))
+		if d.FS != nil && d.FS.MountPoint == "/boot" {
+			out = append(out, "DIB_BOOT_LABEL="+Label(s, d.FS))
 		}
 	}
 	return append(out, "IMAGE_BLOCK_DEVICE="+img.Loop, "IMAGE_BLOCK_DEVICES="+strings.Join(devices, " "))

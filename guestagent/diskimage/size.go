@@ -36,13 +36,18 @@ func Size(treeBytes int64, s *api.Spec) int64 {
 		}
 		size += journal
 		for _, e := range s.Elements {
-			if e == "block-device-efi" {
+			if strings.Contains(e, "block-device-efi") { // as DIB matches it, -lvm too
 				size += 525 * mib
 			}
 		}
 	}
-	// Each partition may lose up to a MiB to alignment and an EBR.
-	if least := blockdevice.Fixed(s.Layout) + treeBytes + treeBytes/10 + journal*9/4 + int64(len(s.Layout.Partitions)+2)*mib; size < least {
+	// Each partition may lose up to a MiB to alignment and an EBR, each
+	// logical volume up to an extent and its physical volume's MiB.
+	least := blockdevice.Fixed(s.Layout) + treeBytes + treeBytes/10 + journal*9/4 + int64(len(s.Layout.Partitions)+2)*mib
+	if lvm := s.Layout.LVM; lvm != nil {
+		least += int64(len(lvm.LVs))*api.ExtentBytes + int64(len(lvm.PVs))*mib
+	}
+	if size < least {
 		size = least
 	}
 	return (size + 64*kib - 1) / (64 * kib) * (64 * kib)

@@ -239,7 +239,7 @@ func (c *createFlags) check(f *pflag.FlagSet, elements []string) (plan.Options, 
 	if err := p.err(); err != nil {
 		return o, err
 	}
-	o.ScratchSize = int64(c.scratch)
+	o.ScratchSize, o.ScratchSizeGiven = int64(c.scratch), c.scratch > 0
 	if o.ScratchSize == 0 {
 		o.ScratchSize = defaultScratch(o.ImageSizeGB)
 	}

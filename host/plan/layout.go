@@ -69,3 +69,24 @@ func hasESP(l *api.Layout) bool {
 	}
 	return false
 }
+
+// fitScratch makes sure the output disk, which is the scratch disk's
+// size, holds the layout's fixed-size partitions with room beside them
+// (block-device-efi-lvm's are over 40 GB): it raises dibvm's default
+// size, and refuses a --scratch-size that is too small.
+func fitScratch(o *Options, l *api.Layout) error {
+	if l == nil {
+		return nil
+	}
+	need := (blockdevice.Fixed(l) + 4<<30 + mib - 1) &^ (mib - 1)
+	switch {
+	case o.ScratchSize >= need:
+	case o.ScratchSizeGiven:
+		return fmt.Errorf("--scratch-size %dM cannot hold this layout's fixed-size partitions (%d MiB) and the image's work: give at least %dM", o.ScratchSize>>20, blockdevice.Fixed(l)>>20, need>>20)
+	default:
+		o.ScratchSize = need
+	}
+	return nil
+}
+
+const mib = 1 << 20

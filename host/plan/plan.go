@@ -97,6 +97,10 @@ type Options struct {
 	QemuImgOptions string
 
 	ScratchSize int64
+	// ScratchSizeGiven says ScratchSize is --scratch-size, which the plan
+	// never raises; dibvm's default grows to hold the layout's fixed
+	// partitions.
+	ScratchSizeGiven bool
 	// Checkpoints, when set, keeps the build's tree after its early
 	// phases and resumes from what an earlier build kept.
 	Checkpoints *Checkpoints
@@ -151,6 +155,9 @@ func Prepare(o Options) (*Plan, error) {
 	}
 	spec, err := newSpec(o, els)
 	if err != nil {
+		return nil, err
+	}
+	if err := fitScratch(&o, spec.Layout); err != nil {
 		return nil, err
 	}
 	p := &Plan{Options: o, Stdout: out, Spec: spec, Hooks: hooks}
@@ -229,7 +236,11 @@ func diskSettings(spec *api.Spec, o Options, els []*elements.Element) error {
 		return err
 	}
 	spec.RootFSType = spec.Layout.Root().Type
-	if root := spec.Layout.Root(); root.Label == "" && spec.RootLabel != "" {
+	if root := spec.Layout.Root(); root.Label != "" {
+		// The layout's own label wins, and is DIB_ROOT_LABEL, as DIB's
+		// getval root-label reads it back.
+		spec.RootLabel = root.Label
+	} else if spec.RootLabel != "" {
 		if err := blockdevice.CheckLabel(root.Type, spec.RootLabel); err != nil {
 			return fmt.Errorf("--root-label (or ROOT_LABEL, DIB_ROOT_LABEL): the root filesystem's %w", err)
 		}
