@@ -112,8 +112,11 @@ func (l *Lender) Lend(variable string, paths []string, kind Kind, why string) (*
 		if err == nil {
 			err = p.add(fmt.Sprint(i), copyName(abs), abs, kind)
 		}
+		if err != nil && len(paths) > 1 {
+			err = fmt.Errorf("%s: %w", raw, err)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%s=%s (%s): %s: %w", variable, strings.Join(paths, " "), why, raw, err)
+			return nil, fmt.Errorf("%s=%s (%s): %w", variable, strings.Join(paths, " "), why, err)
 		}
 		loan.Paths = append(loan.Paths, abs)
 		values = append(values, path.Join(api.LentDir, loan.Input, fmt.Sprint(i), copyName(abs)))

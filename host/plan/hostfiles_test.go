@@ -69,7 +69,7 @@ func TestLendHostPathsRefuses(t *testing.T) {
 	}{
 		{map[string]string{"DIB_APT_CONF": filepath.Join(dir, "nope")}, nil, "DIB_APT_CONF=" + filepath.Join(dir, "nope") + " (the apt.conf apt-conf installs): "},
 		{map[string]string{"DIB_APT_CONF": dir}, nil, "is a directory, and the variable names a file"},
-		{map[string]string{"DIB_ILO_FIRMWARE_PATH": file}, nil, "DIB_ILO_FIRMWARE_PATH=" + file + " (the directory of firmware ilo unpacks): " + file + ": is a file, and the variable names a directory"},
+		{map[string]string{"DIB_ILO_FIRMWARE_PATH": file}, nil, "DIB_ILO_FIRMWARE_PATH=" + file + " (the directory of firmware ilo unpacks): is a file, and the variable names a directory"},
 		{map[string]string{"DIB_YUM_REPO_CONF": file + " " + filepath.Join(dir, "gone.repo")}, nil, "gone.repo: no such file or directory here"},
 		{nil, []string{"MY_CONFIG"}, "--host-path MY_CONFIG (or DIBVM_HOST_PATH): MY_CONFIG is not set"},
 		{nil, []string{"MY_CONFIG="}, "MY_CONFIG is not set"},
