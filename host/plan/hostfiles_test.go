@@ -82,3 +82,35 @@ func TestLendHostPathsRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A checkpoint's key follows what a setting lends, not where it lies on
+// the host: the same file from elsewhere keys the same, another content
+// does not.
+func TestLentPathsKeyByContent(t *testing.T) {
+	keyOf := func(dir, content string) (map[string]string, []string) {
+		path := filepath.Join(dir, "apt.conf")
+		os.WriteFile(path, []byte(content), 0o644)
+		p := lendPlan(map[string]string{"DIB_APT_CONF": path})
+		if _, err := p.lendHostPaths(); err != nil {
+			t.Fatal(err)
+		}
+		host, err := p.hostInputs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inputs []string
+		for _, h := range host {
+			inputs = append(inputs, h.Name+"="+h.Digest)
+		}
+		return p.Spec.Env, inputs
+	}
+	env1, in1 := keyOf(t.TempDir(), "a")
+	env2, in2 := keyOf(t.TempDir(), "a")
+	_, in3 := keyOf(t.TempDir(), "b")
+	if env1["DIB_APT_CONF"] != env2["DIB_APT_CONF"] || strings.Join(in1, ",") != strings.Join(in2, ",") {
+		t.Errorf("the same file from two places keys differently: %v %v, %v %v", env1, in1, env2, in2)
+	}
+	if strings.Join(in1, ",") == strings.Join(in3, ",") || len(in3) != 1 {
+		t.Errorf("another content keys the same: %v, %v", in1, in3)
+	}
+}
