@@ -71,10 +71,9 @@ func (v hostPathVar) paths(value string) []string {
 const maxHostFile = 16 << 20
 
 // lendHostPaths lends the build the paths the settings in the build's
-// environment name, and those of the variables --host-path names, and
-// points each variable at its copy: spec.Env holds the copy's path in
-// the guest from then on, and the input disk the tars.
-func (p *Plan) lendHostPaths() ([]iso.File, error) {
+// environment name, and those of the variables --host-path names.
+// Nothing reaches the build before packLoans.
+func (p *Plan) lendHostPaths() error {
 	env := p.Spec.Env
 	for _, v := range hostPathVars {
 		if env[v.name] == "" {
@@ -82,20 +81,24 @@ func (p *Plan) lendHostPaths() ([]iso.File, error) {
 		}
 		if paths := v.paths(env[v.name]); len(paths) > 0 {
 			if _, err := p.Lender.Lend(v.name, paths, v.kind, v.why); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	if err := p.lendNamed(); err != nil {
-		return nil, err
-	}
+	return p.lendNamed()
+}
+
+// packLoans points each variable that lends a host path at its copy:
+// spec.Env holds the copy's path in the guest from then on, spec.HostPaths
+// the tars, which it returns as input-disk files.
+func (p *Plan) packLoans() []iso.File {
 	var files []iso.File
 	for _, loan := range p.Lender.Loans() {
-		env[loan.Var] = loan.Value
+		p.Spec.Env[loan.Var] = loan.Value
 		p.Spec.HostPaths = append(p.Spec.HostPaths, loan.Input)
 		files = append(files, iso.File{Name: loan.Input, Data: loan.Tar})
 	}
-	return files, nil
+	return files
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -31,10 +31,10 @@ func TestLendHostPaths(t *testing.T) {
 		"DIB_DEV_USER_AUTHORIZED_KEYS": keys, "DIB_ADD_APT_KEYS": dir, "DIB_YUM_REPO_CONF": a + " " + b,
 		"DIB_RELEASE": "trixie", "DIB_DEBIAN_KEYRING": "", "DIB_DEBIAN_DEBOOTSTRAP_SCRIPT": "sid",
 	}, "MY_CONFIG="+conf, "DIB_ADD_APT_KEYS="+dir)
-	files, err := p.lendHostPaths()
-	if err != nil {
+	if err := p.lendHostPaths(); err != nil {
 		t.Fatal(err)
 	}
+	files := p.packLoans()
 	if len(files) != 4 || len(p.Spec.HostPaths) != 4 {
 		t.Fatalf("files %d, spec %v", len(files), p.Spec.HostPaths)
 	}
@@ -76,7 +76,7 @@ func TestLendHostPathsRefuses(t *testing.T) {
 		{nil, []string{"MY-CONFIG=x"}, `--host-path "MY-CONFIG"`},
 		{nil, []string{"MY_CONFIG=" + filepath.Join(dir, "nope")}, "MY_CONFIG=" + filepath.Join(dir, "nope") + " (lent by --host-path): "},
 	} {
-		_, err := lendPlan(c.env, c.hostPaths...).lendHostPaths()
+		err := lendPlan(c.env, c.hostPaths...).lendHostPaths()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: %v, want %q", c.env, c.hostPaths, err, c.want)
 		}
@@ -91,9 +91,10 @@ func TestLentPathsKeyByContent(t *testing.T) {
 		path := filepath.Join(dir, "apt.conf")
 		os.WriteFile(path, []byte(content), 0o644)
 		p := lendPlan(map[string]string{"DIB_APT_CONF": path})
-		if _, err := p.lendHostPaths(); err != nil {
+		if err := p.lendHostPaths(); err != nil {
 			t.Fatal(err)
 		}
+		p.packLoans()
 		host, err := p.hostInputs()
 		if err != nil {
 			t.Fatal(err)

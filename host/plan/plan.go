@@ -129,8 +129,9 @@ type Plan struct {
 	Inputs []iso.File
 	// HostDisks are the host's files lent to the build read-only.
 	HostDisks []HostDisk
-	// Lender holds the host's files and directories the build borrows,
-	// which go on the input disk.
+	// Lender holds the host's files and directories the build borrows
+	// (see lendHostPaths): what it holds when pack calls packLoans goes
+	// on the input disk.
 	Lender *hostpath.Lender
 	Hooks  *elements.Hooks
 	// Order is the hooks of each phase, in the order they run.
@@ -256,12 +257,12 @@ func (p *Plan) pack(els []*elements.Element) error {
 	if p.clouds, err = prepareCloudImages(p.Spec.Elements, env); err != nil {
 		return err
 	}
-	// Last of what reads the host's paths in env: from here on, a lending
-	// variable holds the guest's copy.
-	lent, err := p.lendHostPaths()
-	if err != nil {
+	if err := p.lendHostPaths(); err != nil {
 		return err
 	}
+	// Last of what reads the host's paths in env: from here on, a lending
+	// variable holds the guest's copy.
+	lent := p.packLoans()
 	inputs, err := inputFiles(p.Spec, els, p.Hooks)
 	if err != nil {
 		return err
