@@ -241,6 +241,11 @@ func (p *Plan) pack(els []*elements.Element) error {
 	if err != nil {
 		return err
 	}
+	sources, err := sourceRepos(els, p.Spec)
+	if err != nil {
+		return err
+	}
+	carried = append(carried, sources...)
 	if p.HostDisks, err = hostDisks(env, p.Spec); err != nil {
 		return err
 	}
