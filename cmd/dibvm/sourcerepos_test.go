@@ -135,7 +135,11 @@ func TestCreateSourceRepositories(t *testing.T) {
 	git(t, work, "tag", "v1")
 	commitFile(t, work, "hello", "v2")
 	git(t, root, "clone", "-q", "--bare", work, "app.git")
+	// As CI systems check out the change under test: a commit on no
+	// branch, named by its ID.
 	git(t, lib, "init", "-q", "-b", "master")
+	commitFile(t, lib, "lib.txt", "master")
+	git(t, lib, "checkout", "-q", "--detach")
 	libHead := commitFile(t, lib, "lib.txt", "the change under test")
 	os.WriteFile(filepath.Join(files, "data.tar.gz"), tarball(t, "data-1.0", map[string]string{"README": "data"}), 0o644)
 	os.WriteFile(filepath.Join(files, "conf.txt"), []byte("conf"), 0o644)
@@ -144,7 +148,7 @@ func TestCreateSourceRepositories(t *testing.T) {
 	cache := t.TempDir()
 	out := filepath.Join(t.TempDir(), "img")
 	env := []string{"ELEMENTS_PATH=" + testElements(t) + ":" + sourceElement(t, base), "DIB_IMAGE_CACHE=" + cache,
-		"DIB_REPOREF_app=v1", "DIB_REPOLOCATION_my_lib=" + lib, "DIB_INSTALLTYPE_pkg=package", "CONF_URL=" + base + "/files/conf.txt"}
+		"DIB_REPOREF_app=v1", "DIB_REPOLOCATION_my_lib=" + lib, "DIB_REPOREF_my_lib=" + libHead, "DIB_INSTALLTYPE_pkg=package", "CONF_URL=" + base + "/files/conf.txt"}
 	args := []string{"create", "--allow-net", strings.TrimPrefix(base, "http://"), "-n", "-t", "tar", "-o", out, "tiny-os", "app"}
 	check := func(build string, r result) {
 		t.Helper()
@@ -184,4 +188,30 @@ func TestCreateSourceRepositories(t *testing.T) {
 	if hits.Load() != before {
 		t.Errorf("the offline build asked the server")
 	}
+}
+
+// What source-repositories would fail on late is refused before the VM
+// boots, naming the element, file and line or the variable: a line that
+// does not parse, an unknown type, and a DIB_REPOLOCATION_ that names
+// nothing on this machine.
+func TestCreateSourceRepositoriesRefused(t *testing.T) {
+	work := t.TempDir()
+	with := func(line string) string {
+		return "ELEMENTS_PATH=" + writeElements(t, map[string]string{
+			"os/element-provides": "operating-system\n", "os/root.d/10-root": "#!/bin/bash\ntrue\n",
+			"mine/element-deps": "source-repositories\n", "mine/source-repository-mine": "# mine\n" + line,
+		})
+	}
+	create := []string{"create", "-o", "img", "-t", "tar", "-n", "os", "mine"}
+	good := with("my-app git /opt/app https://example.invalid/app.git\n")
+	runCases(t, work, []cliCase{
+		{"a line that does not parse", create, []string{with("my-app git /opt/app https://example.invalid/app.git main extra\n")}, 1,
+			[]string{"element mine: source-repository-mine line 2:", "is not <name> <type> <destination> <location> [<ref>]"}},
+		{"an unknown type", create, []string{with("my-app svn /opt/app https://example.invalid/app\n")}, 1,
+			[]string{"element mine: source-repository-mine line 2: unknown type \"svn\" for my-app: the types are git, tar, file, package"}},
+		{"an unknown type override", create, []string{good, "DIB_REPOTYPE_my_app=hg"}, 1,
+			[]string{"DIB_REPOTYPE_my_app=hg (source repository my-app of element mine, source-repository-mine line 2): unknown type"}},
+		{"a local checkout that is not there", create, []string{good, "DIB_REPOLOCATION_my_app=/nonexistent/checkout"}, 1,
+			[]string{"DIB_REPOLOCATION_my_app=/nonexistent/checkout (source repository my-app of element mine, source-repository-mine line 2): no such file or directory here"}},
+	})
 }

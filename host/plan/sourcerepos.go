@@ -138,7 +138,11 @@ func gitBundle(dir, ref string) ([]byte, error) {
 	if ref == "" {
 		ref = "master" // DIB's default for git
 	}
-	git := func(args ...string) *exec.Cmd { return exec.Command("git", append([]string{"-C", dir}, args...)...) }
+	// One thread packs the same checkout into the same bytes, so that an
+	// unchanged checkout keeps the build's checkpoints.
+	git := func(args ...string) *exec.Cmd {
+		return exec.Command("git", append([]string{"-C", dir, "-c", "pack.threads=1"}, args...)...)
+	}
 	if _, err := exec.LookPath("git"); err != nil {
 		return nil, errors.New("a git checkout, and this machine has no git to bundle it with: install git")
 	}
