@@ -8,13 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/sourcerepos"
-	"github.com/dibvm/dibvm/guestagent/api"
-	"github.com/dibvm/dibvm/host/iso"
+	"github.com/dibvm/dibvm/host/hostpath"
 )
 
 // The source-repositories element fetches what the elements'
@@ -23,107 +23,97 @@ import (
 // fails before the VM boots, and lends the build what a
 // DIB_REPOLOCATION_<name> names on this machine (a local checkout, the
 // way CI systems build from the change under test): DIB's hook would
-// read it on DIB's host, which the guest is not.
+// read it on DIB's host, which the guest is not. Of a checkout, only a
+// bundle of the ref the build asks for crosses, not its working tree.
 
-// maxLocalSource bounds what one local location carries on the input
-// disk, which is made in memory.
-const maxLocalSource = 256 << 20
+// maxBundle bounds a checkout's bundle, which the input disk, made in
+// memory, carries (within the Lender's limits for all loans).
+const maxBundle = 256 << 20
 
 // hostLocationEnv names, for the guest, the host path a lent location
 // had, which the git manifest records instead of the copy's.
 const hostLocationEnv = "DIBVM_HOST_REPOLOCATION_"
 
-// sourceRepos checks the source-repository files of els when the build
-// has the source-repositories element, and returns the input-disk files
-// of the local locations the settings name, with spec.HostFiles saying
-// which variable each is for.
-func sourceRepos(els []*elements.Element, spec *api.Spec) ([]iso.File, error) {
-	if !slices.Contains(spec.Elements, "source-repositories") {
-		return nil, nil
+// lendSources checks the source-repository files of els when the build
+// has the source-repositories element, and lends the build what each
+// DIB_REPOLOCATION_<name> names on this machine (see host/hostpath).
+func (p *Plan) lendSources(els []*elements.Element) error {
+	if !slices.Contains(p.Spec.Elements, "source-repositories") {
+		return nil
 	}
-	lookup := func(k string) (string, bool) { v, ok := spec.Env[k]; return v, ok }
-	var files []iso.File
+	lookup := func(k string) (string, bool) { v, ok := p.Spec.Env[k]; return v, ok }
 	dests := map[string]sourcerepos.Repo{}
 	for _, e := range els {
 		repos, err := sourcerepos.Read(e.Name, e.FS)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, r := range repos {
 			if r, err = r.Override(lookup); err != nil {
-				return nil, err
+				return err
 			}
 			if prev, ok := dests[r.Destination]; ok && r.Destination != "" && !r.Expanded {
-				return nil, fmt.Errorf("element %s: %s line %d: %s goes to %s, where %s of element %s (%s line %d) goes too: DIB refuses two sources in one place",
+				return fmt.Errorf("element %s: %s line %d: %s goes to %s, where %s of element %s (%s line %d) goes too: DIB refuses two sources in one place",
 					r.Element, r.File, r.Line, r.Name, r.Destination, prev.Name, prev.Element, prev.File, prev.Line)
 			}
 			dests[r.Destination] = r
-			f, err := localSource(r, spec, len(files))
-			if err != nil {
-				return nil, err
-			}
-			if f != nil {
-				files = append(files, *f)
+			if err := p.lendSource(r); err != nil {
+				return err
 			}
 		}
 	}
-	return files, nil
+	return nil
 }
 
-// localSource reads what r's DIB_REPOLOCATION_ setting names on this
-// machine, if it names a path here, as input-disk file number i.
-func localSource(r sourcerepos.Repo, spec *api.Spec, i int) (*iso.File, error) {
+// lendSource lends what r's DIB_REPOLOCATION_ setting names on this
+// machine, if it names a path here: a git checkout as a bundle of the ref
+// r asks for, a file as it is.
+func (p *Plan) lendSource(r sourcerepos.Repo) error {
 	k := sourcerepos.Var("DIB_REPOLOCATION_", r.Name)
-	v := spec.Env[k]
+	v := p.Spec.Env[k]
 	host, ok := sourcerepos.LocalPath(v)
-	if r.Name == "" || !ok || r.Type == "package" {
-		return nil, nil
+	lent := slices.ContainsFunc(p.Lender.Loans(), func(l *hostpath.Loan) bool { return l.Var == k })
+	if r.Name == "" || !ok || r.Type == "package" || lent {
+		return nil
 	}
-	data, err := readLocalSource(r, host)
-	if err != nil {
-		return nil, fmt.Errorf("%s=%s (source repository %s of element %s, %s line %d): %w", k, v, r.Name, r.Element, r.File, r.Line, err)
-	}
-	name := fmt.Sprintf("srcr%d", i)
-	if spec.HostFiles == nil {
-		spec.HostFiles = map[string]string{}
-	}
-	spec.HostFiles[k] = name
-	spec.Env[hostLocationEnv+k[len("DIB_REPOLOCATION_"):]] = v
-	return &iso.File{Name: name, Data: data}, nil
-}
-
-// readLocalSource is what the build gets of the host's path: a git
-// checkout as a bundle of the ref r asks for, a file as it is.
-func readLocalSource(r sourcerepos.Repo, path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errors.New("no such file or directory here: it names a path on this machine, which dibvm lends the build read-only")
-	}
-	if err != nil {
-		return nil, err
-	}
+	why := fmt.Sprintf("source repository %s of element %s, %s line %d", r.Name, r.Element, r.File, r.Line)
+	fi, err := os.Stat(host)
 	switch {
-	case fi.Mode().IsRegular():
-		return readBounded(path)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s=%s (%s): no such file or directory here: it names a path on this machine, which dibvm lends the build read-only", k, v, why)
+	case err != nil:
+		return fmt.Errorf("%s=%s (%s): %w", k, v, why, err)
 	case fi.IsDir() && r.Type == "git":
-		return gitBundle(path, r.Ref)
+		err = p.lendBundle(k, host, r, why)
 	case fi.IsDir():
-		return nil, fmt.Errorf("a directory, where a %s source is a file", r.Type)
+		err = fmt.Errorf("%s=%s (%s): a directory, where a %s source is a file", k, v, why, r.Type)
+	default:
+		_, err = p.Lender.Lend(k, []string{host}, hostpath.File, why)
 	}
-	return nil, errors.New("neither a regular file nor a git checkout")
+	if err == nil {
+		p.Spec.Env[hostLocationEnv+k[len("DIB_REPOLOCATION_"):]] = v
+	}
+	return err
 }
 
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
+// lendBundle lends variable k a git bundle of the checkout dir, made in
+// a temporary directory that is gone when it returns.
+func (p *Plan) lendBundle(k, dir string, r sourcerepos.Repo, why string) error {
+	data, err := gitBundle(dir, r.Ref)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("%s=%s (%s): %w", k, dir, why, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxLocalSource+1))
-	if err == nil && len(data) > maxLocalSource {
-		err = fmt.Errorf("larger than the %d MiB dibvm carries", maxLocalSource>>20)
+	tmp, err := os.MkdirTemp("", "dibvm-bundle-*")
+	if err != nil {
+		return err
 	}
-	return data, err
+	defer os.RemoveAll(tmp)
+	file := filepath.Join(tmp, r.Name+".bundle")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		return err
+	}
+	_, err = p.Lender.Lend(k, []string{file}, hostpath.File, why)
+	return err
 }
 
 // commitID is what DIB takes for a SHA1 ref: one git cannot fetch by
@@ -171,11 +161,11 @@ func gitBundle(dir, ref string) ([]byte, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	data, rerr := io.ReadAll(io.LimitReader(out, maxLocalSource+1))
-	if len(data) > maxLocalSource {
+	data, rerr := io.ReadAll(io.LimitReader(out, maxBundle+1))
+	if len(data) > maxBundle {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("its bundle of %s comes to more than the %d MiB dibvm carries", ref, maxLocalSource>>20)
+		return nil, fmt.Errorf("its bundle of %s comes to more than the %d MiB dibvm carries", ref, maxBundle>>20)
 	}
 	if err := cmd.Wait(); err != nil || rerr != nil {
 		return nil, fmt.Errorf("git bundle create: %v %s", errors.Join(err, rerr), bytes.TrimSpace(stderr.Bytes()))

@@ -1,16 +1,18 @@
 package plan
 
 import (
+	"archive/tar"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/dibvm/dibvm/elements"
-	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 // gitCheckout makes a checkout with two commits on main and returns its
@@ -38,25 +40,52 @@ func repoElements(files map[string]string) []*elements.Element {
 	return []*elements.Element{{Name: "app", FS: fsys}}
 }
 
+// sourcePlan is a plan of the element app and source-repositories.
+func sourcePlan(env map[string]string) *Plan {
+	p := lendPlan(env)
+	p.Spec.Elements = []string{"app", "source-repositories"}
+	return p
+}
+
 // A DIB_REPOLOCATION_ that names a checkout on this machine lends the
-// build a git bundle of the ref the build asks for; the file names the
-// variable, and the host path goes along for the manifest.
+// build a git bundle of the ref the build asks for, and nothing else of
+// the checkout; the host path goes along for the manifest.
 func TestSourceReposLendsALocalCheckout(t *testing.T) {
 	dir := gitCheckout(t)
+	os.WriteFile(filepath.Join(dir, "untracked"), []byte("not for the build"), 0o600)
 	els := repoElements(map[string]string{"source-repository-my-app": "my-app git /opt/app https://example.org/app.git main\n"})
-	spec := &api.Spec{Elements: []string{"app", "source-repositories"}, Env: map[string]string{"DIB_REPOLOCATION_my_app": dir}}
-	files, err := sourceRepos(els, spec)
-	if err != nil {
+	p := sourcePlan(map[string]string{"DIB_REPOLOCATION_my_app": dir})
+	if err := p.lendSources(els); err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 1 || spec.HostFiles["DIB_REPOLOCATION_my_app"] != files[0].Name || spec.Env["DIBVM_HOST_REPOLOCATION_my_app"] != dir {
-		t.Fatalf("files %v, host files %v, env %v", len(files), spec.HostFiles, spec.Env)
+	files := p.packLoans()
+	if len(files) != 1 || !strings.HasSuffix(p.Spec.Env["DIB_REPOLOCATION_my_app"], "/my-app.bundle") || p.Spec.Env["DIBVM_HOST_REPOLOCATION_my_app"] != dir {
+		t.Fatalf("files %d, env %v", len(files), p.Spec.Env)
 	}
-	bundle := filepath.Join(t.TempDir(), "b")
-	os.WriteFile(bundle, files[0].Data, 0o600)
-	heads, err := exec.Command("git", "bundle", "list-heads", bundle).Output()
+	tr := tar.NewReader(bytes.NewReader(files[0].Data))
+	var names []string
+	var bundle []byte
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, h.Name)
+		if strings.HasSuffix(h.Name, ".bundle") {
+			bundle, _ = io.ReadAll(tr)
+		}
+	}
+	if bundle == nil || slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, "untracked") }) {
+		t.Fatalf("the loan holds %v", names)
+	}
+	path := filepath.Join(t.TempDir(), "b")
+	os.WriteFile(path, bundle, 0o600)
+	heads, err := exec.Command("git", "bundle", "list-heads", path).Output()
 	if err != nil || !bytes.Contains(heads, []byte("refs/heads/main")) || !bytes.Contains(heads, []byte("HEAD")) {
 		t.Errorf("the bundle's heads: %s %v", heads, err)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(os.TempDir(), "dibvm-bundle-*")); len(tmp) > 0 {
+		t.Errorf("left behind: %v", tmp)
 	}
 }
 
@@ -82,18 +111,19 @@ func TestSourceReposRefuses(t *testing.T) {
 		{"one place twice", map[string]string{"source-repository-x": "x git /a http://x\ny tar /a http://y .\n"}, nil,
 			"y goes to /a, where x of element app (source-repository-x line 1) goes too"},
 	} {
-		spec := &api.Spec{Elements: []string{"app", "source-repositories"}, Env: map[string]string{}}
+		env := map[string]string{}
 		for k, v := range c.env {
-			spec.Env[k] = v
+			env[k] = v
 		}
-		_, err := sourceRepos(repoElements(c.files), spec)
+		err := sourcePlan(env).lendSources(repoElements(c.files))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error with %q", c.name, err, c.want)
 		}
 	}
 	// Without the source-repositories element, DIB reads no such file.
-	spec := &api.Spec{Elements: []string{"app"}, Env: map[string]string{}}
-	if _, err := sourceRepos(repoElements(map[string]string{"source-repository-x": "x svn\n"}), spec); err != nil {
+	p := lendPlan(map[string]string{})
+	p.Spec.Elements = []string{"app"}
+	if err := p.lendSources(repoElements(map[string]string{"source-repository-x": "x svn\n"})); err != nil {
 		t.Errorf("without source-repositories: %v", err)
 	}
 }
