@@ -211,6 +211,8 @@ func TestCreateSourceRepositoriesRefused(t *testing.T) {
 			[]string{"element mine: source-repository-mine line 2: unknown type \"svn\" for my-app: the types are git, tar, file, package"}},
 		{"an unknown type override", create, []string{good, "DIB_REPOTYPE_my_app=hg"}, 1,
 			[]string{"DIB_REPOTYPE_my_app=hg (source repository my-app of element mine, source-repository-mine line 2): unknown type"}},
+		{"element-info --check: an unknown type", []string{"element-info", "--check", "os", "mine"}, []string{with("my-app svn /opt/app https://example.invalid/app\n")}, 1,
+			[]string{"element mine: source-repository-mine line 2: unknown type \"svn\""}},
 		{"a local checkout that is not there", create, []string{good, "DIB_REPOLOCATION_my_app=/nonexistent/checkout"}, 1,
 			[]string{"DIB_REPOLOCATION_my_app=/nonexistent/checkout (source repository my-app of element mine, source-repository-mine line 2): no such file or directory here"}},
 	})
