@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dibvm/dibvm/guestagent/api"
 )
@@ -48,8 +49,24 @@ var key = regexp.MustCompile(api.SourceCacheKey)
 // Service is the cache in dir (made when first written) for one build:
 // it keeps at most MaxBuild bytes of the build's, one PUT at a time.
 func Service(dir string) func(*http.Request) *http.Response {
+	sweep(dir, time.Now().Add(-staleAfter))
 	s := &service{dir: dir}
 	return s.serve
+}
+
+// staleAfter is when a file being kept is taken for one a killed dibvm
+// left: no build writes one for that long.
+const staleAfter = 24 * time.Hour
+
+// sweep removes the files being kept that were last written before
+// cutoff.
+func sweep(dir string, cutoff time.Time) {
+	left, _ := filepath.Glob(filepath.Join(dir, ".keep-*"))
+	for _, f := range left {
+		if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(cutoff) {
+			os.Remove(f)
+		}
+	}
 }
 
 type service struct {

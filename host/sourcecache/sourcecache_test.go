@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const name = "my_app_0123456789abcdef0123456789abcdef01234567.bundle"
@@ -63,5 +64,22 @@ func TestBound(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("past the bound, the cache holds %v", entries)
+	}
+}
+
+// What a killed dibvm left half kept is swept by a later build, and what
+// a build keeps now is not.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	old, now := filepath.Join(dir, ".keep-1"), filepath.Join(dir, ".keep-2")
+	os.WriteFile(old, []byte("x"), 0o600)
+	os.WriteFile(now, []byte("x"), 0o600)
+	os.Chtimes(old, time.Now().Add(-2*staleAfter), time.Now().Add(-2*staleAfter))
+	Service(dir)
+	if _, err := os.Stat(old); err == nil {
+		t.Error("a stale file is left")
+	}
+	if _, err := os.Stat(now); err != nil {
+		t.Errorf("a file being kept is gone: %v", err)
 	}
 }
