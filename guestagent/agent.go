@@ -52,7 +52,7 @@ func Run() error {
 			srv.BaseEnv = append(srv.BaseEnv, k+"="+n.Proxy)
 		}
 		srv.BaseEnv = append(srv.BaseEnv, "no_proxy=localhost,127.0.0.1", "NO_PROXY=localhost,127.0.0.1",
-			api.DebootstrapEnv+"="+api.DebootstrapURL)
+			api.DebootstrapEnv+"="+api.DebootstrapURL, api.SourceCacheEnv+"="+api.SourceCacheURL)
 		if n.Forwarded {
 			srv.Forwardable = map[string]bool{n.ProxyAddr(): true}
 		}

@@ -47,6 +47,8 @@ var userland = []string{
 	"procps", "rsync",
 	// pvcreate, vgcreate, lvcreate for DIB's lvm node.
 	"lvm2",
+	// source-repositories clones outside the chroot.
+	"git",
 	// kpartx needs udev, which needs "systemd | systemd-standalone-sysusers":
 	// naming the small alternative keeps all of systemd out.
 	"systemd-standalone-sysusers",
@@ -55,7 +57,9 @@ var userland = []string{
 // without leaves out what only xfsprogs' online scrubber (xfs_scrub and
 // its Python runner) needs: ICU's 37 MB and D-Bus with GLib. The kernel
 // unpacks the whole initramfs at every boot, 7 ms a MiB under TCG.
-var without = []string{"libicu[0-9]*", "python3-dbus"}
+// Likewise Perl and git's manual pages, which git's clone, fetch and
+// bundle never use (only git-svn, send-email and the like).
+var without = []string{"libicu[0-9]*", "python3-dbus", "perl", "perl-modules-*", "libperl*", "liberror-perl", "git-man"}
 
 // bootModules are the drivers of the virtio devices the agent uses to
 // reach the host, which nothing asks the kernel for (udev would, from the

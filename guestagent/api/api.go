@@ -69,7 +69,22 @@ const (
 	// when the guest has a network.
 	DebootstrapEnv = "DIBVM_DEBOOTSTRAP_URL"
 	DebootstrapURL = "http://" + ServiceHost + DebootstrapPath
+	// SourceCachePath and a key (see SourceCacheKey) name a file the
+	// source-repositories element keeps across builds in the host's
+	// image cache: a GET answers it, a PUT replaces it.
+	SourceCachePath = "/source-repositories/"
+	// SourceCacheEnv gives every command its URL when the guest has a
+	// network.
+	SourceCacheEnv = "DIBVM_SOURCE_CACHE_URL"
+	SourceCacheURL = "http://" + ServiceHost + SourceCachePath
 )
+
+// SourceCacheKey is what a key of the source cache looks like: DIB's
+// name of a repository's cache (the repository's name with every
+// character outside [A-Za-z0-9] as _, then _ and a SHA-1 of its type and
+// location), and what the element keeps of it (.bundle, a git bundle of
+// a clone; .file, a download).
+const SourceCacheKey = `^[A-Za-z0-9_]{1,128}_[0-9a-f]{40}\.(bundle|file)$`
 
 // The control channel.
 const (

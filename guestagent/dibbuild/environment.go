@@ -43,7 +43,7 @@ func (b *build) environment() []string {
 	env["DIB_IMAGE_CACHE"] = filepath.Join(root, "cache")
 	env[api.ManifestsEnv] = b.manifests()
 	// The helper's way out (see host/egress) applies to hooks too.
-	for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", api.DebootstrapEnv} {
+	for _, k := range []string{"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", api.DebootstrapEnv, api.SourceCacheEnv} {
 		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v
 		}

@@ -1,18 +1,22 @@
 // Package gateway is the helper VM's way to the host: the egress proxy,
-// with debootstrap's service behind it, as the machine.Service the guest
-// reaches at egress.GuestAddr.
+// with debootstrap's service and the source cache behind it, as the
+// machine.Service the guest reaches at egress.GuestAddr.
 package gateway
 
 import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/debootstrap"
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/sourcecache"
 )
 
 // Proxy is the egress proxy of one helper VM: the guest's only way out,
@@ -74,7 +78,23 @@ func (p *Proxy) options(dir string) egress.Options {
 		notices = io.Discard
 	}
 	return egress.Options{Cache: cache, Policy: p.Policy, Notices: notices, Signed: p.Signed, Offline: p.Offline,
-		Services: map[string]egress.Service{api.ServiceHost: debootstrap.Service(dir)}}
+		Services: map[string]egress.Service{api.ServiceHost: p.services(dir)}}
+}
+
+// services answers api.ServiceHost: debootstrap's service, and the
+// source-repositories element's cache where there is an image cache.
+func (p *Proxy) services(dir string) egress.Service {
+	deboot := debootstrap.Service(dir)
+	if p.DownloadCache == "" {
+		return deboot
+	}
+	sources := sourcecache.Service(filepath.Join(p.DownloadCache, sourcecache.Dir))
+	return func(req *http.Request, fetch debootstrap.Fetch) *http.Response {
+		if strings.HasPrefix(req.URL.Path, api.SourceCachePath) {
+			return sources(req)
+		}
+		return deboot(req, fetch)
+	}
 }
 
 // Of is the Proxy that s is, as a copy the caller may change; the zero

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/elements/pkginstalls"
 	"github.com/dibvm/dibvm/elements/pkgmap"
+	"github.com/dibvm/dibvm/elements/sourcerepos"
 )
 
 // CheckElements checks what the elements hold that the host can read
@@ -57,8 +59,24 @@ func CheckElements(els []*elements.Element, hooks *elements.Hooks, lookup func(s
 		}
 	}
 	errs = append(errs, checkShell(hooks)...)
+	errs = append(errs, checkSourceRepos(els)...)
 	warnings = append(warnings, hookDirectories(hooks)...)
 	return warnings, errors.Join(errs...)
+}
+
+// checkSourceRepos reads the elements' source-repository files when
+// source-repositories is among them: DIB reads them in extra-data.d.
+func checkSourceRepos(els []*elements.Element) []error {
+	if !slices.ContainsFunc(els, func(e *elements.Element) bool { return e.Name == "source-repositories" }) {
+		return nil
+	}
+	var errs []error
+	for _, e := range els {
+		if _, err := sourcerepos.Read(e.Name, e.FS); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // assignment is a shell variable assignment at the start of a line.

@@ -279,6 +279,9 @@ func (p *Plan) pack(els []*elements.Element) error {
 	if err := p.lendHostPaths(); err != nil {
 		return err
 	}
+	if err := p.lendSources(els); err != nil {
+		return err
+	}
 	// Last of what reads the host's paths in env: from here on, a lending
 	// variable holds the guest's copy.
 	lent := p.packLoans()
