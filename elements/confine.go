@@ -147,23 +147,52 @@ func checkLink(e *Element, p string) error {
 	refuse := func(reason string) error {
 		return &EscapeError{Element: e.Name, Dir: e.Path, File: p, Target: target, Reason: reason}
 	}
+	const never = ", and dibvm never reads host files through an element"
+	switch esc := SymlinkEscape(e.FS, p, target); {
+	case esc == "":
+		return nil
+	case esc == EscapeAbsolute:
+		return refuse("an absolute symlink leads outside the element" + never + ": copy the file into the element, or make the link in a hook")
+	case esc == EscapeUp:
+		return refuse("the symlink leads outside the element" + never + ": copy the file into the element")
+	case esc == EscapeLoop:
+		return refuse("the symlink is a loop: remove it")
+	default:
+		return refuse("the symlink leads outside the element through another link" + never + " (" + strings.TrimPrefix(esc, EscapeThrough+": ") + ")")
+	}
+}
+
+// How a symlink leads outside its tree (see SymlinkEscape).
+const (
+	EscapeAbsolute = "an absolute symlink leads outside"
+	EscapeUp       = "the symlink leads outside"
+	EscapeLoop     = "the symlink is a loop"
+	EscapeThrough  = "the symlink leads outside through another link"
+)
+
+// SymlinkEscape says how the symlink at p of the tree fsys, whose text
+// is target, leads outside the tree, as one of the Escape reasons (the
+// last followed by ": " and what refused it), or "" when it stays
+// inside or dangles (a dangling link travels as a link, as cp -a keeps
+// it). fsys must resolve paths only inside its root, as an os.Root's FS
+// does, so that a chain of links that leaves the tree fails to resolve.
+func SymlinkEscape(fsys fs.FS, p, target string) string {
 	if path.IsAbs(target) {
-		return refuse("an absolute symlink leads outside the element, and dibvm never reads host files through an element: copy the file into the element, or make the link in a hook")
+		return EscapeAbsolute
 	}
 	if rel := path.Join(path.Dir(p), target); rel == ".." || strings.HasPrefix(rel, "../") {
-		return refuse("the symlink leads outside the element, and dibvm never reads host files through an element: copy the file into the element")
+		return EscapeUp
 	}
 	// The link stays inside by its own text; one it leads through may not.
 	// The root resolves the whole chain and refuses an escape on the way.
-	switch _, err := fs.Stat(e.FS, p); {
+	switch _, err := fs.Stat(fsys, p); {
 	case err == nil, errors.Is(err, fs.ErrNotExist):
-		// A dangling link is kept as a link, as DIB's cp -a keeps it.
+		return ""
 	case errors.Is(err, syscall.ELOOP):
-		return refuse("the symlink is a loop: remove it")
+		return EscapeLoop
 	default:
-		return refuse("the symlink leads outside the element through another link, and dibvm never reads host files through an element (" + err.Error() + ")")
+		return EscapeThrough + ": " + err.Error()
 	}
-	return nil
 }
 
 func kind(m fs.FileMode) string {

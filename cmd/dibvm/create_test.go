@@ -268,7 +268,7 @@ func TestCreateRejectsBadInputBeforeBooting(t *testing.T) {
 		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_CHECKSUM=sha1"}, "DIB_CHECKSUM=sha1: want 1, or md5 and/or sha256"},
 		{[]string{"create", "-n", "-t", "raw", "-o", "x", "tiny-os", "block-device-mbr"}, []string{"FS_TYPE=btrfs"}, "FS_TYPE=btrfs: the root filesystem can be"},
 		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_APT_KEYRING=/nonexistent/mirror.gpg"},
-			"DIB_APT_KEYRING=/nonexistent/mirror.gpg (the keyring debootstrap and apt check the mirror with): no such file here"},
+			"DIB_APT_KEYRING=/nonexistent/mirror.gpg (the keyring debootstrap and apt check the mirror with): no such file or directory here"},
 		{[]string{"create", "-n", "-t", "tar", "-o", "x", "tiny-os"}, []string{"DIB_LOCAL_IMAGE=" + dir},
 			"DIB_LOCAL_IMAGE=" + dir + " (the image the ubuntu element builds from instead of downloading one): not a regular file"},
 		{[]string{"create", "-t", "tar", "-o", "x", "ubuntu"}, []string{"DIB_UBUNTU_CLOUD_KEYRING=" + fake},

@@ -44,6 +44,11 @@ const (
 	ElementsDir = "elements"
 )
 
+// LentDir is where the guest unpacks the host's files and directories
+// lent to a build (Spec.HostPaths), on its scratch disk, and mounts them
+// read-only; hooks find them through the variables that lend them.
+const LentDir = "/build/lent"
+
 // The build's other disks, found by their virtio-blk serials.
 const (
 	ScratchSerial = "dibvm-scratch" // the guest's work space, a blank disk

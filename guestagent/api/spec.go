@@ -16,10 +16,12 @@ type Spec struct {
 	// settings, which replace the build's defaults, and the caller's
 	// other variables, which do not replace the build's own.
 	Env map[string]string `json:"env"`
-	// HostFiles are the files of the host that settings in Env name
-	// (DIB_APT_KEYRING and the like): variable → the copy's name on the
-	// input disk. The guest sets each variable to its copy.
-	HostFiles map[string]string `json:"host_files,omitempty"`
+	// HostPaths are the host's files and directories lent to the build
+	// (see host/hostpath): the names of tars on the input disk, each of
+	// which the guest unpacks into LentDir/<name> before the first hook,
+	// read-only. Env already sets each lending variable to its copies
+	// there.
+	HostPaths []string `json:"host_paths,omitempty"`
 	// HostDisks are the files of the host that settings in Env name and
 	// that are too large to carry (DIB_LOCAL_IMAGE): variable → the
 	// serial of the read-only disk they are lent as. The guest sets each

@@ -107,8 +107,10 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 	os.Unsetenv("NO_PROXY")
 	b, _ := testBuild(t, &api.Spec{Arch: "amd64", ImageName: "img", Elements: []string{"vm", "debian"},
 		RootLabel: "cloudimg-rootfs", RootFSType: "ext4", Trace: true,
-		Env:       map[string]string{"DIB_RELEASE": "bookworm", "PATH": "/host/bin", "DIB_ROOT_LABEL": "mine", "FOO": "bar"},
-		HostFiles: map[string]string{"DIB_DEV_USER_AUTHORIZED_KEYS": "host-1"}})
+		Env: map[string]string{"DIB_RELEASE": "bookworm", "PATH": "/host/bin", "DIB_ROOT_LABEL": "mine", "FOO": "bar",
+			// The host sets the variables that lend its paths to the copies.
+			"DIB_DEV_USER_AUTHORIZED_KEYS": api.LentDir + "/lent0.tar/0/keys", "MY_CONFIG": api.LentDir + "/lent1.tar/0/my.conf"},
+		HostPaths: []string{"lent0.tar", "lent1.tar"}})
 	b.lent = map[string]string{"DIB_LOCAL_IMAGE": "/dev/vdd"}
 	e := env(b.environment())
 	for k, want := range map[string]string{
@@ -124,7 +126,8 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 		"DIB_RELEASE":                         "bookworm", // the caller's DIB_* settings
 		"DIB_ROOT_LABEL":                      "mine",     // replace the build's defaults
 		"FOO":                                 "bar",
-		"DIB_DEV_USER_AUTHORIZED_KEYS":        "/run/dibvm/input/host-1",
+		"DIB_DEV_USER_AUTHORIZED_KEYS":        "/build/lent/lent0.tar/0/keys",
+		"MY_CONFIG":                           "/build/lent/lent1.tar/0/my.conf",
 		"DIB_LOCAL_IMAGE":                     "/dev/vdd",
 		"DIB_IMAGE_CACHE":                     "/build/cache",
 		api.ManifestsEnv:                      "/build/manifests",
@@ -142,5 +145,13 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 	b.setEnv("DIB_BOOT_LABEL", "boot")
 	if e := env(b.env); e["DIB_BOOT_LABEL"] != "boot" || strings.Count(strings.Join(b.env, "\n"), "DIB_BOOT_LABEL=") != 1 {
 		t.Errorf("setEnv left %q", e["DIB_BOOT_LABEL"])
+	}
+}
+
+// The host's lent files are unpacked onto the scratch disk, beside the
+// tree and out of the chroot's sight.
+func TestLentDirIsOnTheScratchDisk(t *testing.T) {
+	if filepath.Dir(api.LentDir) != root {
+		t.Errorf("api.LentDir %s is not on the scratch disk, mounted at %s", api.LentDir, root)
 	}
 }

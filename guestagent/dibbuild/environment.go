@@ -32,9 +32,8 @@ func (b *build) environment() []string {
 			env[k] = v
 		}
 	}
-	for k, name := range s.HostFiles {
-		env[k] = filepath.Join(b.input, name)
-	}
+	// The host already set the variables that lend its paths to the
+	// copies, which prepare unpacked (see lendPaths).
 	for k, dev := range b.lent {
 		env[k] = dev
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +58,9 @@ func (b *build) prepare() error {
 	if err := b.lendDisks(); err != nil {
 		return err
 	}
+	if err := b.lendPaths(); err != nil {
+		return err
+	}
 	b.env = b.environment()
 	return nil
 }
@@ -93,6 +97,39 @@ func (b *build) lendDisks() error {
 			return fmt.Errorf("%s: %w", k, err)
 		}
 		b.lent[k] = dev
+	}
+	return nil
+}
+
+// lendPaths unpacks the host's files and directories lent to the build
+// into api.LentDir and mounts it read-only: hooks read the copies, as
+// DIB's read the host's files, and cannot change them. A resumed build's
+// scratch disk may hold the copies of the build it was kept from: they
+// make way for this build's own.
+func (b *build) lendPaths() error {
+	if err := os.RemoveAll(api.LentDir); err != nil {
+		return err
+	}
+	if len(b.spec.HostPaths) == 0 {
+		return nil
+	}
+	for _, name := range b.spec.HostPaths {
+		if name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+			return fmt.Errorf("the build spec lends %q, which is not a file of the input disk", name)
+		}
+		dir := filepath.Join(api.LentDir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := toolrun.Run(b.run, "tar", "-C", dir, "-xf", filepath.Join(b.input, name)); err != nil {
+			return fmt.Errorf("unpack the host's files lent to the build: %w", err)
+		}
+	}
+	if err := unix.Mount(api.LentDir, api.LentDir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the host's lent files: %w", err)
+	}
+	if err := unix.Mount("", api.LentDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("make the host's lent files read-only: %w", err)
 	}
 	return nil
 }

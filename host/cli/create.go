@@ -50,6 +50,7 @@ type createFlags struct {
 	scratch     diskSize
 	checkpoints checkpointFlags
 	progress    string
+	hostPaths   []string // nil unless given: then DIBVM_HOST_PATH counts
 	// summary is where the build's summary goes: where its lines go,
 	// beside the terminal's status block or the JSON events.
 	summary io.Writer
@@ -155,6 +156,7 @@ func (c *createFlags) register(cmd *cobra.Command) flagGroups {
 	f.DurationVar(&c.timeout, "timeout", 4*time.Hour, "stop the build after this long; 0 for no limit")
 	f.Var(&c.scratch, "scratch-size", "size of the build's scratch disk and of its output disk, e.g. 40G (default 20G, or twice --image-size plus 4G if that is more); the files are sparse, so this is the most each can take of the host's disk")
 	f.StringArrayVar(&o.ExplicitEnv, "env", nil, "pass NAME=VALUE, or NAME with its value here, to the hooks whatever its name (repeatable)")
+	f.StringArrayVar(&c.hostPaths, "host-path", nil, "lend the build, read-only, the host file or directory the variable `VAR` names, and point VAR at the copy, for elements that read a path of the host outside the chroot; repeatable, comma-separated (env DIBVM_HOST_PATH)")
 	f.BoolVar(&o.NoHostEnv, "no-host-env", false, "pass the hooks only the caller's DIB_* and break variables, and those of --env")
 	c.checkpoints.register(f)
 	c.vf.register(g.vm)
@@ -203,7 +205,7 @@ func (c *createFlags) options(f *pflag.FlagSet, elements []string) (plan.Options
 	}
 	c.settings(&o, env)
 	o.Environ = exportInto(env, c.exported(&o))
-	resolveEnv(&o)
+	resolveEnv(&o, c.hostPathVars())
 	if o.Checkpoints, err = c.checkpoints.options(o.Environ); err != nil {
 		p.addErr(err)
 	}

@@ -89,17 +89,34 @@ func (c *createFlags) settings(o *plan.Options, env []string) {
 	o.ManifestSaveDir = envvar.Get(env, "DIB_MANIFEST_SAVE_DIR")
 }
 
-// resolveEnv gives each --env NAME its value, as NAME=VALUE: the build's
-// environment's, else that of the environment dibvm was started with
-// (with -c the build's is empty, and the user still named the
-// variable). A NAME set nowhere stays as it is, and the build refuses it.
-func resolveEnv(o *plan.Options) {
-	o.ExplicitEnv = hookenv.Resolve(o.ExplicitEnv, func(name string) (string, bool) {
+// resolveEnv gives each --env NAME, and each variable --host-path names,
+// its value, as NAME=VALUE: the build's environment's, else that of the
+// environment dibvm was started with (with -c the build's is empty, and
+// the user still named the variable). A NAME set nowhere stays as it
+// is, and the build refuses it.
+func resolveEnv(o *plan.Options, hostPaths []string) {
+	lookup := func(name string) (string, bool) {
 		if v, ok := envvar.Lookup(o.Environ, name); ok {
 			return v, true
 		}
 		return os.LookupEnv(name)
-	})
+	}
+	o.ExplicitEnv = hookenv.Resolve(o.ExplicitEnv, lookup)
+	o.HostPaths = hookenv.Resolve(hostPaths, lookup)
+}
+
+// hostPathVars are the variables --host-path names, or where it is not
+// given, DIBVM_HOST_PATH.
+func (c *createFlags) hostPathVars() []string {
+	lists := c.hostPaths
+	if lists == nil {
+		lists = []string{os.Getenv("DIBVM_HOST_PATH")}
+	}
+	var names []string
+	for _, l := range lists {
+		names = append(names, splitList(l)...)
+	}
+	return names
 }
 
 // exported are the variables disk-image-create exports for its flags,

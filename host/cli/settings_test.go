@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dibvm/dibvm/host/hookenv"
+	"github.com/dibvm/dibvm/host/plan"
 )
 
 // Each of DIB's settings is resolved once: the build's field and the
@@ -124,5 +125,26 @@ func TestCreateResolvesEnvNames(t *testing.T) {
 	_, _, err = hookenv.Filter(o.Environ, o.ExplicitEnv, o.NoHostEnv)
 	if want := "--env DIBVM_TEST_UNSET: DIBVM_TEST_UNSET is not set here; give its value as --env DIBVM_TEST_UNSET=VALUE"; err == nil || err.Error() != want {
 		t.Errorf("an unset --env NAME: %v, want %q", err, want)
+	}
+}
+
+// --host-path names variables, comma-separated and repeatable; where it
+// is not given, DIBVM_HOST_PATH does; each resolves as --env does, from
+// the build's environment, else dibvm's own.
+func TestHostPathVars(t *testing.T) {
+	t.Setenv("DIBVM_HOST_PATH", "FROM_ENV, ALSO")
+	c := &createFlags{}
+	if got := c.hostPathVars(); !slices.Equal(got, []string{"FROM_ENV", "ALSO"}) {
+		t.Errorf("from DIBVM_HOST_PATH: %q", got)
+	}
+	c.hostPaths = []string{"A,B", "C"}
+	if got := c.hostPathVars(); !slices.Equal(got, []string{"A", "B", "C"}) {
+		t.Errorf("from --host-path: %q", got)
+	}
+	t.Setenv("C", "/dibvm's/own")
+	o := &plan.Options{Environ: []string{"A=./a.conf"}}
+	resolveEnv(o, c.hostPathVars())
+	if !slices.Equal(o.HostPaths, []string{"A=./a.conf", "B", "C=/dibvm's/own"}) {
+		t.Errorf("resolved %q", o.HostPaths)
 	}
 }

@@ -1,8 +1,6 @@
 package plan
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/dibvm/dibvm/host/checkpoint"
@@ -37,13 +35,8 @@ func (p *Plan) planCheckpoints() error {
 // digests: what of the host shapes each checkpoint.
 func (p *Plan) hostInputs() ([]checkpoint.HostInput, error) {
 	var host []checkpoint.HostInput
-	for _, f := range p.Inputs {
-		for k, name := range p.Spec.HostFiles {
-			if name == f.Name {
-				sum := sha256.Sum256(f.Data)
-				host = append(host, checkpoint.HostInput{Name: "host file " + k, Digest: hex.EncodeToString(sum[:])})
-			}
-		}
+	for _, loan := range p.Lender.Loans() {
+		host = append(host, checkpoint.HostInput{Name: "host path " + loan.Var, Digest: loan.Digest})
 	}
 	for k, serial := range p.Spec.HostDisks {
 		for _, d := range p.HostDisks {

@@ -7,59 +7,121 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/hostpath"
 	"github.com/dibvm/dibvm/host/iso"
 )
 
-// Some of DIB's settings name a file on the machine disk-image-create
-// runs on: DIB reads them there, outside the chroot. dibvm's hooks run in
-// the VM, where the host's paths mean nothing, so the host reads each
-// such file and carries it on the input disk, and the guest sets the
-// variable to the copy. A named file that is not there is an error before
-// the VM boots: DIB would skip it or fail late.
-var hostFileVars = map[string]string{
-	"DIB_DEV_USER_AUTHORIZED_KEYS": "devuser's authorized_keys",
-	"DIB_APT_KEYRING":              "the keyring debootstrap and apt check the mirror with",
-	"DIB_DEBIAN_KEYRING":           "the keyring debootstrap and apt check the mirror with",
-	"DIB_UBUNTU_CLOUD_KEYRING":     "the keyring SHA256SUMS.gpg of the Ubuntu cloud images is checked with",
+// Some of DIB's settings name a file or directory on the machine
+// disk-image-create runs on: its hooks outside the chroot read them
+// there. dibvm's hooks run in the VM, where the host's paths mean
+// nothing, so the host lends each such path (see host/hostpath), and the
+// variable points at the read-only copy. A setting that names nothing is
+// an error before the VM boots: DIB would skip it or fail late.
+// docs/dib-differences.md lists these settings, with DIB's others that
+// name host paths and what dibvm does with each.
+var hostPathVars = []hostPathVar{
+	{"DIB_DEV_USER_AUTHORIZED_KEYS", hostpath.File, "devuser's authorized_keys"},
+	{"DIB_APT_KEYRING", hostpath.File, "the keyring debootstrap and apt check the mirror with"},
+	{"DIB_DEBIAN_KEYRING", hostpath.File, "the keyring debootstrap and apt check the mirror with"},
+	{"DIB_UBUNTU_CLOUD_KEYRING", hostpath.File, "the keyring SHA256SUMS.gpg of the Ubuntu cloud images is checked with"},
+	{"DIB_APT_CONF", hostpath.File, "the apt.conf apt-conf installs"},
+	{"DIB_APT_SOURCES", hostpath.File, "the sources.list apt-sources installs"},
+	{"DIB_DPKG_MANIFEST", hostpath.File, "the dpkg manifest apt-preferences pins packages to"},
+	{"DIB_FAIL2BAN_CONF", hostpath.File, "the fail2ban.conf fail2ban installs"},
+	{"DIB_DEB_UPDATES_CONF", hostpath.File, "the 50unattended-upgrades autoupdates installs"},
+	{"DIB_YUM_UPDATES_CONF", hostpath.File, "the automatic.conf autoupdates installs"},
+	{"DIB_ADD_APT_KEYS", hostpath.Dir, "the directory of keys dpkg adds to apt's trusted.gpg.d"},
+	{"DIB_DEBIAN_DEBOOTSTRAP_SCRIPT", hostpath.File, "the script debootstrap runs instead of the suite's"},
+	{"DIB_CONTAINERFILE_DOCKERFILE", hostpath.File, "the Containerfile containerfile builds"},
+	{"DIB_CONTAINER_FILE", hostpath.File, "the Containerfile containerfile builds (DIB 3.13)"},
+	{"DIB_CONTAINER_CONTEXT", hostpath.Dir, "the build context of containerfile"},
+	{"DIB_YUM_REPO_CONF", hostpath.File, "the repo files yum installs, space separated"},
+	{"DIB_YUM_MINIMAL_BOOTSTRAP_REPOS", hostpath.Dir, "the directory of repo files yum-minimal bootstraps from"},
+	{"DIB_YUM_MINIMAL_EXTRA_REPOS", hostpath.Dir, "the directory of repo files yum-minimal adds"},
+	{"DIB_OS_CI_YUM_REPOS", hostpath.Dir, "the directory of repo files openstack-ci-mirrors uses"},
+	{"DIB_ILO_FIRMWARE_PATH", hostpath.Dir, "the directory of firmware ilo unpacks"},
 }
 
-// maxHostFile bounds each carried file: keys and keyrings are small, and
-// the input disk is made in memory.
+type hostPathVar struct {
+	name string
+	kind hostpath.Kind
+	why  string
+}
+
+// paths are the host paths the setting's value names: a list for
+// DIB_YUM_REPO_CONF, which yum reads as one; none for a debootstrap
+// script given by name (no slash), which is debootstrap's own.
+func (v hostPathVar) paths(value string) []string {
+	switch {
+	case v.name == "DIB_YUM_REPO_CONF":
+		return strings.Fields(value)
+	case v.name == "DIB_DEBIAN_DEBOOTSTRAP_SCRIPT" && !strings.Contains(value, "/"):
+		return nil
+	}
+	return []string{value}
+}
+
+// maxHostFile bounds a keyring the host reads for itself.
 const maxHostFile = 16 << 20
 
-// hostFiles reads the files env's host-file variables name and returns
-// them as input-disk files, with spec.HostFiles saying which variable
-// each is for.
-func hostFiles(env map[string]string, spec *api.Spec) ([]iso.File, error) {
-	var files []iso.File
-	for i, k := range setVars(env, hostFileVars) {
-		data, err := readHostFile(env[k])
-		if err != nil {
-			return nil, fmt.Errorf("%s=%s (%s): %w", k, env[k], hostFileVars[k], err)
+// lendHostPaths lends the build the paths the settings in the build's
+// environment name, and those of the variables --host-path names.
+// Nothing reaches the build before packLoans.
+func (p *Plan) lendHostPaths() error {
+	env := p.Spec.Env
+	for _, v := range hostPathVars {
+		if env[v.name] == "" {
+			continue
 		}
-		name := fmt.Sprintf("hostf%d", i)
-		files = append(files, iso.File{Name: name, Data: data})
-		if spec.HostFiles == nil {
-			spec.HostFiles = map[string]string{}
+		if paths := v.paths(env[v.name]); len(paths) > 0 {
+			if _, err := p.Lender.Lend(v.name, paths, v.kind, v.why); err != nil {
+				return err
+			}
 		}
-		spec.HostFiles[k] = name
 	}
-	return files, nil
+	return p.lendNamed()
 }
 
-// setVars are the names of vars that env sets, sorted.
-func setVars(env map[string]string, vars map[string]string) []string {
-	var names []string
-	for k := range vars {
-		if env[k] != "" {
-			names = append(names, k)
+// packLoans points each variable that lends a host path at its copy:
+// spec.Env holds the copy's path in the guest from then on, spec.HostPaths
+// the tars, which it returns as input-disk files.
+func (p *Plan) packLoans() []iso.File {
+	var files []iso.File
+	for _, loan := range p.Lender.Loans() {
+		p.Spec.Env[loan.Var] = loan.Value
+		p.Spec.HostPaths = append(p.Spec.HostPaths, loan.Input)
+		files = append(files, iso.File{Name: loan.Input, Data: loan.Tar})
+	}
+	return files
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// lendNamed lends what each variable --host-path names holds: one path,
+// a file or a directory, for the user's own elements.
+func (p *Plan) lendNamed() error {
+	for _, kv := range p.Options.HostPaths {
+		name, value, set := strings.Cut(kv, "=")
+		if !envName.MatchString(name) {
+			return fmt.Errorf("--host-path %q (or DIBVM_HOST_PATH): give the name of a variable, such as MY_CONFIG_FILE", name)
+		}
+		if slices.ContainsFunc(p.Lender.Loans(), func(l *hostpath.Loan) bool { return l.Var == name }) {
+			continue // a DIB setting, lent already
+		}
+		if !set || value == "" {
+			return fmt.Errorf("--host-path %s (or DIBVM_HOST_PATH): %s is not set: set it to the file or directory on this machine to lend the build", name, name)
+		}
+		if _, err := p.Lender.Lend(name, []string{value}, hostpath.FileOrDir, "lent by --host-path"); err != nil {
+			return err
 		}
 	}
-	sort.Strings(names)
-	return names
+	return nil
 }
 
 // openRegular opens the host's file at path, which must be a regular
@@ -84,6 +146,7 @@ func openRegular(path, lends string) (*os.File, error) {
 	return f, nil
 }
 
+// readHostFile reads a file of the host that the host itself uses.
 func readHostFile(path string) ([]byte, error) {
 	f, err := openRegular(path, "carries into the build")
 	if err != nil {
@@ -139,4 +202,16 @@ func hostDisks(env map[string]string, spec *api.Spec) ([]HostDisk, error) {
 		spec.HostDisks[k] = serial
 	}
 	return disks, nil
+}
+
+// setVars are the names of vars that env sets, sorted.
+func setVars(env map[string]string, vars map[string]string) []string {
+	var names []string
+	for k := range vars {
+		if env[k] != "" {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	return names
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/dibvm/dibvm/host/diskformat"
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/hookenv"
+	"github.com/dibvm/dibvm/host/hostpath"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/termsafe"
@@ -83,6 +84,11 @@ type Options struct {
 	// DIB_* and break of the caller's own (see hookenv.Filter).
 	ExplicitEnv []string
 	NoHostEnv   bool
+	// HostPaths are the variables --host-path (or DIBVM_HOST_PATH)
+	// names, as NAME=VALUE, or NAME where the variable is set nowhere
+	// (the caller resolves them as --env's): each value is a host path,
+	// which the build borrows, whatever hookenv would withhold.
+	HostPaths []string
 	// ImageCache is --image-cache: the host directory that keeps the
 	// build's downloads that never change (see host/egress.Cache).
 	ImageCache string
@@ -123,7 +129,11 @@ type Plan struct {
 	Inputs []iso.File
 	// HostDisks are the host's files lent to the build read-only.
 	HostDisks []HostDisk
-	Hooks     *elements.Hooks
+	// Lender holds the host's files and directories the build borrows
+	// (see lendHostPaths): what it holds when pack calls packLoans goes
+	// on the input disk.
+	Lender *hostpath.Lender
+	Hooks  *elements.Hooks
 	// Order is the hooks of each phase, in the order they run.
 	Order map[string][]elements.MergedHook
 	// Steps are what shapes each checkpoint; nil without checkpoints.
@@ -150,7 +160,7 @@ func Prepare(o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Options: o, Stdout: out, Spec: spec, Hooks: hooks}
+	p := &Plan{Options: o, Stdout: out, Spec: spec, Hooks: hooks, Lender: hostpath.NewLender()}
 	if err := p.pack(els); err != nil {
 		return nil, err
 	}
@@ -167,6 +177,9 @@ func newSpec(o Options, els []*elements.Element) (*api.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	withheld = slices.DeleteFunc(withheld, func(k string) bool {
+		return slices.ContainsFunc(o.HostPaths, func(kv string) bool { return strings.Split(kv, "=")[0] == k })
+	})
 	if len(withheld) > 0 {
 		fmt.Fprintf(o.Stdout, "dibvm: not passed to the hooks (host-specific or secret-shaped; pass one with --env NAME): %s\n", strings.Join(withheld, " "))
 	}
@@ -237,21 +250,24 @@ func diskSettings(spec *api.Spec, o Options, els []*elements.Element) error {
 // hooks run in.
 func (p *Plan) pack(els []*elements.Element) error {
 	env := p.Spec.Env
-	carried, err := hostFiles(env, p.Spec)
-	if err != nil {
-		return err
-	}
+	var err error
 	if p.HostDisks, err = hostDisks(env, p.Spec); err != nil {
 		return err
 	}
 	if p.clouds, err = prepareCloudImages(p.Spec.Elements, env); err != nil {
 		return err
 	}
+	if err := p.lendHostPaths(); err != nil {
+		return err
+	}
+	// Last of what reads the host's paths in env: from here on, a lending
+	// variable holds the guest's copy.
+	lent := p.packLoans()
 	inputs, err := inputFiles(p.Spec, els, p.Hooks)
 	if err != nil {
 		return err
 	}
-	p.Inputs = append(inputs, carried...)
+	p.Inputs = append(inputs, lent...)
 	p.Order, err = elements.ReadMergedHooks(bytes.NewReader(p.elementsTar()))
 	return err
 }
