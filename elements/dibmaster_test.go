@@ -298,7 +298,6 @@ var dibFileExceptions = map[string]string{
 	"dpkg/cleanup.d/50-remove-img-build-proxy": "equivalent: apt in the chroot reaches the network through http_proxy in its environment, so no apt.conf.d proxy file is written to remove",
 	"dpkg/root.d/50-build-with-http-cache":     "equivalent: apt in the chroot uses http_proxy from its environment (dibvm's egress proxy, which caches)",
 	"dpkg/root.d/50-shared-apt-cache":          "equivalent: dibvm's egress proxy keeps downloaded packages in the image cache on the host; DIB_APT_LOCAL_CACHE has no effect",
-	"dpkg/root.d/09-apt-keyring":               "differs: DIB_ADD_APT_KEYS names a directory on the host, which is not carried into the build yet",
 
 	"growroot/init-scripts/openrc/growroot":       "not supported: the built-in growroot refuses any init system but systemd (dibvm's systems boot systemd)",
 	"growroot/init-scripts/upstart/growroot.conf": "not supported: the built-in growroot refuses any init system but systemd (dibvm's systems boot systemd)",

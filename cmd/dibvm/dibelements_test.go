@@ -79,15 +79,24 @@ func wantInTar(t *testing.T, files map[string]string, want map[string][]string) 
 func TestDIBUpstreamElementsTinyOS(t *testing.T) {
 	needVM(t)
 	upstream := upstreamElements(t, "disable-nouveau", "journal-to-console", "element-manifest",
-		"cloud-init-nocloud", "enable-serial-console")
+		"cloud-init-nocloud", "enable-serial-console", "apt-conf", "apt-sources")
+	// apt-conf and apt-sources copy the host files their settings name,
+	// which dibvm lends the build.
+	host := t.TempDir()
+	aptConf := filepath.Join(host, "my-apt.conf")
+	sources := filepath.Join(host, "my-sources.list")
+	writeFile(t, aptConf, "Acquire::Retries \"7\";\n")
+	writeFile(t, sources, "deb http://deb.debian.org/debian stable main\n")
 	out := filepath.Join(t.TempDir(), "img")
 	env := []string{
 		"ELEMENTS_PATH=" + testElements(t) + ":" + upstream,
 		"DIB_MODPROBE_BLACKLIST=pcspkr floppy",
+		"DIB_APT_CONF=" + aptConf,
+		"DIB_APT_SOURCES=" + sources,
 	}
 	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out,
 		"tiny-tools", "dib-init-system", "disable-nouveau", "journal-to-console",
-		"element-manifest", "cloud-init-nocloud", "enable-serial-console")
+		"element-manifest", "cloud-init-nocloud", "enable-serial-console", "apt-conf", "apt-sources")
 	t.Logf("the build took %s", r.took.Round(time.Second))
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, tail(r.stdout, 60), r.stderr)
@@ -106,7 +115,16 @@ func TestDIBUpstreamElementsTinyOS(t *testing.T) {
 		"var/lib/cloud/seed/nocloud/meta-data":                    nil,
 		"etc/cloud/cloud.cfg.d/91-dib-cloud-init-datasources.cfg": {"datasource_list: [ NoCloud, None ]"},
 		"etc/udev/rules.d/99-serial-console.rules":                {"getty@$name.service"},
+		"etc/apt/apt.conf":                                        {"Acquire::Retries \"7\";"},
+		"etc/apt/sources.list":                                    {"deb http://deb.debian.org/debian stable main"},
 	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestDIBFunctestsHarness runs scripts/dib-functests.sh, the harness of

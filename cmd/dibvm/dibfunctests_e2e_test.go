@@ -48,14 +48,19 @@ func tableOf(out string) string {
 //
 // Not here, each for a reason docs/dib-differences.md gives:
 // stable-interface-names (biosdevname is no longer in Debian's archive),
-// hwburnin (a ramdisk element), apt-conf, apt-preferences and apt-sources
-// (they read a host file a setting names, which dibvm does not yet carry
-// into the build), and fail2ban (not in DIB 3.13).
+// hwburnin (a ramdisk element), apt-preferences (it runs jq, which the
+// helper lacks), and fail2ban (not in DIB 3.13). apt-conf and apt-sources
+// place files only: TestDIBUpstreamElementsTinyOS builds them.
 func TestE2EDIBUpstreamElementsDebian(t *testing.T) {
 	upstream := upstreamElements(t, "modprobe-blacklist", "dhcp-all-interfaces", "growvols")
+	// The built-in dpkg trusts the keys in DIB_ADD_APT_KEYS's directory,
+	// which dibvm lends the build: here a copy of Debian's archive keys.
+	keys := t.TempDir()
+	copyFile(t, "/usr/share/keyrings/debian-archive-keyring.gpg", filepath.Join(keys, "dibvm-test-keys.gpg"))
 	out := filepath.Join(t.TempDir(), "deb")
 	env := []string{
 		"ELEMENTS_PATH=" + upstream,
+		"DIB_ADD_APT_KEYS=" + keys,
 		"DIB_MODPROBE_BLACKLIST=pcspkr",
 		"DIB_DHCP_TIMEOUT=17",
 	}
@@ -67,7 +72,8 @@ func TestE2EDIBUpstreamElementsDebian(t *testing.T) {
 	}
 	files := readTar(t, out+".tar")
 	wantInTar(t, files, map[string][]string{
-		"etc/modprobe.d/blacklist.conf": {"blacklist pcspkr\n"},
+		"etc/modprobe.d/blacklist.conf":             {"blacklist pcspkr\n"},
+		"etc/apt/trusted.gpg.d/dibvm-test-keys.gpg": nil,
 		// dhcp-all-interfaces: its script, with the timeout put in, and
 		// the systemd unit and udev rule that start it per interface.
 		"usr/local/sbin/dhcp-all-interfaces.sh":          {"tries=17\n"},
