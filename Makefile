@@ -17,7 +17,7 @@ else
 TEST_PKGS := $(HOST_PKGS)
 endif
 
-.PHONY: all agent dibvm check test unit fuzz e2e e2e-full bench clean FORCE
+.PHONY: all agent dibvm check test unit fuzz e2e e2e-full dib-functests bench clean FORCE
 
 all: dibvm
 
@@ -85,11 +85,20 @@ e2e: dibvm
 # Every e2e build: also a debian-minimal image with block-device-efi
 # booted under OVMF, ubuntu-minimal and ubuntu (from a cloud image) from
 # stand-ins for Ubuntu's servers, an arm64 image built in an arm64 helper
-# and booted under AAVMF (35 minutes under TCG on an x86 host), and a bare
-# debian-minimal tree. Kept out of `make test` so that
+# and booted under AAVMF (35 minutes under TCG on an x86 host), a bare
+# debian-minimal tree, and DIB's Debian functional tests and upstream
+# elements (five Debian builds, about 50 minutes). Kept out of `make test` so that
 # the test suite stays within an hour on a slow host.
 e2e-full: dibvm
-	$(GO) test -count=1 -timeout 480m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
+	$(GO) test -count=1 -timeout 540m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
+
+# DIB's own functional tests (its elements' test-elements, from Debian's
+# python3-diskimage-builder) through dibvm, with a table of results: the
+# Debian ones, each a real Debian build (6 to 10 minutes under TCG).
+# DIB_FUNCTESTS picks tests (ELEMENT/TEST ...); e2e-full runs them all.
+DIB_FUNCTESTS ?=
+dib-functests: dibvm
+	scripts/dib-functests.sh $(DIB_FUNCTESTS)
 
 bench: dibvm
 	./scripts/bench.sh

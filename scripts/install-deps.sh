@@ -6,7 +6,9 @@
 # inspect images without mounting them, and libvirt's daemon with its QEMU
 # driver for the libvirt backend's tests (they start a session daemon for
 # a test user themselves; nothing here starts a system daemon), and
-# OpenSSH's server for the remote libvirt test.
+# OpenSSH's server for the remote libvirt test, and DIB itself (Debian's
+# python3-diskimage-builder), whose elements and test elements the tests
+# build with dibvm.
 #
 # As root on Debian or Ubuntu it installs them with apt; on macOS with
 # Homebrew. Anywhere else it prints what to install and exits non-zero if
@@ -18,7 +20,8 @@ set -euo pipefail
 
 debian_pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64
   fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client shellcheck
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients openssh-server)
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients openssh-server
+  python3-diskimage-builder)
 mac_pkgs=(qemu shellcheck)
 
 # missing prints, one a line, what is still missing.
