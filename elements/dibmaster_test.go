@@ -35,6 +35,12 @@ var dibMasterFiles = map[string][]string{
 		"element-provides",
 		"environment.d/15-block-device.bash",
 	},
+	"block-device-efi-lvm": {
+		"README.rst",
+		"block-device-default.yaml",
+		"element-provides",
+		"environment.d/15-block-device.bash",
+	},
 	"block-device-gpt": {
 		"README.rst",
 		"block-device-default.yaml",
@@ -218,6 +224,13 @@ var dibMasterFiles = map[string][]string{
 		"pkg-map",
 		"post-install.d/80-ssh-keygen",
 		"static/usr/local/sbin/runtime-ssh-host-keys.sh",
+	},
+	"source-repositories": {
+		"README.rst",
+		"element-deps",
+		"extra-data.d/98-source-repositories",
+		"package-installs.yaml",
+		"pkg-map",
 	},
 	"sysprep": {
 		"README.rst",
