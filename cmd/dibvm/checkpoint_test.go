@@ -181,7 +181,7 @@ func TestCreateResumesFromCheckpoints(t *testing.T) {
 		{name: "environment.d", file: "environment.d/10-steps", why: "hooks/environment.d/10-steps (changed)"},
 		{name: "root.d hook", file: "root.d/50-steps", why: "hooks/root.d/50-steps (changed)"},
 		{name: "DIB_RELEASE", env: []string{"DIB_RELEASE=trixie"}, why: "variable DIB_RELEASE (new)"},
-		{name: "mirror", env: []string{"DIB_DISTRIBUTION_MIRROR=http://[::1]:9/debian"}, why: "variable DIB_DISTRIBUTION_MIRROR (new)"},
+		{name: "mirror", env: []string{"DIB_DISTRIBUTION_MIRROR=http://[::1]:9/debian", "DIBVM_ALLOW_NET=[::1]:9"}, why: "variable DIB_DISTRIBUTION_MIRROR (new)"},
 	} {
 		if tc.file != "" {
 			c.edit(tc.file)

@@ -195,11 +195,18 @@ func (d *doctor) accelerators(ctx context.Context, vf *vmFlags) {
 		}
 		return
 	}
+	// The least memory the appliance boots in: what boots there boots in
+	// a build's larger default.
+	mem, err := machine.MinMemoryMiB(app)
+	if err != nil {
+		d.need("the helper appliance: %v", err)
+		return
+	}
 	for _, a := range accels {
 		start := time.Now()
 		m, err := machine.Start(ctx, machine.Options{
 			QEMU: qemuHost(), RunDir: runtimeDir(),
-			Accel: a, Memory: 512, CPUs: 1, Appliance: app,
+			Accel: a, Memory: max(512, mem), CPUs: 1, Appliance: app,
 			BootTimeout: 3 * time.Minute, HypervisorTimeout: 15 * time.Second,
 		})
 		switch {

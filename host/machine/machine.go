@@ -118,6 +118,9 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 	if opts.Network && opts.Service == nil {
 		return nil, errors.New("the helper VM's network needs a host service to lead it to")
 	}
+	if err := checkMemory(opts); err != nil {
+		return nil, err
+	}
 	b, err := newBackend(opts)
 	if err != nil {
 		return nil, err
