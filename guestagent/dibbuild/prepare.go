@@ -31,7 +31,8 @@ func (b *build) prepare() error {
 	b.points = &checkpoint.Points{Phases: b.spec.Checkpoints, Host: b.host, Disk: root, Tree: b.built}
 	// The manifests element names IMAGE_NAME.d as DIB_MANIFEST_SAVE_DIR;
 	// the manifests come back by their own way (api.ManifestsEnv).
-	b.emitted = &emitted.Dir{Path: emittedDir, Image: b.spec.ImageName, Skip: b.spec.ImageName + ".d"}
+	b.emitted = &emitted.Dir{Path: emittedDir, Image: b.spec.ImageName, Skip: b.spec.ImageName + ".d",
+		Record: filepath.Join(root, "emitted-by.json")}
 	if b.spec.Resume != "" {
 		fmt.Fprintf(b.out, "Resuming after %s from the kept tree\n", b.spec.Resume)
 		for _, d := range []string{b.hooks, b.elements} {

@@ -6,6 +6,7 @@
 package emitted
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,6 +26,11 @@ type Dir struct {
 	// (IMAGE_NAME.d, DIB's DIB_MANIFEST_SAVE_DIR), which comes back with
 	// the manifests.
 	Skip string
+	// Record is where the phase that wrote each file is kept, beside the
+	// directory on the scratch disk: a build resumed from a checkpoint
+	// finds its files there and must still say which phase wrote them.
+	// Empty: kept in memory only.
+	Record string
 
 	phase map[string]string // file name → the phase after which it was first seen
 }
@@ -45,8 +51,8 @@ func (d *Dir) Check(phase string) ([]api.EmittedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.phase == nil {
-		d.phase = map[string]string{}
+	if err := d.load(); err != nil {
+		return nil, err
 	}
 	var files []api.EmittedFile
 	var total int64
@@ -67,7 +73,41 @@ func (d *Dir) Check(phase string) ([]api.EmittedFile, error) {
 		files = append(files, f)
 	}
 	slices.SortFunc(files, func(a, b api.EmittedFile) int { return strings.Compare(a.Name, b.Name) })
-	return files, nil
+	return files, d.save()
+}
+
+// load reads the record of earlier phases, once.
+func (d *Dir) load() error {
+	if d.phase != nil {
+		return nil
+	}
+	d.phase = map[string]string{}
+	if d.Record == "" {
+		return nil
+	}
+	data, err := os.ReadFile(d.Record)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, &d.phase); err != nil {
+		return fmt.Errorf("%s, the record of which phase wrote the files beside the image: %w", d.Record, err)
+	}
+	return nil
+}
+
+// save writes the record, so that it is in the tree a checkpoint keeps.
+func (d *Dir) save() error {
+	if d.Record == "" {
+		return nil
+	}
+	data, err := json.Marshal(d.phase)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(d.Record, data, 0o644)
 }
 
 // check is one entry of the directory, as the host would take it.

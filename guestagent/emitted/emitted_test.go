@@ -37,6 +37,29 @@ func TestCheckKeepsFirstPhase(t *testing.T) {
 	}
 }
 
+// A build resumed from a checkpoint finds the files of the phases before
+// it on the kept disk, with the record of which phase wrote them.
+func TestCheckRecordSurvivesResume(t *testing.T) {
+	d := testDir(t)
+	d.Record = filepath.Join(t.TempDir(), "emitted-by.json")
+	os.WriteFile(d.ImageName()+"-early.txt", []byte("early"), 0o644)
+	if _, err := d.Check("root.d"); err != nil {
+		t.Fatal(err)
+	}
+	resumed := &Dir{Path: d.Path, Image: d.Image, Skip: d.Skip, Record: d.Record}
+	files, err := resumed.Check("extra-data.d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Phase != "root.d" {
+		t.Errorf("after resuming: %+v, want img-early.txt from root.d", files)
+	}
+	os.WriteFile(d.Record, []byte("{"), 0o644)
+	if _, err := (&Dir{Path: d.Path, Image: d.Image, Record: d.Record}).Check("x.d"); err == nil || !strings.Contains(err.Error(), d.Record) {
+		t.Errorf("a broken record: %v", err)
+	}
+}
+
 // What cannot go back is an error naming the file and the phase.
 func TestCheckRefuses(t *testing.T) {
 	for _, tc := range []struct {
