@@ -45,12 +45,13 @@ if [ ! -d "$dib_elements" ]; then
 fi
 
 # The tests that apply: Debian's, which reach nothing but Debian's archive.
-applicable=(debian-minimal/stable-build-succeeds debian-minimal/stable-vm
-  debian-minimal/testing-build-succeeds debian/build-succeeds)
+applicable=(debian-minimal/stable-build-succeeds debian/build-succeeds)
 
 # why_not says why a test of DIB's is not run here.
 why_not() {
   case $1 in
+    debian-minimal/stable-vm) echo "fails in DIB as in dibvm: it pulls in vm without naming it, and DIB adds block-device-mbr (which vm's block-device dependency needs) only for a vm named on the command line; DIB master removed the test (27feef8a)" ;;
+    debian-minimal/testing-build-succeeds) echo "fails in DIB as in dibvm: debian-minimal's environment.d/10-debian-minimal.bash sets the apt sources from DIB_RELEASE before the test's 10-set-distro.bash makes it testing, so debootstrap lays down testing and apt then resolves against stable; DIB master removed the test (27feef8a)" ;;
     ubuntu*/*) echo "needs Ubuntu's servers, which builds here do not reach" ;;
     apt-sources/test-sources) echo "builds on ubuntu-minimal and openstack-ci-mirrors: Ubuntu's and OpenStack's servers" ;;
     containerfile/* | pip-and-virtualenv/*-ubuntu | python-stow-versions/*) echo "builds on Ubuntu" ;;

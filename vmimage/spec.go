@@ -49,6 +49,9 @@ var userland = []string{
 	"lvm2",
 	// source-repositories clones outside the chroot.
 	"git",
+	// apt-preferences reads its package manifest with jq outside the
+	// chroot (1 MiB with its two libraries).
+	"jq",
 	// kpartx needs udev, which needs "systemd | systemd-standalone-sysusers":
 	// naming the small alternative keeps all of systemd out.
 	"systemd-standalone-sysusers",

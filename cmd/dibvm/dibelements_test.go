@@ -79,24 +79,28 @@ func wantInTar(t *testing.T, files map[string]string, want map[string][]string) 
 func TestDIBUpstreamElementsTinyOS(t *testing.T) {
 	needVM(t)
 	upstream := upstreamElements(t, "disable-nouveau", "journal-to-console", "element-manifest",
-		"cloud-init-nocloud", "enable-serial-console", "apt-conf", "apt-sources")
-	// apt-conf and apt-sources copy the host files their settings name,
-	// which dibvm lends the build.
+		"cloud-init-nocloud", "enable-serial-console", "apt-conf", "apt-sources", "apt-preferences")
+	// apt-conf, apt-sources and apt-preferences read the host files their
+	// settings name, which dibvm lends the build; apt-preferences reads
+	// its package manifest with the helper's jq.
 	host := t.TempDir()
 	aptConf := filepath.Join(host, "my-apt.conf")
 	sources := filepath.Join(host, "my-sources.list")
 	writeFile(t, aptConf, "Acquire::Retries \"7\";\n")
 	writeFile(t, sources, "deb http://deb.debian.org/debian stable main\n")
+	manifest := filepath.Join(host, "dpkg-manifest.json")
+	writeFile(t, manifest, `{"packages": [{"package": "openssl", "version": "3.0.15-1~deb12u1"}, {"package": "curl", "version": "7.88.1-10+deb12u8"}]}`)
 	out := filepath.Join(t.TempDir(), "img")
 	env := []string{
 		"ELEMENTS_PATH=" + testElements(t) + ":" + upstream,
 		"DIB_MODPROBE_BLACKLIST=pcspkr floppy",
 		"DIB_APT_CONF=" + aptConf,
 		"DIB_APT_SOURCES=" + sources,
+		"DIB_DPKG_MANIFEST=" + manifest,
 	}
 	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "tar", "-o", out,
 		"tiny-tools", "dib-init-system", "disable-nouveau", "journal-to-console",
-		"element-manifest", "cloud-init-nocloud", "enable-serial-console", "apt-conf", "apt-sources")
+		"element-manifest", "cloud-init-nocloud", "enable-serial-console", "apt-conf", "apt-sources", "apt-preferences")
 	t.Logf("the build took %s", r.took.Round(time.Second))
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, tail(r.stdout, 60), r.stderr)
@@ -117,6 +121,8 @@ func TestDIBUpstreamElementsTinyOS(t *testing.T) {
 		"etc/udev/rules.d/99-serial-console.rules":                {"getty@$name.service"},
 		"etc/apt/apt.conf":                                        {"Acquire::Retries \"7\";"},
 		"etc/apt/sources.list":                                    {"deb http://deb.debian.org/debian stable main"},
+		"etc/apt/preferences": {"Package: openssl\nPin: version 3.0.15-1~deb12u1\nPin-Priority: 1001\n",
+			"Package: curl\nPin: version 7.88.1-10+deb12u8\nPin-Priority: 1001\n"},
 	})
 }
 

@@ -13,8 +13,11 @@ import (
 
 // TestE2EDIBFunctests runs DIB's own functional tests that apply to what
 // dibvm builds, the Debian ones, from Debian's python3-diskimage-builder
-// through scripts/dib-functests.sh (`make dib-functests`): four real
+// through scripts/dib-functests.sh (`make dib-functests`): two real
 // Debian builds, each tar output checked as DIB's harness checks it.
+// (DIB 3.13's other two Debian tests, debian-minimal/stable-vm and
+// testing-build-succeeds, fail in DIB too and are gone from DIB master;
+// the harness says why and does not run them.)
 func TestE2EDIBFunctests(t *testing.T) {
 	cmd := exec.Command("../../scripts/dib-functests.sh", "-b", dibvmBin, "-d", dibElementsDir(t))
 	cmd.Env = append(os.Environ(), "DIB_NO_CHECKPOINTS=1")
@@ -25,8 +28,7 @@ func TestE2EDIBFunctests(t *testing.T) {
 		t.Errorf("dib-functests: %v\n%s", err, tail(string(out), 120))
 	}
 	got := functestResults(string(out))
-	for _, name := range []string{"debian-minimal/stable-build-succeeds", "debian-minimal/stable-vm",
-		"debian-minimal/testing-build-succeeds", "debian/build-succeeds"} {
+	for _, name := range []string{"debian-minimal/stable-build-succeeds", "debian/build-succeeds"} {
 		if got[name] != "PASS" {
 			t.Errorf("%s: %q, want PASS", name, got[name])
 		}
@@ -49,9 +51,9 @@ func tableOf(out string) string {
 // Not here, each for a reason docs/dib-differences.md gives:
 // modprobe-blacklist (its hook has the name of modprobe's, which
 // debootstrap depends on), stable-interface-names (biosdevname is no longer in Debian's archive),
-// hwburnin (a ramdisk element), apt-preferences (it runs jq, which the
-// helper lacks), and fail2ban (not in DIB 3.13). apt-conf and apt-sources
-// place files only: TestDIBUpstreamElementsTinyOS builds them.
+// hwburnin (a ramdisk element), and fail2ban (not in DIB 3.13).
+// apt-conf, apt-sources and apt-preferences place files only:
+// TestDIBUpstreamElementsTinyOS builds them.
 func TestE2EDIBUpstreamElementsDebian(t *testing.T) {
 	upstream := upstreamElements(t, "dhcp-all-interfaces", "growvols")
 	// The built-in dpkg trusts the keys in DIB_ADD_APT_KEYS's directory,

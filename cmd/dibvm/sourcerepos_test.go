@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +72,28 @@ func sourceServer(t *testing.T, root, files string) (string, *atomic.Int32, func
 	return "http://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), hits, stop
 }
 
+// gitHTTPSServer serves the bare repositories in root over git's smart
+// HTTP on TLS, on the host's loopback, with a certificate of its own
+// (for 127.0.0.1) that no system trusts: a stand-in for a private git
+// forge. It returns the base URL and a file holding the certificate in
+// PEM, for GIT_SSL_CAINFO.
+func gitHTTPSServer(t *testing.T, root string) (string, string) {
+	t.Helper()
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(&cgi.Handler{Path: gitPath, Args: []string{"http-backend"}, Root: "/git",
+		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}})
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "forge-ca.pem")
+	block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, block, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL, ca
+}
+
 // tarball is a .tar.gz of files, each under top/.
 func tarball(t *testing.T, top string, files map[string]string) []byte {
 	var buf bytes.Buffer
@@ -87,16 +111,10 @@ func tarball(t *testing.T, top string, files map[string]string) []byte {
 	return buf.Bytes()
 }
 
-// sourceElement is an element that registers a source of every type, on
-// tiny-os with a stub install-packages (for package-installs' git and
-// curl).
-func sourceElement(t *testing.T, base string) string {
-	return elementtest.WriteTree(t, map[string]string{
-		"app/element-deps": "source-repositories\n",
-		// The guest's no_proxy names 127.0.0.1 for its own loopback; the
-		// stand-in server is on the host's, reached through the proxy.
-		"app/environment.d/10-test": "export DISTRO_NAME=debian\nunset no_proxy NO_PROXY\n",
-		"app/root.d/50-stub*": `#!/bin/bash
+// stubInstallPackages is a root.d hook that gives tiny-os what
+// source-repositories' package-installs and install need: a stub
+// install-packages, install itself, and root in passwd and group.
+const stubInstallPackages = `#!/bin/bash
 set -eu
 echo 'root:x:0:0:root:/root:/bin/sh' > "$TARGET_ROOT/etc/passwd"
 echo 'root:x:0:' > "$TARGET_ROOT/etc/group"
@@ -109,7 +127,18 @@ for lib in $(ldd "$p" | grep -o '/[^ ]*'); do
     mkdir -p "$TARGET_ROOT$(dirname "$lib")"
     [ -e "$TARGET_ROOT$lib" ] || cp "$lib" "$TARGET_ROOT$lib"
 done
-`,
+`
+
+// sourceElement is an element that registers a source of every type, on
+// tiny-os with a stub install-packages (for package-installs' git and
+// curl).
+func sourceElement(t *testing.T, base string) string {
+	return elementtest.WriteTree(t, map[string]string{
+		"app/element-deps": "source-repositories\n",
+		// The guest's no_proxy names 127.0.0.1 for its own loopback; the
+		// stand-in server is on the host's, reached through the proxy.
+		"app/environment.d/10-test":  "export DISTRO_NAME=debian\nunset no_proxy NO_PROXY\n",
+		"app/root.d/50-stub*":        stubInstallPackages,
 		"app/source-repository-app":  "app git /opt/app " + base + "/git/app.git main\n",
 		"app/source-repository-data": "# a tarball, its top directory's contents\ndata tar /opt/data " + base + "/files/data.tar.gz *\n",
 		"app/source-repository-conf": "conf file /etc/conf.txt ${CONF_URL}\n",
@@ -187,6 +216,46 @@ func TestCreateSourceRepositories(t *testing.T) {
 	t.Logf("offline build: %s", r.took.Round(time.Second))
 	if hits.Load() != before {
 		t.Errorf("the offline build asked the server")
+	}
+}
+
+// A git source over HTTPS is cloned through the egress proxy (CONNECT,
+// so the TLS is git's own, end to end), trusting the certificate
+// authority the user lends with --host-path GIT_SSL_CAINFO, as a private
+// forge's users configure git; without it, git refuses the certificate
+// and the build fails naming the repository.
+func TestCreateSourceRepositoriesOverHTTPS(t *testing.T) {
+	needVM(t)
+	root, work := t.TempDir(), t.TempDir()
+	git(t, work, "init", "-q", "-b", "main")
+	commitFile(t, work, "hello", "over https")
+	git(t, root, "clone", "-q", "--bare", work, "app.git")
+	base, ca := gitHTTPSServer(t, root)
+	elems := elementtest.WriteTree(t, map[string]string{
+		"app/element-deps":          "source-repositories\n",
+		"app/environment.d/10-test": "export DISTRO_NAME=debian\nunset no_proxy NO_PROXY\n",
+		"app/source-repository-app": "app git /opt/app " + base + "/git/app.git main\n",
+		"app/root.d/50-stub*":       stubInstallPackages,
+	})
+	out := filepath.Join(t.TempDir(), "img")
+	env := []string{"ELEMENTS_PATH=" + testElements(t) + ":" + elems, "DIB_IMAGE_CACHE=" + t.TempDir()}
+	args := []string{"create", "--allow-net", strings.TrimPrefix(base, "https://"), "-n", "-t", "tar", "-o", out, "tiny-os", "app"}
+
+	r := dibvm(t, env, 5*time.Minute, args...)
+	if r.code == 0 || !strings.Contains(r.stderr, "app.git") || !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("without the forge's CA: exit %d, want a failure naming the repository and the certificate:\n%s", r.code, tail(r.stderr, 30))
+	}
+	if _, err := os.Stat(out + ".tar"); err == nil {
+		t.Errorf("the failed build left %s.tar", out)
+	}
+
+	r = dibvm(t, append(env, "GIT_SSL_CAINFO="+ca), 5*time.Minute, append([]string{"create", "--host-path", "GIT_SSL_CAINFO"}, args[1:]...)...)
+	if r.code != 0 {
+		t.Fatalf("with --host-path GIT_SSL_CAINFO: exit %d\n%s", r.code, tail(r.stderr, 40))
+	}
+	t.Logf("build over HTTPS: %s", r.took.Round(time.Second))
+	if got := readTar(t, out+".tar")["opt/app/hello"]; got != "over https" {
+		t.Errorf("opt/app/hello = %q, want the repository's", got)
 	}
 }
 
