@@ -136,6 +136,9 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 		"DIB_IMAGE_CACHE":                     "/build/cache",
 		api.ManifestsEnv:                      "/build/manifests",
 		"http_proxy":                          "http://10.0.2.100:3128",
+		"DIB_OFFLINE":                         "", // set, as DIB's hooks use it bare under set -u
+		"DIB_LOCKFILES":                       "/build/lockfiles",
+		"DIB_MOUNTPOINTS":                     "/",
 		"BASH_FUNC_get_image_element_array%%": "() {  echo \"[vm]=/build/elements/vm [debian]=/build/elements/debian \"\n}",
 	} {
 		if e[k] != want {
@@ -145,10 +148,34 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 	if _, ok := e["NO_PROXY"]; ok {
 		t.Error("NO_PROXY given though the helper has none")
 	}
+	if _, ok := e["DIB_OFFLINE"]; !ok {
+		t.Error("DIB_OFFLINE is not set")
+	}
 	b.env = b.environment()
 	b.setEnv("DIB_BOOT_LABEL", "boot")
 	if e := env(b.env); e["DIB_BOOT_LABEL"] != "boot" || strings.Count(strings.Join(b.env, "\n"), "DIB_BOOT_LABEL=") != 1 {
 		t.Errorf("setEnv left %q", e["DIB_BOOT_LABEL"])
+	}
+}
+
+// DIB_MOUNTPOINTS lists the layout's mount points in its order, as DIB's
+// block-device getval mount-points does: partitions, then logical
+// volumes, those without a filesystem or a mount point left out.
+func TestMountPoints(t *testing.T) {
+	layout := &api.Layout{
+		Partitions: []api.Partition{
+			{Name: "ESP", FS: &api.Filesystem{Type: "vfat", MountPoint: "/boot/efi"}},
+			{Name: "BSP"},
+			{Name: "root", FS: &api.Filesystem{Type: "ext4", MountPoint: "/"}},
+		},
+		LVM: &api.LVM{LVs: []api.LogicalVolume{{Name: "lv_var", FS: &api.Filesystem{Type: "xfs", MountPoint: "/var"}},
+			{Name: "swap", FS: &api.Filesystem{Type: "swap"}}}},
+	}
+	if got := mountPoints(layout); got != "/boot/efi|/|/var" {
+		t.Errorf("mountPoints = %q", got)
+	}
+	if got := mountPoints(nil); got != "/" {
+		t.Errorf("without a layout: %q", got)
 	}
 }
 

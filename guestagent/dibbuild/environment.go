@@ -83,11 +83,40 @@ func (b *build) ownEnvironment(elementYAML string) map[string]string {
 		"DIB_ROOT_LABEL":     s.RootLabel,
 		"DIB_ROOT_FSTYPE":    s.RootFSType,
 		"DIB_BOOT_LABEL":     "",
+		// disk-image-create always sets these, so DIB's hooks use them
+		// bare under set -u: DIB_OFFLINE empty unless --offline (the
+		// caller's setting replaces it), a directory for the hooks'
+		// lock files, and the layout's mount points joined by "|".
+		"DIB_OFFLINE":     "",
+		"DIB_LOCKFILES":   lockDir,
+		"DIB_MOUNTPOINTS": mountPoints(s.Layout),
 	}
 	if s.Trace {
 		env["DIB_DEBUG_TRACE"] = "1"
 	}
 	return env
+}
+
+// lockDir is DIB_LOCKFILES: the build is alone in its VM, so the locks
+// DIB's hooks take there guard nothing but themselves, as DIB's do for
+// a single build.
+var lockDir = filepath.Join(root, "lockfiles")
+
+// mountPoints is DIB_MOUNTPOINTS: the mount points of layout's
+// filesystems in its order, joined by "|" (which no path DIB takes
+// holds), as DIB's block-device getval mount-points prints them; "/"
+// for a build with no disk layout, as DIB's default layout has.
+func mountPoints(layout *api.Layout) string {
+	if layout == nil {
+		return "/"
+	}
+	var mps []string
+	for _, d := range layout.Devices() {
+		if d.FS != nil && d.FS.MountPoint != "" {
+			mps = append(mps, d.FS.MountPoint)
+		}
+	}
+	return strings.Join(mps, "|")
 }
 
 // setEnv sets a variable for the hooks still to run.

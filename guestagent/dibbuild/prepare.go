@@ -41,7 +41,7 @@ func (b *build) prepare() error {
 			}
 		}
 	}
-	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache"), b.manifests(), emittedDir} {
+	for _, d := range []string{b.built, b.target, b.work, filepath.Join(root, "cache"), b.manifests(), emittedDir, lockDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
