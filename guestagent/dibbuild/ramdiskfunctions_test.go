@@ -204,8 +204,8 @@ func exitCode(err error) string {
 func TestRunD(t *testing.T) {
 	hooks := t.TempDir()
 	writeFiles(t, hooks, map[string]string{
-		"dib-run-parts!":              "#!/bin/sh\necho \"ran $1\"\n[ \"${FAIL:-}\" != 1 ]\n",
-		"ramdisk-install.d/10-x!":     "",
+		"dib-run-parts!":          "#!/bin/sh\necho \"ran $1\"\n[ \"${FAIL:-}\" != 1 ]\n",
+		"ramdisk-install.d/10-x!": "",
 	})
 	out, err := libShell(t, `source "$LIB/common-functions"; run_d ramdisk-install; run_d nothing; run_d ramdisk-install "$1/log"; cat "$1/log"`,
 		[]string{"TMP_HOOKS_PATH=" + hooks, "break=before-ramdisk-install"}, hooks)
