@@ -67,7 +67,7 @@ func TestE2EDracutRamdiskDebian(t *testing.T) {
 	})
 	sourcesEnv, _ := debianSources(t)
 	env := append(sourcesEnv, "ELEMENTS_PATH="+dir, "DIB_REPOLOCATION_dracut="+tarball)
-	img := buildOutputAsUser(t, "ramdisk", "tar", env, "debian-minimal", "dracut-ramdisk", "-p", "net-tools,iputils-ping")
+	img := buildOutputAsUser(t, "ramdisk", "tar", env, "-p", "net-tools,iputils-ping", "debian-minimal", "dracut-ramdisk")
 	out := strings.TrimSuffix(img, ".tar")
 	checkRamdiskKernel(t, img, out+".kernel")
 	data, err := os.ReadFile(out + ".initramfs")
