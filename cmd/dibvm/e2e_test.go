@@ -392,8 +392,14 @@ func buildOutputAsUser(t *testing.T, name, outType string, extraEnv []string, el
 	}
 	// Both builds install one kernel; its initramfs, minutes of work
 	// under emulation, must be made once, not again by the trigger.
-	if n := strings.Count(log.String(), "update-initramfs: Generating "); n != 1 {
-		t.Errorf("the initramfs was generated %d times, want once", n)
+	// dracut-ramdisk's own install.d installs dracut in place of
+	// initramfs-tools later, and that apt run makes it once more.
+	want := 1
+	if slices.Contains(elems, "dracut-ramdisk") {
+		want = 2
+	}
+	if n := strings.Count(log.String(), "update-initramfs: Generating "); n != want {
+		t.Errorf("the initramfs was generated %d times, want %d", n, want)
 	}
 	return out + ext
 }
