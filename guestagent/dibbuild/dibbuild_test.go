@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -155,6 +156,49 @@ func TestEnvironmentGivenToHooks(t *testing.T) {
 	b.setEnv("DIB_BOOT_LABEL", "boot")
 	if e := env(b.env); e["DIB_BOOT_LABEL"] != "boot" || strings.Count(strings.Join(b.env, "\n"), "DIB_BOOT_LABEL=") != 1 {
 		t.Errorf("setEnv left %q", e["DIB_BOOT_LABEL"])
+	}
+}
+
+// The functions disk-image-create exports reach a hook's bash through
+// the environment: die stops the hook with the failed command's status
+// (1 after a success), saying why on stderr, as common-functions' die
+// does; get_image_element_array prints the elements.
+func TestExportedFunctions(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatal("the test needs bash")
+	}
+	b, _ := testBuild(t, &api.Spec{Arch: "amd64", ImageName: "img", Elements: []string{"vm"}})
+	hookEnv := slices.DeleteFunc(b.environment(), func(e string) bool { return strings.HasPrefix(e, "PATH=") })
+	lib, err := os.ReadFile("dib-lib/common-functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, script string
+		status       int
+		stdout       string
+	}{
+		{"die after a failure", `set -eu; false || die "no such file: x"; echo not reached`, 1, ""},
+		{"die keeps the status", `set -eu; (exit 3) || die "gone"`, 3, ""},
+		{"die after a success", `if [[ ! -f /nonexistent ]]; then die "gone"; fi; echo not reached`, 1, ""},
+		{"the library's die", string(lib) + "\n" + `(exit 3) || die "gone"`, 3, ""},
+		{"elements", `set -eu; declare -A a="($(get_image_element_array))"; echo "${!a[@]}"`, 0, "vm\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bash, "-c", tc.script)
+			cmd.Env = append(hookEnv, "PATH="+os.Getenv("PATH"))
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			status := cmd.ProcessState.ExitCode()
+			if status != tc.status || stdout.String() != tc.stdout {
+				t.Errorf("status %d, stdout %q (%v); want %d, %q", status, stdout.String(), err, tc.status, tc.stdout)
+			}
+			if tc.status != 0 && stderr.String() != "gone\n" && !strings.Contains(stderr.String(), "no such file: x") {
+				t.Errorf("stderr %q does not say why", stderr.String())
+			}
+		})
 	}
 }
 

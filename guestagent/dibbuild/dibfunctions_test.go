@@ -37,6 +37,11 @@ func TestSelectBootKernelInitrd(t *testing.T) {
 		{"patterns", []string{"etc/debian_version", "boot/vmlinuz-a", "boot/my-kernel-2", "boot/my-kernel-10", "boot/my-initrd"},
 			[]string{"DIB_BAREMETAL_KERNEL_PATTERN=my-kernel-*", "DIB_BAREMETAL_INITRD_PATTERN=my-initrd"},
 			"my-kernel-10 my-initrd", false},
+		// As DIB evaluates them: braces work, and what they match is
+		// taken, a debug kernel too.
+		{"patterns with braces", []string{"etc/debian_version", "boot/vmlinuz-5.1", "boot/vmlinuz-6.1-debug", "boot/vmlinuz-7", "boot/initrd-a", "boot/initrd-b"},
+			[]string{"DIB_BAREMETAL_KERNEL_PATTERN=vmlinuz-{5,6}*", "DIB_BAREMETAL_INITRD_PATTERN=initrd-{a,b}"},
+			"vmlinuz-6.1-debug initrd-b", false},
 		{"no initramfs", []string{"etc/debian_version", "boot/vmlinuz-6.1.0-10-amd64"}, nil, "", true},
 		{"no kernel", []string{"etc/debian_version"}, nil, "", true},
 	} {

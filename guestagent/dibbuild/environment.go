@@ -52,10 +52,15 @@ func (b *build) environment() []string {
 	for k, v := range env {
 		out = append(out, k+"="+v)
 	}
-	// disk-image-create exports this function; hooks call it.
-	out = append(out, "BASH_FUNC_get_image_element_array%%=() {  echo \""+array+"\"\n}")
+	// disk-image-create exports these functions; hooks call them.
+	out = append(out, "BASH_FUNC_get_image_element_array%%=() {  echo \""+array+"\"\n}", exportedDie)
 	return out
 }
+
+// exportedDie is common-functions' die as bash exports a function, for
+// the hooks that call die without sourcing anything, as DIB's exported
+// die lets them (local-config, yum-minimal, pip-and-virtualenv).
+const exportedDie = "BASH_FUNC_die%%=() {  local status=$?;\n echo \"$*\" 1>&2;\n exit $((status ? status : 1))\n}"
 
 // ownEnvironment is what the build sets itself, before the caller's
 // settings: DIB's variables for this build.

@@ -188,6 +188,22 @@ exit $3`
 	}
 }
 
+// cleanup removes only what mk_build_dir made: outside the chroot
+// TMP_BUILD_DIR starts as the build's own work directory, which a hook
+// that traps cleanup without mk_build_dir must not lose.
+func TestCleanupWithoutMkBuildDir(t *testing.T) {
+	work := t.TempDir()
+	os.WriteFile(filepath.Join(work, "kept"), nil, 0o644)
+	out, err := libShell(t, `source "$LIB/common-functions"; trap cleanup EXIT; true`,
+		[]string{"TMP_BUILD_DIR=" + work, "TMP_IMAGE_DIR=" + work})
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(work, "kept")); err != nil {
+		t.Errorf("cleanup removed the build's own work directory: %v", err)
+	}
+}
+
 func exitCode(err error) string {
 	if err == nil {
 		return "0"
