@@ -150,6 +150,11 @@ func Start(ctx context.Context, opts Options) (*Machine, error) {
 	}
 	for i, accel := range accels {
 		m, err := boot(ctx, b, binary, accel, opts)
+		var kp *bootPanicError
+		if errors.As(err, &kp) {
+			fmt.Fprintf(opts.Notices, "dibvm: the helper VM's kernel panicked while booting under TCG (%s); booting it again\n", kp.reason)
+			m, err = boot(ctx, b, binary, accel, opts)
+		}
 		if err == nil {
 			m.backend = b
 			return m, nil
@@ -175,6 +180,22 @@ type notBootingError struct {
 }
 
 func (e *notBootingError) Error() string { return e.err.Error() }
+
+// bootPanicError means the guest's kernel panicked under TCG before the
+// agent answered. QEMU 7.2's multi-threaded TCG now and then runs a
+// stale translation of kernel code that another vCPU has just rewritten
+// (a static key or static call switched during the boot), and the kernel
+// dies on an instruction it never wrote: the boot parameters and CPU model
+// in helper.go and qemu.CPU close the ways seen most, not all. Nothing has
+// been asked of the guest yet and the agent writes no disk before it
+// answers, so booting again is safe; Start does it once.
+type bootPanicError struct {
+	reason string
+	err    error
+}
+
+func (e *bootPanicError) Error() string { return e.err.Error() }
+func (e *bootPanicError) Unwrap() error { return e.err }
 
 func boot(ctx context.Context, b vm.Backend, binary, accel string, opts Options) (_ *Machine, err error) {
 	dir, err := rundir.New(opts.RunDir)

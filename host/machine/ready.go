@@ -68,9 +68,22 @@ func (m *Machine) waitReady(ctx context.Context, b vm.Backend, keys *agentclient
 			return &notBootingError{what: "waiting for " + r.description, after: time.Since(start).Round(time.Second),
 				err: fmt.Errorf("%s did not start the guest: %w", strings.ToUpper(accel), out)}
 		}
-		return fmt.Errorf("the helper VM did not boot under %s: %w", strings.ToUpper(accel), out)
+		err = fmt.Errorf("the helper VM did not boot under %s: %w", strings.ToUpper(accel), out)
+		if reason := m.stopReason(); m.exited() && retryableBootPanic(accel, reason) {
+			return &bootPanicError{reason: reason, err: err}
+		}
+		return err
 	}
 	return nil
+}
+
+// retryableBootPanic says whether a guest that stopped during its boot
+// for reason may simply be booted again (see bootPanicError): a kernel
+// panic under TCG. A panic under a hypervisor, the agent's own fatal
+// error or the agent (PID 1) dying would only happen again.
+func retryableBootPanic(accel, reason string) bool {
+	return accel == "tcg" && strings.HasPrefix(reason, "Kernel panic") &&
+		!strings.Contains(reason, "Attempted to kill init")
 }
 
 func (m *Machine) exited() bool {
