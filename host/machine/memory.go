@@ -18,6 +18,9 @@ import (
 const bootOverheadMiB = 320
 
 // MinMemoryMiB is the least memory, in MiB, the helper VM boots app in.
+// app.Initrd holds the base, app's tool layers and the agent, one archive
+// after another, and the kernel holds and unpacks all of them: its size
+// counts the layers.
 func MinMemoryMiB(app *vmimage.Appliance) (int, error) {
 	fi, err := os.Stat(app.Initrd)
 	if err != nil {
