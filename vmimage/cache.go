@@ -153,27 +153,26 @@ func manifestFile(dir string) string { return filepath.Join(dir, "manifest.json"
 func layerCPIO(dir string) string    { return filepath.Join(dir, "layer.cpio") }
 
 func (c *Cache) baseManifest(spec Spec) (*Manifest, error) {
-	var m Manifest
-	return &m, readManifest(manifestFile(c.baseDir(spec)), &m)
+	return readManifest[Manifest](manifestFile(c.baseDir(spec)))
 }
 
 func (c *Cache) layerManifest(spec Spec, l Layer) (*LayerManifest, error) {
-	var m LayerManifest
-	return &m, readManifest(manifestFile(c.layerDir(spec, l)), &m)
+	return readManifest[LayerManifest](manifestFile(c.layerDir(spec, l)))
 }
 
-func readManifest(name string, v any) error {
+func readManifest[M any](name string) (*M, error) {
 	data, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return ErrNotCached
+		return nil, ErrNotCached
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("read appliance manifest: %w", err)
+	var m M
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("read appliance manifest %s: %w", name, err)
 	}
-	return nil
+	return &m, nil
 }
 
 // parts are the cached manifests of spec's base and of layers over it,

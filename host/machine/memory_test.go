@@ -64,7 +64,7 @@ func TestMemoryFloorCountsLayers(t *testing.T) {
 	if l-p != 2*83 {
 		t.Errorf("the floor rose by %d MiB with an 83 MiB layer, want %d", l-p, 2*83)
 	}
-	if err := checkMemory(Options{Appliance: layered, Memory: p}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("at least %d MiB", l)) {
+	if err := checkMemory(Options{Appliance: layered, Memory: p}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("its appliance (with the rpm tool layer) in memory and needs at least %d MiB", l)) {
 		t.Errorf("the plain appliance's floor with the layer: %v", err)
 	}
 }
