@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/gofrs/flock"
 
 	"github.com/dibvm/dibvm/guestagent/api"
@@ -75,6 +76,9 @@ var ErrNotCached = errors.New("no appliance in the cache")
 type Cache struct {
 	Dir    string // the cache's directory: the caller chooses it
 	Client *http.Client
+	// Keyring checks the mirror's InRelease; nil is Debian's archive
+	// keys, which dibvm carries.
+	Keyring openpgp.KeyRing
 	// Log receives one line per build step; nil discards them.
 	Log io.Writer
 }
@@ -200,9 +204,13 @@ func (c *Cache) parts(spec Spec, layers []Layer) (*Manifest, []*LayerManifest, e
 // buildParts reads the mirror's index once and builds the base and each
 // layer over it, where what the mirror serves has changed.
 func (c *Cache) buildParts(ctx context.Context, spec Spec, layers []Layer) (*Manifest, []*LayerManifest, error) {
-	keyring, err := debrepo.DebianKeyring()
-	if err != nil {
-		return nil, nil, err
+	keyring := c.Keyring
+	if keyring == nil {
+		ring, err := debrepo.DebianKeyring()
+		if err != nil {
+			return nil, nil, err
+		}
+		keyring = ring
 	}
 	repo := &debrepo.Repo{
 		Mirror: spec.Mirror, Suite: spec.Suite, Component: "main", Arch: spec.Arch,
