@@ -21,7 +21,10 @@ import (
 // every boot (7 ms a MiB under TCG) and holds it in memory, so a build
 // that does not need a layer's tools does not pay for them.
 type Layer struct {
-	Name     string   `json:"name"`
+	Name string `json:"name"`
+	// Tools says what the layer gives, for the user: it is not part of
+	// the layer's key.
+	Tools    string   `json:"-"`
 	Packages []string `json:"packages"`
 	// Without are packages (path.Match patterns) that the layer's
 	// packages name but that only commands the helper never runs need,
@@ -38,7 +41,8 @@ type Layer struct {
 // elements pull and unpack OCI images; a test repository is made with
 // createrepo_c.
 var rpmLayer = Layer{
-	Name: "rpm",
+	Name:  "rpm",
+	Tools: "rpm, dnf, zypper, createrepo_c, qemu-img, btrfs-progs, skopeo and umoci",
 	Packages: []string{
 		"rpm", "dnf", "python3-dnf", "dnf-plugins-core", "zypper", "createrepo-c",
 		"qemu-utils", "btrfs-progs", "umoci", "skopeo",
@@ -65,6 +69,16 @@ func LayerNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// LayerTools describes each layer dibvm has, as "NAME (TOOLS)", by name.
+func LayerTools() []string {
+	var out []string
+	for _, name := range LayerNames() {
+		i := slices.IndexFunc(layers, func(l Layer) bool { return l.Name == name })
+		out = append(out, name+" ("+layers[i].Tools+")")
+	}
+	return out
 }
 
 // Layers returns the layers called names, sorted by name and each once;

@@ -168,3 +168,15 @@ func TestDropBaseOwned(t *testing.T) {
 		t.Error("the layer lost its own usr/bin/rpm")
 	}
 }
+
+// Each layer says what it gives, and that is no part of its key.
+func TestLayerTools(t *testing.T) {
+	if got := LayerTools(); len(got) != 1 || !strings.HasPrefix(got[0], "rpm (rpm, dnf, zypper,") {
+		t.Errorf("LayerTools() = %q", got)
+	}
+	l := rpmLayer
+	l.Tools = "other words"
+	if l.key(testSpec("amd64")) != rpmLayer.key(testSpec("amd64")) {
+		t.Error("the description changed the layer's key")
+	}
+}

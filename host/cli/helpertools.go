@@ -15,8 +15,8 @@ const helperToolsEnv = "DIBVM_HELPER_TOOLS"
 
 func (f *vmFlags) registerHelperTools(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.helperTools, "helper-tools", nil,
-		"give the helper VM the tool layer `LAYER` whatever the elements: "+strings.Join(vmimage.LayerNames(), ", ")+
-			" (rpm, dnf, zypper, createrepo_c, qemu-img, btrfs-progs, skopeo and umoci, which create adds by itself for DIB's rpm-family elements); repeatable, comma-separated (env "+helperToolsEnv+")")
+		"give the helper VM the tool layer `LAYER`, whatever the elements: "+strings.Join(vmimage.LayerTools(), "; ")+
+			"; create adds rpm by itself for DIB's rpm-family elements; repeatable, comma-separated (env "+helperToolsEnv+")")
 }
 
 // helperToolNames are the layers --helper-tools, or where it is not
