@@ -51,6 +51,8 @@ var rpmLayer = Layer{
 		// rpm depends on Perl for rpmbuild's dependency generators,
 		// which DIB's elements never run.
 		"perl", "perl-modules-*", "libperl*",
+		// gnupg's translations; dnf's python3-dbus, which the base
+		// leaves out, is kept: dnf declares it.
 		"gnupg-l10n",
 		// The container stack's networking runs containers; skopeo
 		// only copies images.
