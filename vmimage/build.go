@@ -56,7 +56,15 @@ type plan struct {
 	userland []*debrepo.Package
 }
 
-func resolve(ctx context.Context, repo *debrepo.Repo, spec Spec) (*plan, error) {
+// source is a mirror's suite, its signed index read once for a base and
+// the layers that go onto it.
+type source struct {
+	repo *debrepo.Repo
+	rel  *debrepo.Release
+	idx  *debrepo.Index
+}
+
+func openSource(ctx context.Context, repo *debrepo.Repo) (*source, error) {
 	rel, err := repo.Release(ctx)
 	if err != nil {
 		return nil, err
@@ -65,20 +73,24 @@ func resolve(ctx context.Context, repo *debrepo.Repo, spec Spec) (*plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	kpkg, err := kernelPackage(idx, spec.Arch)
+	return &source{repo: repo, rel: rel, idx: idx}, nil
+}
+
+func resolve(src *source, spec Spec) (*plan, error) {
+	kpkg, err := kernelPackage(src.idx, spec.Arch)
 	if err != nil {
 		return nil, err
 	}
 	roots := append([]string(nil), spec.Packages...)
-	for _, p := range idx.Essential() {
+	for _, p := range src.idx.Essential() {
 		roots = append(roots, p.Name)
 	}
 	sort.Strings(roots)
-	pkgs, err := idx.Resolve(roots, spec.Without)
+	pkgs, err := src.idx.Resolve(roots, spec.Without)
 	if err != nil {
 		return nil, fmt.Errorf("resolve the appliance's packages: %w", err)
 	}
-	m := &Manifest{Spec: spec, Suite: rel.Codename, Kernel: ref(kpkg)}
+	m := &Manifest{Spec: spec, Suite: src.rel.Codename, Kernel: ref(kpkg)}
 	for _, p := range pkgs {
 		m.Packages = append(m.Packages, ref(p))
 	}
@@ -89,15 +101,20 @@ func ref(p *debrepo.Package) PackageRef {
 	return PackageRef{Name: p.Name, Version: p.Version.String(), SHA256: p.SHA256}
 }
 
-// download fetches every package of the plan, a few at a time.
+// download fetches every package of the plan.
 func (pl *plan) download(ctx context.Context, repo *debrepo.Repo) (map[string]string, error) {
-	all := append([]*debrepo.Package{pl.kernel}, pl.userland...)
-	files := make(map[string]string, len(all))
+	return fetchAll(ctx, repo, append([]*debrepo.Package{pl.kernel}, pl.userland...))
+}
+
+// fetchAll downloads pkgs, a few at a time, and returns the path of
+// each verified file by package name.
+func fetchAll(ctx context.Context, repo *debrepo.Repo, pkgs []*debrepo.Package) (map[string]string, error) {
+	files := make(map[string]string, len(pkgs))
 	var mu sync.Mutex
 	var firstErr error
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
-	for _, p := range all {
+	for _, p := range pkgs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -137,16 +154,8 @@ func keep(name string) bool {
 // the kernel image.
 func (pl *plan) assemble(files map[string]string) (*initramfs.Tree, *kernel, error) {
 	t := initramfs.NewTree()
-	for _, p := range pl.userland {
-		err := debrepo.WalkData(files[p.Name], func(hdr *tar.Header, r io.Reader) error {
-			if !keep(hdr.Name) {
-				return nil
-			}
-			return t.AddTarEntry(hdr, r)
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("unpack %s: %w", p.Name, err)
-		}
+	if err := unpackInto(t, pl.userland, files); err != nil {
+		return nil, nil, err
 	}
 	k, err := readKernel(files[pl.kernel.Name])
 	if err != nil {
@@ -160,6 +169,23 @@ func (pl *plan) assemble(files map[string]string) (*initramfs.Tree, *kernel, err
 	}
 	pl.manifest.KernelVersion = k.Version
 	return t, k, nil
+}
+
+// unpackInto unpacks the data of pkgs, from files by package name, into
+// t, less what keep leaves out.
+func unpackInto(t *initramfs.Tree, pkgs []*debrepo.Package, files map[string]string) error {
+	for _, p := range pkgs {
+		err := debrepo.WalkData(files[p.Name], func(hdr *tar.Header, r io.Reader) error {
+			if !keep(hdr.Name) {
+				return nil
+			}
+			return t.AddTarEntry(hdr, r)
+		})
+		if err != nil {
+			return fmt.Errorf("unpack %s: %w", p.Name, err)
+		}
+	}
+	return nil
 }
 
 // configure does by hand the few things that maintainer scripts would have

@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/gofrs/flock"
 
 	"github.com/dibvm/dibvm/guestagent/api"
@@ -45,6 +47,9 @@ type Appliance struct {
 	// they came with their packages, verified against Debian's archive.
 	Keyrings string
 	Manifest *Manifest
+	// Layers are the tool layers in Initrd beside the base, by name:
+	// none unless they were asked for.
+	Layers []*LayerManifest
 }
 
 // ErrNotCached means the cache holds no appliance for a spec and agent.
@@ -56,45 +61,55 @@ var ErrNotCached = errors.New("no appliance in the cache")
 //
 //	debs/<sha256>-<file>.deb    verified downloads, shared by all specs
 //	base/<spec key>/            kernel, userland cpio, manifest and keyrings/ of one spec
+//	layer/<layer key>/          one tool layer's cpio and manifest, over one spec's base
 //	appliance/<base>-<agent>/   the base plus one agent build, ready to boot
+//	appliance/<base>-<agent>+<layer>-<digest>.../
+//	                            the same with tool layers between the two
 //	locks/                      one lock file per spec key
 //
-// Entries are built beside their final place and renamed into it, so a
-// reader never sees half of one; builders of the same spec take its lock.
+// QEMU's -initrd and libvirt's <initrd> take one file, and the kernel
+// unpacks concatenated cpio archives in order, later files replacing
+// earlier ones: so each set of layers is its own concatenation, and the
+// agent's archive comes last. Entries are built beside their final place
+// and renamed into it, so a reader never sees half of one; builders of
+// the same spec take its lock.
 type Cache struct {
 	Dir    string // the cache's directory: the caller chooses it
 	Client *http.Client
+	// Keyring checks the mirror's InRelease; nil is Debian's archive
+	// keys, which dibvm carries.
+	Keyring openpgp.KeyRing
 	// Log receives one line per build step; nil discards them.
 	Log io.Writer
 }
 
-// Lookup finds the cached appliance for spec and agent without touching
-// the network.
-func (c *Cache) Lookup(spec Spec, agent Agent) (*Appliance, error) {
-	m, err := c.baseManifest(spec)
+// Lookup finds the cached appliance for spec and agent, with layers,
+// without touching the network.
+func (c *Cache) Lookup(spec Spec, agent Agent, layers ...Layer) (*Appliance, error) {
+	m, lms, err := c.parts(spec, layers)
 	if err != nil {
 		return nil, err
 	}
-	dir := c.applianceDir(m, agent)
-	initrd := filepath.Join(dir, "initrd.img")
+	initrd := filepath.Join(c.applianceDir(m, agent, lms), "initrd.img")
 	if _, err := os.Stat(initrd); err != nil {
 		return nil, ErrNotCached
 	}
 	base := c.baseDir(spec)
-	return &Appliance{Kernel: filepath.Join(base, "vmlinuz"), Initrd: initrd, Keyrings: filepath.Join(base, "keyrings"), Manifest: m}, nil
+	return &Appliance{Kernel: filepath.Join(base, "vmlinuz"), Initrd: initrd, Keyrings: filepath.Join(base, "keyrings"), Manifest: m, Layers: lms}, nil
 }
 
 // Ensure returns the cached appliance, building what is missing.
-func (c *Cache) Ensure(ctx context.Context, spec Spec, agent Agent) (*Appliance, error) {
-	if a, err := c.Lookup(spec, agent); err == nil {
+func (c *Cache) Ensure(ctx context.Context, spec Spec, agent Agent, layers ...Layer) (*Appliance, error) {
+	if a, err := c.Lookup(spec, agent, layers...); err == nil {
 		return a, nil
 	}
-	return c.Build(ctx, spec, agent, false)
+	return c.Build(ctx, spec, agent, false, layers...)
 }
 
-// Build makes the appliance for spec and agent. With refresh, it asks the
-// mirror for newer packages even when a base image is cached.
-func (c *Cache) Build(ctx context.Context, spec Spec, agent Agent, refresh bool) (*Appliance, error) {
+// Build makes the appliance for spec and agent, with layers. With
+// refresh, it asks the mirror for newer packages even when the base and
+// layers are cached.
+func (c *Cache) Build(ctx context.Context, spec Spec, agent Agent, refresh bool, layers ...Layer) (*Appliance, error) {
 	if err := os.MkdirAll(filepath.Join(c.Dir, "locks"), 0o755); err != nil {
 		return nil, err
 	}
@@ -106,41 +121,131 @@ func (c *Cache) Build(ctx context.Context, spec Spec, agent Agent, refresh bool)
 
 	// Another dibvm may have finished the same build while we waited.
 	if !refresh {
-		if a, err := c.Lookup(spec, agent); err == nil {
+		if a, err := c.Lookup(spec, agent, layers...); err == nil {
 			return a, nil
 		}
 	}
-	m, err := c.baseManifest(spec)
+	m, lms, err := c.parts(spec, layers)
 	if err != nil || refresh {
-		if m, err = c.buildBase(ctx, spec); err != nil {
+		if m, lms, err = c.buildParts(ctx, spec, layers); err != nil {
 			return nil, err
 		}
 	}
-	if err := c.buildAppliance(spec, m, agent); err != nil {
+	if err := c.buildAppliance(spec, m, agent, lms); err != nil {
 		return nil, err
 	}
-	return c.Lookup(spec, agent)
+	return c.Lookup(spec, agent, layers...)
 }
 
 func (c *Cache) baseDir(spec Spec) string { return filepath.Join(c.Dir, "base", spec.key()) }
 
-func (c *Cache) applianceDir(m *Manifest, agent Agent) string {
-	return filepath.Join(c.Dir, "appliance", m.Digest()+"-"+agent.Digest[:16])
+func (c *Cache) layerDir(spec Spec, l Layer) string {
+	return filepath.Join(c.Dir, "layer", l.key(spec))
 }
 
+// applianceDir names the concatenation of the base m, the layers lms and
+// agent: each part by the digest of what is in it.
+func (c *Cache) applianceDir(m *Manifest, agent Agent, lms []*LayerManifest) string {
+	name := m.Digest() + "-" + agent.Digest[:16]
+	for _, lm := range lms {
+		name += "+" + lm.Layer.Name + "-" + lm.Digest()
+	}
+	return filepath.Join(c.Dir, "appliance", name)
+}
+
+func manifestFile(dir string) string { return filepath.Join(dir, "manifest.json") }
+func layerCPIO(dir string) string    { return filepath.Join(dir, "layer.cpio") }
+
 func (c *Cache) baseManifest(spec Spec) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(c.baseDir(spec), "manifest.json"))
+	return readManifest[Manifest](manifestFile(c.baseDir(spec)))
+}
+
+func (c *Cache) layerManifest(spec Spec, l Layer) (*LayerManifest, error) {
+	return readManifest[LayerManifest](manifestFile(c.layerDir(spec, l)))
+}
+
+func readManifest[M any](name string) (*M, error) {
+	data, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotCached
 	}
 	if err != nil {
 		return nil, err
 	}
-	var m Manifest
+	var m M
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("read appliance manifest: %w", err)
+		return nil, fmt.Errorf("read appliance manifest %s: %w", name, err)
 	}
 	return &m, nil
+}
+
+// parts are the cached manifests of spec's base and of layers over it,
+// sorted by name: ErrNotCached when one is missing, or a layer was
+// resolved onto another base (it holds what that base lacked).
+func (c *Cache) parts(spec Spec, layers []Layer) (*Manifest, []*LayerManifest, error) {
+	m, err := c.baseManifest(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	var lms []*LayerManifest
+	for _, l := range sortedLayers(layers) {
+		lm, err := c.layerManifest(spec, l)
+		if err != nil {
+			return nil, nil, err
+		}
+		if lm.Base != m.Digest() {
+			return nil, nil, ErrNotCached
+		}
+		lms = append(lms, lm)
+	}
+	return m, lms, nil
+}
+
+// buildParts reads the mirror's index once and builds the base and each
+// layer over it, where what the mirror serves has changed.
+func (c *Cache) buildParts(ctx context.Context, spec Spec, layers []Layer) (*Manifest, []*LayerManifest, error) {
+	keyring := c.Keyring
+	if keyring == nil {
+		ring, err := debrepo.DebianKeyring()
+		if err != nil {
+			return nil, nil, err
+		}
+		keyring = ring
+	}
+	repo := &debrepo.Repo{
+		Mirror: spec.Mirror, Suite: spec.Suite, Component: "main", Arch: spec.Arch,
+		Keyring: keyring, Client: c.Client, CacheDir: filepath.Join(c.Dir, "debs"),
+	}
+	c.logf("appliance: reading %s %s/%s", spec.Mirror, spec.Suite, spec.Arch)
+	src, err := openSource(ctx, repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	pl, err := resolve(src, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := c.buildBase(ctx, src, pl)
+	if err != nil {
+		return nil, nil, err
+	}
+	var lms []*LayerManifest
+	for _, l := range sortedLayers(layers) {
+		lm, err := c.buildLayer(ctx, src, pl, l)
+		if err != nil {
+			return nil, nil, err
+		}
+		lms = append(lms, lm)
+	}
+	return m, lms, nil
+}
+
+// sortedLayers is layers by name, each once: the order the archives are
+// concatenated in, whatever order they were asked for in.
+func sortedLayers(layers []Layer) []Layer {
+	out := slices.Clone(layers)
+	slices.SortFunc(out, func(a, b Layer) int { return strings.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(out, func(a, b Layer) bool { return a.Name == b.Name })
 }
 
 func (c *Cache) logf(format string, args ...any) {
@@ -149,30 +254,17 @@ func (c *Cache) logf(format string, args ...any) {
 	}
 }
 
-// buildBase resolves, downloads and unpacks the spec's packages into
-// base/<key>/, unless the packages the mirror serves are those already
-// there.
-func (c *Cache) buildBase(ctx context.Context, spec Spec) (*Manifest, error) {
+// buildBase downloads and unpacks the packages of pl into base/<key>/,
+// unless they are those already there.
+func (c *Cache) buildBase(ctx context.Context, src *source, pl *plan) (*Manifest, error) {
 	start := time.Now()
-	keyring, err := debrepo.DebianKeyring()
-	if err != nil {
-		return nil, err
-	}
-	repo := &debrepo.Repo{
-		Mirror: spec.Mirror, Suite: spec.Suite, Component: "main", Arch: spec.Arch,
-		Keyring: keyring, Client: c.Client, CacheDir: filepath.Join(c.Dir, "debs"),
-	}
-	c.logf("appliance: reading %s %s/%s", spec.Mirror, spec.Suite, spec.Arch)
-	pl, err := resolve(ctx, repo, spec)
-	if err != nil {
-		return nil, err
-	}
+	spec := pl.manifest.Spec
 	if old, err := c.baseManifest(spec); err == nil && old.Digest() == pl.manifest.Digest() {
 		c.logf("appliance: packages unchanged")
 		return old, nil
 	}
 	c.logf("appliance: downloading %d packages and %s", len(pl.userland), pl.kernel.Name)
-	files, err := pl.download(ctx, repo)
+	files, err := pl.download(ctx, src.repo)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +285,7 @@ func (c *Cache) buildBase(ctx context.Context, spec Spec) (*Manifest, error) {
 		if err := writeKeyrings(filepath.Join(tmp, "keyrings"), tree); err != nil {
 			return err
 		}
-		return writeJSON(filepath.Join(tmp, "manifest.json"), pl.manifest)
+		return writeJSON(manifestFile(tmp), pl.manifest)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("write the appliance base: %w", err)
@@ -203,12 +295,17 @@ func (c *Cache) buildBase(ctx context.Context, spec Spec) (*Manifest, error) {
 	return pl.manifest, nil
 }
 
-// buildAppliance appends the agent, as /init, to the base cpio. The kernel
-// unpacks concatenated cpio archives in order, so the base is reused as is.
-func (c *Cache) buildAppliance(spec Spec, m *Manifest, agent Agent) error {
-	dir := c.applianceDir(m, agent)
+// buildAppliance concatenates the base cpio, the layers' and one holding
+// the agent as /init. The kernel unpacks concatenated cpio archives in
+// order, so the base and layers are reused as they are.
+func (c *Cache) buildAppliance(spec Spec, m *Manifest, agent Agent, lms []*LayerManifest) error {
+	dir := c.applianceDir(m, agent, lms)
 	if _, err := os.Stat(filepath.Join(dir, "initrd.img")); err == nil {
 		return nil
+	}
+	parts := []string{filepath.Join(c.baseDir(spec), "base.cpio")}
+	for _, lm := range lms {
+		parts = append(parts, layerCPIO(c.layerDir(spec, lm.Layer)))
 	}
 	return c.replaceDir(dir, func(tmp string) error {
 		out, err := os.Create(filepath.Join(tmp, "initrd.img"))
@@ -216,13 +313,10 @@ func (c *Cache) buildAppliance(spec Spec, m *Manifest, agent Agent) error {
 			return err
 		}
 		defer out.Close()
-		base, err := os.Open(filepath.Join(c.baseDir(spec), "base.cpio"))
-		if err != nil {
-			return err
-		}
-		defer base.Close()
-		if _, err := io.Copy(out, base); err != nil {
-			return err
+		for _, p := range parts {
+			if err := appendFile(out, p); err != nil {
+				return err
+			}
 		}
 		t := initramfs.NewTree()
 		t.WriteFile(strings.TrimPrefix(api.AgentPath, "/"), agent.Binary, 0o755)
@@ -231,6 +325,16 @@ func (c *Cache) buildAppliance(spec Spec, m *Manifest, agent Agent) error {
 		}
 		return out.Close()
 	})
+}
+
+func appendFile(w io.Writer, name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }
 
 // replaceDir fills a new directory with fill and renames it to dir,
@@ -293,20 +397,30 @@ func writeJSON(name string, v any) error {
 	return os.WriteFile(name, buf.Bytes(), 0o644)
 }
 
-// Unused are the directories of appliances and bases in the cache that
-// no Lookup of specs[i] with agents[i] would use: left by other dibvm
-// builds (another agent), by a refresh from the mirror (another base),
-// or by other mirrors and suites. Those a build is making are not listed.
+// Unused are the directories of appliances, bases and layers in the
+// cache that no Lookup of specs[i] with agents[i], with any set of the
+// layers dibvm has, would use: left by other dibvm builds (another
+// agent), by a refresh from the mirror (another base or layer), or by
+// other mirrors and suites. Those a build is making are not listed.
 func (c *Cache) Unused(specs []Spec, agents []Agent) []string {
 	keep := map[string]bool{}
 	for i, spec := range specs {
 		keep[c.baseDir(spec)] = true
+		var lms []*LayerManifest
+		for _, l := range layers {
+			keep[c.layerDir(spec, l)] = true
+			if _, ms, err := c.parts(spec, []Layer{l}); err == nil {
+				lms = append(lms, ms...)
+			}
+		}
 		if m, err := c.baseManifest(spec); err == nil {
-			keep[c.applianceDir(m, agents[i])] = true
+			for _, set := range subsets(lms) {
+				keep[c.applianceDir(m, agents[i], set)] = true
+			}
 		}
 	}
 	var out []string
-	for _, kind := range []string{"appliance", "base"} {
+	for _, kind := range []string{"appliance", "base", "layer"} {
 		entries, _ := os.ReadDir(filepath.Join(c.Dir, kind))
 		for _, e := range entries {
 			if strings.HasPrefix(e.Name(), ".") {
@@ -315,6 +429,18 @@ func (c *Cache) Unused(specs []Spec, agents []Agent) []string {
 			if dir := filepath.Join(c.Dir, kind, e.Name()); e.IsDir() && !keep[dir] {
 				out = append(out, dir)
 			}
+		}
+	}
+	return out
+}
+
+// subsets are all the sets of lms, each in lms's order, the empty one
+// first.
+func subsets[T any](lms []T) [][]T {
+	out := [][]T{nil}
+	for _, x := range lms {
+		for _, s := range out {
+			out = append(out, append(slices.Clone(s), x))
 		}
 	}
 	return out

@@ -195,3 +195,134 @@ func TestReplaceDir(t *testing.T) {
 		t.Errorf("left beside it: %v", siblings)
 	}
 }
+
+// cachedLayer puts l over the base m in c as buildLayer would leave it,
+// with layer.cpio holding one file.
+func cachedLayer(t *testing.T, c *Cache, spec Spec, l Layer, base string) *LayerManifest {
+	t.Helper()
+	m := &LayerManifest{Layer: l, Base: base, Packages: []PackageRef{{Name: "rpm", SHA256: "rr"}}}
+	tree := initramfs.NewTree()
+	tree.WriteFile("usr/bin/rpm", []byte("rpm"), 0o755)
+	err := c.replaceDir(c.layerDir(spec, l), func(tmp string) error {
+		if err := writeCPIO(layerCPIO(tmp), tree); err != nil {
+			return err
+		}
+		return writeJSON(manifestFile(tmp), m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// cpioNames reads one newc archive and returns its names.
+func cpioNames(t *testing.T, what string, data []byte) []string {
+	t.Helper()
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(data)))
+	if err != nil {
+		t.Fatalf("%s is not a cpio archive: %v", what, err)
+	}
+	var names []string
+	for _, r := range recs {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
+// TestEnsureWithLayer: with the base and a layer cached, Ensure makes
+// their concatenation with the agent's archive last, each a whole cpio
+// archive, without the mirror.
+func TestEnsureWithLayer(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	spec := testSpec("amd64")
+	m := cachedBase(t, c, spec)
+	lm := cachedLayer(t, c, spec, rpmLayer, m.Digest())
+	agent := NewAgent([]byte("the agent binary"))
+	a, err := c.Ensure(context.Background(), spec, agent, rpmLayer, rpmLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Layers) != 1 || a.Layers[0].Digest() != lm.Digest() {
+		t.Errorf("layers %+v, want the rpm layer once", a.Layers)
+	}
+	if want := m.Digest() + "-" + agent.Digest[:16] + "+rpm-" + lm.Digest(); filepath.Base(filepath.Dir(a.Initrd)) != want {
+		t.Errorf("initrd %s, want it in appliance/%s", a.Initrd, want)
+	}
+	initrd, _ := os.ReadFile(a.Initrd)
+	baseCPIO, _ := os.ReadFile(filepath.Join(c.baseDir(spec), "base.cpio"))
+	layer, _ := os.ReadFile(layerCPIO(c.layerDir(spec, rpmLayer)))
+	if !bytes.HasPrefix(initrd, append(slices.Clone(baseCPIO), layer...)) {
+		t.Fatal("the initrd is not the base cpio, then the layer's")
+	}
+	if names := cpioNames(t, "the base's part", baseCPIO); !slices.Contains(names, "etc/hostname") {
+		t.Errorf("the base's part holds %q", names)
+	}
+	if names := cpioNames(t, "the layer's part", initrd[len(baseCPIO):len(baseCPIO)+len(layer)]); !slices.Contains(names, "usr/bin/rpm") {
+		t.Errorf("the layer's part holds %q", names)
+	}
+	if names := cpioNames(t, "the agent's part", initrd[len(baseCPIO)+len(layer):]); !slices.Contains(names, "init") {
+		t.Errorf("the agent's part holds %q", names)
+	}
+	// Without the layer, the same base and agent make another appliance.
+	plain, err := c.Ensure(context.Background(), spec, agent)
+	if err != nil || plain.Initrd == a.Initrd || plain.Layers != nil || plain.Kernel != a.Kernel {
+		t.Errorf("without the layer: %+v, %v", plain, err)
+	}
+	if fileLen(t, a.Initrd) != fileLen(t, plain.Initrd)+int64(len(layer)) {
+		t.Errorf("the layered initrd is %d bytes, want the plain one's %d and the layer's %d", fileLen(t, a.Initrd), fileLen(t, plain.Initrd), len(layer))
+	}
+}
+
+func fileLen(t *testing.T, name string) int64 {
+	t.Helper()
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// A layer resolved onto another base holds what that base lacked: it is
+// not used, and rebuilding it needs the mirror.
+func TestLayerOntoAnotherBase(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	spec := testSpec("amd64")
+	cachedBase(t, c, spec)
+	cachedLayer(t, c, spec, rpmLayer, "an older base")
+	agent := NewAgent([]byte("agent"))
+	if _, err := c.Lookup(spec, agent, rpmLayer); !errors.Is(err, ErrNotCached) {
+		t.Errorf("Lookup with a stale layer: %v, want ErrNotCached", err)
+	}
+	if _, err := c.Ensure(context.Background(), spec, agent, rpmLayer); err == nil {
+		t.Error("Ensure with a stale layer and no mirror: no error")
+	}
+	if _, err := c.Ensure(context.Background(), spec, agent); err != nil {
+		t.Errorf("the base alone still serves: %v", err)
+	}
+}
+
+// TestUnusedKeepsLayers: the layers of current specs and the appliances
+// made with them are kept; those of other specs are not.
+func TestUnusedKeepsLayers(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	amd, arm := testSpec("amd64"), testSpec("arm64")
+	agent := NewAgent([]byte("agent"))
+	for _, s := range []Spec{amd, arm} {
+		m := cachedBase(t, c, s)
+		cachedLayer(t, c, s, rpmLayer, m.Digest())
+		if _, err := c.Ensure(context.Background(), s, agent, rpmLayer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.Unused([]Spec{amd, arm}, []Agent{agent, agent}); len(got) != 0 {
+		t.Errorf("Unused = %q, want nothing", got)
+	}
+	got := c.Unused([]Spec{amd}, []Agent{agent})
+	armLayered, _ := c.Lookup(arm, agent, rpmLayer)
+	want := []string{c.baseDir(arm), c.layerDir(arm, rpmLayer), filepath.Dir(armLayered.Initrd)}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("Unused = %q, want %q", got, want)
+	}
+}

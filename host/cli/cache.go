@@ -145,7 +145,7 @@ func cacheAreas() ([]cacheArea, error) {
 		return nil, err
 	}
 	areas := []cacheArea{
-		{"appliance", "the helper VM's kernel and initramfs, and the Debian base they are made from", []string{filepath.Join(dir, "appliance"), filepath.Join(dir, "base")}},
+		{"appliance", "the helper VM's kernel and initramfs, and the Debian base and tool layers they are made from", []string{filepath.Join(dir, "appliance"), filepath.Join(dir, "base"), filepath.Join(dir, "layer")}},
 		{"packages", "package downloads: the builds' (the image cache) and the appliance's", []string{images, filepath.Join(dir, "debs")}},
 		{"checkpoints", "trees kept after a build's phases, to resume from", []string{store.Dir}},
 	}
@@ -281,7 +281,7 @@ func listAppliances(out io.Writer) error {
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "APPLIANCE\tSIZE\tMADE\tUSED BY THIS DIBVM")
-	for _, kind := range []string{"appliance", "base"} {
+	for _, kind := range []string{"appliance", "base", "layer"} {
 		entries, _ := os.ReadDir(filepath.Join(dir, kind))
 		for _, e := range entries {
 			d := filepath.Join(dir, kind, e.Name())
@@ -347,7 +347,7 @@ func cachePruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Removed %d appliances and bases this dibvm does not use, %s\n", n, mib(size))
+			fmt.Fprintf(out, "Removed %d appliances, bases and tool layers this dibvm does not use, %s\n", n, mib(size))
 			maxAge := time.Duration(packageAge)
 			if all {
 				maxAge = 0
@@ -368,7 +368,7 @@ func cachePruneCommand() *cobra.Command {
 	return cmd
 }
 
-// pruneAppliances removes the appliances and bases no current
+// pruneAppliances removes the appliances, bases and tool layers no current
 // appliance of this dibvm (with mirror) uses.
 func pruneAppliances(out io.Writer, mirror string) (int, int64, error) {
 	dir, err := cacheDir()

@@ -61,7 +61,7 @@ func TestCacheCommands(t *testing.T) {
 		}
 	}
 	prune := execute(t, "dibvm", "cache", "prune")
-	for _, want := range []string{"Removed 0 checkpoints", "Removed 1 appliances and bases this dibvm does not use, 3 MiB", "Removed 1 package downloads older than 30d, 1 MiB"} {
+	for _, want := range []string{"Removed 0 checkpoints", "Removed 1 appliances, bases and tool layers this dibvm does not use, 3 MiB", "Removed 1 package downloads older than 30d, 1 MiB"} {
 		if !strings.Contains(prune, want) {
 			t.Errorf("cache prune lacks %q:\n%s", want, prune)
 		}

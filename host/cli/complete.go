@@ -10,6 +10,7 @@ import (
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/host/imageboot"
 	"github.com/dibvm/dibvm/host/plan"
+	"github.com/dibvm/dibvm/vmimage"
 )
 
 // flagValues are the values a shell completes for flags of these names,
@@ -21,6 +22,8 @@ var flagValues = map[string][]string{
 	"firmware": {"auto", "bios", "uefi"},
 	"backend":  {"qemu", "libvirt"},
 	"connect":  {"qemu:///session", "qemu:///system"},
+	// The layers dibvm has, a fixed list.
+	"helper-tools": vmimage.LayerNames(),
 }
 
 // completeFlags registers the completion of every flag of flagValues,

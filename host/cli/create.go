@@ -218,6 +218,7 @@ func (c *createFlags) check(f *pflag.FlagSet, elements []string) (plan.Options, 
 		p.addErr(err)
 	}
 	c.settings(&o, env)
+	o.HelperTools = c.vf.helperToolNames()
 	o.Environ = exportInto(env, c.exported(&o))
 	resolveEnv(&o, c.hostPathVars())
 	if o.Checkpoints, err = c.checkpoints.options(o.Environ); err != nil {
@@ -366,7 +367,7 @@ func runBuild(vf *vmFlags, o plan.Options, timeout time.Duration, summary io.Wri
 		return err
 	}
 	rep.Event(progress.Event{Kind: progress.BuildStart, Elements: p.Elements()})
-	mo, err := vf.machineOptions(ctx)
+	mo, err := vf.machineOptions(ctx, p.HelperTools)
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ type vmFlags struct {
 	allowNet    []string // nil unless given: then DIBVM_ALLOW_NET counts
 	allowOnly   []string // nil unless given: then DIBVM_ALLOW_ONLY counts
 	mirror      string
+	helperTools []string // nil unless given: then DIBVM_HELPER_TOOLS counts
 	bootTimeout time.Duration
 	// notices, when set, takes dibvm's notes on the helper VM instead
 	// of stderr.
@@ -52,6 +53,7 @@ func (f *vmFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.allowNet, "allow-net", nil, "let the helper VM reach `DEST` (HOST[:PORT], IP[:PORT] or CIDR) even if it is local to the host, e.g. apt-cacher-ng at 127.0.0.1:3142; repeatable, comma-separated (env DIBVM_ALLOW_NET)")
 	fs.StringArrayVar(&f.allowOnly, "allow-only", nil, "let the helper VM reach only `DEST` (HOST[:PORT], IP[:PORT] or CIDR) and what --allow-net opens; repeatable, comma-separated (env DIBVM_ALLOW_ONLY)")
 	f.registerMirror(fs)
+	f.registerHelperTools(fs)
 	fs.DurationVar(&f.bootTimeout, "boot-timeout", 3*time.Minute, "how long the helper VM may take to boot under TCG")
 }
 
@@ -92,6 +94,7 @@ func (f *vmFlags) checkInto(p *problems) {
 		p.add("--backend %q (or DIBVM_BACKEND): use qemu or libvirt", f.backend)
 	}
 	p.addErr(f.checkMirror())
+	p.addErr(f.checkHelperTools())
 	if f.network != "nat" && f.network != "none" {
 		p.add("--network %q: use nat or none", f.network)
 	}
@@ -214,16 +217,16 @@ func (f *vmFlags) start(ctx context.Context) (*machine.Machine, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	opts, err := f.machineOptions(ctx)
+	opts, err := f.machineOptions(ctx, f.helperToolNames())
 	if err != nil {
 		return nil, err
 	}
 	return machine.Start(ctx, opts)
 }
 
-// machineOptions makes sure the appliance is cached and returns the VM
-// settings of the flags.
-func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
+// machineOptions makes sure the appliance, with the tool layers named
+// tools, is cached and returns the VM settings of the flags.
+func (f *vmFlags) machineOptions(ctx context.Context, tools []string) (machine.Options, error) {
 	policy, err := f.egressPolicy()
 	if err != nil {
 		return machine.Options{}, err
@@ -239,11 +242,15 @@ func (f *vmFlags) machineOptions(ctx context.Context) (machine.Options, error) {
 			return machine.Options{}, err
 		}
 	}
+	layers, err := vmimage.Layers(tools)
+	if err != nil {
+		return machine.Options{}, fmt.Errorf("helper tools: %w", err)
+	}
 	cache, spec, agent, err := f.applianceCache()
 	if err != nil {
 		return machine.Options{}, err
 	}
-	app, err := cache.Ensure(ctx, spec, agent)
+	app, err := cache.Ensure(ctx, spec, agent, layers...)
 	if err != nil {
 		return machine.Options{}, fmt.Errorf("helper appliance: %w", err)
 	}

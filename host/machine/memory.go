@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/dibvm/dibvm/vmimage"
 )
@@ -18,6 +19,9 @@ import (
 const bootOverheadMiB = 320
 
 // MinMemoryMiB is the least memory, in MiB, the helper VM boots app in.
+// app.Initrd holds the base, app's tool layers and the agent, one archive
+// after another, and the kernel holds and unpacks all of them: its size
+// counts the layers.
 func MinMemoryMiB(app *vmimage.Appliance) (int, error) {
 	fi, err := os.Stat(app.Initrd)
 	if err != nil {
@@ -34,7 +38,23 @@ func checkMemory(opts Options) error {
 		return fmt.Errorf("the helper appliance: %w", err)
 	}
 	if opts.Memory < least {
-		return fmt.Errorf("--memory %d: the helper VM unpacks its appliance in memory and needs at least %d MiB to boot: give %d or more", opts.Memory, least, least)
+		return fmt.Errorf("--memory %d: the helper VM unpacks its appliance%s in memory and needs at least %d MiB to boot: give %d or more", opts.Memory, withLayers(opts.Appliance), least, least)
 	}
 	return nil
+}
+
+// withLayers names app's tool layers, which raise the floor, for the
+// message that refuses too little memory.
+func withLayers(app *vmimage.Appliance) string {
+	var names []string
+	for _, l := range app.Layers {
+		names = append(names, l.Layer.Name)
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return " (with the " + names[0] + " tool layer)"
+	}
+	return " (with the " + strings.Join(names, ", ") + " tool layers)"
 }

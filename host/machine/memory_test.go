@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,5 +34,37 @@ func TestCheckMemoryFollowsTheInitramfs(t *testing.T) {
 	}
 	if err := checkMemory(Options{Appliance: &vmimage.Appliance{Initrd: initrd + ".gone"}, Memory: 4096}); err == nil {
 		t.Error("a missing appliance passed")
+	}
+}
+
+// A tool layer raises the floor by two copies of its archive: the
+// layered initrd is the plain one with the layer's cpio appended.
+func TestMemoryFloorCountsLayers(t *testing.T) {
+	dir := t.TempDir()
+	sized := func(name string, size int64) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, size); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := &vmimage.Appliance{Initrd: sized("plain.img", 187<<20)}
+	layered := &vmimage.Appliance{Initrd: sized("layered.img", (187+83)<<20), Layers: []*vmimage.LayerManifest{{Layer: vmimage.Layer{Name: "rpm"}}}}
+	p, err := MinMemoryMiB(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := MinMemoryMiB(layered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l-p != 2*83 {
+		t.Errorf("the floor rose by %d MiB with an 83 MiB layer, want %d", l-p, 2*83)
+	}
+	if err := checkMemory(Options{Appliance: layered, Memory: p}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("its appliance (with the rpm tool layer) in memory and needs at least %d MiB", l)) {
+		t.Errorf("the plain appliance's floor with the layer: %v", err)
 	}
 }

@@ -101,6 +101,9 @@ type Options struct {
 	MaxOnlineResize int64
 	// QemuImgOptions is --qemu-img-options: qemu-img convert's -o.
 	QemuImgOptions string
+	// HelperTools are the tool layers --helper-tools asks the helper
+	// for, whatever the elements (the caller checks the names).
+	HelperTools []string
 
 	ScratchSize int64
 	// ScratchSizeGiven says ScratchSize is --scratch-size, which the plan
@@ -145,6 +148,9 @@ type Plan struct {
 	Order map[string][]elements.MergedHook
 	// Steps are what shapes each checkpoint; nil without checkpoints.
 	Steps []*checkpoint.Step
+	// HelperTools are the tool layers the helper VM needs for this
+	// build, by name (see helperTools).
+	HelperTools []string
 
 	clouds *cloudImages
 }
@@ -170,7 +176,8 @@ func Prepare(o Options) (*Plan, error) {
 	if err := fitScratch(&o, spec.Layout); err != nil {
 		return nil, err
 	}
-	p := &Plan{Options: o, Stdout: out, Spec: spec, Hooks: hooks, Lender: hostpath.NewLender()}
+	p := &Plan{Options: o, Stdout: out, Spec: spec, Hooks: hooks, Lender: hostpath.NewLender(),
+		HelperTools: helperTools(spec.Elements, o.HelperTools)}
 	if err := p.pack(els); err != nil {
 		return nil, err
 	}

@@ -21,8 +21,22 @@ import (
 // (path.Match syntax) counts as met and pulls nothing in: for packages that
 // only commands never run need.
 func (idx *Index) Resolve(want, without []string) ([]*Package, error) {
+	return idx.ResolveOnto(nil, want, without)
+}
+
+// ResolveOnto is Resolve for packages added to a set already installed:
+// the packages of have meet any dependency they satisfy, and are neither
+// followed nor returned. The result is what want adds to have. A package
+// of have is taken as it is, even where the index holds another version.
+func (idx *Index) ResolveOnto(have []*Package, want, without []string) ([]*Package, error) {
 	r := resolver{idx: idx, chosen: map[string]*Package{}, via: map[string]string{}, without: without}
+	for _, p := range have {
+		r.chosen[p.Name] = p
+	}
 	for _, name := range want {
+		if r.has(name) {
+			continue // installed already, or by a provider of a virtual name
+		}
 		p := idx.Newest(name)
 		if p == nil {
 			if prov := idx.provides[name]; len(prov) > 0 {
@@ -42,9 +56,15 @@ func (idx *Index) Resolve(want, without []string) ([]*Package, error) {
 			}
 		}
 	}
-	out := make([]*Package, 0, len(r.chosen))
+	installed := make(map[string]bool, len(have))
+	for _, p := range have {
+		installed[p.Name] = true
+	}
+	out := make([]*Package, 0, len(r.chosen)-len(installed))
 	for _, p := range r.chosen {
-		out = append(out, p)
+		if !installed[p.Name] {
+			out = append(out, p)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -76,6 +96,11 @@ func (r *resolver) satisfy(p *Package, dep *dependency.Dependency) error {
 		if pick == nil {
 			return fmt.Errorf("cannot satisfy %q, needed by %s", relationString(rel), r.chain(p.Name))
 		}
+		if have, ok := r.chosen[pick.Name]; ok {
+			// Only an installed package can be chosen and still fail a
+			// relation: it is kept, not upgraded.
+			return fmt.Errorf("cannot satisfy %q, needed by %s: %s %s is installed", relationString(rel), r.chain(p.Name), have.Name, have.Version)
+		}
 		r.add(pick, p.Name)
 	}
 	return nil
@@ -96,6 +121,20 @@ func (r *resolver) satisfied(rel dependency.Relation) bool {
 					return true
 				}
 			}
+		}
+	}
+	return false
+}
+
+// has reports whether a package called name, or one providing it, is
+// chosen.
+func (r *resolver) has(name string) bool {
+	if _, ok := r.chosen[name]; ok {
+		return true
+	}
+	for _, prov := range r.idx.provides[name] {
+		if _, ok := r.chosen[prov.Name]; ok {
+			return true
 		}
 	}
 	return false

@@ -141,3 +141,46 @@ SHA256: 33
 		t.Errorf("error %v does not name the chain broken <- top", err)
 	}
 }
+
+// TestResolveOnto: what a set adds to packages already installed, which
+// meet dependencies whatever the index holds and are never returned.
+func TestResolveOnto(t *testing.T) {
+	idx, err := ParseIndex(strings.NewReader(testIndex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg := func(name string) *Package { return idx.Newest(name) }
+	// The older libc6 installed does not meet app's >= 2.36: an
+	// installed package is kept, so that is an error, not an upgrade.
+	old := idx.byName["libc6"][0]
+	for _, c := range []struct {
+		have    []*Package
+		want    []string
+		without []string
+		got     string
+		wantErr string
+	}{
+		{have: []*Package{pkg("libc6"), pkg("dpkg")}, want: []string{"app"}, got: "app=1.0 exim4=4 newer=1 python3=3.13"},
+		{have: []*Package{pkg("libc6"), pkg("dpkg"), pkg("python3")}, want: []string{"app"}, without: []string{"mail-*"}, got: "app=1.0 newer=1"},
+		// An installed provider meets a virtual name asked for directly.
+		{have: []*Package{pkg("exim4")}, want: []string{"mail-transport-agent", "python3"}, got: "libc6=2.41 python3=3.13"},
+		// Asked for and installed already: nothing to add.
+		{have: []*Package{pkg("libc6"), pkg("python3")}, want: []string{"python3"}, got: ""},
+		{have: []*Package{old, pkg("dpkg")}, want: []string{"app"}, wantErr: `cannot satisfy "libc6 (>= 2.36)", needed by app`},
+	} {
+		pkgs, err := idx.ResolveOnto(c.have, c.want, c.without)
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("ResolveOnto(%s, %v) error %v, want %q", names(c.have), c.want, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ResolveOnto(%s, %v): %v", names(c.have), c.want, err)
+			continue
+		}
+		if got := names(pkgs); got != c.got {
+			t.Errorf("ResolveOnto(%s, %v) = %s, want %s", names(c.have), c.want, got, c.got)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package vmimage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dibvm/dibvm/vmimage/debrepo"
+	"github.com/dibvm/dibvm/vmimage/initramfs"
+)
+
+// Layer is a named set of tools that the helper gets only when a build
+// asks for them: its packages, with what they need beyond the base
+// appliance, make a cpio archive of their own, appended to the
+// initramfs after the base's. The kernel unpacks the whole initramfs at
+// every boot (7 ms a MiB under TCG) and holds it in memory, so a build
+// that does not need a layer's tools does not pay for them.
+type Layer struct {
+	Name string `json:"name"`
+	// Tools says what the layer gives, for the user: it is not part of
+	// the layer's key.
+	Tools    string   `json:"-"`
+	Packages []string `json:"packages"`
+	// Without are packages (path.Match patterns) that the layer's
+	// packages name but that only commands the helper never runs need,
+	// as Spec.Without for the base. The base's own list does not apply:
+	// a layer's tools may need what the base leaves out.
+	Without []string `json:"without,omitempty"`
+}
+
+// rpmLayer is what building rpm-distribution images (CentOS, Fedora,
+// openSUSE and their kin) calls outside the chroot: DIB's yum-minimal
+// and zypper-minimal install into the new root with the host's rpm, dnf
+// (and dnf download, a plugin) or zypper; the cloud-image elements
+// convert qcow2 with qemu-img and mount btrfs roots; the container
+// elements pull and unpack OCI images; a test repository is made with
+// createrepo_c.
+var rpmLayer = Layer{
+	Name:  "rpm",
+	Tools: "rpm, dnf, zypper, createrepo_c, qemu-img, btrfs-progs, skopeo and umoci",
+	Packages: []string{
+		"rpm", "dnf", "python3-dnf", "dnf-plugins-core", "zypper", "createrepo-c",
+		"qemu-utils", "btrfs-progs", "umoci", "skopeo",
+	},
+	Without: []string{
+		// rpm depends on Perl for rpmbuild's dependency generators,
+		// which DIB's elements never run.
+		"perl", "perl-modules-*", "libperl*",
+		// gnupg's translations; dnf's python3-dbus, which the base
+		// leaves out, is kept: dnf declares it.
+		"gnupg-l10n",
+		// The container stack's networking runs containers; skopeo
+		// only copies images.
+		"container-network-stack", "containernetworking-plugins", "netavark", "aardvark-dns",
+	},
+}
+
+// layers are the layers a build can ask for, by name.
+var layers = []Layer{rpmLayer}
+
+// LayerNames are the names of the layers a build can ask for, sorted.
+func LayerNames() []string {
+	var names []string
+	for _, l := range layers {
+		names = append(names, l.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// LayerTools describes each layer dibvm has, as "NAME (TOOLS)", by name.
+func LayerTools() []string {
+	var out []string
+	for _, name := range LayerNames() {
+		i := slices.IndexFunc(layers, func(l Layer) bool { return l.Name == name })
+		out = append(out, name+" ("+layers[i].Tools+")")
+	}
+	return out
+}
+
+// Layers returns the layers called names, sorted by name and each once;
+// a name dibvm does not know is an error that lists those it does.
+func Layers(names []string) ([]Layer, error) {
+	var out []Layer
+	for _, name := range names {
+		i := slices.IndexFunc(layers, func(l Layer) bool { return l.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("no helper tools layer %q: dibvm has %s", name, strings.Join(LayerNames(), ", "))
+		}
+		if !slices.ContainsFunc(out, func(l Layer) bool { return l.Name == name }) {
+			out = append(out, layers[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b Layer) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// key names the cache entry of l over the base of spec: a layer holds
+// what the base lacks, so another base is another layer.
+func (l Layer) key(spec Spec) string {
+	b, _ := json.Marshal(struct {
+		Format int
+		Spec   Spec
+		Layer  Layer
+	}{formatVersion, spec, l})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+// LayerManifest records what went into a layer.
+type LayerManifest struct {
+	Layer Layer `json:"layer"`
+	// Base is the Digest of the base manifest the layer was resolved
+	// onto: it holds what that base lacks, and goes with no other.
+	Base      string        `json:"base"`
+	Packages  []PackageRef  `json:"packages"`
+	Built     time.Time     `json:"built"`
+	BuildTime time.Duration `json:"build_time"`
+}
+
+// Digest identifies the exact packages in m and the base they go onto.
+func (m *LayerManifest) Digest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\n%s\n%s\n", formatVersion, m.Layer.Name, m.Base)
+	for _, p := range m.Packages {
+		fmt.Fprintf(h, "%s %s\n", p.Name, p.SHA256)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// resolveLayer finds what l adds to the base of pl.
+func resolveLayer(src *source, pl *plan, l Layer) ([]*debrepo.Package, *LayerManifest, error) {
+	pkgs, err := src.idx.ResolveOnto(pl.userland, l.Packages, l.Without)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resolve the %s tools layer's packages: %w", l.Name, err)
+	}
+	m := &LayerManifest{Layer: l, Base: pl.manifest.Digest()}
+	for _, p := range pkgs {
+		m.Packages = append(m.Packages, ref(p))
+	}
+	return pkgs, m, nil
+}
+
+// baseOwned are the files the base's configure writes, which no layer
+// replaces: a later archive's file wins when the kernel unpacks them.
+// The agent comes last of all, so /init is always the agent.
+var baseOwned = []string{
+	"etc/passwd", "etc/group", "etc/shadow", "etc/hostname", "etc/hosts", "etc/mtab",
+	"etc/ssl/certs/ca-certificates.crt", "etc/dibvm", "usr/sbin/modprobe", "usr/local/bin/sudo",
+	"tmp", "init",
+}
+
+// assembleLayer unpacks a layer's packages into a tree of their own.
+func assembleLayer(pkgs []*debrepo.Package, files map[string]string) (*initramfs.Tree, error) {
+	t := initramfs.NewTree()
+	if err := unpackInto(t, pkgs, files); err != nil {
+		return nil, err
+	}
+	dropBaseOwned(t)
+	return t, nil
+}
+
+func dropBaseOwned(t *initramfs.Tree) {
+	for _, p := range baseOwned {
+		t.Remove(p)
+	}
+}
+
+// buildLayer makes layer/<key>/ for l over the base of pl, unless the
+// packages it would hold are those already there.
+func (c *Cache) buildLayer(ctx context.Context, src *source, pl *plan, l Layer) (*LayerManifest, error) {
+	start := time.Now()
+	pkgs, m, err := resolveLayer(src, pl, l)
+	if err != nil {
+		return nil, err
+	}
+	spec := pl.manifest.Spec
+	if old, err := c.layerManifest(spec, l); err == nil && old.Digest() == m.Digest() {
+		return old, nil
+	}
+	c.logf("appliance: downloading %d packages for the %s tools layer", len(pkgs), l.Name)
+	files, err := fetchAll(ctx, src.repo, pkgs)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := assembleLayer(pkgs, files)
+	if err != nil {
+		return nil, err
+	}
+	m.Built, m.BuildTime = time.Now().UTC(), time.Since(start)
+	err = c.replaceDir(c.layerDir(spec, l), func(tmp string) error {
+		if err := writeCPIO(layerCPIO(tmp), tree); err != nil {
+			return err
+		}
+		return writeJSON(manifestFile(tmp), m)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write the %s tools layer: %w", l.Name, err)
+	}
+	c.logf("appliance: %s tools layer ready (%d packages, %d MiB) in %s",
+		l.Name, len(pkgs), tree.Size()>>20, time.Since(start).Round(time.Millisecond))
+	return m, nil
+}

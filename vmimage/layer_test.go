@@ -1,0 +1,182 @@
+package vmimage
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dibvm/dibvm/vmimage/debrepo"
+	"github.com/dibvm/dibvm/vmimage/initramfs"
+)
+
+func TestLayers(t *testing.T) {
+	if got := LayerNames(); !slices.Equal(got, []string{"rpm"}) {
+		t.Errorf("LayerNames() = %q, want rpm", got)
+	}
+	got, err := Layers([]string{"rpm", "rpm"})
+	if err != nil || len(got) != 1 || got[0].Name != "rpm" {
+		t.Errorf("Layers(rpm, rpm) = %v, %v; want rpm once", got, err)
+	}
+	if got, err := Layers(nil); err != nil || len(got) != 0 {
+		t.Errorf("Layers(nil) = %v, %v", got, err)
+	}
+	_, err = Layers([]string{"rpm", "yum"})
+	if err == nil || !strings.Contains(err.Error(), `no helper tools layer "yum": dibvm has rpm`) {
+		t.Errorf("Layers(rpm, yum): %v", err)
+	}
+}
+
+// The rpm layer holds the tools DIB's rpm-distribution elements call
+// outside the chroot, by their Debian package names.
+func TestRPMLayer(t *testing.T) {
+	for _, p := range []string{"rpm", "dnf", "python3-dnf", "dnf-plugins-core", "zypper", "createrepo-c", "qemu-utils", "btrfs-progs", "umoci", "skopeo"} {
+		if !slices.Contains(rpmLayer.Packages, p) {
+			t.Errorf("the rpm layer has no %s", p)
+		}
+	}
+}
+
+// TestLayerKey: a layer's cache entry changes with its base's spec and
+// with the layer, and with nothing else.
+func TestLayerKey(t *testing.T) {
+	spec := testSpec("amd64")
+	l := Layer{Name: "x", Packages: []string{"a"}}
+	k := l.key(spec)
+	if k != l.key(spec) || len(k) != 16 || strings.Trim(k, "0123456789abcdef") != "" {
+		t.Fatalf("key %q: want 16 stable hex digits", k)
+	}
+	if k == spec.key() {
+		t.Error("a layer has its base's key")
+	}
+	seen := map[string]string{k: "the layer"}
+	for name, change := range map[string]func(*Spec, *Layer){
+		"base mirror":   func(s *Spec, _ *Layer) { s.Mirror = "http://127.0.0.1:2/debian" },
+		"base arch":     func(s *Spec, _ *Layer) { s.Arch = "arm64" },
+		"base packages": func(s *Spec, _ *Layer) { s.Packages = []string{"bash"} },
+		"base without":  func(s *Spec, _ *Layer) { s.Without = []string{"perl"} },
+		"name":          func(_ *Spec, l *Layer) { l.Name = "y" },
+		"packages":      func(_ *Spec, l *Layer) { l.Packages = []string{"a", "b"} },
+		"without":       func(_ *Spec, l *Layer) { l.Without = []string{"c"} },
+	} {
+		s, ll := spec, l
+		change(&s, &ll)
+		key := ll.key(s)
+		if other, ok := seen[key]; ok {
+			t.Errorf("a layer with another %s has the key of %s", name, other)
+		}
+		seen[key] = name
+	}
+}
+
+func TestLayerManifestDigest(t *testing.T) {
+	m := LayerManifest{Layer: rpmLayer, Base: "b1", Packages: []PackageRef{{Name: "rpm", Version: "4", SHA256: "r1"}}}
+	d := m.Digest()
+	same := m
+	same.Packages = []PackageRef{{Name: "rpm", Version: "5", SHA256: "r1"}}
+	if same.Digest() != d {
+		t.Error("the digest changed with a version string alone")
+	}
+	for name, change := range map[string]func(*LayerManifest){
+		"base":     func(m *LayerManifest) { m.Base = "b2" },
+		"package":  func(m *LayerManifest) { m.Packages = []PackageRef{{Name: "rpm", SHA256: "r2"}} },
+		"packages": func(m *LayerManifest) { m.Packages = nil },
+		"name":     func(m *LayerManifest) { m.Layer.Name = "other" },
+	} {
+		c := m
+		change(&c)
+		if c.Digest() == d {
+			t.Errorf("the digest did not change with the %s", name)
+		}
+	}
+}
+
+// fixtureSource is a mirror's index from testdata: the dependency shapes
+// of trixie's rpm tooling, with made-up sums.
+func fixtureSource(t *testing.T) *source {
+	t.Helper()
+	f, err := os.Open("testdata/Packages-layers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	idx, err := debrepo.ParseIndex(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &source{rel: &debrepo.Release{Codename: "trixie"}, idx: idx}
+}
+
+func refNames(refs []PackageRef) []string {
+	var out []string
+	for _, r := range refs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// TestResolveLayer: a layer holds its packages' closure less what the
+// base has and less its own without list; the base's without list does
+// not apply to it.
+func TestResolveLayer(t *testing.T) {
+	src := fixtureSource(t)
+	spec := Spec{Mirror: nowhere, Suite: "stable", Arch: "amd64", Packages: []string{"bash", "python3", "xfsprogs"},
+		Without: []string{"libicu[0-9]*", "python3-dbus", "perl"}}
+	pl, err := resolve(src, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := refNames(pl.manifest.Packages); !slices.Equal(got, []string{"base-files", "bash", "libc6", "python3", "xfsprogs"}) {
+		t.Fatalf("the base holds %q", got)
+	}
+	pkgs, m, err := resolveLayer(src, pl, rpmLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"btrfs-progs", "createrepo-c", "dnf", "dnf-plugins-core", "gnupg", "golang-github-containers-common", "gpg",
+		"libdbus-1-3", "libglib2.0-0t64", "libicu76", "liblua5.4-0", "librpm10", "libxml2", "libzypp1735",
+		"python3-dbus", "python3-dnf", "python3-libdnf", "python3-rpm", "qemu-utils", "rpm", "rpm-common",
+		"skopeo", "umoci", "zypper",
+	}
+	if got := refNames(m.Packages); !slices.Equal(got, want) {
+		t.Errorf("the rpm layer holds\n%q\nwant\n%q", got, want)
+	}
+	if len(pkgs) != len(m.Packages) || m.Base != pl.manifest.Digest() || m.Layer.Name != "rpm" {
+		t.Errorf("manifest %+v for %d packages; want it onto base %s", m, len(pkgs), pl.manifest.Digest())
+	}
+	_, _, err = resolveLayer(src, pl, Layer{Name: "broken", Packages: []string{"nosuch"}})
+	if err == nil || !strings.Contains(err.Error(), "resolve the broken tools layer's packages: package nosuch is not in the index") {
+		t.Errorf("a layer with a package the mirror lacks: %v", err)
+	}
+}
+
+// A layer never replaces what the base's configure wrote, nor /init.
+func TestDropBaseOwned(t *testing.T) {
+	tr := initramfs.NewTree()
+	for _, p := range []string{"etc/passwd", "etc/dibvm/modules", "init", "usr/local/bin/sudo", "tmp/x"} {
+		tr.WriteFile(p, []byte("from a package"), 0o644)
+	}
+	tr.WriteFile("usr/bin/rpm", []byte("rpm"), 0o755)
+	dropBaseOwned(tr)
+	for _, p := range []string{"etc/passwd", "etc/dibvm", "init", "usr/local/bin/sudo", "tmp"} {
+		if _, ok := tr.Get(p); ok {
+			t.Errorf("the layer still has %s", p)
+		}
+	}
+	if _, ok := tr.Get("usr/bin/rpm"); !ok {
+		t.Error("the layer lost its own usr/bin/rpm")
+	}
+}
+
+// Each layer says what it gives, and that is no part of its key.
+func TestLayerTools(t *testing.T) {
+	if got := LayerTools(); len(got) != 1 || !strings.HasPrefix(got[0], "rpm (rpm, dnf, zypper,") {
+		t.Errorf("LayerTools() = %q", got)
+	}
+	l := rpmLayer
+	l.Tools = "other words"
+	if l.key(testSpec("amd64")) != rpmLayer.key(testSpec("amd64")) {
+		t.Error("the description changed the layer's key")
+	}
+}
