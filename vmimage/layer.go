@@ -31,6 +31,10 @@ type Layer struct {
 	// as Spec.Without for the base. The base's own list does not apply:
 	// a layer's tools may need what the base leaves out.
 	Without []string `json:"without,omitempty"`
+	// Commands are scripts the layer adds, by path in the helper: names
+	// that elements call on the hosts they were written for, which
+	// Debian's packages do not install.
+	Commands map[string]string `json:"commands,omitempty"`
 }
 
 // rpmLayer is what building rpm-distribution images (CentOS, Fedora,
@@ -57,6 +61,13 @@ var rpmLayer = Layer{
 		// The container stack's networking runs containers; skopeo
 		// only copies images.
 		"container-network-stack", "containernetworking-plugins", "netavark", "aardvark-dns",
+	},
+	// DIB 3.13's yum-minimal calls yum and yumdownloader outside the
+	// chroot; Fedora's dnf packages make both names dnf's, Debian's
+	// make neither. (DIB master falls back to dnf itself.)
+	Commands: map[string]string{
+		"usr/local/bin/yum":           "#!/bin/sh\nexec dnf \"$@\"\n",
+		"usr/local/bin/yumdownloader": "#!/bin/sh\nexec dnf download \"$@\"\n",
 	},
 }
 
@@ -155,13 +166,17 @@ var baseOwned = []string{
 	"tmp", "init",
 }
 
-// assembleLayer unpacks a layer's packages into a tree of their own.
-func assembleLayer(pkgs []*debrepo.Package, files map[string]string) (*initramfs.Tree, error) {
+// assembleLayer unpacks l's packages into a tree of their own, with
+// l's commands.
+func assembleLayer(l Layer, pkgs []*debrepo.Package, files map[string]string) (*initramfs.Tree, error) {
 	t := initramfs.NewTree()
 	if err := unpackInto(t, pkgs, files); err != nil {
 		return nil, err
 	}
 	dropBaseOwned(t)
+	for p, script := range l.Commands {
+		t.WriteFile(p, []byte(script), 0o755)
+	}
 	return t, nil
 }
 
@@ -188,7 +203,7 @@ func (c *Cache) buildLayer(ctx context.Context, src *source, pl *plan, l Layer) 
 	if err != nil {
 		return nil, err
 	}
-	tree, err := assembleLayer(pkgs, files)
+	tree, err := assembleLayer(l, pkgs, files)
 	if err != nil {
 		return nil, err
 	}

@@ -151,6 +151,28 @@ func TestResolveLayer(t *testing.T) {
 	}
 }
 
+// A layer's commands are in its tree, executable, whatever its packages
+// hold; the rpm layer answers to yum and yumdownloader as dnf.
+func TestLayerCommands(t *testing.T) {
+	tr, err := assembleLayer(rpmLayer, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{
+		"usr/local/bin/yum":           "exec dnf \"$@\"",
+		"usr/local/bin/yumdownloader": "exec dnf download \"$@\"",
+	} {
+		n, ok := tr.Get(p)
+		if !ok {
+			t.Errorf("the rpm layer has no %s", p)
+			continue
+		}
+		if !strings.HasPrefix(string(n.Data), "#!/bin/sh\n") || !strings.Contains(string(n.Data), want) || n.Mode.Perm() != 0o755 {
+			t.Errorf("%s: %q, mode %v", p, n.Data, n.Mode)
+		}
+	}
+}
+
 // A layer never replaces what the base's configure wrote, nor /init.
 func TestDropBaseOwned(t *testing.T) {
 	tr := initramfs.NewTree()
