@@ -12,6 +12,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/breakshell"
+	"github.com/dibvm/dibvm/guestagent/customize"
 	"github.com/dibvm/dibvm/guestagent/dibbuild"
 	"github.com/dibvm/dibvm/guestagent/hookrunner"
 	"github.com/dibvm/dibvm/guestagent/modprobe"
@@ -39,6 +40,8 @@ func main() {
 		os.Exit(dibbuild.Main(os.Args[2:]))
 	case len(os.Args) > 1 && os.Args[1] == api.BreakShellCommand:
 		os.Exit(breakshell.ShellMain())
+	case len(os.Args) > 1 && os.Args[1] == api.CustomizeCommand:
+		os.Exit(customize.Main(os.Args[2:]))
 	}
 	if os.Getpid() != 1 {
 		log.Fatal("dibvm-agent runs as PID 1 of dibvm's helper VM; it is not a command to run by hand")

@@ -53,6 +53,9 @@ const LentDir = "/build/lent"
 const (
 	ScratchSerial = "dibvm-scratch" // the guest's work space, a blank disk
 	OutputSerial  = "dibvm-output"  // where the guest writes the result
+	// ImageSerial is the existing disk image dibvm customize opens: a
+	// layer over the user's image, which the guest writes.
+	ImageSerial = "dibvm-image"
 )
 
 // Services the host's egress proxy answers itself, under a name no DNS
@@ -101,6 +104,14 @@ const (
 const (
 	BuildCommand      = "dib-build"
 	BreakShellCommand = "dib-break-shell"
+	// CustomizeCommand, followed by a shell command line, mounts the
+	// disk ImageSerial's root as extract-image finds it and runs the
+	// line chrooted into it: its exit status is the command's.
+	CustomizeCommand = "customize-image"
+	// CustomizeExitOpen is CustomizeCommand's exit status when it could
+	// not open the image or put it back, as chroot(1) exits 125 when it
+	// fails itself: the command's own statuses pass through as they are.
+	CustomizeExitOpen = 125
 
 	// BuildLine runs the build that the input disk describes.
 	BuildLine = AgentPath + " " + BuildCommand + " " + InputDir

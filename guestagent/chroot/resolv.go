@@ -35,13 +35,8 @@ func (t *Target) swapResolvConf() error {
 // Finish restores the target's own resolv.conf and empties its /tmp, as
 // DIB does before the tree becomes an image.
 func (t *Target) Finish() error {
-	conf := filepath.Join(t.Root, "etc", "resolv.conf")
-	os.Remove(conf)
-	os.Remove(filepath.Join(t.Root, resolvAbsent))
-	if exists(filepath.Join(t.Root, resolvSaved)) {
-		if err := os.Rename(filepath.Join(t.Root, resolvSaved), conf); err != nil {
-			return err
-		}
+	if err := t.RestoreResolvConf(); err != nil {
+		return err
 	}
 	tmp := filepath.Join(t.Root, "tmp")
 	entries, _ := os.ReadDir(tmp)
@@ -54,4 +49,16 @@ func (t *Target) Finish() error {
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// RestoreResolvConf puts back the target's own resolv.conf, or none if
+// it had none.
+func (t *Target) RestoreResolvConf() error {
+	conf := filepath.Join(t.Root, "etc", "resolv.conf")
+	os.Remove(conf)
+	os.Remove(filepath.Join(t.Root, resolvAbsent))
+	if exists(filepath.Join(t.Root, resolvSaved)) {
+		return os.Rename(filepath.Join(t.Root, resolvSaved), conf)
+	}
+	return nil
 }

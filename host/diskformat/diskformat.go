@@ -68,3 +68,12 @@ func QemuImgNames() []string {
 	}
 	return out
 }
+
+// Types are the disk image types as -t names them, in All's order.
+func Types() []string {
+	var out []string
+	for _, f := range All {
+		out = append(out, f.Type)
+	}
+	return out
+}

@@ -1,0 +1,116 @@
+package main_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestCustomizeImage opens an image dibvm built (GPT with an ESP, root on
+// XFS) as an existing image, changes it into a new file of another
+// format, changes that in place, and reads the changes back through
+// customize itself; the original never changes, and a failing command
+// writes nothing.
+func TestCustomizeImage(t *testing.T) {
+	needVM(t)
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=customize", "FS_TYPE=xfs"}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "qcow2", "-o", base, "user-element", "block-device-efi")
+	if r.code != 0 {
+		t.Fatalf("create: exit %d\n%s", r.code, r.stderr)
+	}
+	orig := sha256File(t, base+".qcow2")
+
+	out := filepath.Join(dir, "custom.raw")
+	r = dibvm(t, nil, 5*time.Minute, "customize", base+".qcow2", "-o", out, "-t", "raw", "--",
+		"sh", "-c", "echo customized > /etc/dibvm-customized && echo on-the-esp > /boot/efi/dibvm-customized && echo done")
+	if r.code != 0 {
+		t.Fatalf("customize -o: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "done") || !strings.Contains(r.stderr, "the image's root is /dev/") || !strings.Contains(r.stderr, "xfs") || !strings.Contains(r.stderr, "/boot/efi /dev/") {
+		t.Errorf("customize -o: stdout %q, stderr:\n%s", r.stdout, r.stderr)
+	}
+	if got := sha256File(t, base+".qcow2"); got != orig {
+		t.Error("customize -o changed the original image")
+	}
+	if fmt, err := exec.Command("qemu-img", "info", "--output=json", out).Output(); err != nil || !strings.Contains(string(fmt), `"format": "raw"`) {
+		t.Errorf("the output is not a raw image: %v %s", err, fmt)
+	}
+
+	r = dibvm(t, nil, 5*time.Minute, "customize", "--in-place", out, "--", "sh", "-c", "echo again >> /etc/dibvm-customized")
+	if r.code != 0 {
+		t.Fatalf("customize --in-place: exit %d\n%s", r.code, r.stderr)
+	}
+	r = dibvm(t, nil, 5*time.Minute, "customize", "--in-place", out, "--", "cat", "/etc/dibvm-customized", "/boot/efi/dibvm-customized")
+	if r.code != 0 || r.stdout != "customized\nagain\non-the-esp\n" {
+		t.Errorf("reading the changes back: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	// A command that fails leaves no output and the image as it was.
+	before := sha256File(t, out)
+	failed := filepath.Join(dir, "failed.qcow2")
+	r = dibvm(t, nil, 5*time.Minute, "customize", out, "-o", failed, "--", "sh", "-c", "rm -rf /etc; exit 3")
+	if r.code != 3 || !strings.Contains(r.stderr, "nothing was written") {
+		t.Errorf("a failing command: exit %d, want 3\n%s", r.code, r.stderr)
+	}
+	r = dibvm(t, nil, 5*time.Minute, "customize", "--in-place", out, "--", "sh", "-c", "rm -rf /etc; false")
+	if r.code != 1 {
+		t.Errorf("a failing command in place: exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	if got := sha256File(t, out); got != before {
+		t.Error("a failing command changed the image")
+	}
+	for _, e := range entries(t, dir) {
+		if strings.HasPrefix(e, ".") || strings.HasPrefix(e, "failed") {
+			t.Errorf("left in the output directory: %s", e)
+		}
+	}
+}
+
+// TestCustomizeRefusesBadInput: each mistake is named before the VM
+// boots, and nothing is left behind.
+func TestCustomizeRefusesBadInput(t *testing.T) {
+	work := t.TempDir()
+	image := filepath.Join(work, "disk.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", image, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
+	overlay := filepath.Join(work, "overlay.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image, overlay).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
+	runCases(t, work, []cliCase{
+		{"no command", []string{"customize", image, "-o", "x.qcow2"}, nil, 2, []string{"give the COMMAND to run in the image after --"}},
+		{"no image", []string{"customize", "-o", "x.qcow2", "--", "true"}, nil, 2, []string{"give the IMAGE to open before --"}},
+		{"elements", []string{"customize", image, "vm", "-o", "x.qcow2", "--", "true"}, nil, 2, []string{"vm: customize runs a COMMAND after -- in one IMAGE; it does not run elements yet"}},
+		{"neither -o nor --in-place", []string{"customize", image, "--", "true"}, nil, 2, []string{"give -o OUTPUT for the changed image, or --in-place"}},
+		{"both -o and --in-place", []string{"customize", image, "-o", "x.qcow2", "--in-place", "--", "true"}, nil, 2, []string{"-o x.qcow2 and --in-place: give one"}},
+		{"-t with --in-place", []string{"customize", image, "--in-place", "-t", "raw", "--", "true"}, nil, 2, []string{"-t raw and --in-place"}},
+		{"an unknown -t", []string{"customize", image, "-o", "x.img", "-t", "iso", "--", "true"}, nil, 2, []string{"-t iso: customize writes raw, qcow2, vhd, vhdx, vmdk"}},
+		{"an existing output", []string{"customize", image, "-o", overlay, "--", "true"}, nil, 2, []string{"-o " + overlay + ": the file exists; remove it or name another"}},
+		{"an output in no directory", []string{"customize", image, "-o", "/nonexistent/x.qcow2", "--", "true"}, nil, 2, []string{"no directory /nonexistent to write it in"}},
+		{"no such image", []string{"customize", filepath.Join(work, "none.qcow2"), "-o", "x.qcow2", "--", "true"}, nil, 1, []string{"none.qcow2: qemu-img cannot read it as a disk image"}},
+		{"an overlay, which names another file", []string{"customize", overlay, "-o", "x.qcow2", "--", "true"}, nil, 1, []string{"it is an overlay on " + image}},
+	})
+}

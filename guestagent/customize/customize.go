@@ -1,0 +1,101 @@
+// Package customize opens an existing disk image in the helper VM and
+// runs a command in its root as root: the guest's side of dibvm
+// customize, what people did by hand with kpartx, mount and chroot.
+package customize
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/chroot"
+	"github.com/dibvm/dibvm/guestagent/imageroot"
+	"github.com/dibvm/dibvm/guestagent/sysinit"
+)
+
+// mountDir is where the image's root is mounted in the helper.
+const mountDir = "/image"
+
+// Main mounts the image disk's filesystems, runs args[0] with /bin/sh
+// chrooted into its root, puts the image back and returns the command's
+// exit status, or api.CustomizeExitOpen.
+func Main(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: "+api.CustomizeCommand+" COMMAND-LINE")
+		return 2
+	}
+	status, err := run(args[0], os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dibvm: %v\n", err)
+		return api.CustomizeExitOpen
+	}
+	return status
+}
+
+func run(line string, stdin io.Reader, stdout, stderr io.Writer) (status int, err error) {
+	disk, err := sysinit.FindDisk(api.ImageSerial, 10*time.Second)
+	if err != nil {
+		return 0, fmt.Errorf("find the image's disk: %w", err)
+	}
+	parts, err := imageroot.Probe(disk)
+	if err != nil {
+		return 0, fmt.Errorf("read the image's partitions: %w", err)
+	}
+	layout, err := imageroot.Choose(parts)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(stderr, "dibvm: the image's root is %s%s\n", layout.Root, extras(layout))
+	mounted, err := imageroot.Mount(layout, mountDir)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if uerr := mounted.Unmount(); uerr != nil && err == nil {
+			err = fmt.Errorf("put the image back: %w", uerr)
+		}
+	}()
+	if _, err := os.Lstat(filepath.Join(mountDir, "bin/sh")); err != nil {
+		return 0, fmt.Errorf("the image's root, %s, has no /bin/sh to run the command with: is it the root of a Linux system?", layout.Root)
+	}
+	target := chroot.New(mountDir)
+	if err := target.MountAll(); err != nil {
+		target.UnmountAll()
+		return 0, err
+	}
+	defer func() {
+		target.UnmountAll()
+		if rerr := target.RestoreResolvConf(); rerr != nil && err == nil {
+			err = fmt.Errorf("put the image's resolv.conf back: %w", rerr)
+		}
+	}()
+	cmd := exec.Command("chroot", mountDir, "/bin/sh", "-c", line)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// extras names the /boot and ESP partitions mounted in the root.
+func extras(l imageroot.Layout) string {
+	s := ""
+	if l.Boot != nil {
+		s += ", /boot " + l.Boot.String()
+	}
+	if l.EFI != nil {
+		s += ", /boot/efi " + l.EFI.String()
+	}
+	return s
+}

@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/agentclient"
+	"github.com/dibvm/dibvm/host/diskformat"
+	"github.com/dibvm/dibvm/host/imageboot"
+	"github.com/dibvm/dibvm/host/machine"
+	"github.com/dibvm/dibvm/host/overlay"
+	"github.com/dibvm/dibvm/host/shellquote"
+)
+
+type customizeFlags struct {
+	vf      vmFlags
+	output  string
+	inPlace bool
+	typ     string
+	env     map[string]string
+}
+
+func customizeCommand() *cobra.Command {
+	c := &customizeFlags{}
+	cmd := &cobra.Command{
+		Use:   "customize [flags] IMAGE -o OUTPUT|--in-place -- COMMAND [ARGS...]",
+		Short: "Open an existing disk image and run a command in its root as root",
+		Long: `Open IMAGE (raw, qcow2, vhd, vhdx or vmdk) in the helper VM, mount its root,
+/boot and EFI system partition as DIB's extract-image finds them in a cloud
+image, and run COMMAND chrooted into the root as root, with the helper's
+network (through dibvm's egress proxy, as a build's hooks have it). When
+COMMAND succeeds, the changed image is written to OUTPUT (in IMAGE's format,
+or -t's), or back into IMAGE with --in-place. IMAGE is never changed
+otherwise: the guest writes a layer over it, and a failed or stopped command
+leaves no OUTPUT and IMAGE as it was.`,
+		Example: `  dibvm customize debian.qcow2 -o custom.qcow2 -- apt-get install -y htop
+  dibvm customize --in-place disk.raw -- sh -c 'echo hello > /etc/motd'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			switch {
+			case dash < 0 || dash == len(args):
+				return usagef("give the COMMAND to run in the image after --: %s", cmd.UseLine())
+			case dash == 0:
+				return usagef("give the IMAGE to open before --: %s", cmd.UseLine())
+			case dash > 1:
+				return usagef("%s: customize runs a COMMAND after -- in one IMAGE; it does not run elements yet", strings.Join(args[1:dash], " "))
+			case strings.TrimSpace(args[dash]) == "":
+				return usagef("the COMMAND after -- is %q: give a program to run, e.g. -- cat /etc/os-release", args[dash])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.run(args[0], args[1:])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&c.output, "output", "o", "", "write the changed image to `OUTPUT` (a new file), leaving IMAGE as it is")
+	f.BoolVar(&c.inPlace, "in-place", false, "write the changes into IMAGE itself")
+	f.StringVarP(&c.typ, "type", "t", "", "OUTPUT's format: "+strings.Join(diskformat.Types(), ", ")+" (default IMAGE's)")
+	f.StringToStringVarP(&c.env, "env", "e", nil, "set an environment variable for COMMAND (KEY=VALUE, repeatable)")
+	c.vf.register(f)
+	c.vf.registerArch(f)
+	return cmd
+}
+
+// check says what is wrong with the flags and IMAGE before the VM boots,
+// and returns IMAGE's format.
+func (c *customizeFlags) check(ctx context.Context, image string) (string, error) {
+	var p problems
+	switch {
+	case c.output == "" && !c.inPlace:
+		p.add("give -o OUTPUT for the changed image, or --in-place to change %s itself", image)
+	case c.output != "" && c.inPlace:
+		p.add("-o %s and --in-place: give one, a new file or IMAGE itself", c.output)
+	case c.inPlace && c.typ != "":
+		p.add("-t %s and --in-place: --in-place keeps IMAGE's format; give -o OUTPUT to write another", c.typ)
+	}
+	if _, ok := diskformat.QemuImg(c.typ); c.typ != "" && !ok {
+		p.add("-t %s: customize writes %s", c.typ, strings.Join(diskformat.Types(), ", "))
+	}
+	if c.output != "" {
+		p.addErr(checkNewFile("-o", c.output, image))
+	}
+	c.vf.checkInto(&p)
+	if err := p.err(); err != nil {
+		return "", err
+	}
+	d, err := imageboot.Inspect(ctx, image)
+	if err != nil {
+		return "", err
+	}
+	if c.inPlace {
+		if f, err := os.OpenFile(image, os.O_RDWR, 0); err != nil {
+			return "", fmt.Errorf("--in-place: %w", err)
+		} else {
+			f.Close()
+		}
+	}
+	return d.Format, nil
+}
+
+// checkNewFile says what keeps path from being a new file, other than
+// image, that dibvm writes.
+func checkNewFile(flag, path, image string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s %s: the file exists; remove it or name another", flag, path)
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%s %s: no directory %s to write it in", flag, path, dir)
+	}
+	return nil
+}
+
+func (c *customizeFlags) run(image string, command []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	format, err := c.check(ctx, image)
+	if err != nil {
+		return err
+	}
+	// The layer goes beside what it becomes, on the file system that
+	// has room for the image.
+	near := image
+	if c.output != "" {
+		near = c.output
+	}
+	work, err := os.MkdirTemp(filepath.Dir(near), ".dibvm-customize-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	layer, err := overlay.New(ctx, work, image, format)
+	if err != nil {
+		return err
+	}
+	if err := c.runIn(ctx, layer, command); err != nil {
+		return err
+	}
+	if c.inPlace {
+		return layer.Commit(ctx)
+	}
+	out := format
+	if c.typ != "" {
+		out, _ = diskformat.QemuImg(c.typ)
+	}
+	return layer.Convert(ctx, c.output, out)
+}
+
+// runIn boots the helper with layer as the image's disk and runs command
+// in the image's root; the VM is gone when it returns.
+func (c *customizeFlags) runIn(ctx context.Context, layer *overlay.Layer, command []string) error {
+	opts, err := c.vf.machineOptions(ctx, c.vf.helperToolNames())
+	if err != nil {
+		return err
+	}
+	opts.Disks = append(opts.Disks, machine.Disk{Serial: api.ImageSerial, Layer: layer.Path})
+	m, err := machine.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Client.Run(agentclient.Command{
+			Line: shellquote.Join(api.AgentPath, api.CustomizeCommand, shellquote.Join(command...)),
+			Env:  c.env, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		})
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("stopped: %s is unchanged and no output was written", layer.Base)
+	}
+	var ee *agentclient.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.Status == api.CustomizeExitOpen:
+		return fmt.Errorf("%s: could not open the image's root, as said above; nothing was written", layer.Base)
+	case errors.As(err, &ee):
+		fmt.Fprintf(os.Stderr, "dibvm: the command failed (%v); nothing was written\n", ee)
+		return ee
+	case err != nil:
+		return m.Explain(err)
+	}
+	// The guest unmounted and flushed the image; stopping the VM now
+	// makes QEMU write out the layer before the host reads it.
+	return m.Close()
+}
