@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
@@ -169,11 +170,15 @@ func (c *customizeFlags) runIn(ctx context.Context, layer *overlay.Layer, comman
 		return err
 	}
 	defer m.Close()
+	// The command is the image's own software: its output is treated as
+	// boot -- COMMAND's is.
+	stdout, stderr, flush := commandOutputs(os.Stdout, os.Stderr, term.IsTerminal(int(os.Stdout.Fd())))
+	defer flush()
 	done := make(chan error, 1)
 	go func() {
 		done <- m.Client.Run(agentclient.Command{
 			Line: shellquote.Join(api.AgentPath, api.CustomizeCommand, shellquote.Join(command...)),
-			Env:  c.env, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+			Env:  c.env, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
 		})
 	}()
 	select {
@@ -186,6 +191,7 @@ func (c *customizeFlags) runIn(ctx context.Context, layer *overlay.Layer, comman
 	case errors.As(err, &ee) && ee.Status == api.CustomizeExitOpen:
 		return fmt.Errorf("%s: could not open the image's root, as said above; nothing was written", layer.Base)
 	case errors.As(err, &ee):
+		flush()
 		fmt.Fprintf(os.Stderr, "dibvm: the command failed (%v); nothing was written\n", ee)
 		return ee
 	case err != nil:
