@@ -9,6 +9,7 @@
 #     worktree and run alternately with this one;
 # for a helper VM of the host's architecture and, side by side, one of the
 # other architecture (arm64 on an x86 host), which runs under TCG;
+#   - `dibvm run -- true` with the rpm tools layer and without, alternately;
 #   - `dibvm run -- true` through the libvirt backend (a session daemon of
 #     the user's, started here if none runs) alternately with QEMU's.
 # Run it on an otherwise idle machine: two cores make timings noisy.
@@ -133,10 +134,39 @@ measure_libvirt() {
   printf '  dibvm run -- true, libvirt (median/%d)  %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${ls[@]}" | median)" "$(printf '%.2f ' "${ls[@]}")"
 }
 
+# initramfs_size ARCH [FLAGS] prints the size `appliance info` gives the
+# helper's initramfs.
+initramfs_size() {
+  "$dibvm" appliance info --arch "$@" 2>/dev/null | sed -n -E 's/^initramfs:.*\(([0-9]+ MiB)\).*/\1/p'
+}
+
+# measure_layers prints what a tool layer costs the helper: `run -- true`
+# without a layer (as a Debian build boots it) and with the rpm layer (as
+# a build with an rpm-family element does), run alternately, and the
+# layer's build and the initramfs with it.
+measure_layers() {
+  local arch=$1 t0 build plain=() rpm=() pq=0 rq=0 out q
+  t0=$(now)
+  "$dibvm" appliance build --arch "$arch" --helper-tools rpm >/dev/null 2>&1
+  build=$(since "$t0")
+  for _ in $(seq "$runs"); do
+    out=$(run_true "$dibvm" "$arch"); plain+=("${out%% *}")
+    q=$(sed -E 's/.*qemu_maxrss=([0-9]+)MiB.*/\1/' <<<"$out"); [ "$q" -gt "$pq" ] && pq=$q
+    out=$(DIBVM_HELPER_TOOLS=rpm run_true "$dibvm" "$arch"); rpm+=("${out%% *}")
+    q=$(sed -E 's/.*qemu_maxrss=([0-9]+)MiB.*/\1/' <<<"$out"); [ "$q" -gt "$rq" ] && rq=$q
+  done
+  printf 'tool layers, %s helper VM, run alternately:\n' "$arch"
+  printf '  rpm layer build (with the base cached)  %8.2f s\n' "$build"
+  printf '  initramfs: %s without a layer, %s with the rpm layer\n' "$(initramfs_size "$arch")" "$(initramfs_size "$arch" --helper-tools rpm)"
+  printf '  dibvm run -- true, no layer (median/%d)   %8.2f s   [%s]  qemu peak RSS %d MiB\n' "$runs" "$(printf '%s\n' "${plain[@]}" | median)" "$(printf '%.2f ' "${plain[@]}")" "$pq"
+  printf '  dibvm run -- true, rpm layer (median/%d)  %8.2f s   [%s]  qemu peak RSS %d MiB\n' "$runs" "$(printf '%s\n' "${rpm[@]}" | median)" "$(printf '%.2f ' "${rpm[@]}")" "$rq"
+}
+
 printf 'dibvm helper VM benchmarks (host %s, %s cores)\n' "$host_arch" "$(getconf _NPROCESSORS_ONLN)"
 for arch in $arches; do
   measure "$arch"
 done
+measure_layers "${arches%% *}"
 measure_libvirt "${arches%% *}"
 
 # The full image build and boot: about an hour under TCG. BENCH_BUILD=0 skips it.
