@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -147,6 +148,22 @@ func TestPopulateInit(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "mnt", f)); err != nil {
 			t.Errorf("%s not beside init: %v", f, err)
 		}
+	}
+}
+
+// mount_dev_pts_options gives mount the options of this system's own
+// /dev/pts, as yum-minimal's hook passes them on.
+func TestMountDevPtsOptions(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("findmnt and devpts are Linux's, as the helper is")
+	}
+	want, err := exec.Command("findmnt", "--first-only", "--noheadings", "--output", "OPTIONS", "/dev/pts").Output()
+	if err != nil {
+		t.Fatalf("findmnt /dev/pts: %v", err)
+	}
+	out, err := libShell(t, `source "$LIB/common-functions"; mount_dev_pts_options`, nil)
+	if err != nil || out != "-o "+string(want) || !strings.Contains(out, "mode=") {
+		t.Errorf("mount_dev_pts_options: %q, %v; want -o %q", out, err, want)
 	}
 }
 
