@@ -22,7 +22,9 @@ import (
 
 // Cache keeps, on the host, the downloads whose URL names their content
 // for good: packages in a Debian-style pool and index files fetched by
-// hash. A build that asks for one again gets it from the cache and sends
+// hash; rpm packages (a distribution never ships two builds under one
+// name-version-release.arch) and an rpm-md repository's metadata files,
+// which createrepo names by their checksum. A build that asks for one again gets it from the cache and sends
 // nothing over the network.
 //
 // Nothing in the cache comes from the guest: it holds what the upstream
@@ -54,11 +56,19 @@ func cacheable(u *url.URL) bool {
 		return false
 	}
 	p := u.Path
-	if strings.Contains(p, "/by-hash/SHA256/") {
+	switch {
+	case strings.Contains(p, "/by-hash/SHA256/"), rpmMetadata.MatchString(p):
+		return true
+	case strings.HasSuffix(p, ".rpm"):
 		return true
 	}
 	return strings.Contains(p, "/pool/") && (strings.HasSuffix(p, ".deb") || strings.HasSuffix(p, ".udeb"))
 }
+
+// rpmMetadata is a metadata file of an rpm-md repository named by its
+// SHA-256 (createrepo's unique file names); repomd.xml, which names them,
+// changes, and is never kept.
+var rpmMetadata = regexp.MustCompile(`/repodata/[0-9a-f]{64}-[^/]+$`)
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._+~-]`)
 

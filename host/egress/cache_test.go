@@ -114,6 +114,12 @@ func TestCacheableURLs(t *testing.T) {
 		{"http://repo.example/debian/pool/main/p/private/private_1_amd64.deb?token=secret", false},
 		{"https://bucket.example/pool/main/p/p/p_1_amd64.deb?X-Amz-Signature=abc&X-Amz-Credential=def", false},
 		{"http://repo.example/debian/dists/x/main/by-hash/SHA256/0123abcd?", false},
+		{"http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/Packages/bash-5.1.8-9.el9.x86_64.rpm", true},
+		{"http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/repodata/1e5b8d4ffc7c3c4f1b3e7b5fb9cbe7c5e2cc1e4c31b3e2f4a9f0f2b5d1e8c7a6-primary.xml.gz", true},
+		{"http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/repodata/repomd.xml", false},
+		{"http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/repodata/repomd.xml.asc", false},
+		{"http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/repodata/primary.xml.gz", false},
+		{"http://repo.example/el9/Packages/private-1-1.x86_64.rpm?token=secret", false},
 	} {
 		if got := cacheable(mustURL(t, c.url)); got != c.want {
 			t.Errorf("cacheable(%s) = %v, want %v", c.url, got, c.want)
