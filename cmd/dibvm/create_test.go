@@ -323,6 +323,7 @@ func TestCreateCarriesHostFiles(t *testing.T) {
 	for name, want := range map[string]string{
 		"etc/authorized-keys-copy": "ssh-ed25519 AAAAC3Nz test@host\n",
 		"etc/local-image-head":     string(image[:32]),
+		"etc/local-image-name":     "local,image.img\n", // named as on the host: DIB's hooks take names from it
 		"etc/local-image-write":    "refused\n",
 	} {
 		if files[name] != want {

@@ -49,6 +49,13 @@ const (
 // read-only; hooks find them through the variables that lend them.
 const LentDir = "/build/lent"
 
+// LentDisksDir holds, for each variable that lends the build a host file
+// as a disk (Spec.HostDiskNames), a directory named after the variable
+// with a link named as the host's file to the disk's device. It is in
+// the helper's memory, not on the scratch disk: a resumed build's
+// devices are found anew.
+const LentDisksDir = "/run/dibvm-lent"
+
 // The build's other disks, found by their virtio-blk serials.
 const (
 	ScratchSerial = "dibvm-scratch" // the guest's work space, a blank disk

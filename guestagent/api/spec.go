@@ -27,6 +27,12 @@ type Spec struct {
 	// serial of the read-only disk they are lent as. The guest sets each
 	// variable to the disk's device.
 	HostDisks map[string]string `json:"host_disks,omitempty"`
+	// HostDiskNames are the base names of those files, by variable: the
+	// guest sets the variable to a link of that name to the disk's
+	// device (in LentDisksDir), since DIB's hooks take names from it
+	// (DIB_LOCAL_IMAGE's basename names the extracted tree; a .xz suffix
+	// says how to read it).
+	HostDiskNames map[string]string `json:"host_disk_names,omitempty"`
 	// HostLoopback are addresses of the host's loopback (127.0.0.1:3142,
 	// [::1]:8080) that the caller's settings or --allow-net name: the
 	// guest listens on each of them itself and carries every connection

@@ -249,3 +249,27 @@ func TestLentDirIsOnTheScratchDisk(t *testing.T) {
 		t.Errorf("api.LentDir %s is not on the scratch disk, mounted at %s", api.LentDir, root)
 	}
 }
+
+// A disk lent under a variable is reached through a link named as the
+// host's file, made anew (a resumed build's devices may differ); a name
+// that is no plain file name gives the device itself.
+func TestLinkLentDisk(t *testing.T) {
+	dir := t.TempDir()
+	for _, dev := range []string{"/dev/vdc", "/dev/vdd"} {
+		got, err := linkLentDisk(dir, "DIB_LOCAL_IMAGE", "CentOS-Stream-GenericCloud-9.qcow2.xz", dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := filepath.Join(dir, "DIB_LOCAL_IMAGE", "CentOS-Stream-GenericCloud-9.qcow2.xz"); got != want {
+			t.Errorf("link %s, want %s", got, want)
+		}
+		if target, err := os.Readlink(got); err != nil || target != dev {
+			t.Errorf("link to %q, %v; want %s", target, err, dev)
+		}
+	}
+	for _, name := range []string{"", ".", "..", "a/b"} {
+		if got, err := linkLentDisk(dir, "DIB_LOCAL_IMAGE", name, "/dev/vdc"); err != nil || got != "/dev/vdc" {
+			t.Errorf("name %q: %q, %v; want the device", name, got, err)
+		}
+	}
+}

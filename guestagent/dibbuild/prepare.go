@@ -96,7 +96,8 @@ func (b *build) mountScratch() error {
 	return nil
 }
 
-// lendDisks finds the disks of the host's files lent to the build.
+// lendDisks finds the disks of the host's files lent to the build, each
+// behind a link named as the host's file.
 func (b *build) lendDisks() error {
 	b.lent = map[string]string{}
 	for k, serial := range b.spec.HostDisks {
@@ -104,9 +105,26 @@ func (b *build) lendDisks() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
-		b.lent[k] = dev
+		if b.lent[k], err = linkLentDisk(api.LentDisksDir, k, b.spec.HostDiskNames[k], dev); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
 	}
 	return nil
+}
+
+// linkLentDisk makes dir/variable/name a link to dev and returns it; with
+// no name, or one that is no plain file name, it returns dev itself.
+func linkLentDisk(dir, variable, name, dev string) (string, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return dev, nil
+	}
+	d := filepath.Join(dir, variable)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", err
+	}
+	link := filepath.Join(d, name)
+	os.Remove(link)
+	return link, os.Symlink(dev, link)
 }
 
 // lendPaths unpacks the host's files and directories lent to the build

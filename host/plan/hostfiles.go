@@ -165,7 +165,8 @@ func readHostFile(path string) ([]byte, error) {
 
 // hostDiskVars name files on the host too large to carry on the input
 // disk: each is attached to the VM as it is, as a read-only disk, and
-// the guest sets the variable to the disk's device.
+// the guest sets the variable to a link, named as the file, to the
+// disk's device.
 var hostDiskVars = map[string]string{
 	"DIB_LOCAL_IMAGE": "the image the ubuntu element builds from instead of downloading one",
 }
@@ -197,9 +198,10 @@ func hostDisks(env map[string]string, spec *api.Spec) ([]HostDisk, error) {
 		serial := fmt.Sprintf("dibvm-host%d", i)
 		disks = append(disks, HostDisk{Serial: serial, Source: path})
 		if spec.HostDisks == nil {
-			spec.HostDisks = map[string]string{}
+			spec.HostDisks, spec.HostDiskNames = map[string]string{}, map[string]string{}
 		}
 		spec.HostDisks[k] = serial
+		spec.HostDiskNames[k] = filepath.Base(path)
 	}
 	return disks, nil
 }
