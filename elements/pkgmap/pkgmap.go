@@ -32,10 +32,12 @@ func Parse(data []byte) (*Map, error) {
 	return &m, nil
 }
 
-// Family is the distribution family DIB groups distro under, or "".
+// Family is the distribution family DIB groups distro under, or "":
+// DIB master's names, and centos7 and rhel7, which DIB 3.13's centos7
+// and rhel7 elements set.
 func Family(distro string) string {
 	switch distro {
-	case "almalinux", "centos", "fedora", "openeuler", "rhel", "rocky":
+	case "almalinux", "centos", "centos7", "fedora", "openeuler", "rhel", "rhel7", "rocky":
 		return "redhat"
 	case "debian", "ubuntu":
 		return "debian"

@@ -77,7 +77,7 @@ func TestParseRejects(t *testing.T) {
 func TestFamily(t *testing.T) {
 	for distro, fam := range map[string]string{
 		"debian": "debian", "ubuntu": "debian", "fedora": "redhat", "rhel": "redhat", "centos": "redhat",
-		"rocky": "redhat", "almalinux": "redhat", "openeuler": "redhat", "opensuse": "suse", "gentoo": "gentoo", "arch": "",
+		"rocky": "redhat", "almalinux": "redhat", "centos7": "redhat", "rhel7": "redhat", "openeuler": "redhat", "opensuse": "suse", "gentoo": "gentoo", "arch": "",
 	} {
 		if got := Family(distro); got != fam {
 			t.Errorf("Family(%s) = %q, want %q", distro, got, fam)
