@@ -208,7 +208,7 @@ func (c *createFlags) check(f *pflag.FlagSet, elements []string) (plan.Options, 
 	for _, list := range c.packages {
 		for _, name := range splitList(list) {
 			if !packageName.MatchString(name) {
-				p.add("-p %s: %q is not a package name (lower-case letters, digits and + - . as Debian's, optionally =VERSION)", list, name)
+				p.add("-p %s: %q is not a package name (Debian's: lower-case letters, digits and + - ., optionally =VERSION; rpm's: letters, digits and _ + - .)", list, name)
 			}
 			o.Packages = append(o.Packages, name)
 		}

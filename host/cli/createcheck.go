@@ -17,9 +17,13 @@ import (
 	"github.com/dibvm/dibvm/host/plan"
 )
 
-// packageName is what -p takes: a Debian package name, as install-packages
-// passes it to apt, optionally with an architecture and a version.
-var packageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(=[A-Za-z0-9.+~:-]+)?$`)
+// packageName is what -p takes, as install-packages passes it to the
+// image's package manager: a Debian package name, optionally with an
+// architecture and a version; or an rpm one (NetworkManager,
+// python3-PyYAML), optionally with its arch (.x86_64). Which applies
+// is the image's distribution's, which the elements decide; either way
+// nothing that is no package name gets as far as the VM.
+var packageName = regexp.MustCompile(`^([a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(=[A-Za-z0-9.+~:-]+)?|[A-Za-z0-9][A-Za-z0-9_+.-]*)$`)
 
 // checkTypeList checks -t: known types, each once.
 func checkTypeList(raw string, types []string, p *problems) {

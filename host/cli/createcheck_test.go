@@ -56,3 +56,17 @@ func TestCheckWritableDir(t *testing.T) {
 		t.Error("the check made a directory")
 	}
 }
+
+// -p takes Debian's package names and rpm's, and nothing else.
+func TestPackageName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"vim": true, "libc6:amd64": true, "linux-image-amd64=6.12.1-1": true, "g++": true,
+		"NetworkManager": true, "python3-PyYAML": true, "kernel-core.x86_64": true, "xorg_x11": true,
+		"Bad!": false, "c++ compiler": false, "vim/x": false, "NetworkManager=1.2": false,
+		"-rf": false, "": false, "$(reboot)": false,
+	} {
+		if got := packageName.MatchString(name); got != want {
+			t.Errorf("packageName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
