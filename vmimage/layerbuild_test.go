@@ -60,7 +60,8 @@ func TestBuildLayerFromMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	if refreshed.Manifest.Digest() != plain.Manifest.Digest() || m.downloads("pool/main/bash_5.2_amd64.deb") != 1 {
-		t.Error("the base changed, or was downloaded again, with only rpm new on the mirror")
+		t.Errorf("the base changed (%s, was %s), or was downloaded again (%d), with only rpm new on the mirror",
+			refreshed.Manifest.Digest(), plain.Manifest.Digest(), m.downloads("pool/main/bash_5.2_amd64.deb"))
 	}
 	if refreshed.Layers[0].Digest() == layered.Layers[0].Digest() || refreshed.Initrd == layered.Initrd {
 		t.Error("the refreshed layer is the old one")

@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,7 +112,10 @@ func debFile(t *testing.T, files map[string]string) []byte {
 		var buf bytes.Buffer
 		gw := gzip.NewWriter(&buf)
 		tw := tar.NewWriter(gw)
-		for name, body := range files {
+		// In a fixed order: the same package published again is the
+		// same file, as on a real mirror.
+		for _, name := range slices.Sorted(maps.Keys(files)) {
+			body := files[name]
 			if err := tw.WriteHeader(&tar.Header{Name: "./" + name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
 				t.Fatal(err)
 			}
