@@ -109,7 +109,11 @@ type packagePlan struct {
 // other than a directory is in two packages. A directory in several is
 // owned by the first that has it.
 func planPackages(pkgs []Package) ([]*packagePlan, error) {
-	owner := map[string]string{}
+	type owned struct {
+		pkg string
+		dir bool
+	}
+	owner := map[string]owned{}
 	var plans []*packagePlan
 	for i := range pkgs {
 		p := &pkgs[i]
@@ -123,12 +127,12 @@ func planPackages(pkgs []Package) ([]*packagePlan, error) {
 		pl := &packagePlan{pkg: p}
 		for _, e := range all {
 			if prev, ok := owner[e.path]; ok {
-				if e.mode.IsDir() {
+				if prev.dir && e.mode.IsDir() {
 					continue
 				}
-				return nil, fmt.Errorf("%s is in both %s and %s: rpm refuses to install two packages that ship one file", e.path, prev, p.Name)
+				return nil, fmt.Errorf("%s is in both %s and %s: rpm refuses to install two packages that ship one file", e.path, prev.pkg, p.Name)
 			}
-			owner[e.path] = p.Name
+			owner[e.path] = owned{p.Name, e.mode.IsDir()}
 			pl.entries = append(pl.entries, e)
 		}
 		plans = append(plans, pl)
