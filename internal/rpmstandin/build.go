@@ -2,12 +2,15 @@ package rpmstandin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 )
 
 // Repo is a signed rpm-md repository on disk.
@@ -28,7 +31,7 @@ const PublicKeyName = "RPM-GPG-KEY-standin"
 // createrepo_c with repodata/repomd.xml.asc, and the public key. work
 // holds the build roots while they are made. A path two packages ship,
 // other than a directory, is an error naming both.
-func Build(ctx context.Context, dir, work string, key *Key, pkgs []Package) (*Repo, error) {
+func Build(ctx context.Context, dir, work string, key *Key, pkgs []Package) (_ *Repo, err error) {
 	if err := checkTools(); err != nil {
 		return nil, err
 	}
@@ -39,15 +42,19 @@ func Build(ctx context.Context, dir, work string, key *Key, pkgs []Package) (*Re
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	repo := &Repo{Dir: dir, RPMs: map[string]string{}, PublicKey: filepath.Join(dir, PublicKeyName)}
-	var files []string
-	for _, pl := range plans {
-		f, err := pl.build(ctx, work, filepath.Join(dir, "Packages"))
+	// A failed build leaves no part of a repository behind.
+	defer func() {
 		if err != nil {
-			return nil, err
+			os.RemoveAll(dir)
 		}
-		repo.RPMs[pl.pkg.Name] = f
-		files = append(files, f)
+	}()
+	repo := &Repo{Dir: dir, RPMs: map[string]string{}, PublicKey: filepath.Join(dir, PublicKeyName)}
+	files, err := buildAll(ctx, plans, work, filepath.Join(dir, "Packages"))
+	if err != nil {
+		return nil, err
+	}
+	for i, pl := range plans {
+		repo.RPMs[pl.pkg.Name] = files[i]
 	}
 	if err := key.signRPMs(files); err != nil {
 		return nil, err
@@ -59,6 +66,26 @@ func Build(ctx context.Context, dir, work string, key *Key, pkgs []Package) (*Re
 		return nil, err
 	}
 	return repo, nil
+}
+
+// buildAll runs rpmbuild for each plan, one per CPU at a time, and
+// returns the rpms in the plans' order.
+func buildAll(ctx context.Context, plans []*packagePlan, work, out string) ([]string, error) {
+	files := make([]string, len(plans))
+	errs := make([]error, len(plans))
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i, pl := range plans {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			files[i], errs[i] = pl.build(ctx, work, out)
+		}()
+	}
+	wg.Wait()
+	return files, errors.Join(errs...)
 }
 
 // Tools are the host commands Build runs, with the Debian package that

@@ -331,3 +331,22 @@ func TestFilesNameQuotesWhatSpecsExpand(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedBuildLeavesNothing: rpmbuild refuses a package whose
+// Requires it cannot parse, and the repository's directory goes.
+func TestFailedBuildLeavesNothing(t *testing.T) {
+	requireTools(t)
+	dir := filepath.Join(t.TempDir(), "repo")
+	work := t.TempDir()
+	pkgs := []Package{{Name: "bad", Version: "1", Release: "1", Arch: "noarch", Requires: []string{">= nothing"}}}
+	_, err := Build(context.Background(), dir, work, NewKey(t, "stand-in test"), pkgs)
+	if err == nil || !strings.Contains(err.Error(), "rpmbuild bad-1-1.noarch") {
+		t.Fatalf("err = %v, want rpmbuild's refusal naming the package", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("a failed build left %s", dir)
+	}
+	if left, _ := os.ReadDir(work); len(left) != 0 {
+		t.Errorf("a failed build left %d entries in its work directory", len(left))
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"strings"
 )
 
 // DefaultUserland are the Debian packages a stand-in userland holds
@@ -44,9 +43,6 @@ func CentOSStream(ctx context.Context, spec CentOSStreamSpec, dir string) (*Repo
 	if err := checkTools(); err != nil {
 		return nil, nil, err
 	}
-	if spec.Release == "" {
-		spec.Release = "9"
-	}
 	if spec.Userland.Packages == nil {
 		spec.Userland.Packages = DefaultUserland
 	}
@@ -54,28 +50,37 @@ func CentOSStream(ctx context.Context, spec CentOSStreamSpec, dir string) (*Repo
 	if err != nil {
 		return nil, nil, err
 	}
-	pkgs, err := centosPackages(spec, u)
+	repo, err := CentOSStreamFrom(ctx, spec, u, dir)
 	if err != nil {
 		return nil, nil, err
+	}
+	return repo, u, nil
+}
+
+// CentOSStreamFrom is CentOSStream with the userland already staged. It
+// takes out of u's tree what the named packages ship.
+func CentOSStreamFrom(ctx context.Context, spec CentOSStreamSpec, u *Userland, dir string) (*Repo, error) {
+	if spec.Release == "" {
+		spec.Release = "9"
+	}
+	pkgs, err := centosPackages(spec, u)
+	if err != nil {
+		return nil, err
 	}
 	// What a named package ships is its own, as on CentOS: Debian's
 	// copy (base-files' os-release) leaves the userland. So does what
 	// says it is Debian, which on CentOS nothing does.
 	if err := u.drop([]File{{Path: "/etc/debian_version"}}); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, p := range pkgs {
 		if p.Name != UserlandPackage {
 			if err := u.drop(p.Files); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 	}
-	repo, err := Build(ctx, dir, spec.Work, spec.Key, pkgs)
-	if err != nil {
-		return nil, nil, err
-	}
-	return repo, u, nil
+	return Build(ctx, dir, spec.Work, spec.Key, pkgs)
 }
 
 // centosPackages are the stand-in's packages, the userland last.
@@ -116,7 +121,7 @@ func centosPackages(spec CentOSStreamSpec, u *Userland) ([]Package, error) {
 	}
 	pkgs = append(pkgs, Package{
 		Name: UserlandPackage, Version: "1", Release: "1.el" + rel, Arch: arch,
-		Summary:     "Debian's userland (" + strings.Join(spec.Userland.Packages, " ") + ") for dibvm's CentOS Stream stand-in",
+		Summary:     fmt.Sprintf("Debian's userland (%d packages) for dibvm's CentOS Stream stand-in", len(u.Debs)),
 		Tree:        u.Tree,
 		Attrs:       u.Attrs,
 		RequiresPre: []string{"filesystem", "setup"},

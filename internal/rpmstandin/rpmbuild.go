@@ -48,7 +48,7 @@ func (pl *packagePlan) build(ctx context.Context, work, out string) (string, err
 		return "", fmt.Errorf("rpmbuild %s: %w: %s", p.NEVRA(), err, lastLines(string(outb), 20))
 	}
 	built := filepath.Join(top, "top", "RPMS", p.Arch, p.NEVRA()+".rpm")
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o755); err != nil && !os.IsExist(err) {
 		return "", err
 	}
 	dest := filepath.Join(out, p.NEVRA()+".rpm")
