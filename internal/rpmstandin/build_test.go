@@ -350,3 +350,42 @@ func TestFailedBuildLeavesNothing(t *testing.T) {
 		t.Errorf("a failed build left %d entries in its work directory", len(left))
 	}
 }
+
+// TestNewKeyLeavesNoAgent: once a test that signed with a key ends, no
+// process runs with the key's GnuPG home.
+func TestNewKeyLeavesNoAgent(t *testing.T) {
+	requireTools(t)
+	var home string
+	t.Run("sign", func(t *testing.T) {
+		k := NewKey(t, "stand-in test")
+		home = k.Home
+		f := filepath.Join(t.TempDir(), "data")
+		os.WriteFile(f, []byte("data"), 0o644)
+		if err := k.detachSign(f); err != nil {
+			t.Fatal(err)
+		}
+		if len(processesNaming(t, home)) == 0 {
+			t.Fatal("no gpg-agent runs for the key while it is in use: this test sees none")
+		}
+	})
+	if left := processesNaming(t, home); len(left) > 0 {
+		t.Errorf("left running with the key's home: %q", left)
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Errorf("the key's home %s is still there", home)
+	}
+}
+
+// processesNaming lists the command lines of processes that name s.
+func processesNaming(t *testing.T, s string) []string {
+	t.Helper()
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte(s)) {
+			out = append(out, string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
+		}
+	}
+	return out
+}

@@ -27,20 +27,10 @@ type Key struct {
 // stopped when the test ends.
 func NewKey(t testing.TB, name string) *Key {
 	t.Helper()
-	// gpg-agent's socket lives in the home: a short path keeps it under
-	// the 108 bytes a unix socket's name may have.
-	home, err := os.MkdirTemp("", "gpg-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	home := gnupgHome(t)
 	k := &Key{Home: home, UID: name + " <rpm-standin@example.invalid>"}
-	t.Cleanup(func() {
-		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
-		os.RemoveAll(home)
-	})
-	if err := os.Chmod(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	// Registered after the home's own clean-up, so it runs first.
+	t.Cleanup(func() { exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() })
 	if _, err := k.gpg("--passphrase", "", "--quick-gen-key", k.UID, "rsa3072", "sign", "never"); err != nil {
 		t.Fatalf("generate a signing key: %v", err)
 	}
@@ -50,6 +40,25 @@ func NewKey(t testing.TB, name string) *Key {
 	}
 	k.Public = pub
 	return k
+}
+
+// gnupgHome is a new GnuPG home, mode 0700, under t.TempDir(); or,
+// where that path is too long for gpg-agent's sockets in it (a unix
+// socket's name has at most 108 bytes), in the system's temporary
+// directory, removed when the test ends.
+func gnupgHome(t testing.TB) string {
+	home := t.TempDir()
+	if len(home)+len("/S.gpg-agent.browser") >= 100 {
+		var err error
+		if home, err = os.MkdirTemp("", "gpg-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(home) })
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return home
 }
 
 // gpg runs gpg in the key's home, without a terminal, and returns its
