@@ -27,6 +27,11 @@ const CentOSKeyPath = "/etc/pki/rpm-gpg/RPM-GPG-KEY-centosofficial"
 // the stand-in at baseURL, checked as CentOS's are: package and
 // metadata signatures both, against the key at CentOSKeyPath. It is
 // what a build's DIB_YUM_MINIMAL_BOOTSTRAP_REPOS names.
+//
+// yum-minimal reads the key from the new root only for its install
+// (it rewrites the path to $TARGET_ROOT's); its first download, of
+// the release packages with yumdownloader, reads this path where it
+// runs, so a build against the stand-in must have the key there too.
 func WriteRepos(dir, baseURL string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
