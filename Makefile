@@ -39,7 +39,7 @@ check: agent
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	for arch in amd64 arm64; do \
 		GOOS=linux GOARCH=$$arch $(GO) vet ./... && \
-		GOOS=linux GOARCH=$$arch $(GO) vet -tags e2e ./cmd/dibvm && \
+		GOOS=linux GOARCH=$$arch $(GO) vet -tags e2e ./cmd/dibvm ./internal/rpmstandin && \
 		GOOS=darwin GOARCH=$$arch $(GO) vet $(HOST_PKGS) && \
 		GOOS=darwin GOARCH=$$arch $(GO) build -o /dev/null ./cmd/dibvm || exit 1; \
 	done
@@ -91,6 +91,7 @@ e2e: dibvm
 # the test suite stays within an hour on a slow host.
 e2e-full: dibvm
 	$(GO) test -count=1 -timeout 540m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
+	$(GO) test -count=1 -timeout 30m -tags e2e -run 'TestE2E' -v ./internal/rpmstandin/
 
 # DIB's own functional tests (its elements' test-elements, from Debian's
 # python3-diskimage-builder) through dibvm, with a table of results: the
