@@ -26,8 +26,45 @@ func sha256File(t *testing.T, path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// TestCustomizeImage opens an image dibvm built (GPT with an ESP, root on
-// XFS) as an existing image, changes it into a new file of another
+// genericCloudLayout is laid out as CentOS's GenericCloud images are: a
+// BIOS boot partition, an ESP, /boot and the root, both XFS and
+// labelled.
+const genericCloudLayout = `- local_loop:
+    name: image0
+- partitioning:
+    base: image0
+    label: gpt
+    partitions:
+      - name: BSP
+        type: 'EF02'
+        size: 1MiB
+      - name: ESP
+        type: 'EF00'
+        size: 100MiB
+        mkfs:
+          type: vfat
+          mount:
+            mount_point: /boot/efi
+      - name: boot
+        type: 'EA00'
+        size: 300MiB
+        mkfs:
+          type: xfs
+          label: boot
+          mount:
+            mount_point: /boot
+      - name: root
+        type: '8300'
+        size: 100%
+        mkfs:
+          type: xfs
+          label: root
+          mount:
+            mount_point: /
+`
+
+// TestCustomizeImage opens an image dibvm built (laid out as a
+// GenericCloud image, root and /boot on XFS) as an existing image, changes it into a new file of another
 // format, changes that in place, and reads the changes back through
 // customize itself; the original never changes, and a failing command
 // writes nothing.
@@ -35,8 +72,8 @@ func TestCustomizeImage(t *testing.T) {
 	needVM(t)
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
-	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=customize", "FS_TYPE=xfs"}
-	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "qcow2", "-o", base, "user-element", "block-device-efi")
+	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=customize", "DIB_BLOCK_DEVICE_CONFIG=" + genericCloudLayout}
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "qcow2", "-o", base, "user-element")
 	if r.code != 0 {
 		t.Fatalf("create: exit %d\n%s", r.code, r.stderr)
 	}
@@ -48,7 +85,7 @@ func TestCustomizeImage(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("customize -o: exit %d\n%s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "done") || !strings.Contains(r.stderr, "the image's root is /dev/") || !strings.Contains(r.stderr, "xfs") || !strings.Contains(r.stderr, "/boot/efi /dev/") {
+	if !strings.Contains(r.stdout, "done") || !strings.Contains(r.stderr, "the image's root is /dev/vdb4 (xfs, label root), /boot /dev/vdb3 (xfs, label boot), /boot/efi /dev/vdb2 (vfat") {
 		t.Errorf("customize -o: stdout %q, stderr:\n%s", r.stdout, r.stderr)
 	}
 	if got := sha256File(t, base+".qcow2"); got != orig {

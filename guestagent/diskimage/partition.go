@@ -59,6 +59,12 @@ func partType(label, t string) string {
 		"8200": "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F", // Linux swap
 		"8E00": "E6D6D379-F507-44C2-A23C-238F2A3DF928", // Linux LVM
 		"4100": "9E1A2D38-C612-4316-AA26-8B49521E5A8B", // PowerPC PReP boot
+		"EA00": "BC13C2FF-59E6-4262-A352-B275FD6F7172", // /boot (XBOOTLDR), as Fedora's cloud images have it
+		"8302": "933AC7E1-2EB4-4F13-B844-0E14E2AEF915", // Linux /home
+		"8304": "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", // Linux root, x86-64
+		"8305": "B921B045-1DF0-41C3-AF44-4C6F280D3FAE", // Linux root, arm64
+		"FD00": "A19D880F-05FC-4D3B-A006-743F0F84911E", // Linux RAID
+		"0700": "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7", // Microsoft basic data
 	}
 	if g, ok := gpt[t]; ok {
 		return g
