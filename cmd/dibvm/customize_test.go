@@ -73,7 +73,7 @@ func TestCustomizeImage(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
 	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=customize", "DIB_BLOCK_DEVICE_CONFIG=" + genericCloudLayout}
-	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "qcow2", "-o", base, "user-element")
+	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "qcow2", "--image-size", "1", "-o", base, "user-element")
 	if r.code != 0 {
 		t.Fatalf("create: exit %d\n%s", r.code, r.stderr)
 	}
