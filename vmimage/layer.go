@@ -35,6 +35,10 @@ type Layer struct {
 	// that elements call on the hosts they were written for, which
 	// Debian's packages do not install.
 	Commands map[string]string `json:"commands,omitempty"`
+	// Config are files the layer writes over its packages' own, by path:
+	// settings that make the tools behave in the helper as they do on
+	// the hosts the elements were written for.
+	Config map[string]string `json:"config,omitempty"`
 }
 
 // rpmLayer is what building rpm-distribution images (CentOS, Fedora,
@@ -68,6 +72,14 @@ var rpmLayer = Layer{
 	Commands: map[string]string{
 		"usr/local/bin/yum":           "#!/bin/sh\nexec dnf \"$@\"\n",
 		"usr/local/bin/yumdownloader": "#!/bin/sh\nexec dnf download \"$@\"\n",
+	},
+	// Debian's dnf-plugins-core has every plugin in one package, and
+	// enables local (a repository of everything dnf installs, which
+	// fails every run where its directory is missing) and versionlock;
+	// Fedora ships both apart, and installs neither by default.
+	Config: map[string]string{
+		"etc/dnf/plugins/local.conf":       "[main]\nenabled = 0\n",
+		"etc/dnf/plugins/versionlock.conf": "[main]\nenabled = 0\n",
 	},
 }
 
@@ -167,7 +179,7 @@ var baseOwned = []string{
 }
 
 // assembleLayer unpacks l's packages into a tree of their own, with
-// l's commands.
+// l's commands and configuration.
 func assembleLayer(l Layer, pkgs []*debrepo.Package, files map[string]string) (*initramfs.Tree, error) {
 	t := initramfs.NewTree()
 	if err := unpackInto(t, pkgs, files); err != nil {
@@ -176,6 +188,9 @@ func assembleLayer(l Layer, pkgs []*debrepo.Package, files map[string]string) (*
 	dropBaseOwned(t)
 	for p, script := range l.Commands {
 		t.WriteFile(p, []byte(script), 0o755)
+	}
+	for p, data := range l.Config {
+		t.WriteFile(p, []byte(data), 0o644)
 	}
 	return t, nil
 }

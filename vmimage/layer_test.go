@@ -171,6 +171,10 @@ func TestLayerCommands(t *testing.T) {
 			t.Errorf("%s: %q, mode %v", p, n.Data, n.Mode)
 		}
 	}
+	// dnf's local plugin, which Debian enables, is off.
+	if n, ok := tr.Get("etc/dnf/plugins/local.conf"); !ok || string(n.Data) != "[main]\nenabled = 0\n" || n.Mode.Perm() != 0o644 {
+		t.Errorf("the rpm layer's local.conf: %v", n)
+	}
 }
 
 // A layer never replaces what the base's configure wrote, nor /init.

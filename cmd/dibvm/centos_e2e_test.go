@@ -4,7 +4,6 @@ package main_test
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,9 +17,7 @@ import (
 // centosStandIn builds and serves the CentOS Stream stand-in (see
 // internal/rpmstandin: a signed repository shaped like BaseOS, holding
 // Debian's userland) and writes the yum.repos.d directory a build gets
-// in DIB_YUM_MINIMAL_BOOTSTRAP_REPOS. Its key is fetched from the
-// stand-in itself: yum-minimal's first download runs in the helper,
-// which has no CentOS key of its own.
+// in DIB_YUM_MINIMAL_BOOTSTRAP_REPOS.
 func centosStandIn(t *testing.T) (repos, addr string) {
 	t.Helper()
 	if err := rpmstandin.MissingTools(); err != nil {
@@ -41,10 +38,7 @@ func centosStandIn(t *testing.T) (repos, addr string) {
 	base := rpmstandin.Serve(t, repo.Dir)
 	u, _ := url.Parse(base)
 	repos = filepath.Join(t.TempDir(), "yum.repos.d")
-	os.MkdirAll(repos, 0o755)
-	conf := fmt.Sprintf("[baseos]\nname=CentOS Stream $releasever - BaseOS (stand-in)\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=%s/%s\n",
-		base, base, rpmstandin.PublicKeyName)
-	if err := os.WriteFile(filepath.Join(repos, "standin.repo"), []byte(conf), 0o644); err != nil {
+	if err := rpmstandin.WriteRepos(repos, base); err != nil {
 		t.Fatal(err)
 	}
 	return repos, u.Host
