@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -146,12 +147,19 @@ type LayerManifest struct {
 	BuildTime time.Duration `json:"build_time"`
 }
 
-// Digest identifies the exact packages in m and the base they go onto.
+// Digest identifies what is in m's archive: the exact packages, the base
+// they go onto, and the files the layer writes itself.
 func (m *LayerManifest) Digest() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%d\n%s\n%s\n", formatVersion, m.Layer.Name, m.Base)
 	for _, p := range m.Packages {
 		fmt.Fprintf(h, "%s %s\n", p.Name, p.SHA256)
+	}
+	for _, files := range []map[string]string{m.Layer.Commands, m.Layer.Config} {
+		for _, p := range slices.Sorted(maps.Keys(files)) {
+			fmt.Fprintf(h, "%q %q\n", p, files[p])
+		}
+		fmt.Fprintln(h)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }

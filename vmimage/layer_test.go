@@ -1,6 +1,7 @@
 package vmimage
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -82,6 +83,13 @@ func TestLayerManifestDigest(t *testing.T) {
 		"package":  func(m *LayerManifest) { m.Packages = []PackageRef{{Name: "rpm", SHA256: "r2"}} },
 		"packages": func(m *LayerManifest) { m.Packages = nil },
 		"name":     func(m *LayerManifest) { m.Layer.Name = "other" },
+		"a command": func(m *LayerManifest) {
+			m.Layer.Commands = map[string]string{"usr/local/bin/yum": "#!/bin/sh\nexec dnf5 \"$@\"\n"}
+		},
+		"a configuration file": func(m *LayerManifest) {
+			m.Layer.Config = maps.Clone(m.Layer.Config)
+			m.Layer.Config["etc/dnf/plugins/local.conf"] = "[main]\nenabled = 1\n"
+		},
 	} {
 		c := m
 		change(&c)

@@ -57,6 +57,7 @@ func TestE2ECentOSMinimalTar(t *testing.T) {
 	r := dibvm(t, env, 40*time.Minute, "create", "--allow-net", addr, "-n", "-t", "tar", "-o", out, "centos-minimal")
 	t.Logf("built in %s", time.Since(start).Round(time.Second))
 	if r.code != 0 {
+		os.WriteFile("/tmp/centos-build.log", []byte(r.stdout+r.stderr), 0o644) // DEBUG
 		t.Fatalf("exit %d\n%s", r.code, tail(r.stderr, 60))
 	}
 	files := readTar(t, out+".tar")
