@@ -17,7 +17,8 @@ func filesystemEntries() []File {
 		"/usr/lib": 0o555, "/usr/lib64": 0o555,
 	}
 	for _, d := range []string{
-		"/dev", "/etc", "/etc/pki", "/etc/yum.repos.d", "/home", "/media", "/mnt", "/opt",
+		"/dev", "/etc", "/etc/pki", "/etc/yum.repos.d", "/etc/sysconfig", "/etc/default",
+		"/etc/skel", "/etc/opt", "/etc/xdg", "/etc/bash_completion.d", "/home", "/media", "/mnt", "/opt",
 		"/run", "/srv", "/usr", "/usr/bin", "/usr/include", "/usr/libexec", "/usr/sbin",
 		"/usr/share", "/usr/src", "/usr/local", "/usr/local/bin", "/usr/local/etc",
 		"/usr/local/include", "/usr/local/lib", "/usr/local/lib64", "/usr/local/libexec",

@@ -31,6 +31,23 @@ func configure(s *stager) error {
 	if err := caBundle(s); err != nil {
 		return err
 	}
+	if err := pamCommon(s); err != nil {
+		return err
+	}
+	// Debian's sudo ships sudoers world-readable and its maintainer
+	// script makes it 0440, as sudo and visudo insist.
+	if s.exists("etc/sudoers") {
+		s.attrs["/etc/sudoers"] = Attr{Mode: 0o440}
+	}
+	// Debian's dnf-plugins-core has every plugin in one package and
+	// enables local (a repository of all dnf installs, which fails every
+	// run without createrepo_c) and versionlock; a CentOS install has
+	// neither.
+	for _, p := range []string{"etc/dnf/plugins/local.conf", "etc/dnf/plugins/versionlock.conf"} {
+		if err := s.writeFile(p, []byte("[main]\nenabled = 0\n"), 0o644); err != nil {
+			return err
+		}
+	}
 	// Debian's rpm keeps its database in ~/.rpmdb, as a tool beside
 	// dpkg; in the image rpm is the system's package manager.
 	return s.writeFile("etc/rpm/macros.dbpath", []byte("%_dbpath /var/lib/rpm\n"), 0o644)
@@ -116,4 +133,34 @@ func (u *Userland) Accounts() ([]File, error) {
 		{Path: "/etc/shadow", Mode: 0, Data: []byte(shadow.String()), Config: true},
 		{Path: "/etc/gshadow", Mode: 0, Data: []byte(gshadow.String()), Config: true},
 	}, nil
+}
+
+// pamCommonFiles are what Debian's pam-auth-update writes from
+// libpam-runtime's pam_unix profile alone: sudo, su and login include
+// them, and without them PAM refuses every session.
+var pamCommonFiles = map[string]string{
+	"common-auth": "auth\t[success=1 default=ignore]\tpam_unix.so nullok\n" +
+		"auth\trequisite\t\t\tpam_deny.so\nauth\trequired\t\t\tpam_permit.so\n",
+	"common-account": "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so\n" +
+		"account\trequisite\t\t\tpam_deny.so\naccount\trequired\t\t\tpam_permit.so\n",
+	"common-password": "password\t[success=1 default=ignore]\tpam_unix.so obscure yescrypt\n" +
+		"password\trequisite\t\t\tpam_deny.so\npassword\trequired\t\t\tpam_permit.so\n",
+	"common-session": "session\t[default=1]\t\t\tpam_permit.so\nsession\trequisite\t\t\tpam_deny.so\n" +
+		"session\trequired\t\t\tpam_permit.so\nsession\trequired\tpam_unix.so\n",
+	"common-session-noninteractive": "session\t[default=1]\t\t\tpam_permit.so\nsession\trequisite\t\t\tpam_deny.so\n" +
+		"session\trequired\t\t\tpam_permit.so\nsession\trequired\tpam_unix.so\n",
+}
+
+// pamCommon writes the common PAM files where the userland has PAM's
+// profiles (libpam-runtime), whose maintainer script would make them.
+func pamCommon(s *stager) error {
+	if !s.exists("usr/share/pam-configs/unix") {
+		return nil
+	}
+	for name, data := range pamCommonFiles {
+		if err := s.writeFile("etc/pam.d/"+name, []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -48,5 +48,8 @@ gpgcheck=1
 repo_gpgcheck=0
 gpgkey=file://%s
 `, baseURL, CentOSKeyPath)
-	return os.WriteFile(filepath.Join(dir, "standin.repo"), []byte(repo), 0o644)
+	// dib-mirror-*.repo, as DIB's gate names its mirrors: yum-minimal's
+	// cleanup removes files so named from the image and puts back the
+	// distribution's own.
+	return os.WriteFile(filepath.Join(dir, "dib-mirror-baseos.repo"), []byte(repo), 0o644)
 }
