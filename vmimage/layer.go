@@ -71,8 +71,8 @@ var rpmLayer = Layer{
 	// chroot; Fedora's dnf packages make both names dnf's, Debian's
 	// make neither. (DIB master falls back to dnf itself.)
 	Commands: map[string]string{
-		"usr/local/bin/yum":           "#!/bin/sh\nexec dnf \"$@\"\n",
-		"usr/local/bin/yumdownloader": "#!/bin/sh\nexec dnf download \"$@\"\n",
+		"usr/bin/yum":           "#!/bin/sh\nexec dnf \"$@\"\n",
+		"usr/bin/yumdownloader": "#!/bin/sh\nexec dnf download \"$@\"\n",
 	},
 	// Debian's dnf-plugins-core has every plugin in one package, and
 	// enables local (a repository of everything dnf installs, which

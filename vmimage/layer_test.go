@@ -84,7 +84,7 @@ func TestLayerManifestDigest(t *testing.T) {
 		"packages": func(m *LayerManifest) { m.Packages = nil },
 		"name":     func(m *LayerManifest) { m.Layer.Name = "other" },
 		"a command": func(m *LayerManifest) {
-			m.Layer.Commands = map[string]string{"usr/local/bin/yum": "#!/bin/sh\nexec dnf5 \"$@\"\n"}
+			m.Layer.Commands = map[string]string{"usr/bin/yum": "#!/bin/sh\nexec dnf5 \"$@\"\n"}
 		},
 		"a configuration file": func(m *LayerManifest) {
 			m.Layer.Config = maps.Clone(m.Layer.Config)
@@ -167,8 +167,8 @@ func TestLayerCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]string{
-		"usr/local/bin/yum":           "exec dnf \"$@\"",
-		"usr/local/bin/yumdownloader": "exec dnf download \"$@\"",
+		"usr/bin/yum":           "exec dnf \"$@\"",
+		"usr/bin/yumdownloader": "exec dnf download \"$@\"",
 	} {
 		n, ok := tr.Get(p)
 		if !ok {

@@ -14,6 +14,10 @@ const rpmToolsCheck = `set -e
 rpm --version
 dnf --version | head -n1
 dnf download --help >/dev/null
+yum --version | head -n1
+yumdownloader --help >/dev/null
+# dnf's local plugin is off: with it, every run fails on its missing repository.
+dnf -q repolist --enabled
 zypper --version
 createrepo_c --version
 qemu-img --version | head -n1
