@@ -81,7 +81,10 @@ func TestCustomizeImage(t *testing.T) {
 
 	out := filepath.Join(dir, "custom.raw")
 	r = dibvm(t, nil, 5*time.Minute, "customize", base+".qcow2", "-o", out, "-t", "raw", "--",
-		"sh", "-c", "echo customized > /etc/dibvm-customized && echo on-the-esp > /boot/efi/dibvm-customized && echo done")
+		"sh", "-c", "echo customized > /etc/dibvm-customized && echo on-the-esp > /boot/efi/dibvm-customized && echo done"+
+			// Left running in the root, as a gpg-agent would be: stopped
+			// before the image is put back.
+			" && (cd /boot && sleep 600 >/dev/null 2>&1 &)")
 	if r.code != 0 {
 		t.Fatalf("customize -o: exit %d\n%s", r.code, r.stderr)
 	}
@@ -102,6 +105,13 @@ func TestCustomizeImage(t *testing.T) {
 	r = dibvm(t, nil, 5*time.Minute, "customize", "--in-place", out, "--", "cat", "/etc/dibvm-customized", "/boot/efi/dibvm-customized")
 	if r.code != 0 || r.stdout != "customized\nagain\non-the-esp\n" {
 		t.Errorf("reading the changes back: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	// With no -t, OUTPUT's extension says the format.
+	vmdk := filepath.Join(dir, "custom.vmdk")
+	r = dibvm(t, nil, 5*time.Minute, "customize", out, "-o", vmdk, "--", "true")
+	if info, err := exec.Command("qemu-img", "info", "--output=json", vmdk).Output(); r.code != 0 || err != nil || !strings.Contains(string(info), `"format": "vmdk"`) {
+		t.Errorf("customize -o custom.vmdk: exit %d, %v %s\n%s", r.code, err, info, r.stderr)
 	}
 
 	// A command that fails leaves no output and the image as it was.
@@ -137,7 +147,12 @@ func TestCustomizeRefusesBadInput(t *testing.T) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image, overlay).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img: %v: %s", err, out)
 	}
+	vmdk := filepath.Join(work, "disk.vmdk")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "vmdk", vmdk, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
 	runCases(t, work, []cliCase{
+		{"--in-place on a VMDK", []string{"customize", vmdk, "--in-place", "--", "true"}, nil, 2, []string{"--in-place: " + vmdk + " is a vmdk image; dibvm changes raw and qcow2 images in place"}},
 		{"no command", []string{"customize", image, "-o", "x.qcow2"}, nil, 2, []string{"give the COMMAND to run in the image after --"}},
 		{"no image", []string{"customize", "-o", "x.qcow2", "--", "true"}, nil, 2, []string{"give the IMAGE to open before --"}},
 		{"elements", []string{"customize", image, "vm", "-o", "x.qcow2", "--", "true"}, nil, 2, []string{"vm: customize runs a COMMAND after -- in one IMAGE; it does not run elements yet"}},

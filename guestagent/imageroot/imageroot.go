@@ -92,7 +92,10 @@ func Choose(parts []Partition) (Layout, error) {
 			l.Root = p
 		}
 	}
-	if l.Root == nil {
+	// A lone /boot is the root, unless a volume that holds no files of
+	// its own to mount (LVM, RAID, LUKS) is where the root must be, as
+	// in RHEL's own installs.
+	if l.Root == nil && len(held) == 0 {
 		l.Root, l.Boot = l.Boot, nil
 	}
 	if l.Root == nil {

@@ -66,7 +66,7 @@ leaves no OUTPUT and IMAGE as it was.`,
 	f := cmd.Flags()
 	f.StringVarP(&c.output, "output", "o", "", "write the changed image to `OUTPUT` (a new file), leaving IMAGE as it is")
 	f.BoolVar(&c.inPlace, "in-place", false, "write the changes into IMAGE itself")
-	f.StringVarP(&c.typ, "type", "t", "", "OUTPUT's format: "+strings.Join(diskformat.Types(), ", ")+" (default IMAGE's)")
+	f.StringVarP(&c.typ, "type", "t", "", "OUTPUT's format: "+strings.Join(diskformat.Types(), ", ")+" (default the one OUTPUT's extension names, else IMAGE's)")
 	f.StringToStringVarP(&c.env, "env", "e", nil, "set an environment variable for COMMAND (KEY=VALUE, repeatable)")
 	c.vf.register(f)
 	c.vf.registerArch(f)
@@ -100,13 +100,31 @@ func (c *customizeFlags) check(ctx context.Context, image string) (string, error
 		return "", err
 	}
 	if c.inPlace {
-		if f, err := os.OpenFile(image, os.O_RDWR, 0); err != nil {
-			return "", fmt.Errorf("--in-place: %w", err)
-		} else {
-			f.Close()
+		// qemu-img commit rewrites clusters in place: a raw or qcow2
+		// image takes that; a VMDK's compressed grains (streamOptimized)
+		// do not, and would fail halfway through.
+		if d.Format != "raw" && d.Format != "qcow2" {
+			return "", usagef("--in-place: %s is a %s image; dibvm changes raw and qcow2 images in place: give -o OUTPUT to write a new one", image, d.Format)
 		}
+		f, err := os.OpenFile(image, os.O_RDWR, 0)
+		if err != nil {
+			return "", fmt.Errorf("--in-place: %w", err)
+		}
+		f.Close()
 	}
 	return d.Format, nil
+}
+
+// outputFormat is what OUTPUT is written as: -t's type, else the one its
+// extension names (as boot reads it back), else IMAGE's format.
+func (c *customizeFlags) outputFormat(imageFormat string) string {
+	if f, ok := diskformat.QemuImg(c.typ); ok {
+		return f
+	}
+	if f, ok := diskformat.OfFile(c.output); ok {
+		return f
+	}
+	return imageFormat
 }
 
 // checkNewFile says what keeps path from being a new file, other than
@@ -139,7 +157,12 @@ func (c *customizeFlags) run(image string, command []string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(work)
+		}
+	}()
 	layer, err := overlay.New(ctx, work, image, format)
 	if err != nil {
 		return err
@@ -147,14 +170,22 @@ func (c *customizeFlags) run(image string, command []string) error {
 	if err := c.runIn(ctx, layer, command); err != nil {
 		return err
 	}
-	if c.inPlace {
-		return layer.Commit(ctx)
+	if !c.inPlace {
+		mode := os.FileMode(0o644)
+		if fi, err := os.Stat(image); err == nil {
+			mode = fi.Mode().Perm()
+		}
+		return layer.Convert(ctx, c.output, c.outputFormat(format), mode)
 	}
-	out := format
-	if c.typ != "" {
-		out, _ = diskformat.QemuImg(c.typ)
+	// Once the commit starts, IMAGE is being rewritten: a signal must not
+	// stop it halfway, and if it fails the layer is all there is of the
+	// changes.
+	if err := layer.Commit(context.WithoutCancel(ctx)); err != nil {
+		keep = true
+		return fmt.Errorf("%w\n%s may be partly changed; the changes are kept in %s (qemu-img commit %s writes them into it)",
+			err, image, layer.Path, layer.Path)
 	}
-	return layer.Convert(ctx, c.output, out)
+	return nil
 }
 
 // runIn boots the helper with layer as the image's disk and runs command
@@ -189,7 +220,8 @@ func (c *customizeFlags) runIn(ctx context.Context, layer *overlay.Layer, comman
 	var ee *agentclient.ExitError
 	switch {
 	case errors.As(err, &ee) && ee.Status == api.CustomizeExitOpen:
-		return fmt.Errorf("%s: could not open the image's root, as said above; nothing was written", layer.Base)
+		return fmt.Errorf("%s: exit status %d: the image could not be opened or put back (said above), or the command exited %d; nothing was written",
+			layer.Base, ee.Status, ee.Status)
 	case errors.As(err, &ee):
 		flush()
 		fmt.Fprintf(os.Stderr, "dibvm: the command failed (%v); nothing was written\n", ee)

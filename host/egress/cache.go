@@ -22,10 +22,11 @@ import (
 
 // Cache keeps, on the host, the downloads whose URL names their content
 // for good: packages in a Debian-style pool and index files fetched by
-// hash; rpm packages (a distribution never ships two builds under one
+// hash; rpm packages in a repository's package directory (a
+// distribution never ships two builds under one
 // name-version-release.arch) and an rpm-md repository's metadata files,
-// which createrepo names by their checksum. A build that asks for one again gets it from the cache and sends
-// nothing over the network.
+// which createrepo names by their checksum. A build that asks for one
+// again gets it from the cache and sends nothing over the network.
 //
 // Nothing in the cache comes from the guest: it holds what the upstream
 // server sent for a URL, and apt and debootstrap in the guest check every
@@ -59,7 +60,7 @@ func cacheable(u *url.URL) bool {
 	switch {
 	case strings.Contains(p, "/by-hash/SHA256/"), rpmMetadata.MatchString(p):
 		return true
-	case strings.HasSuffix(p, ".rpm"):
+	case rpmPackage.MatchString(p) && !strings.Contains(path.Base(p), "latest"):
 		return true
 	}
 	return strings.Contains(p, "/pool/") && (strings.HasSuffix(p, ".deb") || strings.HasSuffix(p, ".udeb"))
@@ -69,6 +70,12 @@ func cacheable(u *url.URL) bool {
 // SHA-256 (createrepo's unique file names); repomd.xml, which names them,
 // changes, and is never kept.
 var rpmMetadata = regexp.MustCompile(`/repodata/[0-9a-f]{64}-[^/]+$`)
+
+// rpmPackage is an rpm in a repository: under Packages/ (Fedora, CentOS
+// and their kin) or in a directory named for its architecture
+// (openSUSE). An rpm elsewhere, and one whose name says "latest"
+// (epel-release-latest-9.noarch.rpm), may be replaced under its name.
+var rpmPackage = regexp.MustCompile(`/(Packages(/[^/]+)?|x86_64|aarch64|noarch|i686|ppc64le|s390x)/[^/]+\.rpm$`)
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._+~-]`)
 

@@ -120,6 +120,11 @@ func TestCacheableURLs(t *testing.T) {
 		{"http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/repodata/repomd.xml.asc", false},
 		{"http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/repodata/primary.xml.gz", false},
 		{"http://repo.example/el9/Packages/private-1-1.x86_64.rpm?token=secret", false},
+		{"http://dl.fedoraproject.org/pub/fedora/linux/releases/41/Everything/x86_64/os/Packages/b/bash-5.2.32-1.fc41.x86_64.rpm", true},
+		{"http://download.opensuse.org/distribution/leap/15.6/repo/oss/x86_64/bash-4.4-150400.27.3.2.x86_64.rpm", true},
+		{"http://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm", false},
+		{"http://repos.example/rdo-release.rpm", false},
+		{"http://mirror.example/Packages/epel-release-latest-9.noarch.rpm", false},
 	} {
 		if got := cacheable(mustURL(t, c.url)); got != c.want {
 			t.Errorf("cacheable(%s) = %v, want %v", c.url, got, c.want)

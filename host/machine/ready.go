@@ -79,11 +79,13 @@ func (m *Machine) waitReady(ctx context.Context, b vm.Backend, keys *agentclient
 
 // retryableBootPanic says whether a guest that stopped during its boot
 // for reason may simply be booted again (see bootPanicError): a kernel
-// panic under TCG. A panic under a hypervisor, the agent's own fatal
-// error or the agent (PID 1) dying would only happen again.
+// panic under TCG on a fault in its own code ("Fatal exception", the
+// panic an oops becomes). A panic for a cause that would be there again
+// (no root, no memory, the agent as PID 1 dying), any panic under a
+// hypervisor, and the agent's own fatal error end the run.
 func retryableBootPanic(accel, reason string) bool {
 	return accel == "tcg" && strings.HasPrefix(reason, "Kernel panic") &&
-		!strings.Contains(reason, "Attempted to kill init")
+		strings.Contains(reason, "Fatal exception")
 }
 
 func (m *Machine) exited() bool {

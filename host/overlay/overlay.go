@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Layer is a qcow2 layer over an image.
@@ -38,15 +39,17 @@ func New(ctx context.Context, dir, image, format string) (*Layer, error) {
 }
 
 // Commit writes what the guest changed into the image under the layer.
+// qemu-img runs in a process group of its own, so that the terminal's
+// Ctrl-C, meant for dibvm, does not stop it halfway through the image.
 func (l *Layer) Commit(ctx context.Context) error {
 	return qemuImg(ctx, "commit", "-q", "-f", "qcow2", l.Path)
 }
 
-// Convert writes the image as the guest left it to out as format, whole
-// in one file: first beside out, then renamed over nothing (an existing
-// out is the caller's to refuse), so that out never holds part of an
-// image.
-func (l *Layer) Convert(ctx context.Context, out, format string) error {
+// Convert writes the image as the guest left it to out as format, with
+// the permissions mode, whole in one file: first beside out, then linked
+// to out, never over an existing file (the caller's to refuse), so that
+// out never holds part of an image.
+func (l *Layer) Convert(ctx context.Context, out, format string, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-*")
 	if err != nil {
 		return err
@@ -56,7 +59,7 @@ func (l *Layer) Convert(ctx context.Context, out, format string) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}
@@ -72,7 +75,9 @@ func qemuImg(ctx context.Context, args ...string) error {
 	if err != nil {
 		return errors.New("qemu-img not found: it comes with QEMU (Debian and Ubuntu: apt-get install qemu-utils)")
 	}
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("qemu-img %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

@@ -47,7 +47,7 @@ func TestLayer(t *testing.T) {
 
 	// Convert writes the changed image and leaves the original alone.
 	out := filepath.Join(dir, "out.raw")
-	if err := l.Convert(ctx, out, "raw"); err != nil {
+	if err := l.Convert(ctx, out, "raw", 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if got := firstBytes(t, out); !bytes.Equal(got, bytes.Repeat([]byte{0xab}, 4096)) {
@@ -56,9 +56,12 @@ func TestLayer(t *testing.T) {
 	if got := firstBytes(t, image); !bytes.Equal(got, bytes.Repeat([]byte{0x11}, 4096)) {
 		t.Errorf("Convert changed the original: % x…", got[:8])
 	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("the output's mode: %v, %v; want 0640", fi.Mode(), err)
+	}
 
 	// An existing output is not replaced, and nothing partial is left.
-	err = l.Convert(ctx, out, "qcow2")
+	err = l.Convert(ctx, out, "qcow2", 0o640)
 	if err == nil || !strings.Contains(err.Error(), "out.raw") {
 		t.Errorf("Convert over an existing file: %v", err)
 	}
