@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -76,7 +74,7 @@ func run(line string, stdin io.Reader, stdout, stderr io.Writer) (status int, er
 		// gpg started, a daemon a package's script started) holds it
 		// busy: stop it, as DIB stops what its chroot left, before the
 		// image is put back.
-		killIn(mountDir)
+		chroot.KillIn(mountDir)
 		target.UnmountAll()
 		if rerr := target.RestoreResolvConf(); rerr != nil && err == nil {
 			err = fmt.Errorf("put the image's resolv.conf back: %w", rerr)
@@ -105,28 +103,4 @@ func extras(l imageroot.Layout) string {
 		s += ", /boot/efi " + l.EFI.String()
 	}
 	return s
-}
-
-// killIn kills every process whose root directory is root or below it,
-// and waits a little for them to go.
-func killIn(root string) {
-	for range 20 {
-		left := false
-		procs, _ := filepath.Glob("/proc/[0-9]*/root")
-		for _, p := range procs {
-			r, err := os.Readlink(p)
-			if err != nil || (r != root && !strings.HasPrefix(r, root+"/")) {
-				continue
-			}
-			pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			if err == nil && pid != os.Getpid() {
-				syscall.Kill(pid, syscall.SIGKILL)
-				left = true
-			}
-		}
-		if !left {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -166,9 +166,13 @@ func (b *build) shell(inChroot bool) breakshell.Shell {
 // mountTarget mounts what chrooted hooks expect in the target.
 func (b *build) mountTarget() error { return b.chroot.MountAll() }
 
-// unmountTarget undoes mountTarget.
+// unmountTarget undoes mountTarget, first stopping what hooks left
+// running in the target, as DIB does before it unmounts the image.
 func (b *build) unmountTarget() {
 	if b.chroot != nil {
+		for _, p := range chroot.KillIn(b.target) {
+			fmt.Fprintf(b.out, "Killing chroot process: %s\n", p)
+		}
 		b.chroot.UnmountAll()
 	}
 }

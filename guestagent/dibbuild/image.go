@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/chroot"
 	"github.com/dibvm/dibvm/guestagent/diskimage"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
@@ -23,6 +24,11 @@ func (b *build) blockDevice() error {
 		return err
 	}
 	b.unmountTarget()
+	// The tree leaves for the image whole: what a hook left mounted in
+	// it goes first, as DIB's unmount_dir does.
+	for _, mp := range chroot.UnmountBelow(b.target, unix.Unmount) {
+		fmt.Fprintf(b.out, "Unmounting %s, which a hook left mounted in the tree\n", mp)
+	}
 	if err := unix.Unmount(b.target, 0); err != nil {
 		return fmt.Errorf("unmount the tree: %w", err)
 	}
