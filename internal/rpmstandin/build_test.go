@@ -53,7 +53,7 @@ func smallRepo(t *testing.T, key *Key) *Repo {
 		{Name: "hello", Version: "1.0", Release: "2", Arch: "x86_64", Tree: tree,
 			Attrs:       map[string]Attr{"/usr/bin/su": {Mode: fs.ModeSetuid | 0o755}, "/usr/bin/hello": {Mode: fs.ModeSetgid | 0o755, Group: "shadow"}},
 			RequiresPre: []string{"setup"}, Requires: []string{"filesystem"}, Provides: []string{"greeting = 1"},
-			Post: "echo 100% done"},
+			Post: "echo 100% done", Posttrans: "echo all in"},
 	}
 	repo, err := Build(context.Background(), filepath.Join(t.TempDir(), "repo"), t.TempDir(), key, pkgs)
 	if err != nil {
@@ -290,6 +290,9 @@ func TestPackageHoldsModesOwnersAndScriptlet(t *testing.T) {
 	}
 	if got := query("hello", "%{POSTIN}"); got != "echo 100% done" {
 		t.Errorf("hello's %%post: %q", got)
+	}
+	if got := query("hello", "%{POSTTRANS}"); got != "echo all in" {
+		t.Errorf("hello's %%posttrans: %q", got)
 	}
 	if got := query("filesystem", "[%{FILEMODES:perms} %{FILENAMES} %{FILELINKTOS}\n]"); !strings.Contains(got, "lrwxrwxrwx /bin usr/bin\n") {
 		t.Errorf("filesystem's files:\n%s", got)

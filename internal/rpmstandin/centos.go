@@ -109,6 +109,7 @@ func centosPackages(spec CentOSStreamSpec, u *Userland) ([]Package, error) {
 	repos.Requires = []string{"centos-gpg-keys", "system-release"}
 	repos.Files = centosRepoFiles(rel)
 	pkgs := []Package{filesystem, setup, basesystem, keys, release, repos}
+	acts := behaviours("centos")
 	for _, r := range centosRequested {
 		p := base(r.name, "1")
 		p.Requires = []string{UserlandPackage}
@@ -117,6 +118,11 @@ func centosPackages(spec CentOSStreamSpec, u *Userland) ([]Package, error) {
 		}
 		p.Files = []File{{Path: "/usr/share/rpm-standin/" + r.name, Mode: 0o644,
 			Data: []byte(r.name + ": a stand-in; the files are " + UserlandPackage + "'s.\nAsked for by " + r.from + ".\n")}}
+		if b, ok := acts[r.name]; ok {
+			p.Files = append(p.Files, b.files...)
+			p.Requires = append(p.Requires, b.requires...)
+			p.Post, p.Posttrans = b.post, b.posttrans
+		}
 		pkgs = append(pkgs, p)
 	}
 	pkgs = append(pkgs, Package{

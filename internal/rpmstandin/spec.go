@@ -32,6 +32,9 @@ type Package struct {
 	Provides    []string
 	// Post is the body of a %post scriptlet (/bin/sh), if any.
 	Post string
+	// Posttrans is the body of a %posttrans scriptlet, run once the
+	// whole transaction is in.
+	Posttrans string
 }
 
 // Attr is the mode and owner an entry gets in the package.
@@ -90,6 +93,9 @@ func specFile(p *Package, entries []entry) (string, error) {
 	fmt.Fprintf(&b, "\n%%description\n%s\n", oneLine(p.Summary, p.Name))
 	if p.Post != "" {
 		fmt.Fprintf(&b, "\n%%post\n%s\n", strings.ReplaceAll(p.Post, "%", "%%"))
+	}
+	if p.Posttrans != "" {
+		fmt.Fprintf(&b, "\n%%posttrans\n%s\n", strings.ReplaceAll(p.Posttrans, "%", "%%"))
 	}
 	b.WriteString("\n%files\n")
 	sort.Slice(entries, func(i, j int) bool { return entries[i].path < entries[j].path })
