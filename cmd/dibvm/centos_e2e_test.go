@@ -4,7 +4,6 @@ package main_test
 
 import (
 	"context"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,43 +13,13 @@ import (
 	"github.com/dibvm/dibvm/internal/rpmstandin"
 )
 
-// centosStandIn builds and serves the CentOS Stream stand-in (see
-// internal/rpmstandin: a signed repository shaped like BaseOS, holding
-// Debian's userland) and writes the yum.repos.d directory a build gets
-// in DIB_YUM_MINIMAL_BOOTSTRAP_REPOS.
-func centosStandIn(t *testing.T) (repos, addr string) {
-	t.Helper()
-	if err := rpmstandin.MissingTools(); err != nil {
-		t.Fatal(err)
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := rpmstandin.NewKey(t, "CentOS stand-in")
-	repo, _, err := rpmstandin.CentOSStream(context.Background(), rpmstandin.CentOSStreamSpec{
-		Key: key, Work: t.TempDir(),
-		Userland: rpmstandin.UserlandSpec{CacheDir: filepath.Join(cache, "dibvm", "test-rpmstandin-debs")},
-	}, filepath.Join(t.TempDir(), "baseos"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := rpmstandin.Serve(t, repo.Dir)
-	u, _ := url.Parse(base)
-	repos = filepath.Join(t.TempDir(), "yum.repos.d")
-	if err := rpmstandin.WriteRepos(repos, base); err != nil {
-		t.Fatal(err)
-	}
-	return repos, u.Host
-}
-
 // TestE2ECentOSMinimalTar builds DIB's own centos-minimal (DIB 3.13's
 // elements, unchanged) for CentOS Stream 9 against the stand-in: DIB's
 // yum-minimal bootstraps the root with the helper's dnf and rpm, then
 // the build goes on in the chroot with the root's own.
 func TestE2ECentOSMinimalTar(t *testing.T) {
 	needVM(t)
-	repos, addr := centosStandIn(t)
+	repos, addr := centosStandIn(t, false)
 	out := filepath.Join(t.TempDir(), "centos")
 	// DIB's rpm elements as they are, beside dibvm's own of the names
 	// dibvm has.
@@ -83,5 +52,58 @@ func TestE2ECentOSMinimalTar(t *testing.T) {
 		if strings.HasPrefix(f, "etc/yum.repos.d/dib-mirror") || strings.HasSuffix(f, ".USING_MIRROR") {
 			t.Errorf("%s is in the image: yum-minimal's cleanup puts CentOS's own repositories back", f)
 		}
+	}
+}
+
+// TestE2ECentOSRefusesForgedPackages builds centos-minimal against two
+// forgeries of the stand-in: one whose userland rpm was changed after
+// it was signed and indexed, and one whose packages are signed by a key
+// the distribution's release package does not carry (its metadata
+// re-indexed and consistent). Each build must stop where DIB's
+// yum-minimal installs the root, say why, and write nothing.
+func TestE2ECentOSRefusesForgedPackages(t *testing.T) {
+	needVM(t)
+	repo, key := buildCentOSStandIn(t, false)
+	tampered, err := rpmstandin.TamperedCopy(repo, filepath.Join(t.TempDir(), "tampered"), rpmstandin.UserlandPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := rpmstandin.NewKey(t, "Not CentOS")
+	foreign, err := rpmstandin.ForeignSignedCopy(context.Background(), repo, filepath.Join(t.TempDir(), "foreign"), key, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := upstreamElements(t, "centos-minimal", "yum-minimal", "redhat-common", "rpm-distro", "yum")
+	for _, c := range []struct {
+		name string
+		repo *rpmstandin.Repo
+		want []string // any one of these in the build's output, in lower case
+	}{
+		{"tampered", tampered, []string{"checksum", "digest", "corrupt"}},
+		{"foreign-signed", foreign, []string{"gpg", "signature", "public key", "not signed"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			repos, addr := serveCentOSStandIn(t, c.repo)
+			dir := t.TempDir()
+			out := filepath.Join(dir, "centos")
+			log := filepath.Join(t.TempDir(), "build.log")
+			env := []string{"ELEMENTS_PATH=" + upstream, "DIB_RELEASE=9-stream", "DIB_YUM_MINIMAL_BOOTSTRAP_REPOS=" + repos}
+			r := dibvm(t, env, 30*time.Minute, "create", "--allow-net", addr, "--logfile", log, "-n", "-t", "tar", "-o", out, "centos-minimal")
+			if r.code == 0 {
+				t.Fatalf("a build from the %s repository succeeded", c.name)
+			}
+			built, _ := os.ReadFile(log)
+			said := r.stderr + "\n" + string(built)
+			found := false
+			for _, w := range c.want {
+				found = found || strings.Contains(strings.ToLower(said), w)
+			}
+			if !found || !strings.Contains(r.stderr, "root.d") {
+				t.Errorf("exit %d; want the failure in root.d saying one of %q\n%s", r.code, c.want, tail(said, 60))
+			}
+			if left := entries(t, dir); len(left) > 0 {
+				t.Errorf("a failed build left %v", left)
+			}
+		})
 	}
 }

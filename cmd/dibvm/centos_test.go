@@ -1,0 +1,133 @@
+package main_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dibvm/dibvm/internal/rpmstandin"
+)
+
+// centosStandIn builds and serves the CentOS Stream stand-in (see
+// internal/rpmstandin: a signed repository shaped like BaseOS, holding
+// Debian's userland, with a kernel, GRUB and sshd if bootable) and
+// writes the yum.repos.d directory a build gets in
+// DIB_YUM_MINIMAL_BOOTSTRAP_REPOS.
+func centosStandIn(t *testing.T, bootable bool) (repos, addr string) {
+	t.Helper()
+	repo, _ := buildCentOSStandIn(t, bootable)
+	return serveCentOSStandIn(t, repo)
+}
+
+// buildCentOSStandIn builds the stand-in repository and returns it with
+// the key that signed it.
+func buildCentOSStandIn(t *testing.T, bootable bool) (*rpmstandin.Repo, *rpmstandin.Key) {
+	t.Helper()
+	if err := rpmstandin.MissingTools(); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	userland := rpmstandin.UserlandSpec{CacheDir: filepath.Join(cache, "dibvm", "test-rpmstandin-debs")}
+	if bootable {
+		userland.Packages = rpmstandin.BootableUserland("amd64")
+		userland.Without = rpmstandin.BootableWithout
+	}
+	key := rpmstandin.NewKey(t, "CentOS stand-in")
+	start := time.Now()
+	repo, _, err := rpmstandin.CentOSStream(context.Background(), rpmstandin.CentOSStreamSpec{
+		Key: key, Work: t.TempDir(), Userland: userland,
+	}, filepath.Join(t.TempDir(), "baseos"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the stand-in repository took %s", time.Since(start).Round(time.Second))
+	return repo, key
+}
+
+// serveCentOSStandIn serves repo on the loopback and writes the
+// yum.repos.d directory that names it.
+func serveCentOSStandIn(t *testing.T, repo *rpmstandin.Repo) (repos, addr string) {
+	t.Helper()
+	base := rpmstandin.Serve(t, repo.Dir)
+	u, _ := url.Parse(base)
+	repos = filepath.Join(t.TempDir(), "yum.repos.d")
+	if err := rpmstandin.WriteRepos(repos, base); err != nil {
+		t.Fatal(err)
+	}
+	return repos, u.Host
+}
+
+// TestCentOSBootsUEFIOnXFS builds CentOS Stream 9 with DIB's own
+// centos-minimal, yum-minimal, redhat-common, rpm-distro and yum
+// (DIB 3.13's, unchanged) against the stand-in, as a UEFI disk image
+// laid out as CentOS's GenericCloud images are (/boot and the root on
+// XFS), then boots it under OVMF and logs in with
+// OpenSSH's client as the dev user. The stand-in's packages are
+// Debian's programs (its kernel, dracut, GRUB and sshd) under CentOS's
+// names: what is checked is that DIB's rpm path and dibvm's bootloader
+// make of them an image that boots, not CentOS's own binaries.
+func TestCentOSBootsUEFIOnXFS(t *testing.T) {
+	needVM(t)
+	repos, addr := centosStandIn(t, true)
+	priv, pub := loginKey(t)
+	img := filepath.Join(t.TempDir(), "centos.qcow2")
+	log := filepath.Join(t.TempDir(), "build.log")
+	upstream := upstreamElements(t, "centos-minimal", "yum-minimal", "redhat-common", "rpm-distro", "yum")
+	env := []string{"ELEMENTS_PATH=" + upstream, "DIB_RELEASE=9-stream", "DIB_YUM_MINIMAL_BOOTSTRAP_REPOS=" + repos,
+		"DIB_BLOCK_DEVICE_CONFIG=" + genericCloudLayout, "DIB_DEV_USER_AUTHORIZED_KEYS=" + pub}
+	start := time.Now()
+	r := dibvm(t, env, 40*time.Minute, "create", "--allow-net", addr, "--logfile", log, "-o", img,
+		"centos-minimal", "vm", "block-device-efi", "openssh-server", "devuser")
+	t.Logf("built in %s", time.Since(start).Round(time.Second))
+	if r.code != 0 {
+		built, _ := os.ReadFile(log)
+		t.Fatalf("exit %d\n%s\nthe build's log ends:\n%s", r.code, tail(r.stderr, 20), tail(string(built), 80))
+	}
+
+	check := `if test -d /sys/firmware/efi; then echo firmware=uefi; else echo firmware=bios; fi
+echo "user=$(id -un)"
+echo "rootfs=$(findmnt -no FSTYPE /) bootfs=$(findmnt -no FSTYPE /boot)"
+. /etc/os-release; echo "os=$ID $VERSION_ID"
+echo "kernel=$(rpm -q kernel >/dev/null && echo installed)"
+echo "initramfs=$(ls /boot/initramfs-$(uname -r).img)"
+echo "esp=$(ls /boot/efi/EFI/centos/grub.cfg)"
+echo "sshd=$(systemctl is-active sshd)"`
+	start = time.Now()
+	r = dibvm(t, nil, 20*time.Minute, "boot", "--accel", "tcg", "--network", "restricted", "-i", priv, img, "--", "sh", "-c", check)
+	t.Logf("booted and logged in in %s", time.Since(start).Round(time.Second))
+	if r.code != 0 {
+		t.Fatalf("dibvm boot -- checks: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, tail(r.stderr, 60))
+	}
+	for _, want := range []string{"firmware=uefi", "user=devuser", "rootfs=xfs bootfs=xfs", "os=centos 9", "kernel=installed",
+		"initramfs=/boot/initramfs-", "esp=/boot/efi/EFI/centos/grub.cfg", "sshd=active"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the booted image says\n%s\nwant %q", r.stdout, want)
+		}
+	}
+}
+
+// loginKey is an ed25519 key pair made with OpenSSH's ssh-keygen, the
+// public half readable by the build's user.
+func loginKey(t *testing.T) (priv, pub string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dibvm-login-key-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	priv = filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command(tool(t, "ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "", "-C", "dibvm-test", "-f", priv).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	os.Chmod(priv+".pub", 0o644)
+	return priv, priv + ".pub"
+}
