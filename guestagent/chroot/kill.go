@@ -13,11 +13,11 @@ import (
 )
 
 // KillIn kills every process whose root or working directory is root
-// or below it,
-// waits a little for them to go, and returns each as "name(pid)". What
-// a hook left running there (a gpg-agent gpg started, a daemon a
-// package's script started) holds the tree busy; DIB kills such
-// processes (kill_chroot_processes) before it unmounts the image.
+// or below it, waits a little for them to go, and returns each as
+// "name(pid)". What a hook left running there (a gpg-agent gpg
+// started, a daemon a package's script started) holds the tree busy;
+// DIB kills such processes (kill_chroot_processes) before it unmounts
+// the image.
 func KillIn(root string) []string {
 	var killed []string
 	seen := map[int]bool{}
