@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main_test
 
 import (
@@ -48,11 +50,11 @@ echo "=== end"
 // last password change, which shadow files count from 1970.
 var debootstrapVaries = regexp.MustCompile(`^\./(var/log/.*|var/cache/ldconfig/aux-cache|etc/shadow-?)$`)
 
-// TestDebootstrapOnHostMatchesGuest checks that the tree debootstrap
+// TestE2EDebootstrapOnHostMatchesGuest checks that the tree debootstrap
 // makes from the packages the host chose and fetched is the tree it
 // makes fetching them itself, with the same packages, files, owners,
 // modes and contents.
-func TestDebootstrapOnHostMatchesGuest(t *testing.T) {
+func TestE2EDebootstrapOnHostMatchesGuest(t *testing.T) {
 	needVM(t)
 	hook, err := os.ReadFile(filepath.Join("..", "..", "elements", "library", "debootstrap", "root.d", "08-debootstrap"))
 	if err != nil {
