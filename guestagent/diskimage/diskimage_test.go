@@ -102,13 +102,13 @@ func TestFstabAndExports(t *testing.T) {
 	run.Reply = func(call []string) ([]byte, error) { return []byte("1234-abcd\n"), nil }
 	img := &Image{Loop: "/dev/loop0", Parts: []string{"/dev/loop0p1", "/dev/loop0p2", "/dev/loop0p3", "/dev/loop0p4"}, maker: m}
 	os.MkdirAll(filepath.Join(m.Target, "etc"), 0o755)
-	os.WriteFile(filepath.Join(m.Target, "etc/fstab"), []byte("# the tree's own\n"), 0o644)
+	// A cloud image's own, which the image's replaces.
+	os.WriteFile(filepath.Join(m.Target, "etc/fstab"), []byte("LABEL=cloudimg-rootfs / xfs defaults 0 0\n"), 0o644)
 	if err := m.Fstab(img); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(filepath.Join(m.Target, "etc/fstab"))
-	want := "# the tree's own\n" +
-		"LABEL=EFI /boot/efi vfat defaults 0 0\n" +
+	want := "LABEL=EFI /boot/efi vfat defaults 0 0\n" +
 		"LABEL=cloudimg-rootfs / ext4 defaults 0 1\n" +
 		"UUID=1234-abcd /boot ext4 nodev 0 2\n"
 	if string(data) != want {

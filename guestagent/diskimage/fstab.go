@@ -20,7 +20,10 @@ func Label(s *api.Spec, fs *api.Filesystem) string {
 	return ""
 }
 
-// Fstab appends the image's filesystems to the target's /etc/fstab.
+// Fstab writes the target's /etc/fstab: the image's filesystems, in
+// place of what the tree had, as DIB's writefstab does. A tree unpacked
+// from a cloud image has that image's fstab, whose root is not this
+// image's; kept, systemd finds / twice and boots read-only.
 func (m *Maker) Fstab(img *Image) error {
 	lines, err := m.fstabLines(img)
 	if err != nil {
@@ -28,7 +31,7 @@ func (m *Maker) Fstab(img *Image) error {
 	}
 	path := filepath.Join(m.Target, "etc", "fstab")
 	os.MkdirAll(filepath.Dir(path), 0o755)
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_TRUNC|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
