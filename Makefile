@@ -86,8 +86,11 @@ e2e: dibvm
 # booted under OVMF, ubuntu-minimal and ubuntu (from a cloud image) from
 # stand-ins for Ubuntu's servers, an arm64 image built in an arm64 helper
 # and booted under AAVMF (35 minutes under TCG on an x86 host), a bare
-# debian-minimal tree, and DIB's Debian functional tests and upstream
-# elements (five Debian builds, about 50 minutes). Kept out of `make test` so that
+# debian-minimal tree, DIB's Debian functional tests and upstream
+# elements (five Debian builds, about 50 minutes), the comparison of
+# debootstrap fed by the host with its own, and CentOS from the rpm
+# stand-ins: to a tar, from forged repositories, and from a cloud image
+# (built, booted and rebuilt from checkpoints, 15 minutes). Kept out of `make test` so that
 # the test suite stays within an hour on a slow host.
 e2e-full: dibvm
 	$(GO) test -count=1 -timeout 540m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/

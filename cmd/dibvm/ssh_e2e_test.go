@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -29,18 +28,8 @@ type sshKey struct {
 
 func newSSHKey(t *testing.T) *sshKey {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "dibvm-e2e-key-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	priv := filepath.Join(dir, "id_ed25519")
-	if out, err := exec.Command(tool(t, "ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "", "-C", "dibvm-e2e", "-f", priv).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v\n%s", err, out)
-	}
-	os.Chmod(priv+".pub", 0o644)
-	return &sshKey{priv: priv, pub: priv + ".pub", debianUpgrades: true, archiveState: debianArchiveState(t)}
+	priv, pub := loginKey(t)
+	return &sshKey{priv: priv, pub: pub, debianUpgrades: true, archiveState: debianArchiveState(t)}
 }
 
 // freePort is a TCP port free on the host's loopback just now.
