@@ -3,11 +3,14 @@
 package main_test
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/internal/rpmstandin"
 )
 
 // TestE2ECentOSFromCloudImage builds with DIB's `centos` element (DIB
@@ -24,7 +27,8 @@ import (
 // user, and the image boots under OVMF and takes an SSH login. A second
 // build of the same elements and image, to another output type, does
 // not extract the image again: it resumes from the tree its checkpoints
-// kept.
+// kept. A third, to a tar, fetches the image from a server named by
+// DIB_CLOUD_IMAGES instead.
 func TestE2ECentOSFromCloudImage(t *testing.T) {
 	needVM(t)
 	repo, _ := buildCentOSStandIn(t, true)
@@ -88,6 +92,24 @@ echo "sshd=$(systemctl is-active sshd)"`
 	}
 	if strings.Contains(string(again), "Repacking base image") {
 		t.Error("the second build extracted the cloud image again")
+	}
+
+	// Fetched rather than given: DIB_CLOUD_IMAGES names a server (a
+	// stand-in for cloud.centos.org on the loopback) and the element's
+	// cache-url downloads BASE_IMAGE_FILE through the egress proxy.
+	images := rpmstandin.Serve(t, filepath.Dir(cloud))
+	u, _ := url.Parse(images)
+	fetched := filepath.Join(dir, "fetched")
+	env = []string{"ELEMENTS_PATH=" + upstream, "DIB_RELEASE=9-stream", "DIB_CLOUD_IMAGES=" + images,
+		"BASE_IMAGE_FILE=" + filepath.Base(cloud)}
+	start = time.Now()
+	r = dibvm(t, env, 40*time.Minute, "create", "--allow-net", addr, "--allow-net", u.Host, "-n", "-t", "tar", "-o", fetched, "centos")
+	t.Logf("built from the fetched cloud image in %s", time.Since(start).Round(time.Second))
+	if r.code != 0 {
+		t.Fatalf("the build from DIB_CLOUD_IMAGES: exit %d\n%s", r.code, tail(r.stderr, 60))
+	}
+	if files := readTar(t, fetched+".tar"); files["etc/dibvm-cloud-image"] != "the stand-in cloud image\n" {
+		t.Errorf("the tree built from the fetched image has /etc/dibvm-cloud-image %q", files["etc/dibvm-cloud-image"])
 	}
 }
 
