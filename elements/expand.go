@@ -44,6 +44,18 @@ func CommandLine(args []string, skipBase bool, arch string) []string {
 // when two elements provide the same name, when an element asked for is
 // provided by another, or when nothing provides operating-system.
 func Expand(lib *Library, want []string) ([]*Element, error) {
+	return expand(lib, want, true)
+}
+
+// ExpandOnImage is Expand for elements run on an existing image (dibvm
+// customize), which is the operating system already: an element may
+// still provide operating-system (the image's distribution, for its
+// DISTRO_NAME and package tools), but none need.
+func ExpandOnImage(lib *Library, want []string) ([]*Element, error) {
+	return expand(lib, want, false)
+}
+
+func expand(lib *Library, want []string, needOS bool) ([]*Element, error) {
 	x := expansion{
 		lib:        lib,
 		final:      map[string]bool{},
@@ -95,7 +107,7 @@ func Expand(lib *Library, want []string) ([]*Element, error) {
 			return nil, fmt.Errorf("element %s was asked for, but %s already provides it: remove %s from the element list", name, by, name)
 		}
 	}
-	if _, ok := x.providedBy[OperatingSystem]; !ok {
+	if _, ok := x.providedBy[OperatingSystem]; !ok && needOS {
 		return nil, fmt.Errorf("no element provides %s: add an operating system element, such as debian-minimal", OperatingSystem)
 	}
 	var out []*Element

@@ -308,3 +308,21 @@ func TestExpandTwice(t *testing.T) {
 	}
 	t.Fatal("the fixture has no element that provides something")
 }
+
+// Elements run on an existing image need no operating-system element,
+// and may still have one.
+func TestExpandOnImage(t *testing.T) {
+	_, path := writeElements(t, depsFixture)
+	lib, _ := NewLibrary(path, nil)
+	if _, err := Expand(lib, []string{"virtual"}); err == nil || !strings.Contains(err.Error(), "no element provides operating-system") {
+		t.Errorf("Expand without an operating system: %v", err)
+	}
+	els, err := ExpandOnImage(lib, []string{"virtual"})
+	if err != nil || !reflect.DeepEqual(Names(els), []string{"extra_dependency", "virtual"}) {
+		t.Errorf("ExpandOnImage(virtual) = %v, %v", Names(els), err)
+	}
+	els, err = ExpandOnImage(lib, []string{"requires-foo"})
+	if err != nil || !reflect.DeepEqual(Names(els), []string{"foo", "requires-foo"}) {
+		t.Errorf("ExpandOnImage(requires-foo) = %v, %v", Names(els), err)
+	}
+}

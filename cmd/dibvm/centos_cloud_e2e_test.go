@@ -76,6 +76,22 @@ echo "sshd=$(systemctl is-active sshd)"`
 		}
 	}
 
+	// DIB's own centos and devuser elements run in the built image, as
+	// customize opens it: centos's root.d (the extraction) does not run,
+	// its package tools do, and devuser adds a second user from the
+	// stand-in repository's packages.
+	start = time.Now()
+	custom := []string{"ELEMENTS_PATH=" + upstream, "DIB_RELEASE=9-stream", "DIB_DEV_USER_USERNAME=another", "DIB_DEV_USER_AUTHORIZED_KEYS=" + pub}
+	r = dibvm(t, custom, 20*time.Minute, "customize", "--allow-net", addr, img, "-o", filepath.Join(dir, "another.qcow2"), "centos", "devuser",
+		"--", "sh", "-c", "id -un another && cat /home/another/.ssh/authorized_keys")
+	t.Logf("customized with DIB's elements in %s", time.Since(start).Round(time.Second))
+	key, _ := os.ReadFile(pub)
+	if r.code != 0 || !strings.Contains(r.stderr, "not running the hooks that make them, of centos (root.d/10-centos-cloud-image)") ||
+		!strings.Contains(r.stderr, "| another\n") || !strings.Contains(r.stderr, "| "+strings.TrimSpace(string(key))+"\n") {
+		t.Errorf("customize with centos devuser: exit %d\n%s", r.code, tail(r.stderr, 60))
+	}
+	os.Remove(filepath.Join(dir, "another.qcow2"))
+
 	// The same elements and image to another type (and directory: the
 	// image's name is an input, where it is written is not): the tree
 	// comes from the checkpoints, and the image is not extracted again.

@@ -128,6 +128,40 @@ func TestCustomizeImage(t *testing.T) {
 	if got := sha256File(t, out); got != before {
 		t.Error("a failing command changed the image")
 	}
+
+	// Elements run in the image as in a build, with its root as
+	// TMP_MOUNT_PATH: extra-data.d stages a file for install.d, the
+	// command after -- runs after finalise.d, cleanup.d last.
+	changed := filepath.Join(dir, "changed.qcow2")
+	elEnv := []string{"ELEMENTS_PATH=" + testElements(t)}
+	// An operating-system element may come too: its root.d does not run.
+	r = dibvm(t, elEnv, 5*time.Minute, "customize", out, "-o", changed, "-e", "CHANGER_GREETING=hi", "image-changer", "tiny-os", "--", "cat", "/etc/dibvm-changer")
+	if r.code != 0 {
+		t.Fatalf("customize with an element: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"not running the hooks that make them, of tiny-os (root.d/10-tiny-root)",
+		"Running hooks from /tmp/in_target.d/install.d in the target",
+		// The command's output, among the build's lines.
+		"| hi from install.d in /build/out/changed\n", "| staged outside\n", "| finalise.d\n",
+	} {
+		if !strings.Contains(r.stdout+r.stderr, want) {
+			t.Errorf("customize with an element: no %q in its output\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+	if got := sha256File(t, out); got != before {
+		t.Error("customize -o with an element changed the original image")
+	}
+	r = dibvm(t, nil, 5*time.Minute, "customize", "--in-place", changed, "--", "cat", "/etc/dibvm-changer", "/etc/dibvm-customized")
+	if want := "hi from install.d in /build/out/changed\nstaged outside\nfinalise.d\ncleanup.d\ncustomized\nagain\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("reading the element's changes back: exit %d, stdout %q, want %q\n%s", r.code, r.stdout, want, r.stderr)
+	}
+
+	// A hook that fails names its element and writes nothing.
+	r = dibvm(t, elEnv, 5*time.Minute, "customize", out, "-o", failed, "-e", "CHANGER_FAIL=1", "image-changer")
+	if r.code == 0 || !strings.Contains(r.stderr, "image-changer") || !strings.Contains(r.stderr, "50-change") {
+		t.Errorf("a failing element: exit %d\n%s", r.code, r.stderr)
+	}
 	for _, e := range entries(t, dir) {
 		if strings.HasPrefix(e, ".") || strings.HasPrefix(e, "failed") {
 			t.Errorf("left in the output directory: %s", e)
@@ -153,9 +187,10 @@ func TestCustomizeRefusesBadInput(t *testing.T) {
 	}
 	runCases(t, work, []cliCase{
 		{"--in-place on a VMDK", []string{"customize", vmdk, "--in-place", "--", "true"}, nil, 2, []string{"--in-place: " + vmdk + " is a vmdk image; dibvm changes raw and qcow2 images in place"}},
-		{"no command", []string{"customize", image, "-o", "x.qcow2"}, nil, 2, []string{"give the COMMAND to run in the image after --"}},
-		{"no image", []string{"customize", "-o", "x.qcow2", "--", "true"}, nil, 2, []string{"give the IMAGE to open before --"}},
-		{"elements", []string{"customize", image, "vm", "-o", "x.qcow2", "--", "true"}, nil, 2, []string{"vm: customize runs a COMMAND after -- in one IMAGE; it does not run elements yet"}},
+		{"no elements and no command", []string{"customize", image, "-o", "x.qcow2"}, nil, 2, []string{"give the ELEMENTs to run in " + image + ", or a COMMAND to run in it after --"}},
+		{"nothing after --", []string{"customize", image, "-o", "x.qcow2", "--"}, nil, 2, []string{"give the COMMAND to run in the image after --"}},
+		{"no image", []string{"customize", "-o", "x.qcow2", "--", "true"}, nil, 2, []string{"give the IMAGE to open first"}},
+		{"an element that does not exist", []string{"customize", image, "-o", "x.qcow2", "no-such-element"}, nil, 1, []string{"no-such-element"}},
 		{"neither -o nor --in-place", []string{"customize", image, "--", "true"}, nil, 2, []string{"give -o OUTPUT for the changed image, or --in-place"}},
 		{"both -o and --in-place", []string{"customize", image, "-o", "x.qcow2", "--in-place", "--", "true"}, nil, 2, []string{"-o x.qcow2 and --in-place: give one"}},
 		{"-t with --in-place", []string{"customize", image, "--in-place", "-t", "raw", "--", "true"}, nil, 2, []string{"-t raw and --in-place"}},

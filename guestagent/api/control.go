@@ -69,10 +69,12 @@ type Step struct {
 }
 
 // The build's own steps, besides the phases: making the disk image and
-// copying the tree into it, and writing the tree's outputs (tar,
+// copying the tree into it, running the command of a build that opens
+// an image (Spec.Command), and writing the tree's outputs (tar,
 // squashfs) and the manifests.
 const (
 	StepImage   = "image"
+	StepCommand = "command"
 	StepOutputs = "outputs"
 )
 

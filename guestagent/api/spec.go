@@ -70,6 +70,16 @@ type Spec struct {
 	MkfsOptions     string `json:"mkfs_options,omitempty"`
 	MaxOnlineResize int64  `json:"max_online_resize,omitempty"`
 
+	// Open says the build's tree is an existing disk image's root (dibvm
+	// customize): the disk ImageSerial, its filesystems mounted as
+	// extract-image finds them. root.d and block-device.d do not run, no
+	// disk image or tree output is made, and what the hooks change goes
+	// back into the image.
+	Open bool `json:"open,omitempty"`
+	// Command, with Open, is a shell command line run as root in the
+	// image's root after finalise.d, before cleanup.d (StepCommand).
+	Command string `json:"command,omitempty"`
+
 	// Checkpoints are the phases (of CheckpointPhases) where the build
 	// stops at each Point, after each hook but the last and at the end,
 	// for the host to say whether it keeps the scratch disk there.

@@ -9,14 +9,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/chroot"
 	"github.com/dibvm/dibvm/guestagent/imageroot"
-	"github.com/dibvm/dibvm/guestagent/sysinit"
 )
 
 // mountDir is where the image's root is mounted in the helper.
@@ -39,20 +36,7 @@ func Main(args []string) int {
 }
 
 func run(line string, stdin io.Reader, stdout, stderr io.Writer) (status int, err error) {
-	disk, err := sysinit.FindDisk(api.ImageSerial, 10*time.Second)
-	if err != nil {
-		return 0, fmt.Errorf("find the image's disk: %w", err)
-	}
-	parts, err := imageroot.Probe(disk)
-	if err != nil {
-		return 0, fmt.Errorf("read the image's partitions: %w", err)
-	}
-	layout, err := imageroot.Choose(parts)
-	if err != nil {
-		return 0, err
-	}
-	fmt.Fprintf(stderr, "dibvm: the image's root is %s%s\n", layout.Root, extras(layout))
-	mounted, err := imageroot.Mount(layout, mountDir)
+	mounted, err := imageroot.Open(api.ImageSerial, mountDir, stderr)
 	if err != nil {
 		return 0, err
 	}
@@ -61,9 +45,6 @@ func run(line string, stdin io.Reader, stdout, stderr io.Writer) (status int, er
 			err = fmt.Errorf("put the image back: %w", uerr)
 		}
 	}()
-	if _, err := os.Lstat(filepath.Join(mountDir, "bin/sh")); err != nil {
-		return 0, fmt.Errorf("the image's root, %s, has no /bin/sh to run the command with: is it the root of a Linux system?", layout.Root)
-	}
 	target := chroot.New(mountDir)
 	if err := target.MountAll(); err != nil {
 		target.UnmountAll()
@@ -91,16 +72,4 @@ func run(line string, stdin io.Reader, stdout, stderr io.Writer) (status int, er
 		return ee.ExitCode(), nil
 	}
 	return 0, err
-}
-
-// extras names the /boot and ESP partitions mounted in the root.
-func extras(l imageroot.Layout) string {
-	s := ""
-	if l.Boot != nil {
-		s += ", /boot " + l.Boot.String()
-	}
-	if l.EFI != nil {
-		s += ", /boot/efi " + l.EFI.String()
-	}
-	return s
 }

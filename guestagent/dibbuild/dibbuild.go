@@ -24,6 +24,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/diskimage"
 	"github.com/dibvm/dibvm/guestagent/emitted"
 	"github.com/dibvm/dibvm/guestagent/hostloopback"
+	"github.com/dibvm/dibvm/guestagent/imageroot"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
 
@@ -54,8 +55,9 @@ type build struct {
 	env      []string
 	breaks   *breakshell.Breaks
 	points   *checkpoint.Points
-	lent     map[string]string // variable → device of the host's file lent to it
-	emitted  *emitted.Dir      // what hooks write beside the image
+	lent     map[string]string  // variable → device of the host's file lent to it
+	emitted  *emitted.Dir       // what hooks write beside the image
+	opened   *imageroot.Mounted // the existing image a build opens (Spec.Open)
 }
 
 // Main runs the build described in inputDir and returns the exit status.
@@ -87,7 +89,9 @@ func Main(args []string) int {
 	return 1
 }
 
-// runAll is the whole build: the tree, the image, the outputs.
+// runAll is the whole build: the tree, the image, the outputs. A build
+// that opens an existing image (Spec.Open) has it as its tree, and
+// makes no image.
 func (b *build) runAll() error {
 	if err := b.load(); err != nil {
 		return err
@@ -112,6 +116,12 @@ func (b *build) runAll() error {
 	}
 	if err := b.chroot.Finish(); err != nil {
 		return err
+	}
+	if b.opened != nil {
+		// The host takes the image's disk as the guest leaves it.
+		if err := b.opened.Unmount(); err != nil {
+			return fmt.Errorf("put the image back: %w", err)
+		}
 	}
 	return b.writeOutputs()
 }

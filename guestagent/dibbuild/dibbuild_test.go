@@ -19,7 +19,7 @@ import (
 // The steps a build can be kept after are the host's checkpoint phases,
 // in its order; the image's steps follow, as in disk-image-create.
 func TestPhaseOrder(t *testing.T) {
-	b := &build{}
+	b := &build{spec: &api.Spec{}}
 	var kept []string
 	for _, st := range b.keptSteps() {
 		kept = append(kept, st.phase)
@@ -33,6 +33,15 @@ func TestPhaseOrder(t *testing.T) {
 	}
 	if want := []string{"post-root.d", api.StepImage, "pre-finalise.d", "finalise.d"}; !slices.Equal(rest, want) {
 		t.Errorf("image steps %q, want %q", rest, want)
+	}
+	// An opened image's command runs after finalise.d.
+	b = &build{spec: &api.Spec{Open: true, Command: "true"}}
+	rest = nil
+	for _, st := range b.imageSteps() {
+		rest = append(rest, st.name)
+	}
+	if want := []string{"post-root.d", api.StepImage, "pre-finalise.d", "finalise.d", api.StepCommand}; !slices.Equal(rest, want) {
+		t.Errorf("an opened image's steps %q, want %q", rest, want)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/checkpoint"
 	"github.com/dibvm/dibvm/guestagent/chroot"
 	"github.com/dibvm/dibvm/guestagent/emitted"
+	"github.com/dibvm/dibvm/guestagent/imageroot"
 	"github.com/dibvm/dibvm/guestagent/sysinit"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
@@ -46,10 +47,8 @@ func (b *build) prepare() error {
 			return err
 		}
 	}
-	// Hooks always see the tree at TMP_MOUNT_PATH, as in DIB, where later
-	// the image is mounted instead.
-	if err := unix.Mount(b.built, b.target, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind the tree: %w", err)
+	if err := b.mountTree(); err != nil {
+		return err
 	}
 	if err := toolrun.Run(b.run, "tar", "-C", root, "-xf", filepath.Join(b.input, api.ElementsTar)); err != nil {
 		return fmt.Errorf("unpack the elements: %w", err)
@@ -70,6 +69,21 @@ func (b *build) prepare() error {
 		return err
 	}
 	b.env = b.environment()
+	return nil
+}
+
+// mountTree puts the tree at TMP_MOUNT_PATH, where hooks always see it,
+// as in DIB: the tree built on the scratch disk, where later the image is
+// mounted instead, or the existing image the build opens.
+func (b *build) mountTree() error {
+	if b.spec.Open {
+		var err error
+		b.opened, err = imageroot.Open(api.ImageSerial, b.target, b.out)
+		return err
+	}
+	if err := unix.Mount(b.built, b.target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the tree: %w", err)
+	}
 	return nil
 }
 

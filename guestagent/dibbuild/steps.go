@@ -1,6 +1,8 @@
 package dibbuild
 
 import (
+	"fmt"
+	"os/exec"
 	"strings"
 
 	"github.com/dibvm/dibvm/guestagent/api"
@@ -86,6 +88,10 @@ func (b *build) buildTree() error {
 	}
 	for i, plan := range schedule(phases, b.spec.Resume) {
 		st := steps[i]
+		if st.phase == "root.d" && b.spec.Open {
+			// The image is the root: nothing makes one.
+			plan.run = false
+		}
 		if plan.run {
 			if err := st.run(plan.after); err != nil {
 				return err
@@ -111,12 +117,29 @@ type namedStep struct {
 
 // imageSteps are the steps from the tree to the finished image, in order.
 func (b *build) imageSteps() []namedStep {
-	return []namedStep{
+	steps := []namedStep{
 		{"post-root.d", func() error { return b.outside("post-root.d", "") }},
 		{api.StepImage, b.blockDevice},
 		{"pre-finalise.d", func() error { return b.outside("pre-finalise.d", "") }},
 		{"finalise.d", func() error { return b.inside("finalise.d", "") }},
 	}
+	if b.spec.Open && b.spec.Command != "" {
+		steps = append(steps, namedStep{api.StepCommand, b.command})
+	}
+	return steps
+}
+
+// command runs Spec.Command as root in the opened image's root, with
+// the hooks' environment, once the elements' chroot phases are done.
+func (b *build) command() error {
+	fmt.Fprintf(b.out, "Running in the image: %s\n", b.spec.Command)
+	cmd := exec.Command("chroot", b.target, "/bin/sh", "-c", b.spec.Command)
+	cmd.Env = b.env
+	cmd.Stdout, cmd.Stderr = b.out, b.out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("the command after -- failed in the image: %w", err)
+	}
+	return nil
 }
 
 // finishImage runs the image steps.

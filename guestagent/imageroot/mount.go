@@ -3,10 +3,14 @@ package imageroot
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dibvm/dibvm/guestagent/sysinit"
 )
 
 // Mounted is a Layout mounted read-write under Dir.
@@ -70,4 +74,45 @@ func (m *Mounted) Unmount() error {
 	m.mounted = nil
 	unix.Sync()
 	return errors.Join(errs...)
+}
+
+// Open finds the filesystems of the disk with the given serial as
+// extract-image would, mounts them at dir, and checks that the root is
+// a Linux system's, which chrooted commands can run in. It says on out
+// where each filesystem came from.
+func Open(serial, dir string, out io.Writer) (*Mounted, error) {
+	disk, err := sysinit.FindDisk(serial, 10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("find the image's disk: %w", err)
+	}
+	parts, err := Probe(disk)
+	if err != nil {
+		return nil, fmt.Errorf("read the image's partitions: %w", err)
+	}
+	l, err := Choose(parts)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "dibvm: the image's root is %s%s\n", l.Root, l.extras())
+	m, err := Mount(l, dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "bin/sh")); err != nil {
+		m.Unmount()
+		return nil, fmt.Errorf("the image's root, %s, has no /bin/sh: is it the root of a Linux system?", l.Root)
+	}
+	return m, nil
+}
+
+// extras names the /boot and ESP partitions mounted in the root.
+func (l Layout) extras() string {
+	s := ""
+	if l.Boot != nil {
+		s += ", /boot " + l.Boot.String()
+	}
+	if l.EFI != nil {
+		s += ", /boot/efi " + l.EFI.String()
+	}
+	return s
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -16,9 +18,12 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/diskformat"
+	"github.com/dibvm/dibvm/host/envvar"
 	"github.com/dibvm/dibvm/host/imageboot"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/overlay"
+	"github.com/dibvm/dibvm/host/plan"
+	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/shellquote"
 )
 
@@ -33,44 +38,68 @@ type customizeFlags struct {
 func customizeCommand() *cobra.Command {
 	c := &customizeFlags{}
 	cmd := &cobra.Command{
-		Use:   "customize [flags] IMAGE -o OUTPUT|--in-place -- COMMAND [ARGS...]",
-		Short: "Open an existing disk image and run a command in its root as root",
+		Use:   "customize [flags] IMAGE -o OUTPUT|--in-place [ELEMENT...] [-- COMMAND [ARGS...]]",
+		Short: "Open an existing disk image and run elements or a command in its root",
 		Long: `Open IMAGE (raw, qcow2, vhd, vhdx or vmdk) in the helper VM, mount its root,
 /boot and EFI system partition as DIB's extract-image finds them in a cloud
-image, and run COMMAND chrooted into the root as root, with the helper's
-network (through dibvm's egress proxy, as a build's hooks have it). When
-COMMAND succeeds, the changed image is written to OUTPUT (in IMAGE's format,
-or -t's), or back into IMAGE with --in-place. IMAGE is never changed
-otherwise: the guest writes a layer over it, and a failed or stopped command
-leaves no OUTPUT and IMAGE as it was.`,
+image, and change it as root, with the helper's network (through dibvm's
+egress proxy, as a build's hooks have it):
+
+- ELEMENTs (from ELEMENTS_PATH, then the built-in library, with their
+  dependencies but not base) run as in a build, with the image's root as
+  TMP_MOUNT_PATH: every phase but root.d and block-device.d, since the
+  image is the root and the disk. No operating-system element is needed;
+  give the image's own (debian-minimal, centos, ...) for elements that
+  read DISTRO_NAME or install packages. The caller's environment reaches
+  the hooks as in dibvm create.
+- COMMAND, after --, runs chrooted into the root: alone, with the
+  terminal's stdin and stdout and its exit status as dibvm's; after
+  ELEMENTs, once their finalise.d is done, its output with theirs.
+
+When all succeed, the changed image is written to OUTPUT (in IMAGE's
+format, or -t's), or back into IMAGE with --in-place. IMAGE is never
+changed otherwise: the guest writes a layer over it, and a failed or
+stopped run leaves no OUTPUT and IMAGE as it was.`,
 		Example: `  dibvm customize debian.qcow2 -o custom.qcow2 -- apt-get install -y htop
-  dibvm customize --in-place disk.raw -- sh -c 'echo hello > /etc/motd'`,
+  dibvm customize --in-place disk.raw -- sh -c 'echo hello > /etc/motd'
+  DIB_DEV_USER_AUTHORIZED_KEYS=~/.ssh/id_ed25519.pub dibvm customize centos.qcow2 -o dev.qcow2 centos devuser`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			dash := cmd.ArgsLenAtDash()
+			pos, command := splitAtDash(cmd, args)
 			switch {
-			case dash < 0 || dash == len(args):
+			case len(pos) == 0:
+				return usagef("give the IMAGE to open first: %s", cmd.UseLine())
+			case command != nil && len(command) == 0:
 				return usagef("give the COMMAND to run in the image after --: %s", cmd.UseLine())
-			case dash == 0:
-				return usagef("give the IMAGE to open before --: %s", cmd.UseLine())
-			case dash > 1:
-				return usagef("%s: customize runs a COMMAND after -- in one IMAGE; it does not run elements yet", strings.Join(args[1:dash], " "))
-			case strings.TrimSpace(args[dash]) == "":
-				return usagef("the COMMAND after -- is %q: give a program to run, e.g. -- cat /etc/os-release", args[dash])
+			case len(pos) == 1 && command == nil:
+				return usagef("give the ELEMENTs to run in %s, or a COMMAND to run in it after --: %s", pos[0], cmd.UseLine())
+			case len(command) > 0 && strings.TrimSpace(command[0]) == "":
+				return usagef("the COMMAND after -- is %q: give a program to run, e.g. -- cat /etc/os-release", command[0])
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.run(args[0], args[1:])
+			pos, command := splitAtDash(cmd, args)
+			return c.run(pos[0], pos[1:], command)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&c.output, "output", "o", "", "write the changed image to `OUTPUT` (a new file), leaving IMAGE as it is")
 	f.BoolVar(&c.inPlace, "in-place", false, "write the changes into IMAGE itself")
 	f.StringVarP(&c.typ, "type", "t", "", "OUTPUT's format: "+strings.Join(diskformat.Types(), ", ")+" (default the one OUTPUT's extension names, else IMAGE's)")
-	f.StringToStringVarP(&c.env, "env", "e", nil, "set an environment variable for COMMAND (KEY=VALUE, repeatable)")
+	f.StringToStringVarP(&c.env, "env", "e", nil, "set an environment variable for COMMAND and the elements' hooks (KEY=VALUE, repeatable)")
 	c.vf.register(f)
 	c.vf.registerArch(f)
 	return cmd
+}
+
+// splitAtDash splits args at --: the image and elements before it, the
+// command after it (nil without --).
+func splitAtDash(cmd *cobra.Command, args []string) (pos, command []string) {
+	dash := cmd.ArgsLenAtDash()
+	if dash < 0 {
+		return args, nil
+	}
+	return args[:dash], append([]string{}, args[dash:]...)
 }
 
 // check says what is wrong with the flags and IMAGE before the VM boots,
@@ -140,7 +169,7 @@ func checkNewFile(flag, path, image string) error {
 	return nil
 }
 
-func (c *customizeFlags) run(image string, command []string) error {
+func (c *customizeFlags) run(image string, elements, command []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	format, err := c.check(ctx, image)
@@ -167,7 +196,13 @@ func (c *customizeFlags) run(image string, command []string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.runIn(ctx, layer, command); err != nil {
+	run := c.runIn
+	if len(elements) > 0 {
+		run = func(ctx context.Context, layer *overlay.Layer, command []string) error {
+			return c.runElements(layer, near, elements, command)
+		}
+	}
+	if err := run(ctx, layer, command); err != nil {
 		return err
 	}
 	if !c.inPlace {
@@ -232,4 +267,44 @@ func (c *customizeFlags) runIn(ctx context.Context, layer *overlay.Layer, comman
 	// The guest unmounted and flushed the image; stopping the VM now
 	// makes QEMU write out the layer before the host reads it.
 	return m.Close()
+}
+
+// runElements runs elements, then command if any, in the image under
+// layer as a build does (see plan.Options.Open); name, the file being
+// written, names the image for the hooks (IMAGE_NAME).
+func (c *customizeFlags) runElements(layer *overlay.Layer, name string, elements, command []string) error {
+	env := os.Environ()
+	o := plan.Options{
+		Output:   strings.TrimSuffix(name, filepath.Ext(name)),
+		Elements: elements, SkipBase: true,
+		Environ:      env,
+		Open:         layer.Path,
+		Break:        envvar.Get(env, "break"),
+		FSType:       envvar.Get(env, "FS_TYPE"),
+		Offline:      envvar.Get(env, "DIB_OFFLINE") != "",
+		ElementsPath: envvar.Get(env, "ELEMENTS_PATH"),
+		ScratchSize:  defaultScratch(0),
+		Progress:     progress.NewPlain(os.Stderr),
+		Stderr:       os.Stderr,
+	}
+	o.Stdout = o.Progress.Log()
+	if len(command) > 0 {
+		o.Command = shellquote.Join(command...)
+	}
+	var err error
+	if o.Arch, err = debianArch(c.vf.arch); err != nil {
+		return err
+	}
+	if o.ImageCache, err = defaultImageCache(); err != nil {
+		return err
+	}
+	// -e's settings reach the hooks and the command whatever their
+	// names.
+	for _, k := range slices.Sorted(maps.Keys(c.env)) {
+		o.ExplicitEnv = append(o.ExplicitEnv, k+"="+c.env[k])
+	}
+	if pol, err := c.vf.egressPolicy(); err == nil && c.vf.network == "nat" {
+		o.Egress = &pol
+	}
+	return runBuild(&c.vf, o, 0, os.Stderr)
 }

@@ -26,6 +26,7 @@ func job(p *plan.Plan) *session.Job {
 			Stdout: o.Stdout,
 		},
 		Stdout: p.Stdout, Progress: o.Progress, Term: os.Getenv("TERM"),
+		ImageLayer: o.Open,
 	}
 	for _, d := range p.HostDisks {
 		j.HostDisks = append(j.HostDisks, session.HostDisk{Serial: d.Serial, Source: d.Source})

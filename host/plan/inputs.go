@@ -36,7 +36,11 @@ func prepareElements(o Options) ([]*elements.Element, *elements.Hooks, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	els, err := elements.Expand(lib, elements.CommandLine(o.Elements, o.SkipBase, o.Arch))
+	expand := elements.Expand
+	if o.Open != "" {
+		expand = elements.ExpandOnImage
+	}
+	els, err := expand(lib, elements.CommandLine(o.Elements, o.SkipBase, o.Arch))
 	for _, w := range lib.Warnings() {
 		fmt.Fprintf(o.Stderr, "dibvm: warning: %s\n", w)
 	}

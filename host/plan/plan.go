@@ -105,6 +105,13 @@ type Options struct {
 	// for, whatever the elements (the caller checks the names).
 	HelperTools []string
 
+	// Open is the disk image the build opens as its tree, a qcow2 layer
+	// over an existing image (dibvm customize; see api.Spec.Open), and
+	// Command a shell command line it runs in the image's root after
+	// finalise.d. Types are then empty: the image is what changes.
+	Open    string
+	Command string
+
 	ScratchSize int64
 	// ScratchSizeGiven says ScratchSize is --scratch-size, which the plan
 	// never raises; dibvm's default grows to hold the layout's fixed
@@ -162,12 +169,20 @@ func Prepare(o Options) (*Plan, error) {
 	defer out.Flush()
 	defer errOut.Flush()
 	o.Stdout, o.Stderr = out, errOut
-	if err := checkTypes(o.Types); err != nil {
-		return nil, err
+	switch {
+	case o.Open != "" && len(o.Types) > 0:
+		return nil, fmt.Errorf("-t %s: a build that opens an image changes it, and writes no outputs of its own", strings.Join(o.Types, ","))
+	case o.Open == "":
+		if err := checkTypes(o.Types); err != nil {
+			return nil, err
+		}
 	}
 	els, hooks, err := prepareElements(o)
 	if err != nil {
 		return nil, err
+	}
+	if o.Open != "" {
+		noteNotOpened(o.Stderr, hooks)
 	}
 	spec, err := newSpec(o, els)
 	if err != nil {
@@ -217,6 +232,9 @@ func newSpec(o Options, els []*elements.Element) (*api.Spec, error) {
 
 		MkfsOptions:     o.MkfsOptions,
 		MaxOnlineResize: o.MaxOnlineResize,
+
+		Open:    o.Open != "",
+		Command: o.Command,
 	}
 	if o.Egress != nil {
 		if spec.HostLoopback, err = hostLoopback(*o.Egress, env); err != nil {

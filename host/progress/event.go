@@ -15,7 +15,7 @@ const (
 	BuildStart Kind = "build-start"
 	// StepStart and StepEnd frame a step: dibvm's own (Boot, Convert),
 	// a DIB phase (root.d, install.d, ...) or the guest's own steps
-	// (api.StepImage, api.StepOutputs).
+	// (api.StepImage, api.StepCommand, api.StepOutputs).
 	StepStart Kind = "step-start"
 	StepEnd   Kind = "step-end"
 	HookStart Kind = "hook-start"

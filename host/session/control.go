@@ -239,7 +239,7 @@ func (c *control) checkStep(s *api.Step) error {
 	if err := c.count(); err != nil {
 		return err
 	}
-	if !slices.Contains(elements.Phases, s.Name) && s.Name != api.StepImage && s.Name != api.StepOutputs {
+	if !slices.Contains(elements.Phases, s.Name) && !slices.Contains([]string{api.StepImage, api.StepCommand, api.StepOutputs}, s.Name) {
 		return violation("the helper VM said it runs step %q, which is not one of the build's", s.Name)
 	}
 	return nil

@@ -22,6 +22,10 @@ type Job struct {
 	Inputs []iso.File
 	// HostDisks are the host's files lent to the build read-only.
 	HostDisks []HostDisk
+	// ImageLayer, for a build that opens an existing image
+	// (api.Spec.Open), is the qcow2 layer over it that the guest
+	// writes, as the disk api.ImageSerial.
+	ImageLayer string
 	// Hooks are the build's hooks, by phase and script: a hook's element
 	// is named by them.
 	Hooks *elements.Hooks

@@ -40,6 +40,9 @@ func (s *session) machineOptions(mo machine.Options) (machine.Options, error) {
 	for _, d := range s.j.HostDisks {
 		mo.Disks = append(mo.Disks, machine.Disk{Serial: d.Serial, Source: d.Source})
 	}
+	if s.j.ImageLayer != "" {
+		mo.Disks = append(mo.Disks, machine.Disk{Serial: api.ImageSerial, Layer: s.j.ImageLayer})
+	}
 	return mo, nil
 }
 
