@@ -63,80 +63,25 @@ func CentOSStreamFrom(ctx context.Context, spec CentOSStreamSpec, u *Userland, d
 	if spec.Release == "" {
 		spec.Release = "9"
 	}
-	pkgs, err := centosPackages(spec, u)
-	if err != nil {
-		return nil, err
-	}
-	// What a named package ships is its own, as on CentOS: Debian's
-	// copy (base-files' os-release) leaves the userland. So does what
-	// says it is Debian, which on CentOS nothing does.
-	if err := u.drop([]File{{Path: "/etc/debian_version"}}); err != nil {
-		return nil, err
-	}
-	for _, p := range pkgs {
-		if p.Name != UserlandPackage {
-			if err := u.drop(p.Files); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return Build(ctx, dir, spec.Work, spec.Key, pkgs)
+	return buildStandIn(ctx, centosStream(spec.Release, spec.Key), u, spec.Userland.Arch, spec.Work, spec.Key, dir)
 }
 
-// centosPackages are the stand-in's packages, the userland last.
-func centosPackages(spec CentOSStreamSpec, u *Userland) ([]Package, error) {
-	accounts, err := u.Accounts()
-	if err != nil {
-		return nil, err
+// centosStream is CentOS Stream rel: its release packages are the ones
+// yum-minimal downloads by name (centos-gpg-keys, centos-stream-release,
+// which answers to centos-release, and centos-stream-repos).
+func centosStream(rel string, key *Key) distribution {
+	return distribution{
+		name: "CentOS Stream", dist: "el" + rel, efiVendor: "centos", requested: centosRequested,
+		release: func(base func(name, version string) Package) []Package {
+			keys := base("centos-gpg-keys", rel+".0")
+			keys.Files = []File{{Path: CentOSKeyPath, Mode: 0o644, Data: key.Public}}
+			release := centosRelease(base("centos-stream-release", rel+".0"), rel)
+			repos := base("centos-stream-repos", rel+".0")
+			repos.Requires = []string{"centos-gpg-keys", "system-release"}
+			repos.Files = centosRepoFiles(rel)
+			return []Package{keys, release, repos}
+		},
 	}
-	rel := spec.Release
-	arch := RPMArch(spec.Userland.Arch)
-	base := func(name, version string) Package {
-		return Package{Name: name, Version: version, Release: "1.el" + rel, Arch: "noarch",
-			Summary: name + " of dibvm's CentOS Stream stand-in"}
-	}
-	filesystem := base("filesystem", "3.16")
-	filesystem.Files = filesystemEntries()
-	setup := base("setup", "2.13.7")
-	setup.Files = append(accounts, File{Path: "/etc/shells", Mode: 0o644, Config: true,
-		Data: []byte("/bin/sh\n/bin/bash\n/usr/bin/sh\n/usr/bin/bash\n")})
-	basesystem := base("basesystem", "11")
-	basesystem.Requires = []string{"filesystem", "setup"}
-	keys := base("centos-gpg-keys", rel+".0")
-	keys.Files = []File{{Path: CentOSKeyPath, Mode: 0o644, Data: spec.Key.Public}}
-	release := centosRelease(base("centos-stream-release", rel+".0"), rel)
-	repos := base("centos-stream-repos", rel+".0")
-	repos.Requires = []string{"centos-gpg-keys", "system-release"}
-	repos.Files = centosRepoFiles(rel)
-	pkgs := []Package{filesystem, setup, basesystem, keys, release, repos}
-	acts := behaviours("centos")
-	for _, r := range centosRequested {
-		p := base(r.name, "1")
-		p.Requires = []string{UserlandPackage}
-		for _, name := range r.provides {
-			p.Provides = append(p.Provides, name+" = 1-1.el"+rel)
-		}
-		p.Files = []File{{Path: "/usr/share/rpm-standin/" + r.name, Mode: 0o644,
-			Data: []byte(r.name + ": a stand-in; the files are " + UserlandPackage + "'s.\nAsked for by " + r.from + ".\n")}}
-		if b, ok := acts[r.name]; ok {
-			p.Files = append(p.Files, b.files...)
-			p.Requires = append(p.Requires, b.requires...)
-			p.Post, p.Posttrans = b.post, b.posttrans
-		}
-		pkgs = append(pkgs, p)
-	}
-	pkgs = append(pkgs, Package{
-		Name: UserlandPackage, Version: "1", Release: "1.el" + rel, Arch: arch,
-		Summary:     fmt.Sprintf("Debian's userland (%d packages) for dibvm's CentOS Stream stand-in", len(u.Debs)),
-		Tree:        u.Tree,
-		Attrs:       u.Attrs,
-		RequiresPre: []string{"filesystem", "setup"},
-		// Fedora's bash provides /bin/sh: a dependency on it names no
-		// path a package has, under merged /usr.
-		Provides: []string{"/bin/sh", "/bin/bash"},
-		Post:     "/usr/sbin/ldconfig || :",
-	})
-	return pkgs, nil
 }
 
 // centosRelease is centos-stream-release: the files and names that say

@@ -1,11 +1,8 @@
 package rpmstandin
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -37,19 +34,5 @@ const CentOSKeyPath = "/etc/pki/rpm-gpg/RPM-GPG-KEY-centosofficial"
 // new root reads the key from there (it rewrites the path to
 // $TARGET_ROOT's), and so does every dnf run in the chroot.
 func WriteRepos(dir, baseURL string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	repo := fmt.Sprintf(`[baseos]
-name=CentOS Stream $releasever - BaseOS (dibvm's stand-in)
-baseurl=%s
-enabled=1
-gpgcheck=1
-repo_gpgcheck=0
-gpgkey=file://%s
-`, baseURL, CentOSKeyPath)
-	// dib-mirror-*.repo, as DIB's gate names its mirrors: yum-minimal's
-	// cleanup removes files so named from the image and puts back the
-	// distribution's own.
-	return os.WriteFile(filepath.Join(dir, "dib-mirror-baseos.repo"), []byte(repo), 0o644)
+	return writeRepo(dir, "baseos", "CentOS Stream $releasever - BaseOS (dibvm's stand-in)", baseURL, CentOSKeyPath)
 }

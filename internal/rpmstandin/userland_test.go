@@ -170,3 +170,52 @@ func TestCentOSStreamLayout(t *testing.T) {
 		t.Errorf("centos-stream-repos ships %q", got)
 	}
 }
+
+func TestFedoraLayout(t *testing.T) {
+	requireTools(t)
+	key := NewKey(t, "Fedora stand-in")
+	u := fakeUserland(t)
+	repo, err := FedoraFrom(context.Background(), FedoraSpec{Release: "41", Key: key, Work: t.TempDir()}, u, filepath.Join(t.TempDir(), "fedora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]int{}
+	prim := readPrimary(t, repo.Dir)
+	for i, p := range prim.Packages {
+		byName[p.Name] = i
+		if !strings.Contains(p.Location.Href, ".fc41.") {
+			t.Errorf("%s is %s, not of Fedora 41", p.Name, p.Location.Href)
+		}
+	}
+	// yum-minimal's yumdownloader list for fedora over 29, and the
+	// names redhat-common's pkg-map gives Fedora alone.
+	for _, name := range []string{"basesystem", "filesystem", "setup", "fedora-gpg-keys", "fedora-release-cloud", "fedora-release-common",
+		"fedora-repos", "python3-libselinux", "python3-policycoreutils", "policycoreutils-python-utils", UserlandPackage} {
+		if _, ok := byName[name]; !ok {
+			t.Errorf("no %s", name)
+		}
+	}
+	cloud := prim.Packages[byName["fedora-release-cloud"]]
+	for _, want := range []string{"fedora-release", "redhat-release", "system-release", "system-release(releasever)"} {
+		if !slices.ContainsFunc(cloud.Format.Provides, func(e rpmEntry) bool { return e.Name == want }) {
+			t.Errorf("fedora-release-cloud does not provide %s: %v", want, cloud.Format.Provides)
+		}
+	}
+	query := func(name, format string) string {
+		out, err := exec.Command("rpm", "--dbpath", t.TempDir(), "-qp", "--qf", format, repo.RPMs[name]).Output()
+		if err != nil {
+			t.Fatalf("rpm -qp %s: %v", name, err)
+		}
+		return string(out)
+	}
+	if got, want := query("fedora-gpg-keys", "[%{FILENAMES} %{FILELINKTOS}\n]"),
+		"/etc/pki/rpm-gpg/RPM-GPG-KEY-fedora-41-primary \n/etc/pki/rpm-gpg/RPM-GPG-KEY-fedora-41-x86_64 RPM-GPG-KEY-fedora-41-primary\n"; !strings.Contains(got, want) {
+		t.Errorf("fedora-gpg-keys ships %q, want %q in it", got, want)
+	}
+	if got := query("fedora-release-common", "[%{FILENAMES}\n]"); !strings.Contains(got, "/etc/os-release\n") || !strings.Contains(got, "/etc/fedora-release\n") {
+		t.Errorf("fedora-release-common ships %q", got)
+	}
+	if got := query("fedora-repos", "[%{FILENAMES}\n]"); !strings.Contains(got, "/etc/yum.repos.d/fedora.repo\n") {
+		t.Errorf("fedora-repos ships %q", got)
+	}
+}
