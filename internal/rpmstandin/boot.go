@@ -55,6 +55,18 @@ func behaviours(efiVendor string) map[string]behaviour {
     fi
 done
 `},
+		// openSUSE's kernel-default runs its initramfs tool in %posttrans
+		// as Fedora's does, and DIB's zypper element runs mkinitrd
+		// (openSUSE's wrapper of dracut) itself in post-install.d.
+		"kernel-default": {
+			files:     []File{{Path: "/usr/sbin/mkinitrd", Mode: 0o755, Data: []byte(mkinitrd)}},
+			posttrans: "/usr/sbin/mkinitrd\n",
+		},
+		// openSUSE's glibc-locale ships every locale compiled, and
+		// zypper-minimal's post-install.d removes all but C.utf8 and
+		// en_US (with pipefail, so it fails where there is none to
+		// remove). The stand-in's ships two, as placeholders.
+		"glibc-locale": {files: localeDirs("en_US.utf8", "de_DE.utf8")},
 		// Debian's systemd 257 loads libkmod with dlopen, which Debian's
 		// dracut 106 does not follow into the initramfs (its kmod links
 		// its own copy): without the library udev loads no driver there,
@@ -158,3 +170,29 @@ Restart=on-failure
 [Install]
 WantedBy=multi-user.target
 `
+
+// mkinitrd is the stand-in's /usr/sbin/mkinitrd, as openSUSE's: an
+// initramfs made by dracut for each kernel with modules (none in a
+// userland without a kernel). It takes openSUSE's -A and -B, which its
+// callers give, and needs neither.
+const mkinitrd = `#!/bin/sh
+for dir in /usr/lib/modules/*/; do
+    [ -e "$dir/modules.order" ] || continue
+    v=$(basename "$dir")
+    depmod -a "$v"
+    if command -v dracut >/dev/null; then
+        dracut -f "/boot/initrd-$v" "$v"
+    fi
+done
+`
+
+// localeDirs are compiled locales' directories in /usr/lib/locale, each
+// with a placeholder of its LC_IDENTIFICATION.
+func localeDirs(names ...string) []File {
+	out := []File{{Path: "/usr/lib/locale", Mode: fs.ModeDir | 0o755}}
+	for _, n := range names {
+		out = append(out, File{Path: "/usr/lib/locale/" + n, Mode: fs.ModeDir | 0o755},
+			File{Path: "/usr/lib/locale/" + n + "/LC_IDENTIFICATION", Mode: 0o644, Data: []byte(n + ": a placeholder of dibvm's stand-in\n")})
+	}
+	return out
+}

@@ -123,7 +123,9 @@ func index(ctx context.Context, dir string, key *Key) error {
 	if err := key.detachSign(filepath.Join(dir, "repodata", "repomd.xml")); err != nil {
 		return fmt.Errorf("sign %s's repomd.xml: %w", dir, err)
 	}
-	return nil
+	// Beside it, the key, where zypper looks for one to import
+	// (--gpg-auto-import-keys), as openSUSE's repositories publish it.
+	return key.WritePublic(filepath.Join(dir, "repodata", "repomd.xml.key"))
 }
 
 // packagePlan is one package and the entries its %files lists.

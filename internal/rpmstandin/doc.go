@@ -1,6 +1,7 @@
 // Package rpmstandin is test support: it builds, signs and serves rpm-md
-// repositories shaped like the rpm distributions' (CentOS Stream's BaseOS
-// and Fedora's) for dibvm's tests of DIB's rpm-family elements.
+// repositories shaped like the rpm distributions' (CentOS Stream's BaseOS,
+// Fedora's and openSUSE Leap's) for dibvm's tests of DIB's rpm-family
+// elements.
 //
 // Those distributions' mirrors cannot be reached from where the tests
 // run, so the tests build a stand-in: real rpms made by the host's

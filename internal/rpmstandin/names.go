@@ -82,13 +82,3 @@ var centosRequested = []requested{
 	{name: "rsync", from: "install-static package-installs"},
 	{name: "git-core", from: "source-repositories package-installs (git, pkg-map family redhat)"},
 }
-
-// CentOSStreamNames are the names the CentOS Stream stand-in has a small
-// package for, in the order of its table.
-func CentOSStreamNames() []string {
-	out := make([]string, len(centosRequested))
-	for i, r := range centosRequested {
-		out[i] = r.name
-	}
-	return out
-}

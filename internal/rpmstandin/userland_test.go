@@ -2,6 +2,7 @@ package rpmstandin
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"io/fs"
 	"os"
@@ -217,5 +218,34 @@ func TestFedoraLayout(t *testing.T) {
 	}
 	if got := query("fedora-repos", "[%{FILENAMES}\n]"); !strings.Contains(got, "/etc/yum.repos.d/fedora.repo\n") {
 		t.Errorf("fedora-repos ships %q", got)
+	}
+}
+
+func TestOpenSUSELayout(t *testing.T) {
+	requireTools(t)
+	key := NewKey(t, "openSUSE stand-in")
+	u := fakeUserland(t)
+	repo, err := OpenSUSEFrom(context.Background(), OpenSUSESpec{Key: key, Work: t.TempDir()}, u, filepath.Join(t.TempDir(), "oss"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, p := range readPrimary(t, repo.Dir).Packages {
+		names[p.Name] = true
+		if !strings.Contains(p.Location.Href, ".lp156.") {
+			t.Errorf("%s is %s, not of Leap 15.6", p.Name, p.Location.Href)
+		}
+	}
+	// zypper-minimal's root.d installs these by name.
+	for _, name := range []string{"filesystem", "grep", "gzip", "xz", "patterns-openSUSE-base", "python3", "zypper", "sudo",
+		"ca-certificates-mozilla", "openSUSE-release", "aaa_base", "kernel-default", UserlandPackage} {
+		if !names[name] {
+			t.Errorf("no %s", name)
+		}
+	}
+	// zypper --gpg-auto-import-keys imports the key published beside
+	// the signed repomd.xml.
+	if got, err := os.ReadFile(filepath.Join(repo.Dir, "repodata", "repomd.xml.key")); err != nil || !bytes.Equal(got, key.Public) {
+		t.Errorf("repomd.xml.key: %v", err)
 	}
 }
