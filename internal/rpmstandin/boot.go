@@ -2,6 +2,7 @@ package rpmstandin
 
 import (
 	"io/fs"
+	"maps"
 	"slices"
 )
 
@@ -42,7 +43,14 @@ type behaviour struct {
 // kernel or GRUB, as DefaultUserland is), so one repository serves
 // both bootable and tar-only tests.
 func behaviours(efiVendor string) map[string]behaviour {
-	efiDir := "/boot/efi/EFI/" + efiVendor
+	all := initramfsBehaviours()
+	maps.Copy(all, bootBehaviours(efiVendor))
+	return all
+}
+
+// initramfsBehaviours are those of the kernel, the initramfs and what
+// goes into it.
+func initramfsBehaviours() map[string]behaviour {
 	return map[string]behaviour{
 		// Fedora's kernel-core runs kernel-install in %posttrans, which
 		// runs depmod and dracut; Debian's kernel ships no modules.dep.
@@ -76,6 +84,14 @@ done
 		// As Fedora's: an initramfs for any machine, not the builder's.
 		"dracut-config-generic": {files: []File{{Path: "/usr/lib/dracut/dracut.conf.d/02-generic-image.conf",
 			Mode: 0o644, Data: []byte("hostonly=\"no\"\n")}}},
+	}
+}
+
+// bootBehaviours are those of the loaders in the ESP, GRUB's tools, and
+// what a booted system needs to be logged in to.
+func bootBehaviours(efiVendor string) map[string]behaviour {
+	efiDir := "/boot/efi/EFI/" + efiVendor
+	return map[string]behaviour{
 		// Fedora's grub2-efi-x64 ships grubx64.efi in the vendor's
 		// directory of the ESP, with the modules it needs built in and
 		// its prefix there, so it reads the grub.cfg DIB's bootloader
