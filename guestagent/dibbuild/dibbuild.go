@@ -14,7 +14,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/breakshell"
@@ -78,6 +81,9 @@ func Main(args []string) int {
 		b.stopOnError(false)
 	}
 	b.unmountTarget()
+	if err != nil && b.opened != nil {
+		b.closeImage() // the host throws its layer away
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -114,14 +120,18 @@ func (b *build) runAll() error {
 	if err := b.step("cleanup.d", func() error { return b.outside("cleanup.d", "") }); err != nil {
 		return err
 	}
-	if err := b.chroot.Finish(); err != nil {
-		return err
-	}
 	if b.opened != nil {
-		// The host takes the image's disk as the guest leaves it.
-		if err := b.opened.Unmount(); err != nil {
-			return fmt.Errorf("put the image back: %w", err)
+		// The image's own /tmp is left as it was: a build empties only
+		// the tree it made.
+		if err := b.chroot.RestoreResolvConf(); err != nil {
+			return err
 		}
+		// The host takes the image's disk as the guest leaves it.
+		if err := b.closeImage(); err != nil {
+			return err
+		}
+	} else if err := b.chroot.Finish(); err != nil {
+		return err
 	}
 	return b.writeOutputs()
 }
@@ -186,6 +196,34 @@ func (b *build) unmountTarget() {
 		b.chroot.UnmountAll()
 	}
 }
+
+// closeImage puts an opened image back: what hooks left running in it
+// is stopped and what they left mounted in it unmounted, as a build
+// does before its tree leaves for the image, and then the image's own
+// filesystems are unmounted and flushed.
+func (b *build) closeImage() error {
+	for _, p := range chroot.KillIn(b.target) {
+		fmt.Fprintf(b.out, "Killing chroot process: %s\n", p)
+	}
+	own := b.opened.Points()
+	left := chroot.UnmountBelow(b.target, func(mp string, flags int) error {
+		if slices.Contains(own, mp) {
+			return errImageOwn
+		}
+		return unix.Unmount(mp, flags)
+	})
+	for _, mp := range left {
+		fmt.Fprintf(b.out, "Unmounting %s, which a hook left mounted in the image\n", mp)
+	}
+	if err := b.opened.Unmount(); err != nil {
+		return fmt.Errorf("put the image back: %w", err)
+	}
+	return nil
+}
+
+// errImageOwn keeps the image's own filesystems mounted until closeImage
+// unmounts them itself.
+var errImageOwn = errors.New("the image's own filesystem")
 
 func exists(path string) bool {
 	_, err := os.Lstat(path)

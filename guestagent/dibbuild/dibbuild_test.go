@@ -13,6 +13,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/control"
 	"github.com/dibvm/dibvm/guestagent/emitted"
+	"github.com/dibvm/dibvm/guestagent/imageroot"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
 
@@ -279,6 +280,28 @@ func TestLinkLentDisk(t *testing.T) {
 	for _, name := range []string{"", ".", "..", "a/b"} {
 		if got, err := linkLentDisk(dir, "DIB_LOCAL_IMAGE", name, "/dev/vdc"); err != nil || got != "/dev/vdc" {
 			t.Errorf("name %q: %q, %v; want the device", name, got, err)
+		}
+	}
+}
+
+// The hooks of a build that opens an image hear of the image's own root,
+// /boot and ESP, whatever the build's defaults and the caller's settings
+// say.
+func TestOpenedImageTellsItsLayout(t *testing.T) {
+	b, _ := testBuild(t, &api.Spec{Arch: "amd64", ImageName: "img", Elements: []string{"x"}, Open: true,
+		RootLabel: "cloudimg-rootfs", RootFSType: "ext4", Env: map[string]string{"DIB_ROOT_LABEL": "mine"}})
+	b.env = b.environment()
+	b.tellOpened(imageroot.Layout{
+		Root: &imageroot.Partition{FSType: "xfs", Label: "root"},
+		Boot: &imageroot.Partition{FSType: "xfs", Label: "boot"},
+		EFI:  &imageroot.Partition{FSType: "vfat"},
+	})
+	e := env(b.env)
+	for k, want := range map[string]string{
+		"DIB_ROOT_FSTYPE": "xfs", "DIB_ROOT_LABEL": "root", "DIB_BOOT_LABEL": "boot", "DIB_MOUNTPOINTS": "/|/boot|/boot/efi",
+	} {
+		if e[k] != want {
+			t.Errorf("%s=%q, want %q", k, e[k], want)
 		}
 	}
 }

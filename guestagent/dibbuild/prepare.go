@@ -69,7 +69,24 @@ func (b *build) prepare() error {
 		return err
 	}
 	b.env = b.environment()
+	if b.opened != nil {
+		b.tellOpened(b.opened.Layout)
+	}
 	return nil
+}
+
+// tellOpened tells the hooks of an opened image's own root, /boot and
+// ESP, as a build's hear of the disk it made: the image's facts, over
+// the build's defaults and the caller's settings.
+func (b *build) tellOpened(l imageroot.Layout) {
+	b.setEnv("DIB_ROOT_FSTYPE", l.Root.FSType)
+	b.setEnv("DIB_ROOT_LABEL", l.Root.Label)
+	boot := ""
+	if l.Boot != nil {
+		boot = l.Boot.Label
+	}
+	b.setEnv("DIB_BOOT_LABEL", boot)
+	b.setEnv("DIB_MOUNTPOINTS", strings.Join(l.MountPoints(), "|"))
 }
 
 // mountTree puts the tree at TMP_MOUNT_PATH, where hooks always see it,

@@ -173,8 +173,12 @@ func RunCommand(cmd *exec.Cmd, out io.Writer) error {
 	tail := &tailWriter{max: 20}
 	w := io.MultiWriter(out, tail)
 	cmd.Stdout, cmd.Stderr = w, w
+	// A hook ends when its process does, as in DIB, even if something it
+	// started in the background (a subshell waiting for a daemon) still
+	// holds its output: what that writes after outputGrace is not shown.
+	cmd.WaitDelay = outputGrace
 	err := cmd.Run()
-	if err == nil {
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
 		return nil
 	}
 	f := &api.Failure{Tail: tail.lines(), Status: -1}
@@ -189,6 +193,10 @@ func RunCommand(cmd *exec.Cmd, out io.Writer) error {
 	}
 	return f
 }
+
+// outputGrace is how long a hook's output is still read after its
+// process has exited.
+const outputGrace = 2 * time.Second
 
 // WriteFailure saves f for the process that started this one.
 func WriteFailure(path string, f *api.Failure) error {

@@ -205,3 +205,25 @@ echo "done 10-a 5 false" >&` + fmt.Sprint(watchFD) + `; read a <&` + fmt.Sprint(
 		t.Errorf("unwatched: %v", err)
 	}
 }
+
+// A hook that leaves something running in the background with its
+// output ends when its own process does, as in DIB; the next runs.
+func TestRunDoesNotWaitForWhatAHookLeftRunning(t *testing.T) {
+	root := t.TempDir()
+	// The backgrounded list is a subshell that holds the hook's output
+	// while it waits for sleep, whose own output goes nowhere.
+	write(t, filepath.Join(root, "cleanup.d", "10-leaves"), "#!/bin/bash\necho leaving\ncd / && sleep 30 >/dev/null 2>&1 &\n", 0o755)
+	write(t, filepath.Join(root, "cleanup.d", "20-next"), "#!/bin/sh\necho next\n", 0o755)
+	var out bytes.Buffer
+	start := time.Now()
+	err := Run(filepath.Join(root, "cleanup.d"), []string{"PATH=/usr/bin:/bin"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the hooks took %s: the runner waited for the background job", took)
+	}
+	if !strings.Contains(out.String(), "leaving\n") || !strings.Contains(out.String(), "next\n") {
+		t.Errorf("output %q", out.String())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,12 +17,30 @@ import (
 // Mounted is a Layout mounted read-write under Dir.
 type Mounted struct {
 	Dir     string
+	Layout  Layout
 	mounted []string // in the order mounted
+}
+
+// Points are where the image's filesystems are mounted, the root first.
+func (m *Mounted) Points() []string { return slices.Clone(m.mounted) }
+
+// MountPoints are the image's mount points inside it, as DIB's
+// DIB_MOUNTPOINTS lists a layout's: "/", then "/boot" and "/boot/efi"
+// where the image has them.
+func (l Layout) MountPoints() []string {
+	mps := []string{"/"}
+	if l.Boot != nil {
+		mps = append(mps, "/boot")
+	}
+	if l.EFI != nil {
+		mps = append(mps, "/boot/efi")
+	}
+	return mps
 }
 
 // Mount mounts l's root at dir, then its /boot and ESP inside it.
 func Mount(l Layout, dir string) (*Mounted, error) {
-	m := &Mounted{Dir: dir}
+	m := &Mounted{Dir: dir, Layout: l}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/signal"
@@ -196,14 +197,17 @@ func (c *customizeFlags) run(image string, elements, command []string) error {
 	if err != nil {
 		return err
 	}
-	run := c.runIn
 	if len(elements) > 0 {
-		run = func(ctx context.Context, layer *overlay.Layer, command []string) error {
-			return c.runElements(layer, near, elements, command)
-		}
+		err = c.runElements(layer, work, near, elements, command)
+	} else {
+		err = c.runIn(ctx, layer, command)
 	}
-	if err := run(ctx, layer, command); err != nil {
+	if err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		// A signal after the guest was done still stops the run here.
+		return fmt.Errorf("stopped: %s is unchanged and no output was written", image)
 	}
 	if !c.inPlace {
 		mode := os.FileMode(0o644)
@@ -271,11 +275,15 @@ func (c *customizeFlags) runIn(ctx context.Context, layer *overlay.Layer, comman
 
 // runElements runs elements, then command if any, in the image under
 // layer as a build does (see plan.Options.Open); name, the file being
-// written, names the image for the hooks (IMAGE_NAME).
-func (c *customizeFlags) runElements(layer *overlay.Layer, name string, elements, command []string) error {
+// written, names the image for the hooks (IMAGE_NAME). What the build
+// writes itself (files hooks leave beside the image, manifests) goes to
+// work, which is removed: only the image is customize's output, and
+// nothing else may take its name or land beside it before it is written.
+func (c *customizeFlags) runElements(layer *overlay.Layer, work, name string, elements, command []string) error {
 	env := os.Environ()
+	base := filepath.Base(name)
 	o := plan.Options{
-		Output:   strings.TrimSuffix(name, filepath.Ext(name)),
+		Output:   filepath.Join(work, strings.TrimSuffix(base, filepath.Ext(base))),
 		Elements: elements, SkipBase: true,
 		Environ:      env,
 		Open:         layer.Path,
@@ -303,8 +311,12 @@ func (c *customizeFlags) runElements(layer *overlay.Layer, name string, elements
 	for _, k := range slices.Sorted(maps.Keys(c.env)) {
 		o.ExplicitEnv = append(o.ExplicitEnv, k+"="+c.env[k])
 	}
+	o.HelperTools = c.vf.helperToolNames()
+	resolveEnv(&o, splitList(os.Getenv("DIBVM_HOST_PATH")))
 	if pol, err := c.vf.egressPolicy(); err == nil && c.vf.network == "nat" {
 		o.Egress = &pol
 	}
-	return runBuild(&c.vf, o, 0, os.Stderr)
+	// No summary: the build's outputs are not customize's, which is the
+	// image written afterwards.
+	return runBuild(&c.vf, o, 0, io.Discard)
 }
