@@ -32,6 +32,9 @@ type Layer struct {
 	// as Spec.Without for the base. The base's own list does not apply:
 	// a layer's tools may need what the base leaves out.
 	Without []string `json:"without,omitempty"`
+	// Drop are paths (and what is below them) the layer's packages
+	// install that the helper never runs: a package's test programs.
+	Drop []string `json:"drop,omitempty"`
 	// Commands are scripts the layer adds, by path in the helper: names
 	// that elements call on the hosts they were written for, which
 	// Debian's packages do not install.
@@ -84,8 +87,114 @@ var rpmLayer = Layer{
 	},
 }
 
+// containerLayer is what DIB's containerfile calls outside the chroot:
+// podman build, run, export, rm and rmi, to make the build's root from a
+// Containerfile (the rocky, almalinux, fedora and ubuntu-systemd
+// container elements). Debian's podman runs containers through conmon,
+// crun and netavark, which need cgroups and a network stack the helper
+// does not have; the build half of podman is buildah, which runs a
+// Containerfile's RUN steps chrooted with the host's network, as DIB's
+// containerfile asks (--network host). So the layer is buildah, with a
+// podman of dibvm's that does DIB's five commands with it (see
+// podmanCommand).
+var containerLayer = Layer{
+	Name:     "container",
+	Tools:    "buildah, with a podman that does what DIB's containerfile asks of it",
+	Packages: []string{"buildah"},
+	Without: []string{
+		// Networks for containers: RUN steps use the helper's own.
+		"container-network-stack", "containernetworking-plugins", "netavark", "aardvark-dns",
+		// Rootless builds' uid maps: the helper builds as root.
+		"uidmap",
+	},
+	// Debian's buildah carries its upstream's test programs (copy,
+	// imgtype, serve, tutorial): 94 MB the helper would unpack at every
+	// boot of a container build.
+	Drop: []string{"usr/libexec/buildah"},
+	Commands: map[string]string{
+		"usr/bin/podman": podmanCommand,
+		// buildah looks for netavark before it makes any container, to
+		// give containers networks of their own; chrooted RUN steps use
+		// the helper's, so this one only says so if anything runs it.
+		"usr/libexec/podman/netavark": "#!/bin/sh\n" +
+			"echo \"netavark (dibvm): the helper's Containerfile steps run with the helper's own network; it makes no container networks\" >&2\n" +
+			"exit 1\n",
+	},
+	Config: map[string]string{
+		// Image layers on the build's scratch disk (dibbuild's /build),
+		// not in the helper's memory; overlay, so a RUN step does not
+		// copy the whole root as vfs does.
+		"etc/containers/storage.conf": "[storage]\n" +
+			"driver = \"overlay\"\n" +
+			"graphroot = \"/build/containers\"\n" +
+			"runroot = \"/run/containers/storage\"\n",
+	},
+}
+
+// podmanCommand is the helper's podman: DIB's containerfile (3.13 and
+// master) runs
+//
+//	podman build [--network N] -t IMAGE -f FILE [OPTIONS] CONTEXT
+//	podman run [--network N] [--name NAME] -d IMAGE /bin/sh
+//	podman export CONTAINER | tar -C $TARGET_ROOT --numeric-owner -xf -
+//	podman rm CONTAINER; podman rmi IMAGE
+//
+// and reads nothing back but the exported tree. build is buildah's
+// (podman's build is buildah's code), with RUN steps chrooted; run makes
+// a working container of the image without running anything, since
+// DIB's container runs only /bin/sh, detached, to have something to
+// export; export writes its root as a tar, numeric owners and xattrs
+// kept. Anything else is refused by name.
+const podmanCommand = `#!/bin/sh
+# dibvm's podman: buildah underneath, for what DIB's containerfile does.
+set -eu
+export BUILDAH_ISOLATION=chroot
+# Blobs being pulled wait on the build's scratch disk, beside the image
+# storage (storage.conf), not in the helper's memory.
+if [ -d /build ]; then
+	export TMPDIR=/build/containers/tmp
+	mkdir -p "$TMPDIR"
+fi
+die() { echo "podman (dibvm): $*" >&2; exit 125; }
+[ $# -gt 0 ] || die "no command: dibvm's podman does build, run, export, rm and rmi, as DIB's containerfile uses them"
+cmd=$1; shift
+case $cmd in
+build)
+	exec buildah build "$@" ;;
+run)
+	name= image=
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--name) name=$2; shift 2 ;;
+		--name=*) name=${1#--name=}; shift ;;
+		--network) shift 2 ;;
+		--network=*|-d|--detach) shift ;;
+		-*) die "run: option $1 is not one dibvm's podman has (it has --name, --network and -d)" ;;
+		*) image=$1; break ;;
+		esac
+	done
+	[ -n "$image" ] || die "run: no image named"
+	if [ -n "$name" ]; then
+		buildah from --pull=never --name "$name" "$image"
+	else
+		buildah from --pull=never "$image"
+	fi ;;
+export)
+	[ $# -eq 1 ] || die "export: name one container"
+	root=$(buildah mount "$1")
+	tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -cf - .
+	buildah umount "$1" >/dev/null ;;
+rm)
+	exec buildah rm "$@" ;;
+rmi)
+	exec buildah rmi "$@" ;;
+*)
+	die "$cmd is not a command dibvm's podman has: it does build, run, export, rm and rmi, as DIB's containerfile uses them" ;;
+esac
+`
+
 // layers are the layers a build can ask for, by name.
-var layers = []Layer{rpmLayer}
+var layers = []Layer{containerLayer, rpmLayer}
 
 // LayerNames are the names of the layers a build can ask for, sorted.
 func LayerNames() []string {
@@ -155,6 +264,7 @@ func (m *LayerManifest) Digest() string {
 	for _, p := range m.Packages {
 		fmt.Fprintf(h, "%s %s\n", p.Name, p.SHA256)
 	}
+	fmt.Fprintf(h, "%q\n", m.Layer.Drop)
 	for _, files := range []map[string]string{m.Layer.Commands, m.Layer.Config} {
 		for _, p := range slices.Sorted(maps.Keys(files)) {
 			fmt.Fprintf(h, "%q %q\n", p, files[p])
@@ -193,14 +303,23 @@ func assembleLayer(l Layer, pkgs []*debrepo.Package, files map[string]string) (*
 	if err := unpackInto(t, pkgs, files); err != nil {
 		return nil, err
 	}
+	finishLayer(t, l)
+	return t, nil
+}
+
+// finishLayer takes out of t, l's packages unpacked, what the base owns
+// and what l drops, and writes l's commands and configuration.
+func finishLayer(t *initramfs.Tree, l Layer) {
 	dropBaseOwned(t)
+	for _, p := range l.Drop {
+		t.Remove(p)
+	}
 	for p, script := range l.Commands {
 		t.WriteFile(p, []byte(script), 0o755)
 	}
 	for p, data := range l.Config {
 		t.WriteFile(p, []byte(data), 0o644)
 	}
-	return t, nil
 }
 
 func dropBaseOwned(t *initramfs.Tree) {

@@ -1,8 +1,12 @@
 package vmimage
 
 import (
+	"archive/tar"
+	"errors"
 	"maps"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,8 +16,8 @@ import (
 )
 
 func TestLayers(t *testing.T) {
-	if got := LayerNames(); !slices.Equal(got, []string{"rpm"}) {
-		t.Errorf("LayerNames() = %q, want rpm", got)
+	if got := LayerNames(); !slices.Equal(got, []string{"container", "rpm"}) {
+		t.Errorf("LayerNames() = %q, want container, rpm", got)
 	}
 	got, err := Layers([]string{"rpm", "rpm"})
 	if err != nil || len(got) != 1 || got[0].Name != "rpm" {
@@ -23,7 +27,7 @@ func TestLayers(t *testing.T) {
 		t.Errorf("Layers(nil) = %v, %v", got, err)
 	}
 	_, err = Layers([]string{"rpm", "yum"})
-	if err == nil || !strings.Contains(err.Error(), `no helper tools layer "yum": dibvm has rpm`) {
+	if err == nil || !strings.Contains(err.Error(), `no helper tools layer "yum": dibvm has container, rpm`) {
 		t.Errorf("Layers(rpm, yum): %v", err)
 	}
 }
@@ -59,6 +63,7 @@ func TestLayerKey(t *testing.T) {
 		"name":          func(_ *Spec, l *Layer) { l.Name = "y" },
 		"packages":      func(_ *Spec, l *Layer) { l.Packages = []string{"a", "b"} },
 		"without":       func(_ *Spec, l *Layer) { l.Without = []string{"c"} },
+		"drop":          func(_ *Spec, l *Layer) { l.Drop = []string{"usr/libexec/a"} },
 	} {
 		s, ll := spec, l
 		change(&s, &ll)
@@ -83,6 +88,7 @@ func TestLayerManifestDigest(t *testing.T) {
 		"package":  func(m *LayerManifest) { m.Packages = []PackageRef{{Name: "rpm", SHA256: "r2"}} },
 		"packages": func(m *LayerManifest) { m.Packages = nil },
 		"name":     func(m *LayerManifest) { m.Layer.Name = "other" },
+		"drop":     func(m *LayerManifest) { m.Layer.Drop = []string{"usr/libexec/a"} },
 		"a command": func(m *LayerManifest) {
 			m.Layer.Commands = map[string]string{"usr/bin/yum": "#!/bin/sh\nexec dnf5 \"$@\"\n"}
 		},
@@ -205,12 +211,117 @@ func TestDropBaseOwned(t *testing.T) {
 
 // Each layer says what it gives, and that is no part of its key.
 func TestLayerTools(t *testing.T) {
-	if got := LayerTools(); len(got) != 1 || !strings.HasPrefix(got[0], "rpm (rpm, dnf, zypper,") {
+	if got := LayerTools(); len(got) != 2 || !strings.HasPrefix(got[0], "container (buildah,") || !strings.HasPrefix(got[1], "rpm (rpm, dnf, zypper,") {
 		t.Errorf("LayerTools() = %q", got)
 	}
 	l := rpmLayer
 	l.Tools = "other words"
 	if l.key(testSpec("amd64")) != rpmLayer.key(testSpec("amd64")) {
 		t.Error("the description changed the layer's key")
+	}
+}
+
+// The container layer is buildah without its test programs, with the
+// podman DIB's containerfile calls, and image storage on the scratch
+// disk.
+func TestContainerLayer(t *testing.T) {
+	if !slices.Equal(containerLayer.Packages, []string{"buildah"}) {
+		t.Errorf("the container layer's packages: %q", containerLayer.Packages)
+	}
+	tr := initramfs.NewTree()
+	tr.WriteFile("usr/bin/buildah", []byte("buildah"), 0o755)
+	tr.WriteFile("usr/libexec/buildah/tutorial", []byte("a test program"), 0o755)
+	finishLayer(tr, containerLayer)
+	if _, ok := tr.Get("usr/libexec/buildah/tutorial"); ok {
+		t.Error("buildah's test programs are in the layer")
+	}
+	if _, ok := tr.Get("usr/bin/buildah"); !ok {
+		t.Error("the layer lost buildah itself")
+	}
+	if n, ok := tr.Get("usr/bin/podman"); !ok || n.Mode.Perm() != 0o755 || !strings.Contains(string(n.Data), "buildah build") {
+		t.Errorf("the container layer's podman: %v", n)
+	}
+	if n, ok := tr.Get("etc/containers/storage.conf"); !ok || !strings.Contains(string(n.Data), `graphroot = "/build/containers"`) {
+		t.Errorf("the container layer's storage.conf: %v", n)
+	}
+}
+
+// The helper's podman turns what DIB's containerfile runs into buildah's
+// commands (here a stand-in buildah that records them), exports the
+// working container's root as a tar, and refuses what it does not do,
+// saying what it does.
+func TestPodmanCommand(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=rocky\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "log")
+	buildah := "#!/bin/sh\necho \"$BUILDAH_ISOLATION $*\" >> " + log + "\n" +
+		"if [ \"$1\" = mount ]; then echo " + root + "; fi\n"
+	for name, body := range map[string]string{"buildah": buildah, "podman": podmanCommand} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	podman := func(args ...string) (string, string, error) {
+		cmd := exec.Command(filepath.Join(dir, "podman"), args...)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	for _, args := range [][]string{
+		{"build", "--network", "host", "-t", "dib-tmp-work-image-1", "-f", "/lent/Containerfile", "/cache/containerfile"},
+		{"run", "--network", "host", "--name", "dib-tmp-export-2", "-d", "dib-tmp-work-image-1", "/bin/sh"},
+		{"run", "-d", "dib-work-image", "/bin/sh"},
+		{"rm", "dib-tmp-export-2"},
+		{"rmi", "dib-tmp-work-image-1"},
+	} {
+		if _, stderr, err := podman(args...); err != nil {
+			t.Fatalf("podman %q: %v\n%s", args, err, stderr)
+		}
+	}
+	out, stderr, err := podman("export", "dib-tmp-export-2")
+	if err != nil {
+		t.Fatalf("podman export: %v\n%s", err, stderr)
+	}
+	tr := tar.NewReader(strings.NewReader(out))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, h.Name)
+	}
+	if !slices.Contains(names, "./etc/os-release") {
+		t.Errorf("podman export wrote %q, want the container's root", names)
+	}
+	got, _ := os.ReadFile(log)
+	want := "chroot build --network host -t dib-tmp-work-image-1 -f /lent/Containerfile /cache/containerfile\n" +
+		"chroot from --pull=never --name dib-tmp-export-2 dib-tmp-work-image-1\n" +
+		"chroot from --pull=never dib-work-image\n" +
+		"chroot rm dib-tmp-export-2\n" +
+		"chroot rmi dib-tmp-work-image-1\n" +
+		"chroot mount dib-tmp-export-2\n" +
+		"chroot umount dib-tmp-export-2\n"
+	if string(got) != want {
+		t.Errorf("buildah ran\n%s\nwant\n%s", got, want)
+	}
+	for args, msg := range map[string]string{
+		"pull quay.io/x":          "pull is not a command dibvm's podman has: it does build, run, export, rm and rmi",
+		"run --rm -d img /bin/sh": "run: option --rm is not one dibvm's podman has",
+		"":                        "no command",
+	} {
+		_, stderr, err := podman(strings.Fields(args)...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 125 || !strings.Contains(stderr, msg) {
+			t.Errorf("podman %s: %v, %q; want exit 125 saying %q", args, err, stderr, msg)
+		}
 	}
 }

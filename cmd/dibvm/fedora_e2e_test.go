@@ -25,38 +25,8 @@ import (
 // the later phases run the root's own dnf in the chroot.
 func TestE2EFedoraMinimalTar(t *testing.T) {
 	needVM(t)
-	if err := rpmstandin.MissingTools(); err != nil {
-		t.Fatal(err)
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	repo, _, err := rpmstandin.Fedora(context.Background(), rpmstandin.FedoraSpec{
-		Release: "41", Key: rpmstandin.NewKey(t, "Fedora stand-in"), Work: t.TempDir(),
-		Userland: rpmstandin.UserlandSpec{CacheDir: filepath.Join(cache, "dibvm", "test-rpmstandin-debs")},
-	}, filepath.Join(t.TempDir(), "fedora"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("the stand-in repository took %s", time.Since(start).Round(time.Second))
-	base := rpmstandin.Serve(t, repo.Dir)
-	u, _ := url.Parse(base)
-	repos := filepath.Join(t.TempDir(), "yum.repos.d")
-	if err := rpmstandin.WriteFedoraRepos(repos, base, "41"); err != nil {
-		t.Fatal(err)
-	}
-
-	out := filepath.Join(t.TempDir(), "fedora")
-	upstream := upstreamElements(t, "fedora-minimal", "yum-minimal", "redhat-common", "rpm-distro", "yum")
-	env := []string{"ELEMENTS_PATH=" + upstream, "DIB_RELEASE=41", "DIB_YUM_MINIMAL_BOOTSTRAP_REPOS=" + repos}
-	start = time.Now()
-	r := dibvm(t, env, 40*time.Minute, "create", "--allow-net", u.Host, "-n", "-t", "tar", "-o", out, "fedora-minimal")
-	t.Logf("built in %s", time.Since(start).Round(time.Second))
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, tail(r.stderr, 60))
-	}
+	base, repos := fedoraStandIn(t)
+	out := buildFedoraMinimalTar(t, base, repos)
 	files := readTar(t, out+".tar")
 	if got := files["usr/lib/os-release"]; !strings.Contains(got, "ID=fedora\n") || !strings.Contains(got, "VERSION_ID=41\n") {
 		t.Errorf("os-release: %q", got)
@@ -76,4 +46,51 @@ func TestE2EFedoraMinimalTar(t *testing.T) {
 	if !rpmdb {
 		t.Error("the image has no rpm database")
 	}
+}
+
+// fedoraStandIn builds the stand-in for Fedora 41's repository and
+// serves it on loopback: its URL, and the directory of repo files that
+// name it.
+func fedoraStandIn(t *testing.T) (base, repos string) {
+	t.Helper()
+	if err := rpmstandin.MissingTools(); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	repo, _, err := rpmstandin.Fedora(context.Background(), rpmstandin.FedoraSpec{
+		Release: "41", Key: rpmstandin.NewKey(t, "Fedora stand-in"), Work: t.TempDir(),
+		Userland: rpmstandin.UserlandSpec{CacheDir: filepath.Join(cache, "dibvm", "test-rpmstandin-debs")},
+	}, filepath.Join(t.TempDir(), "fedora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the stand-in repository took %s", time.Since(start).Round(time.Second))
+	base = rpmstandin.Serve(t, repo.Dir)
+	repos = filepath.Join(t.TempDir(), "yum.repos.d")
+	if err := rpmstandin.WriteFedoraRepos(repos, base, "41"); err != nil {
+		t.Fatal(err)
+	}
+	return base, repos
+}
+
+// buildFedoraMinimalTar builds Fedora 41 with DIB 3.13's fedora-minimal
+// against the stand-in at base (repos naming it), to OUT.tar, and
+// returns OUT.
+func buildFedoraMinimalTar(t *testing.T, base, repos string) string {
+	t.Helper()
+	u, _ := url.Parse(base)
+	out := filepath.Join(t.TempDir(), "fedora")
+	upstream := upstreamElements(t, "fedora-minimal", "yum-minimal", "redhat-common", "rpm-distro", "yum")
+	env := []string{"ELEMENTS_PATH=" + upstream, "DIB_RELEASE=41", "DIB_YUM_MINIMAL_BOOTSTRAP_REPOS=" + repos}
+	start := time.Now()
+	r := dibvm(t, env, 40*time.Minute, "create", "--allow-net", u.Host, "-n", "-t", "tar", "-o", out, "fedora-minimal")
+	t.Logf("built in %s", time.Since(start).Round(time.Second))
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, tail(r.stderr, 60))
+	}
+	return out
 }

@@ -270,25 +270,36 @@ func testElements(t *testing.T) string {
 	return p
 }
 
+// readTar reads the tar at path: each entry's contents by name, less a
+// leading "./".
 func readTar(t *testing.T, path string) map[string]string {
+	t.Helper()
+	files, _ := readTarOwners(t, path)
+	return files
+}
+
+// readTarOwners is readTar with each entry's owner, as "uid:gid".
+func readTarOwners(t *testing.T, path string) (files, owners map[string]string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	files := map[string]string{}
+	files, owners = map[string]string{}, map[string]string{}
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return files
+			return files, owners
 		}
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		b, _ := io.ReadAll(tr)
-		files[strings.TrimPrefix(h.Name, "./")] = string(b)
+		name := strings.TrimPrefix(h.Name, "./")
+		files[name] = string(b)
+		owners[name] = fmt.Sprintf("%d:%d", h.Uid, h.Gid)
 	}
 }
 

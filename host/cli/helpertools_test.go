@@ -42,7 +42,7 @@ func TestCheckHelperTools(t *testing.T) {
 		t.Errorf("--helper-tools rpm: %v", err)
 	}
 	err := (&vmFlags{helperTools: []string{"rpm", "yum"}}).checkHelperTools()
-	if _, ok := err.(*usageError); !ok || err.Error() != `--helper-tools rpm,yum: no helper tools layer "yum": dibvm has rpm` {
+	if _, ok := err.(*usageError); !ok || err.Error() != `--helper-tools rpm,yum: no helper tools layer "yum": dibvm has container, rpm` {
 		t.Errorf("--helper-tools rpm,yum: %v", err)
 	}
 	t.Setenv(helperToolsEnv, "apk")
@@ -82,7 +82,7 @@ func TestCreateHelperTools(t *testing.T) {
 	}
 	c, cmd = parse("--helper-tools", "yum", "--cpus", "0")
 	_, err = c.check(cmd.Flags(), []string{"vm"})
-	if err == nil || !strings.Contains(err.Error(), `--helper-tools yum: no helper tools layer "yum": dibvm has rpm`) || !strings.Contains(err.Error(), "--cpus 0") {
+	if err == nil || !strings.Contains(err.Error(), `--helper-tools yum: no helper tools layer "yum": dibvm has container, rpm`) || !strings.Contains(err.Error(), "--cpus 0") {
 		t.Errorf("--helper-tools yum --cpus 0: %v", err)
 	}
 }

@@ -22,17 +22,27 @@ var rpmFamily = []string{
 	"fedora-minimal", "openeuler-minimal", "opensuse", "opensuse-minimal", "rhel", "rhel7",
 	"rocky-container",
 	// What they are built with.
-	"containerfile", "redhat-common", "rpm-distro", "yum-minimal", "zypper-minimal",
+	"redhat-common", "rpm-distro", "yum-minimal", "zypper-minimal",
+}
+
+// containerFamily are DIB's elements that build a root from a
+// Containerfile, with podman outside the chroot: a build with one of
+// them gets the helper's container tools layer.
+var containerFamily = []string{
+	"containerfile", "almalinux-container", "fedora-container", "rocky-container", "ubuntu-systemd-container",
 }
 
 // helperTools are the helper's tool layers a build needs, by name and
-// sorted: those asked for (--helper-tools), and rpm when the expanded
-// elements have one of rpmFamily. Whether asked is a layer dibvm has is
+// sorted: those asked for (--helper-tools), rpm when the expanded
+// elements have one of rpmFamily, and container when they have one of
+// containerFamily. Whether asked is a layer dibvm has is
 // the caller's to check, where it can name the flag.
 func helperTools(elements, asked []string) []string {
 	out := slices.Clone(asked)
-	if slices.ContainsFunc(elements, func(e string) bool { return slices.Contains(rpmFamily, e) }) {
-		out = append(out, "rpm")
+	for layer, family := range map[string][]string{"rpm": rpmFamily, "container": containerFamily} {
+		if slices.ContainsFunc(elements, func(e string) bool { return slices.Contains(family, e) }) {
+			out = append(out, layer)
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

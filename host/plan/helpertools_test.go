@@ -17,7 +17,10 @@ func TestHelperTools(t *testing.T) {
 		{elements: []string{"base", "debian-minimal", "vm"}, want: nil},
 		{elements: []string{"base", "fedora-minimal", "yum-minimal", "vm"}, want: []string{"rpm"}},
 		{elements: []string{"opensuse-minimal", "zypper-minimal"}, asked: []string{"rpm"}, want: []string{"rpm"}},
-		{elements: []string{"rocky-container", "containerfile"}, want: []string{"rpm"}},
+		{elements: []string{"rocky-container", "containerfile"}, want: []string{"container", "rpm"}},
+		// A container build of Ubuntu needs no rpm tools.
+		{elements: []string{"ubuntu-systemd-container", "containerfile"}, want: []string{"container"}},
+		{elements: []string{"my-os", "containerfile"}, asked: []string{"container"}, want: []string{"container"}},
 		// DIB 3.13's names, which master dropped.
 		{elements: []string{"centos7"}, want: []string{"rpm"}},
 		{elements: []string{"rhel7"}, want: []string{"rpm"}},
@@ -34,7 +37,7 @@ func TestHelperTools(t *testing.T) {
 
 // Every layer the rule names is one the appliance has.
 func TestHelperToolsAreLayers(t *testing.T) {
-	if _, err := vmimage.Layers(helperTools(rpmFamily, nil)); err != nil {
+	if _, err := vmimage.Layers(helperTools(slices.Concat(rpmFamily, containerFamily), nil)); err != nil {
 		t.Error(err)
 	}
 }

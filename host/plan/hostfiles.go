@@ -41,6 +41,9 @@ var hostPathVars = []hostPathVar{
 	{"DIB_CONTAINERFILE_DOCKERFILE", hostpath.File, "the Containerfile containerfile builds"},
 	{"DIB_CONTAINER_FILE", hostpath.File, "the Containerfile containerfile builds (DIB 3.13)"},
 	{"DIB_CONTAINER_CONTEXT", hostpath.Dir, "the build context of containerfile"},
+	// Not DIB's: podman's own, which DIB's containerfile honours through
+	// the host's podman (mirrors, insecure registries).
+	{"CONTAINERS_REGISTRIES_CONF", hostpath.File, "the registries.conf podman pulls the Containerfile's images by"},
 	{"DIB_YUM_REPO_CONF", hostpath.File, "the repo files yum installs, space separated"},
 	{"DIB_YUM_MINIMAL_BOOTSTRAP_REPOS", hostpath.Dir, "the directory of repo files yum-minimal bootstraps from"},
 	{"DIB_YUM_MINIMAL_EXTRA_REPOS", hostpath.Dir, "the directory of repo files yum-minimal adds"},
