@@ -294,6 +294,7 @@ func (c *customizeFlags) runElements(layer *overlay.Layer, work, name string, el
 		ScratchSize:  defaultScratch(0),
 		Progress:     progress.NewPlain(os.Stderr),
 		Stderr:       os.Stderr,
+		PassEnv:      "-e NAME=VALUE",
 	}
 	o.Stdout = o.Progress.Log()
 	if len(command) > 0 {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"os"
 
 	"github.com/dibvm/dibvm/host/outputs"
@@ -27,6 +28,12 @@ func job(p *plan.Plan) *session.Job {
 		},
 		Stdout: p.Stdout, Progress: o.Progress, Term: os.Getenv("TERM"),
 		ImageLayer: o.Open,
+	}
+	if o.Open != "" {
+		// A build in an opened image (customize) writes what it makes
+		// itself into a directory that is removed: its files are not the
+		// user's to hear of.
+		j.Outputs.Stdout = io.Discard
 	}
 	for _, d := range p.HostDisks {
 		j.HostDisks = append(j.HostDisks, session.HostDisk{Serial: d.Serial, Source: d.Source})

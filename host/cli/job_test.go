@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"slices"
 	"testing"
 
@@ -44,5 +45,20 @@ func TestJobOfPlan(t *testing.T) {
 	}
 	if j.SignedSources == nil {
 		t.Error("the job has no signed sources")
+	}
+}
+
+// A build in an opened image (customize) tells nothing of the files it
+// writes itself: they go to a directory that is removed.
+func TestJobOfOpenedImageKeepsItsFilesQuiet(t *testing.T) {
+	out := termsafe.NewWriter(nil)
+	p := &plan.Plan{
+		Options: plan.Options{Output: "/tmp/work/img", Open: "/tmp/layer.qcow2", Stdout: out},
+		Stdout:  out,
+		Spec:    &api.Spec{ImageName: "img"},
+	}
+	j := job(p)
+	if j.Outputs.Stdout != io.Discard || j.ImageLayer != "/tmp/layer.qcow2" || j.Stdout != out {
+		t.Errorf("the job of an opened image: outputs say to %v, layer %q, the build says to %v", j.Outputs.Stdout, j.ImageLayer, j.Stdout)
 	}
 }

@@ -7,6 +7,7 @@ package plan
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -87,6 +88,9 @@ type Options struct {
 	// DIB_* and break of the caller's own (see hookenv.Filter).
 	ExplicitEnv []string
 	NoHostEnv   bool
+	// PassEnv is how the command passes a withheld variable, for the
+	// notice that names them: "--env NAME" unless set.
+	PassEnv string
 	// HostPaths are the variables --host-path (or DIBVM_HOST_PATH)
 	// names, as NAME=VALUE, or NAME where the variable is set nowhere
 	// (the caller resolves them as --env's): each value is a host path,
@@ -213,7 +217,8 @@ func newSpec(o Options, els []*elements.Element) (*api.Spec, error) {
 		return slices.ContainsFunc(o.HostPaths, func(kv string) bool { return strings.Split(kv, "=")[0] == k })
 	})
 	if len(withheld) > 0 {
-		fmt.Fprintf(o.Stdout, "dibvm: not passed to the hooks (host-specific or secret-shaped; pass one with --env NAME): %s\n", strings.Join(withheld, " "))
+		pass := cmp.Or(o.PassEnv, "--env NAME")
+		fmt.Fprintf(o.Stdout, "dibvm: not passed to the hooks (host-specific or secret-shaped; pass one with %s): %s\n", pass, strings.Join(withheld, " "))
 	}
 	spec := &api.Spec{
 		ImageName:   filepath.Base(o.Output),

@@ -26,6 +26,9 @@ type control struct {
 	types    []string
 	image    string // the image's name, which emitted files start with
 	diskSize int64  // the output disk's size
+	// command says the build runs the user's command (customize's
+	// -- COMMAND), its step api.StepCommand; no other build has it.
+	command bool
 
 	// seq is the host's account of the hooks the build runs: it holds
 	// the build to the hooks the host merged, in order, each once.
@@ -239,7 +242,11 @@ func (c *control) checkStep(s *api.Step) error {
 	if err := c.count(); err != nil {
 		return err
 	}
-	if !slices.Contains(elements.Phases, s.Name) && !slices.Contains([]string{api.StepImage, api.StepCommand, api.StepOutputs}, s.Name) {
+	own := []string{api.StepImage, api.StepOutputs}
+	if c.command {
+		own = append(own, api.StepCommand)
+	}
+	if !slices.Contains(elements.Phases, s.Name) && !slices.Contains(own, s.Name) {
 		return violation("the helper VM said it runs step %q, which is not one of the build's", s.Name)
 	}
 	return nil

@@ -301,6 +301,7 @@ func TestControlRefusesCheckpoints(t *testing.T) {
 		{"hook of no phase", "", nil, seq(api.Message{Hook: &api.Hook{Phase: "../etc", Script: "10-a"}}), nil, `a hook of "../etc", which is not a phase`},
 		{"not a hook's name", "", nil, seq(api.Message{Hook: &api.Hook{Phase: "install.d", Script: "../x"}}), nil, `runs "../x"`},
 		{"a step not the build's", "", nil, seq(api.Message{Step: &api.Step{Name: "rm -rf"}}), nil, `step "rm -rf"`},
+		{"a command step in a build without a command", "", nil, seq(api.Message{Step: &api.Step{Name: api.StepCommand}}), nil, `step "command"`},
 		{"a flood of steps", "", nil, slices.Repeat([]api.Message{{Step: &api.Step{Name: "install.d"}}}, maxSteps+1), nil, "more than 20000 step"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -377,5 +378,17 @@ func TestControlStopsKeepingOffTheList(t *testing.T) {
 				t.Errorf("the host said %v; want go at every point", words)
 			}
 		})
+	}
+}
+
+// The command step is the build's own when it runs a command (customize
+// with -- COMMAND), and a violation in any other build.
+func TestCommandStepOnlyWithACommand(t *testing.T) {
+	with := &control{command: true}
+	if err := with.checkStep(&api.Step{Name: api.StepCommand}); err != nil {
+		t.Errorf("a build with a command: %v", err)
+	}
+	if err := (&control{}).checkStep(&api.Step{Name: api.StepCommand}); err == nil {
+		t.Error("a build without a command ran the command step")
 	}
 }

@@ -133,9 +133,10 @@ func (s *session) newControl(vm VM, reply func(word string)) *control {
 	breaks, _ := breakpoint.Parse(s.j.Spec.Break) // checked before the job was made
 	return &control{
 		breaks: breaks, types: s.j.Outputs.Types, image: s.j.Spec.ImageName, diskSize: s.j.ScratchSize,
-		seq:   newSequence(s.j.Order, s.j.Spec.Resume),
-		wants: s.keep.Wants,
-		reply: reply,
+		command: s.j.Spec.Command != "",
+		seq:     newSequence(s.j.Order, s.j.Spec.Resume),
+		wants:   s.keep.Wants,
+		reply:   reply,
 		onBreak: func(b api.Break) {
 			if s.j.Progress != nil {
 				s.j.Progress.Pause()
