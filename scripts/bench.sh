@@ -9,7 +9,8 @@
 #     worktree and run alternately with this one;
 # for a helper VM of the host's architecture and, side by side, one of the
 # other architecture (arm64 on an x86 host), which runs under TCG;
-#   - `dibvm run -- true` with the rpm tools layer and without, alternately;
+#   - `dibvm run -- true` without a tool layer, with the rpm layer and with
+#     the container layer, in turn;
 #   - `dibvm run -- true` through the libvirt backend (a session daemon of
 #     the user's, started here if none runs) alternately with QEMU's.
 # Run it on an otherwise idle machine: two cores make timings noisy.
@@ -140,26 +141,44 @@ initramfs_size() {
   "$dibvm" appliance info --arch "$@" 2>/dev/null | sed -n -E 's/^initramfs:.*\(([0-9]+ MiB)\).*/\1/p'
 }
 
-# measure_layers prints what a tool layer costs the helper: `run -- true`
-# without a layer (as a Debian build boots it) and with the rpm layer (as
-# a build with an rpm-family element does), run alternately, and the
-# layer's build and the initramfs with it.
+# measure_layers prints what each tool layer costs the helper:
+# `run -- true` without a layer (as a Debian build boots it), with the
+# rpm layer (as a build with an rpm-family element does) and with the
+# container layer (as a build with containerfile does), run in turn, and
+# each layer's build and the initramfs with it.
 measure_layers() {
-  local arch=$1 t0 build plain=() rpm=() pq=0 rq=0 out q
-  t0=$(now)
-  "$dibvm" appliance build --arch "$arch" --helper-tools rpm >/dev/null 2>&1
-  build=$(since "$t0")
-  for _ in $(seq "$runs"); do
-    out=$(run_true "$dibvm" "$arch"); plain+=("${out%% *}")
-    q=$(sed -E 's/.*qemu_maxrss=([0-9]+)MiB.*/\1/' <<<"$out"); [ "$q" -gt "$pq" ] && pq=$q
-    out=$(DIBVM_HELPER_TOOLS=rpm run_true "$dibvm" "$arch"); rpm+=("${out%% *}")
-    q=$(sed -E 's/.*qemu_maxrss=([0-9]+)MiB.*/\1/' <<<"$out"); [ "$q" -gt "$rq" ] && rq=$q
+  local arch=$1 layer t0 out q
+  local -A layer_walls=() layer_peak=() layer_built=()
+  local layers=(none rpm container)
+  for layer in rpm container; do
+    t0=$(now)
+    "$dibvm" appliance build --arch "$arch" --helper-tools "$layer" >/dev/null 2>&1
+    layer_built[$layer]=$(since "$t0")
   done
-  printf 'tool layers, %s helper VM, run alternately:\n' "$arch"
-  printf '  rpm layer build (with the base cached)  %8.2f s\n' "$build"
-  printf '  initramfs: %s without a layer, %s with the rpm layer\n' "$(initramfs_size "$arch")" "$(initramfs_size "$arch" --helper-tools rpm)"
-  printf '  dibvm run -- true, no layer (median/%d)   %8.2f s   [%s]  qemu peak RSS %d MiB\n' "$runs" "$(printf '%s\n' "${plain[@]}" | median)" "$(printf '%.2f ' "${plain[@]}")" "$pq"
-  printf '  dibvm run -- true, rpm layer (median/%d)  %8.2f s   [%s]  qemu peak RSS %d MiB\n' "$runs" "$(printf '%s\n' "${rpm[@]}" | median)" "$(printf '%.2f ' "${rpm[@]}")" "$rq"
+  for _ in $(seq "$runs"); do
+    for layer in "${layers[@]}"; do
+      if [ "$layer" = none ]; then
+        out=$(run_true "$dibvm" "$arch")
+      else
+        out=$(DIBVM_HELPER_TOOLS=$layer run_true "$dibvm" "$arch")
+      fi
+      layer_walls[$layer]+="${out%% *} "
+      q=$(sed -E 's/.*qemu_maxrss=([0-9]+)MiB.*/\1/' <<<"$out")
+      [ "$q" -gt "${layer_peak[$layer]:-0}" ] && layer_peak[$layer]=$q
+    done
+  done
+  printf 'tool layers, %s helper VM, run in turn:\n' "$arch"
+  for layer in "${layers[@]}"; do
+    if [ "$layer" = none ]; then
+      printf '  no layer: initramfs %s\n' "$(initramfs_size "$arch")"
+    else
+      printf '  %s layer: initramfs %s, layer build (with the base cached) %.2f s\n' "$layer" \
+        "$(initramfs_size "$arch" --helper-tools "$layer")" "${layer_built[$layer]}"
+    fi
+    # shellcheck disable=SC2086 # each layer's walls are a word list
+    printf '    dibvm run -- true (median/%d)  %8.2f s   [%s]  qemu peak RSS %d MiB\n' "$runs" \
+      "$(printf '%s\n' ${layer_walls[$layer]} | median)" "${layer_walls[$layer]% }" "${layer_peak[$layer]:-0}"
+  done
 }
 
 printf 'dibvm helper VM benchmarks (host %s, %s cores)\n' "$host_arch" "$(getconf _NPROCESSORS_ONLN)"

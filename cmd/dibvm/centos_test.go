@@ -100,16 +100,24 @@ echo "kernel=$(rpm -q kernel >/dev/null && echo installed)"
 echo "initramfs=$(ls /boot/initramfs-$(uname -r).img)"
 echo "esp=$(ls /boot/efi/EFI/centos/grub.cfg)"
 echo "sshd=$(systemctl is-active sshd)"`
-	start = time.Now()
-	r = dibvm(t, nil, 20*time.Minute, "boot", "--accel", "tcg", "--network", "restricted", "-i", priv, img, "--", "sh", "-c", check)
+	loginAndCheck(t, priv, img, check, "firmware=uefi", "user=devuser", "rootfs=xfs bootfs=xfs", "os=centos 9", "kernel=installed",
+		"initramfs=/boot/initramfs-", "esp=/boot/efi/EFI/centos/grub.cfg", "sshd=active")
+}
+
+// loginAndCheck boots img with dibvm boot (TCG, the firmware the image
+// asks for), logs in over SSH with the key priv, runs check there, and
+// wants each of want in what it prints.
+func loginAndCheck(t *testing.T, priv, img, check string, want ...string) {
+	t.Helper()
+	start := time.Now()
+	r := dibvm(t, nil, 20*time.Minute, "boot", "--accel", "tcg", "--network", "restricted", "-i", priv, img, "--", "sh", "-c", check)
 	t.Logf("booted and logged in in %s", time.Since(start).Round(time.Second))
 	if r.code != 0 {
 		t.Fatalf("dibvm boot -- checks: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, tail(r.stderr, 60))
 	}
-	for _, want := range []string{"firmware=uefi", "user=devuser", "rootfs=xfs bootfs=xfs", "os=centos 9", "kernel=installed",
-		"initramfs=/boot/initramfs-", "esp=/boot/efi/EFI/centos/grub.cfg", "sshd=active"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("the booted image says\n%s\nwant %q", r.stdout, want)
+	for _, w := range want {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("the booted image says\n%s\nwant %q", r.stdout, w)
 		}
 	}
 }

@@ -25,7 +25,7 @@ import (
 // the later phases run the root's own dnf in the chroot.
 func TestE2EFedoraMinimalTar(t *testing.T) {
 	needVM(t)
-	base, repos := fedoraStandIn(t)
+	base, repos := fedoraStandIn(t, false)
 	out := buildFedoraMinimalTar(t, base, repos)
 	files := readTar(t, out+".tar")
 	if got := files["usr/lib/os-release"]; !strings.Contains(got, "ID=fedora\n") || !strings.Contains(got, "VERSION_ID=41\n") {
@@ -48,10 +48,10 @@ func TestE2EFedoraMinimalTar(t *testing.T) {
 	}
 }
 
-// fedoraStandIn builds the stand-in for Fedora 41's repository and
-// serves it on loopback: its URL, and the directory of repo files that
-// name it.
-func fedoraStandIn(t *testing.T) (base, repos string) {
+// fedoraStandIn builds the stand-in for Fedora 41's repository (with a
+// kernel, GRUB and sshd if bootable) and serves it on loopback: its URL,
+// and the directory of repo files that name it.
+func fedoraStandIn(t *testing.T, bootable bool) (base, repos string) {
 	t.Helper()
 	if err := rpmstandin.MissingTools(); err != nil {
 		t.Fatal(err)
@@ -60,10 +60,14 @@ func fedoraStandIn(t *testing.T) (base, repos string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	userland := rpmstandin.UserlandSpec{CacheDir: filepath.Join(cache, "dibvm", "test-rpmstandin-debs")}
+	if bootable {
+		userland.Packages = rpmstandin.BootableUserland("amd64")
+		userland.Without = rpmstandin.BootableWithout
+	}
 	start := time.Now()
 	repo, _, err := rpmstandin.Fedora(context.Background(), rpmstandin.FedoraSpec{
-		Release: "41", Key: rpmstandin.NewKey(t, "Fedora stand-in"), Work: t.TempDir(),
-		Userland: rpmstandin.UserlandSpec{CacheDir: filepath.Join(cache, "dibvm", "test-rpmstandin-debs")},
+		Release: "41", Key: rpmstandin.NewKey(t, "Fedora stand-in"), Work: t.TempDir(), Userland: userland,
 	}, filepath.Join(t.TempDir(), "fedora"))
 	if err != nil {
 		t.Fatal(err)
