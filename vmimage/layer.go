@@ -149,6 +149,10 @@ const podmanCommand = `#!/bin/sh
 # dibvm's podman: buildah underneath, for what DIB's containerfile does.
 set -eu
 export BUILDAH_ISOLATION=chroot
+# The layer's own storage and engine settings, whatever the caller's
+# environment brought from the host (its paths and drivers mean nothing
+# here); the user's registries.conf is lent and kept.
+unset CONTAINERS_CONF CONTAINERS_STORAGE_CONF STORAGE_DRIVER STORAGE_OPTS CONTAINER_HOST
 # Blobs being pulled wait on the build's scratch disk, beside the image
 # storage (storage.conf), not in the helper's memory.
 if [ -d /build ]; then
@@ -156,10 +160,26 @@ if [ -d /build ]; then
 	mkdir -p "$TMPDIR"
 fi
 die() { echo "podman (dibvm): $*" >&2; exit 125; }
+# hostNetwork refuses a --network other than host: RUN steps share the
+# helper's network, and dibvm makes no container networks.
+hostNetwork() {
+	case $1 in
+	host) ;;
+	*) die "--network $1: dibvm's podman runs Containerfile steps with the helper's own network only (unset DIB_CONTAINERFILE_NETWORK_DRIVER, or set it to host)" ;;
+	esac
+}
 [ $# -gt 0 ] || die "no command: dibvm's podman does build, run, export, rm and rmi, as DIB's containerfile uses them"
 cmd=$1; shift
 case $cmd in
 build)
+	prev=
+	for a in "$@"; do
+		case $prev:$a in
+		--network:*) hostNetwork "$a" ;;
+		*:--network=*) hostNetwork "${a#--network=}" ;;
+		esac
+		prev=$a
+	done
 	exec buildah build "$@" ;;
 run)
 	name= image=
@@ -167,9 +187,10 @@ run)
 		case $1 in
 		--name) name=$2; shift 2 ;;
 		--name=*) name=${1#--name=}; shift ;;
-		--network) shift 2 ;;
-		--network=*|-d|--detach) shift ;;
-		-*) die "run: option $1 is not one dibvm's podman has (it has --name, --network and -d)" ;;
+		--network) hostNetwork "$2"; shift 2 ;;
+		--network=*) hostNetwork "${1#--network=}"; shift ;;
+		-d|--detach) shift ;;
+		-*) die "run: option $1 is not one dibvm's podman has (it has --name, --network host and -d)" ;;
 		*) image=$1; break ;;
 		esac
 	done
@@ -183,7 +204,9 @@ export)
 	[ $# -eq 1 ] || die "export: name one container"
 	root=$(buildah mount "$1")
 	tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -cf - .
-	buildah umount "$1" >/dev/null ;;
+	# The tree is written: failing to unmount it (buildah rm does it
+	# anyway) must not fail the export.
+	buildah umount "$1" >/dev/null || : ;;
 rm)
 	exec buildah rm "$@" ;;
 rmi)

@@ -3,6 +3,7 @@ package vmimage
 import (
 	"archive/tar"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -260,8 +261,15 @@ func TestPodmanCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := filepath.Join(dir, "log")
-	buildah := "#!/bin/sh\necho \"$BUILDAH_ISOLATION $*\" >> " + log + "\n" +
-		"if [ \"$1\" = mount ]; then echo " + root + "; fi\n"
+	// buildah prints the container's name from from, the mount point
+	// from mount, and a word from umount, as the real one does; the
+	// host's storage settings must not reach it.
+	buildah := "#!/bin/sh\necho \"$BUILDAH_ISOLATION ${STORAGE_DRIVER:-} ${CONTAINERS_STORAGE_CONF:-}$*\" >> " + log + "\n" +
+		"case $1 in\n" +
+		"from) echo working-container ;;\n" +
+		"mount) echo " + root + " ;;\n" +
+		"umount) echo unmounted ;;\n" +
+		"esac\n"
 	for name, body := range map[string]string{"buildah": buildah, "podman": podmanCommand} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
@@ -269,33 +277,48 @@ func TestPodmanCommand(t *testing.T) {
 	}
 	podman := func(args ...string) (string, string, error) {
 		cmd := exec.Command(filepath.Join(dir, "podman"), args...)
-		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"),
+			"STORAGE_DRIVER=vfs", "CONTAINERS_STORAGE_CONF=/home/me/.config/containers/storage.conf")
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
 		return stdout.String(), stderr.String(), err
 	}
-	for _, args := range [][]string{
-		{"build", "--network", "host", "-t", "dib-tmp-work-image-1", "-f", "/lent/Containerfile", "/cache/containerfile"},
-		{"run", "--network", "host", "--name", "dib-tmp-export-2", "-d", "dib-tmp-work-image-1", "/bin/sh"},
-		{"run", "-d", "dib-work-image", "/bin/sh"},
-		{"rm", "dib-tmp-export-2"},
-		{"rmi", "dib-tmp-work-image-1"},
+	// DIB 3.13's calls, then DIB master's.
+	for _, c := range []struct {
+		args []string
+		out  string
+	}{
+		{[]string{"build", "-t", "dib-work-image", "-f", "/lent/Containerfile", "/cache/containerfile"}, ""},
+		{[]string{"run", "-d", "dib-work-image", "/bin/sh"}, "working-container\n"},
+		{[]string{"build", "--network", "host", "-t", "dib-tmp-work-image-1", "-f", "/lent/Containerfile", "/cache/containerfile"}, ""},
+		{[]string{"run", "--network", "host", "--name", "dib-tmp-export-2", "-d", "dib-tmp-work-image-1", "/bin/sh"}, "working-container\n"},
+		{[]string{"rm", "dib-tmp-export-2"}, ""},
+		{[]string{"rmi", "dib-tmp-work-image-1"}, ""},
 	} {
-		if _, stderr, err := podman(args...); err != nil {
-			t.Fatalf("podman %q: %v\n%s", args, err, stderr)
+		out, stderr, err := podman(c.args...)
+		if err != nil || out != c.out {
+			t.Fatalf("podman %q: %v, printed %q, want %q\n%s", c.args, err, out, c.out, stderr)
 		}
 	}
 	out, stderr, err := podman("export", "dib-tmp-export-2")
 	if err != nil {
 		t.Fatalf("podman export: %v\n%s", err, stderr)
 	}
+	// The export is the tar and nothing else: tar pads its end to whole
+	// records, so anything printed after it would show in the length.
+	if len(out)%10240 != 0 || strings.Contains(out, "unmounted") {
+		t.Errorf("podman export printed %d bytes, more than a tar", len(out))
+	}
 	tr := tar.NewReader(strings.NewReader(out))
 	var names []string
 	for {
 		h, err := tr.Next()
-		if err != nil {
+		if err == io.EOF {
 			break
+		}
+		if err != nil {
+			t.Fatalf("podman export: %v", err)
 		}
 		names = append(names, h.Name)
 	}
@@ -303,20 +326,25 @@ func TestPodmanCommand(t *testing.T) {
 		t.Errorf("podman export wrote %q, want the container's root", names)
 	}
 	got, _ := os.ReadFile(log)
-	want := "chroot build --network host -t dib-tmp-work-image-1 -f /lent/Containerfile /cache/containerfile\n" +
-		"chroot from --pull=never --name dib-tmp-export-2 dib-tmp-work-image-1\n" +
-		"chroot from --pull=never dib-work-image\n" +
-		"chroot rm dib-tmp-export-2\n" +
-		"chroot rmi dib-tmp-work-image-1\n" +
-		"chroot mount dib-tmp-export-2\n" +
-		"chroot umount dib-tmp-export-2\n"
+	want := "chroot  build -t dib-work-image -f /lent/Containerfile /cache/containerfile\n" +
+		"chroot  from --pull=never dib-work-image\n" +
+		"chroot  build --network host -t dib-tmp-work-image-1 -f /lent/Containerfile /cache/containerfile\n" +
+		"chroot  from --pull=never --name dib-tmp-export-2 dib-tmp-work-image-1\n" +
+		"chroot  rm dib-tmp-export-2\n" +
+		"chroot  rmi dib-tmp-work-image-1\n" +
+		"chroot  mount dib-tmp-export-2\n" +
+		"chroot  umount dib-tmp-export-2\n"
 	if string(got) != want {
 		t.Errorf("buildah ran\n%s\nwant\n%s", got, want)
 	}
 	for args, msg := range map[string]string{
-		"pull quay.io/x":          "pull is not a command dibvm's podman has: it does build, run, export, rm and rmi",
-		"run --rm -d img /bin/sh": "run: option --rm is not one dibvm's podman has",
-		"":                        "no command",
+		"pull quay.io/x":                          "pull is not a command dibvm's podman has: it does build, run, export, rm and rmi",
+		"run --rm -d img /bin/sh":                 "run: option --rm is not one dibvm's podman has",
+		"build --network bridge -t i -f F ctx":    "--network bridge: dibvm's podman runs Containerfile steps with the helper's own network only (unset DIB_CONTAINERFILE_NETWORK_DRIVER",
+		"build --network=slirp4netns -t i ctx":    "--network slirp4netns: ",
+		"run --network bridge -d img /bin/sh":     "--network bridge: ",
+		"run --network=none --name c img /bin/sh": "--network none: ",
+		"": "no command",
 	} {
 		_, stderr, err := podman(strings.Fields(args)...)
 		var ee *exec.ExitError

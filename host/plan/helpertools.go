@@ -6,7 +6,7 @@ import (
 
 // rpmFamily are DIB's elements that build an rpm distribution's root,
 // and those that do the work for them, whose hooks outside the chroot
-// call the helper's rpm, dnf, zypper, qemu-img, btrfs or container tools:
+// call the helper's rpm, dnf, zypper, qemu-img or btrfs tools:
 // a build with any of them in its expanded element set gets the helper's
 // rpm tools layer (see vmimage.Layers).
 //

@@ -133,7 +133,7 @@ func (s *session) newControl(vm VM, reply func(word string)) *control {
 	breaks, _ := breakpoint.Parse(s.j.Spec.Break) // checked before the job was made
 	return &control{
 		breaks: breaks, types: s.j.Outputs.Types, image: s.j.Spec.ImageName, diskSize: s.j.ScratchSize,
-		command: s.j.Spec.Command != "",
+		command: s.j.Spec.Open && s.j.Spec.Command != "",
 		seq:     newSequence(s.j.Order, s.j.Spec.Resume),
 		wants:   s.keep.Wants,
 		reply:   reply,

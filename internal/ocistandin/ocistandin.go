@@ -28,7 +28,7 @@ import (
 
 // Image is an OCI image whose layers are the tar files at paths, in
 // order (each a root tree, as `tar -C ROOT -cf LAYER .` makes it), for
-// the platform arch (a Debian or Go architecture name: amd64, arm64),
+// the platform arch (an OCI architecture, Go's GOARCH: amd64, arm64),
 // running /bin/sh by default.
 func Image(arch string, paths ...string) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
@@ -135,7 +135,9 @@ func (b *tamperingBlobs) Get(ctx context.Context, repo string, h v1.Hash) (io.Re
 	if err != nil {
 		return nil, err
 	}
-	data = bytes.Clone(data)
+	if len(data) == 0 {
+		return nil, fmt.Errorf("blob %s is empty: nothing to alter", h)
+	}
 	data[len(data)-1] ^= 0xff
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
