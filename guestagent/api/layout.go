@@ -10,9 +10,12 @@ import (
 // The host reads it from DIB's block device configuration
 // (elements/blockdevice) and checks it; the guest places and makes it.
 type Layout struct {
-	Image      string      `json:"image"` // the local_loop name
-	Label      string      `json:"label"` // mbr or gpt
-	Align      int64       `json:"align"` // partition alignment in bytes
+	Image string `json:"image"` // the local_loop name
+	Label string `json:"label"` // mbr or gpt
+	Align int64  `json:"align"` // partition alignment in bytes
+	// DiskID is the partition table's identifier (a GPT's disk GUID, an
+	// MBR's 0x-prefixed 32-bit signature), random when empty.
+	DiskID     string      `json:"disk_id,omitempty"`
 	Partitions []Partition `json:"partitions"`
 	LVM        *LVM        `json:"lvm,omitempty"`
 }
@@ -24,6 +27,8 @@ type Partition struct {
 	Type  string      `json:"type,omitempty"`  // GPT type code (EF00) or MBR id (0x83)
 	Size  Size        `json:"size"`
 	FS    *Filesystem `json:"fs,omitempty"`
+	// UUID is a GPT partition's unique GUID, random when empty.
+	UUID string `json:"uuid,omitempty"`
 }
 
 // Size is a partition size: a fixed number of bytes, or, as DIB

@@ -69,6 +69,14 @@ type Spec struct {
 	// most blocks an ext root may later grow to online (mkfs -E resize=).
 	MkfsOptions     string `json:"mkfs_options,omitempty"`
 	MaxOnlineResize int64  `json:"max_online_resize,omitempty"`
+	// SourceDateEpoch, when set, makes the build reproducible: hooks get
+	// it as SOURCE_DATE_EPOCH, no time in the tree is later than it,
+	// what tools leave that differs from run to run goes, and the
+	// filesystems and outputs are made so that the same tree gives the
+	// same bytes (see guestagent/reproducible). The layout then carries
+	// the seeded identifiers: Layout.DiskID, Partition.UUID and
+	// Filesystem.UUID.
+	SourceDateEpoch *int64 `json:"source_date_epoch,omitempty"`
 
 	// Open says the build's tree is an existing disk image's root (dibvm
 	// customize): the disk ImageSerial, its filesystems mounted as

@@ -49,18 +49,22 @@ type build struct {
 	elements string // the elements' own files
 	built    string // where the tree is built
 	target   string // TMP_MOUNT_PATH, TARGET_ROOT: the tree, then the image
-	chroot   *chroot.Target
-	img      *diskimage.Image
-	work     string    // TMP_BUILD_DIR
-	out      io.Writer // what people read: DIB's lines, the hooks' output
-	host     *control.Host
-	run      toolrun.Runner // the tools the build execs
-	env      []string
-	breaks   *breakshell.Breaks
-	points   *checkpoint.Points
-	lent     map[string]string  // variable → device of the host's file lent to it
-	emitted  *emitted.Dir       // what hooks write beside the image
-	opened   *imageroot.Mounted // the existing image a build opens (Spec.Open)
+	// final is the finished tree the tree outputs are made of: the
+	// target, unless a reproducible build's image was made again from a
+	// copy of it (see reproduce).
+	final   string
+	chroot  *chroot.Target
+	img     *diskimage.Image
+	work    string    // TMP_BUILD_DIR
+	out     io.Writer // what people read: DIB's lines, the hooks' output
+	host    *control.Host
+	run     toolrun.Runner // the tools the build execs
+	env     []string
+	breaks  *breakshell.Breaks
+	points  *checkpoint.Points
+	lent    map[string]string  // variable → device of the host's file lent to it
+	emitted *emitted.Dir       // what hooks write beside the image
+	opened  *imageroot.Mounted // the existing image a build opens (Spec.Open)
 }
 
 // Main runs the build described in inputDir and returns the exit status.
@@ -131,6 +135,9 @@ func (b *build) runAll() error {
 			return err
 		}
 	} else if err := b.chroot.Finish(); err != nil {
+		return err
+	}
+	if err := b.reproduce(); err != nil {
 		return err
 	}
 	return b.writeOutputs()

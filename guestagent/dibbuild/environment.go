@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dibvm/dibvm/elements"
@@ -98,6 +99,14 @@ func (b *build) ownEnvironment(elementYAML string) map[string]string {
 	}
 	if s.Trace {
 		env["DIB_DEBUG_TRACE"] = "1"
+	}
+	if s.SourceDateEpoch != nil {
+		// The variable reproducible-builds.org has every tool read
+		// (shadow's password dates, byte-compiled Python, the initramfs
+		// tools, mksquashfs); a fixed hash seed orders what Python
+		// writes from sets the same each run.
+		env["SOURCE_DATE_EPOCH"] = strconv.FormatInt(*s.SourceDateEpoch, 10)
+		env["PYTHONHASHSEED"] = "0"
 	}
 	return env
 }

@@ -1,6 +1,7 @@
 package dibbuild
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
 
@@ -22,7 +23,8 @@ func (b *build) writeOutputs() error {
 	if err := b.saveManifests(); err != nil {
 		return err
 	}
-	o := outputdisk.Outputs{Types: b.spec.Types, Tree: b.target, Manifests: b.manifests(), EmittedDir: emittedDir, Emitted: files}
+	o := outputdisk.Outputs{Types: b.spec.Types, Tree: cmp.Or(b.final, b.target), Manifests: b.manifests(), EmittedDir: emittedDir, Emitted: files,
+		SourceDateEpoch: b.spec.SourceDateEpoch}
 	if b.img != nil {
 		o.ImageSize = b.img.Size
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dibvm/dibvm/elements/blockdevice"
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/guestagent/fatstamp"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
 
@@ -62,11 +63,14 @@ type Maker struct {
 	Unmount func(target string, flags int) error
 	// MapperDir is where the device mapper's nodes appear, /dev/mapper.
 	MapperDir string
+	// StampFAT is fatstamp.Stamp, which tests stand in for.
+	StampFAT func(dev string, epoch time.Time) error
 }
 
 // NewMaker makes spec's images with the real tools, mounted at target.
 func NewMaker(spec *api.Spec, target string) *Maker {
-	return &Maker{Spec: spec, Target: target, Run: toolrun.Exec{}, Mount: unix.Mount, Unmount: unix.Unmount, MapperDir: "/dev/mapper"}
+	return &Maker{Spec: spec, Target: target, Run: toolrun.Exec{}, Mount: unix.Mount, Unmount: unix.Unmount, MapperDir: "/dev/mapper",
+		StampFAT: fatstamp.Stamp}
 }
 
 // Make partitions and formats an image of size bytes on disk and mounts

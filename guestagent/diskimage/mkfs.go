@@ -11,11 +11,11 @@ import (
 
 // mkfs makes the filesystem fs on dev.
 func (m *Maker) mkfs(dev string, fs *api.Filesystem) error {
-	args, err := mkfsArgs(fs, Label(m.Spec, fs), m.mkfsOptions(fs, dev))
+	args, err := m.mkfsCommand(dev, fs)
 	if err != nil {
 		return err
 	}
-	return toolrun.Run(m.Run, args[0], append(args[1:], dev)...)
+	return toolrun.Run(m.Run, args[0], args[1:]...)
 }
 
 // mkfsArgs is the mkfs command line for fs, but for the device: fs's own
@@ -43,6 +43,9 @@ func mkfsArgs(fs *api.Filesystem, label string, extra []string) ([]string, error
 		args = []string{"mkfs.vfat"}
 		if label != "" {
 			args = append(args, "-n", strings.ToUpper(label))
+		}
+		if volumeID.MatchString(fs.UUID) {
+			args = append(args, "-i", strings.ReplaceAll(fs.UUID, "-", ""))
 		}
 	default:
 		return nil, fmt.Errorf("mkfs type %q is not supported (ext2, ext3, ext4, xfs, vfat)", fs.Type)

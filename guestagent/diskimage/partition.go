@@ -25,6 +25,9 @@ func (m *Maker) partition(dev string, plan *blockdevice.Plan) error {
 func partitionScript(l *api.Layout, plan *blockdevice.Plan) string {
 	var script strings.Builder
 	fmt.Fprintf(&script, "label: %s\nunit: sectors\n", map[string]string{"mbr": "dos", "gpt": "gpt"}[l.Label])
+	if l.DiskID != "" {
+		fmt.Fprintf(&script, "label-id: %s\n", l.DiskID)
+	}
 	for i, p := range l.Partitions {
 		e := plan.Partitions[i]
 		if x := plan.Extended; x != nil && e.Number == 5 {
@@ -36,6 +39,9 @@ func partitionScript(l *api.Layout, plan *blockdevice.Plan) string {
 		}
 		if l.Label == "gpt" && p.Name != "" {
 			fields = append(fields, "name="+strconv.Quote(p.Name))
+		}
+		if l.Label == "gpt" && p.UUID != "" {
+			fields = append(fields, "uuid="+p.UUID)
 		}
 		script.WriteString(strings.Join(fields, ", ") + "\n")
 	}

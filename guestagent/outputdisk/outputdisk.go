@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -49,6 +50,34 @@ type Outputs struct {
 	// image, checked (see guestagent/emitted).
 	EmittedDir string
 	Emitted    []api.EmittedFile
+	// SourceDateEpoch, in a reproducible build, is the time no entry of
+	// the tar or squashfs is later than: the same tree gives the same
+	// bytes.
+	SourceDateEpoch *int64
+}
+
+// treeTarOptions are tar's options for the tree outputs: xattrs and
+// ACLs, and in a reproducible build, entries in name order, no time
+// after the epoch, and none of the times (atime, ctime) that GNU tar's
+// POSIX format would add for each entry.
+func (o Outputs) treeTarOptions() []string {
+	opts := []string{"--xattrs", "--acls"}
+	if o.SourceDateEpoch != nil {
+		opts = append(opts, "--sort=name", "--format=posix", fmt.Sprintf("--mtime=@%d", *o.SourceDateEpoch), "--clamp-mtime",
+			"--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime")
+	}
+	return opts
+}
+
+// squashfsOptions are mksquashfs's, after the tree and the file: in a
+// reproducible build, the filesystem's own time is the epoch (its
+// files' are clamped already).
+func (o Outputs) squashfsOptions() []string {
+	opts := []string{"-comp", "xz", "-noappend", "-quiet", "-no-progress"}
+	if o.SourceDateEpoch != nil {
+		opts = append(opts, "-mkfs-time", strconv.FormatInt(*o.SourceDateEpoch, 10))
+	}
+	return opts
 }
 
 // Write writes the outputs after the image: any tar of the tree, then
@@ -58,7 +87,7 @@ func (d *Disk) Write(o Outputs) (api.Result, error) {
 	res := api.Result{ImageSize: o.ImageSize, TarOffset: o.ImageSize}
 	end := res.TarOffset
 	if api.TreeArchive(o.Types) {
-		n, err := d.writeTarOf(o.Tree, res.TarOffset, "--xattrs", "--acls")
+		n, err := d.writeTarOf(o.Tree, res.TarOffset, o.treeTarOptions()...)
 		if err != nil {
 			return res, err
 		}
@@ -66,7 +95,7 @@ func (d *Disk) Write(o Outputs) (api.Result, error) {
 		end += n
 	}
 	if slices.Contains(o.Types, api.TypeSquashfs) {
-		n, err := d.writeSquashfs(o.Tree, end)
+		n, err := d.writeSquashfs(o.Tree, end, o.squashfsOptions())
 		if err != nil {
 			return res, err
 		}
@@ -114,10 +143,10 @@ func (d *Disk) writeEmitted(path string, size, offset int64) error {
 
 // writeSquashfs makes a squashfs of tree in the work space and copies it
 // onto the output disk at offset.
-func (d *Disk) writeSquashfs(tree string, offset int64) (int64, error) {
+func (d *Disk) writeSquashfs(tree string, offset int64, opts []string) (int64, error) {
 	fmt.Fprintln(d.Out, "Making the squashfs image")
 	sq := filepath.Join(d.Work, "image.squash")
-	if err := toolrun.Run(d.Run, "mksquashfs", tree, sq, "-comp", "xz", "-noappend", "-quiet", "-no-progress"); err != nil {
+	if err := toolrun.Run(d.Run, "mksquashfs", append([]string{tree, sq}, opts...)...); err != nil {
 		return 0, err
 	}
 	defer os.Remove(sq)

@@ -51,6 +51,8 @@ type createFlags struct {
 	checkpoints checkpointFlags
 	progress    string
 	hostPaths   []string // nil unless given: then DIBVM_HOST_PATH counts
+	reproduce   bool     // --reproducible
+	seed        string   // --seed
 	// imageEnv is set over the caller's environment: an image's own
 	// variables, from the YAML file that defines it.
 	imageEnv func(caller []string) []string
@@ -161,6 +163,8 @@ func (c *createFlags) register(cmd *cobra.Command) flagGroups {
 	f.StringArrayVar(&o.ExplicitEnv, "env", nil, "pass NAME=VALUE, or NAME with its value here, to the hooks whatever its name (repeatable)")
 	f.StringArrayVar(&c.hostPaths, "host-path", nil, "lend the build, read-only, the host file or directory the variable `VAR` names, and point VAR at the copy, for elements that read a path of the host outside the chroot; repeatable, comma-separated (env DIBVM_HOST_PATH)")
 	f.BoolVar(&o.NoHostEnv, "no-host-env", false, "pass the hooks only the caller's DIB_* and break variables, and those of --env")
+	f.BoolVar(&c.reproduce, "reproducible", false, "make the outputs the same bytes whenever the inputs are the same: hooks get SOURCE_DATE_EPOCH (the environment's, else 2025-01-01), no time is later, the disk's identifiers derive from --seed (on by itself when SOURCE_DATE_EPOCH is set)")
+	f.StringVar(&c.seed, "seed", "", "what a reproducible build's partition table, partition and filesystem identifiers derive from (default: a digest of the build's inputs); implies --reproducible")
 	c.checkpoints.register(f)
 	c.vf.register(g.vm)
 	for _, fs := range []*pflag.FlagSet{g.dib, g.own, g.vm} {
@@ -218,6 +222,7 @@ func (c *createFlags) check(f *pflag.FlagSet, elements []string) (plan.Options, 
 		p.addErr(err)
 	}
 	c.settings(&o, env)
+	o.Reproducible = c.reproducible(env, time.Now(), &p)
 	o.HelperTools = c.vf.helperToolNames()
 	o.Environ = exportInto(env, c.exported(&o))
 	resolveEnv(&o, c.hostPathVars())

@@ -29,6 +29,9 @@ func job(p *plan.Plan) *session.Job {
 		Stdout: p.Stdout, Progress: o.Progress, Term: os.Getenv("TERM"),
 		ImageLayer: o.Open,
 	}
+	if r := o.Reproducible; r != nil {
+		j.Outputs.Pinned = &outputs.Pinned{Epoch: r.Epoch, Seed: r.Seed}
+	}
 	if o.Open != "" {
 		// A build in an opened image (customize) writes what it makes
 		// itself into a directory that is removed: its files are not the

@@ -41,6 +41,11 @@ type Options struct {
 	ManifestSaveDir string
 	// QemuImgOptions is qemu-img convert's -o for qcow2.
 	QemuImgOptions string
+	// Pinned, for a reproducible build, makes disk images that are the
+	// same bytes whenever the raw image is: qcow2 clusters in the
+	// image's order, and the identifiers and times qemu-img puts in vhd,
+	// vhdx and vmdk files pinned (see pinFormat).
+	Pinned *Pinned
 	// Stdout hears of each file written.
 	Stdout io.Writer
 }
@@ -148,7 +153,13 @@ func stageImages(ctx context.Context, o Options, disk string, r *api.Result) ([]
 			return staged, fmt.Errorf("-t %s: the build made no disk image", t)
 		}
 		s, err := stage(o.Output+"."+t, func(tmp *os.File) error {
-			return convert(ctx, disk, tmp.Name(), format, !o.Uncompressed, o.QemuImgOptions)
+			if err := convert(ctx, disk, tmp.Name(), format, o); err != nil {
+				return err
+			}
+			if o.Pinned != nil {
+				return pinFormat(tmp, format, filepath.Base(o.Output+"."+t), o.Pinned)
+			}
+			return nil
 		})
 		if err != nil {
 			return staged, err
@@ -269,22 +280,26 @@ func copySection(w io.Writer, disk string, offset, length int64) error {
 }
 
 // convert writes the raw image disk to dst as format with qemu-img.
-func convert(ctx context.Context, disk, dst, format string, compress bool, options string) error {
+func convert(ctx context.Context, disk, dst, format string, o Options) error {
 	qemuImg, err := exec.LookPath("qemu-img")
 	if err != nil {
 		return errors.New("qemu-img not found: it comes with QEMU (Debian and Ubuntu: apt-get install qemu-utils)")
 	}
 	args := []string{"convert", "-f", "raw", "-O", format}
-	if format == "qcow2" && compress {
-		// -W lets qemu-img compress clusters on every core and write each
-		// as it is ready, rather than one at a time in the image's order:
-		// a 1.2 GiB image took 11.6 s instead of 20.6 s on two cores. Only
-		// the order of clusters inside the file changes, which a qcow2
-		// reader never sees.
-		args = append(args, "-c", "-W")
+	if format == "qcow2" && !o.Uncompressed {
+		args = append(args, "-c")
+		if o.Pinned == nil {
+			// -W lets qemu-img compress clusters on every core and write
+			// each as it is ready, rather than one at a time in the
+			// image's order: a 1.2 GiB image took 11.6 s instead of
+			// 20.6 s on two cores. Only the order of clusters inside the
+			// file changes, which a qcow2 reader never sees, but a
+			// digest does.
+			args = append(args, "-W")
+		}
 	}
-	if options != "" && format == "qcow2" {
-		args = append(args, "-o", options)
+	if o.QemuImgOptions != "" && format == "qcow2" {
+		args = append(args, "-o", o.QemuImgOptions)
 	}
 	args = append(args, disk, dst)
 	out, err := exec.CommandContext(ctx, qemuImg, args...).CombinedOutput()

@@ -108,6 +108,9 @@ type Options struct {
 	// HelperTools are the tool layers --helper-tools asks the helper
 	// for, whatever the elements (the caller checks the names).
 	HelperTools []string
+	// Reproducible, when set, makes the build's outputs the same bytes
+	// for the same inputs.
+	Reproducible *Reproducible
 
 	// Open is the disk image the build opens as its tree, a qcow2 layer
 	// over an existing image (dibvm customize; see api.Spec.Open), and
@@ -200,6 +203,9 @@ func Prepare(o Options) (*Plan, error) {
 	if err := p.pack(els); err != nil {
 		return nil, err
 	}
+	if err := p.reproduce(); err != nil {
+		return nil, err
+	}
 	if err := p.planCheckpoints(); err != nil {
 		return nil, err
 	}
@@ -240,6 +246,9 @@ func newSpec(o Options, els []*elements.Element) (*api.Spec, error) {
 
 		Open:    o.Open != "",
 		Command: o.Command,
+	}
+	if r := o.Reproducible; r != nil {
+		spec.SourceDateEpoch = &r.Epoch
 	}
 	if o.Egress != nil {
 		if spec.HostLoopback, err = hostLoopback(*o.Egress, env); err != nil {

@@ -1,0 +1,48 @@
+package dibbuild
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dibvm/dibvm/guestagent/reproducible"
+	"github.com/dibvm/dibvm/guestagent/toolrun"
+)
+
+// reproduce, in a reproducible build, tidies the finished tree (see
+// guestagent/reproducible) and makes the image's filesystems again from
+// a copy of it (see diskimage.Image.Remake). The copy goes where the
+// tree was built, which the image made redundant: the scratch disk
+// holds the tree twice at most.
+func (b *build) reproduce() error {
+	if b.spec.SourceDateEpoch == nil || b.opened != nil {
+		return nil
+	}
+	epoch := time.Unix(*b.spec.SourceDateEpoch, 0)
+	fmt.Fprintf(b.out, "Making the image reproducible: times clamped to %s\n", epoch.UTC().Format(time.RFC3339))
+	removed, err := reproducible.Tidy(b.target, epoch)
+	if err != nil {
+		return err
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(b.out, "Removed, as they differ from run to run: %s\n", strings.Join(removed, " "))
+	}
+	if b.img == nil {
+		return nil
+	}
+	if err := os.RemoveAll(b.built); err != nil {
+		return err
+	}
+	if err := os.Mkdir(b.built, 0o755); err != nil {
+		return err
+	}
+	if err := toolrun.Run(b.run, "cp", "-a", b.target+"/.", b.built+"/"); err != nil {
+		return fmt.Errorf("copy the image's files: %w", err)
+	}
+	if err := b.img.Remake(b.built, b.out); err != nil {
+		return err
+	}
+	b.final = b.built
+	return nil
+}

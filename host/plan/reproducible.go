@@ -1,0 +1,139 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/checkpoint"
+)
+
+// Reproducible asks for a build whose outputs are the same bytes
+// whenever its inputs are the same (--reproducible, SOURCE_DATE_EPOCH).
+type Reproducible struct {
+	// Epoch is SOURCE_DATE_EPOCH: the hooks get it, and no time in the
+	// image is later.
+	Epoch int64
+	// Seed is --seed: what the disk's identifiers (the partition
+	// table's, the partitions' and the filesystems') derive from. Empty
+	// for a digest of the build's inputs, so that whoever has the same
+	// inputs gets the same identifiers and no two different builds
+	// share them.
+	Seed string
+}
+
+// DefaultEpoch is the epoch of a --reproducible build when
+// SOURCE_DATE_EPOCH is not set: 2025-01-01T00:00:00Z. Any fixed time
+// would do; one in the past keeps tools that compare it with the clock
+// (shadow's password ages, certificate checks) content.
+const DefaultEpoch = 1735689600
+
+// seedInputs is the default seed: a digest of everything the plan
+// knows shapes the build, the spec (with the epoch, without the seeded
+// identifiers), the elements tar and the host's files it carries or
+// lends.
+func (p *Plan) seedInputs() (string, error) {
+	js, err := json.Marshal(p.Spec)
+	if err != nil {
+		return "", err
+	}
+	host, err := p.hostInputs()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "dibvm seed 1\x00%d:%s\x00", len(js), js)
+	tarSum := sha256.Sum256(p.elementsTar())
+	fmt.Fprintf(h, "elements %x\x00", tarSum)
+	slices.SortFunc(host, func(a, b checkpoint.HostInput) int { return strings.Compare(a.Name, b.Name) })
+	for _, in := range host {
+		fmt.Fprintf(h, "%d:%s=%s\x00", len(in.Name), in.Name, in.Digest)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// seedLayout gives the layout the identifiers the guest would otherwise
+// make at random, derived from seed: the partition table's, each GPT
+// partition's and each filesystem's that its configuration does not
+// fix. It says on out what stays different from build to build.
+func seedLayout(l *api.Layout, seed string, out io.Writer) {
+	if l.DiskID == "" {
+		if l.Label == "gpt" {
+			l.DiskID = seededUUID(seed, "disk")
+		} else {
+			l.DiskID = "0x" + seededHex(seed, "disk", 4)
+		}
+	}
+	for i := range l.Partitions {
+		p := &l.Partitions[i]
+		if l.Label == "gpt" && p.UUID == "" {
+			p.UUID = seededUUID(seed, "partition "+p.Name)
+		}
+	}
+	for _, d := range l.Devices() {
+		if d.FS == nil || d.FS.UUID != "" {
+			continue
+		}
+		if d.FS.Type == "vfat" {
+			id := strings.ToUpper(seededHex(seed, "filesystem "+d.Kind, 4))
+			d.FS.UUID = id[:4] + "-" + id[4:]
+			continue
+		}
+		d.FS.UUID = seededUUID(seed, "filesystem "+d.Kind)
+	}
+	for _, d := range l.Devices() {
+		if d.FS != nil && d.FS.Type == "xfs" {
+			fmt.Fprintf(out, "dibvm: reproducible build: the xfs filesystem of %s is not (its tools cannot yet make one from a tree): its bytes will differ from build to build, its files will not\n", d.Kind)
+		}
+	}
+	if l.LVM != nil {
+		fmt.Fprintln(out, "dibvm: reproducible build: the LVM metadata is not (LVM records the time and host it was made on)")
+	}
+}
+
+// seededHex is n bytes of the digest of seed and purpose, in hex.
+func seededHex(seed, purpose string, n int) string {
+	sum := sha256.Sum256([]byte(seed + "\x00" + purpose))
+	return hex.EncodeToString(sum[:n])
+}
+
+// seededUUID is a UUID derived from seed and purpose: RFC 9562's
+// version 8, whose bits but the version and variant are the digest's.
+func seededUUID(seed, purpose string) string {
+	sum := sha256.Sum256([]byte(seed + "\x00" + purpose))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x80
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// reproduce seeds the layout of a reproducible build, once its inputs
+// are packed, and writes the spec anew onto the input disk.
+func (p *Plan) reproduce() error {
+	r := p.Options.Reproducible
+	if r == nil || p.Spec.Layout == nil {
+		return nil
+	}
+	if r.Seed == "" {
+		var err error
+		if r.Seed, err = p.seedInputs(); err != nil {
+			return err
+		}
+	}
+	seedLayout(p.Spec.Layout, r.Seed, p.Options.Stdout)
+	js, err := json.Marshal(p.Spec)
+	if err != nil {
+		return err
+	}
+	for i := range p.Inputs {
+		if p.Inputs[i].Name == api.SpecFile {
+			p.Inputs[i].Data = js
+		}
+	}
+	return nil
+}
