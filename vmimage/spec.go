@@ -52,6 +52,9 @@ var userland = []string{
 	// apt-preferences reads its package manifest with jq outside the
 	// chroot (1 MiB with its two libraries).
 	"jq",
+	// A reproducible build fills the ESP with mcopy: the kernel's vfat
+	// draws the short names of long ones from the clock.
+	"mtools",
 	// kpartx needs udev, which needs "systemd | systemd-standalone-sysusers":
 	// naming the small alternative keeps all of systemd out.
 	"systemd-standalone-sysusers",

@@ -157,85 +157,42 @@ func (m *Maker) makeFilled(dev string, fs *api.Filesystem, dir string, epoch tim
 		args = append(args[:len(args)-1], "-d", dir, dev)
 		return toolrun.Run(m.Run, args[0], args[1:]...)
 	}
-	// vfat: made invariant, filled by the kernel in name order, stamped.
+	// vfat: made invariant, filled in name order by mtools, stamped.
 	if err := toolrun.Run(m.Run, args[0], args[1:]...); err != nil {
 		return err
 	}
-	mnt := dir + ".mnt"
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
-		return err
-	}
-	defer os.Remove(mnt)
-	if err := m.Mount(dev, mnt, fs.Type, 0, ""); err != nil {
-		return fmt.Errorf("mount %s (%s): %w", dev, fs.Type, err)
-	}
-	err = copyInOrder(dir, mnt)
-	if uerr := m.Unmount(mnt, 0); err == nil && uerr != nil {
-		err = fmt.Errorf("unmount %s: %w", mnt, uerr)
-	}
-	if err != nil {
+	if err := m.fillFAT(dev, dir); err != nil {
 		return err
 	}
 	return m.StampFAT(dev, epoch)
 }
 
-// copyInOrder copies the directories and regular files under src into
-// dst in name order, then gives each its modification time, children
-// before their directory. A FAT filesystem holds nothing else.
-func copyInOrder(src, dst string) error {
-	type stamp struct {
-		path  string
-		mtime time.Time
-	}
-	var stamps []stamp
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
+// fillFAT copies the directories and regular files under dir into the
+// FAT filesystem on dev in name order, each with its modification time.
+// mtools, not the kernel: Linux makes the short names of long names
+// from the clock once a few are alike (namei_vfat.c), mtools numbers
+// them in turn. A FAT filesystem holds nothing but directories and
+// regular files.
+func (m *Maker) fillFAT(dev, dir string) error {
+	mtools := []string{"MTOOLS_SKIP_CHECK=1", "TZ=UTC"}
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
 			return err
 		}
-		rel, _ := filepath.Rel(src, path)
-		to := filepath.Join(dst, rel)
+		rel, _ := filepath.Rel(dir, path)
+		to := "::/" + filepath.ToSlash(rel)
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		stamps = append(stamps, stamp{to, info.ModTime()})
 		switch {
 		case d.IsDir():
-			if rel == "." {
-				return nil
-			}
-			return os.Mkdir(to, 0o755)
+			return toolrun.Run(m.Run, "env", append(mtools, "mmd", "-i", dev, to)...)
 		case info.Mode().IsRegular():
-			return copyFile(path, to)
+			return toolrun.Run(m.Run, "env", append(mtools, "mcopy", "-i", dev, "-m", "-o", path, to)...)
 		}
 		return fmt.Errorf("%s: a FAT filesystem holds only directories and regular files", path)
 	})
-	if err != nil {
-		return err
-	}
-	for i := len(stamps) - 1; i >= 0; i-- {
-		if err := os.Chtimes(stamps[i].path, stamps[i].mtime, stamps[i].mtime); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // volumeID is a FAT volume ID as blkid shows it (mkfs.vfat -i takes it

@@ -33,12 +33,30 @@ type Reproducible struct {
 // (shadow's password ages, certificate checks) content.
 const DefaultEpoch = 1735689600
 
-// seedInputs is the default seed: a digest of everything the plan
-// knows shapes the build, the spec (with the epoch, without the seeded
-// identifiers), the elements tar and the host's files it carries or
-// lends.
+// seedInputs is the default seed: a digest of what the plan knows
+// shapes the build, the spec (without the seeded identifiers), the
+// elements tar and the host's files it carries or lends; but not the
+// epoch, nor the caller's variables that are no setting.
 func (p *Plan) seedInputs() (string, error) {
-	js, err := json.Marshal(p.Spec)
+	// Not the epoch: another one changes the times in the image and
+	// what hooks make of SOURCE_DATE_EPOCH, not its identifiers. Of the
+	// environment, DIB's settings and what --env passes: the rest of
+	// the caller's variables differ from one user and machine to the
+	// next, and hooks rarely read them (--no-host-env keeps them out
+	// of the hooks too).
+	spec := *p.Spec
+	spec.SourceDateEpoch = nil
+	spec.Types = nil // the same disk, whichever formats it is written in
+	spec.Env = map[string]string{}
+	for k, v := range p.Spec.Env {
+		if slices.Contains(notShaping, k) {
+			continue
+		}
+		if strings.HasPrefix(k, "DIB_") || slices.ContainsFunc(p.Options.ExplicitEnv, func(kv string) bool { return strings.Split(kv, "=")[0] == k }) {
+			spec.Env[k] = v
+		}
+	}
+	js, err := json.Marshal(&spec)
 	if err != nil {
 		return "", err
 	}
@@ -56,6 +74,10 @@ func (p *Plan) seedInputs() (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// notShaping are the settings that say how a build runs and where its
+// host's files are, not what it makes: they stay out of the seed.
+var notShaping = []string{"DIB_NO_CHECKPOINTS", "DIB_CHECKSUM", "DIB_IMAGE_CACHE", "DIB_MANIFEST_SAVE_DIR", "DIB_QUIET", "DIB_DEBUG_TRACE"}
 
 // seedLayout gives the layout the identifiers the guest would otherwise
 // make at random, derived from seed: the partition table's, each GPT

@@ -70,8 +70,8 @@ func TestSeedLayout(t *testing.T) {
 }
 
 // A reproducible plan's default seed is of its inputs: the same elements
-// and settings give the same identifiers whatever the output directory;
-// a changed hook or epoch gives others; the spec on the input disk
+// and settings give the same identifiers whatever the output directory
+// and the epoch; a changed hook gives others; the spec on the input disk
 // carries them and the epoch.
 func TestDefaultSeedIsOfTheInputs(t *testing.T) {
 	dir := t.TempDir()
@@ -102,8 +102,8 @@ func TestDefaultSeedIsOfTheInputs(t *testing.T) {
 	if spec.Layout.DiskID != a.Spec.Layout.DiskID || spec.SourceDateEpoch == nil || *spec.SourceDateEpoch != 1700000000 {
 		t.Errorf("the spec on the input disk has disk ID %q, epoch %v", spec.Layout.DiskID, spec.SourceDateEpoch)
 	}
-	if c := plan(1700000001); c.Spec.Layout.DiskID == a.Spec.Layout.DiskID {
-		t.Error("another epoch, the same disk ID")
+	if c := plan(1700000001); c.Spec.Layout.DiskID != a.Spec.Layout.DiskID {
+		t.Error("another epoch, another disk ID: the epoch changes times, not identifiers")
 	}
 	writeElement(t, dir, "distro", map[string]string{"install.d/50-thing": "#!/bin/sh\necho two\n"})
 	if c := plan(1700000000); c.Spec.Layout.DiskID == a.Spec.Layout.DiskID {
@@ -118,4 +118,33 @@ func inputNamed(p *Plan, name string) []byte {
 		}
 	}
 	return nil
+}
+
+// The default seed covers DIB's settings and what --env passes, not the
+// rest of the caller's environment, which differs from user to user,
+// nor the settings of how the build runs.
+func TestDefaultSeedIgnoresTheCallersOtherVariables(t *testing.T) {
+	dir := t.TempDir()
+	writeElement(t, dir, "distro", map[string]string{"element-provides": "operating-system\n", "root.d/10-root": "#!/bin/sh\ntrue\n"})
+	diskID := func(environ, explicit []string) string {
+		t.Helper()
+		o := Options{Output: filepath.Join(t.TempDir(), "img"), Types: []string{"raw"}, Elements: []string{"distro", "block-device-efi"},
+			SkipBase: true, Arch: "amd64", ElementsPath: dir, ScratchSize: 1 << 30, Stdout: io.Discard, Stderr: io.Discard,
+			Environ: environ, ExplicitEnv: explicit, Reproducible: &Reproducible{Epoch: 1}}
+		p, err := Prepare(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Spec.Layout.DiskID
+	}
+	base := diskID(nil, nil)
+	if diskID([]string{"CI=true", "LANGUAGE=fr", "DIB_NO_CHECKPOINTS=1", "DIB_CHECKSUM=1"}, nil) != base {
+		t.Error("the caller's other variables changed the seed")
+	}
+	if diskID([]string{"DIB_RELEASE=trixie"}, nil) == base {
+		t.Error("a DIB setting did not change the seed")
+	}
+	if diskID([]string{"MY_SETTING=1"}, []string{"MY_SETTING=1"}) == base {
+		t.Error("a variable --env passes did not change the seed")
+	}
 }
