@@ -92,7 +92,9 @@ e2e: dibvm
 # stand-ins: to a tar, from forged repositories, and from a cloud image
 # (built, booted, rebuilt from checkpoints and fetched, 16 minutes),
 # Fedora and openSUSE to tars, and Fedora from a Containerfile through a
-# stand-in registry (to a tar, and fedora-container booted, 13 minutes). Kept out of `make test` so that
+# stand-in registry (to a tar, and fedora-container booted, 13 minutes),
+# and debian-minimal built reproducibly twice, by two users, from nothing
+# and resumed, and booted. Kept out of `make test` so that
 # the test suite stays within an hour on a slow host.
 e2e-full: dibvm
 	$(GO) test -count=1 -timeout 540m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/

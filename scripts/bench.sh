@@ -11,6 +11,7 @@
 # other architecture (arm64 on an x86 host), which runs under TCG;
 #   - `dibvm run -- true` without a tool layer, with the rpm layer and with
 #     the container layer, in turn;
+#   - a small image built with and without SOURCE_DATE_EPOCH, in turn;
 #   - `dibvm run -- true` through the libvirt backend (a session daemon of
 #     the user's, started here if none runs) alternately with QEMU's.
 # Run it on an otherwise idle machine: two cores make timings noisy.
@@ -181,11 +182,41 @@ measure_layers() {
   done
 }
 
+# measure_reproducible prints what a reproducible build costs: the test
+# elements' small image (a root copied from the helper, an ESP filled by a
+# hook) as raw, qcow2 and tar, built from the start with and without
+# SOURCE_DATE_EPOCH, in turn. The difference is the tidying, the copy of
+# the finished tree and the filesystems made again from it, and qcow2
+# compressed in order on one core.
+measure_reproducible() {
+  local arch=$1 out t0 plain=() repro=() i
+  out=$(mktemp -d)
+  for i in $(seq "$runs"); do
+    for kind in plain repro; do
+      t0=$(now)
+      if [ "$kind" = plain ]; then
+        env ELEMENTS_PATH=cmd/dibvm/testdata/elements "$dibvm" create -a "$arch" -n --no-checkpoints --progress plain \
+          -t raw,qcow2,tar -o "$out/$kind$i" run-to-run block-device-efi >/dev/null 2>&1
+        plain+=("$(since "$t0")")
+      else
+        env ELEMENTS_PATH=cmd/dibvm/testdata/elements SOURCE_DATE_EPOCH=1700000000 "$dibvm" create -a "$arch" -n --no-checkpoints \
+          --progress plain -t raw,qcow2,tar -o "$out/$kind$i" run-to-run block-device-efi >/dev/null 2>&1
+        repro+=("$(since "$t0")")
+      fi
+    done
+  done
+  rm -rf "$out"
+  printf 'reproducible builds, %s helper VM, the test elements to raw, qcow2 and tar, in turn:\n' "$arch"
+  printf '  without SOURCE_DATE_EPOCH (median/%d)  %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${plain[@]}" | median)" "$(printf '%.2f ' "${plain[@]}")"
+  printf '  with SOURCE_DATE_EPOCH (median/%d)     %8.2f s   [%s]\n' "$runs" "$(printf '%s\n' "${repro[@]}" | median)" "$(printf '%.2f ' "${repro[@]}")"
+}
+
 printf 'dibvm helper VM benchmarks (host %s, %s cores)\n' "$host_arch" "$(getconf _NPROCESSORS_ONLN)"
 for arch in $arches; do
   measure "$arch"
 done
 measure_layers "${arches%% *}"
+measure_reproducible "${arches%% *}"
 measure_libvirt "${arches%% *}"
 
 # The full image build and boot: about an hour under TCG. BENCH_BUILD=0 skips it.
