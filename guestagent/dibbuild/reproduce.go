@@ -3,6 +3,7 @@ package dibbuild
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ func (b *build) reproduce() error {
 	}
 	if len(removed) > 0 {
 		fmt.Fprintf(b.out, "Removed, as they differ from run to run: %s\n", strings.Join(removed, " "))
+	}
+	if keys, _ := filepath.Glob(filepath.Join(b.target, "etc/ssh/ssh_host_*_key")); len(keys) > 0 {
+		fmt.Fprintln(b.out, "Not reproducible: /etc/ssh/ssh_host_*_key, made at random when openssh-server was installed (every machine of this image would share them too): remove them in a finalise.d hook and have the first boot make its own")
 	}
 	if b.img == nil {
 		return nil

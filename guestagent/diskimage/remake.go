@@ -2,6 +2,7 @@ package diskimage
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,7 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/guestagent/toolrun"
@@ -44,22 +48,26 @@ func remade(fs *api.Filesystem) bool {
 // Remake unmounts the image's filesystems and makes each again from its
 // part of tree, a copy of the image's files, and leaves them unmounted.
 // Each mount point's files are moved out of tree to be made into their
-// own filesystem, so that tree is left the root filesystem's alone, with
-// its mount points empty. out hears what is made.
-func (img *Image) Remake(tree string, out io.Writer) error {
+// own filesystem, and moved back after, so that the tree outputs are of
+// the whole tree. out hears what is made.
+func (img *Image) Remake(tree string, out io.Writer) (err error) {
 	m := img.maker
 	epoch, ok := m.epoch()
 	if !ok {
 		return fmt.Errorf("the image is made again only in a reproducible build")
 	}
-	for i := len(img.mounts) - 1; i >= 0; i-- {
-		if err := m.Unmount(img.mounts[i], 0); err != nil {
-			return fmt.Errorf("unmount %s: %w", img.mounts[i], err)
-		}
+	if err := m.checkMke2fs(); err != nil {
+		return err
 	}
-	img.mounts = nil
-	parts, err := splitTree(m.Spec.Layout, tree, epoch)
-	defer joinTree(parts)
+	for len(img.mounts) > 0 {
+		last := img.mounts[len(img.mounts)-1]
+		if err := m.Unmount(last, unix.UMOUNT_NOFOLLOW); err != nil {
+			return fmt.Errorf("unmount %s: %w", last, err)
+		}
+		img.mounts = img.mounts[:len(img.mounts)-1]
+	}
+	parts, err := splitTree(m.Spec.Layout, tree)
+	defer func() { err = errors.Join(err, joinTree(parts)) }()
 	if err != nil {
 		return err
 	}
@@ -81,11 +89,39 @@ func (img *Image) Remake(tree string, out io.Writer) error {
 	return nil
 }
 
+// checkMke2fs refuses an mke2fs older than 1.47.1, whose -d copies each
+// file's change time as it finds it rather than clamping it to
+// SOURCE_DATE_EPOCH: its filesystems would differ from build to build.
+// The helper's Debian has a newer one; a mirror's older suite may not.
+func (m *Maker) checkMke2fs() error {
+	if !slices.ContainsFunc(m.Spec.Layout.Devices(), func(d api.Device) bool {
+		return d.FS != nil && remade(d.FS) && strings.HasPrefix(d.FS.Type, "ext")
+	}) {
+		return nil
+	}
+	out, err := m.Run.Combined(nil, "mke2fs", "-V")
+	if err != nil {
+		return fmt.Errorf("mke2fs -V: %v: %s", err, out)
+	}
+	v := mke2fsVersion.FindStringSubmatch(string(out))
+	if v == nil {
+		return fmt.Errorf("mke2fs -V says no version: %q", out)
+	}
+	n := func(s string) int { i, _ := strconv.Atoi(s); return i }
+	if cmp.Compare(n(v[1])*1e6+n(v[2])*1e3+n(v[3]), 1047001) < 0 {
+		return fmt.Errorf("a reproducible image needs mke2fs 1.47.1 or later in the helper, which clamps the times it copies; it has %s.%s.%s", v[1], v[2], v[3])
+	}
+	return nil
+}
+
+var mke2fsVersion = regexp.MustCompile(`mke2fs (\d+)\.(\d+)(?:\.(\d+))?`)
+
 // splitTree moves each non-root mount point's files out of tree into a
 // directory of their own beside it, deepest first, leaving an empty
-// directory of the same mode and time in their place. It returns each
-// mount point's directory, tree for "/", as far as it got.
-func splitTree(l *api.Layout, tree string, epoch time.Time) (map[string]string, error) {
+// directory in their place with the same mode, owner and time, and its
+// parent's time as it was. It returns each mount point's directory, tree
+// for "/", as far as it got.
+func splitTree(l *api.Layout, tree string) (map[string]string, error) {
 	var mps []string
 	for _, d := range l.Devices() {
 		if d.FS != nil && d.FS.MountPoint != "" && d.FS.MountPoint != "/" {
@@ -111,13 +147,7 @@ func splitTree(l *api.Layout, tree string, epoch time.Time) (map[string]string, 
 			return parts, err
 		}
 		parts[mp] = dst
-		if err := os.Mkdir(src, info.Mode().Perm()); err != nil {
-			return parts, err
-		}
-		if err := os.Chmod(src, info.Mode().Perm()); err != nil { // past the umask
-			return parts, err
-		}
-		if err := os.Chtimes(src, epoch, epoch); err != nil {
+		if err := emptyLike(src, info); err != nil {
 			return parts, err
 		}
 		if err := os.Chtimes(filepath.Dir(src), parent.ModTime(), parent.ModTime()); err != nil {
@@ -127,22 +157,49 @@ func splitTree(l *api.Layout, tree string, epoch time.Time) (map[string]string, 
 	return parts, nil
 }
 
+// emptyLike makes an empty directory at path with info's mode, owner
+// and times.
+func emptyLike(path string, info fs.FileInfo) error {
+	if err := os.Mkdir(path, 0o700); err != nil {
+		return err
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		if err := os.Lchown(path, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(path, info.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetgid|fs.ModeSetuid)); err != nil {
+		return err
+	}
+	return os.Chtimes(path, info.ModTime(), info.ModTime())
+}
+
 // joinTree puts what splitTree moved out back in its place, shallowest
-// first: the tree outputs are of the whole tree.
-func joinTree(parts map[string]string) {
+// first, each parent's time kept: the tree outputs are of the whole tree.
+func joinTree(parts map[string]string) error {
 	tree := parts["/"]
+	var errs []error
 	for _, mp := range slices.Sorted(maps.Keys(parts)) {
 		if mp == "/" {
 			continue
 		}
 		dir := filepath.Join(tree, mp)
 		parent, err := os.Stat(filepath.Dir(dir))
-		os.Remove(dir)
-		os.Rename(parts[mp], dir)
-		if err == nil { // the times the tree had, which a rename changes
-			os.Chtimes(filepath.Dir(dir), parent.ModTime(), parent.ModTime())
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		if err := os.Remove(dir); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Rename(parts[mp], dir); err != nil {
+			errs = append(errs, fmt.Errorf("put %s back in the tree: %w", mp, err))
+			continue
+		}
+		errs = append(errs, os.Chtimes(filepath.Dir(dir), parent.ModTime(), parent.ModTime()))
 	}
+	return errors.Join(errs...)
 }
 
 // makeFilled makes fs on dev holding the files of dir.
@@ -174,7 +231,8 @@ func (m *Maker) makeFilled(dev string, fs *api.Filesystem, dir string, epoch tim
 // them in turn. A FAT filesystem holds nothing but directories and
 // regular files.
 func (m *Maker) fillFAT(dev, dir string) error {
-	mtools := []string{"MTOOLS_SKIP_CHECK=1", "TZ=UTC"}
+	// mtools reads no configuration of the helper's or of root's.
+	mtools := []string{"MTOOLSRC=/dev/null", "MTOOLS_SKIP_CHECK=1", "TZ=UTC"}
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || path == dir {
 			return err
@@ -227,9 +285,13 @@ func (m *Maker) mkfsCommand(dev string, fs *api.Filesystem) ([]string, error) {
 // withExtended adds opt to mke2fs's extended options: to the last -E
 // there is, since a later -E replaces an earlier one, or as a new one.
 func withExtended(args []string, opt string) []string {
-	for i := len(args) - 2; i >= 0; i-- {
-		if args[i] == "-E" {
+	for i := len(args) - 1; i >= 0; i-- {
+		switch {
+		case args[i] == "-E" && i+1 < len(args):
 			args[i+1] += "," + opt
+			return args
+		case strings.HasPrefix(args[i], "-E") && len(args[i]) > 2:
+			args[i] += "," + opt
 			return args
 		}
 	}

@@ -35,6 +35,13 @@ func TestRemakeAReproducibleEFIImage(t *testing.T) {
 		stamped = append(stamped, dev)
 		return nil
 	}
+	reply := run.Reply
+	run.Reply = func(call []string) ([]byte, error) {
+		if call[0] == "mke2fs" {
+			return []byte("mke2fs 1.47.2 (1-Jan-2025)\n\tUsing EXT2FS Library version 1.47.2\n"), nil
+		}
+		return reply(call)
+	}
 	img, err := m.Make("/dev/vdc", 512*mib)
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +65,14 @@ func TestRemakeAReproducibleEFIImage(t *testing.T) {
 	loop, esp := img.Loop, tree+".fs0"
 	env := "env SOURCE_DATE_EPOCH=1700000000 E2FSPROGS_FAKE_TIME=1700000000 "
 	want := []string{
+		"mke2fs -V",
 		"blkdiscard --zeroout " + loop + "p1",
 		env + "mkfs.vfat --invariant -n EFI -i ABCD1234 " + loop + "p1",
-		"env MTOOLS_SKIP_CHECK=1 TZ=UTC mmd -i " + loop + "p1 ::/EFI",
-		"env MTOOLS_SKIP_CHECK=1 TZ=UTC mmd -i " + loop + "p1 ::/EFI/BOOT",
-		"env MTOOLS_SKIP_CHECK=1 TZ=UTC mcopy -i " + loop + "p1 -m -o " + esp + "/EFI/BOOT/BOOTX64.EFI ::/EFI/BOOT/BOOTX64.EFI",
-		"env MTOOLS_SKIP_CHECK=1 TZ=UTC mmd -i " + loop + "p1 ::/EFI/debian",
-		"env MTOOLS_SKIP_CHECK=1 TZ=UTC mcopy -i " + loop + "p1 -m -o " + esp + "/EFI/debian/grub.cfg ::/EFI/debian/grub.cfg",
+		"env MTOOLSRC=/dev/null MTOOLS_SKIP_CHECK=1 TZ=UTC mmd -i " + loop + "p1 ::/EFI",
+		"env MTOOLSRC=/dev/null MTOOLS_SKIP_CHECK=1 TZ=UTC mmd -i " + loop + "p1 ::/EFI/BOOT",
+		"env MTOOLSRC=/dev/null MTOOLS_SKIP_CHECK=1 TZ=UTC mcopy -i " + loop + "p1 -m -o " + esp + "/EFI/BOOT/BOOTX64.EFI ::/EFI/BOOT/BOOTX64.EFI",
+		"env MTOOLSRC=/dev/null MTOOLS_SKIP_CHECK=1 TZ=UTC mmd -i " + loop + "p1 ::/EFI/debian",
+		"env MTOOLSRC=/dev/null MTOOLS_SKIP_CHECK=1 TZ=UTC mcopy -i " + loop + "p1 -m -o " + esp + "/EFI/debian/grub.cfg ::/EFI/debian/grub.cfg",
 		"blkdiscard --zeroout " + loop + "p3",
 		"blockdev --getsize64 " + loop + "p3",
 		env + "mkfs.ext4 -F -q -L cloudimg-rootfs -U " + l.Partitions[2].FS.UUID + " -i 4096 -E resize=4096,hash_seed=" + l.Partitions[2].FS.UUID + " -d " + tree + " " + loop + "p3",
@@ -89,9 +97,38 @@ func TestRemakeAReproducibleEFIImage(t *testing.T) {
 	}
 }
 
+// An mke2fs that copies change times as it finds them is refused,
+// before anything is unmounted.
+func TestRemakeRefusesAnOldMke2fs(t *testing.T) {
+	epoch := int64(1700000000)
+	m, run, mounts := fakeMaker(t, &api.Spec{Layout: efiLayout(), SourceDateEpoch: &epoch})
+	img, err := m.Make("/dev/vdc", 512*mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := run.Reply
+	run.Reply = func(call []string) ([]byte, error) {
+		if call[0] == "mke2fs" {
+			return []byte("mke2fs 1.47.0 (5-Feb-2023)\n"), nil
+		}
+		return reply(call)
+	}
+	*mounts = nil
+	err = img.Remake(t.TempDir(), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "needs mke2fs 1.47.1 or later in the helper") || !strings.Contains(err.Error(), "it has 1.47.0") {
+		t.Errorf("Remake with mke2fs 1.47.0: %v", err)
+	}
+	if len(*mounts) > 0 {
+		t.Errorf("unmounted %q before refusing", *mounts)
+	}
+}
+
 // mke2fs keeps only the last -E: the seed joins the one there is.
 func TestWithExtended(t *testing.T) {
 	if got := withExtended([]string{"mkfs.ext4", "-E", "a=1", "-E", "b=2"}, "c=3"); !slices.Equal(got, []string{"mkfs.ext4", "-E", "a=1", "-E", "b=2,c=3"}) {
+		t.Errorf("got %q", got)
+	}
+	if got := withExtended([]string{"mkfs.ext4", "-Ea=1", "-F"}, "c=3"); !slices.Equal(got, []string{"mkfs.ext4", "-Ea=1,c=3", "-F"}) {
 		t.Errorf("got %q", got)
 	}
 	if got := withExtended([]string{"mkfs.ext4", "-F"}, "c=3"); !slices.Equal(got, []string{"mkfs.ext4", "-F", "-E", "c=3"}) {

@@ -40,24 +40,31 @@ var runToRun = []string{
 // and clamps every time under root to epoch. It returns what it removed,
 // for the build's log.
 func Tidy(root string, epoch time.Time) ([]string, error) {
+	// The tree is the hooks' work: what is removed is resolved in it,
+	// never through a link out of it.
+	tree, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer tree.Close()
 	var removed []string
 	for _, g := range runToRun {
-		matches, err := filepath.Glob(filepath.Join(root, g))
+		matches, err := fs.Glob(tree.FS(), g)
 		if err != nil {
 			return nil, err
 		}
 		for _, m := range matches {
-			info, err := os.Lstat(m)
+			info, err := tree.Lstat(m)
 			if err != nil || info.Mode()&fs.ModeSymlink != 0 {
 				continue // a link (dbus's to /etc/machine-id) is the same each time
 			}
-			if err := os.RemoveAll(m); err != nil {
+			if err := tree.RemoveAll(m); err != nil {
 				return nil, err
 			}
-			removed = append(removed, "/"+g)
+			removed = append(removed, "/"+m)
 		}
 	}
-	if err := emptyMachineID(filepath.Join(root, "etc/machine-id")); err != nil {
+	if err := emptyMachineID(tree, "etc/machine-id"); err != nil {
 		return nil, err
 	}
 	return removed, Clamp(root, epoch)
@@ -65,15 +72,19 @@ func Tidy(root string, epoch time.Time) ([]string, error) {
 
 // emptyMachineID truncates a regular /etc/machine-id; a link or none is
 // left as it is.
-func emptyMachineID(path string) error {
-	info, err := os.Lstat(path)
+func emptyMachineID(tree *os.Root, name string) error {
+	info, err := tree.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && !info.Mode().IsRegular()) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return os.Truncate(path, 0)
+	f, err := tree.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // Clamp sets the times of everything under root, root too, to no later

@@ -81,9 +81,21 @@ func crosses(name string) bool { return strings.HasPrefix(name, "DIB_") || name 
 // withholds reports whether the caller's variable stays on the host by
 // its name: host-specific or secret-shaped.
 func withholds(name string) bool {
-	if crosses(name) {
-		return false
-	}
+	return !crosses(name) && hostOrSecretName(name)
+}
+
+// SecretShaped reports whether a variable looks like a credential or a
+// host's own by its name or its value, whatever its prefix:
+// DIB_DEV_USER_PASSWORD reaches the hooks, which are its use, but must
+// not reach anything a build publishes, such as a digest its disk's
+// identifiers derive from.
+func SecretShaped(name, value string) bool {
+	return hostOrSecretName(name) || secretValue(value)
+}
+
+// hostOrSecretName reports whether the name is host-specific or
+// secret-shaped.
+func hostOrSecretName(name string) bool {
 	upper := strings.ToUpper(name)
 	if hostSpecific[name] || proxyNames[strings.ToLower(name)] || secretNames[upper] {
 		return true

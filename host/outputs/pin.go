@@ -87,7 +87,8 @@ var page83GUID = []byte{0xab, 0x12, 0xca, 0xbe, 0xe6, 0xb2, 0x23, 0x45, 0x93, 0x
 
 // pinVHDX sets both headers' write GUIDs and sequence numbers (keeping
 // which is current), empties the log, which the headers say holds
-// nothing to replay, and sets the page 83 identifier.
+// nothing to replay, names dibvm as the creator, and sets the page 83
+// identifier.
 func pinVHDX(f *os.File, p *Pinned) error {
 	var heads [2][]byte
 	for i, off := range []int64{64 << 10, 128 << 10} {
@@ -125,6 +126,15 @@ func pinVHDX(f *os.File, p *Pinned) error {
 		}
 	}
 	if _, err := f.WriteAt(make([]byte, logLen), logOff); err != nil {
+		return err
+	}
+	// The creator, after the file's signature, is qemu-img's version
+	// (of the host's build): the same name whoever converted it.
+	creator := make([]byte, 512)
+	for i, r := range "dibvm" {
+		creator[2*i] = byte(r) // UTF-16LE
+	}
+	if _, err := f.WriteAt(creator, 8); err != nil {
 		return err
 	}
 	return pinPage83(f, p)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/hookenv"
 )
 
 // Reproducible asks for a build whose outputs are the same bytes
@@ -36,7 +37,8 @@ const DefaultEpoch = 1735689600
 // seedInputs is the default seed: a digest of what the plan knows
 // shapes the build, the spec (without the seeded identifiers), the
 // elements tar and the host's files it carries or lends; but not the
-// epoch, nor the caller's variables that are no setting.
+// epoch, the caller's variables that are no setting, secret-shaped
+// ones, nor where on the host its files lie.
 func (p *Plan) seedInputs() (string, error) {
 	// Not the epoch: another one changes the times in the image and
 	// what hooks make of SOURCE_DATE_EPOCH, not its identifiers. Of the
@@ -47,13 +49,25 @@ func (p *Plan) seedInputs() (string, error) {
 	spec := *p.Spec
 	spec.SourceDateEpoch = nil
 	spec.Types = nil // the same disk, whichever formats it is written in
+	// How the build runs and what of the host it reaches: not the image.
+	spec.Trace, spec.Break, spec.HostLoopback = false, "", nil
 	spec.Env = map[string]string{}
 	for k, v := range p.Spec.Env {
-		if slices.Contains(notShaping, k) {
+		// The identifiers are in the image for anyone to read: no
+		// secret goes into what they derive from, where a guess could
+		// be tried against them.
+		if slices.Contains(notShaping, k) || hookenv.SecretShaped(k, v) {
 			continue
 		}
 		if strings.HasPrefix(k, "DIB_") || slices.ContainsFunc(p.Options.ExplicitEnv, func(kv string) bool { return strings.Split(kv, "=")[0] == k }) {
 			spec.Env[k] = v
+		}
+	}
+	for k := range p.Spec.HostDisks {
+		// A host file lent as a disk counts by its digest (below) and
+		// name, not by where on the host it lies.
+		if _, ok := spec.Env[k]; ok {
+			spec.Env[k] = p.Spec.HostDiskNames[k]
 		}
 	}
 	js, err := json.Marshal(&spec)
@@ -140,6 +154,11 @@ func (p *Plan) reproduce() error {
 	r := p.Options.Reproducible
 	if r == nil || p.Spec.Layout == nil {
 		return nil
+	}
+	if p.Spec.Env["DIB_EXTLINUX"] != "" {
+		// The filesystems are made again after finalise.d; extlinux
+		// records the sectors its loader lies on, which move.
+		return fmt.Errorf("DIB_EXTLINUX with a reproducible build (SOURCE_DATE_EPOCH, --reproducible): extlinux records where its files lie on the disk, which such a build writes anew; use GRUB (unset DIB_EXTLINUX) or build without SOURCE_DATE_EPOCH")
 	}
 	if r.Seed == "" {
 		var err error

@@ -122,7 +122,8 @@ func inputNamed(p *Plan, name string) []byte {
 
 // The default seed covers DIB's settings and what --env passes, not the
 // rest of the caller's environment, which differs from user to user,
-// nor the settings of how the build runs.
+// nor the settings of how the build runs, nor secrets: the identifiers
+// are public, and a digest of a password is a way to test guesses.
 func TestDefaultSeedIgnoresTheCallersOtherVariables(t *testing.T) {
 	dir := t.TempDir()
 	writeElement(t, dir, "distro", map[string]string{"element-provides": "operating-system\n", "root.d/10-root": "#!/bin/sh\ntrue\n"})
@@ -138,7 +139,7 @@ func TestDefaultSeedIgnoresTheCallersOtherVariables(t *testing.T) {
 		return p.Spec.Layout.DiskID
 	}
 	base := diskID(nil, nil)
-	if diskID([]string{"CI=true", "LANGUAGE=fr", "DIB_NO_CHECKPOINTS=1", "DIB_CHECKSUM=1"}, nil) != base {
+	if diskID([]string{"CI=true", "LANGUAGE=fr", "DIB_NO_CHECKPOINTS=1", "DIB_CHECKSUM=1", "DIB_DEV_USER_PASSWORD=hunter2"}, nil) != base {
 		t.Error("the caller's other variables changed the seed")
 	}
 	if diskID([]string{"DIB_RELEASE=trixie"}, nil) == base {
@@ -146,5 +147,18 @@ func TestDefaultSeedIgnoresTheCallersOtherVariables(t *testing.T) {
 	}
 	if diskID([]string{"MY_SETTING=1"}, []string{"MY_SETTING=1"}) == base {
 		t.Error("a variable --env passes did not change the seed")
+	}
+}
+
+// extlinux records sectors a reproducible build moves: refused before
+// the build.
+func TestReproducibleRefusesExtlinux(t *testing.T) {
+	dir := t.TempDir()
+	writeElement(t, dir, "distro", map[string]string{"element-provides": "operating-system\n", "root.d/10-root": "#!/bin/sh\ntrue\n"})
+	o := Options{Output: filepath.Join(t.TempDir(), "img"), Types: []string{"raw"}, Elements: []string{"distro", "block-device-mbr"},
+		SkipBase: true, Arch: "amd64", ElementsPath: dir, ScratchSize: 1 << 30, Stdout: io.Discard, Stderr: io.Discard,
+		Environ: []string{"DIB_EXTLINUX=1"}, Reproducible: &Reproducible{Epoch: 1}}
+	if _, err := Prepare(o); err == nil || !strings.Contains(err.Error(), "DIB_EXTLINUX with a reproducible build") {
+		t.Errorf("DIB_EXTLINUX=1 reproducibly: %v", err)
 	}
 }
