@@ -50,3 +50,13 @@ func (b *build) reproduce() error {
 	b.final = b.built
 	return nil
 }
+
+// presetIdentities, in a reproducible build, writes the files that keep
+// packages from drawing a machine's identity at install time (see
+// reproducible.Preset), once root.d has made the tree.
+func (b *build) presetIdentities() error {
+	if b.spec.SourceDateEpoch == nil || b.spec.Open {
+		return nil
+	}
+	return reproducible.Preset(b.target)
+}

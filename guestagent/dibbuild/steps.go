@@ -29,6 +29,9 @@ func (b *build) keptSteps() []keptStep {
 		}},
 		{"pre-install.d", func(after string) error {
 			if after == "" {
+				if err := b.presetIdentities(); err != nil {
+					return err
+				}
 				if err := b.step("extra-data.d", func() error { return b.outside("extra-data.d", "") }); err != nil {
 					return err
 				}

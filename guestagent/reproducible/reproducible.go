@@ -35,6 +35,58 @@ var runToRun = []string{
 	"var/lib/dbus/machine-id",
 }
 
+// Identities a machine takes at random when a package is installed, and
+// that the package leaves to the first boot when a file says so before:
+// preset before any package is, so that nothing (an initramfs) copies a
+// random one. Debian's open-iscsi writes an initiator name unless the
+// file is there, and its initramfs hook copies the file; with
+// GenerateName=yes its startup makes a name at the first boot, as for
+// any image that is copied.
+var identities = []struct {
+	path, content, user string // user: the program that reads it
+}{
+	{"etc/iscsi/initiatorname.iscsi", "GenerateName=yes\n", "usr/sbin/iscsi-iname"},
+}
+
+// Preset writes each identity file that is not there yet, before the
+// packages are installed.
+func Preset(root string) error {
+	tree, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	for _, id := range identities {
+		if _, err := tree.Lstat(id.path); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := tree.MkdirAll(filepath.Dir(id.path), 0o755); err != nil {
+			return err
+		}
+		if err := tree.WriteFile(id.path, []byte(id.content), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unpreset removes what Preset wrote where nothing installed reads it.
+func unpreset(tree *os.Root) error {
+	for _, id := range identities {
+		if b, err := tree.ReadFile(id.path); err != nil || string(b) != id.content {
+			continue
+		}
+		if _, err := tree.Lstat(id.user); err == nil {
+			continue
+		}
+		if err := tree.Remove(id.path); err != nil {
+			return err
+		}
+		tree.Remove(filepath.Dir(id.path)) // if nothing else is there
+	}
+	return nil
+}
+
 // Tidy removes the run-to-run files under root, empties /etc/machine-id
 // (systemd makes one at first boot, as for any image that is copied)
 // and clamps every time under root to epoch. It returns what it removed,
@@ -65,6 +117,9 @@ func Tidy(root string, epoch time.Time) ([]string, error) {
 		}
 	}
 	if err := emptyMachineID(tree, "etc/machine-id"); err != nil {
+		return nil, err
+	}
+	if err := unpreset(tree); err != nil {
 		return nil, err
 	}
 	return removed, Clamp(root, epoch)

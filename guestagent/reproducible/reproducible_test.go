@@ -66,3 +66,39 @@ func TestTidy(t *testing.T) {
 		t.Errorf("an earlier time changed: %v", info.ModTime())
 	}
 }
+
+// Preset writes the iSCSI initiator file for the first boot to name,
+// leaves one there alone, and Tidy removes it where nothing installed
+// reads it, and keeps it where something does.
+func TestPresetIdentities(t *testing.T) {
+	root := t.TempDir()
+	if err := Preset(root); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(root, "etc/iscsi/initiatorname.iscsi")
+	if b, _ := os.ReadFile(name); string(b) != "GenerateName=yes\n" {
+		t.Fatalf("preset %q", b)
+	}
+	if _, err := Tidy(root, time.Unix(1700000000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/iscsi")); !os.IsNotExist(err) {
+		t.Errorf("the preset stayed with no open-iscsi: %v", err)
+	}
+
+	Preset(root)
+	os.MkdirAll(filepath.Join(root, "usr/sbin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/sbin/iscsi-iname"), nil, 0o755)
+	if _, err := Tidy(root, time.Unix(1700000000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(name); string(b) != "GenerateName=yes\n" {
+		t.Errorf("with open-iscsi installed: %q", b)
+	}
+
+	os.WriteFile(name, []byte("InitiatorName=iqn.mine\n"), 0o600)
+	Preset(root)
+	if b, _ := os.ReadFile(name); string(b) != "InitiatorName=iqn.mine\n" {
+		t.Errorf("a name already there was replaced: %q", b)
+	}
+}

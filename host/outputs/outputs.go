@@ -298,6 +298,12 @@ func convert(ctx context.Context, disk, dst, format string, o Options) error {
 			args = append(args, "-W")
 		}
 	}
+	if o.Pinned != nil {
+		// One request at a time: with qemu-img's default of eight,
+		// one vmdk in a few came out different from the same raw
+		// image, in a VM test; the same raw converted alone did not.
+		args = append(args, "-m", "1")
+	}
 	if o.QemuImgOptions != "" && format == "qcow2" {
 		args = append(args, "-o", o.QemuImgOptions)
 	}
