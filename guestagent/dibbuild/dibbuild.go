@@ -137,9 +137,6 @@ func (b *build) runAll() error {
 	} else if err := b.chroot.Finish(); err != nil {
 		return err
 	}
-	if err := b.reproduce(); err != nil {
-		return err
-	}
 	return b.writeOutputs()
 }
 

@@ -10,12 +10,18 @@ import (
 	"github.com/dibvm/dibvm/guestagent/toolrun"
 )
 
-// writeOutputs writes the asked-for outputs to the output disk and
-// reports where they are: the raw image first, then any tar of the tree,
+// writeOutputs writes the asked-for outputs to the output disk (for a
+// reproducible build, after making it so: see reproduce) and reports
+// where they are: the raw image first, then any tar of the tree,
 // then any squashfs, then the manifests, then the files hooks wrote
 // beside the image.
 func (b *build) writeOutputs() error {
 	b.host.Tell(api.Message{Step: &api.Step{Name: api.StepOutputs}})
+	// A reproducible build's image is made again here, its tree tidied
+	// first: part of making the outputs, and timed with them.
+	if err := b.reproduce(); err != nil {
+		return err
+	}
 	files, err := b.emitted.Check("cleanup.d")
 	if err != nil {
 		return err
