@@ -193,7 +193,10 @@ func pinVMDK(f *os.File, name string, p *Pinned) error {
 	if _, err := f.ReadAt(desc, off); err != nil && err != io.EOF {
 		return err
 	}
-	text := bytes.TrimRight(desc, "\x00")
+	// The descriptor is a C string. qemu-img may rewrite it shorter in
+	// place (its content ID is written with %x, so one time in sixteen a
+	// digit shorter), leaving bytes of the longer one after the NUL.
+	text, _, _ := bytes.Cut(desc, []byte{0})
 	text = vmdkCID.ReplaceAll(text, fmt.Appendf(nil, "CID=%08x", binary.BigEndian.Uint32(p.id("vmdk"))))
 	text = vmdkExtent.ReplaceAllFunc(text, func(line []byte) []byte {
 		return fmt.Appendf(nil, "%s\"%s\"", vmdkExtent.FindSubmatch(line)[1], name)

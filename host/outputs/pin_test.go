@@ -73,3 +73,47 @@ func TestPinnedConversionsAreIdentical(t *testing.T) {
 		}
 	}
 }
+
+// qemu-img rewrites a vmdk's descriptor in place, at times shorter than
+// it was, and what followed its end is still there: pinned, two such
+// images are the same bytes.
+func TestPinVMDKIgnoresWhatFollowsItsDescriptor(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("qemu-img not installed")
+	}
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "disk.raw")
+	if err := os.WriteFile(raw, bytes.Repeat([]byte("data"), 1<<18), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &Pinned{Epoch: 1735689600, Seed: "a seed"}
+	pinned := func(residue string) []byte {
+		f, err := os.CreateTemp(dir, ".img-*.tmp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := convert(context.Background(), raw, f.Name(), "vmdk", Options{Pinned: p}); err != nil {
+			t.Fatal(err)
+		}
+		desc := make([]byte, 10<<10)
+		if _, err := f.ReadAt(desc, 512); err != nil {
+			t.Fatal(err)
+		}
+		end := bytes.IndexByte(desc, 0)
+		if _, err := f.WriteAt([]byte(residue), int64(512+end+1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := pinFormat(f, "vmdk", "img.vmdk", p); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if !bytes.Equal(pinned(""), pinned("7\"\n")) {
+		t.Error("what followed the descriptor's end is still in the pinned image")
+	}
+}
