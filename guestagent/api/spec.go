@@ -147,6 +147,11 @@ type Result struct {
 	// at ManifestsOffset, after everything else.
 	ManifestsOffset int64 `json:"manifests_offset,omitempty"`
 	ManifestsSize   int64 `json:"manifests_size,omitempty"`
+	// PackagesSize is the length of the list of the packages installed
+	// in the image (see FormatPackages), at PackagesOffset, after the
+	// manifests; 0 when the image has no package database.
+	PackagesOffset int64 `json:"packages_offset,omitempty"`
+	PackagesSize   int64 `json:"packages_size,omitempty"`
 	// Emitted are the files hooks wrote beside the image, after
 	// everything else, one after another.
 	Emitted []EmittedFile `json:"emitted,omitempty"`
@@ -155,7 +160,7 @@ type Result struct {
 // End is where the last of r's outputs ends on the output disk: the host
 // needs the disk no further.
 func (r *Result) End() int64 {
-	end := max(r.ImageSize, r.TarOffset+r.TarSize, r.SquashfsOffset+r.SquashfsSize, r.ManifestsOffset+r.ManifestsSize)
+	end := max(r.ImageSize, r.TarOffset+r.TarSize, r.SquashfsOffset+r.SquashfsSize, r.ManifestsOffset+r.ManifestsSize, r.PackagesOffset+r.PackagesSize)
 	for _, f := range r.Emitted {
 		end = max(end, f.Offset+f.Size)
 	}

@@ -3,6 +3,7 @@
 package outputdisk
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -50,6 +51,9 @@ type Outputs struct {
 	// image, checked (see guestagent/emitted).
 	EmittedDir string
 	Emitted    []api.EmittedFile
+	// Packages is the list of the packages the image has installed
+	// (api.FormatPackages), nil for an image with no package database.
+	Packages []byte
 	// SourceDateEpoch, in a reproducible build, is the time no entry of
 	// the tar or squashfs is later than: the same tree gives the same
 	// bytes.
@@ -81,8 +85,8 @@ func (o Outputs) squashfsOptions() []string {
 }
 
 // Write writes the outputs after the image: any tar of the tree, then
-// any squashfs, then a tar of the manifests if there are any, then each
-// emitted file.
+// any squashfs, then a tar of the manifests if there are any, then the
+// package list, then each emitted file.
 func (d *Disk) Write(o Outputs) (api.Result, error) {
 	res := api.Result{ImageSize: o.ImageSize, TarOffset: o.ImageSize}
 	end := res.TarOffset
@@ -108,6 +112,14 @@ func (d *Disk) Write(o Outputs) (api.Result, error) {
 			return res, err
 		}
 		res.ManifestsOffset, res.ManifestsSize = end, n
+		end += n
+	}
+	if len(o.Packages) > 0 {
+		n, err := d.copyTo(bytes.NewReader(o.Packages), end)
+		if err != nil {
+			return res, err
+		}
+		res.PackagesOffset, res.PackagesSize = end, n
 		end += n
 	}
 	for _, f := range o.Emitted {

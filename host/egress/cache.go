@@ -88,14 +88,21 @@ func (c *Cache) file(u *url.URL) string {
 }
 
 // serve answers a GET for a cacheable URL from the cache, or fetches it
-// through fetch and keeps a complete 200 response.
-func (c *Cache) serve(conn net.Conn, req *http.Request, fetch func(*http.Request) (*http.Response, error)) {
-	name := c.file(req.URL)
-	if f, err := os.Open(name); err == nil {
+// through fetch and keeps a complete 200 response; a nil Cache keeps
+// nothing. served, if set, hears of a file sent whole.
+func (c *Cache) serve(conn net.Conn, req *http.Request, fetch func(*http.Request) (*http.Response, error), served func(string, int64, string)) {
+	var name string
+	if c != nil {
+		name = c.file(req.URL)
+	}
+	if f, err := os.Open(name); name != "" && err == nil {
 		defer f.Close()
 		if fi, err := f.Stat(); err == nil {
 			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nX-Dibvm-Cache: hit\r\nConnection: close\r\n\r\n", fi.Size())
-			io.Copy(conn, f)
+			h := sha256.New()
+			if n, err := io.Copy(io.MultiWriter(conn, h), f); err == nil && n == fi.Size() && served != nil {
+				served(req.URL.String(), n, hex.EncodeToString(h.Sum(nil)))
+			}
 			return
 		}
 	}
@@ -121,32 +128,35 @@ func (c *Cache) serve(conn net.Conn, req *http.Request, fetch func(*http.Request
 		fmt.Fprintf(conn, "Content-Length: %d\r\n", resp.ContentLength)
 	}
 	io.WriteString(conn, "Connection: close\r\n\r\n")
-	c.store(name, resp, conn)
+	h := sha256.New()
+	n, err := c.store(name, resp, io.MultiWriter(conn, h))
+	if err == nil && (resp.ContentLength < 0 || n == resp.ContentLength) && served != nil {
+		served(req.URL.String(), n, hex.EncodeToString(h.Sum(nil)))
+	}
 }
 
 // store copies the body to conn and into the cache, keeping it only when
 // it arrived whole. Two builds storing the same file each write their
-// own temporary file, and the rename makes either one the entry.
-func (c *Cache) store(name string, resp *http.Response, conn net.Conn) {
+// own temporary file, and the rename makes either one the entry. It
+// returns what it copied to conn.
+func (c *Cache) store(name string, resp *http.Response, conn io.Writer) (int64, error) {
+	if c == nil {
+		return io.Copy(conn, resp.Body)
+	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
-		io.Copy(conn, resp.Body)
-		return
+		return io.Copy(conn, resp.Body)
 	}
 	tmp, err := os.CreateTemp(c.Dir, ".download-*")
 	if err != nil {
-		io.Copy(conn, resp.Body)
-		return
+		return io.Copy(conn, resp.Body)
 	}
 	defer os.Remove(tmp.Name())
 	tee := &cacheTee{conn: conn, tmp: tmp, cache: c}
 	n, err := io.Copy(tee, resp.Body)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	if cerr := tmp.Close(); err == nil && cerr == nil && !tee.dropped && (resp.ContentLength < 0 || n == resp.ContentLength) {
+		os.Rename(tmp.Name(), name)
 	}
-	if err != nil || tee.dropped || (resp.ContentLength >= 0 && n != resp.ContentLength) {
-		return
-	}
-	os.Rename(tmp.Name(), name)
+	return n, err
 }
 
 // cacheTee sends a download to the guest and, while the run's budget
@@ -184,17 +194,30 @@ func (p *Proxy) Fetch(ctx context.Context, u, sum string) (io.ReadCloser, error)
 	if err != nil {
 		return nil, err
 	}
+	body, size, err := p.fetch(ctx, u, parsed, sum)
+	if err != nil || p.served == nil || !cacheable(parsed) {
+		return body, err
+	}
+	return &recorder{ReadCloser: body, url: u, size: size, hash: sha256.New(), served: p.served}, nil
+}
+
+// fetch is Fetch's download, with its size where it is known (else -1).
+func (p *Proxy) fetch(ctx context.Context, u string, parsed *url.URL, sum string) (io.ReadCloser, int64, error) {
 	keep := p.cache != nil && cacheable(parsed)
 	var name string
 	if keep {
 		// What is kept is served only where the fetch would be allowed.
 		if _, err := p.destination(ctx, hostPort(parsed)); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		name = p.cache.file(parsed)
 		if f, err := os.Open(name); err == nil {
 			if sum == "" || fileSum(f) == sum {
-				return f, nil
+				size := int64(-1)
+				if info, err := f.Stat(); err == nil {
+					size = info.Size()
+				}
+				return f, size, nil
 			}
 			f.Close()
 			os.Remove(name)
@@ -202,24 +225,24 @@ func (p *Proxy) Fetch(ctx context.Context, u, sum string) (io.ReadCloser, error)
 	}
 	resp, err := p.get(ctx, u) // given up when the server stalls
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+		return nil, 0, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
 	if !keep {
-		return resp.Body, nil
+		return resp.Body, resp.ContentLength, nil
 	}
 	if err := os.MkdirAll(p.cache.Dir, 0o755); err != nil {
-		return resp.Body, nil
+		return resp.Body, resp.ContentLength, nil
 	}
 	tmp, err := os.CreateTemp(p.cache.Dir, ".download-*")
 	if err != nil {
-		return resp.Body, nil
+		return resp.Body, resp.ContentLength, nil
 	}
 	return &keeper{body: resp.Body, size: resp.ContentLength, sum: sum, hash: sha256.New(),
-		tee: &cacheTee{conn: io.Discard, tmp: tmp, cache: p.cache}, name: name}, nil
+		tee: &cacheTee{conn: io.Discard, tmp: tmp, cache: p.cache}, name: name}, resp.ContentLength, nil
 }
 
 // fileSum is the SHA256 of what is left of f, which it then rewinds.
@@ -273,4 +296,26 @@ func (k *keeper) Close() error {
 		os.Remove(k.tee.tmp.Name())
 	}
 	return k.body.Close()
+}
+
+// recorder tells served of a download read whole by a service.
+type recorder struct {
+	io.ReadCloser
+	url    string
+	size   int64 // -1 where not known
+	n      int64
+	hash   hash.Hash
+	served func(url string, size int64, sha256 string)
+	done   bool
+}
+
+func (r *recorder) Read(b []byte) (int, error) {
+	n, err := r.ReadCloser.Read(b)
+	r.hash.Write(b[:n])
+	r.n += int64(n)
+	if err == io.EOF && !r.done && (r.size < 0 || r.n == r.size) {
+		r.done = true
+		r.served(r.url, r.n, hex.EncodeToString(r.hash.Sum(nil)))
+	}
+	return n, err
 }

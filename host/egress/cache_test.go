@@ -2,6 +2,8 @@ package egress
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -9,7 +11,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,4 +189,66 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("gave up waiting")
+}
+
+// Served hears of each package sent whole: from the network and from the
+// cache, to the guest and to a service, and without a cache; not of an
+// index that changes, nor of a download cut short.
+func TestServedRecordsPackages(t *testing.T) {
+	const body = "a package's bytes"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "short") {
+			w.Header().Set("Content-Length", "100")
+		}
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	hostport := strings.TrimPrefix(srv.URL, "http://")
+	h := sha256.Sum256([]byte(body))
+	sum := hex.EncodeToString(h[:])
+	type record struct {
+		url  string
+		size int64
+		sum  string
+	}
+	for _, withCache := range []bool{true, false} {
+		var mu sync.Mutex
+		var got []record
+		o := Options{Policy: Policy{AllowNet: rules(t, hostport)}, Served: func(u string, size int64, sum string) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, record{u, size, sum})
+		}}
+		if withCache {
+			o.Cache = &Cache{Dir: filepath.Join(t.TempDir(), "cache")}
+		}
+		sock, _ := startProxy(t, o, nil, loopbackDial(t))
+		deb := "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb"
+		for range 2 { // the second from the cache, when there is one
+			if code, b := ask(t, sock, get(hostport, deb)); code != http.StatusOK || b != body {
+				t.Fatalf("GET %s: %d %q", deb, code, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		ask(t, sock, get(hostport, "/debian/dists/bookworm/InRelease"))
+		ask(t, sock, get(hostport, "/debian/pool/main/s/short/short_1_amd64.deb"))
+		p, err := listenProxy(filepath.Join(t.TempDir(), "egress.sock"), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		p.own, p.lookup, p.dialContext = fakeOwn, (&fakeResolver{}).lookup, loopbackDial(t)
+		r, err := p.Fetch(context.Background(), srv.URL+"/debian/pool/main/b/base/base_1_all.deb", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, r)
+		r.Close()
+		mu.Lock()
+		want := []record{{srv.URL + deb, int64(len(body)), sum}, {srv.URL + deb, int64(len(body)), sum}, {srv.URL + "/debian/pool/main/b/base/base_1_all.deb", int64(len(body)), sum}}
+		if !slices.Equal(got, want) {
+			t.Errorf("with a cache %v: served %v\nwant %v", withCache, got, want)
+		}
+		mu.Unlock()
+	}
 }

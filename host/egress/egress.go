@@ -57,6 +57,11 @@ type Options struct {
 	Offline bool
 	// Services are host names the proxy answers itself (see Service).
 	Services map[string]Service
+	// Served, when set, hears of each file whose URL names its content
+	// for good (see cacheable) that was sent whole to the guest or to a
+	// service, from the network or the cache: its URL, size and SHA-256.
+	// The build's lock file is made of these.
+	Served func(url string, size int64, sha256 string)
 }
 
 // A Service answers the guest's plain-HTTP requests for one host name on
@@ -76,6 +81,7 @@ type Proxy struct {
 	signed   []SignedSource
 	offline  bool
 	services map[string]Service
+	served   func(url string, size int64, sha256 string)
 	client   *http.Client // for cached downloads, dialing through dial
 	notices  io.Writer
 
@@ -135,7 +141,7 @@ func newProxy(ln net.Listener, o Options) *Proxy {
 	p := &Proxy{
 		ln: ln, policy: o.Policy, cache: o.Cache, notices: o.Notices, signed: o.Signed, offline: o.Offline,
 		lookup: net.DefaultResolver.LookupNetIP, dialContext: dialer.DialContext,
-		reported: map[string]bool{}, services: o.Services, maxPinned: maxPinned,
+		reported: map[string]bool{}, services: o.Services, maxPinned: maxPinned, served: o.Served,
 	}
 	p.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -254,14 +260,14 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 		p.serveSigned(c, req, src)
 		return false
 	}
-	if p.cache != nil && req.Method == http.MethodGet && cacheable(req.URL) && req.Header.Get("Authorization") == "" {
+	if (p.cache != nil || p.served != nil) && req.Method == http.MethodGet && cacheable(req.URL) && req.Header.Get("Authorization") == "" {
 		// The cache answers only what the guest may download: checked
 		// first, a refusal is the same whether the file is kept or not.
 		if _, err := p.destination(req.Context(), hostPort(req.URL)); err != nil {
 			refuse(c, err)
 			return false
 		}
-		p.cache.serve(c, req, p.client.Do)
+		p.cache.serve(c, req, p.client.Do, p.served)
 		return false
 	}
 	up, err := p.dial(req.Context(), hostPort(req.URL))

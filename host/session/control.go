@@ -312,6 +312,7 @@ func checkResult(r api.Result, types []string, image string, diskSize int64) err
 		{"tar of the tree", r.TarOffset, r.TarSize, api.TreeArchive(types), true},
 		{"squashfs", r.SquashfsOffset, r.SquashfsSize, slices.Contains(types, api.TypeSquashfs), true},
 		{"manifests", r.ManifestsOffset, r.ManifestsSize, true, false},
+		{"package list", r.PackagesOffset, r.PackagesSize, true, false},
 	}
 	if err := checkEmitted(r.Emitted, image); err != nil {
 		return err
@@ -338,6 +339,9 @@ func checkResult(r api.Result, types []string, image string, diskSize int64) err
 	}
 	if r.ManifestsSize > outputs.MaxManifests {
 		return violation("its manifests are %d bytes, more than %d", r.ManifestsSize, outputs.MaxManifests)
+	}
+	if r.PackagesSize > api.MaxPackageList {
+		return violation("its package list is %d bytes, more than %d", r.PackagesSize, api.MaxPackageList)
 	}
 	return nil
 }

@@ -96,6 +96,8 @@ func TestControlRefuses(t *testing.T) {
 		{"an output not asked for", "", []string{"tar"}, []api.Message{img(api.Result{ImageSize: 1 << 20, TarOffset: 1 << 20, TarSize: 10240})}, "disk image, which was not asked for"},
 		{"an output missing", "", []string{"qcow2", "squashfs"}, []api.Message{img(api.Result{ImageSize: 1 << 20})}, "no squashfs"},
 		{"huge manifests", "", []string{"tar"}, []api.Message{img(api.Result{TarSize: 10240, ManifestsOffset: 10240, ManifestsSize: 1 << 30})}, "manifests are"},
+		{"a package list over the tar", "", []string{"tar"}, []api.Message{img(api.Result{TarSize: 10240, PackagesOffset: 512, PackagesSize: 100})}, "package list over the tar"},
+		{"a huge package list", "", []string{"tar"}, []api.Message{img(api.Result{TarSize: 10240, PackagesOffset: 10240, PackagesSize: 1 << 30})}, "package list is"},
 		{"a failure in no phase", "", nil, []api.Message{fail(api.Failure{Phase: "../../etc", Script: "x"})}, "not a phase"},
 		{"a failure of no hook", "", nil, []api.Message{fail(api.Failure{Phase: "install.d", Script: "x/../../y"})}, "not a hook's name"},
 		{"a failure with a huge tail", "", nil, []api.Message{fail(api.Failure{Phase: "install.d", Script: "x", Tail: make([]string, 1000)})}, "1000 lines"},
