@@ -1,0 +1,204 @@
+// Package lockfile is a build's lock file, IMAGE.lock beside its
+// outputs: each package its image has installed, as the image's package
+// database names it, with the file it was installed from: that file's
+// URL, size and SHA-256, and the archive and suite it came from.
+//
+// The two halves come from different places, and neither trusts the
+// other. The guest lists what dpkg or rpm says is installed (see
+// guestagent/pkgdb); the host's egress proxy saw what was downloaded
+// (see egress.Options.Served) and computed its digest itself. A package
+// is joined to a download by the file name its archive gives it, and to
+// a suite by the Packages index that lists that file.
+package lockfile
+
+import (
+	"cmp"
+	"encoding/json"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+)
+
+// Format names this lock file's layout.
+const Format = "dibvm-lock/1"
+
+// A Lock is what a build installed.
+type Lock struct {
+	Format   string    `json:"format"`
+	Packages []Package `json:"packages"`
+}
+
+// A Package is one installed package and, where the build downloaded
+// it, that download. A package with no URL came another way: over
+// HTTPS (which the proxy passes through unread), from a file a hook
+// brought, or in a resumed build from a checkpoint made before its
+// downloads were recorded.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"architecture"`
+	URL     string `json:"url,omitempty"`
+	Size    int64  `json:"size,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+	// Archive is the repository's URL: a Debian archive's, before
+	// pool/, or an rpm repository's, before Packages/.
+	Archive string `json:"archive,omitempty"`
+	// Suite is the Debian suite (dists/SUITE) whose Packages index
+	// listed the file, where the build read one from the cache.
+	Suite string `json:"suite,omitempty"`
+}
+
+// Recorded says how many packages came with their download.
+func (l *Lock) Recorded() int {
+	n := 0
+	for _, p := range l.Packages {
+		if p.URL != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Marshal is the lock file's bytes.
+func (l *Lock) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(l, "", "  ")
+	return append(b, '\n'), err
+}
+
+// A Download is a file the egress proxy sent whole.
+type Download struct {
+	URL    string `json:"url"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// maxDownloads bounds what a Recorder keeps: many times the packages of
+// any image.
+const maxDownloads = 50000
+
+// A Recorder collects a build's downloads as the proxy serves them.
+type Recorder struct {
+	mu  sync.Mutex
+	got map[string]Download
+}
+
+// Served records a download; it is the proxy's egress.Options.Served.
+func (r *Recorder) Served(u string, size int64, sha256 string) {
+	r.Add([]Download{{URL: u, Size: size, SHA256: sha256}})
+}
+
+// Add records ds: those a checkpoint carried from the build that made it.
+func (r *Recorder) Add(ds []Download) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.got == nil {
+		r.got = map[string]Download{}
+	}
+	for _, d := range ds {
+		if len(r.got) < maxDownloads {
+			r.got[d.URL] = d
+		}
+	}
+}
+
+// Downloads are those recorded so far, in order of URL.
+func (r *Recorder) Downloads() []Download {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Download, 0, len(r.got))
+	for _, d := range r.got {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b Download) int { return strings.Compare(a.URL, b.URL) })
+	return out
+}
+
+// Make joins installed, the image's packages, with downloads. suites
+// maps a package file's URL, unescaped, to the suite whose index listed
+// it (see Suites); nil for none.
+func Make(installed []api.Package, downloads []Download, suites map[string]string) *Lock {
+	byName := map[string]Download{}
+	for _, d := range downloads {
+		if name := fileName(d.URL); name != "" {
+			if _, ok := byName[name]; !ok {
+				byName[name] = d // downloads come in order of URL
+			}
+		}
+	}
+	l := &Lock{Format: Format, Packages: []Package{}}
+	installed = slices.Clone(installed)
+	api.SortPackages(installed)
+	for _, p := range installed {
+		lp := Package{Name: p.Name, Version: p.Version, Arch: p.Arch}
+		for _, name := range packageFiles(p) {
+			if d, ok := byName[name]; ok {
+				lp.URL, lp.Size, lp.SHA256 = d.URL, d.Size, d.SHA256
+				lp.Archive = archive(d.URL)
+				lp.Suite = suites[unescaped(d.URL)]
+				break
+			}
+		}
+		l.Packages = append(l.Packages, lp)
+	}
+	return l
+}
+
+// fileName is the package file's name at u, unescaped ("%3a" is how
+// archives write an epoch's colon, where they keep one), or "" for a
+// URL that is no package's.
+func fileName(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	name := path.Base(parsed.Path)
+	for _, ext := range []string{".deb", ".udeb", ".rpm"} {
+		if strings.HasSuffix(name, ext) {
+			return name
+		}
+	}
+	return ""
+}
+
+// unescaped is u with its path unescaped, as a Packages index writes a
+// file's name: apt asks for "a%2bb_1_all.deb" where the index says
+// "a+b_1_all.deb".
+func unescaped(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	return parsed.Scheme + "://" + parsed.Host + parsed.Path
+}
+
+// packageFiles are the names p's file has in an archive: Debian's pool
+// drops the epoch (name_version_arch.deb); rpm's files are
+// name-version-release.arch.rpm, the epoch never in them.
+func packageFiles(p api.Package) []string {
+	v := p.Version
+	if _, after, ok := strings.Cut(v, ":"); ok {
+		v = after
+	}
+	return []string{
+		p.Name + "_" + v + "_" + p.Arch + ".deb",
+		p.Name + "_" + v + "_" + p.Arch + ".udeb",
+		p.Name + "_" + p.Version + "_" + p.Arch + ".deb", // a pool that keeps the epoch
+		p.Name + "-" + v + "." + p.Arch + ".rpm",
+	}
+}
+
+// archive is the repository a package file at u is in: a Debian
+// archive's root, before /pool/; an rpm repository's, before
+// /Packages/ or, where there is none, the file's directory.
+func archive(u string) string {
+	for _, dir := range []string{"/pool/", "/Packages/"} {
+		if i := strings.LastIndex(u, dir); i >= 0 {
+			return u[:i]
+		}
+	}
+	return cmp.Or(u[:strings.LastIndex(u, "/")], u)
+}

@@ -1,0 +1,142 @@
+package lockfile
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"testing"
+
+	"github.com/ulikunitz/xz"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+)
+
+const mirror = "http://deb.debian.org/debian"
+
+func download(u, body string) Download {
+	sum := sha256.Sum256([]byte(body))
+	return Download{URL: u, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+// Each installed package is joined to the file it was installed from by
+// the name its archive gives that file: Debian's pool drops the epoch,
+// rpm's files never hold it; a package installed another way stands
+// with no download.
+func TestMakeJoinsPackagesToTheirFiles(t *testing.T) {
+	zlib := download(mirror+"/pool/main/z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb", "zlib")
+	base := download(mirror+"/pool/main/b/base-files/base-files_12.4%2Bdeb12u8_amd64.deb", "base")
+	bash := download("http://mirror.example/fedora/releases/40/Everything/x86_64/os/Packages/b/bash-5.2.26-3.fc40.x86_64.rpm", "bash")
+	other := download(mirror+"/pool/main/z/zlib/zlib1g_1.2.12-1_amd64.deb", "an older zlib")
+	var r Recorder
+	r.Add([]Download{zlib, base})
+	r.Served(bash.URL, bash.Size, bash.SHA256)
+	r.Served(other.URL, other.Size, other.SHA256)
+	installed := []api.Package{
+		{Name: "zlib1g", Version: "1:1.2.13.dfsg-1", Arch: "amd64"},
+		{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64"},
+		{Name: "base-files", Version: "12.4+deb12u8", Arch: "amd64"},
+		{Name: "local-tool", Version: "1.0", Arch: "all"},
+	}
+	suites := map[string]string{zlib.URL: "bookworm", mirror + "/pool/main/b/base-files/base-files_12.4+deb12u8_amd64.deb": "bookworm-security"}
+	l := Make(installed, r.Downloads(), suites)
+	want := []Package{
+		{Name: "base-files", Version: "12.4+deb12u8", Arch: "amd64", URL: base.URL, Size: base.Size, SHA256: base.SHA256, Archive: mirror, Suite: "bookworm-security"},
+		{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64", URL: bash.URL, Size: bash.Size, SHA256: bash.SHA256, Archive: "http://mirror.example/fedora/releases/40/Everything/x86_64/os"},
+		{Name: "local-tool", Version: "1.0", Arch: "all"},
+		{Name: "zlib1g", Version: "1:1.2.13.dfsg-1", Arch: "amd64", URL: zlib.URL, Size: zlib.Size, SHA256: zlib.SHA256, Archive: mirror, Suite: "bookworm"},
+	}
+	if !slices.Equal(l.Packages, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", l.Packages, want)
+	}
+	if l.Recorded() != 3 {
+		t.Errorf("Recorded() = %d, want 3", l.Recorded())
+	}
+	b, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Lock
+	if err := json.Unmarshal(b, &back); err != nil || back.Format != Format || !slices.Equal(back.Packages, want) {
+		t.Errorf("the lock file does not read back: %v\n%s", err, b)
+	}
+}
+
+// An image with nothing installed has a lock file with no packages,
+// not a null.
+func TestMakeOfNothing(t *testing.T) {
+	b, _ := Make(nil, nil, nil).Marshal()
+	if !bytes.Contains(b, []byte(`"packages": []`)) {
+		t.Errorf("%s", b)
+	}
+}
+
+const packagesIndex1 = `Package: zlib1g
+Version: 1:1.2.13.dfsg-1
+Filename: pool/main/z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb
+
+Package: tzdata
+Version: 2024a-0+deb12u1
+Filename: pool/main/t/tzdata/tzdata_2024a-0+deb12u1_all.deb
+`
+
+const packagesIndex2 = `Package: tzdata
+Version: 2024b-0+deb12u1
+Filename: pool/main/t/tzdata/tzdata_2024b-0+deb12u1_all.deb
+`
+
+// The suite of each package file is that of the Packages index that
+// listed it, read compressed or not, and only if the cache still holds
+// what the build downloaded.
+func TestSuitesFromTheIndexesRead(t *testing.T) {
+	var xzd, gzd bytes.Buffer
+	w, _ := xz.NewWriter(&xzd)
+	io.WriteString(w, packagesIndex1)
+	w.Close()
+	g := gzip.NewWriter(&gzd)
+	io.WriteString(g, packagesIndex2)
+	g.Close()
+	files := map[string]string{
+		mirror + "/dists/bookworm/main/binary-amd64/by-hash/SHA256/" + hashOf(xzd.String()):         xzd.String(),
+		mirror + "/dists/bookworm-updates/main/binary-amd64/by-hash/SHA256/" + hashOf(gzd.String()): gzd.String(),
+		mirror + "/dists/trixie/main/binary-amd64/Packages":                                         "Filename: pool/main/t/tzdata/tzdata_2025a_all.deb\n",
+		mirror + "/dists/sid/main/binary-amd64/Packages.xz":                                         "changed since",
+	}
+	var ds []Download
+	for u, body := range files {
+		ds = append(ds, download(u, body))
+	}
+	ds = append(ds, download(mirror+"/pool/main/z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb", "a package"))
+	files[mirror+"/dists/sid/main/binary-amd64/Packages.xz"] = "Filename: pool/main/t/tzdata/tzdata_2099_all.deb\n"
+	open := func(u string) (io.ReadCloser, error) {
+		body, ok := files[u]
+		if !ok {
+			return nil, errors.New("not kept")
+		}
+		return io.NopCloser(bytes.NewReader([]byte(body))), nil
+	}
+	got := Suites(ds, open)
+	want := map[string]string{
+		mirror + "/pool/main/z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb":   "bookworm",
+		mirror + "/pool/main/t/tzdata/tzdata_2024a-0+deb12u1_all.deb": "bookworm",
+		mirror + "/pool/main/t/tzdata/tzdata_2024b-0+deb12u1_all.deb": "bookworm-updates",
+		mirror + "/pool/main/t/tzdata/tzdata_2025a_all.deb":           "trixie",
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for u, s := range want {
+		if got[u] != s {
+			t.Errorf("%s: suite %q, want %q", u, got[u], s)
+		}
+	}
+}
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
