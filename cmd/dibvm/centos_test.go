@@ -91,6 +91,7 @@ func TestCentOSBootsUEFIOnXFS(t *testing.T) {
 		built, _ := os.ReadFile(log)
 		t.Fatalf("exit %d\n%s\nthe build's log ends:\n%s", r.code, tail(r.stderr, 20), tail(string(built), 80))
 	}
+	checkRPMLock(t, strings.TrimSuffix(img, ".qcow2")+".lock", "http://"+addr)
 
 	check := `if test -d /sys/firmware/efi; then echo firmware=uefi; else echo firmware=bios; fi
 echo "user=$(id -un)"

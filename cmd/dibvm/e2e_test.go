@@ -72,6 +72,7 @@ func TestE2EBootableBIOS(t *testing.T) {
 	root := checkImage(t, img, "dos")
 	checkUserElement(t, root)
 	checkCloudImage(t, root, lists)
+	checkLockFile(t, img)
 	bootAndCheck(t, img, fileSize(t, root), nil, key)
 	checkBootCommand(t, img, key, "bios")
 	checkBootNetwork(t, img, key)

@@ -15,7 +15,8 @@ import (
 // SOURCE_DATE_EPOCH twice: as an ordinary user with its own cache, from
 // nothing, and as root, with another cache, resumed from the checkpoints
 // the first build kept. The raw and qcow2 images and the tars are the
-// same bytes, and the image boots to a login prompt under SeaBIOS. The
+// same bytes, as are the lock files, though the second downloaded no
+// package; and the image boots to a login prompt under SeaBIOS. The
 // first takes its packages from Debian's mirror and the second resumes
 // after they are installed; a mirror that moves on in between makes the
 // second start earlier, which fails the test, saying so.
@@ -63,11 +64,14 @@ func TestE2EReproducibleDebian(t *testing.T) {
 		// on in between, they are others, and the images differ.
 		t.Fatalf("root's build did not resume from the user's checkpoint after post-install.d (did the mirror move on?):\n%s", grepLines(r.stdout, "checkpoint"))
 	}
-	for _, ext := range []string{"raw", "qcow2", "tar"} {
+	// root's build downloaded no package, yet its lock file names every
+	// one with its download, from the checkpoint: the user's, the same.
+	checkLockFile(t, roots+".qcow2")
+	for _, ext := range []string{"raw", "qcow2", "tar", "lock"} {
 		a, b := fileDigest(t, filepath.Join(mine, "img."+ext)), fileDigest(t, roots+"."+ext)
 		t.Logf("%s: %s, %s", ext, a, b)
 		if a != b {
-			t.Errorf("the %s images differ", ext)
+			t.Errorf("the %s files differ", ext)
 		}
 	}
 

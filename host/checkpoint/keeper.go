@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/lockfile"
 	"github.com/dibvm/dibvm/host/sha256sum"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
@@ -27,6 +28,10 @@ type Build struct {
 	VM          HelperVM
 	// Out hears where the build resumes, what it keeps, and why not.
 	Out io.Writer
+	// Downloads, when set, records the build's downloads: each
+	// checkpoint keeps those made so far, and a build that resumes from
+	// one starts with them.
+	Downloads *lockfile.Recorder
 }
 
 // HelperVM is what of the helper VM may shape a tree: the first step's
@@ -69,6 +74,8 @@ type Keeper struct {
 	checked map[string]bool // layers verified by their digests
 	stopped bool
 	kept    []string
+	// downloads is Build.Downloads.
+	downloads *lockfile.Recorder
 }
 
 // SlowHook is how long a hook runs before the build keeps its tree after
@@ -89,7 +96,7 @@ func StartKeeper(ctx context.Context, store *Store, lim Limits, b Build) (*Keepe
 	if err != nil {
 		return nil, err
 	}
-	k := &Keeper{ctx: ctx, store: store, lim: lim, out: b.Out, sess: sess, spec: b.Spec, size: b.ScratchSize, checked: map[string]bool{}}
+	k := &Keeper{ctx: ctx, store: store, lim: lim, out: b.Out, sess: sess, spec: b.Spec, size: b.ScratchSize, checked: map[string]bool{}, downloads: b.Downloads}
 	for _, s := range b.Steps {
 		if s.run {
 			k.order = append(k.order, s.subs...)
@@ -105,6 +112,9 @@ func StartKeeper(ctx context.Context, store *Store, lim Limits, b Build) (*Keepe
 	var below *Meta
 	if n := len(k.chain); n > 0 {
 		below = k.chain[n-1]
+		if k.downloads != nil {
+			k.downloads.Add(below.Downloads)
+		}
 	}
 	if k.active, err = sess.NewLayer(below, k.size); err != nil {
 		sess.Close()
@@ -322,6 +332,9 @@ func (k *Keeper) Keep(vm VM, cp *api.Checkpoint) bool {
 		Elements: k.spec.Elements, Arch: k.spec.Arch, Inputs: s.inputs,
 	}
 	meta.Suites = cp.Suites
+	if k.downloads != nil {
+		meta.Downloads = k.downloads.Downloads()
+	}
 	if n := len(k.chain); n > 0 {
 		meta.Parent, meta.Backing = k.chain[n-1].Key, k.chain[n-1].Layer
 	}

@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/lockfile"
 )
 
 // A build resumes from the last phase kept, or inside the next one after
@@ -32,7 +34,9 @@ func TestResumeInsideAPhase(t *testing.T) {
 		"hooks/install.d/20-y": "y",
 		"hooks/install.d/30-z": "z",
 	}
-	// start plans a build of files and finds where it resumes.
+	// start plans a build of files and finds where it resumes; rec
+	// hears of the downloads it starts with.
+	rec := &lockfile.Recorder{}
 	start := func(files map[string]string) (*api.Spec, *Keeper, string) {
 		t.Helper()
 		spec := &api.Spec{ImageName: "img", Elements: []string{"e"}, Arch: "amd64"}
@@ -41,7 +45,8 @@ func TestResumeInsideAPhase(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out strings.Builder
-		k, err := StartKeeper(context.Background(), c.Store, c.Limits, Build{Spec: spec, Steps: steps, ScratchSize: 64 << 20, Out: &out})
+		rec = &lockfile.Recorder{}
+		k, err := StartKeeper(context.Background(), c.Store, c.Limits, Build{Spec: spec, Steps: steps, ScratchSize: 64 << 20, Out: &out, Downloads: rec})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,13 +70,16 @@ func TestResumeInsideAPhase(t *testing.T) {
 	}
 	var below *Meta
 	metas := map[string]*Meta{}
+	var downloads []lockfile.Download // each step's, and those before
 	for _, name := range []string{"root.d", "install.d/20-y", "install.d"} {
+		// (named in the order they come, as Downloads sorts them)
+		downloads = append(downloads, lockfile.Download{URL: "http://mirror.example/pool/" + strconv.Itoa(len(downloads)) + ".deb", Size: 1, SHA256: strings.Repeat("0", 64)})
 		s := byName[name]
 		l, err := sess.NewLayer(below, 64<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := &Meta{Key: s.key, Base: s.base, Phase: name, Made: time.Now(), Elements: []string{"e"}, Inputs: s.inputs}
+		m := &Meta{Key: s.key, Base: s.base, Phase: name, Made: time.Now(), Elements: []string{"e"}, Inputs: s.inputs, Downloads: slices.Clone(downloads)}
 		if below != nil {
 			m.Parent, m.Backing = below.Key, below.Layer
 		}
@@ -102,6 +110,9 @@ func TestResumeInsideAPhase(t *testing.T) {
 			defer k.Close()
 			if spec.Resume != tc.resume || len(k.chain) != tc.chain {
 				t.Errorf("resumes after %q on %d layers, want %q on %d\n%s", spec.Resume, len(k.chain), tc.resume, tc.chain, out)
+			}
+			if got := rec.Downloads(); !slices.Equal(got, downloads[:tc.chain]) {
+				t.Errorf("starts with the downloads %v, want those of the checkpoint resumed from", got)
 			}
 			for _, l := range tc.say {
 				if !strings.Contains(out, l) {

@@ -21,6 +21,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/lockfile"
 	"github.com/dibvm/dibvm/host/sha256sum"
 )
 
@@ -76,6 +77,10 @@ type Meta struct {
 	// Suites are the APT suites the tree's package lists came from, with
 	// the Date of their Release files: what the mirror said then.
 	Suites []api.Suite `json:"suites,omitempty"`
+	// Downloads are the packages and indexes the build had downloaded
+	// when it kept the tree, as the egress proxy saw them: a build that
+	// resumes here downloads none of them, yet its lock file names them.
+	Downloads []lockfile.Download `json:"downloads,omitempty"`
 	// Inputs are what shaped this step, for saying what changed when a
 	// later build misses: as written, each digest keyed with the store's
 	// key (see seal), which InputsMAC names.

@@ -87,6 +87,15 @@ func (c *Cache) file(u *url.URL) string {
 	return filepath.Join(c.Dir, hashName(u.Host+u.EscapedPath())+"_"+base)
 }
 
+// Open opens the file the cache keeps for the URL u.
+func (c *Cache) Open(u string) (*os.File, error) {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(c.file(parsed))
+}
+
 // serve answers a GET for a cacheable URL from the cache, or fetches it
 // through fetch and keeps a complete 200 response; a nil Cache keeps
 // nothing. served, if set, hears of a file sent whole.

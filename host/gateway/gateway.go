@@ -35,6 +35,9 @@ type Proxy struct {
 	// from there alone (see egress.SignedSource).
 	Signed  []egress.SignedSource
 	Offline bool
+	// Served, when set, hears of each package and index sent whole (see
+	// egress.Options.Served).
+	Served func(url string, size int64, sha256 string)
 }
 
 var _ machine.Service = (*Proxy)(nil)
@@ -78,7 +81,7 @@ func (p *Proxy) options(dir string) egress.Options {
 		notices = io.Discard
 	}
 	return egress.Options{Cache: cache, Policy: p.Policy, Notices: notices, Signed: p.Signed, Offline: p.Offline,
-		Services: map[string]egress.Service{api.ServiceHost: p.services(dir)}}
+		Services: map[string]egress.Service{api.ServiceHost: p.services(dir)}, Served: p.Served}
 }
 
 // services answers api.ServiceHost: debootstrap's service, and the

@@ -80,7 +80,8 @@ type Download struct {
 // any image.
 const maxDownloads = 50000
 
-// A Recorder collects a build's downloads as the proxy serves them.
+// A Recorder collects a build's downloads as the proxy serves them. A
+// nil Recorder records nothing.
 type Recorder struct {
 	mu  sync.Mutex
 	got map[string]Download
@@ -93,6 +94,9 @@ func (r *Recorder) Served(u string, size int64, sha256 string) {
 
 // Add records ds: those a checkpoint carried from the build that made it.
 func (r *Recorder) Add(ds []Download) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.got == nil {
@@ -107,6 +111,9 @@ func (r *Recorder) Add(ds []Download) {
 
 // Downloads are those recorded so far, in order of URL.
 func (r *Recorder) Downloads() []Download {
+	if r == nil {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]Download, 0, len(r.got))

@@ -48,6 +48,9 @@ type Options struct {
 	Pinned *Pinned
 	// Stdout hears of each file written.
 	Stdout io.Writer
+	// Lock, when set, makes the lock file, IMAGE.lock, of the image
+	// whose package database lists these packages (see host/lockfile).
+	Lock func(installed []api.Package) ([]byte, error)
 }
 
 // Written is an output in place, with its size and SHA-256.
@@ -102,6 +105,13 @@ func Write(ctx context.Context, o Options, disk string, r *api.Result) ([]Writte
 	if err != nil {
 		return nil, err
 	}
+	lock, err := stageLock(o, disk, r)
+	if err != nil {
+		return nil, err
+	}
+	if lock != nil {
+		defer os.Remove(lock.tmp) // gone once committed
+	}
 	images, err := stageImages(ctx, o, disk, r)
 	staged = append(staged, images...)
 	if err != nil {
@@ -119,6 +129,10 @@ func Write(ctx context.Context, o Options, disk string, r *api.Result) ([]Writte
 		return nil, err
 	}
 	staged = append(staged, emitted...)
+	if lock != nil {
+		staged = append(staged, lock)
+		outputs = append(outputs, lock)
+	}
 	if manifests != nil {
 		staged = append(staged, manifests) // not checksummed: a directory
 	}

@@ -26,6 +26,7 @@ func (s *session) machineOptions(mo machine.Options) (machine.Options, error) {
 	proxy := gateway.Of(mo.Service)
 	proxy.DownloadCache = s.j.ImageCache
 	proxy.Offline = s.j.Offline
+	proxy.Served = s.downloads.Served
 	if mo.Appliance != nil && s.j.SignedSources != nil {
 		var err error
 		if proxy.Signed, err = s.j.SignedSources(mo.Appliance.Keyrings); err != nil {

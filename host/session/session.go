@@ -15,6 +15,8 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/egress"
+	"github.com/dibvm/dibvm/host/lockfile"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/progress"
@@ -44,11 +46,14 @@ type session struct {
 	start func(context.Context, machine.Options) (VM, error)
 	term  *terminal // where a break shell talks to the user
 	keep  *checkpoint.Keeper
+	// downloads are the packages the proxy served the build, for its
+	// lock file.
+	downloads *lockfile.Recorder
 }
 
 // Run boots the helper VM as mo says and builds j in it.
 func Run(ctx context.Context, j *Job, mo machine.Options) error {
-	s := &session{j: j, start: startMachine, term: userTerminal}
+	s := &session{j: j, start: startMachine, term: userTerminal, downloads: &lockfile.Recorder{}}
 	return s.run(ctx, mo)
 }
 
@@ -58,7 +63,7 @@ func (s *session) run(ctx context.Context, mo machine.Options) error {
 		return err
 	}
 	if s.j.Steps != nil {
-		b := checkpoint.Build{Spec: s.j.Spec, Steps: s.j.Steps, ScratchSize: s.j.ScratchSize, VM: helperVM(mo), Out: s.j.Stdout}
+		b := checkpoint.Build{Spec: s.j.Spec, Steps: s.j.Steps, ScratchSize: s.j.ScratchSize, VM: helperVM(mo), Out: s.j.Stdout, Downloads: s.downloads}
 		if s.keep, err = checkpoint.StartKeeper(ctx, s.j.Store, s.j.Limits, b); err != nil {
 			return err
 		}
@@ -199,7 +204,9 @@ func (s *session) handOver(ctx context.Context, vm VM, r *api.Result) error {
 	if err := vm.Fetch(api.OutputSerial, r.End()); err != nil {
 		return err
 	}
-	written, err := outputs.Write(ctx, s.j.Outputs, vm.DiskPath(api.OutputSerial), r)
+	o := s.j.Outputs
+	o.Lock = s.lockFile
+	written, err := outputs.Write(ctx, o, vm.DiskPath(api.OutputSerial), r)
 	if err != nil {
 		return err
 	}
@@ -208,6 +215,23 @@ func (s *session) handOver(ctx context.Context, vm VM, r *api.Result) error {
 		s.event(progress.Event{Kind: progress.Output, Path: w.Path, Size: w.Size, SHA256: w.SHA256, EmittedBy: w.EmittedBy})
 	}
 	return nil
+}
+
+// lockFile is the lock file of the build whose image has installed
+// these packages: each with the download the proxy served, its suite
+// read from the Packages indexes the image cache kept.
+func (s *session) lockFile(installed []api.Package) ([]byte, error) {
+	downloads := s.downloads.Downloads()
+	var suites map[string]string
+	if s.j.ImageCache != "" {
+		cache := &egress.Cache{Dir: s.j.ImageCache}
+		suites = lockfile.Suites(downloads, func(u string) (io.ReadCloser, error) { return cache.Open(u) })
+	}
+	l := lockfile.Make(installed, downloads, suites)
+	if n := len(l.Packages) - l.Recorded(); n > 0 && s.j.Outputs.Stdout != nil {
+		fmt.Fprintf(s.j.Outputs.Stdout, "dibvm: %d of the image's %d packages are in its lock file without the file they came from: the build did not download them over plain HTTP (see README, Lock files)\n", n, len(l.Packages))
+	}
+	return l.Marshal()
 }
 
 // event tells the job's Progress, if any, of e.
