@@ -32,7 +32,11 @@ func job(p *plan.Plan) *session.Job {
 	if r := o.Reproducible; r != nil {
 		j.Outputs.Pinned = &outputs.Pinned{Epoch: r.Epoch, Seed: r.Seed}
 	}
-	if o.Open != "" {
+	if o.Open == "" {
+		j.Provenance = p.Provenance
+		j.Version = Version
+		j.Commit, _ = builtFrom()
+	} else {
 		// A build in an opened image (customize) writes what it makes
 		// itself into a directory that is removed: its files are not the
 		// user's to hear of.

@@ -65,6 +65,16 @@ func atLeastOne(what string) cobra.PositionalArgs {
 	}
 }
 
+// exactlyOne wants one argument, what.
+func exactlyOne(what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usagef("give %s, one: %s", what, c.UseLine())
+		}
+		return nil
+	}
+}
+
 // noArgs refuses arguments a command does not take.
 func noArgs(c *cobra.Command, args []string) error {
 	if len(args) > 0 {

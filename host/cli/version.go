@@ -16,6 +16,13 @@ var commit string
 // commit (make's, else the one Go recorded from a git checkout) and the
 // Go release.
 func versionLine() string {
+	c, goVersion := builtFrom()
+	return fmt.Sprintf("%s (commit %s, %s)", Version, c, goVersion)
+}
+
+// builtFrom is the commit this binary was built from ("unknown" if it
+// cannot tell, "+dirty" with changes not committed) and its Go release.
+func builtFrom() (string, string) {
 	c, dirty := commit, false
 	goVersion := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -35,5 +42,5 @@ func versionLine() string {
 	if dirty {
 		c += "+dirty"
 	}
-	return fmt.Sprintf("%s (commit %s, %s)", Version, c, goVersion)
+	return c, goVersion
 }

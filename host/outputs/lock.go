@@ -46,3 +46,23 @@ func stageLock(o Options, disk string, r *api.Result) (*stagedFile, error) {
 	}
 	return s, nil
 }
+
+// WriteFile writes data to final beside the outputs, as it writes them:
+// staged, then renamed into place, an existing file moved aside.
+func WriteFile(final string, data []byte) (Written, error) {
+	s, err := stage(final, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+	if err != nil {
+		return Written{}, err
+	}
+	defer os.Remove(s.tmp)
+	if _, err := stageChecksums([]*stagedFile{s}, nil); err != nil {
+		return Written{}, err
+	}
+	if err := s.commit(); err != nil {
+		return Written{}, err
+	}
+	return Written{Path: s.final, Size: s.size, SHA256: s.sums["sha256"]}, nil
+}

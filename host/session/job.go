@@ -8,6 +8,7 @@ import (
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/provenance"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -63,6 +64,11 @@ type Job struct {
 	// Term is the user's terminal type ($TERM), which a break shell's
 	// pty in the guest is given when dibvm runs on a terminal.
 	Term string
+	// Provenance, when set, is what the build's provenance statement
+	// says of its inputs (see host/provenance), asked for once the
+	// outputs are in place; Version and Commit are the running dibvm's.
+	Provenance      func() (provenance.Build, error)
+	Version, Commit string
 }
 
 // A HostDisk is a file of the host lent to the build as a read-only

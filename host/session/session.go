@@ -10,17 +10,18 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/dibvm/dibvm/elements/breakpoint"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/checkpoint"
-	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/lockfile"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/termsafe"
+	"github.com/dibvm/dibvm/vmimage"
 )
 
 // VM is what a session needs of the helper VM. A *machine.Machine stands
@@ -49,11 +50,15 @@ type session struct {
 	// downloads are the packages the proxy served the build, for its
 	// lock file.
 	downloads *lockfile.Recorder
+	// started is when the build started, and appliance the helper's
+	// files, for its provenance statement.
+	started   time.Time
+	appliance *vmimage.Appliance
 }
 
 // Run boots the helper VM as mo says and builds j in it.
 func Run(ctx context.Context, j *Job, mo machine.Options) error {
-	s := &session{j: j, start: startMachine, term: userTerminal, downloads: &lockfile.Recorder{}}
+	s := &session{j: j, start: startMachine, term: userTerminal, downloads: &lockfile.Recorder{}, started: time.Now(), appliance: mo.Appliance}
 	return s.run(ctx, mo)
 }
 
@@ -210,28 +215,18 @@ func (s *session) handOver(ctx context.Context, vm VM, r *api.Result) error {
 	if err != nil {
 		return err
 	}
+	if s.j.Provenance != nil {
+		w, err := s.provenance(written)
+		if err != nil {
+			return err
+		}
+		written = append(written, w)
+	}
 	s.event(progress.Event{Kind: progress.StepEnd, Step: progress.Convert})
 	for _, w := range written {
 		s.event(progress.Event{Kind: progress.Output, Path: w.Path, Size: w.Size, SHA256: w.SHA256, EmittedBy: w.EmittedBy})
 	}
 	return nil
-}
-
-// lockFile is the lock file of the build whose image has installed
-// these packages: each with the download the proxy served, its suite
-// read from the Packages indexes the image cache kept.
-func (s *session) lockFile(installed []api.Package) ([]byte, error) {
-	downloads := s.downloads.Downloads()
-	var suites map[string]string
-	if s.j.ImageCache != "" {
-		cache := &egress.Cache{Dir: s.j.ImageCache}
-		suites = lockfile.Suites(downloads, func(u string) (io.ReadCloser, error) { return cache.Open(u) })
-	}
-	l := lockfile.Make(installed, downloads, suites)
-	if n := len(l.Packages) - l.Recorded(); n > 0 && s.j.Outputs.Stdout != nil {
-		fmt.Fprintf(s.j.Outputs.Stdout, "dibvm: %d of the image's %d packages are in its lock file without the file they came from: the build did not download them over plain HTTP (see README, Lock files)\n", n, len(l.Packages))
-	}
-	return l.Marshal()
 }
 
 // event tells the job's Progress, if any, of e.

@@ -1,0 +1,29 @@
+package plan
+
+import (
+	"strings"
+
+	"github.com/dibvm/dibvm/host/hookenv"
+	"github.com/dibvm/dibvm/host/provenance"
+)
+
+// Provenance is what the build's provenance statement says of its
+// inputs (see host/provenance): the session adds the helper appliance,
+// the times and the outputs, and the command line which dibvm it is.
+func (p *Plan) Provenance() (provenance.Build, error) {
+	host, err := p.hostInputs()
+	if err != nil {
+		return provenance.Build{}, err
+	}
+	b := provenance.Build{Spec: p.Spec, Secret: hookenv.SecretShaped, ElementsTar: p.elementsTar(), HostFiles: map[string]string{}}
+	for _, in := range host {
+		// "host path X" and "host file X" name the variable X.
+		_, name, _ := strings.Cut(in.Name, " ")
+		_, name, _ = strings.Cut(name, " ")
+		b.HostFiles[name] = in.Digest
+	}
+	if r := p.Options.Reproducible; r != nil {
+		b.Seed = r.Seed
+	}
+	return b, nil
+}

@@ -1,0 +1,69 @@
+package session
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/dibvm/dibvm/guestagent/api"
+	"github.com/dibvm/dibvm/host/egress"
+	"github.com/dibvm/dibvm/host/lockfile"
+	"github.com/dibvm/dibvm/host/outputs"
+	"github.com/dibvm/dibvm/host/provenance"
+	"github.com/dibvm/dibvm/host/sha256sum"
+)
+
+// This file is what a build records of itself beside its outputs: the
+// lock file and the provenance statement.
+
+// lockFile is the lock file of the build whose image has installed
+// these packages: each with the download the proxy served, its suite
+// read from the Packages indexes the image cache kept.
+func (s *session) lockFile(installed []api.Package) ([]byte, error) {
+	downloads := s.downloads.Downloads()
+	var suites map[string]string
+	if s.j.ImageCache != "" {
+		cache := &egress.Cache{Dir: s.j.ImageCache}
+		suites = lockfile.Suites(downloads, func(u string) (io.ReadCloser, error) { return cache.Open(u) })
+	}
+	l := lockfile.Make(installed, downloads, suites)
+	if n := len(l.Packages) - l.Recorded(); n > 0 && s.j.Outputs.Stdout != nil {
+		fmt.Fprintf(s.j.Outputs.Stdout, "dibvm: %d of the image's %d packages are in its lock file without the file they came from: the build did not download them over plain HTTP (see README, Lock files)\n", n, len(l.Packages))
+	}
+	return l.Marshal()
+}
+
+// provenance writes the build's provenance statement,
+// IMAGE.provenance.json, of the outputs written.
+func (s *session) provenance(written []outputs.Written) (outputs.Written, error) {
+	b, err := s.j.Provenance()
+	if err != nil {
+		return outputs.Written{}, fmt.Errorf("the provenance statement: %w", err)
+	}
+	b.Version, b.Commit = s.j.Version, s.j.Commit
+	b.Started, b.Finished = s.started, time.Now()
+	if a := s.appliance; a != nil {
+		b.Appliance = map[string]string{}
+		for _, f := range []string{a.Kernel, a.Initrd} {
+			sum, _, err := sha256sum.File(f)
+			if err != nil {
+				return outputs.Written{}, fmt.Errorf("the provenance statement: the helper appliance: %w", err)
+			}
+			b.Appliance[filepath.Base(f)] = sum
+		}
+	}
+	var subjects []provenance.Resource
+	for _, w := range written {
+		subjects = append(subjects, provenance.Resource{Name: filepath.Base(w.Path), Digest: map[string]string{"sha256": w.SHA256}})
+	}
+	st, err := provenance.Make(b, subjects)
+	if err != nil {
+		return outputs.Written{}, fmt.Errorf("the provenance statement: %w", err)
+	}
+	data, err := st.Marshal()
+	if err != nil {
+		return outputs.Written{}, err
+	}
+	return outputs.WriteFile(s.j.Outputs.Output+".provenance.json", data)
+}
