@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/host/provenance"
 )
 
 // reproducibleTypes are every output type a build writes.
@@ -77,6 +79,7 @@ func TestReproducibleBuilds(t *testing.T) {
 		t.Fatalf("as root: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	want := digests(t, first)
+	checkProvenance(t, first, want)
 
 	h := newHostileRun(t)
 	// The user's own checkpoints, none yet: the first build is from
@@ -189,5 +192,28 @@ func checkReproducibleImage(t *testing.T, out, epoch string) {
 		if o, err := cmd.CombinedOutput(); err != nil || string(o) != want {
 			t.Errorf("the ESP made again holds %q in %s: %v", o, file, err)
 		}
+	}
+}
+
+// checkProvenance checks the provenance statement of the build at out,
+// whose outputs have the digests want (by extension): it names each, and
+// dibvm verify says so.
+func checkProvenance(t *testing.T, out string, want map[string]string) {
+	t.Helper()
+	st, err := provenance.Read(out + ".provenance.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]string{}
+	for _, s := range st.Subject {
+		named[s.Name] = s.Digest["sha256"]
+	}
+	for ext, sum := range want {
+		if name := filepath.Base(out) + "." + ext; named[name] != sum {
+			t.Errorf("the provenance statement gives %s as %q, want %s", name, named[name], sum)
+		}
+	}
+	if r := dibvm(t, nil, time.Minute, "verify", out+".qcow2"); r.code != 0 || !strings.Contains(r.stdout, "OK: the files match the statement") {
+		t.Errorf("dibvm verify: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
