@@ -14,6 +14,7 @@ package lockfile
 import (
 	"cmp"
 	"encoding/json"
+	"io"
 	"net/url"
 	"path"
 	"slices"
@@ -69,11 +70,13 @@ func (l *Lock) Marshal() ([]byte, error) {
 	return append(b, '\n'), err
 }
 
-// A Download is a file the egress proxy sent whole.
+// A Download is a file the egress proxy sent whole, and for a package
+// file, the suite whose Packages index listed it (see Recorder.Open).
 type Download struct {
 	URL    string `json:"url"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	Suite  string `json:"suite,omitempty"`
 }
 
 // maxDownloads bounds what a Recorder keeps: many times the packages of
@@ -83,8 +86,14 @@ const maxDownloads = 50000
 // A Recorder collects a build's downloads as the proxy serves them. A
 // nil Recorder records nothing.
 type Recorder struct {
-	mu  sync.Mutex
-	got map[string]Download
+	// Open, when set, opens a download the proxy kept (the image
+	// cache): the Packages indexes the suites are read from.
+	Open func(url string) (io.ReadCloser, error)
+
+	mu     sync.Mutex
+	got    map[string]Download
+	suites map[string]string // package files' URLs, unescaped, by suite
+	read   map[string]bool   // the indexes read into suites
 }
 
 // Served records a download; it is the proxy's egress.Options.Served.
@@ -109,7 +118,10 @@ func (r *Recorder) Add(ds []Download) {
 	}
 }
 
-// Downloads are those recorded so far, in order of URL.
+// Downloads are those recorded so far, in order of URL, each package
+// file with its suite where an index read so far lists it. What it
+// records goes into checkpoints: a build that resumes from one may not
+// have the indexes in its own cache.
 func (r *Recorder) Downloads() []Download {
 	if r == nil {
 		return nil
@@ -121,13 +133,20 @@ func (r *Recorder) Downloads() []Download {
 		out = append(out, d)
 	}
 	slices.SortFunc(out, func(a, b Download) int { return strings.Compare(a.URL, b.URL) })
+	if r.Open != nil {
+		r.readIndexes(out)
+		for i, d := range out {
+			if d.Suite == "" {
+				out[i].Suite = r.suites[unescaped(d.URL)]
+				r.got[d.URL] = out[i]
+			}
+		}
+	}
 	return out
 }
 
-// Make joins installed, the image's packages, with downloads. suites
-// maps a package file's URL, unescaped, to the suite whose index listed
-// it (see Suites); nil for none.
-func Make(installed []api.Package, downloads []Download, suites map[string]string) *Lock {
+// Make joins installed, the image's packages, with downloads.
+func Make(installed []api.Package, downloads []Download) *Lock {
 	byName := map[string]Download{}
 	for _, d := range downloads {
 		if name := fileName(d.URL); name != "" {
@@ -145,7 +164,7 @@ func Make(installed []api.Package, downloads []Download, suites map[string]strin
 			if d, ok := byName[name]; ok {
 				lp.URL, lp.Size, lp.SHA256 = d.URL, d.Size, d.SHA256
 				lp.Archive = archive(d.URL)
-				lp.Suite = suites[unescaped(d.URL)]
+				lp.Suite = d.Suite
 				break
 			}
 		}

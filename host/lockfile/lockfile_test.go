@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ulikunitz/xz"
@@ -42,8 +43,10 @@ func TestMakeJoinsPackagesToTheirFiles(t *testing.T) {
 		{Name: "base-files", Version: "12.4+deb12u8", Arch: "amd64"},
 		{Name: "local-tool", Version: "1.0", Arch: "all"},
 	}
-	suites := map[string]string{zlib.URL: "bookworm", mirror + "/pool/main/b/base-files/base-files_12.4+deb12u8_amd64.deb": "bookworm-security"}
-	l := Make(installed, r.Downloads(), suites)
+	// (as the indexes would give them: see TestSuitesFromTheIndexesRead)
+	r.got[zlib.URL] = Download{URL: zlib.URL, Size: zlib.Size, SHA256: zlib.SHA256, Suite: "bookworm"}
+	r.got[base.URL] = Download{URL: base.URL, Size: base.Size, SHA256: base.SHA256, Suite: "bookworm-security"}
+	l := Make(installed, r.Downloads())
 	want := []Package{
 		{Name: "base-files", Version: "12.4+deb12u8", Arch: "amd64", URL: base.URL, Size: base.Size, SHA256: base.SHA256, Archive: mirror, Suite: "bookworm-security"},
 		{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64", URL: bash.URL, Size: bash.Size, SHA256: bash.SHA256, Archive: "http://mirror.example/fedora/releases/40/Everything/x86_64/os"},
@@ -69,7 +72,7 @@ func TestMakeJoinsPackagesToTheirFiles(t *testing.T) {
 // An image with nothing installed has a lock file with no packages,
 // not a null.
 func TestMakeOfNothing(t *testing.T) {
-	b, _ := Make(nil, nil, nil).Marshal()
+	b, _ := Make(nil, nil).Marshal()
 	if !bytes.Contains(b, []byte(`"packages": []`)) {
 		t.Errorf("%s", b)
 	}
@@ -91,7 +94,8 @@ Filename: pool/main/t/tzdata/tzdata_2024b-0+deb12u1_all.deb
 
 // The suite of each package file is that of the Packages index that
 // listed it, read compressed or not, and only if the cache still holds
-// what the build downloaded.
+// what the build downloaded; the name as the index gives it, escaped or
+// not in the URL.
 func TestSuitesFromTheIndexesRead(t *testing.T) {
 	var xzd, gzd bytes.Buffer
 	w, _ := xz.NewWriter(&xzd)
@@ -106,28 +110,38 @@ func TestSuitesFromTheIndexesRead(t *testing.T) {
 		mirror + "/dists/trixie/main/binary-amd64/Packages":                                         "Filename: pool/main/t/tzdata/tzdata_2025a_all.deb\n",
 		mirror + "/dists/sid/main/binary-amd64/Packages.xz":                                         "changed since",
 	}
-	var ds []Download
-	for u, body := range files {
-		ds = append(ds, download(u, body))
-	}
-	ds = append(ds, download(mirror+"/pool/main/z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb", "a package"))
-	files[mirror+"/dists/sid/main/binary-amd64/Packages.xz"] = "Filename: pool/main/t/tzdata/tzdata_2099_all.deb\n"
-	open := func(u string) (io.ReadCloser, error) {
+	r := &Recorder{Open: func(u string) (io.ReadCloser, error) {
 		body, ok := files[u]
 		if !ok {
 			return nil, errors.New("not kept")
 		}
 		return io.NopCloser(bytes.NewReader([]byte(body))), nil
+	}}
+	for u, body := range files {
+		d := download(u, body)
+		r.Served(d.URL, d.Size, d.SHA256)
 	}
-	got := Suites(ds, open)
+	// The build downloads its packages after its indexes: those read
+	// once are not read again.
+	files[mirror+"/dists/sid/main/binary-amd64/Packages.xz"] = "Filename: pool/main/t/tzdata/tzdata_2099_all.deb\n"
+	r.Downloads()
+	for _, f := range []string{"z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb", "t/tzdata/tzdata_2024a-0+deb12u1_all.deb", "t/tzdata/tzdata_2024b-0%2bdeb12u1_all.deb", "t/tzdata/tzdata_2025a_all.deb", "t/tzdata/tzdata_2099_all.deb", "h/hello/hello_1_all.deb"} {
+		d := download(mirror+"/pool/main/"+f, "a package")
+		r.Served(d.URL, d.Size, d.SHA256)
+	}
+	got := map[string]string{}
+	for _, d := range r.Downloads() {
+		if strings.Contains(d.URL, "/pool/") {
+			got[d.URL] = d.Suite
+		}
+	}
 	want := map[string]string{
-		mirror + "/pool/main/z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb":   "bookworm",
-		mirror + "/pool/main/t/tzdata/tzdata_2024a-0+deb12u1_all.deb": "bookworm",
-		mirror + "/pool/main/t/tzdata/tzdata_2024b-0+deb12u1_all.deb": "bookworm-updates",
-		mirror + "/pool/main/t/tzdata/tzdata_2025a_all.deb":           "trixie",
-	}
-	if len(got) != len(want) {
-		t.Errorf("got %v, want %v", got, want)
+		mirror + "/pool/main/z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb":     "bookworm",
+		mirror + "/pool/main/t/tzdata/tzdata_2024a-0+deb12u1_all.deb":   "bookworm",
+		mirror + "/pool/main/t/tzdata/tzdata_2024b-0%2bdeb12u1_all.deb": "bookworm-updates",
+		mirror + "/pool/main/t/tzdata/tzdata_2025a_all.deb":             "trixie",
+		mirror + "/pool/main/t/tzdata/tzdata_2099_all.deb":              "", // its index changed in the cache
+		mirror + "/pool/main/h/hello/hello_1_all.deb":                   "", // in no index read
 	}
 	for u, s := range want {
 		if got[u] != s {

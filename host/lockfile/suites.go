@@ -24,31 +24,30 @@ const (
 	maxIndexSize = 512 << 20
 )
 
-// Suites maps package files' URLs, unescaped, to the suite whose Packages index
-// listed them: each such index among downloads, opened with open (from
-// the image cache, where the proxy kept it), is read only if it is still
-// the file the build downloaded, by its SHA-256.
-func Suites(downloads []Download, open func(url string) (io.ReadCloser, error)) map[string]string {
-	suites := map[string]string{}
-	n := 0
+// readIndexes reads into r.suites each Packages index among downloads
+// not read yet, if r.Open still gives the bytes the build downloaded
+// (by SHA-256); each file an index lists maps to its suite.
+func (r *Recorder) readIndexes(downloads []Download) {
+	if r.suites == nil {
+		r.suites, r.read = map[string]string{}, map[string]bool{}
+	}
 	for _, d := range downloads {
 		m := packagesIndex.FindStringSubmatch(d.URL)
-		if m == nil || n == maxIndexes {
+		if m == nil || r.read[d.URL] || len(r.read) == maxIndexes {
 			continue
 		}
-		n++
-		files, ok := indexFiles(d, open)
+		r.read[d.URL] = true
+		files, ok := indexFiles(d, r.Open)
 		if !ok {
 			continue
 		}
 		for _, f := range files {
 			u := unescaped(m[1]) + "/" + f
-			if _, seen := suites[u]; !seen {
-				suites[u] = m[2]
+			if _, seen := r.suites[u]; !seen {
+				r.suites[u] = m[2]
 			}
 		}
 	}
-	return suites
 }
 
 // indexFiles reads the Filename of each entry of the index d, if open

@@ -18,20 +18,25 @@ import (
 // lock file and the provenance statement.
 
 // lockFile is the lock file of the build whose image has installed
-// these packages: each with the download the proxy served, its suite
-// read from the Packages indexes the image cache kept.
+// these packages: each with the download the proxy served, or that a
+// checkpoint resumed from kept.
 func (s *session) lockFile(installed []api.Package) ([]byte, error) {
-	downloads := s.downloads.Downloads()
-	var suites map[string]string
-	if s.j.ImageCache != "" {
-		cache := &egress.Cache{Dir: s.j.ImageCache}
-		suites = lockfile.Suites(downloads, func(u string) (io.ReadCloser, error) { return cache.Open(u) })
-	}
-	l := lockfile.Make(installed, downloads, suites)
+	l := lockfile.Make(installed, s.downloads.Downloads())
 	if n := len(l.Packages) - l.Recorded(); n > 0 && s.j.Outputs.Stdout != nil {
 		fmt.Fprintf(s.j.Outputs.Stdout, "dibvm: %d of the image's %d packages are in its lock file without the file they came from: the build did not download them over plain HTTP (see README, Lock files)\n", n, len(l.Packages))
 	}
 	return l.Marshal()
+}
+
+// recorder records the build's downloads, reading the suites from the
+// Packages indexes the image cache keeps.
+func recorder(imageCache string) *lockfile.Recorder {
+	r := &lockfile.Recorder{}
+	if imageCache != "" {
+		cache := &egress.Cache{Dir: imageCache}
+		r.Open = func(u string) (io.ReadCloser, error) { return cache.Open(u) }
+	}
+	return r
 }
 
 // provenance writes the build's provenance statement,
