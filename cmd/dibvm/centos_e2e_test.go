@@ -112,3 +112,21 @@ func TestE2ECentOSRefusesForgedPackages(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ECentOSBootsUEFIOnXFS builds the image TestCentOSUEFIOnXFS
+// checks from the host, boots it under OVMF and logs in with OpenSSH's
+// client as the dev user.
+func TestE2ECentOSBootsUEFIOnXFS(t *testing.T) {
+	needVM(t)
+	img, priv := buildCentOSUEFIOnXFS(t)
+	check := `if test -d /sys/firmware/efi; then echo firmware=uefi; else echo firmware=bios; fi
+echo "user=$(id -un)"
+echo "rootfs=$(findmnt -no FSTYPE /) bootfs=$(findmnt -no FSTYPE /boot)"
+. /etc/os-release; echo "os=$ID $VERSION_ID"
+echo "kernel=$(rpm -q kernel >/dev/null && echo installed)"
+echo "initramfs=$(ls /boot/initramfs-$(uname -r).img)"
+echo "esp=$(ls /boot/efi/EFI/centos/grub.cfg)"
+echo "sshd=$(systemctl is-active sshd)"`
+	loginAndCheck(t, priv, img, check, "firmware=uefi", "user=devuser", "rootfs=xfs bootfs=xfs", "os=centos 9", "kernel=installed",
+		"initramfs=/boot/initramfs-", "esp=/boot/efi/EFI/centos/grub.cfg", "sshd=active")
+}

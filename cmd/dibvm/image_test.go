@@ -190,15 +190,13 @@ func e2fsField(dump []byte, name string) int64 {
 	return 0
 }
 
-func TestCreateGPTWithESP(t *testing.T) {
-	needVM(t)
-	out := filepath.Join(t.TempDir(), "img")
-	env := []string{"ELEMENTS_PATH=" + testElements(t), "DIB_USER_SETTING=efi", "DIB_ROOT_LABEL=myroot"}
-	r := dibvm(t, env, 10*time.Minute, "create", "-n", "-t", "raw", "-o", out, "user-element", "block-device-efi")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	pt := readPartitions(t, out+".raw")
+// checkGPTWithESP checks the raw image of a build with block-device-efi
+// and DIB_ROOT_LABEL=myroot: a GPT with the ESP, the BIOS boot partition
+// and the root, as DIB lays them out, the label and fstab; it returns
+// the root and ESP partitions as files.
+func checkGPTWithESP(t *testing.T, raw string) (root, esp string) {
+	t.Helper()
+	pt := readPartitions(t, raw)
 	parts := pt.PartitionTable.Partitions
 	if pt.PartitionTable.Label != "gpt" || len(parts) != 3 {
 		t.Fatalf("partition table %+v, want gpt with 3 partitions", pt)
@@ -216,11 +214,11 @@ func TestCreateGPTWithESP(t *testing.T) {
 	if parts[0].Size*512 != 550<<20 {
 		t.Errorf("ESP is %d bytes, want 550 MiB", parts[0].Size*512)
 	}
-	esp := extract(t, out+".raw", parts[0].Start, parts[0].Size)
+	esp = extract(t, raw, parts[0].Start, parts[0].Size)
 	if got := blkid(t, esp, "TYPE"); got != "vfat" {
 		t.Errorf("ESP type %q", got)
 	}
-	root := extract(t, out+".raw", parts[2].Start, parts[2].Size)
+	root = extract(t, raw, parts[2].Start, parts[2].Size)
 	if got := blkid(t, root, "LABEL"); got != "myroot" {
 		t.Errorf("root label %q, want myroot (DIB_ROOT_LABEL)", got)
 	}
@@ -228,6 +226,7 @@ func TestCreateGPTWithESP(t *testing.T) {
 	if !strings.Contains(fstab, "LABEL=myroot / ext4 defaults 0 1") || !strings.Contains(fstab, "/boot/efi vfat defaults 0 2") {
 		t.Errorf("fstab %q", fstab)
 	}
+	return root, esp
 }
 
 // An MBR with logical partitions, laid out as DIB lays it out: the

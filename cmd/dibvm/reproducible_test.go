@@ -73,7 +73,7 @@ func TestReproducibleBuilds(t *testing.T) {
 	args := []string{"create", "-n", "--progress", "plain", "-t", "raw,qcow2,vhd,vhdx,vmdk,tar,tgz,squashfs,docker", "run-to-run", "block-device-efi"}
 
 	first := filepath.Join(t.TempDir(), "img")
-	r := dibvm(t, []string{"ELEMENTS_PATH=" + testElements(t), "SOURCE_DATE_EPOCH=" + epoch},
+	r := dibvm(t, []string{"ELEMENTS_PATH=" + testElements(t), "SOURCE_DATE_EPOCH=" + epoch, "DIB_ROOT_LABEL=myroot"},
 		10*time.Minute, append(args, "-o", first, "--no-checkpoints")...)
 	if r.code != 0 {
 		t.Fatalf("as root: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -95,7 +95,7 @@ func TestReproducibleBuilds(t *testing.T) {
 		if h.cred != nil {
 			os.Chown(filepath.Dir(out), int(h.cred.Uid), int(h.cred.Gid))
 		}
-		r := h.run(t, nil, []string{"SOURCE_DATE_EPOCH=" + epoch, "DIBVM_CHECKPOINTS_DIR=" + store}, 10*time.Minute, append(args, "-o", out)...)
+		r := h.run(t, nil, []string{"SOURCE_DATE_EPOCH=" + epoch, "DIB_ROOT_LABEL=myroot", "DIBVM_CHECKPOINTS_DIR=" + store}, 10*time.Minute, append(args, "-o", out)...)
 		if r.code != 0 {
 			t.Fatalf("%s, as another user: exit %d\n%s\n%s", name, r.code, r.stdout, r.stderr)
 		}
@@ -117,7 +117,7 @@ func TestReproducibleBuilds(t *testing.T) {
 	}
 	// (The disk's identifiers do not depend on the formats asked for,
 	// and the tar shows every file and time.)
-	r = h.run(t, nil, []string{"SOURCE_DATE_EPOCH=1600000000"}, 10*time.Minute, "create", "-n", "--progress", "plain", "-t", "raw,tar", "-o", other, "run-to-run", "block-device-efi")
+	r = h.run(t, nil, []string{"SOURCE_DATE_EPOCH=1600000000", "DIB_ROOT_LABEL=myroot"}, 10*time.Minute, "create", "-n", "--progress", "plain", "-t", "raw,tar", "-o", other, "run-to-run", "block-device-efi")
 	if r.code != 0 {
 		t.Fatalf("another epoch: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -148,8 +148,8 @@ func TestReproducibleBuilds(t *testing.T) {
 
 // checkReproducibleImage checks the reproducible build at out from the
 // host: what differs from run to run is gone, no time is after the
-// epoch, and the filesystems made again from the tree are sound and
-// hold its files.
+// epoch, the disk is block-device-efi's, and the filesystems made again
+// from the tree are sound and hold its files.
 func checkReproducibleImage(t *testing.T, out, epoch string) {
 	t.Helper()
 	files, times := tarEntries(t, out+".tar")
@@ -170,19 +170,13 @@ func checkReproducibleImage(t *testing.T, out, epoch string) {
 			t.Errorf("%s is of %v, after the epoch", name, mtime)
 		}
 	}
-	pt := readPartitions(t, out+".raw")
-	parts := pt.PartitionTable.Partitions
-	if len(parts) != 3 {
-		t.Fatalf("partitions %+v", parts)
-	}
-	root := extract(t, out+".raw", parts[2].Start, parts[2].Size)
+	root, esp := checkGPTWithESP(t, out+".raw")
 	if o, err := exec.Command(tool(t, "e2fsck", "e2fsprogs"), "-fn", root).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn on the root made again: %v\n%s", err, o)
 	}
 	if got := debugfsCat(t, root, "/etc/made-at-build-time"); got != "made\n" {
 		t.Errorf("the root made again holds %q", got)
 	}
-	esp := extract(t, out+".raw", parts[0].Start, parts[0].Size)
 	if o, err := exec.Command(tool(t, "fsck.fat", "dosfstools"), "-n", esp).CombinedOutput(); err != nil {
 		t.Errorf("fsck.fat -n on the ESP made again: %v\n%s", err, o)
 	}
