@@ -100,8 +100,8 @@ func buildCentOSUEFIOnXFS(t *testing.T) (img, priv string) {
 // TestCentOSUEFIOnXFS builds CentOS Stream 9 from DIB's rpm elements
 // (see buildCentOSUEFIOnXFS) and checks the image from the host: the
 // GenericCloud layout, the ESP holding CentOS's GRUB configuration,
-// /boot and the root on XFS; and the lock file names the image's
-// packages as its rpm database does.
+// /boot and the root on XFS; and the lock file names every package with
+// the rpm it came from.
 // TestE2ECentOSBootsUEFIOnXFS (make e2e-full) boots it.
 func TestCentOSUEFIOnXFS(t *testing.T) {
 	needVM(t)

@@ -224,7 +224,7 @@ func (p *Proxy) handle(c net.Conn) {
 		}
 		limit.n = -1
 		if req.Method == http.MethodConnect {
-			p.tunnel(c, br, req)
+			p.tunnel(c, br, limit, req)
 			return
 		}
 		if !p.forward(c, req) {
@@ -234,7 +234,7 @@ func (p *Proxy) handle(c net.Conn) {
 }
 
 // tunnel serves CONNECT host:port.
-func (p *Proxy) tunnel(c net.Conn, br *bufio.Reader, req *http.Request) {
+func (p *Proxy) tunnel(c net.Conn, br *bufio.Reader, limit *headerLimit, req *http.Request) {
 	up, err := p.dial(req.Context(), req.Host)
 	if err != nil {
 		refuse(c, err)
@@ -242,6 +242,10 @@ func (p *Proxy) tunnel(c net.Conn, br *bufio.Reader, req *http.Request) {
 	}
 	defer up.Close()
 	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	if p.readsHTTP(req.Host) {
+		p.spliceOrServeHTTP(c, br, limit, up, req.Host)
+		return
+	}
 	splice(c, br, up)
 }
 
