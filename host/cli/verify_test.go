@@ -17,12 +17,12 @@ import (
 // one taken away does not, unless it is the one asked about.
 func TestVerify(t *testing.T) {
 	dir := t.TempDir()
-	var subjects []provenance.Resource
+	var subjects []provenance.Output
 	for name, data := range map[string]string{"img.qcow2": "image", "img.docker.tar": "docker", "img.raw": "raw"} {
 		path := filepath.Join(dir, name)
 		os.WriteFile(path, []byte(data), 0o644)
 		sum, _, _ := sha256sum.File(path)
-		subjects = append(subjects, provenance.Resource{Name: name, Digest: map[string]string{"sha256": sum}})
+		subjects = append(subjects, provenance.Output{Resource: provenance.Resource{Name: name, Digest: map[string]string{"sha256": sum}}})
 	}
 	st, _ := provenance.Make(provenance.Build{Spec: &api.Spec{Elements: []string{"vm", "debian-minimal"}}, Version: "0.2.0", Commit: "abc"}, subjects)
 	data, _ := st.Marshal()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,9 +17,9 @@ import (
 // tools talk plain HTTP to the server through it, unseen. Where the
 // build's downloads are recorded (Options.Served), the proxy reads such
 // a tunnel as HTTP when the client's first bytes are a request, and
-// serves the request as it serves a proxied one: a package from the
-// cache, kept and recorded; anything else passed to the server, its
-// answer passed back. Any other protocol is spliced as before, the
+// serves the request as it serves a proxied one, but for the cache: a
+// package recorded; anything else passed to the server, its answer
+// passed back. Any other protocol is spliced as before, the
 // server's side from the start, so a server that speaks first (SSH,
 // FTP) is heard.
 
@@ -33,38 +34,53 @@ func (p *Proxy) readsHTTP(hostport string) bool {
 }
 
 // spliceOrServeHTTP passes what the server sends to the client from the
-// start and waits for the client's first bytes: a request is served as
-// HTTP (see serveHTTP), the server's connection unused; anything else is
-// spliced to the server.
+// start, and its close, and waits for the client's first bytes: a
+// request is served as HTTP (see serveHTTP), the server's connection
+// unused; anything else is spliced to the server.
 func (p *Proxy) spliceOrServeHTTP(c net.Conn, br *bufio.Reader, limit *headerLimit, up net.Conn, hostport string) {
+	var serving atomic.Bool // the server's connection is closed to serve HTTP
 	down := make(chan int64, 1)
 	go func() {
 		n, _ := io.Copy(c, up)
+		if !serving.Load() {
+			closeWrite(c) // the server's close, to the client
+		}
 		down <- n
 	}()
-	if _, err := br.Peek(1); err != nil {
+	first := make(chan []byte, 1)
+	go func() {
+		br.Peek(1) // until the client speaks or closes
+		// An HTTP client writes its request line at once.
+		b, _ := br.Peek(min(br.Buffered(), len("OPTIONS /")))
+		first <- b
+	}()
+	if isRequest(<-first) {
+		serving.Store(true)
 		up.Close()
-		<-down
+		select {
+		case n := <-down:
+			if n == 0 {
+				p.serveHTTP(c, br, limit, hostport)
+			}
+		case <-time.After(5 * time.Second):
+			// The server spoke first and the client does not read:
+			// the connection closes.
+		}
 		return
 	}
-	// An HTTP client writes its request line at once.
-	first, _ := br.Peek(min(br.Buffered(), len("OPTIONS /")))
-	isHTTP := false
+	io.Copy(up, br)
+	closeWrite(up)
+	<-down
+}
+
+// isRequest reports whether b begins an HTTP request sent to a server.
+func isRequest(b []byte) bool {
 	for _, m := range httpMethods {
-		isHTTP = isHTTP || bytes.HasPrefix(first, m)
+		if bytes.HasPrefix(b, m) {
+			return true
+		}
 	}
-	if !isHTTP {
-		io.Copy(up, br)
-		closeWrite(up)
-		<-down
-		closeWrite(c)
-		return
-	}
-	up.Close()
-	if n := <-down; n > 0 {
-		return // the server spoke first: no HTTP server
-	}
-	p.serveHTTP(c, br, limit, hostport)
+	return false
 }
 
 // serveHTTP serves one request of a tunnel to hostport, as forward
@@ -81,7 +97,11 @@ func (p *Proxy) serveHTTP(c net.Conn, br *bufio.Reader, limit *headerLimit, host
 	limit.n = -1
 	req.URL.Scheme, req.URL.Host = "http", hostport
 	if req.Method == http.MethodGet && cacheable(req.URL) && req.Header.Get("Authorization") == "" {
-		p.cache.serve(c, req, p.client.Do, p.served)
+		// Recorded, not kept: a loopback server is a cache itself, or a
+		// test's stand-in, whose port a later one may reuse for other
+		// files under the same names.
+		var uncached *Cache
+		uncached.serve(c, req, p.client.Do, p.served)
 		return
 	}
 	out, err := http.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), req.Body)
@@ -90,6 +110,7 @@ func (p *Proxy) serveHTTP(c net.Conn, br *bufio.Reader, limit *headerLimit, host
 		return
 	}
 	out.Header = req.Header.Clone()
+	out.Host = req.Host
 	out.ContentLength = req.ContentLength
 	// The transport, not the client: a redirect goes back to the tool,
 	// as through the tunnel.

@@ -2,6 +2,8 @@ package egress
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,9 +15,10 @@ import (
 )
 
 // Where downloads are recorded, a tunnel to the host's loopback that
-// carries HTTP is served as HTTP: a package is recorded (and kept), an
-// index passes through; a tunnel that carries another protocol, whether
-// its client or its server speaks first, is spliced as before.
+// carries HTTP is served as HTTP: a package is recorded with its size
+// and digest, an index passes through; a tunnel that carries another
+// protocol, whether its client or its server speaks first, and whoever
+// closes first, is spliced as before.
 func TestTunnelToLoopbackRecordsHTTP(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "served "+r.URL.Path)
@@ -24,10 +27,10 @@ func TestTunnelToLoopbackRecordsHTTP(t *testing.T) {
 	hostport := strings.TrimPrefix(srv.URL, "http://")
 	var mu sync.Mutex
 	var recorded []string
-	o := Options{Policy: Policy{AllowNet: rules(t, hostport)}, Served: func(u string, size int64, _ string) {
+	o := Options{Policy: Policy{AllowNet: rules(t, hostport)}, Served: func(u string, size int64, sum string) {
 		mu.Lock()
 		defer mu.Unlock()
-		recorded = append(recorded, u)
+		recorded = append(recorded, fmt.Sprintf("%s %d %s", u, size, sum))
 	}}
 	sock, _ := startProxy(t, o, nil, loopbackDial(t))
 	rpm := "/BaseOS/Packages/bash-5.2.26-3.el9.x86_64.rpm"
@@ -37,7 +40,8 @@ func TestTunnelToLoopbackRecordsHTTP(t *testing.T) {
 		}
 	}
 	mu.Lock()
-	if want := []string{srv.URL + rpm}; strings.Join(recorded, " ") != strings.Join(want, " ") {
+	sum := sha256.Sum256([]byte("served " + rpm))
+	if want := []string{fmt.Sprintf("%s %d %x", srv.URL+rpm, len("served "+rpm), sum)}; strings.Join(recorded, " ") != strings.Join(want, " ") {
 		t.Errorf("recorded %q, want %q", recorded, want)
 	}
 	mu.Unlock()
@@ -53,6 +57,23 @@ func TestTunnelToLoopbackRecordsHTTP(t *testing.T) {
 			io.WriteString(c, "PING\n")
 			if line, _ := br.ReadString('\n'); line != "PING\n" {
 				t.Errorf("echoed %q", line)
+			}
+		}},
+		{"a server that speaks and closes", func(c net.Conn) { io.WriteString(c, "bye\n") }, func(t *testing.T, c net.Conn, br *bufio.Reader) {
+			if line, _ := br.ReadString('\n'); line != "bye\n" {
+				t.Errorf("read %q", line)
+			}
+			if rest, err := br.ReadString('\n'); err != io.EOF {
+				t.Errorf("after the server's close: %q, %v, want EOF", rest, err)
+			}
+		}},
+		{"a client that waits for the server's close", func(c net.Conn) {
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			io.WriteString(c, "got "+line)
+		}, func(t *testing.T, c net.Conn, br *bufio.Reader) {
+			io.WriteString(c, "hi\n")
+			if all, err := io.ReadAll(br); err != nil || string(all) != "got hi\n" {
+				t.Errorf("read %q, %v, want the answer and EOF", all, err)
 			}
 		}},
 		{"a server that speaks first", func(c net.Conn) {

@@ -93,6 +93,20 @@ func SecretShaped(name, value string) bool {
 	return hostOrSecretName(name) || secretValue(value)
 }
 
+// Secrets are the names of env's variables that look like credentials
+// by their names, their values or what is beside them (SecretShaped, and
+// a user:password under a credential-like name): what a build publishes
+// of its settings withholds their values.
+func Secrets(env map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k, v := range env {
+		if SecretShaped(k, v) || secretPair(k, v, env) {
+			out[k] = true
+		}
+	}
+	return out
+}
+
 // hostOrSecretName reports whether the name is host-specific or
 // secret-shaped.
 func hostOrSecretName(name string) bool {

@@ -210,3 +210,20 @@ func TestHookEnvSecrets(t *testing.T) {
 		}
 	}
 }
+
+// What a build publishes withholds a secret by its name, its value, or a
+// user:password under a credential-like name; a plain setting stays.
+func TestSecrets(t *testing.T) {
+	env := map[string]string{
+		"DIB_DEV_USER_PASSWORD": "hunter2",
+		"DIB_MIRROR_LOGIN":      "user:pass",
+		"DIB_REPO_URL":          "https://user:token@example.com/repo",
+		"DIB_RELEASE":           "bookworm",
+	}
+	got := Secrets(env)
+	for name, want := range map[string]bool{"DIB_DEV_USER_PASSWORD": true, "DIB_MIRROR_LOGIN": true, "DIB_REPO_URL": true, "DIB_RELEASE": false} {
+		if got[name] != want {
+			t.Errorf("%s: secret %v, want %v", name, got[name], want)
+		}
+	}
+}

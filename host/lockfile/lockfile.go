@@ -12,7 +12,6 @@
 package lockfile
 
 import (
-	"cmp"
 	"encoding/json"
 	"io"
 	"net/url"
@@ -90,10 +89,9 @@ type Recorder struct {
 	// cache): the Packages indexes the suites are read from.
 	Open func(url string) (io.ReadCloser, error)
 
-	mu     sync.Mutex
-	got    map[string]Download
-	suites map[string]string // package files' URLs, unescaped, by suite
-	read   map[string]bool   // the indexes read into suites
+	mu   sync.Mutex
+	got  map[string]Download
+	seen map[string]int // the indexes read, to the packages then downloaded
 }
 
 // Served records a download; it is the proxy's egress.Options.Served.
@@ -134,12 +132,9 @@ func (r *Recorder) Downloads() []Download {
 	}
 	slices.SortFunc(out, func(a, b Download) int { return strings.Compare(a.URL, b.URL) })
 	if r.Open != nil {
-		r.readIndexes(out)
-		for i, d := range out {
-			if d.Suite == "" {
-				out[i].Suite = r.suites[unescaped(d.URL)]
-				r.got[d.URL] = out[i]
-			}
+		r.resolve(out)
+		for _, d := range out {
+			r.got[d.URL] = d
 		}
 	}
 	return out
@@ -147,13 +142,24 @@ func (r *Recorder) Downloads() []Download {
 
 // Make joins installed, the image's packages, with downloads.
 func Make(installed []api.Package, downloads []Download) *Lock {
+	// A file name downloaded twice as different bytes (from two
+	// archives, or a decoy the guest fetched from elsewhere) says
+	// nothing sure of where the package came from: it stands unrecorded.
 	byName := map[string]Download{}
+	ambiguous := map[string]bool{}
 	for _, d := range downloads {
-		if name := fileName(d.URL); name != "" {
-			if _, ok := byName[name]; !ok {
-				byName[name] = d // downloads come in order of URL
-			}
+		name := fileName(d.URL)
+		if name == "" {
+			continue
 		}
+		if was, ok := byName[name]; ok && was.SHA256 != d.SHA256 {
+			ambiguous[name] = true
+		} else if !ok {
+			byName[name] = d // downloads come in order of URL
+		}
+	}
+	for name := range ambiguous {
+		delete(byName, name)
 	}
 	l := &Lock{Format: Format, Packages: []Package{}}
 	installed = slices.Clone(installed)
@@ -226,5 +232,8 @@ func archive(u string) string {
 			return u[:i]
 		}
 	}
-	return cmp.Or(u[:strings.LastIndex(u, "/")], u)
+	if i := strings.LastIndex(u, "/"); i > 0 {
+		return u[:i]
+	}
+	return u
 }

@@ -26,22 +26,28 @@ func download(u, body string) Download {
 
 // Each installed package is joined to the file it was installed from by
 // the name its archive gives that file: Debian's pool drops the epoch,
-// rpm's files never hold it; a package installed another way stands
-// with no download.
+// rpm's files never hold it; a package installed another way, or whose
+// file name was downloaded as two different files, stands with no
+// download.
 func TestMakeJoinsPackagesToTheirFiles(t *testing.T) {
 	zlib := download(mirror+"/pool/main/z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb", "zlib")
 	base := download(mirror+"/pool/main/b/base-files/base-files_12.4%2Bdeb12u8_amd64.deb", "base")
 	bash := download("http://mirror.example/fedora/releases/40/Everything/x86_64/os/Packages/b/bash-5.2.26-3.fc40.x86_64.rpm", "bash")
 	other := download(mirror+"/pool/main/z/zlib/zlib1g_1.2.12-1_amd64.deb", "an older zlib")
+	decoy := download("http://0.example/pool/main/s/sed/sed_4.9-1_amd64.deb", "not sed")
+	sed := download(mirror+"/pool/main/s/sed/sed_4.9-1_amd64.deb", "sed")
 	var r Recorder
 	r.Add([]Download{zlib, base})
 	r.Served(bash.URL, bash.Size, bash.SHA256)
 	r.Served(other.URL, other.Size, other.SHA256)
+	r.Served(decoy.URL, decoy.Size, decoy.SHA256)
+	r.Served(sed.URL, sed.Size, sed.SHA256)
 	installed := []api.Package{
 		{Name: "zlib1g", Version: "1:1.2.13.dfsg-1", Arch: "amd64"},
 		{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64"},
 		{Name: "base-files", Version: "12.4+deb12u8", Arch: "amd64"},
 		{Name: "local-tool", Version: "1.0", Arch: "all"},
+		{Name: "sed", Version: "4.9-1", Arch: "amd64"},
 	}
 	// (as the indexes would give them: see TestSuitesFromTheIndexesRead)
 	r.got[zlib.URL] = Download{URL: zlib.URL, Size: zlib.Size, SHA256: zlib.SHA256, Suite: "bookworm"}
@@ -51,6 +57,7 @@ func TestMakeJoinsPackagesToTheirFiles(t *testing.T) {
 		{Name: "base-files", Version: "12.4+deb12u8", Arch: "amd64", URL: base.URL, Size: base.Size, SHA256: base.SHA256, Archive: mirror, Suite: "bookworm-security"},
 		{Name: "bash", Version: "5.2.26-3.fc40", Arch: "x86_64", URL: bash.URL, Size: bash.Size, SHA256: bash.SHA256, Archive: "http://mirror.example/fedora/releases/40/Everything/x86_64/os"},
 		{Name: "local-tool", Version: "1.0", Arch: "all"},
+		{Name: "sed", Version: "4.9-1", Arch: "amd64"}, // two files of its name
 		{Name: "zlib1g", Version: "1:1.2.13.dfsg-1", Arch: "amd64", URL: zlib.URL, Size: zlib.Size, SHA256: zlib.SHA256, Archive: mirror, Suite: "bookworm"},
 	}
 	if !slices.Equal(l.Packages, want) {
@@ -121,8 +128,8 @@ func TestSuitesFromTheIndexesRead(t *testing.T) {
 		d := download(u, body)
 		r.Served(d.URL, d.Size, d.SHA256)
 	}
-	// The build downloads its packages after its indexes: those read
-	// once are not read again.
+	// The build downloads its packages after its indexes; an index that
+	// changed in the cache since is not read.
 	files[mirror+"/dists/sid/main/binary-amd64/Packages.xz"] = "Filename: pool/main/t/tzdata/tzdata_2099_all.deb\n"
 	r.Downloads()
 	for _, f := range []string{"z/zlib/zlib1g_1.2.13.dfsg-1_amd64.deb", "t/tzdata/tzdata_2024a-0+deb12u1_all.deb", "t/tzdata/tzdata_2024b-0%2bdeb12u1_all.deb", "t/tzdata/tzdata_2025a_all.deb", "t/tzdata/tzdata_2099_all.deb", "h/hello/hello_1_all.deb"} {

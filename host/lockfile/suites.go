@@ -17,42 +17,61 @@ import (
 // or not, by name or by hash: the archive's root and the suite.
 var packagesIndex = regexp.MustCompile(`^(.+)/dists/([^/]+)/(?:[^/]+/)+binary-[^/]+/(?:by-hash/SHA256/[0-9a-f]{64}|Packages(?:\.xz|\.gz)?)$`)
 
-// Bounds on reading the indexes: Debian's largest, main for amd64, is
-// some 70 MiB unpacked.
+// Bounds on reading the indexes, which the guest chooses: Debian's
+// largest, main for amd64, is some 70 MiB unpacked, and a build reads a
+// few.
 const (
-	maxIndexes   = 64
-	maxIndexSize = 512 << 20
+	maxIndexes   = 32
+	maxIndexSize = 256 << 20
 )
 
-// readIndexes reads into r.suites each Packages index among downloads
-// not read yet, if r.Open still gives the bytes the build downloaded
-// (by SHA-256); each file an index lists maps to its suite.
-func (r *Recorder) readIndexes(downloads []Download) {
-	if r.suites == nil {
-		r.suites, r.read = map[string]string{}, map[string]bool{}
+// resolve gives each package download in out that has no suite yet the
+// suite of a Packages index among out that lists it. An index is read
+// again only once packages were downloaded since it was last read; of
+// it only the names of the packages still wanted are kept (an index may
+// list millions of names), and only if it is still the file the build
+// downloaded, by its SHA-256.
+func (r *Recorder) resolve(out []Download) {
+	if r.seen == nil {
+		r.seen = map[string]int{}
 	}
-	for _, d := range downloads {
+	wanted := map[string]int{} // unescaped URL, to its place in out
+	for i, d := range out {
+		if d.Suite == "" && fileName(d.URL) != "" {
+			wanted[unescaped(d.URL)] = i
+		}
+	}
+	packages := len(wanted)
+	for _, d := range out {
 		m := packagesIndex.FindStringSubmatch(d.URL)
-		if m == nil || r.read[d.URL] || len(r.read) == maxIndexes {
+		if m == nil || len(wanted) == 0 {
 			continue
 		}
-		r.read[d.URL] = true
-		files, ok := indexFiles(d, r.Open)
+		if _, read := r.seen[d.URL]; !read && len(r.seen) == maxIndexes {
+			continue
+		}
+		if r.seen[d.URL] == packages {
+			continue // nothing new to look for since it was read
+		}
+		r.seen[d.URL] = packages
+		root := unescaped(m[1]) + "/"
+		found, ok := indexFiles(d, r.Open, func(name string) bool {
+			_, want := wanted[root+name]
+			return want
+		})
 		if !ok {
 			continue
 		}
-		for _, f := range files {
-			u := unescaped(m[1]) + "/" + f
-			if _, seen := r.suites[u]; !seen {
-				r.suites[u] = m[2]
-			}
+		for _, name := range found {
+			out[wanted[root+name]].Suite = m[2]
+			delete(wanted, root+name)
 		}
 	}
 }
 
-// indexFiles reads the Filename of each entry of the index d, if open
-// gives the bytes d was.
-func indexFiles(d Download, open func(string) (io.ReadCloser, error)) ([]string, bool) {
+// indexFiles reads the Filename of each entry of the index d that want
+// takes, if open gives the bytes d was.
+func indexFiles(d Download, open func(string) (io.ReadCloser, error), want func(string) bool) ([]string, bool) {
 	rc, err := open(d.URL)
 	if err != nil {
 		return nil, false
@@ -68,7 +87,7 @@ func indexFiles(d Download, open func(string) (io.ReadCloser, error)) ([]string,
 	sc := bufio.NewScanner(io.LimitReader(r, maxIndexSize))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if name, ok := strings.CutPrefix(sc.Text(), "Filename:"); ok {
+		if name, ok := strings.CutPrefix(sc.Text(), "Filename:"); ok && want(strings.TrimSpace(name)) {
 			files = append(files, strings.TrimSpace(name))
 		}
 	}

@@ -52,8 +52,20 @@ func ownPaths(o Options, r *api.Result) map[string]bool {
 	if r.ManifestsSize > 0 && o.ManifestSaveDir == "" {
 		own[filepath.Clean(o.Output+".d")] = true
 	}
+	// The records of the build, whether it writes them or not: a hook's
+	// file is not to pass for one.
+	own[filepath.Clean(o.Output+LockSuffix)] = true
+	own[filepath.Clean(o.Output+ProvenanceSuffix)] = true
 	return own
 }
+
+// The build's records beside its outputs: IMAGE.lock, the packages it
+// installed (see host/lockfile), and IMAGE.provenance.json, its
+// provenance statement (see host/provenance).
+const (
+	LockSuffix       = ".lock"
+	ProvenanceSuffix = ".provenance.json"
+)
 
 func removeStaged(staged []*stagedFile) {
 	for _, s := range staged {

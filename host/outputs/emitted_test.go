@@ -57,9 +57,10 @@ func TestWriteEmitted(t *testing.T) {
 	}
 }
 
-// A hook's file of an output's name is refused, and nothing is written.
+// A hook's file of an output's name, or of the build's records', is
+// refused, and nothing is written.
 func TestWriteEmittedRefusesOwnNames(t *testing.T) {
-	for _, name := range []string{"img.tar", "img.tar.md5", "img.qcow2"} {
+	for _, name := range []string{"img.tar", "img.tar.md5", "img.qcow2", "img.lock", "img.provenance.json"} {
 		dir := t.TempDir()
 		disk, r := emittedDisk(t, "img.vmlinuz", name)
 		o := Options{Output: filepath.Join(dir, "img"), Types: []string{api.TypeTar, "qcow2"}, Checksums: []string{"md5"}, Stdout: io.Discard}

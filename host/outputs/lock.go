@@ -32,7 +32,7 @@ func stageLock(o Options, disk string, r *api.Result) (*stagedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := stage(o.Output+".lock", func(f *os.File) error {
+	s, err := stage(o.Output+LockSuffix, func(f *os.File) error {
 		_, err := f.Write(lock)
 		return err
 	})
@@ -40,6 +40,7 @@ func stageLock(o Options, disk string, r *api.Result) (*stagedFile, error) {
 		return nil, err
 	}
 	// No checksum file, as it is no image; its SHA-256 is reported.
+	s.lock = true
 	if _, err := stageChecksums([]*stagedFile{s}, nil); err != nil {
 		os.Remove(s.tmp)
 		return nil, err

@@ -61,6 +61,8 @@ type Written struct {
 	// EmittedBy is, for a file hooks wrote beside the image, the phase
 	// whose hooks wrote it.
 	EmittedBy string
+	// Lock says it is the lock file.
+	Lock bool
 }
 
 // Write takes every output off the output disk into a temporary
@@ -142,7 +144,7 @@ func Write(ctx context.Context, o Options, disk string, r *api.Result) ([]Writte
 	staged = nil
 	var written []Written
 	for _, w := range append(outputs, emitted...) {
-		written = append(written, Written{Path: w.final, Size: w.size, SHA256: w.sums["sha256"], EmittedBy: w.emittedBy})
+		written = append(written, Written{Path: w.final, Size: w.size, SHA256: w.sums["sha256"], EmittedBy: w.emittedBy, Lock: w.lock})
 	}
 	return written, nil
 }
@@ -335,6 +337,7 @@ type stagedFile struct {
 	size       int64
 	sums       map[string]string // by kind (md5, sha256), once read
 	emittedBy  string            // the phase, for a file hooks wrote beside the image
+	lock       bool              // the lock file
 }
 
 // stage writes a file through fill into a temporary file beside final.

@@ -15,7 +15,8 @@ func (p *Plan) Provenance() (provenance.Build, error) {
 	if err != nil {
 		return provenance.Build{}, err
 	}
-	b := provenance.Build{Spec: p.Spec, Secret: hookenv.SecretShaped, ElementsTar: p.elementsTar(), HostFiles: map[string]string{}}
+	secrets := hookenv.Secrets(p.Spec.Env)
+	b := provenance.Build{Spec: p.Spec, Secret: func(name, _ string) bool { return secrets[name] }, ElementsTar: p.elementsTar(), HostFiles: map[string]string{}}
 	for _, in := range host {
 		// "host path X" and "host file X" name the variable X.
 		_, name, _ := strings.Cut(in.Name, " ")

@@ -56,6 +56,12 @@ type Resource struct {
 	Digest map[string]string `json:"digest"`
 }
 
+// An Output is a file the build wrote, and whether it is its lock file.
+type Output struct {
+	Resource
+	Lock bool
+}
+
 // Predicate is SLSA Provenance v1's.
 type Predicate struct {
 	BuildDefinition BuildDefinition `json:"buildDefinition"`
@@ -120,7 +126,7 @@ type Build struct {
 }
 
 // Make is the statement of b, whose outputs are written.
-func Make(b Build, outputs []Resource) (*Statement, error) {
+func Make(b Build, outputs []Output) (*Statement, error) {
 	deps := []Resource{}
 	tarDigest := sha256.Sum256(b.ElementsTar)
 	deps = append(deps, Resource{Name: "elements", Digest: map[string]string{"sha256": hex.EncodeToString(tarDigest[:])}})
@@ -139,10 +145,10 @@ func Make(b Build, outputs []Resource) (*Statement, error) {
 	}
 	var subjects []Resource
 	for _, o := range outputs {
-		if strings.HasSuffix(o.Name, ".lock") {
+		if o.Lock {
 			deps = append(deps, Resource{Name: "lock file", URI: o.Name, Digest: o.Digest})
 		}
-		subjects = append(subjects, o)
+		subjects = append(subjects, o.Resource)
 	}
 	env := map[string]string{}
 	for k, v := range b.Spec.Env {

@@ -41,12 +41,12 @@ func TestMake(t *testing.T) {
 	b := Build{Spec: spec, Secret: func(name, _ string) bool { return name == "DIB_DEV_USER_PASSWORD" },
 		ElementsTar: elementsTar(t, files), HostFiles: map[string]string{"DIB_X": "11"}, Appliance: map[string]string{"initrd.img": "22"},
 		Version: "0.2.0", Commit: "abc", Seed: "seed", Started: time.Unix(1, 0), Finished: time.Unix(2, 0)}
-	outs := []Resource{{Name: "img.qcow2", Digest: map[string]string{"sha256": "33"}}, {Name: "img.lock", Digest: map[string]string{"sha256": "44"}}}
+	outs := []Output{{Resource: Resource{Name: "img.qcow2", Digest: map[string]string{"sha256": "33"}}}, {Resource: Resource{Name: "img.lock", Digest: map[string]string{"sha256": "44"}}, Lock: true}}
 	st, err := Make(b, outs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Type != StatementType || st.PredicateType != PredicateType || !slices.EqualFunc(st.Subject, outs, func(a, b Resource) bool { return a.Name == b.Name }) {
+	if st.Type != StatementType || st.PredicateType != PredicateType || !slices.EqualFunc(st.Subject, outs, func(a Resource, b Output) bool { return a.Name == b.Name }) {
 		t.Errorf("statement %+v", st)
 	}
 	p := st.Predicate.BuildDefinition.ExternalParameters
@@ -81,10 +81,10 @@ func TestReadAndCheck(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "img.qcow2"), []byte("image"), 0o644)
 	os.WriteFile(filepath.Join(dir, "img.tar"), []byte("tar"), 0o644)
-	st, _ := Make(Build{Spec: &api.Spec{}}, []Resource{
-		{Name: "img.qcow2", Digest: map[string]string{"sha256": "6105d6cc76af400325e94d588ce511be5bfdbb73b437dc51eca43917d7a43e3d"}},
-		{Name: "img.tar", Digest: map[string]string{"sha256": "00"}},
-		{Name: "img.raw", Digest: map[string]string{"sha256": "11"}},
+	st, _ := Make(Build{Spec: &api.Spec{}}, []Output{
+		{Resource: Resource{Name: "img.qcow2", Digest: map[string]string{"sha256": "6105d6cc76af400325e94d588ce511be5bfdbb73b437dc51eca43917d7a43e3d"}}},
+		{Resource: Resource{Name: "img.tar", Digest: map[string]string{"sha256": "00"}}},
+		{Resource: Resource{Name: "img.raw", Digest: map[string]string{"sha256": "11"}}},
 	})
 	data, _ := st.Marshal()
 	path := filepath.Join(dir, "img.provenance.json")

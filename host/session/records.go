@@ -58,9 +58,9 @@ func (s *session) provenance(written []outputs.Written) (outputs.Written, error)
 			b.Appliance[filepath.Base(f)] = sum
 		}
 	}
-	var subjects []provenance.Resource
+	var subjects []provenance.Output
 	for _, w := range written {
-		subjects = append(subjects, provenance.Resource{Name: filepath.Base(w.Path), Digest: map[string]string{"sha256": w.SHA256}})
+		subjects = append(subjects, provenance.Output{Resource: provenance.Resource{Name: filepath.Base(w.Path), Digest: map[string]string{"sha256": w.SHA256}}, Lock: w.Lock})
 	}
 	st, err := provenance.Make(b, subjects)
 	if err != nil {
@@ -70,5 +70,5 @@ func (s *session) provenance(written []outputs.Written) (outputs.Written, error)
 	if err != nil {
 		return outputs.Written{}, err
 	}
-	return outputs.WriteFile(s.j.Outputs.Output+".provenance.json", data)
+	return outputs.WriteFile(s.j.Outputs.Output+outputs.ProvenanceSuffix, data)
 }
