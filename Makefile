@@ -89,12 +89,13 @@ e2e: dibvm
 # debian-minimal tree, DIB's Debian functional tests and upstream
 # elements (five Debian builds, about 50 minutes), the comparison of
 # debootstrap fed by the host with its own, and CentOS from the rpm
-# stand-ins: to a tar, from forged repositories, and from a cloud image
-# (built, booted, rebuilt from checkpoints and fetched, 16 minutes),
+# stand-ins: to a tar, from forged repositories, on XFS booted under
+# OVMF (11 minutes), and from a cloud image (built, booted, rebuilt from
+# checkpoints and fetched, 16 minutes),
 # Fedora and openSUSE to tars, and Fedora from a Containerfile through a
 # stand-in registry (to a tar, and fedora-container booted, 13 minutes),
 # and debian-minimal built reproducibly twice, by two users, from nothing
-# and resumed, and booted. Kept out of `make test` so that
+# and resumed, with the same lock files, and booted. Kept out of `make test` so that
 # the test suite stays within an hour on a slow host.
 e2e-full: dibvm
 	$(GO) test -count=1 -timeout 540m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
