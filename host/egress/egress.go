@@ -132,6 +132,19 @@ func Serve(ln net.Listener, o Options) (*Proxy, error) {
 	return p, nil
 }
 
+// New makes a proxy that serves no guest, for its Fetch alone: the host
+// gets a file as the guest's GET would get it, under o's policy and
+// through o's cache. It has nothing to close.
+func New(o Options) (*Proxy, error) {
+	own, err := HostAddrs()
+	if err != nil {
+		return nil, err
+	}
+	p := newProxy(nil, o)
+	p.own = own
+	return p, nil
+}
+
 // newProxy makes a proxy that listens but does not serve yet.
 func newProxy(ln net.Listener, o Options) *Proxy {
 	if o.Notices == nil {
@@ -154,7 +167,12 @@ func newProxy(ln net.Listener, o Options) *Proxy {
 
 // Close stops accepting and waits for nothing: open tunnels end when the
 // VM, their other end, goes away.
-func (p *Proxy) Close() error { return p.ln.Close() }
+func (p *Proxy) Close() error {
+	if p.ln == nil {
+		return nil
+	}
+	return p.ln.Close()
+}
 
 // Bounds on what the guest can make the proxy hold. QEMU starts one
 // relay process for each of the guest's connections, so their number is

@@ -4,6 +4,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -98,6 +99,19 @@ func (p *Proxy) services(dir string) egress.Service {
 		}
 		return deboot(req, fetch)
 	}
+}
+
+// Fetch gets u as the guest's GET would get it, under the policy, through
+// DownloadCache and checked against sum (see egress.Proxy.Fetch): for
+// the host's own use of a URL the guest chose. It is not Served.
+func (p *Proxy) Fetch(ctx context.Context, u, sum string) (io.ReadCloser, error) {
+	o := p.options("")
+	o.Served = nil
+	px, err := egress.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return px.Fetch(ctx, u, sum)
 }
 
 // Of is the Proxy that s is, as a copy the caller may change; the zero

@@ -85,9 +85,10 @@ const maxDownloads = 50000
 // A Recorder collects a build's downloads as the proxy serves them. A
 // nil Recorder records nothing.
 type Recorder struct {
-	// Open, when set, opens a download the proxy kept (the image
-	// cache): the Packages indexes the suites are read from.
-	Open func(url string) (io.ReadCloser, error)
+	// Open, when set, opens a download as the build got it, by its URL
+	// and SHA-256: the Packages indexes the suites are read from. What
+	// it gives is read only if it has that SHA-256.
+	Open func(url, sha256 string) (io.ReadCloser, error)
 
 	mu   sync.Mutex
 	got  map[string]Download

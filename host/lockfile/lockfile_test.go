@@ -117,7 +117,7 @@ func TestSuitesFromTheIndexesRead(t *testing.T) {
 		mirror + "/dists/trixie/main/binary-amd64/Packages":                                         "Filename: pool/main/t/tzdata/tzdata_2025a_all.deb\n",
 		mirror + "/dists/sid/main/binary-amd64/Packages.xz":                                         "changed since",
 	}
-	r := &Recorder{Open: func(u string) (io.ReadCloser, error) {
+	r := &Recorder{Open: func(u, _ string) (io.ReadCloser, error) {
 		body, ok := files[u]
 		if !ok {
 			return nil, errors.New("not kept")

@@ -71,8 +71,8 @@ func (r *Recorder) resolve(out []Download) {
 
 // indexFiles reads the Filename of each entry of the index d that want
 // takes, if open gives the bytes d was.
-func indexFiles(d Download, open func(string) (io.ReadCloser, error), want func(string) bool) ([]string, bool) {
-	rc, err := open(d.URL)
+func indexFiles(d Download, open func(url, sha256 string) (io.ReadCloser, error), want func(string) bool) ([]string, bool) {
+	rc, err := open(d.URL, d.SHA256)
 	if err != nil {
 		return nil, false
 	}

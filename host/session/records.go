@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/egress"
+	"github.com/dibvm/dibvm/host/gateway"
 	"github.com/dibvm/dibvm/host/lockfile"
 	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/provenance"
@@ -29,14 +31,42 @@ func (s *session) lockFile(installed []api.Package) ([]byte, error) {
 }
 
 // recorder records the build's downloads, reading the suites from the
-// Packages indexes the image cache keeps.
-func recorder(imageCache string) *lockfile.Recorder {
-	r := &lockfile.Recorder{}
-	if imageCache != "" {
-		cache := &egress.Cache{Dir: imageCache}
-		r.Open = func(u string) (io.ReadCloser, error) { return cache.Open(u) }
-	}
-	return r
+// Packages indexes: from the image cache, or where a checkpoint made by
+// a build with another cache recorded an index this one has not, from
+// where that build got it, through proxy as the guest would (by hash,
+// so it is the same file).
+func recorder(imageCache string, proxy gateway.Proxy) *lockfile.Recorder {
+	proxy.DownloadCache = imageCache
+	cache := &egress.Cache{Dir: imageCache}
+	return &lockfile.Recorder{Open: func(u, sum string) (io.ReadCloser, error) {
+		if imageCache != "" {
+			if f, err := cache.Open(u); err == nil {
+				return f, nil
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), indexFetchTimeout)
+		body, err := proxy.Fetch(ctx, u, sum)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		return &cancelOnClose{ReadCloser: body, cancel: cancel}, nil
+	}}
+}
+
+// indexFetchTimeout bounds fetching one Packages index again: Debian's
+// largest is some 10 MiB compressed.
+const indexFetchTimeout = 5 * time.Minute
+
+// cancelOnClose is a body whose request's context ends when it is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	defer c.cancel()
+	return c.ReadCloser.Close()
 }
 
 // provenance writes the build's provenance statement,

@@ -16,6 +16,7 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/agentclient"
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/gateway"
 	"github.com/dibvm/dibvm/host/lockfile"
 	"github.com/dibvm/dibvm/host/machine"
 	"github.com/dibvm/dibvm/host/outputs"
@@ -58,7 +59,7 @@ type session struct {
 
 // Run boots the helper VM as mo says and builds j in it.
 func Run(ctx context.Context, j *Job, mo machine.Options) error {
-	s := &session{j: j, start: startMachine, term: userTerminal, downloads: recorder(j.ImageCache), started: time.Now(), appliance: mo.Appliance}
+	s := &session{j: j, start: startMachine, term: userTerminal, downloads: recorder(j.ImageCache, gateway.Of(mo.Service)), started: time.Now(), appliance: mo.Appliance}
 	return s.run(ctx, mo)
 }
 
