@@ -209,7 +209,16 @@ func TestCreateFlagValues(t *testing.T) {
 	create := func(args ...string) []string {
 		return append(append([]string{"create", "-o", "img", "-t", "tar"}, args...), "-n", "tiny-os")
 	}
+	unpinned := filepath.Join(work, "unpinned.lock")
+	writeFile(t, unpinned, `{"format":"dibvm-lock/1","packages":[{"name":"hello","version":"1","architecture":"all"}]}`)
+	writeFile(t, filepath.Join(work, "notes.txt"), "hello\n")
+	pinned := filepath.Join(work, "pinned.lock")
+	writeFile(t, pinned, `{"format":"dibvm-lock/1","packages":[{"name":"hello","version":"1","architecture":"all","url":"http://deb.debian.org/debian/pool/main/h/hello/hello_1_all.deb","sha256":"`+strings.Repeat("ab", 32)+`"}]}`)
 	runCases(t, work, []cliCase{
+		{"--packages-from missing", create("--packages-from", "none.lock"), nil, 2, []string{"--packages-from none.lock: open none.lock: no such file"}},
+		{"--packages-from not a lock", create("--packages-from", "notes.txt"), nil, 2, []string{"--packages-from notes.txt: not a lock file"}},
+		{"--packages-from unpinned", create("--packages-from", "unpinned.lock"), nil, 2, []string{"--packages-from unpinned.lock: 1 packages have no file to pin them to", "hello 1"}},
+		{"--packages-from offline, not cached", create("--packages-from", "pinned.lock", "--offline"), []string{"DIB_IMAGE_CACHE=" + t.TempDir()}, 2, []string{"--packages-from pinned.lock: offline, and the image cache", "lacks 1 of the files it pins: http://deb.debian.org/debian/pool/main/h/hello/hello_1_all.deb"}},
 		{"--image-size 0", create("--image-size", "0"), nil, 2, []string{"--image-size 0 (or DIB_IMAGE_SIZE)", "at least 0.1"}},
 		{"--image-size NaN", create("--image-size", "NaN"), nil, 2, []string{"--image-size NaN", "give a number of GB"}},
 		{"--image-size Inf", create("--image-size", "Inf"), nil, 2, []string{"--image-size +Inf", "give a number of GB"}},

@@ -29,6 +29,9 @@ func job(p *plan.Plan) *session.Job {
 		Stdout: p.Stdout, Progress: o.Progress, Term: os.Getenv("TERM"),
 		ImageLayer: o.Open,
 	}
+	if pf := o.PackagesFrom; pf != nil {
+		j.Pins, j.PinsDigest = pf.Lock.Pins(pf.Name), pf.Lock.Digest()
+	}
 	if r := o.Reproducible; r != nil {
 		j.Outputs.Pinned = &outputs.Pinned{Epoch: r.Epoch, Seed: r.Seed}
 	}

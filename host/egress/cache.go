@@ -203,6 +203,10 @@ func (p *Proxy) Fetch(ctx context.Context, u, sum string) (io.ReadCloser, error)
 	if err != nil {
 		return nil, err
 	}
+	if p.locked(parsed) || p.recordsReleases(parsed) {
+		body, _, err := p.getRecorded(ctx, parsed)
+		return body, err
+	}
 	body, size, err := p.fetch(ctx, u, parsed, sum)
 	if err != nil || p.served == nil || !cacheable(parsed) {
 		return body, err

@@ -62,6 +62,13 @@ type Options struct {
 	// service, from the network or the cache: its URL, size and SHA-256.
 	// The build's lock file is made of these.
 	Served func(url string, size int64, sha256 string)
+	// Pins, when set, holds the build to a lock file (--packages-from):
+	// it gives the SHA-256 that each package file and each suite's
+	// release file (see Pinnable) must have, or an error that says why
+	// the build may not have it. Such a file is served from the cache or
+	// fetched and checked whole before the guest gets a byte. Needs
+	// Cache.
+	Pins func(u *url.URL) (sha256 string, err error)
 }
 
 // A Service answers the guest's plain-HTTP requests for one host name on
@@ -82,6 +89,7 @@ type Proxy struct {
 	offline  bool
 	services map[string]Service
 	served   func(url string, size int64, sha256 string)
+	pins     func(u *url.URL) (string, error)
 	client   *http.Client // for cached downloads, dialing through dial
 	notices  io.Writer
 
@@ -122,6 +130,9 @@ func Listen(path string, o Options) (*Proxy, error) {
 // when it is closed: the listener of the guest's forwarded connections
 // when the guest has no network interface of its own (see host/machine).
 func Serve(ln net.Listener, o Options) (*Proxy, error) {
+	if o.Pins != nil && o.Cache == nil {
+		return nil, errPinsNeedCache
+	}
 	own, err := HostAddrs()
 	if err != nil {
 		return nil, err
@@ -136,6 +147,9 @@ func Serve(ln net.Listener, o Options) (*Proxy, error) {
 // gets a file as the guest's GET would get it, under o's policy and
 // through o's cache. It has nothing to close.
 func New(o Options) (*Proxy, error) {
+	if o.Pins != nil && o.Cache == nil {
+		return nil, errPinsNeedCache
+	}
 	own, err := HostAddrs()
 	if err != nil {
 		return nil, err
@@ -144,6 +158,8 @@ func New(o Options) (*Proxy, error) {
 	p.own = own
 	return p, nil
 }
+
+var errPinsNeedCache = errors.New("a lock file's pins need the image cache")
 
 // newProxy makes a proxy that listens but does not serve yet.
 func newProxy(ln net.Listener, o Options) *Proxy {
@@ -154,7 +170,7 @@ func newProxy(ln net.Listener, o Options) *Proxy {
 	p := &Proxy{
 		ln: ln, policy: o.Policy, cache: o.Cache, notices: o.Notices, signed: o.Signed, offline: o.Offline,
 		lookup: net.DefaultResolver.LookupNetIP, dialContext: dialer.DialContext,
-		reported: map[string]bool{}, services: o.Services, maxPinned: maxPinned, served: o.Served,
+		reported: map[string]bool{}, services: o.Services, maxPinned: maxPinned, served: o.Served, pins: o.Pins,
 	}
 	p.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -276,6 +292,10 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 	}
 	if svc := p.services[strings.ToLower(req.URL.Hostname())]; svc != nil {
 		p.serveLocal(c, req, svc)
+		return false
+	}
+	if req.Method == http.MethodGet && (p.locked(req.URL) || p.recordsReleases(req.URL)) && req.Header.Get("Authorization") == "" {
+		p.serveRecorded(c, req)
 		return false
 	}
 	if src := p.signedSource(req.URL); p.cache != nil && src != nil && req.Method == http.MethodGet {

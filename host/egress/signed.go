@@ -160,7 +160,7 @@ func (p *Proxy) signedGet(ctx context.Context, u *url.URL, src *SignedSource) (b
 	if p.offline {
 		return nil, 0, http.StatusForbidden, fmt.Errorf("offline, and %s (SHA256 %s) is not in the image cache", name, want)
 	}
-	f, n, err := p.fetchChecked(ctx, src.upstream(u), name, c.object(want), want)
+	f, n, err := p.fetchChecked(ctx, src.upstream(u), name, c.object(want), want, "the signed "+sumsName)
 	if err != nil {
 		return nil, 0, statusOf(err), err
 	}
@@ -402,12 +402,12 @@ func (f *pinnedFile) Close() error {
 }
 
 // fetchChecked downloads u, the file name, and returns it open if its
-// SHA256 is want. It is kept in the cache at dst while the run's budget
+// SHA256 is want, which says gives. It is kept in the cache at dst while the run's budget
 // for the cache lasts (maxCacheAdd, shared with packages); past it, the
 // file is served from its temporary file and dropped. What sits in
 // temporary files at once is bounded (maxPinned): past it, the download
 // is refused.
-func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want string) (io.ReadCloser, int64, error) {
+func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want, says string) (io.ReadCloser, int64, error) {
 	resp, err := p.get(ctx, u)
 	if err != nil {
 		return nil, 0, err
@@ -438,7 +438,7 @@ func (p *Proxy) fetchChecked(ctx context.Context, u, name, dst, want string) (io
 	}
 	if err == nil {
 		if got := hex.EncodeToString(h.Sum(nil)); got != want {
-			err = refusal{fmt.Errorf("%s has SHA256 %s, but the signed %s says %s: refusing it", name, got, sumsName, want)}
+			err = refusal{fmt.Errorf("%s has SHA256 %s, but %s says %s: refusing it", name, got, says, want)}
 		}
 	}
 	if err == nil {

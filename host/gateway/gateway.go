@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,10 @@ type Proxy struct {
 	// Served, when set, hears of each package and index sent whole (see
 	// egress.Options.Served).
 	Served func(url string, size int64, sha256 string)
+	// Pins, when set, holds the build to a lock file (see
+	// egress.Options.Pins); PinsDigest names what it pins.
+	Pins       func(u *url.URL) (sha256 string, err error)
+	PinsDigest string
 }
 
 var _ machine.Service = (*Proxy)(nil)
@@ -82,7 +87,7 @@ func (p *Proxy) options(dir string) egress.Options {
 		notices = io.Discard
 	}
 	return egress.Options{Cache: cache, Policy: p.Policy, Notices: notices, Signed: p.Signed, Offline: p.Offline,
-		Services: map[string]egress.Service{api.ServiceHost: p.services(dir)}, Served: p.Served}
+		Services: map[string]egress.Service{api.ServiceHost: p.services(dir)}, Served: p.Served, Pins: p.Pins}
 }
 
 // services answers api.ServiceHost: debootstrap's service, and the

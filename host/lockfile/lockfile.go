@@ -30,6 +30,10 @@ const Format = "dibvm-lock/1"
 type Lock struct {
 	Format   string    `json:"format"`
 	Packages []Package `json:"packages"`
+	// Releases are the Debian suites' release files (InRelease) the
+	// build read its indexes from: a replay of the lock serves them as
+	// they were, so that apt chooses what it chose.
+	Releases []Download `json:"releases,omitempty"`
 }
 
 // A Package is one installed package and, where the build downloaded
@@ -163,6 +167,12 @@ func Make(installed []api.Package, downloads []Download) *Lock {
 		delete(byName, name)
 	}
 	l := &Lock{Format: Format, Packages: []Package{}}
+	for _, d := range downloads {
+		if releaseFile.MatchString(d.URL) {
+			d.Suite = ""
+			l.Releases = append(l.Releases, d)
+		}
+	}
 	installed = slices.Clone(installed)
 	api.SortPackages(installed)
 	for _, p := range installed {

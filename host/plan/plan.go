@@ -111,6 +111,9 @@ type Options struct {
 	// Reproducible, when set, makes the build's outputs the same bytes
 	// for the same inputs.
 	Reproducible *Reproducible
+	// PackagesFrom, when set, is the lock file the build replays
+	// (--packages-from): it gets the files it names and no others.
+	PackagesFrom *PackagesFrom
 
 	// Open is the disk image the build opens as its tree, a qcow2 layer
 	// over an existing image (dibvm customize; see api.Spec.Open), and

@@ -12,7 +12,15 @@ import (
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/hookenv"
+	"github.com/dibvm/dibvm/host/lockfile"
 )
+
+// PackagesFrom is a lock file a build replays, and the name the user
+// gave it.
+type PackagesFrom struct {
+	Name string
+	Lock *lockfile.Lock
+}
 
 // Reproducible asks for a build whose outputs are the same bytes
 // whenever its inputs are the same (--reproducible, SOURCE_DATE_EPOCH).

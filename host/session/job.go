@@ -1,6 +1,8 @@
 package session
 
 import (
+	"net/url"
+
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
@@ -52,6 +54,10 @@ type Job struct {
 	// that never change; Offline refreshes none of them.
 	ImageCache string
 	Offline    bool
+	// Pins, when set, holds the build to a lock file (--packages-from;
+	// see egress.Options.Pins), whose digest PinsDigest is.
+	Pins       func(*url.URL) (string, error)
+	PinsDigest string
 	// Outputs say what the build writes, and where: their Types are
 	// what the guest must put on the output disk, and no more.
 	Outputs outputs.Options

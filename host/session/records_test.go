@@ -69,7 +69,7 @@ func TestRecorderFetchesTheIndexesItsCacheLacks(t *testing.T) {
 	}
 	// An index whose bytes are not the ones the build recorded names no
 	// suite, and is not kept.
-	index, hash = "Package: hello\nFilename: pool/main/h/hello/hello_1_all.deb\nX-Changed: yes\n\n", hash
+	index = "Package: hello\nFilename: pool/main/h/hello/hello_1_all.deb\nX-Changed: yes\n\n" // its hash as it was
 	other := t.TempDir()
 	if got := suite(egress.Policy{AllowNet: allowed}, other); got != "" {
 		t.Errorf("index changed on its server: suite %q, want none", got)

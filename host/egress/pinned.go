@@ -1,0 +1,157 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+)
+
+// This file is what the proxy does with the files a lock file names:
+// the suites' release files, which it records as it records packages,
+// and, for a build that replays a lock (Options.Pins), every package and
+// release file, held to the SHA-256 the lock gives it.
+
+// releaseFile is a Debian suite's release file. It changes as the
+// archive does, so it is no cacheable file; but it is what decides every
+// other file a build gets (its indexes name the packages, by hash), and
+// a lock file keeps it to replay the suite as the build saw it.
+var releaseFile = regexp.MustCompile(`/dists/[^/]+/(InRelease|Release|Release\.gpg)$`)
+
+// maxRelease bounds a release file: Debian's largest is some 200 KiB.
+const maxRelease = 16 << 20
+
+// Pinnable reports whether the file at u is one a lock file pins: a
+// package file or a suite's release file.
+func Pinnable(u *url.URL) bool {
+	if releaseFile.MatchString(u.Path) {
+		return true
+	}
+	return cacheable(u) && packageFile.MatchString(u.Path)
+}
+
+var packageFile = regexp.MustCompile(`\.(deb|udeb|rpm)$`)
+
+// recordsReleases says whether the proxy serves release files itself:
+// to record them, or to replay them.
+func (p *Proxy) recordsReleases(u *url.URL) bool {
+	return (p.served != nil || p.pins != nil) && p.cache != nil && releaseFile.MatchString(u.Path) && u.User == nil && u.RawQuery == ""
+}
+
+// locked says whether a GET of u is answered from the lock file.
+func (p *Proxy) locked(u *url.URL) bool {
+	return p.pins != nil && p.cache != nil && Pinnable(u)
+}
+
+// serveRecorded answers a GET of a release file or, replaying a lock, of
+// a pinned file (see getRecorded): in full, whatever the request's
+// conditions, so that the build sees and records the whole file.
+func (p *Proxy) serveRecorded(conn net.Conn, req *http.Request) {
+	body, size, err := p.getRecorded(req.Context(), req.URL)
+	if err != nil {
+		msg := fmt.Sprintf("dibvm: %s: %v", req.URL, err)
+		p.notice(msg, msg)
+		writeError(conn, statusOf(err), msg)
+		return
+	}
+	defer body.Close()
+	fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", size)
+	io.Copy(conn, body)
+}
+
+// getRecorded gets u, a release file or a pinned one, and tells Served.
+// Replaying a lock, the file is the one the lock names by SHA-256: from
+// the cache (as a checked object, or as the download kept under its
+// URL) or fetched and checked whole before a byte of it is served. Else
+// a release file is fetched whole and kept as a checked object, which a
+// later replay of this build's lock serves.
+func (p *Proxy) getRecorded(ctx context.Context, u *url.URL) (io.ReadCloser, int64, error) {
+	if _, err := p.destination(ctx, hostPort(u)); err != nil {
+		return nil, 0, err
+	}
+	if p.pins == nil {
+		data, err := p.fetchRelease(ctx, u.String())
+		if err != nil {
+			return nil, 0, err
+		}
+		sum := sha256.Sum256(data)
+		want := hex.EncodeToString(sum[:])
+		if name := p.cache.object(want); fileMissing(name) {
+			if os.MkdirAll(filepath.Dir(name), 0o755) == nil {
+				writeAtomic(name, data)
+			}
+		}
+		p.tell(u, int64(len(data)), want)
+		return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
+	}
+	want, err := p.pins(u)
+	if err != nil {
+		return nil, 0, refusal{err}
+	}
+	if f, n, err := openChecked(p.cache.object(want), want); err == nil {
+		p.tell(u, n, want)
+		return f, n, nil
+	}
+	if cacheable(u) {
+		if f, n, err := openChecked(p.cache.file(u), want); err == nil {
+			p.tell(u, n, want)
+			return f, n, nil
+		}
+	}
+	if p.offline {
+		return nil, 0, refusal{fmt.Errorf("offline, and the file the lock names (SHA256 %s) is not in the image cache", want)}
+	}
+	f, n, err := p.fetchChecked(ctx, u.String(), u.Path, p.cache.object(want), want, "the lock file")
+	if err != nil {
+		return nil, 0, err
+	}
+	p.tell(u, n, want)
+	return f, n, nil
+}
+
+// Has reports whether c holds a file a lock file pins, by its SHA-256 or
+// under its URL; what it holds is checked when it is served.
+func (c *Cache) Has(u, sum string) bool {
+	if !fileMissing(c.object(sum)) {
+		return true
+	}
+	parsed, err := url.Parse(u)
+	return err == nil && cacheable(parsed) && !fileMissing(c.file(parsed))
+}
+
+// tell tells Served of a file sent whole.
+func (p *Proxy) tell(u *url.URL, size int64, sum string) {
+	if p.served != nil {
+		p.served(u.String(), size, sum)
+	}
+}
+
+// fetchRelease downloads a release file whole.
+func (p *Proxy) fetchRelease(ctx context.Context, u string) ([]byte, error) {
+	resp, err := p.get(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the server says %s", resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxRelease+1))
+	if err == nil && len(data) > maxRelease {
+		err = fmt.Errorf("a release file larger than %d MiB", maxRelease>>20)
+	}
+	return data, err
+}
+
+func fileMissing(name string) bool {
+	_, err := os.Stat(name)
+	return err != nil
+}
