@@ -32,6 +32,10 @@ type Build struct {
 	// checkpoint keeps those made so far, and a build that resumes from
 	// one starts with them.
 	Downloads *lockfile.Recorder
+	// Admits, when set, says why a checkpoint made with these downloads
+	// is not one to resume from, or nil: a build that replays a lock
+	// file resumes only from a tree made of files the lock names.
+	Admits func([]lockfile.Download) error
 }
 
 // HelperVM is what of the helper VM may shape a tree: the first step's
@@ -76,6 +80,7 @@ type Keeper struct {
 	kept    []string
 	// downloads is Build.Downloads.
 	downloads *lockfile.Recorder
+	admits    func([]lockfile.Download) error
 }
 
 // SlowHook is how long a hook runs before the build keeps its tree after
@@ -96,7 +101,7 @@ func StartKeeper(ctx context.Context, store *Store, lim Limits, b Build) (*Keepe
 	if err != nil {
 		return nil, err
 	}
-	k := &Keeper{ctx: ctx, store: store, lim: lim, out: b.Out, sess: sess, spec: b.Spec, size: b.ScratchSize, checked: map[string]bool{}, downloads: b.Downloads}
+	k := &Keeper{ctx: ctx, store: store, lim: lim, out: b.Out, sess: sess, spec: b.Spec, size: b.ScratchSize, checked: map[string]bool{}, downloads: b.Downloads, admits: b.Admits}
 	for _, s := range b.Steps {
 		if s.run {
 			k.order = append(k.order, s.subs...)
@@ -239,6 +244,11 @@ func (k *Keeper) find(s *Step, now time.Time) ([]*Meta, string) {
 		cur = p
 	}
 	slices.Reverse(chain)
+	if k.admits != nil {
+		if err := k.admits(m.Downloads); err != nil {
+			return nil, fmt.Sprintf("checkpoint %s was made with %v", Short(m.Key), err)
+		}
+	}
 	var below *Meta
 	for _, l := range chain {
 		if ok, why := Usable(l, below, k.lim.MaxAge, now); !ok {

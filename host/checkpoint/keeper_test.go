@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,7 @@ func TestResumeInsideAPhase(t *testing.T) {
 	// start plans a build of files and finds where it resumes; rec
 	// hears of the downloads it starts with.
 	rec := &lockfile.Recorder{}
-	start := func(files map[string]string) (*api.Spec, *Keeper, string) {
+	start := func(files map[string]string, admits func([]lockfile.Download) error) (*api.Spec, *Keeper, string) {
 		t.Helper()
 		spec := &api.Spec{ImageName: "img", Elements: []string{"e"}, Arch: "amd64"}
 		steps, err := StepInputs(spec, nil, elementsTar(t, files))
@@ -46,13 +47,13 @@ func TestResumeInsideAPhase(t *testing.T) {
 		}
 		var out strings.Builder
 		rec = &lockfile.Recorder{}
-		k, err := StartKeeper(context.Background(), c.Store, c.Limits, Build{Spec: spec, Steps: steps, ScratchSize: 64 << 20, Out: &out, Downloads: rec})
+		k, err := StartKeeper(context.Background(), c.Store, c.Limits, Build{Spec: spec, Steps: steps, ScratchSize: 64 << 20, Out: &out, Downloads: rec, Admits: admits})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return spec, k, out.String()
 	}
-	spec, k, _ := start(files)
+	spec, k, _ := start(files, nil)
 	if spec.Resume != "" || !slices.Equal(k.names(), []string{"root.d", "install.d/10-x", "install.d/20-y", "install.d"}) {
 		t.Fatalf("a first build resumes after %q and may keep %v", spec.Resume, k.names())
 	}
@@ -96,6 +97,7 @@ func TestResumeInsideAPhase(t *testing.T) {
 		resume  string
 		chain   int
 		say     []string
+		admits  func([]lockfile.Download) error
 	}{
 		{name: "nothing changed", resume: "install.d", chain: 3},
 		{name: "the last hook", changes: map[string]string{"hooks/install.d/30-z": "z2"}, resume: "install.d/20-y", chain: 2,
@@ -104,9 +106,22 @@ func TestResumeInsideAPhase(t *testing.T) {
 		// 10-x was not kept: back to the phase before.
 		{name: "the hook kept after", changes: map[string]string{"hooks/install.d/20-y": "y2"}, resume: "root.d", chain: 1,
 			say: []string{"dibvm: resuming after root.d from checkpoint ", "hooks/install.d/20-y (changed)"}},
+		// A build held to a lock file that does not name what install.d
+		// downloaded; the checkpoint stays, for other builds.
+		{name: "a download the lock does not name", resume: "install.d/20-y", chain: 2,
+			admits: func(ds []lockfile.Download) error {
+				for _, d := range ds {
+					if strings.HasSuffix(d.URL, "/2.deb") {
+						return errors.New(d.URL + ", which the lock file does not name")
+					}
+				}
+				return nil
+			},
+			say: []string{"dibvm: no checkpoint after install.d: checkpoint " + Short(metas["install.d"].Key) + " was made with http://mirror.example/pool/2.deb, which the lock file does not name"}},
+		{name: "nothing changed, again", resume: "install.d", chain: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			spec, k, out := start(changed(files, tc.changes))
+			spec, k, out := start(changed(files, tc.changes), tc.admits)
 			defer k.Close()
 			if spec.Resume != tc.resume || len(k.chain) != tc.chain {
 				t.Errorf("resumes after %q on %d layers, want %q on %d\n%s", spec.Resume, len(k.chain), tc.resume, tc.chain, out)
@@ -131,7 +146,7 @@ func TestResumeInsideAPhase(t *testing.T) {
 	if err := os.Truncate(path, metas["install.d/20-y"].Size-512); err != nil {
 		t.Fatal(err)
 	}
-	spec, k, out := start(files)
+	spec, k, out := start(files, nil)
 	k.Close()
 	if spec.Resume != "root.d" || !strings.Contains(out, "it was removed") {
 		t.Errorf("with install.d/20-y damaged, resumes after %q:\n%s", spec.Resume, out)

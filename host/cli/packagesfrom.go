@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -39,7 +41,8 @@ func (c *createFlags) packagesFrom(o *plan.Options, p *problems) *plan.PackagesF
 			p.add("--packages-from %s: offline, and the image cache %s lacks %d of the files it pins: %s", c.lock, o.ImageCache, len(missing), listed(missing, 10))
 		}
 	}
-	return &plan.PackagesFrom{Name: c.lock, Lock: l}
+	sum := sha256.Sum256(data)
+	return &plan.PackagesFrom{Name: c.lock, SHA256: hex.EncodeToString(sum[:]), Lock: l}
 }
 
 // listed is the first n of items, and how many more there are.

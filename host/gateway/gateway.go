@@ -41,9 +41,8 @@ type Proxy struct {
 	// egress.Options.Served).
 	Served func(url string, size int64, sha256 string)
 	// Pins, when set, holds the build to a lock file (see
-	// egress.Options.Pins); PinsDigest names what it pins.
-	Pins       func(u *url.URL) (sha256 string, err error)
-	PinsDigest string
+	// egress.Options.Pins).
+	Pins func(u *url.URL) (sha256 string, err error)
 }
 
 var _ machine.Service = (*Proxy)(nil)

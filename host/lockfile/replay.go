@@ -128,18 +128,6 @@ func (l *Lock) Pins(name string) func(*url.URL) (string, error) {
 	}
 }
 
-// Digest is the SHA-256 of what l pins: a checkpoint made by a build
-// that replays a lock is one to resume from only for a build that
-// replays the same.
-func (l *Lock) Digest() string {
-	b, _ := json.Marshal(struct {
-		P []Package
-		R []Download
-	}{l.Packages, l.Releases})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
 // key is where a file at u is in its archive, the same on every mirror:
 // a Debian archive's "dists/..." or "pool/..." path, an rpm's file name;
 // "" for a URL that is neither.

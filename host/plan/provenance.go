@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"path/filepath"
 	"strings"
 
 	"github.com/dibvm/dibvm/host/hookenv"
@@ -25,6 +26,9 @@ func (p *Plan) Provenance() (provenance.Build, error) {
 	}
 	if r := p.Options.Reproducible; r != nil {
 		b.Seed = r.Seed
+	}
+	if pf := p.Options.PackagesFrom; pf != nil {
+		b.PackagesFrom, b.PackagesFromSHA256 = filepath.Base(pf.Name), pf.SHA256
 	}
 	return b, nil
 }

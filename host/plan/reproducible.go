@@ -18,8 +18,9 @@ import (
 // PackagesFrom is a lock file a build replays, and the name the user
 // gave it.
 type PackagesFrom struct {
-	Name string
-	Lock *lockfile.Lock
+	Name   string
+	SHA256 string // of the file
+	Lock   *lockfile.Lock
 }
 
 // Reproducible asks for a build whose outputs are the same bytes

@@ -121,8 +121,11 @@ type Build struct {
 	// Dibvm is the running dibvm's version and commit.
 	Version, Commit string
 	// Seed is a reproducible build's seed.
-	Seed              string
-	Started, Finished time.Time
+	Seed string
+	// PackagesFrom is the lock file the build replayed (--packages-from)
+	// and its SHA-256, if it replayed one.
+	PackagesFrom, PackagesFromSHA256 string
+	Started, Finished                time.Time
 }
 
 // Make is the statement of b, whose outputs are written.
@@ -142,6 +145,9 @@ func Make(b Build, outputs []Output) (*Statement, error) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(b.Appliance)) {
 		deps = append(deps, Resource{Name: "helper appliance:" + name, Digest: map[string]string{"sha256": b.Appliance[name]}})
+	}
+	if b.PackagesFrom != "" {
+		deps = append(deps, Resource{Name: "packages-from", URI: b.PackagesFrom, Digest: map[string]string{"sha256": b.PackagesFromSHA256}})
 	}
 	var subjects []Resource
 	for _, o := range outputs {

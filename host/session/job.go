@@ -55,9 +55,8 @@ type Job struct {
 	ImageCache string
 	Offline    bool
 	// Pins, when set, holds the build to a lock file (--packages-from;
-	// see egress.Options.Pins), whose digest PinsDigest is.
-	Pins       func(*url.URL) (string, error)
-	PinsDigest string
+	// see egress.Options.Pins).
+	Pins func(*url.URL) (string, error)
 	// Outputs say what the build writes, and where: their Types are
 	// what the guest must put on the output disk, and no more.
 	Outputs outputs.Options

@@ -27,7 +27,7 @@ func (s *session) machineOptions(mo machine.Options) (machine.Options, error) {
 	proxy.DownloadCache = s.j.ImageCache
 	proxy.Offline = s.j.Offline
 	proxy.Served = s.downloads.Served
-	proxy.Pins, proxy.PinsDigest = s.j.Pins, s.j.PinsDigest
+	proxy.Pins = s.j.Pins
 	if mo.Appliance != nil && s.j.SignedSources != nil {
 		var err error
 		if proxy.Signed, err = s.j.SignedSources(mo.Appliance.Keyrings); err != nil {
@@ -55,11 +55,7 @@ func helperVM(mo machine.Options) checkpoint.HelperVM {
 		CPUs: mo.CPUs, CPUModel: mo.CPUModel, Memory: mo.Memory, Network: mo.Network, Offline: proxy.Offline,
 		Egress: fmt.Sprintf("%+v", proxy.Policy),
 	}
-	if proxy.PinsDigest != "" {
-		// A tree made of a lock's packages is not one made of whatever
-		// the archive had.
-		vm.Egress += " packages-from " + proxy.PinsDigest
-	}
+
 	if mo.Appliance != nil {
 		// Its directory is named for what it was built from.
 		vm.Appliance = filepath.Base(filepath.Dir(mo.Appliance.Initrd))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -52,6 +53,31 @@ func recorder(imageCache string, proxy gateway.Proxy) *lockfile.Recorder {
 		}
 		return &cancelOnClose{ReadCloser: body, cancel: cancel}, nil
 	}}
+}
+
+// admits is checkpoint.Build.Admits for a build held to pins: a
+// checkpoint is resumed from only if every package and release file it
+// was made with is the one the lock names, whoever's build made it.
+func admits(pins func(*url.URL) (string, error)) func([]lockfile.Download) error {
+	if pins == nil {
+		return nil
+	}
+	return func(ds []lockfile.Download) error {
+		for _, d := range ds {
+			u, err := url.Parse(d.URL)
+			if err != nil || !egress.Pinnable(u) {
+				continue
+			}
+			sum, err := pins(u)
+			if err != nil {
+				return fmt.Errorf("%s, which the lock file does not name", d.URL)
+			}
+			if sum != d.SHA256 {
+				return fmt.Errorf("%s as another file than the lock file's (SHA256 %s, not %s)", d.URL, d.SHA256, sum)
+			}
+		}
+		return nil
+	}
 }
 
 // indexFetchTimeout bounds fetching one Packages index again: Debian's

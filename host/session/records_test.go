@@ -3,14 +3,18 @@ package session
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/gateway"
+	"github.com/dibvm/dibvm/host/lockfile"
 )
 
 // A build resumed from checkpoints another build made, with another
@@ -76,5 +80,37 @@ func TestRecorderFetchesTheIndexesItsCacheLacks(t *testing.T) {
 	}
 	if kept, _ := os.ReadDir(other); len(kept) != 0 {
 		t.Errorf("index changed on its server: the cache keeps %v", kept)
+	}
+}
+
+// A build held to a lock file resumes from a checkpoint only if every
+// package and release file it was made with is the lock's; other
+// downloads (a cloud image, an rpm repository's metadata) do not count.
+func TestAdmitsChecksThePackagesACheckpointWasMadeWith(t *testing.T) {
+	const mirror = "http://deb.debian.org/debian"
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	pins := func(u *url.URL) (string, error) {
+		switch u.Path {
+		case "/debian/pool/main/h/hello/hello_1_all.deb", "/debian/dists/bookworm/InRelease":
+			return a, nil
+		}
+		return "", errors.New("not in the lock")
+	}
+	if admits(nil) != nil {
+		t.Error("a build with no lock checks its checkpoints")
+	}
+	for _, tc := range []struct {
+		downloads []lockfile.Download
+		want      string
+	}{
+		{[]lockfile.Download{{URL: mirror + "/pool/main/h/hello/hello_1_all.deb", SHA256: a}, {URL: mirror + "/dists/bookworm/InRelease", SHA256: a}, {URL: mirror + "/dists/bookworm/main/binary-amd64/by-hash/SHA256/" + b, SHA256: b}}, ""},
+		{[]lockfile.Download{{URL: mirror + "/pool/main/h/hello/hello_1_all.deb", SHA256: b}}, "hello_1_all.deb as another file than the lock file's (SHA256 " + b + ", not " + a + ")"},
+		{[]lockfile.Download{{URL: mirror + "/pool/main/h/hello/hello_2_all.deb", SHA256: a}}, "hello_2_all.deb, which the lock file does not name"},
+		{[]lockfile.Download{{URL: mirror + "/dists/bookworm/InRelease", SHA256: b}}, "InRelease as another file"},
+	} {
+		err := admits(pins)(tc.downloads)
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: %v, want %q", tc.downloads, err, tc.want)
+		}
 	}
 }
