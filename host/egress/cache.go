@@ -192,6 +192,22 @@ func (t *cacheTee) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// New makes a proxy that serves no guest, for its Fetch alone: the host
+// gets a file as the guest's GET would get it, under o's policy and
+// through o's cache. It has nothing to close.
+func New(o Options) (*Proxy, error) {
+	if o.Pins != nil && o.Cache == nil {
+		return nil, errPinsNeedCache
+	}
+	own, err := HostAddrs()
+	if err != nil {
+		return nil, err
+	}
+	p := newProxy(nil, o)
+	p.own = own
+	return p, nil
+}
+
 // Fetch gets u for a Service as the guest's own GET would get it:
 // through the policy's dial, and from the cache when u names its content
 // for good, keeping it there when it was not yet. With sum, the SHA256

@@ -143,22 +143,6 @@ func Serve(ln net.Listener, o Options) (*Proxy, error) {
 	return p, nil
 }
 
-// New makes a proxy that serves no guest, for its Fetch alone: the host
-// gets a file as the guest's GET would get it, under o's policy and
-// through o's cache. It has nothing to close.
-func New(o Options) (*Proxy, error) {
-	if o.Pins != nil && o.Cache == nil {
-		return nil, errPinsNeedCache
-	}
-	own, err := HostAddrs()
-	if err != nil {
-		return nil, err
-	}
-	p := newProxy(nil, o)
-	p.own = own
-	return p, nil
-}
-
 var errPinsNeedCache = errors.New("a lock file's pins need the image cache")
 
 // newProxy makes a proxy that listens but does not serve yet.
