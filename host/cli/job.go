@@ -30,7 +30,7 @@ func job(p *plan.Plan) *session.Job {
 		ImageLayer: o.Open,
 	}
 	if pf := o.PackagesFrom; pf != nil {
-		j.Pins = pf.Lock.Pins(pf.Name)
+		j.Replay, j.ReplayName = pf.Lock, pf.Name
 	}
 	if r := o.Reproducible; r != nil {
 		j.Outputs.Pinned = &outputs.Pinned{Epoch: r.Epoch, Seed: r.Seed}

@@ -84,11 +84,7 @@ func (p *Proxy) getRecorded(ctx context.Context, u *url.URL) (io.ReadCloser, int
 		}
 		sum := sha256.Sum256(data)
 		want := hex.EncodeToString(sum[:])
-		if name := p.cache.object(want); fileMissing(name) {
-			if os.MkdirAll(filepath.Dir(name), 0o755) == nil {
-				writeAtomic(name, data)
-			}
-		}
+		p.cache.WriteObject(data)
 		p.tell(u, int64(len(data)), want)
 		return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 	}
@@ -115,6 +111,35 @@ func (p *Proxy) getRecorded(ctx context.Context, u *url.URL) (io.ReadCloser, int
 	}
 	p.tell(u, n, want)
 	return f, n, nil
+}
+
+// ReadObject is the file of SHA-256 sum that c keeps by its content (a
+// release file the proxy recorded), checked, if it is no larger than a
+// release file.
+func (c *Cache) ReadObject(sum string) ([]byte, error) {
+	f, n, err := openChecked(c.object(sum), sum)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if n > maxRelease {
+		return nil, fmt.Errorf("%s: larger than a release file", sum)
+	}
+	return io.ReadAll(f)
+}
+
+// WriteObject keeps data in c by its content, for the proxy to serve
+// where a lock file pins its SHA-256.
+func (c *Cache) WriteObject(data []byte) error {
+	sum := sha256.Sum256(data)
+	name := c.object(hex.EncodeToString(sum[:]))
+	if !fileMissing(name) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	return writeAtomic(name, data)
 }
 
 // Has reports whether c holds a file a lock file pins, by its SHA-256 or

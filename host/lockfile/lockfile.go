@@ -33,7 +33,17 @@ type Lock struct {
 	// Releases are the Debian suites' release files (InRelease) the
 	// build read its indexes from: a replay of the lock serves them as
 	// they were, so that apt chooses what it chose.
-	Releases []Download `json:"releases,omitempty"`
+	Releases []Release `json:"releases,omitempty"`
+}
+
+// A Release is a suite's release file, with its content where the build
+// kept it: the archive replaces it within days, and it is signed, so a
+// replay can take it from the lock as apt would from the archive.
+type Release struct {
+	URL     string `json:"url"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+	Content []byte `json:"content,omitempty"`
 }
 
 // A Package is one installed package and, where the build downloaded
@@ -169,8 +179,7 @@ func Make(installed []api.Package, downloads []Download) *Lock {
 	l := &Lock{Format: Format, Packages: []Package{}}
 	for _, d := range downloads {
 		if releaseFile.MatchString(d.URL) {
-			d.Suite = ""
-			l.Releases = append(l.Releases, d)
+			l.Releases = append(l.Releases, Release{URL: d.URL, Size: d.Size, SHA256: d.SHA256})
 		}
 	}
 	installed = slices.Clone(installed)

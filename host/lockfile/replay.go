@@ -52,6 +52,9 @@ func Parse(data []byte) (*Lock, error) {
 		if !releaseFile.MatchString(r.URL) || !isSHA256(r.SHA256) {
 			return nil, fmt.Errorf("release file %q: want an archive's dists/SUITE/InRelease with its SHA-256", r.URL)
 		}
+		if sum := sha256.Sum256(r.Content); r.Content != nil && hex.EncodeToString(sum[:]) != r.SHA256 {
+			return nil, fmt.Errorf("release file %q: its content is not the file of its SHA-256", r.URL)
+		}
 	}
 	if len(unpinned) > 0 {
 		const shown = 20

@@ -65,6 +65,7 @@ func TestParseRefuses(t *testing.T) {
 		{`{"format":"dibvm-lock/1","packages":[],"extra":1}`, "not a lock file"},
 		{`{"format":"dibvm-lock/1","packages":[{"name":"a","version":"1","architecture":"all"},{"name":"b","version":"2","architecture":"all","url":"http://x/pool/b_2_all.deb","sha256":"00"}]}`, "2 packages have no file to pin them to (the build that wrote it did not download them over plain HTTP through dibvm's proxy): a 1, b 2"},
 		{`{"format":"dibvm-lock/1","packages":[],"releases":[{"url":"http://x/dists/bookworm/Packages","size":1,"sha256":"` + strings.Repeat("0", 64) + `"}]}`, "release file"},
+		{`{"format":"dibvm-lock/1","packages":[],"releases":[{"url":"http://x/dists/bookworm/InRelease","size":2,"sha256":"` + strings.Repeat("0", 64) + `","content":"aGk="}]}`, "its content is not the file of its SHA-256"},
 	} {
 		_, err := Parse([]byte(tc.data))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -1,13 +1,12 @@
 package session
 
 import (
-	"net/url"
-
 	"github.com/dibvm/dibvm/elements"
 	"github.com/dibvm/dibvm/guestagent/api"
 	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/egress"
 	"github.com/dibvm/dibvm/host/iso"
+	"github.com/dibvm/dibvm/host/lockfile"
 	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/provenance"
@@ -54,9 +53,11 @@ type Job struct {
 	// that never change; Offline refreshes none of them.
 	ImageCache string
 	Offline    bool
-	// Pins, when set, holds the build to a lock file (--packages-from;
-	// see egress.Options.Pins).
-	Pins func(*url.URL) (string, error)
+	// Replay, when set, is the lock file the build is held to
+	// (--packages-from; see egress.Options.Pins), ReplayName what the
+	// user called it.
+	Replay     *lockfile.Lock
+	ReplayName string
 	// Outputs say what the build writes, and where: their Types are
 	// what the guest must put on the output disk, and no more.
 	Outputs outputs.Options

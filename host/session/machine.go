@@ -27,7 +27,12 @@ func (s *session) machineOptions(mo machine.Options) (machine.Options, error) {
 	proxy.DownloadCache = s.j.ImageCache
 	proxy.Offline = s.j.Offline
 	proxy.Served = s.downloads.Served
-	proxy.Pins = s.j.Pins
+	if l := s.j.Replay; l != nil {
+		if err := keepReleases(s.j.ImageCache, l); err != nil {
+			return mo, err
+		}
+		proxy.Pins = l.Pins(s.j.ReplayName)
+	}
 	if mo.Appliance != nil && s.j.SignedSources != nil {
 		var err error
 		if proxy.Signed, err = s.j.SignedSources(mo.Appliance.Keyrings); err != nil {

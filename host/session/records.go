@@ -25,6 +25,13 @@ import (
 // checkpoint resumed from kept.
 func (s *session) lockFile(installed []api.Package) ([]byte, error) {
 	l := lockfile.Make(installed, s.downloads.Downloads())
+	cache := &egress.Cache{Dir: s.j.ImageCache}
+	for i, r := range l.Releases {
+		if s.j.ImageCache != "" {
+			// Kept by the proxy as it served it (see getRecorded).
+			l.Releases[i].Content, _ = cache.ReadObject(r.SHA256)
+		}
+	}
 	if n := len(l.Packages) - l.Recorded(); n > 0 && s.j.Outputs.Stdout != nil {
 		fmt.Fprintf(s.j.Outputs.Stdout, "dibvm: %d of the image's %d packages are in its lock file without the file they came from: the build did not download them over plain HTTP through dibvm's proxy (see README, Lock files)\n", n, len(l.Packages))
 	}
@@ -58,10 +65,11 @@ func recorder(imageCache string, proxy gateway.Proxy) *lockfile.Recorder {
 // admits is checkpoint.Build.Admits for a build held to pins: a
 // checkpoint is resumed from only if every package and release file it
 // was made with is the one the lock names, whoever's build made it.
-func admits(pins func(*url.URL) (string, error)) func([]lockfile.Download) error {
-	if pins == nil {
+func admits(l *lockfile.Lock, name string) func([]lockfile.Download) error {
+	if l == nil {
 		return nil
 	}
+	pins := l.Pins(name)
 	return func(ds []lockfile.Download) error {
 		for _, d := range ds {
 			u, err := url.Parse(d.URL)
@@ -78,6 +86,21 @@ func admits(pins func(*url.URL) (string, error)) func([]lockfile.Download) error
 		}
 		return nil
 	}
+}
+
+// keepReleases keeps in the image cache the release files the lock l
+// carries, where the proxy serves them from (see egress.Proxy's
+// getRecorded): the archive has replaced them since.
+func keepReleases(imageCache string, l *lockfile.Lock) error {
+	cache := &egress.Cache{Dir: imageCache}
+	for _, r := range l.Releases {
+		if r.Content != nil {
+			if err := cache.WriteObject(r.Content); err != nil {
+				return fmt.Errorf("keep the lock file's %s in the image cache: %w", r.URL, err)
+			}
+		}
+	}
+	return nil
 }
 
 // indexFetchTimeout bounds fetching one Packages index again: Debian's
