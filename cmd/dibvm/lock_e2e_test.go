@@ -3,15 +3,18 @@
 package main_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +84,22 @@ func checkLockFile(t *testing.T, img string) *lockfile.Lock {
 	if want := base.Name + " " + base.Version + " " + base.Arch; string(fields) != want {
 		t.Errorf("dpkg-deb says %q, the lock file %q", fields, want)
 	}
-	t.Logf("lock file: %d packages; base-files %s from %s (%s)", len(l.Packages), base.Version, base.Archive, base.Suite)
+	// The suites' release files, which a replay serves as they were:
+	// signed, with their content.
+	suites := map[string]bool{}
+	for _, r := range l.Releases {
+		sum := sha256.Sum256(r.Content)
+		if hex.EncodeToString(sum[:]) != r.SHA256 || !bytes.Contains(r.Content, []byte("-----BEGIN PGP SIGNATURE-----")) {
+			t.Errorf("release file %s: its content is not a signed release file of its SHA-256", r.URL)
+		}
+		suites[strings.TrimSuffix(r.URL[strings.LastIndex(r.URL, "/dists/")+len("/dists/"):], "/InRelease")] = true
+	}
+	for _, p := range l.Packages {
+		if p.Suite != "" && !suites[p.Suite] {
+			t.Errorf("%s is from suite %s, whose release file the lock does not carry (it carries %v)", p.Name, p.Suite, suites)
+			break
+		}
+	}
+	t.Logf("lock file: %d packages; base-files %s from %s (%s); release files of %v", len(l.Packages), base.Version, base.Archive, base.Suite, slices.Sorted(maps.Keys(suites)))
 	return &l
 }
