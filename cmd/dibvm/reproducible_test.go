@@ -73,13 +73,18 @@ func TestReproducibleBuilds(t *testing.T) {
 	args := []string{"create", "-n", "--progress", "plain", "-t", "raw,qcow2,vhd,vhdx,vmdk,tar,tgz,squashfs,docker", "run-to-run", "block-device-efi"}
 
 	first := filepath.Join(t.TempDir(), "img")
+	key := filepath.Join(t.TempDir(), "signing-key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci@example.com", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
 	r := dibvm(t, []string{"ELEMENTS_PATH=" + testElements(t), "SOURCE_DATE_EPOCH=" + epoch, "DIB_ROOT_LABEL=myroot"},
-		10*time.Minute, append(args, "-o", first, "--no-checkpoints")...)
+		10*time.Minute, append(args, "-o", first, "--no-checkpoints", "--sign", key)...)
 	if r.code != 0 {
 		t.Fatalf("as root: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	want := digests(t, first)
 	checkProvenance(t, first, want)
+	checkSignedProvenance(t, first, key)
 
 	h := newHostileRun(t)
 	// The user's own checkpoints, none yet: the first build is from
@@ -192,6 +197,32 @@ func checkReproducibleImage(t *testing.T, out, epoch string) {
 // checkProvenance checks the provenance statement of the build at out,
 // whose outputs have the digests want (by extension): it names each, and
 // dibvm verify says so.
+// checkSignedProvenance checks the statement of the build at out was
+// signed with key: as OpenSSH's ssh-keygen -Y verify checks, and dibvm
+// verify --trust.
+func checkSignedProvenance(t *testing.T, out, key string) {
+	t.Helper()
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := filepath.Join(t.TempDir(), "allowed_signers")
+	os.WriteFile(allowed, []byte("ci@example.com "+string(pub)), 0o644)
+	statement, err := os.Open(out + ".provenance.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer statement.Close()
+	cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", allowed, "-I", "ci@example.com", "-n", "dibvm-provenance", "-s", out+".provenance.json.sig")
+	cmd.Stdin = statement
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("ssh-keygen -Y verify of the statement: %v\n%s", err, b)
+	}
+	if r := dibvm(t, nil, time.Minute, "verify", "--trust", allowed, out+".raw"); r.code != 0 || !strings.Contains(r.stdout, "a trusted key") {
+		t.Errorf("dibvm verify --trust: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func checkProvenance(t *testing.T, out string, want map[string]string) {
 	t.Helper()
 	st, err := provenance.Read(out + ".provenance.json")

@@ -215,6 +215,8 @@ func TestCreateFlagValues(t *testing.T) {
 	pinned := filepath.Join(work, "pinned.lock")
 	writeFile(t, pinned, `{"format":"dibvm-lock/1","packages":[{"name":"hello","version":"1","architecture":"all","url":"http://deb.debian.org/debian/pool/main/h/hello/hello_1_all.deb","sha256":"`+strings.Repeat("ab", 32)+`"}]}`)
 	runCases(t, work, []cliCase{
+		{"--sign missing", create("--sign", "no-key"), nil, 2, []string{"--sign (or DIBVM_SIGN_KEY): open no-key: no such file"}},
+		{"DIBVM_SIGN_KEY a public key", create(), []string{"DIBVM_SIGN_KEY=" + unpinned}, 2, []string{"--sign (or DIBVM_SIGN_KEY): " + unpinned + ": not an OpenSSH private key"}},
 		{"--packages-from missing", create("--packages-from", "none.lock"), nil, 2, []string{"--packages-from none.lock: open none.lock: no such file"}},
 		{"--packages-from not a lock", create("--packages-from", "notes.txt"), nil, 2, []string{"--packages-from notes.txt: not a lock file"}},
 		{"--packages-from unpinned", create("--packages-from", "unpinned.lock"), nil, 2, []string{"--packages-from unpinned.lock: 1 packages have no file to pin them to", "hello 1"}},

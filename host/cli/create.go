@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/session"
 	"github.com/dibvm/dibvm/host/shellquote"
+	"github.com/dibvm/dibvm/host/sshsign"
 	"github.com/dibvm/dibvm/vmimage"
 )
 
@@ -54,6 +56,7 @@ type createFlags struct {
 	reproduce   bool     // --reproducible
 	seed        string   // --seed
 	lock        string   // --packages-from
+	sign        string   // --sign
 	// imageEnv is set over the caller's environment: an image's own
 	// variables, from the YAML file that defines it.
 	imageEnv func(caller []string) []string
@@ -167,6 +170,7 @@ func (c *createFlags) register(cmd *cobra.Command) flagGroups {
 	f.BoolVar(&c.reproduce, "reproducible", false, "make the outputs the same bytes whenever the inputs are the same: hooks get SOURCE_DATE_EPOCH (the environment's, else 2025-01-01), no time is later, the disk's identifiers derive from --seed (on by itself when SOURCE_DATE_EPOCH is set)")
 	f.StringVar(&c.seed, "seed", "", "what a reproducible build's partition table, partition and filesystem identifiers derive from (default: a digest of the build's inputs); implies --reproducible")
 	f.StringVar(&c.lock, "packages-from", "", "build with exactly the packages of this lock file (IMAGE.lock, which every build writes): each suite's release file as it was, each package file by its SHA-256, from the image cache, its archive, or a mirror of it such as a snapshot mirror given as DIB_DISTRIBUTION_MIRROR; a file the lock does not name is refused")
+	f.StringVar(&c.sign, "sign", "", "sign the provenance statement with this OpenSSH private key (no passphrase), writing IMAGE.provenance.json.sig as ssh-keygen -Y sign -n dibvm-provenance would; dibvm verify --trust checks it (env DIBVM_SIGN_KEY)")
 	c.checkpoints.register(f)
 	c.vf.register(g.vm)
 	for _, fs := range []*pflag.FlagSet{g.dib, g.own, g.vm} {
@@ -244,6 +248,11 @@ func (c *createFlags) check(f *pflag.FlagSet, elements []string) (plan.Options, 
 	checkImageMirrors(o.Environ, &p)
 	c.checkFiles(&o, &p)
 	o.PackagesFrom = c.packagesFrom(&o, &p)
+	if key := cmp.Or(c.sign, envvar.Get(env, "DIBVM_SIGN_KEY")); key != "" {
+		if o.Sign, err = sshsign.LoadSigner(key); err != nil {
+			p.add("--sign (or DIBVM_SIGN_KEY): %v", err)
+		}
+	}
 	if !slices.Contains([]string{"auto", "plain", "json"}, c.progress) {
 		p.add("--progress %s: give auto, plain or json", c.progress)
 	}

@@ -28,6 +28,7 @@ var createEnvironment = []struct{ names, what string }{
 	{"break", "stop for a shell: see break= above"},
 	{"DIBVM_ACCEL DIBVM_CPU_MODEL DIBVM_MIRROR DIBVM_ALLOW_NET DIBVM_ALLOW_ONLY", "defaults of the helper VM's flags"},
 	{"DIBVM_HOST_PATH", "variables whose host paths the build borrows, comma-separated (--host-path)"},
+	{"DIBVM_SIGN_KEY", "the OpenSSH private key that signs the provenance statement (--sign)"},
 	{"DIBVM_CHECKPOINTS_DIR DIBVM_TIMINGS_DIR", "where checkpoints and build timings are kept (default in the user's cache directory)"},
 }
 

@@ -36,7 +36,7 @@ func job(p *plan.Plan) *session.Job {
 		j.Outputs.Pinned = &outputs.Pinned{Epoch: r.Epoch, Seed: r.Seed}
 	}
 	if o.Open == "" {
-		j.Provenance = p.Provenance
+		j.Provenance, j.Sign = p.Provenance, o.Sign
 		j.Version = Version
 		j.Commit, _ = builtFrom()
 	} else {

@@ -10,25 +10,40 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/provenance"
+	"github.com/dibvm/dibvm/host/sshsign"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 func verifyCommand() *cobra.Command {
-	return &cobra.Command{
+	var trust string
+	cmd := &cobra.Command{
 		Use:   "verify IMAGE",
 		Short: "Check an image against the provenance statement its build wrote",
 		Long: `Check IMAGE (an output, such as img.qcow2, or the statement img.provenance.json
 itself) against the provenance statement its build wrote beside it: the file
 must be one the statement names, with the SHA-256 it gives. The statement's
 other files are checked where they are still there. Prints what went into the
-build: the elements, the dibvm, the lock file. Exit status 1 means a file
-differs from the statement.`,
+build: the elements, the dibvm, the lock file. With --trust, the statement
+must also be signed (IMAGE.provenance.json.sig, see create --sign) by one of
+the keys FILE lists, one a line as in OpenSSH's allowed_signers or
+authorized_keys. Exit status 1 means a file differs from the statement, or
+the signature is missing or not by a trusted key.`,
 		Args: exactlyOne("the IMAGE to check"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return verify(cmd.OutOrStdout(), args[0])
+			var trusted sshsign.Trusted
+			if trust != "" {
+				var err error
+				if trusted, err = sshsign.LoadTrusted(trust); err != nil {
+					return usagef("--trust %s: %v", trust, err)
+				}
+			}
+			return verify(cmd.OutOrStdout(), args[0], trusted)
 		},
 	}
+	cmd.Flags().StringVar(&trust, "trust", "", "accept only a statement signed by a key this file lists (allowed_signers or authorized_keys lines)")
+	return cmd
 }
 
 // statementSuffix names a build's provenance statement: IMAGE.provenance.json.
@@ -36,7 +51,7 @@ const statementSuffix = ".provenance.json"
 
 // verify checks the file at path, and the other outputs beside it,
 // against their build's statement.
-func verify(out io.Writer, path string) error {
+func verify(out io.Writer, path string, trusted sshsign.Trusted) error {
 	statement, named := findStatement(path)
 	st, err := provenance.Read(statement)
 	if errors.Is(err, os.ErrNotExist) {
@@ -80,11 +95,49 @@ func verify(out io.Writer, path string) error {
 		termsafe.String(statement), checked, len(st.Subject),
 		termsafe.String(p.RunDetails.Builder.Version["dibvm"]), termsafe.String(p.RunDetails.Builder.Version["commit"]),
 		termsafe.String(strings.Join(p.BuildDefinition.ExternalParameters.Elements, " ")))
+	if !checkSignature(out, statement, trusted) {
+		bad = true
+	}
 	if bad {
 		return exitCode(1)
 	}
 	fmt.Fprintln(out, "OK: the files match the statement")
 	return nil
+}
+
+// checkSignature says who signed the statement, checked against the
+// trusted keys where there are some, and whether that passes: unsigned
+// passes only when no key is trusted.
+func checkSignature(out io.Writer, statement string, trusted sshsign.Trusted) bool {
+	sigFile := statement + outputs.SignatureSuffix
+	sig, err := os.ReadFile(sigFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && trusted == nil:
+		fmt.Fprintf(out, "%s: not signed (see dibvm create --sign)\n", termsafe.String(statement))
+		return true
+	case errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(out, "%s: NOT SIGNED, and --trust asks for a signature (%s)\n", termsafe.String(statement), termsafe.String(sigFile))
+		return false
+	case err != nil:
+		fmt.Fprintf(out, "%s: %v\n", termsafe.String(sigFile), err)
+		return false
+	}
+	if trusted == nil {
+		fmt.Fprintf(out, "%s: signed, but not checked: give --trust FILE with the keys you accept\n", termsafe.String(sigFile))
+		return true
+	}
+	data, err := os.ReadFile(statement)
+	if err != nil {
+		fmt.Fprintf(out, "%s: %v\n", termsafe.String(statement), err)
+		return false
+	}
+	who, err := trusted.Verify(data, sig, provenance.SignatureNamespace)
+	if err != nil {
+		fmt.Fprintf(out, "%s: BAD SIGNATURE: %s\n", termsafe.String(sigFile), termsafe.String(err.Error()))
+		return false
+	}
+	fmt.Fprintf(out, "%s: signed by %s, a trusted key\n", termsafe.String(sigFile), who)
+	return true
 }
 
 // findStatement is the statement for the file at path, and the name of

@@ -56,15 +56,18 @@ func ownPaths(o Options, r *api.Result) map[string]bool {
 	// file is not to pass for one.
 	own[filepath.Clean(o.Output+LockSuffix)] = true
 	own[filepath.Clean(o.Output+ProvenanceSuffix)] = true
+	own[filepath.Clean(o.Output+ProvenanceSuffix+SignatureSuffix)] = true
 	return own
 }
 
 // The build's records beside its outputs: IMAGE.lock, the packages it
 // installed (see host/lockfile), and IMAGE.provenance.json, its
-// provenance statement (see host/provenance).
+// provenance statement (see host/provenance), with its signature,
+// IMAGE.provenance.json.sig, where the user gave a key.
 const (
 	LockSuffix       = ".lock"
 	ProvenanceSuffix = ".provenance.json"
+	SignatureSuffix  = ".sig"
 )
 
 func removeStaged(staged []*stagedFile) {

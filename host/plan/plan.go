@@ -25,6 +25,7 @@ import (
 	"github.com/dibvm/dibvm/host/hostpath"
 	"github.com/dibvm/dibvm/host/iso"
 	"github.com/dibvm/dibvm/host/progress"
+	"github.com/dibvm/dibvm/host/sshsign"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -114,6 +115,8 @@ type Options struct {
 	// PackagesFrom, when set, is the lock file the build replays
 	// (--packages-from): it gets the files it names and no others.
 	PackagesFrom *PackagesFrom
+	// Sign, when set, signs the build's provenance statement (--sign).
+	Sign *sshsign.Signer
 
 	// Open is the disk image the build opens as its tree, a qcow2 layer
 	// over an existing image (dibvm customize; see api.Spec.Open), and

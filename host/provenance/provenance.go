@@ -128,6 +128,10 @@ type Build struct {
 	Started, Finished                time.Time
 }
 
+// SignatureNamespace is the SSHSIG namespace of a statement's signature:
+// ssh-keygen -Y verify -n dibvm-provenance checks it.
+const SignatureNamespace = "dibvm-provenance"
+
 // Make is the statement of b, whose outputs are written.
 func Make(b Build, outputs []Output) (*Statement, error) {
 	deps := []Resource{}

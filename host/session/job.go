@@ -10,6 +10,7 @@ import (
 	"github.com/dibvm/dibvm/host/outputs"
 	"github.com/dibvm/dibvm/host/progress"
 	"github.com/dibvm/dibvm/host/provenance"
+	"github.com/dibvm/dibvm/host/sshsign"
 	"github.com/dibvm/dibvm/host/termsafe"
 )
 
@@ -75,6 +76,8 @@ type Job struct {
 	// outputs are in place; Version and Commit are the running dibvm's.
 	Provenance      func() (provenance.Build, error)
 	Version, Commit string
+	// Sign, when set, signs the statement (--sign).
+	Sign *sshsign.Signer
 }
 
 // A HostDisk is a file of the host lent to the build as a read-only

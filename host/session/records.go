@@ -119,11 +119,12 @@ func (c *cancelOnClose) Close() error {
 }
 
 // provenance writes the build's provenance statement,
-// IMAGE.provenance.json, of the outputs written.
-func (s *session) provenance(written []outputs.Written) (outputs.Written, error) {
+// IMAGE.provenance.json, of the outputs written, and its signature where
+// the job has a key.
+func (s *session) provenance(written []outputs.Written) ([]outputs.Written, error) {
 	b, err := s.j.Provenance()
 	if err != nil {
-		return outputs.Written{}, fmt.Errorf("the provenance statement: %w", err)
+		return nil, fmt.Errorf("the provenance statement: %w", err)
 	}
 	b.Version, b.Commit = s.j.Version, s.j.Commit
 	b.Started, b.Finished = s.started, time.Now()
@@ -132,7 +133,7 @@ func (s *session) provenance(written []outputs.Written) (outputs.Written, error)
 		for _, f := range []string{a.Kernel, a.Initrd} {
 			sum, _, err := sha256sum.File(f)
 			if err != nil {
-				return outputs.Written{}, fmt.Errorf("the provenance statement: the helper appliance: %w", err)
+				return nil, fmt.Errorf("the provenance statement: the helper appliance: %w", err)
 			}
 			b.Appliance[filepath.Base(f)] = sum
 		}
@@ -143,11 +144,23 @@ func (s *session) provenance(written []outputs.Written) (outputs.Written, error)
 	}
 	st, err := provenance.Make(b, subjects)
 	if err != nil {
-		return outputs.Written{}, fmt.Errorf("the provenance statement: %w", err)
+		return nil, fmt.Errorf("the provenance statement: %w", err)
 	}
 	data, err := st.Marshal()
 	if err != nil {
-		return outputs.Written{}, err
+		return nil, err
 	}
-	return outputs.WriteFile(s.j.Outputs.Output+outputs.ProvenanceSuffix, data)
+	var sig []byte
+	if s.j.Sign != nil {
+		if sig, err = s.j.Sign.Sign(data, provenance.SignatureNamespace); err != nil {
+			return nil, fmt.Errorf("the provenance statement: %w", err)
+		}
+	}
+	name := s.j.Outputs.Output + outputs.ProvenanceSuffix
+	w, err := outputs.WriteFile(name, data)
+	if err != nil || sig == nil {
+		return []outputs.Written{w}, err
+	}
+	ws, err := outputs.WriteFile(name+outputs.SignatureSuffix, sig)
+	return []outputs.Written{w, ws}, err
 }

@@ -217,11 +217,11 @@ func (s *session) handOver(ctx context.Context, vm VM, r *api.Result) error {
 		return err
 	}
 	if s.j.Provenance != nil {
-		w, err := s.provenance(written)
+		ws, err := s.provenance(written)
 		if err != nil {
 			return err
 		}
-		written = append(written, w)
+		written = append(written, ws...)
 	}
 	s.event(progress.Event{Kind: progress.StepEnd, Step: progress.Convert})
 	for _, w := range written {
