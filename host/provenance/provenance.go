@@ -85,6 +85,18 @@ type Parameters struct {
 	Env             map[string]string `json:"env"`
 	SourceDateEpoch *int64            `json:"sourceDateEpoch,omitempty"`
 	Seed            string            `json:"seed,omitempty"`
+	// The flags that shape the image beyond the settings (-p,
+	// --image-size, ...), as dibvm rebuild gives them again.
+	Packages        []string `json:"packages,omitempty"`
+	ImageSizeGB     float64  `json:"imageSizeGB,omitempty"`
+	ExtraSizeGB     float64  `json:"imageExtraSizeGB,omitempty"`
+	RootLabel       string   `json:"rootLabel,omitempty"`
+	JournalMiB      int      `json:"journalMiB,omitempty"`
+	MkfsOptions     string   `json:"mkfsOptions,omitempty"`
+	MaxOnlineResize int64    `json:"maxOnlineResize,omitempty"`
+	QemuImgOptions  string   `json:"qemuImgOptions,omitempty"`
+	DockerTarget    string   `json:"dockerTarget,omitempty"`
+	Uncompressed    bool     `json:"uncompressed,omitempty"`
 }
 
 // RunDetails say who built it and when.
@@ -122,6 +134,10 @@ type Build struct {
 	Version, Commit string
 	// Seed is a reproducible build's seed.
 	Seed string
+	// What the outputs are made with beyond the spec (--qemu-img-options,
+	// --docker-target, -u).
+	QemuImgOptions, DockerTarget string
+	Uncompressed                 bool
 	// PackagesFrom is the lock file the build replayed (--packages-from)
 	// and its SHA-256, if it replayed one.
 	PackagesFrom, PackagesFromSHA256 string
@@ -175,6 +191,10 @@ func Make(b Build, outputs []Output) (*Statement, error) {
 				ExternalParameters: Parameters{
 					Elements: b.Spec.Elements, ImageName: b.Spec.ImageName, Types: b.Spec.Types, Arch: b.Spec.Arch,
 					Env: env, SourceDateEpoch: b.Spec.SourceDateEpoch, Seed: b.Seed,
+					Packages: b.Spec.Packages, ImageSizeGB: b.Spec.ImageSizeGB, ExtraSizeGB: b.Spec.ExtraSizeGB,
+					RootLabel: b.Spec.RootLabel, JournalMiB: b.Spec.JournalMiB, MkfsOptions: b.Spec.MkfsOptions,
+					MaxOnlineResize: b.Spec.MaxOnlineResize,
+					QemuImgOptions:  b.QemuImgOptions, DockerTarget: b.DockerTarget, Uncompressed: b.Uncompressed,
 				},
 				ResolvedDependencies: deps,
 			},
