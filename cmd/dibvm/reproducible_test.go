@@ -149,6 +149,38 @@ func TestReproducibleBuilds(t *testing.T) {
 	if limit := time.Unix(1600000000, 0); times["./etc/made-at-build-time"].After(limit) {
 		t.Errorf("a file made at build time is of %v, after the epoch", times["./etc/made-at-build-time"])
 	}
+	checkRebuild(t, h, other)
+}
+
+// checkRebuild builds the build at out again from its statement, as the
+// ordinary user into another directory: the same bytes. With an element
+// changed since, it is refused before the VM boots, naming the element.
+func checkRebuild(t *testing.T, h *hostileRun, out string) {
+	t.Helper()
+	again := filepath.Join(h.out, "again")
+	os.Mkdir(again, 0o755)
+	if h.cred != nil {
+		os.Chown(again, int(h.cred.Uid), int(h.cred.Gid))
+	}
+	statement := out + ".provenance.json"
+	r := h.run(t, nil, nil, 10*time.Minute, "rebuild", "-o", again, statement)
+	if r.code != 0 || !strings.Contains(r.stdout, "OK: all 2 files are the same bytes as the statement says") {
+		t.Errorf("dibvm rebuild: exit %d\n%s\n%s", r.code, tail(r.stdout, 20), r.stderr)
+	}
+	hook := filepath.Join(h.elements, "run-to-run", "install.d", "50-leave-traces")
+	b, err := os.ReadFile(hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hook, append(b, "# changed since\n"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r = h.run(t, nil, nil, time.Minute, "rebuild", "-o", again, statement)
+	if r.code == 0 || !strings.Contains(r.stderr, "the elements are not the ones the statement names: run-to-run (its files differ)") {
+		t.Errorf("dibvm rebuild with an element changed: exit %d\n%s\n%s", r.code, tail(r.stdout, 20), r.stderr)
+	}
+	t.Logf("rebuild with an element changed refused after %s", time.Since(start).Round(time.Millisecond))
 }
 
 // checkReproducibleImage checks the reproducible build at out from the

@@ -66,7 +66,7 @@ func command(name string) *cobra.Command {
 			Short:   "Build diskimage-builder images without root, inside a helper VM",
 			Version: versionLine(),
 		}
-		cmd.AddCommand(runCommand(), createCommand(), buildCommand(), bootCommand(), customizeCommand(), doctorCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand(), cacheCommand(), verifyCommand())
+		cmd.AddCommand(runCommand(), createCommand(), buildCommand(), bootCommand(), customizeCommand(), doctorCommand(), applianceCommand(), elementInfoCommand(), pkgMapCommand(), cacheCommand(), verifyCommand(), rebuildCommand())
 		groups(cmd)
 	}
 	if name != "dibvm" && cmd.Use != "dibvm" {

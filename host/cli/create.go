@@ -383,6 +383,11 @@ func runBuild(vf *vmFlags, o plan.Options, timeout time.Duration, summary io.Wri
 	if err != nil {
 		return err
 	}
+	if o.Expect != nil {
+		if err := o.Expect(p); err != nil {
+			return err
+		}
+	}
 	rep.Event(progress.Event{Kind: progress.BuildStart, Elements: p.Elements()})
 	mo, err := vf.machineOptions(ctx, p.HelperTools)
 	if err != nil {

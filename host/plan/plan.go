@@ -117,6 +117,9 @@ type Options struct {
 	PackagesFrom *PackagesFrom
 	// Sign, when set, signs the build's provenance statement (--sign).
 	Sign *sshsign.Signer
+	// Expect, when set, checks the plan before the VM boots: dibvm
+	// rebuild's, that the elements are the statement's.
+	Expect func(*Plan) error
 
 	// Open is the disk image the build opens as its tree, a qcow2 layer
 	// over an existing image (dibvm customize; see api.Spec.Open), and
