@@ -316,6 +316,11 @@ func (rb *rebuild) compare(out io.Writer, dir string) error {
 		rb.explain(out, s.Name, again)
 	}
 	if differ > 0 {
+		if in := rb.st.Predicate.BuildDefinition.InternalParameters; in != nil {
+			for _, n := range in.NotReproducible {
+				fmt.Fprintf(out, "not reproducible, as the build said: %s\n", termsafe.String(n))
+			}
+		}
 		fmt.Fprintf(out, "%d of %d files differ from the statement\n", differ, len(rb.st.Subject))
 		return exitCode(1)
 	}

@@ -95,6 +95,11 @@ func verify(out io.Writer, path string, trusted sshsign.Trusted) error {
 		termsafe.String(statement), checked, len(st.Subject),
 		termsafe.String(p.RunDetails.Builder.Version["dibvm"]), termsafe.String(p.RunDetails.Builder.Version["commit"]),
 		termsafe.String(strings.Join(p.BuildDefinition.ExternalParameters.Elements, " ")))
+	if in := p.BuildDefinition.InternalParameters; in != nil {
+		for _, n := range in.NotReproducible {
+			fmt.Fprintf(out, "not reproducible, as the build said: %s\n", termsafe.String(n))
+		}
+	}
 	if !checkSignature(out, statement, trusted) {
 		bad = true
 	}

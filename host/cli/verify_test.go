@@ -26,14 +26,14 @@ func TestVerify(t *testing.T) {
 		sum, _, _ := sha256sum.File(path)
 		subjects = append(subjects, provenance.Output{Resource: provenance.Resource{Name: name, Digest: map[string]string{"sha256": sum}}})
 	}
-	st, _ := provenance.Make(provenance.Build{Spec: &api.Spec{Elements: []string{"vm", "debian-minimal"}}, Version: "0.2.0", Commit: "abc"}, subjects)
+	st, _ := provenance.Make(provenance.Build{Spec: &api.Spec{Elements: []string{"vm", "debian-minimal"}}, Version: "0.2.0", Commit: "abc", NotReproducible: []string{"the LVM metadata"}}, subjects)
 	data, _ := st.Marshal()
 	os.WriteFile(filepath.Join(dir, "img.provenance.json"), data, 0o644)
 	os.Remove(filepath.Join(dir, "img.raw"))
 
 	for _, arg := range []string{"img.qcow2", "img.docker.tar", "img.provenance.json"} {
 		var out strings.Builder
-		if err := verify(&out, filepath.Join(dir, arg), nil); err != nil || !strings.Contains(out.String(), "OK") || !strings.Contains(out.String(), "img.raw: not here (not checked)") {
+		if err := verify(&out, filepath.Join(dir, arg), nil); err != nil || !strings.Contains(out.String(), "OK") || !strings.Contains(out.String(), "img.raw: not here (not checked)") || !strings.Contains(out.String(), "not reproducible, as the build said: the LVM metadata") {
 			t.Errorf("verify %s: %v\n%s", arg, err, out.String())
 		}
 	}

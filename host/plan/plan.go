@@ -174,6 +174,9 @@ type Plan struct {
 	// HelperTools are the tool layers the helper VM needs for this
 	// build, by name (see helperTools).
 	HelperTools []string
+	// NotReproducible names the parts of a reproducible build that are
+	// not (see seedLayout).
+	NotReproducible []string
 
 	clouds *cloudImages
 }

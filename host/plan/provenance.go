@@ -27,6 +27,7 @@ func (p *Plan) Provenance() (provenance.Build, error) {
 	if r := p.Options.Reproducible; r != nil {
 		b.Seed = r.Seed
 	}
+	b.NotReproducible = p.NotReproducible
 	b.QemuImgOptions, b.DockerTarget, b.Uncompressed = p.Options.QemuImgOptions, p.Options.DockerTarget, p.Options.Uncompressed
 	if pf := p.Options.PackagesFrom; pf != nil {
 		b.PackagesFrom, b.PackagesFromSHA256 = filepath.Base(pf.Name), pf.SHA256

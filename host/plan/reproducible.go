@@ -106,7 +106,7 @@ var notShaping = []string{"DIB_NO_CHECKPOINTS", "DIB_CHECKSUM", "DIB_IMAGE_CACHE
 // make at random, derived from seed: the partition table's, each GPT
 // partition's and each filesystem's that its configuration does not
 // fix. It says on out what stays different from build to build.
-func seedLayout(l *api.Layout, seed string, out io.Writer) {
+func seedLayout(l *api.Layout, seed string, out io.Writer) (notReproducible []string) {
 	if l.DiskID == "" {
 		if l.Label == "gpt" {
 			l.DiskID = seededUUID(seed, "disk")
@@ -133,12 +133,16 @@ func seedLayout(l *api.Layout, seed string, out io.Writer) {
 	}
 	for _, d := range l.Devices() {
 		if d.FS != nil && d.FS.Type == "xfs" {
-			fmt.Fprintf(out, "dibvm: reproducible build: the xfs filesystem of %s is not (its tools cannot yet make one from a tree): its bytes will differ from build to build, its files will not\n", d.Kind)
+			notReproducible = append(notReproducible, fmt.Sprintf("the xfs filesystem of %s (its tools cannot yet make one from a tree): its bytes differ from build to build, its files do not", d.Kind))
 		}
 	}
 	if l.LVM != nil {
-		fmt.Fprintln(out, "dibvm: reproducible build: the LVM metadata is not (LVM records the time and host it was made on)")
+		notReproducible = append(notReproducible, "the LVM metadata (LVM records the time and host it was made on)")
 	}
+	for _, n := range notReproducible {
+		fmt.Fprintf(out, "dibvm: reproducible build: not reproducible: %s\n", n)
+	}
+	return notReproducible
 }
 
 // seededHex is n bytes of the digest of seed and purpose, in hex.
@@ -175,7 +179,7 @@ func (p *Plan) reproduce() error {
 			return err
 		}
 	}
-	seedLayout(p.Spec.Layout, r.Seed, p.Options.Stdout)
+	p.NotReproducible = seedLayout(p.Spec.Layout, r.Seed, p.Options.Stdout)
 	js, err := json.Marshal(p.Spec)
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ func seededTestLayout() *api.Layout {
 func TestSeedLayout(t *testing.T) {
 	var out bytes.Buffer
 	a, b, c := seededTestLayout(), seededTestLayout(), seededTestLayout()
-	seedLayout(a, "one", &out)
+	notes := seedLayout(a, "one", &out)
 	seedLayout(b, "one", &bytes.Buffer{})
 	seedLayout(c, "two", &bytes.Buffer{})
 	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -59,7 +59,10 @@ func TestSeedLayout(t *testing.T) {
 	if a.Partitions[3].FS.UUID != "given" {
 		t.Errorf("the configuration's UUID was replaced")
 	}
-	if !strings.Contains(out.String(), "xfs filesystem of partition data is not") {
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "the xfs filesystem of partition data") {
+		t.Errorf("what is not reproducible, for the statement: %q", notes)
+	}
+	if !strings.Contains(out.String(), "not reproducible: the xfs filesystem of partition data") {
 		t.Errorf("no word of the xfs filesystem: %q", out.String())
 	}
 	mbr := &api.Layout{Label: "mbr"}

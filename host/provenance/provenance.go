@@ -72,7 +72,16 @@ type Predicate struct {
 type BuildDefinition struct {
 	BuildType            string     `json:"buildType"`
 	ExternalParameters   Parameters `json:"externalParameters"`
+	InternalParameters   *Internal  `json:"internalParameters,omitempty"`
 	ResolvedDependencies []Resource `json:"resolvedDependencies"`
+}
+
+// Internal are what dibvm itself decided of the build.
+type Internal struct {
+	// NotReproducible names the parts of a reproducible build whose
+	// bytes differ from build to build (an XFS filesystem, LVM
+	// metadata), as the build said when it met them.
+	NotReproducible []string `json:"notReproducible,omitempty"`
 }
 
 // Parameters are the build's own: what `dibvm create` was given.
@@ -134,6 +143,8 @@ type Build struct {
 	Version, Commit string
 	// Seed is a reproducible build's seed.
 	Seed string
+	// NotReproducible are the parts of a reproducible build that are not.
+	NotReproducible []string
 	// What the outputs are made with beyond the spec (--qemu-img-options,
 	// --docker-target, -u).
 	QemuImgOptions, DockerTarget string
@@ -142,6 +153,13 @@ type Build struct {
 	// and its SHA-256, if it replayed one.
 	PackagesFrom, PackagesFromSHA256 string
 	Started, Finished                time.Time
+}
+
+func internal(b Build) *Internal {
+	if len(b.NotReproducible) == 0 {
+		return nil
+	}
+	return &Internal{NotReproducible: b.NotReproducible}
 }
 
 // SignatureNamespace is the SSHSIG namespace of a statement's signature:
@@ -197,6 +215,7 @@ func Make(b Build, outputs []Output) (*Statement, error) {
 					QemuImgOptions:  b.QemuImgOptions, DockerTarget: b.DockerTarget, Uncompressed: b.Uncompressed,
 				},
 				ResolvedDependencies: deps,
+				InternalParameters:   internal(b),
 			},
 			RunDetails: RunDetails{
 				Builder:  Builder{ID: BuilderID, Version: map[string]string{"dibvm": b.Version, "commit": b.Commit}},
