@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -55,11 +56,21 @@ func (p *Proxy) locked(u *url.URL) bool {
 // a pinned file (see getRecorded): in full, whatever the request's
 // conditions, so that the build sees and records the whole file.
 func (p *Proxy) serveRecorded(conn net.Conn, req *http.Request) {
+	if p.pins == nil {
+		p.serveRelease(conn, req)
+		return
+	}
 	body, size, err := p.getRecorded(req.Context(), req.URL)
 	if err != nil {
 		msg := fmt.Sprintf("dibvm: %s: %v", req.URL, err)
 		p.notice(msg, msg)
-		writeError(conn, statusOf(err), msg)
+		code := statusOf(err)
+		if errors.As(err, new(notInLock)) && releaseFile.MatchString(req.URL.Path) {
+			// A suite the build that wrote the lock did not have (apt
+			// then asks for Release, as it did): it has none now.
+			code = http.StatusNotFound
+		}
+		writeError(conn, code, msg)
 		return
 	}
 	defer body.Close()
@@ -90,7 +101,7 @@ func (p *Proxy) getRecorded(ctx context.Context, u *url.URL) (io.ReadCloser, int
 	}
 	want, err := p.pins(u)
 	if err != nil {
-		return nil, 0, refusal{err}
+		return nil, 0, notInLock{refusal{err}}
 	}
 	if f, n, err := openChecked(p.cache.object(want), want); err == nil {
 		p.tell(u, n, want)
@@ -150,6 +161,47 @@ func (c *Cache) Has(u, sum string) bool {
 	}
 	parsed, err := url.Parse(u)
 	return err == nil && cacheable(parsed) && !fileMissing(c.file(parsed))
+}
+
+// notInLock is a file the lock does not name: a refusal.
+type notInLock struct{ refusal }
+
+func (n notInLock) Unwrap() error { return n.refusal }
+
+// serveRelease answers a GET of a release file when recording: fetched
+// whole, kept by its content in the cache, told to Served and sent in
+// full whatever the request's conditions; an answer other than 200 (a
+// suite the archive has not) is passed on as it came.
+func (p *Proxy) serveRelease(conn net.Conn, req *http.Request) {
+	ctx := req.Context()
+	if _, err := p.destination(ctx, hostPort(req.URL)); err != nil {
+		refuse(conn, err)
+		return
+	}
+	resp, err := p.get(ctx, req.URL.String())
+	if err != nil {
+		refuse(conn, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		resp.Close = true
+		resp.Write(conn)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxRelease+1))
+	if err == nil && len(data) > maxRelease {
+		err = fmt.Errorf("a release file larger than %d MiB", maxRelease>>20)
+	}
+	if err != nil {
+		writeError(conn, http.StatusBadGateway, fmt.Sprintf("dibvm: %s: %v", req.URL, err))
+		return
+	}
+	sum := sha256.Sum256(data)
+	p.cache.WriteObject(data)
+	p.tell(req.URL, int64(len(data)), hex.EncodeToString(sum[:]))
+	fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(data))
+	conn.Write(data)
 }
 
 // tell tells Served of a file sent whole.

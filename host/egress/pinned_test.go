@@ -55,7 +55,15 @@ func TestPinsHoldTheBuildToTheLock(t *testing.T) {
 	if code, b := ask(t, sock, conditional); code != http.StatusOK || b != files["/debian/dists/bookworm/InRelease"] {
 		t.Fatalf("recording: GET InRelease: %d %q", code, b)
 	}
+	// A suite the archive has not: its 404 passed on, for apt to ask
+	// for Release as it does, and nothing recorded.
+	if code, _ := ask(t, sock, get(hostport, "/debian/dists/bookworm-backports/InRelease")); code != http.StatusNotFound {
+		t.Errorf("recording: GET of a missing suite's InRelease: %d, want 404", code)
+	}
 	mu.Lock()
+	if _, ok := recorded["dists/bookworm-backports/InRelease"]; ok {
+		t.Error("a missing suite's InRelease was recorded")
+	}
 	lock := map[string]string{"dists/bookworm/InRelease": recorded["dists/bookworm/InRelease"], "pool/main/a/a/a_1_all.deb": sha("package a"), "pool/main/b/b/b_1_all.deb": sha("package b")}
 	// The archive moves on; b is (wrongly) replaced under its name.
 	files["/debian/dists/bookworm/InRelease"] = "the suite now"
@@ -83,6 +91,7 @@ func TestPinsHoldTheBuildToTheLock(t *testing.T) {
 		{"/debian/pool/main/a/a/a_1_all.deb", "package a", http.StatusOK},
 		{"/debian/pool/main/b/b/b_1_all.deb", "", http.StatusForbidden},
 		{"/debian/pool/main/c/c/c_1_all.deb", "", http.StatusForbidden},
+		{"/debian/dists/bookworm-backports/InRelease", "", http.StatusNotFound}, // as it was
 	} {
 		code, b := ask(t, sock, get(hostport, tc.path))
 		if code != tc.code || (tc.code == http.StatusOK && b != tc.body) {
