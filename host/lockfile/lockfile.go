@@ -34,6 +34,12 @@ type Lock struct {
 	// build read its indexes from: a replay of the lock serves them as
 	// they were, so that apt chooses what it chose.
 	Releases []Release `json:"releases,omitempty"`
+	// Superseded are the package files the build downloaded that no
+	// installed package came from: a version an upgrade later in the
+	// build replaced (debootstrap installs the suite's, apt then the
+	// security update's), or one fetched and not installed. A replay
+	// downloads them again, so the lock pins them too.
+	Superseded []Download `json:"superseded,omitempty"`
 }
 
 // A Release is a suite's release file, with its content where the build
@@ -176,6 +182,7 @@ func Make(installed []api.Package, downloads []Download) *Lock {
 	for name := range ambiguous {
 		delete(byName, name)
 	}
+	joined := map[string]bool{}
 	l := &Lock{Format: Format, Packages: []Package{}}
 	for _, d := range downloads {
 		if releaseFile.MatchString(d.URL) {
@@ -188,6 +195,7 @@ func Make(installed []api.Package, downloads []Download) *Lock {
 		lp := Package{Name: p.Name, Version: p.Version, Arch: p.Arch}
 		for _, name := range packageFiles(p) {
 			if d, ok := byName[name]; ok {
+				joined[d.URL] = true
 				lp.URL, lp.Size, lp.SHA256 = d.URL, d.Size, d.SHA256
 				lp.Archive = archive(d.URL)
 				lp.Suite = d.Suite
@@ -195,6 +203,11 @@ func Make(installed []api.Package, downloads []Download) *Lock {
 			}
 		}
 		l.Packages = append(l.Packages, lp)
+	}
+	for _, d := range downloads {
+		if fileName(d.URL) != "" && !joined[d.URL] {
+			l.Superseded = append(l.Superseded, d)
+		}
 	}
 	return l
 }

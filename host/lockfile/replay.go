@@ -48,6 +48,11 @@ func Parse(data []byte) (*Lock, error) {
 			return nil, fmt.Errorf("%s: URL %q is no package file's", p.Name, p.URL)
 		}
 	}
+	for _, d := range l.Superseded {
+		if key(d.URL) == "" || !isSHA256(d.SHA256) {
+			return nil, fmt.Errorf("superseded download %q: want a package file's URL with its SHA-256", d.URL)
+		}
+	}
 	for _, r := range l.Releases {
 		if !releaseFile.MatchString(r.URL) || !isSHA256(r.SHA256) {
 			return nil, fmt.Errorf("release file %q: want an archive's dists/SUITE/InRelease with its SHA-256", r.URL)
@@ -84,6 +89,9 @@ func (l *Lock) Files() []File {
 	var fs []File
 	for _, p := range l.Packages {
 		fs = append(fs, File{p.URL, p.SHA256})
+	}
+	for _, d := range l.Superseded {
+		fs = append(fs, File{d.URL, d.SHA256})
 	}
 	for _, r := range l.Releases {
 		fs = append(fs, File{r.URL, r.SHA256})

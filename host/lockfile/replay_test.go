@@ -17,10 +17,15 @@ func TestPinsOfALockReadBack(t *testing.T) {
 	plus := download(mirror+"/pool/main/libs/libstdc%2B%2B6_12_amd64.deb", "libstdc++")
 	release := download(mirror+"/dists/bookworm/InRelease", "the suite")
 	security := download("http://deb.debian.org/debian-security/dists/bookworm/InRelease", "security")
-	downloads := []Download{hello, plus, release, security}
+	// debootstrap installed 2.10-2, which an upgrade replaced.
+	older := download(mirror+"/pool/main/h/hello/hello_2.10-2_amd64.deb", "hello, older")
+	downloads := []Download{hello, plus, release, security, older}
 	l := Make([]api.Package{{Name: "hello", Version: "2.10-3", Arch: "amd64"}, {Name: "libstdc++6", Version: "12", Arch: "amd64"}}, downloads)
 	if len(l.Releases) != 2 {
 		t.Fatalf("releases recorded: %v", l.Releases)
+	}
+	if len(l.Superseded) != 1 || l.Superseded[0] != older {
+		t.Fatalf("superseded downloads recorded: %v", l.Superseded)
 	}
 	data, err := l.Marshal()
 	if err != nil {
@@ -39,6 +44,7 @@ func TestPinsOfALockReadBack(t *testing.T) {
 		{hello.URL, hello.SHA256},
 		{snapshot + "/pool/main/h/hello/hello_2.10-3_amd64.deb", hello.SHA256},
 		{mirror + "/pool/main/libs/libstdc++6_12_amd64.deb", plus.SHA256}, // escaped or not
+		{older.URL, older.SHA256},
 		{release.URL, release.SHA256},
 		{security.URL, security.SHA256},
 		{snapshot + "/dists/bookworm/InRelease", ""}, // two archives' dists/bookworm: by URL alone
