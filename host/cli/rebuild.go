@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,6 +129,9 @@ func (r *rebuildFlags) read(out io.Writer, statement string) (*rebuild, error) {
 			return nil, exitCode(1)
 		}
 	}
+	if err := checkNames(st); err != nil {
+		return nil, fmt.Errorf("%s: %w", statement, err)
+	}
 	rb := &rebuild{statement: statement, st: st}
 	var lent []string
 	for _, d := range st.Predicate.BuildDefinition.ResolvedDependencies {
@@ -151,6 +155,41 @@ func (r *rebuildFlags) read(out io.Writer, statement string) (*rebuild, error) {
 	}
 	return rb, nil
 }
+
+// checkNames refuses a statement whose names would reach outside the
+// directory built into, or read as flags: the statement may be anyone's.
+func checkNames(st *provenance.Statement) error {
+	p := st.Predicate.BuildDefinition.ExternalParameters
+	local := func(name string) bool {
+		return filepath.IsLocal(name) && !strings.ContainsAny(name, `/\`) && !strings.HasPrefix(name, "-")
+	}
+	if !local(p.ImageName) {
+		return fmt.Errorf("image name %q: not a file name", p.ImageName)
+	}
+	for _, s := range st.Subject {
+		if !local(s.Name) {
+			return fmt.Errorf("output %q: not a file name", s.Name)
+		}
+	}
+	for _, e := range p.Elements {
+		if !elementName.MatchString(e) {
+			return fmt.Errorf("element %q: not an element's name", e)
+		}
+	}
+	for _, t := range p.Types {
+		if !elementName.MatchString(t) {
+			return fmt.Errorf("output type %q: not a type", t)
+		}
+	}
+	if !elementName.MatchString(p.Arch) {
+		return fmt.Errorf("architecture %q: not an architecture", p.Arch)
+	}
+	return nil
+}
+
+// elementName is what the statement's element names, types and
+// architecture may be: no flag, no path.
+var elementName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
 
 func absDir(path string) string {
 	d, _ := filepath.Abs(filepath.Dir(path))
@@ -188,23 +227,25 @@ func (rb *rebuild) command(output string, caller []string) (args, env []string, 
 	if p.Uncompressed {
 		args = append(args, "-u")
 	}
+	// Of the caller's environment, only what no hook sees and no
+	// setting of the build reads: the rest is the statement's.
 	visible, _, _ := hookenv.Filter(caller, nil, true)
 	for _, kv := range caller {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, seen := visible[k]; !seen && p.Env[k] == "" && k != "SOURCE_DATE_EPOCH" {
+		_, seen := visible[k]
+		_, stated := p.Env[k]
+		if hostSide[k] || (!seen && !stated && !buildSettings[k]) {
 			env = append(env, kv)
 		}
+	}
+	if p.RootFSType != "" && p.Env["FS_TYPE"] == "" {
+		env = append(env, "FS_TYPE="+p.RootFSType)
 	}
 	var missing []string
 	for _, k := range slices.Sorted(maps.Keys(p.Env)) {
 		v := p.Env[k]
 		if hostSide[k] {
-			// The builder's host's, not the build's: the caller's own,
-			// if any.
-			if v, ok := lookupEnv(caller, k); ok {
-				env = append(env, k+"="+v)
-			}
-			continue
+			continue // the builder's host's, not the build's: the caller's own
 		}
 		if v == provenance.Withheld {
 			var ok bool
@@ -222,12 +263,22 @@ func (rb *rebuild) command(output string, caller []string) (args, env []string, 
 	if p.SourceDateEpoch != nil {
 		env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(*p.SourceDateEpoch, 10))
 	}
-	return append(args, p.Elements...), env, nil
+	return append(append(args, "--"), p.Elements...), env, nil
 }
 
 // hostSide are settings the hooks see that name a place on the host
-// that built, where the rebuild has its own.
+// that built, where the rebuild has its own: the caller's.
 var hostSide = map[string]bool{"DIB_IMAGE_CACHE": true}
+
+// buildSettings are the variables besides DIB_* that create reads as
+// the build's settings (see environFlags): the statement's, or none.
+var buildSettings = func() map[string]bool {
+	m := map[string]bool{"FS_TYPE": true, "SOURCE_DATE_EPOCH": true, "break": true}
+	for _, ef := range environFlags {
+		m[ef.variable] = true
+	}
+	return m
+}()
 
 func fmtFloat(f float64) string {
 	if f == 0 {

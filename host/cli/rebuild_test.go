@@ -43,7 +43,7 @@ func TestRebuildCommand(t *testing.T) {
 	dir := t.TempDir()
 	epoch := int64(1700000000)
 	spec := &api.Spec{ImageName: "img", Elements: []string{"base", "vm", "debian-minimal"}, Arch: "amd64", Types: []string{"qcow2", "tar"},
-		Env:             map[string]string{"DIB_RELEASE": "bookworm", "DIB_DEV_USER_PASSWORD": "hunter2", "DIB_IMAGE_CACHE": "/home/builder/.cache", "FOO": "bar"},
+		Env:             map[string]string{"DIB_RELEASE": "bookworm", "DIB_DEV_USER_PASSWORD": "hunter2", "DIB_IMAGE_CACHE": "/home/builder/.cache", "FOO": "bar", "EMPTY": ""},
 		SourceDateEpoch: &epoch, Packages: []string{"vim", "git"}, ImageSizeGB: 3}
 	b := provenance.Build{Spec: spec, Secret: func(name, _ string) bool { return strings.Contains(name, "PASSWORD") }, Seed: "s1", QemuImgOptions: "compat=1.1"}
 	statement := statementOf(t, dir, b, map[string]string{"img.qcow2": "q", "img.lock": "{}"}, "img.lock")
@@ -52,18 +52,21 @@ func TestRebuildCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caller := []string{"PATH=/usr/bin", "HOME=/root", "ELEMENTS_PATH=/elements", "DIB_RELEASE=trixie", "DIB_OTHER=x", "DIB_DEV_USER_PASSWORD=hunter2", "SOURCE_DATE_EPOCH=1"}
+	// The caller's settings of the build go, but for where its image
+	// cache is.
+	caller := []string{"PATH=/usr/bin", "HOME=/root", "ELEMENTS_PATH=/elements", "DIB_RELEASE=trixie", "DIB_OTHER=x", "DIB_DEV_USER_PASSWORD=hunter2", "SOURCE_DATE_EPOCH=1",
+		"FS_TYPE=xfs", "MKFS_OPTS=-b 1024", "EMPTY=mine", "DIB_IMAGE_CACHE=/home/me/cache"}
 	args, env, err := rb.command("/out/img", caller)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantArgs := []string{"-o", "/out/img", "-t", "qcow2,tar", "-a", "amd64", "-n", "--no-host-env", "--progress", "plain", "--seed", "s1",
 		"--packages-from", filepath.Join(dir, "img.lock"), "-p", "vim,git", "--image-size", "3", "--qemu-img-options", "compat=1.1",
-		"--env", "DIB_DEV_USER_PASSWORD", "--env", "DIB_RELEASE", "--env", "FOO", "base", "vm", "debian-minimal"}
+		"--env", "DIB_DEV_USER_PASSWORD", "--env", "DIB_RELEASE", "--env", "EMPTY", "--env", "FOO", "--", "base", "vm", "debian-minimal"}
 	if !slices.Equal(args, wantArgs) {
 		t.Errorf("args %q\nwant %q", args, wantArgs)
 	}
-	wantEnv := []string{"PATH=/usr/bin", "HOME=/root", "ELEMENTS_PATH=/elements", "DIB_DEV_USER_PASSWORD=hunter2", "DIB_RELEASE=bookworm", "FOO=bar", "SOURCE_DATE_EPOCH=1700000000"}
+	wantEnv := []string{"PATH=/usr/bin", "HOME=/root", "ELEMENTS_PATH=/elements", "DIB_IMAGE_CACHE=/home/me/cache", "DIB_DEV_USER_PASSWORD=hunter2", "DIB_RELEASE=bookworm", "EMPTY=", "FOO=bar", "SOURCE_DATE_EPOCH=1700000000"}
 	if !slices.Equal(env, wantEnv) {
 		t.Errorf("env %q\nwant %q", env, wantEnv)
 	}
@@ -93,6 +96,21 @@ func TestRebuildRefuses(t *testing.T) {
 		}
 		if _, err := tc.r.read(os.Stdout, statement); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// A statement is anyone's: its names may not read as flags or paths.
+	for _, bad := range []struct {
+		spec *api.Spec
+		want string
+	}{
+		{&api.Spec{ImageName: "img", Elements: []string{"vm", "--logfile=/tmp/x"}, Arch: "amd64", Types: []string{"raw"}}, `element "--logfile=/tmp/x": not an element's name`},
+		{&api.Spec{ImageName: "../../elsewhere/img", Elements: []string{"vm"}, Arch: "amd64", Types: []string{"raw"}}, `image name "../../elsewhere/img": not a file name`},
+		{&api.Spec{ImageName: "img", Elements: []string{"vm"}, Arch: "amd64", Types: []string{"raw,--allow-net=0.0.0.0/0"}}, "not a type"},
+	} {
+		st := statementOf(t, t.TempDir(), provenance.Build{Spec: bad.spec}, map[string]string{"img.raw": "r"}, "")
+		r := rebuildFlags{dir: t.TempDir()}
+		if _, err := r.read(os.Stdout, st); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: %v, want %q", bad.spec, err, bad.want)
 		}
 	}
 	lent := statementOf(t, t.TempDir(), provenance.Build{Spec: spec, HostFiles: map[string]string{"DIB_FILE": "abc"}}, map[string]string{"img.raw": "r"}, "")

@@ -99,6 +99,7 @@ type Parameters struct {
 	Packages        []string `json:"packages,omitempty"`
 	ImageSizeGB     float64  `json:"imageSizeGB,omitempty"`
 	ExtraSizeGB     float64  `json:"imageExtraSizeGB,omitempty"`
+	RootFSType      string   `json:"rootFSType,omitempty"`
 	RootLabel       string   `json:"rootLabel,omitempty"`
 	JournalMiB      int      `json:"journalMiB,omitempty"`
 	MkfsOptions     string   `json:"mkfsOptions,omitempty"`
@@ -209,7 +210,7 @@ func Make(b Build, outputs []Output) (*Statement, error) {
 				ExternalParameters: Parameters{
 					Elements: b.Spec.Elements, ImageName: b.Spec.ImageName, Types: b.Spec.Types, Arch: b.Spec.Arch,
 					Env: env, SourceDateEpoch: b.Spec.SourceDateEpoch, Seed: b.Seed,
-					Packages: b.Spec.Packages, ImageSizeGB: b.Spec.ImageSizeGB, ExtraSizeGB: b.Spec.ExtraSizeGB,
+					Packages: b.Spec.Packages, ImageSizeGB: b.Spec.ImageSizeGB, ExtraSizeGB: b.Spec.ExtraSizeGB, RootFSType: b.Spec.RootFSType,
 					RootLabel: b.Spec.RootLabel, JournalMiB: b.Spec.JournalMiB, MkfsOptions: b.Spec.MkfsOptions,
 					MaxOnlineResize: b.Spec.MaxOnlineResize,
 					QemuImgOptions:  b.QemuImgOptions, DockerTarget: b.DockerTarget, Uncompressed: b.Uncompressed,
