@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -59,6 +60,10 @@ func disk(t *testing.T, name string, tree map[string]string) {
 	src := filepath.Join(t.TempDir(), "tree")
 	for p, content := range tree {
 		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		if target, ok := strings.CutPrefix(content, "-> "); ok {
+			os.Symlink(target, filepath.Join(src, p))
+			continue
+		}
 		os.WriteFile(filepath.Join(src, p), []byte(content), 0o644)
 	}
 	// A directory its owner may not write to, as images have
@@ -95,10 +100,14 @@ func TestCompareDisks(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
+	// Links in the image lead to the host's files: nothing is written
+	// through them.
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("the host's\n"), 0o644)
 	a, b := filepath.Join(dir, "a.raw"), filepath.Join(dir, "b.raw")
-	disk(t, a, map[string]string{"etc/hostname": "a", "etc/same": "s", "var/log/old": "o", "ro/kept": "k", "ro/changed": "1"})
-	disk(t, b, map[string]string{"etc/hostname": "b", "etc/same": "s", "var/log/new": "n", "ro/kept": "k", "ro/changed": "2"})
-	want := []Difference{{"p1:/etc/hostname", "content differs"}, {"p1:/ro/changed", "content differs"}, {"p1:/var/log/new", "only in the second"}, {"p1:/var/log/old", "only in the first"}}
+	disk(t, a, map[string]string{"etc/hostname": "a", "etc/same": "s", "var/log/old": "o", "ro/kept": "k", "ro/changed": "1", "etc/link": "-> " + victim, "bin/sh": "-> dash"})
+	disk(t, b, map[string]string{"etc/hostname": "b", "etc/same": "s", "var/log/new": "n", "ro/kept": "k", "ro/changed": "2", "etc/link": "-> " + victim + "2", "bin/sh": "-> dash"})
+	want := []Difference{{"p1:/etc/hostname", "content differs"}, {"p1:/etc/link", "link target differs"}, {"p1:/ro/changed", "content differs"}, {"p1:/var/log/new", "only in the second"}, {"p1:/var/log/old", "only in the first"}}
 	got, err := Compare(context.Background(), "raw", a, b, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +129,9 @@ func TestCompareDisks(t *testing.T) {
 	}
 	if same, err := Compare(context.Background(), "raw", a, a, dir); err != nil || len(same) != 0 {
 		t.Errorf("an image against itself: %v, %v", same, err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "the host's\n" {
+		t.Errorf("a file a link in the image leads to was written: %q", b)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "imagediff-*")); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
