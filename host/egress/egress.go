@@ -278,7 +278,7 @@ func (p *Proxy) forward(c net.Conn, req *http.Request) bool {
 		p.serveLocal(c, req, svc)
 		return false
 	}
-	if req.Method == http.MethodGet && (p.locked(req.URL) || p.recordsReleases(req.URL)) && req.Header.Get("Authorization") == "" {
+	if req.Method == http.MethodGet && (p.locked(req.URL) || (p.recordsReleases(req.URL) && req.Header.Get("Authorization") == "")) {
 		p.serveRecorded(c, req)
 		return false
 	}

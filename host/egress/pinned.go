@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/dibvm/dibvm/host/sha256sum"
 )
 
 // This file is what the proxy does with the files a lock file names:
@@ -27,16 +29,14 @@ import (
 // a lock file keeps it to replay the suite as the build saw it.
 var releaseFile = regexp.MustCompile(`/dists/[^/]+/(InRelease|Release|Release\.gpg)$`)
 
-// maxRelease bounds a release file: Debian's largest is some 200 KiB.
-const maxRelease = 16 << 20
+// maxRelease bounds a release file: Debian's and Ubuntu's largest are
+// some 300 KiB.
+const maxRelease = 4 << 20
 
 // Pinnable reports whether the file at u is one a lock file pins: a
 // package file or a suite's release file.
 func Pinnable(u *url.URL) bool {
-	if releaseFile.MatchString(u.Path) {
-		return true
-	}
-	return cacheable(u) && packageFile.MatchString(u.Path)
+	return releaseFile.MatchString(u.Path) || packageFile.MatchString(u.Path)
 }
 
 var packageFile = regexp.MustCompile(`\.(deb|udeb|rpm)$`)
@@ -47,7 +47,10 @@ func (p *Proxy) recordsReleases(u *url.URL) bool {
 	return (p.served != nil || p.pins != nil) && p.cache != nil && releaseFile.MatchString(u.Path) && u.User == nil && u.RawQuery == ""
 }
 
-// locked says whether a GET of u is answered from the lock file.
+// locked says whether a GET of u is answered from the lock file: every
+// package and release file, when replaying one. One asked for with
+// credentials or a query is refused (see getRecorded): the lock names
+// no such file.
 func (p *Proxy) locked(u *url.URL) bool {
 	return p.pins != nil && p.cache != nil && Pinnable(u)
 }
@@ -60,7 +63,12 @@ func (p *Proxy) serveRecorded(conn net.Conn, req *http.Request) {
 		p.serveRelease(conn, req)
 		return
 	}
-	body, size, err := p.getRecorded(req.Context(), req.URL)
+	var body io.ReadCloser
+	var size int64
+	err := error(notInLock{refusal{errors.New("asked for with credentials, which no file of a lock file has")}})
+	if req.Header.Get("Authorization") == "" {
+		body, size, err = p.getRecorded(req.Context(), req.URL)
+	}
 	if err != nil {
 		msg := fmt.Sprintf("dibvm: %s: %v", req.URL, err)
 		p.notice(msg, msg)
@@ -85,8 +93,15 @@ func (p *Proxy) serveRecorded(conn net.Conn, req *http.Request) {
 // a release file is fetched whole and kept as a checked object, which a
 // later replay of this build's lock serves.
 func (p *Proxy) getRecorded(ctx context.Context, u *url.URL) (io.ReadCloser, int64, error) {
-	if _, err := p.destination(ctx, hostPort(u)); err != nil {
+	if p.offline {
+		if err := p.mayFetchOffline(u.String()); err != nil {
+			return nil, 0, err
+		}
+	} else if _, err := p.destination(ctx, hostPort(u)); err != nil {
 		return nil, 0, err
+	}
+	if p.pins != nil && (u.User != nil || u.RawQuery != "" || u.ForceQuery) {
+		return nil, 0, notInLock{refusal{errors.New("asked for with credentials or a query, which no file of a lock file has")}}
 	}
 	if p.pins == nil {
 		data, err := p.fetchRelease(ctx, u.String())
@@ -95,7 +110,7 @@ func (p *Proxy) getRecorded(ctx context.Context, u *url.URL) (io.ReadCloser, int
 		}
 		sum := sha256.Sum256(data)
 		want := hex.EncodeToString(sum[:])
-		p.cache.WriteObject(data)
+		p.cache.keepObject(data)
 		p.tell(u, int64(len(data)), want)
 		return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 	}
@@ -108,7 +123,9 @@ func (p *Proxy) getRecorded(ctx context.Context, u *url.URL) (io.ReadCloser, int
 		return f, n, nil
 	}
 	if cacheable(u) {
-		if f, n, err := openChecked(p.cache.file(u), want); err == nil {
+		// Kept under its URL by a build that did not replay a lock: used
+		// if it is the lock's file, and left for others if not.
+		if f, n, ok := openMatching(p.cache.file(u), want); ok {
 			p.tell(u, n, want)
 			return f, n, nil
 		}
@@ -151,6 +168,33 @@ func (c *Cache) WriteObject(data []byte) error {
 		return err
 	}
 	return writeAtomic(name, data)
+}
+
+// keepObject is WriteObject within the run's budget for the cache (see
+// maxCacheAdd): the guest chooses what it fetches.
+func (c *Cache) keepObject(data []byte) {
+	if c.added.Add(int64(len(data))) <= maxCacheAdd {
+		c.WriteObject(data)
+	}
+}
+
+// openMatching opens name if its SHA-256 is want, and leaves it be if
+// not.
+func openMatching(name, want string) (*os.File, int64, bool) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, false
+	}
+	sum, n, err := sha256sum.Reader(f)
+	if err != nil || sum != want {
+		f.Close()
+		return nil, 0, false
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, 0, false
+	}
+	return f, n, true
 }
 
 // Has reports whether c holds a file a lock file pins, by its SHA-256 or
@@ -198,7 +242,7 @@ func (p *Proxy) serveRelease(conn net.Conn, req *http.Request) {
 		return
 	}
 	sum := sha256.Sum256(data)
-	p.cache.WriteObject(data)
+	p.cache.keepObject(data)
 	p.tell(req.URL, int64(len(data)), hex.EncodeToString(sum[:]))
 	fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(data))
 	conn.Write(data)

@@ -103,8 +103,19 @@ func TestPinsHoldTheBuildToTheLock(t *testing.T) {
 			t.Errorf("the notices do not say %q:\n%s", want, notices)
 		}
 	}
-	if _, err := os.Stat(cache.object(sha("package b, changed"))); err == nil {
-		t.Error("the changed package was kept")
+	if _, err := os.Stat(cache.object(sha("package b"))); err == nil {
+		t.Error("the changed package was kept as the lock's")
+	}
+	// Neither credentials, nor a query, nor a place outside pool/ make a
+	// package file one the lock does not hold to.
+	for _, raw := range []string{
+		get(hostport, "/debian/pool/main/c/c/c_1_all.deb?x=1"),
+		"GET " + srv.URL + "/debian/pool/main/c/c/c_1_all.deb HTTP/1.1\r\nHost: " + hostport + "\r\nAuthorization: Basic eDp5\r\n\r\n",
+		get(hostport, "/debian/elsewhere/c_1_all.deb"),
+	} {
+		if code, _ := ask(t, sock, raw); code != http.StatusForbidden {
+			t.Errorf("replay: %q: %d, want 403", strings.SplitN(raw, "\r\n", 2)[0], code)
+		}
 	}
 
 	// A service (debootstrap's) gets the same files through Fetch.

@@ -96,7 +96,7 @@ func (p *Proxy) serveHTTP(c net.Conn, br *bufio.Reader, limit *headerLimit, host
 	}
 	limit.n = -1
 	req.URL.Scheme, req.URL.Host = "http", hostport
-	if req.Method == http.MethodGet && (p.locked(req.URL) || p.recordsReleases(req.URL)) && req.Header.Get("Authorization") == "" {
+	if req.Method == http.MethodGet && (p.locked(req.URL) || (p.recordsReleases(req.URL) && req.Header.Get("Authorization") == "")) {
 		p.serveRecorded(c, req) // kept by content, which no later server can change
 		return
 	}
