@@ -42,6 +42,15 @@ type Lock struct {
 	Superseded []Download `json:"superseded,omitempty"`
 }
 
+// MaxReleases bounds the release files a lock carries, and
+// MaxReleaseContent the bytes of their content: a build reads a few
+// suites, of some 300 KiB each at most, and the guest chooses what it
+// fetches.
+const (
+	MaxReleases       = 64
+	MaxReleaseContent = 16 << 20
+)
+
 // A Release is a suite's release file, with its content where the build
 // kept it: the archive replaces it within days, and it is signed, so a
 // replay can take it from the lock as apt would from the archive.
@@ -110,9 +119,13 @@ type Recorder struct {
 	// it gives is read only if it has that SHA-256.
 	Open func(url, sha256 string) (io.ReadCloser, error)
 
-	mu   sync.Mutex
-	got  map[string]Download
-	seen map[string]int // the indexes read, to the packages then downloaded
+	mu  sync.Mutex
+	got map[string]Download
+
+	// resolving is held while the suites are read, outside mu: Open
+	// may fetch an index, and the proxy's Served must not wait for it.
+	resolving sync.Mutex
+	seen      map[string]int // the indexes read, to the packages then downloaded
 }
 
 // Served records a download; it is the proxy's egress.Options.Served.
@@ -145,18 +158,24 @@ func (r *Recorder) Downloads() []Download {
 	if r == nil {
 		return nil
 	}
+	r.resolving.Lock()
+	defer r.resolving.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	out := make([]Download, 0, len(r.got))
 	for _, d := range r.got {
 		out = append(out, d)
 	}
+	r.mu.Unlock()
 	slices.SortFunc(out, func(a, b Download) int { return strings.Compare(a.URL, b.URL) })
 	if r.Open != nil {
 		r.resolve(out)
+		r.mu.Lock()
 		for _, d := range out {
-			r.got[d.URL] = d
+			if was, ok := r.got[d.URL]; ok && was.SHA256 == d.SHA256 && was.Suite == "" {
+				r.got[d.URL] = d
+			}
 		}
+		r.mu.Unlock()
 	}
 	return out
 }
@@ -185,7 +204,7 @@ func Make(installed []api.Package, downloads []Download) *Lock {
 	joined := map[string]bool{}
 	l := &Lock{Format: Format, Packages: []Package{}}
 	for _, d := range downloads {
-		if releaseFile.MatchString(d.URL) {
+		if releaseFile.MatchString(d.URL) && len(l.Releases) < MaxReleases {
 			l.Releases = append(l.Releases, Release{URL: d.URL, Size: d.Size, SHA256: d.SHA256})
 		}
 	}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -26,11 +27,22 @@ import (
 func (s *session) lockFile(installed []api.Package) ([]byte, error) {
 	l := lockfile.Make(installed, s.downloads.Downloads())
 	cache := &egress.Cache{Dir: s.j.ImageCache}
+	read := map[string][]byte{}
+	total := 0
 	for i, r := range l.Releases {
-		if s.j.ImageCache != "" {
-			// Kept by the proxy as it served it (see getRecorded).
-			l.Releases[i].Content, _ = cache.ReadObject(r.SHA256)
+		if s.j.ImageCache == "" {
+			break
 		}
+		// Kept by the proxy as it served it (see getRecorded).
+		data, ok := read[r.SHA256]
+		if !ok {
+			data, _ = cache.ReadObject(r.SHA256)
+			if total += len(data); total > lockfile.MaxReleaseContent {
+				break
+			}
+			read[r.SHA256] = data
+		}
+		l.Releases[i].Content = data
 	}
 	if n := len(l.Packages) - l.Recorded(); n > 0 && s.j.Outputs.Stdout != nil {
 		fmt.Fprintf(s.j.Outputs.Stdout, "dibvm: %d of the image's %d packages are in its lock file without the file they came from: the build did not download them over plain HTTP through dibvm's proxy (see README, Lock files)\n", n, len(l.Packages))
@@ -43,7 +55,7 @@ func (s *session) lockFile(installed []api.Package) ([]byte, error) {
 // a build with another cache recorded an index this one has not, from
 // where that build got it, through proxy as the guest would (by hash,
 // so it is the same file).
-func recorder(imageCache string, proxy gateway.Proxy) *lockfile.Recorder {
+func recorder(imageCache string, proxy gateway.Proxy, offline bool) *lockfile.Recorder {
 	proxy.DownloadCache = imageCache
 	cache := &egress.Cache{Dir: imageCache}
 	return &lockfile.Recorder{Open: func(u, sum string) (io.ReadCloser, error) {
@@ -51,6 +63,9 @@ func recorder(imageCache string, proxy gateway.Proxy) *lockfile.Recorder {
 			if f, err := cache.Open(u); err == nil {
 				return f, nil
 			}
+		}
+		if offline {
+			return nil, errors.New("offline")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), indexFetchTimeout)
 		body, err := proxy.Fetch(ctx, u, sum)

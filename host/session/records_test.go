@@ -37,7 +37,7 @@ func TestRecorderFetchesTheIndexesItsCacheLacks(t *testing.T) {
 	pkgURL := srv.URL + "/debian/pool/main/h/hello/hello_1_all.deb"
 
 	suite := func(policy egress.Policy, cache string) string {
-		r := recorder(cache, gateway.Proxy{Policy: policy})
+		r := recorder(cache, gateway.Proxy{Policy: policy}, false)
 		r.Add(nil)
 		r.Served(indexURL, int64(len(index)), hash) // as a checkpoint carried it
 		r.Served(pkgURL, 5, "00")

@@ -59,7 +59,7 @@ type session struct {
 
 // Run boots the helper VM as mo says and builds j in it.
 func Run(ctx context.Context, j *Job, mo machine.Options) error {
-	s := &session{j: j, start: startMachine, term: userTerminal, downloads: recorder(j.ImageCache, gateway.Of(mo.Service)), started: time.Now(), appliance: mo.Appliance}
+	s := &session{j: j, start: startMachine, term: userTerminal, downloads: recorder(j.ImageCache, gateway.Of(mo.Service), j.Offline), started: time.Now(), appliance: mo.Appliance}
 	return s.run(ctx, mo)
 }
 

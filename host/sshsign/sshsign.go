@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strings"
+	"time"
 
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
@@ -58,7 +60,15 @@ func (s *Signer) Sign(data []byte, namespace string) ([]byte, error) {
 }
 
 // Trusted are the public keys whose signatures a user accepts.
-type Trusted []ssh.PublicKey
+type Trusted []TrustedKey
+
+// A TrustedKey is a key and what its line in allowed_signers limits it
+// to: namespaces (patterns, as OpenSSH matches them) and a time.
+type TrustedKey struct {
+	Key                     ssh.PublicKey
+	Namespaces              []string // none: any
+	ValidAfter, ValidBefore time.Time
+}
 
 // LoadTrusted reads public keys one a line, as OpenSSH's allowed_signers
 // (principals, then the key) or authorized_keys (options, then the key)
@@ -76,11 +86,15 @@ func LoadTrusted(file string) (Trusted, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		key, err := parseKeyLine(line)
+		key, options, err := parseKeyLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: not a public key line (allowed_signers: PRINCIPALS KEYTYPE KEY; authorized_keys: KEYTYPE KEY): %w", file, n, err)
 		}
-		keys = append(keys, key)
+		tk, err := withOptions(key, options)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", file, n, err)
+		}
+		keys = append(keys, tk)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
@@ -93,17 +107,74 @@ func LoadTrusted(file string) (Trusted, error) {
 
 // parseKeyLine reads an authorized_keys line or, failing that, an
 // allowed_signers line, whose first field names the principals.
-func parseKeyLine(line string) (ssh.PublicKey, error) {
-	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+func parseKeyLine(line string) (ssh.PublicKey, []string, error) {
+	key, _, options, _, err := ssh.ParseAuthorizedKey([]byte(line))
 	if err == nil {
-		return key, nil
+		return key, options, nil
 	}
 	if _, rest, ok := strings.Cut(line, " "); ok {
-		if key, _, _, _, err2 := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(rest))); err2 == nil {
-			return key, nil
+		if key, _, options, _, err2 := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(rest))); err2 == nil {
+			return key, options, nil
 		}
 	}
-	return nil, err
+	return nil, nil, err
+}
+
+// withOptions is key limited as its line's options say, as
+// ssh-keygen -Y verify reads allowed_signers: a certificate authority is
+// refused (dibvm checks keys, not certificates).
+func withOptions(key ssh.PublicKey, options []string) (TrustedKey, error) {
+	tk := TrustedKey{Key: key}
+	for _, o := range options {
+		name, value, _ := strings.Cut(o, "=")
+		value = strings.Trim(value, `"`)
+		var err error
+		switch strings.ToLower(name) {
+		case "cert-authority":
+			return tk, errors.New("cert-authority: dibvm checks signatures by keys, not certificates; list the signing key itself")
+		case "namespaces":
+			tk.Namespaces = strings.Split(value, ",")
+		case "valid-after":
+			tk.ValidAfter, err = parseTime(value)
+		case "valid-before":
+			tk.ValidBefore, err = parseTime(value)
+		}
+		if err != nil {
+			return tk, fmt.Errorf("%s: %w", o, err)
+		}
+	}
+	return tk, nil
+}
+
+// parseTime reads allowed_signers' YYYYMMDD[HHMM[SS]][Z]: local time,
+// or UTC with Z.
+func parseTime(s string) (time.Time, error) {
+	loc := time.Local
+	if t, ok := strings.CutSuffix(s, "Z"); ok {
+		s, loc = t, time.UTC
+	}
+	for _, layout := range []string{"20060102150405", "200601021504", "20060102"} {
+		if len(s) == len(layout) {
+			return time.ParseInLocation(layout, s, loc)
+		}
+	}
+	return time.Time{}, errors.New("want YYYYMMDD[HHMM[SS]][Z]")
+}
+
+// allows says whether tk may sign for namespace now.
+func (tk TrustedKey) allows(namespace string, now time.Time) bool {
+	if !tk.ValidAfter.IsZero() && now.Before(tk.ValidAfter) || !tk.ValidBefore.IsZero() && !now.Before(tk.ValidBefore) {
+		return false
+	}
+	if len(tk.Namespaces) == 0 {
+		return true
+	}
+	for _, pattern := range tk.Namespaces {
+		if ok, _ := path.Match(pattern, namespace); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrUntrusted is a signature, good or not, by no key the user trusts.
@@ -120,14 +191,22 @@ func (t Trusted) Verify(data, armored []byte, namespace string) (string, error) 
 		return "", fmt.Errorf("a signature for %q, not %q", sig.Namespace, namespace)
 	}
 	signer := sig.PublicKey.Marshal()
-	for _, k := range t {
-		if !bytes.Equal(k.Marshal(), signer) {
+	limited := false
+	for _, tk := range t {
+		if !bytes.Equal(tk.Key.Marshal(), signer) {
 			continue
 		}
-		if err := sshsig.Verify(bytes.NewReader(data), sig, k, sig.HashAlgorithm, namespace); err != nil {
-			return "", fmt.Errorf("the signature by %s does not match: %w", ssh.FingerprintSHA256(k), err)
+		if !tk.allows(namespace, time.Now()) {
+			limited = true
+			continue
 		}
-		return ssh.FingerprintSHA256(k), nil
+		if err := sshsig.Verify(bytes.NewReader(data), sig, tk.Key, sig.HashAlgorithm, namespace); err != nil {
+			return "", fmt.Errorf("the signature by %s does not match: %w", ssh.FingerprintSHA256(tk.Key), err)
+		}
+		return ssh.FingerprintSHA256(tk.Key), nil
+	}
+	if limited {
+		return "", fmt.Errorf("%w: it is signed by %s, whose line limits it to other namespaces or another time", ErrUntrusted, ssh.FingerprintSHA256(sig.PublicKey))
 	}
 	return "", fmt.Errorf("%w: it is signed by %s", ErrUntrusted, ssh.FingerprintSHA256(sig.PublicKey))
 }

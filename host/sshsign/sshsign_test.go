@@ -117,3 +117,51 @@ func TestLoadRefuses(t *testing.T) {
 		t.Errorf("no keys: %v", err)
 	}
 }
+
+// An allowed_signers line's options limit its key as they do for
+// ssh-keygen -Y verify: to its namespaces and its time; a certificate
+// authority is refused.
+func TestAllowedSignersOptions(t *testing.T) {
+	dir := t.TempDir()
+	key := keygen(t, dir, "key", "ed25519", "")
+	pub, _ := os.ReadFile(key + ".pub")
+	s, err := LoadSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("statement\n")
+	sig, _ := s.Sign(data, "dibvm-provenance")
+	sigFile := filepath.Join(dir, "sig")
+	os.WriteFile(sigFile, sig, 0o644)
+	for _, tc := range []struct {
+		options string
+		trusted bool
+	}{
+		{`namespaces="git"`, false},
+		{`namespaces="git,dibvm-*"`, true},
+		{`valid-before="20200101"`, false},
+		{`valid-after="29990101Z"`, false},
+		{`valid-after="20200101",valid-before="29990101"`, true},
+	} {
+		allowed := filepath.Join(dir, "allowed")
+		os.WriteFile(allowed, []byte("ci@example.com "+tc.options+" "+string(pub)), 0o644)
+		trusted, err := LoadTrusted(allowed)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.options, err)
+		}
+		_, err = trusted.Verify(data, sig, "dibvm-provenance")
+		if (err == nil) != tc.trusted {
+			t.Errorf("%s: %v, want trusted %v", tc.options, err, tc.trusted)
+		}
+		verify := exec.Command("ssh-keygen", "-Y", "verify", "-f", allowed, "-I", "ci@example.com", "-n", "dibvm-provenance", "-s", sigFile)
+		verify.Stdin = bytes.NewReader(data)
+		if err := verify.Run(); (err == nil) != tc.trusted {
+			t.Errorf("%s: ssh-keygen -Y verify: %v, want trusted %v", tc.options, err, tc.trusted)
+		}
+	}
+	allowed := filepath.Join(dir, "ca")
+	os.WriteFile(allowed, []byte("*@example.com cert-authority "+string(pub)), 0o644)
+	if _, err := LoadTrusted(allowed); err == nil || !strings.Contains(err.Error(), "cert-authority") {
+		t.Errorf("cert-authority: %v", err)
+	}
+}
