@@ -95,7 +95,8 @@ e2e: dibvm
 # Fedora and openSUSE to tars, and Fedora from a Containerfile through a
 # stand-in registry (to a tar, and fedora-container booted, 13 minutes),
 # and debian-minimal built reproducibly twice, by two users, from nothing
-# and resumed, with the same lock files, and booted. Kept out of `make test` so that
+# and replaying the first's lock file resumed, with the same lock files,
+# and booted. Kept out of `make test` so that
 # the test suite stays within an hour on a slow host.
 e2e-full: dibvm
 	$(GO) test -count=1 -timeout 540m -tags e2e -run 'TestE2E' -v ./cmd/dibvm/
