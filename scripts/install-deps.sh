@@ -19,7 +19,7 @@
 set -euo pipefail
 
 debian_pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64
-  fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client shellcheck
+  fdisk e2fsprogs squashfs-tools ca-certificates curl make tmux openssh-client shellcheck docker-registry
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients openssh-server
   python3-diskimage-builder rpm createrepo-c gpg gpg-agent dosfstools mtools)
 mac_pkgs=(qemu shellcheck)

@@ -1,0 +1,321 @@
+// Package ocicache keeps artifacts of a build's work (a checkpoint's
+// layers and their description) in an OCI-distribution registry, signed
+// by who pushed them, so that other machines can resume from them.
+//
+// One artifact a content key: the tag is the key, the manifest's
+// layers are the files, then the description (which names every file
+// by digest and the key it is for), then an SSHSIG signature of the
+// description. A puller trusts nothing of the registry but what it can
+// check: the tag only finds a manifest; the signature must be by a key
+// the user trusts; the description must be for the key the puller
+// computed; and each file must have the digest the description gives.
+package ocicache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/dibvm/dibvm/host/sshsign"
+)
+
+// Media types of an artifact's parts.
+const (
+	ArtifactType    = "application/vnd.dibvm.cache.v1"
+	FileType        = "application/vnd.dibvm.cache.file.v1"
+	DescriptionType = "application/vnd.dibvm.cache.description.v1+json"
+	SignatureType   = "application/vnd.dibvm.cache.signature.v1.sshsig"
+	// Namespace is the SSHSIG namespace of a description's signature.
+	Namespace = "dibvm-cache"
+)
+
+// maxDescription bounds the description read from a registry.
+const maxDescription = 4 << 20
+
+// A Remote is a repository in a registry.
+type Remote struct {
+	Repo name.Repository
+	// Auth signs requests; nil: the user's Docker or podman credentials.
+	Auth authn.Authenticator
+	// Timeout bounds each operation's wait for the registry.
+	Timeout time.Duration
+}
+
+// Parse reads REF, a repository such as registry.example:5000/team/cache.
+func Parse(ref string) (*Remote, error) {
+	repo, err := name.NewRepository(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%q: not a repository (give REGISTRY/PATH, such as registry.example/team/dibvm-cache): %w", ref, err)
+	}
+	return &Remote{Repo: repo, Timeout: 2 * time.Minute}, nil
+}
+
+func (r *Remote) options(ctx context.Context) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx)}
+	if r.Auth != nil {
+		opts = append(opts, remote.WithAuth(r.Auth))
+	} else {
+		opts = append(opts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	}
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 30 * time.Second
+	return append(opts, remote.WithTransport(t))
+}
+
+// A File is one file of an artifact.
+type File struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	path   string
+}
+
+// Description is what an artifact holds, signed: the key it is for,
+// its files, and what the caller keeps with them (a checkpoint's
+// descriptions).
+type Description struct {
+	Key   string          `json:"key"`
+	Files []File          `json:"files"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+var keyPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var fileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// fileLayer is a file as a layer, read from disk when it is sent.
+type fileLayer struct {
+	path string
+	h    v1.Hash
+	n    int64
+}
+
+func (f fileLayer) Digest() (v1.Hash, error)           { return f.h, nil }
+func (f fileLayer) Compressed() (io.ReadCloser, error) { return os.Open(f.path) }
+func (f fileLayer) Size() (int64, error)               { return f.n, nil }
+func (f fileLayer) MediaType() (types.MediaType, error) {
+	return FileType, nil
+}
+
+// rawManifest is a manifest's bytes, to Put as they are.
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// Push sends the files at paths (by name) and data as the artifact of
+// key, signed by signer. A blob the registry has is not sent again;
+// the tag is written last, so an interrupted push leaves no artifact.
+func (r *Remote) Push(ctx context.Context, key string, paths map[string]string, data []byte, signer *sshsign.Signer) error {
+	if !keyPattern.MatchString(key) {
+		return fmt.Errorf("key %q: want 64 hex digits", key)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	desc := Description{Key: key, Data: data}
+	var layers []v1.Layer
+	for _, n := range slices.Sorted(maps.Keys(paths)) {
+		f, err := os.Open(paths[n])
+		if err != nil {
+			return err
+		}
+		h, size, err := v1.SHA256(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		l, err := partial.CompressedToLayer(fileLayer{path: paths[n], h: h, n: size})
+		if err != nil {
+			return err
+		}
+		layers = append(layers, l)
+		desc.Files = append(desc.Files, File{Name: n, Digest: h.String(), Size: size})
+	}
+	db, err := json.Marshal(desc)
+	if err != nil {
+		return err
+	}
+	sig, err := signer.Sign(db, Namespace)
+	if err != nil {
+		return err
+	}
+	layers = append(layers, static.NewLayer(db, DescriptionType), static.NewLayer(sig, SignatureType))
+	cfg := static.NewLayer([]byte("{}"), types.OCIEmptyJSON)
+	p, err := remote.NewPusher(r.options(ctx)...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.Repo, err)
+	}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: ArtifactType}
+	for _, l := range append([]v1.Layer{cfg}, layers...) {
+		if err := p.Upload(ctx, r.Repo, l); err != nil {
+			return fmt.Errorf("push to %s: %w", r.Repo, err)
+		}
+		d, err := partial.Descriptor(l)
+		if err != nil {
+			return err
+		}
+		if l == cfg {
+			m.Config = *d
+		} else {
+			m.Layers = append(m.Layers, *d)
+		}
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := p.Put(ctx, r.Repo.Tag(key), rawManifest(raw)); err != nil {
+		return fmt.Errorf("push to %s: %w", r.Repo, err)
+	}
+	return nil
+}
+
+// ErrNotFound is an artifact the registry does not have.
+var ErrNotFound = errors.New("not in the registry")
+
+// Pull fetches the artifact of key into dir, each file under its name,
+// if it is signed by a trusted key and is for key; have gives the path
+// of a file the caller already has by digest, which is not fetched.
+func (r *Remote) Pull(ctx context.Context, key string, trusted sshsign.Trusted, dir string, have func(digest string) (string, bool)) (*Description, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	opts := r.options(ctx)
+	got, err := remote.Get(r.Repo.Tag(key), opts...)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("%s: %w", r.Repo, err)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(got.Manifest, &m); err != nil {
+		return nil, fmt.Errorf("%s:%s: %w", r.Repo, key, err)
+	}
+	var descL, sigL *v1.Descriptor
+	for i := range m.Layers {
+		switch m.Layers[i].MediaType {
+		case DescriptionType:
+			descL = &m.Layers[i]
+		case SignatureType:
+			sigL = &m.Layers[i]
+		}
+	}
+	if descL == nil || sigL == nil {
+		return nil, fmt.Errorf("%s:%s: %w", r.Repo, key, errUnsigned)
+	}
+	db, err := r.small(ctx, *descL, opts)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := r.small(ctx, *sigL, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := trusted.Verify(db, sig, Namespace); err != nil {
+		return nil, fmt.Errorf("%s:%s: %w", r.Repo, key, err)
+	}
+	var desc Description
+	if err := json.Unmarshal(db, &desc); err != nil {
+		return nil, fmt.Errorf("%s:%s: its description: %w", r.Repo, key, err)
+	}
+	if desc.Key != key {
+		return nil, fmt.Errorf("%s:%s: signed for key %s, not this one", r.Repo, key, desc.Key)
+	}
+	for i, f := range desc.Files {
+		if !fileName.MatchString(f.Name) {
+			return nil, fmt.Errorf("%s:%s: file %q: not a file name", r.Repo, key, f.Name)
+		}
+		if p, ok := have(f.Digest); ok {
+			desc.Files[i].path = p
+			continue
+		}
+		if err := r.fetch(ctx, f, filepath.Join(dir, f.Name), opts); err != nil {
+			return nil, err
+		}
+		desc.Files[i].path = filepath.Join(dir, f.Name)
+	}
+	return &desc, nil
+}
+
+var errUnsigned = errors.New("not signed: no description and signature")
+
+// small fetches a small blob, checked by digest.
+func (r *Remote) small(ctx context.Context, d v1.Descriptor, opts []remote.Option) ([]byte, error) {
+	if d.Size > maxDescription {
+		return nil, fmt.Errorf("%s: a description of %d bytes", r.Repo, d.Size)
+	}
+	l, err := remote.Layer(r.Repo.Digest(d.Digest.String()), opts...)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxDescription+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Repo, err)
+	}
+	return b, nil
+}
+
+// fetch downloads f into path, which appears only once it is whole and
+// of its digest.
+func (r *Remote) fetch(ctx context.Context, f File, path string, opts []remote.Option) error {
+	h, err := v1.NewHash(f.Digest)
+	if err != nil {
+		return err
+	}
+	l, err := remote.Layer(r.Repo.Digest(h.String()), opts...)
+	if err != nil {
+		return err
+	}
+	rc, err := l.Compressed() // checked against h at its end
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pull-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, io.LimitReader(rc, f.Size+1))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != f.Size {
+		err = fmt.Errorf("%d bytes, not %d", n, f.Size)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", r.Repo, f.Name, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// isNotFound says whether the registry has no such tag or repository.
+func isNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// Path is where a pulled file is.
+func (f File) Path() string { return f.path }

@@ -1,0 +1,205 @@
+package ocicache
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/dibvm/dibvm/host/sshsign"
+)
+
+// startRegistry runs the reference registry (Debian's docker-registry)
+// on a free port of 127.0.0.1 and returns its address.
+func startRegistry(t *testing.T) (addr, dir string) {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatal("docker-registry is needed (scripts/install-deps.sh installs it)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	ln.Close()
+	dir = t.TempDir()
+	config := filepath.Join(dir, "config.yml")
+	os.WriteFile(config, []byte(fmt.Sprintf("version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s, secret: test}\n", filepath.Join(dir, "data"), addr)), 0o644)
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "serve", config)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, dir
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the registry did not listen:\n%s", out.String())
+	return "", ""
+}
+
+func keygen(t *testing.T, dir, name string) (*sshsign.Signer, string) {
+	t.Helper()
+	key := filepath.Join(dir, name)
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	s, err := sshsign.LoadSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := filepath.Join(dir, name+".allowed")
+	pub, _ := os.ReadFile(key + ".pub")
+	os.WriteFile(allowed, []byte("ci@example.com "+string(pub)), 0o644)
+	return s, allowed
+}
+
+// Pushed by one runner, an artifact is pulled whole by another that
+// trusts the pusher's key and asks for the same key; files it has are
+// not fetched. An artifact signed by a key it does not trust, or for
+// another key, is refused; one the registry has not is ErrNotFound.
+func TestPushPull(t *testing.T) {
+	addr, registryDir := startRegistry(t)
+	dir := t.TempDir()
+	signer, allowed := keygen(t, dir, "pusher")
+	stranger, _ := keygen(t, dir, "stranger")
+	trusted, err := sshsign.LoadTrusted(allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, n := range []string{"a.qcow2", "b.qcow2"} {
+		b := make([]byte, 3<<20)
+		rand.Read(b)
+		files[n] = filepath.Join(dir, n)
+		os.WriteFile(files[n], b, 0o644)
+	}
+	r := &Remote{Repo: mustRepo(t, addr+"/dibvm/cache"), Timeout: time.Minute}
+	ctx := context.Background()
+	key := strings.Repeat("ab", 32)
+	if err := r.Push(ctx, key, files, []byte(`{"phase":"root.d"}`), signer); err != nil {
+		t.Fatal(err)
+	}
+	into := t.TempDir()
+	have := func(string) (string, bool) { return "", false }
+	desc, err := r.Pull(ctx, key, trusted, into, have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range desc.Files {
+		want, _ := os.ReadFile(files[f.Name])
+		got, _ := os.ReadFile(filepath.Join(into, f.Name))
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s pulled differs", f.Name)
+		}
+	}
+	if string(desc.Data) != `{"phase":"root.d"}` {
+		t.Errorf("data %s", desc.Data)
+	}
+	// Files already here are not fetched again.
+	again := t.TempDir()
+	if _, err := r.Pull(ctx, key, trusted, again, func(string) (string, bool) { return "/somewhere", true }); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(again); len(left) != 0 {
+		t.Errorf("fetched though present: %v", left)
+	}
+
+	other := strings.Repeat("cd", 32)
+	if err := r.Push(ctx, other, files, nil, stranger); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Pull(ctx, other, trusted, t.TempDir(), have); !errors.Is(err, sshsign.ErrUntrusted) {
+		t.Errorf("signed by an untrusted key: %v", err)
+	}
+	// The artifact of one key put under the tag of another.
+	moved := strings.Repeat("12", 32)
+	got, err := remote.Get(r.Repo.Tag(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(r.Repo.Tag(moved), rawManifest(got.Manifest)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Pull(ctx, moved, trusted, t.TempDir(), have); err == nil || !strings.Contains(err.Error(), "signed for key "+key+", not this one") {
+		t.Errorf("an artifact under another key's tag: %v", err)
+	}
+	// A file changed in the registry's storage: refused at its end, and
+	// nothing left where it was to be.
+	blobs, _ := filepath.Glob(filepath.Join(registryDir, "data", "docker", "registry", "v2", "blobs", "sha256", "*", "*", "data"))
+	changed := 0
+	for _, b := range blobs {
+		if info, _ := os.Stat(b); info.Size() == 3<<20 {
+			os.WriteFile(b, make([]byte, 3<<20), 0o644)
+			changed++
+		}
+	}
+	if changed != 2 {
+		t.Fatalf("changed %d of the registry's blobs, want 2", changed)
+	}
+	tampered := t.TempDir()
+	if _, err := r.Pull(ctx, key, trusted, tampered, have); err == nil {
+		t.Error("a changed file was pulled")
+	}
+	if left, _ := os.ReadDir(tampered); len(left) != 0 {
+		t.Errorf("left after a refused pull: %v", left)
+	}
+	if _, err := r.Pull(ctx, strings.Repeat("ef", 32), trusted, t.TempDir(), have); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a key never pushed: %v", err)
+	}
+}
+
+func mustRepo(t *testing.T, s string) name.Repository {
+	t.Helper()
+	r, err := name.NewRepository(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A registry that does not answer makes a pull fail within its bound,
+// not hang.
+func TestPullFromAHangingRegistry(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	r := &Remote{Repo: mustRepo(t, ln.Addr().String()+"/dibvm/cache"), Timeout: 3 * time.Second}
+	start := time.Now()
+	_, err = r.Pull(context.Background(), strings.Repeat("ab", 32), nil, t.TempDir(), func(string) (string, bool) { return "", false })
+	if err == nil || time.Since(start) > 20*time.Second {
+		t.Errorf("pull from a registry that does not answer: %v after %s", err, time.Since(start))
+	}
+	t.Logf("gave up after %s: %v", time.Since(start).Round(time.Millisecond), err)
+}
