@@ -1,0 +1,177 @@
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// This file is a checkpoint as another store takes it (a registry's,
+// see host/ocicache): its chain of descriptions and layers out of one
+// store, and into another, checked.
+
+// maxShared bounds the chain taken in: as maxChain.
+const maxShared = maxChain
+
+// Export is the chain of the checkpoint of key, bottom first, as another
+// store may take it, and each layer's file by its name. The
+// descriptions lose what only this store can read or what is this
+// store's own: the inputs keyed with its key, and its use counts.
+func (ss *Session) Export(key string) ([]*Meta, map[string]string, error) {
+	m, err := ss.Get(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	chain := []*Meta{m}
+	for cur := m; cur.Parent != ""; {
+		p, err := ss.Get(cur.Parent)
+		if err != nil || len(chain) > maxShared {
+			return nil, nil, fmt.Errorf("checkpoint %s sits on %s, which is gone", Short(cur.Key), Short(cur.Parent))
+		}
+		chain = append(chain, p)
+		cur = p
+	}
+	files := map[string]string{}
+	var out []*Meta
+	for i := len(chain) - 1; i >= 0; i-- {
+		c := *chain[i]
+		if err := ss.Verify(&c); err != nil {
+			return nil, nil, err
+		}
+		files[c.Layer] = ss.s.Path(&c)
+		c.Inputs, c.InputsMAC, c.Uses, c.LastUsed = nil, "", 0, time.Time{}
+		out = append(out, &c)
+	}
+	return out, files, nil
+}
+
+// Import takes into the store the chain whose top is the checkpoint of
+// key, each layer from its file by name, and returns the top's
+// description. Everything is checked first: the chain's links, each
+// layer's digest and size, and that a layer's qcow2 header names no file
+// but its description's backing layer. A checkpoint the store has
+// already is kept as it is.
+func (ss *Session) Import(key string, chain []*Meta, files map[string]string) (*Meta, error) {
+	if err := checkChain(key, chain); err != nil {
+		return nil, err
+	}
+	for _, m := range chain {
+		if have, err := ss.Get(m.Key); err == nil && have.Digest == m.Digest && have.Layer == m.Layer {
+			continue
+		}
+		if err := ss.importOne(m, files[m.Layer]); err != nil {
+			return nil, fmt.Errorf("checkpoint %s after %s: %w", Short(m.Key), m.Phase, err)
+		}
+	}
+	return ss.Get(key)
+}
+
+// checkChain checks that chain runs from a layer on nothing up to key,
+// each on the one before.
+func checkChain(key string, chain []*Meta) error {
+	if len(chain) == 0 || len(chain) > maxShared {
+		return fmt.Errorf("a chain of %d checkpoints", len(chain))
+	}
+	for i, m := range chain {
+		if !keyPattern.MatchString(m.Key) || !layerPattern.MatchString(m.Layer) || (m.Backing != "" && !layerPattern.MatchString(m.Backing)) {
+			return errors.New("a checkpoint's description is damaged")
+		}
+		if err := CheckSuites(m.Suites); err != nil {
+			return err
+		}
+		switch {
+		case i == 0 && (m.Parent != "" || m.Backing != ""):
+			return fmt.Errorf("checkpoint %s: the chain's first sits on another", Short(m.Key))
+		case i > 0 && (m.Parent != chain[i-1].Key || m.Backing != chain[i-1].Layer):
+			return fmt.Errorf("checkpoint %s: does not sit on the one before it in the chain", Short(m.Key))
+		}
+	}
+	if chain[len(chain)-1].Key != key {
+		return fmt.Errorf("a chain up to checkpoint %s, not %s", Short(chain[len(chain)-1].Key), Short(key))
+	}
+	return nil
+}
+
+func (ss *Session) importOne(m *Meta, src string) error {
+	if src == "" {
+		return fmt.Errorf("no file for its layer %s", m.Layer)
+	}
+	if err := checkBacking(src, m.Backing); err != nil {
+		return err
+	}
+	dst := filepath.Join(ss.s.Dir, m.Layer)
+	tmp, err := os.CreateTemp(ss.s.Dir, ".import-*.qcow2")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	in, err := os.Open(src)
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	_, err = io.Copy(tmp, in)
+	in.Close()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	c := *m
+	c.Layer = filepath.Base(tmp.Name())
+	if err := ss.Verify(&c); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), dst); errors.Is(err, fs.ErrExist) {
+		// A layer of that name is here: it must be this one.
+		if err := ss.Verify(m); err != nil {
+			return fmt.Errorf("a layer named %s is here already, and is another: %w", m.Layer, err)
+		}
+	} else if err != nil {
+		return err
+	}
+	imported := *m
+	imported.LastUsed = imported.Made
+	if err := ss.s.writeMeta(&imported, true); err != nil && !errors.Is(err, ErrTaken) {
+		return err
+	}
+	return nil
+}
+
+// checkBacking refuses a layer whose qcow2 header names any file but
+// backing (a layer name in the store), or an external data file: the
+// header is the pusher's, and QEMU would open what it names.
+func checkBacking(path, backing string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "qemu-img", "info", "-f", "qcow2", "--output=json", path).Output()
+	if err != nil {
+		return fmt.Errorf("not a qcow2 layer: %v", err)
+	}
+	var info struct {
+		Backing        string `json:"backing-filename"`
+		FormatSpecific struct {
+			Data struct {
+				DataFile string `json:"data-file"`
+			} `json:"data"`
+		} `json:"format-specific"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return err
+	}
+	if info.Backing != backing || info.FormatSpecific.Data.DataFile != "" {
+		return fmt.Errorf("its header names %q (and data file %q), not its backing layer %q", info.Backing, info.FormatSpecific.Data.DataFile, backing)
+	}
+	return nil
+}
