@@ -36,7 +36,25 @@ type Build struct {
 	// is not one to resume from, or nil: a build that replays a lock
 	// file resumes only from a tree made of files the lock names.
 	Admits func([]lockfile.Download) error
+	// Shared, when set, is a cache beyond the store (a registry): a
+	// checkpoint the store lacks is looked for there, under the key this
+	// build computed, and what the build keeps is sent there.
+	Shared Shared
 }
+
+// Shared is a cache of checkpoints beyond the store. Its errors are
+// notices: a build goes on without it.
+type Shared interface {
+	// Fetch brings the chain of key into dir: its descriptions, bottom
+	// first, and each layer's file by name; have gives a layer the store
+	// already has by its digest, which is not fetched.
+	Fetch(ctx context.Context, key string, have func(digest string) (string, bool), dir string) ([]*Meta, map[string]string, error)
+	// Send sends the chain of key.
+	Send(ctx context.Context, key string, chain []*Meta, files map[string]string) error
+}
+
+// ErrNotShared is a key the shared cache does not have.
+var ErrNotShared = errors.New("not in the shared cache")
 
 // HelperVM is what of the helper VM may shape a tree: the first step's
 // key records it.
@@ -81,6 +99,8 @@ type Keeper struct {
 	// downloads is Build.Downloads.
 	downloads *lockfile.Recorder
 	admits    func([]lockfile.Download) error
+	shared    Shared
+	sent      []string // the keys kept, to send
 }
 
 // SlowHook is how long a hook runs before the build keeps its tree after
@@ -101,7 +121,7 @@ func StartKeeper(ctx context.Context, store *Store, lim Limits, b Build) (*Keepe
 	if err != nil {
 		return nil, err
 	}
-	k := &Keeper{ctx: ctx, store: store, lim: lim, out: b.Out, sess: sess, spec: b.Spec, size: b.ScratchSize, checked: map[string]bool{}, downloads: b.Downloads, admits: b.Admits}
+	k := &Keeper{ctx: ctx, store: store, lim: lim, out: b.Out, sess: sess, spec: b.Spec, size: b.ScratchSize, checked: map[string]bool{}, downloads: b.Downloads, admits: b.Admits, shared: b.Shared}
 	for _, s := range b.Steps {
 		if s.run {
 			k.order = append(k.order, s.subs...)
@@ -222,6 +242,11 @@ func (k *Keeper) pending(point string) *Step {
 // fails verification, or sits on a layer that was remade, is removed.
 func (k *Keeper) find(s *Step, now time.Time) ([]*Meta, string) {
 	m, err := k.sess.Get(s.key)
+	if errors.Is(err, fs.ErrNotExist) && k.shared != nil {
+		if got, ferr := k.fetchShared(s.key); ferr == nil {
+			m, err = got, nil
+		}
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if s.hook != "" {
@@ -358,6 +383,7 @@ func (k *Keeper) Keep(vm VM, cp *api.Checkpoint) bool {
 	}
 	k.chain = append(k.chain, meta)
 	k.kept = append(k.kept, fmt.Sprintf("%s (%d MiB, %.1fs)", name, meta.Size>>20, time.Since(start).Seconds()))
+	k.sent = append(k.sent, meta.Key)
 	return true
 }
 
@@ -380,6 +406,7 @@ func (k *Keeper) Close() {
 			os.Remove(l.Path)
 		}
 	}
+	k.sendShared()
 	k.sess.Close()
 	if len(k.kept) > 0 {
 		fmt.Fprintf(k.out, "dibvm: kept the tree after %s in %s\n", strings.Join(k.kept, ", "), k.store.Dir)

@@ -175,3 +175,54 @@ func checkBacking(path, backing string) error {
 	}
 	return nil
 }
+
+// fetchShared brings the checkpoint of key from the shared cache into
+// the store, through a directory in it that is removed after.
+func (k *Keeper) fetchShared(key string) (*Meta, error) {
+	dir, err := os.MkdirTemp(k.store.Dir, ".shared-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	have := func(digest string) (string, bool) {
+		all, _ := k.store.List()
+		for _, m := range all {
+			if "sha256:"+m.Digest == digest {
+				return k.store.Path(m), true
+			}
+		}
+		return "", false
+	}
+	chain, files, err := k.shared.Fetch(k.ctx, key, have, dir)
+	if err != nil {
+		if !errors.Is(err, ErrNotShared) {
+			fmt.Fprintf(k.out, "dibvm: the shared cache: %v; going on without it\n", err)
+		}
+		return nil, err
+	}
+	m, err := k.sess.Import(key, chain, files)
+	if err != nil {
+		fmt.Fprintf(k.out, "dibvm: the shared cache's checkpoint %s is refused: %v\n", Short(key), err)
+		return nil, err
+	}
+	fmt.Fprintf(k.out, "dibvm: took checkpoint %s after %s from the shared cache\n", Short(key), m.Phase)
+	return m, nil
+}
+
+// sendShared sends what the build kept to the shared cache.
+func (k *Keeper) sendShared() {
+	if k.shared == nil {
+		return
+	}
+	for _, key := range k.sent {
+		chain, files, err := k.sess.Export(key)
+		if err == nil {
+			err = k.shared.Send(k.ctx, key, chain, files)
+		}
+		if err != nil {
+			fmt.Fprintf(k.out, "dibvm: the shared cache: checkpoint %s not sent: %v\n", Short(key), err)
+			continue
+		}
+		fmt.Fprintf(k.out, "dibvm: sent checkpoint %s to the shared cache\n", Short(key))
+	}
+}

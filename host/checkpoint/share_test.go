@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dibvm/dibvm/guestagent/api"
 )
 
 // A chain exported from one store is imported into another whole and
@@ -99,5 +103,80 @@ func TestExportImport(t *testing.T) {
 		if tmp, _ := filepath.Glob(filepath.Join(s.s.Dir, ".import-*")); len(tmp) != 0 {
 			t.Errorf("%s: left %v", tc.name, tmp)
 		}
+	}
+}
+
+// storeShared is a shared cache that is another store on this host: the
+// keeper's part alone (host/ocicache is the registry's).
+type storeShared struct {
+	s       *Store
+	fetched []string
+}
+
+func (f *storeShared) Fetch(_ context.Context, key string, have func(string) (string, bool), dir string) ([]*Meta, map[string]string, error) {
+	ss, err := f.s.Open()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ss.Close()
+	chain, files, err := ss.Export(key)
+	if err != nil {
+		return nil, nil, ErrNotShared
+	}
+	for name, path := range files {
+		data, _ := os.ReadFile(path)
+		os.WriteFile(filepath.Join(dir, name), data, 0o644)
+		files[name] = filepath.Join(dir, name)
+	}
+	f.fetched = append(f.fetched, key)
+	return chain, files, nil
+}
+
+func (f *storeShared) Send(_ context.Context, key string, chain []*Meta, files map[string]string) error {
+	ss, err := f.s.Open()
+	if err != nil {
+		return err
+	}
+	defer ss.Close()
+	_, err = ss.Import(key, chain, files)
+	return err
+}
+
+// A build whose store lacks a checkpoint takes it from the shared cache
+// under the key it computed, and resumes from it.
+func TestResumeFromShared(t *testing.T) {
+	files := map[string]string{"hooks/root.d/10-a": "root", "hooks/install.d/10-x": "x"}
+	remote := &storeShared{s: &Store{Dir: filepath.Join(t.TempDir(), "remote")}}
+	start := func(store *Store) (*api.Spec, *Keeper) {
+		spec := &api.Spec{ImageName: "img", Elements: []string{"e"}, Arch: "amd64"}
+		steps, err := StepInputs(spec, nil, elementsTar(t, files))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := StartKeeper(context.Background(), store, Limits{MaxAge: time.Hour}, Build{Spec: spec, Steps: steps, ScratchSize: 64 << 20, Out: io.Discard, Shared: remote})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec, k
+	}
+	// The first runner keeps root.d, as a build would, and sends it.
+	first := &Store{Dir: filepath.Join(t.TempDir(), "first")}
+	_, k := start(first)
+	root := k.order[0]
+	l, err := k.sess.NewLayer(nil, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Meta{Key: root.key, Base: root.base, Phase: "root.d", Made: time.Now(), Elements: []string{"e"}, Inputs: root.inputs}
+	if err := k.sess.Publish(l, m); err != nil {
+		t.Fatal(err)
+	}
+	k.sent = append(k.sent, m.Key)
+	k.Close()
+
+	spec, k := start(&Store{Dir: filepath.Join(t.TempDir(), "second")})
+	defer k.Close()
+	if spec.Resume != "root.d" || len(remote.fetched) == 0 {
+		t.Errorf("the second runner resumes after %q, having fetched %v", spec.Resume, remote.fetched)
 	}
 }
