@@ -189,13 +189,29 @@ func (pr *pruning) sweep() {
 	entries, _ := os.ReadDir(pr.s.Dir)
 	for _, e := range entries {
 		n := e.Name()
-		if (layerPattern.MatchString(n) && !named[n]) || (strings.HasPrefix(n, ".meta-") && strings.HasSuffix(n, ".tmp")) {
+		if n == sharedDir {
+			// What pulls from a shared cache left (no pull runs now).
+			pr.sweepShared(filepath.Join(pr.s.Dir, n))
+			continue
+		}
+		if (layerPattern.MatchString(n) && !named[n]) || (strings.HasPrefix(n, ".meta-") && strings.HasSuffix(n, ".tmp")) || strings.HasPrefix(n, ".import-") {
 			if info, err := e.Info(); err == nil {
 				pr.out.Bytes += info.Size()
 			}
 			os.Remove(filepath.Join(pr.s.Dir, n))
 			pr.out.Files++
 		}
+	}
+}
+
+func (pr *pruning) sweepShared(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			pr.out.Bytes += info.Size()
+		}
+		os.Remove(filepath.Join(dir, e.Name()))
+		pr.out.Files++
 	}
 }
 

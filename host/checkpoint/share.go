@@ -176,37 +176,88 @@ func checkBacking(path, backing string) error {
 	return nil
 }
 
-// fetchShared brings the checkpoint of key from the shared cache into
-// the store, through a directory in it that is removed after.
-func (k *Keeper) fetchShared(key string) (*Meta, error) {
-	dir, err := os.MkdirTemp(k.store.Dir, ".shared-*")
-	if err != nil {
+// sharedDir is where layers are pulled into the store's file system:
+// what a pull cut off leaves there (named for its digest) the next takes
+// up, and checks whole; nothing there is a checkpoint until imported.
+const sharedDir = ".shared"
+
+// Take brings the checkpoint of key from sh into the store, checked as
+// Import checks it. An error wrapping errRefusedChain is the chain
+// refused; others are sh's.
+func (ss *Session) Take(ctx context.Context, sh Shared, key string) (*Meta, error) {
+	dir := filepath.Join(ss.s.Dir, sharedDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	dropStale(dir, time.Now().Add(-24*time.Hour))
 	have := func(digest string) (string, bool) {
-		all, _ := k.store.List()
+		all, _ := ss.s.List()
 		for _, m := range all {
 			if "sha256:"+m.Digest == digest {
-				return k.store.Path(m), true
+				return ss.s.Path(m), true
 			}
 		}
 		return "", false
 	}
-	chain, files, err := k.shared.Fetch(k.ctx, key, have, dir)
+	chain, files, err := sh.Fetch(ctx, key, have, dir)
 	if err != nil {
-		if !errors.Is(err, ErrNotShared) {
-			fmt.Fprintf(k.out, "dibvm: the shared cache: %v; going on without it\n", err)
+		return nil, err
+	}
+	defer func() {
+		for _, f := range files {
+			if filepath.Dir(f) == dir {
+				os.Remove(f)
+			}
 		}
-		return nil, err
-	}
-	m, err := k.sess.Import(key, chain, files)
+	}()
+	m, err := ss.Import(key, chain, files)
 	if err != nil {
-		fmt.Fprintf(k.out, "dibvm: the shared cache's checkpoint %s is refused: %v\n", Short(key), err)
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errRefusedChain, err)
 	}
-	fmt.Fprintf(k.out, "dibvm: took checkpoint %s after %s from the shared cache\n", Short(key), m.Phase)
 	return m, nil
+}
+
+var errRefusedChain = errors.New("refused")
+
+// Give sends the checkpoint of key, and the chain under it, to sh.
+func (ss *Session) Give(ctx context.Context, sh Shared, key string) error {
+	chain, files, err := ss.Export(key)
+	if err != nil {
+		return err
+	}
+	return sh.Send(ctx, key, chain, files)
+}
+
+// fetchShared brings the checkpoint of key from the shared cache into
+// the store, and says what came of it.
+func (k *Keeper) fetchShared(key string) (*Meta, error) {
+	m, err := k.sess.Take(k.ctx, k.shared, key)
+	switch {
+	case errors.Is(err, ErrNotShared):
+	case errors.Is(err, errRefusedChain):
+		fmt.Fprintf(k.out, "dibvm: the shared cache's checkpoint %s is %v\n", Short(key), err)
+	case err != nil:
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
+			fmt.Fprintf(k.out, "dibvm: the shared cache: %v; going on without it\n", e)
+		}
+	default:
+		fmt.Fprintf(k.out, "dibvm: took checkpoint %s after %s from the shared cache\n", Short(key), m.Phase)
+	}
+	return m, err
+}
+
+// dropStale removes what pulls left in dir before cutoff.
+func dropStale(dir string, cutoff time.Time) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // sendShared sends what the build kept to the shared cache.
@@ -215,11 +266,7 @@ func (k *Keeper) sendShared() {
 		return
 	}
 	for _, key := range k.sent {
-		chain, files, err := k.sess.Export(key)
-		if err == nil {
-			err = k.shared.Send(k.ctx, key, chain, files)
-		}
-		if err != nil {
+		if err := k.sess.Give(k.ctx, k.shared, key); err != nil {
 			fmt.Fprintf(k.out, "dibvm: the shared cache: checkpoint %s not sent: %v\n", Short(key), err)
 			continue
 		}

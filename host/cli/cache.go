@@ -31,6 +31,7 @@ type checkpointFlags struct {
 	off     bool
 	maxAge  age
 	maxSize diskSize
+	shared  sharedCacheFlags
 }
 
 // Defaults: a week, as DIB's users refresh their debootstrap tarballs,
@@ -50,18 +51,26 @@ func (c *checkpointFlags) registerLimits(f *pflag.FlagSet) {
 func (c *checkpointFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&c.off, "no-checkpoints", false, "build from the start, and keep no checkpoints (or set DIB_NO_CHECKPOINTS)")
 	c.registerLimits(f)
+	c.shared.register(f)
 }
 
 // options are the build's checkpoints, nil when they are off.
 func (c *checkpointFlags) options(env []string) (*plan.Checkpoints, error) {
 	if c.off || envvar.Get(env, "DIB_NO_CHECKPOINTS") != "" {
+		if c.shared.any(env) {
+			return nil, errors.New("--cache-from and --cache-to share checkpoints, which --no-checkpoints (or DIB_NO_CHECKPOINTS) turns off: drop one or the other")
+		}
 		return nil, nil
 	}
 	store, err := checkpointStore()
 	if err != nil {
 		return nil, err
 	}
-	return &plan.Checkpoints{Store: store, Limits: c.limits()}, nil
+	shared, err := c.shared.shared(env, c.limits())
+	if err != nil {
+		return nil, err
+	}
+	return &plan.Checkpoints{Store: store, Limits: c.limits(), Shared: shared}, nil
 }
 
 func (c *checkpointFlags) limits() checkpoint.Limits {
@@ -116,7 +125,7 @@ func cacheCommand() *cobra.Command {
 		Use:   "cache",
 		Short: "Show and prune what dibvm keeps: helper appliances, package downloads, checkpoints of trees",
 	}
-	cmd.AddCommand(cacheLsCommand(), cacheDuCommand(), cachePruneCommand())
+	cmd.AddCommand(cacheLsCommand(), cacheDuCommand(), cachePruneCommand(), cachePushCommand(), cachePullCommand())
 	return cmd
 }
 
@@ -216,11 +225,15 @@ func currentAppliances(mirror string) ([]vmimage.Spec, []vmimage.Agent, error) {
 }
 
 func cacheLsCommand() *cobra.Command {
-	return &cobra.Command{
+	var rf remoteFlags
+	cmd := &cobra.Command{
 		Use:   "ls",
-		Short: "List the helper appliances, the package downloads, and the checkpoints: phase, size, age, uses, elements and the mirror's dates",
+		Short: "List the helper appliances, the package downloads, and the checkpoints: phase, size, age, uses, elements and the mirror's dates; with --remote, the checkpoints in a registry",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if rf.ref != "" {
+				return cacheLsRemote(cmd, &rf)
+			}
 			// Which appliances are this dibvm's depends on the mirror.
 			if err := (&vmFlags{mirror: os.Getenv("DIBVM_MIRROR")}).checkMirror(); err != nil {
 				return err
@@ -263,6 +276,9 @@ func cacheLsCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&rf.ref, "remote", "", "list the checkpoints in this registry repository (REGISTRY/PATH) instead")
+	cmd.Flags().StringVar(&rf.trust, "cache-trust", "", "with --remote: the OpenSSH public keys whose signatures to check, one a line as in allowed_signers")
+	return cmd
 }
 
 // listAppliances lists the cached appliances, and sums up the package

@@ -49,7 +49,7 @@ func job(p *plan.Plan) *session.Job {
 		j.HostDisks = append(j.HostDisks, session.HostDisk{Serial: d.Serial, Source: d.Source})
 	}
 	if c := o.Checkpoints; c != nil {
-		j.Store, j.Limits = c.Store, c.Limits
+		j.Store, j.Limits, j.Shared = c.Store, c.Limits, c.Shared
 	}
 	return j
 }

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/dibvm/dibvm/host/checkpoint"
+	"github.com/dibvm/dibvm/host/ocicache/registrytest"
 	"github.com/dibvm/dibvm/host/sshsign"
 )
 
 // A chain of real qcow2 layers sent by one store through the registry is
 // taken whole into another, from the first registry that has it.
 func TestCheckpointsThroughARegistry(t *testing.T) {
-	addr, _ := startRegistry(t)
+	addr := registrytest.Start(t, "", "").Addr
 	dir := t.TempDir()
 	signer, allowed := keygen(t, dir, "pusher")
 	trusted, err := sshsign.LoadTrusted(allowed)
@@ -48,8 +49,8 @@ func TestCheckpointsThroughARegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	empty := &Remote{Repo: mustRepo(t, addr+"/dibvm/empty"), Timeout: time.Minute}
-	full := &Remote{Repo: mustRepo(t, addr+"/dibvm/cache"), Timeout: time.Minute}
+	empty := &Remote{Repo: mustRepo(t, addr+"/dibvm/empty"), Stall: 30 * time.Second}
+	full := &Remote{Repo: mustRepo(t, addr+"/dibvm/cache"), Stall: 30 * time.Second}
 	ctx := context.Background()
 	if err := (&Checkpoints{To: full, Sign: signer}).Send(ctx, key, chain, files); err != nil {
 		t.Fatal(err)

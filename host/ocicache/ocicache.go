@@ -17,12 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -55,8 +55,12 @@ type Remote struct {
 	Repo name.Repository
 	// Auth signs requests; nil: the user's Docker or podman credentials.
 	Auth authn.Authenticator
-	// Timeout bounds each operation's wait for the registry.
-	Timeout time.Duration
+	// Stall bounds each wait on the registry (DefaultStall if 0): an
+	// operation gives up once nothing has moved for this long.
+	Stall time.Duration
+	// Limit, if not 0, is the most bytes an artifact's files may have
+	// for Pull to fetch them.
+	Limit int64
 }
 
 // Parse reads REF, a repository such as registry.example:5000/team/cache.
@@ -65,19 +69,7 @@ func Parse(ref string) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%q: not a repository (give REGISTRY/PATH, such as registry.example/team/dibvm-cache): %w", ref, err)
 	}
-	return &Remote{Repo: repo, Timeout: 2 * time.Minute}, nil
-}
-
-func (r *Remote) options(ctx context.Context) []remote.Option {
-	opts := []remote.Option{remote.WithContext(ctx)}
-	if r.Auth != nil {
-		opts = append(opts, remote.WithAuth(r.Auth))
-	} else {
-		opts = append(opts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
-	}
-	t := remote.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = 30 * time.Second
-	return append(opts, remote.WithTransport(t))
+	return &Remote{Repo: repo}, nil
 }
 
 // A File is one file of an artifact.
@@ -120,33 +112,30 @@ type rawManifest []byte
 func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
-// Push sends the files at paths (by name) and data as the artifact of
-// key, signed by signer. A blob the registry has is not sent again;
-// the tag is written last, so an interrupted push leaves no artifact.
-func (r *Remote) Push(ctx context.Context, key string, paths map[string]string, data []byte, signer *sshsign.Signer) error {
+// Push sends files (each with its path, digest and size, which the
+// registry checks) and data as the artifact of key, signed by signer. A
+// blob the registry has is not sent again; the tag is written last, so
+// an interrupted push leaves no artifact, and pushes of one key by two
+// runners leave one or the other whole.
+func (r *Remote) Push(ctx context.Context, key string, files []File, data []byte, signer *sshsign.Signer) error {
 	if !keyPattern.MatchString(key) {
 		return fmt.Errorf("key %q: want 64 hex digits", key)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
-	defer cancel()
+	ctx, w, stop := r.watched(ctx)
+	defer stop()
 	desc := Description{Key: key, Data: data}
 	var layers []v1.Layer
-	for _, n := range slices.Sorted(maps.Keys(paths)) {
-		f, err := os.Open(paths[n])
-		if err != nil {
-			return err
+	for _, f := range slices.SortedFunc(slices.Values(files), func(a, b File) int { return strings.Compare(a.Name, b.Name) }) {
+		h, err := v1.NewHash(f.Digest)
+		if err != nil || !fileName.MatchString(f.Name) {
+			return fmt.Errorf("file %q, digest %q: not a file to push", f.Name, f.Digest)
 		}
-		h, size, err := v1.SHA256(f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		l, err := partial.CompressedToLayer(fileLayer{path: paths[n], h: h, n: size})
+		l, err := partial.CompressedToLayer(fileLayer{path: f.path, h: h, n: f.Size})
 		if err != nil {
 			return err
 		}
 		layers = append(layers, l)
-		desc.Files = append(desc.Files, File{Name: n, Digest: h.String(), Size: size})
+		desc.Files = append(desc.Files, File{Name: f.Name, Digest: h.String(), Size: f.Size})
 	}
 	db, err := json.Marshal(desc)
 	if err != nil {
@@ -158,14 +147,14 @@ func (r *Remote) Push(ctx context.Context, key string, paths map[string]string, 
 	}
 	layers = append(layers, static.NewLayer(db, DescriptionType), static.NewLayer(sig, SignatureType))
 	cfg := static.NewLayer([]byte("{}"), types.OCIEmptyJSON)
-	p, err := remote.NewPusher(r.options(ctx)...)
+	p, err := remote.NewPusher(r.options(ctx, w)...)
 	if err != nil {
-		return fmt.Errorf("%s: %w", r.Repo, err)
+		return fmt.Errorf("%s: %w", r.Repo, cause(ctx, err))
 	}
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: ArtifactType}
 	for _, l := range append([]v1.Layer{cfg}, layers...) {
 		if err := p.Upload(ctx, r.Repo, l); err != nil {
-			return fmt.Errorf("push to %s: %w", r.Repo, err)
+			return fmt.Errorf("push to %s: %w", r.Repo, cause(ctx, err))
 		}
 		d, err := partial.Descriptor(l)
 		if err != nil {
@@ -182,31 +171,79 @@ func (r *Remote) Push(ctx context.Context, key string, paths map[string]string, 
 		return err
 	}
 	if err := p.Put(ctx, r.Repo.Tag(key), rawManifest(raw)); err != nil {
-		return fmt.Errorf("push to %s: %w", r.Repo, err)
+		return fmt.Errorf("push to %s: %w", r.Repo, cause(ctx, err))
 	}
 	return nil
+}
+
+// LocalFile is the file at path as Push sends it, named name, of the
+// digest and size its caller has checked.
+func LocalFile(name, path, digest string, size int64) File {
+	return File{Name: name, Digest: digest, Size: size, path: path}
 }
 
 // ErrNotFound is an artifact the registry does not have.
 var ErrNotFound = errors.New("not in the registry")
 
+// ErrRefused is an artifact that is not to be used: unsigned, signed by
+// a key not trusted, for another key, too large, or with a file whose
+// bytes are not its digest's. Other errors are the registry failing.
+var ErrRefused = errors.New("refused")
+
 // Pull fetches the artifact of key into dir, each file under its name,
 // if it is signed by a trusted key and is for key; have gives the path
 // of a file the caller already has by digest, which is not fetched.
+// Files are fetched one at a time, each streamed to disk and checked by
+// its digest; one cut off is taken up from where it stopped by the next
+// pull into dir.
 func (r *Remote) Pull(ctx context.Context, key string, trusted sshsign.Trusted, dir string, have func(digest string) (string, bool)) (*Description, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
-	defer cancel()
-	opts := r.options(ctx)
+	ctx, w, stop := r.watched(ctx)
+	defer stop()
+	desc, _, err := r.describe(ctx, w, key, trusted)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, f := range desc.Files {
+		total += f.Size
+	}
+	if r.Limit > 0 && total > r.Limit {
+		return nil, fmt.Errorf("%w: %s:%s: %d MiB of files, more than the %d MiB the cache may take", ErrRefused, r.Repo, key, total>>20, r.Limit>>20)
+	}
+	for i, f := range desc.Files {
+		if p, ok := have(f.Digest); ok {
+			desc.Files[i].path = p
+			continue
+		}
+		if err := r.fetch(ctx, w, f, filepath.Join(dir, f.Name)); err != nil {
+			return nil, err
+		}
+		desc.Files[i].path = filepath.Join(dir, f.Name)
+	}
+	return desc, nil
+}
+
+// Describe is the description of key's artifact, if it is signed by a
+// trusted key and is for key, and the fingerprint of the key that
+// signed it.
+func (r *Remote) Describe(ctx context.Context, key string, trusted sshsign.Trusted) (*Description, string, error) {
+	ctx, w, stop := r.watched(ctx)
+	defer stop()
+	return r.describe(ctx, w, key, trusted)
+}
+
+func (r *Remote) describe(ctx context.Context, w *watch, key string, trusted sshsign.Trusted) (*Description, string, error) {
+	opts := r.options(ctx, w)
 	got, err := remote.Get(r.Repo.Tag(key), opts...)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, ErrNotFound
+			return nil, "", ErrNotFound
 		}
-		return nil, fmt.Errorf("%s: %w", r.Repo, err)
+		return nil, "", fmt.Errorf("%s: %w", r.Repo, cause(ctx, err))
 	}
 	var m v1.Manifest
 	if err := json.Unmarshal(got.Manifest, &m); err != nil {
-		return nil, fmt.Errorf("%s:%s: %w", r.Repo, key, err)
+		return nil, "", fmt.Errorf("%w: %s:%s: %w", ErrRefused, r.Repo, key, err)
 	}
 	var descL, sigL *v1.Descriptor
 	for i := range m.Layers {
@@ -218,40 +255,54 @@ func (r *Remote) Pull(ctx context.Context, key string, trusted sshsign.Trusted, 
 		}
 	}
 	if descL == nil || sigL == nil {
-		return nil, fmt.Errorf("%s:%s: %w", r.Repo, key, errUnsigned)
+		return nil, "", fmt.Errorf("%w: %s:%s: %w", ErrRefused, r.Repo, key, errUnsigned)
 	}
 	db, err := r.small(ctx, *descL, opts)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	sig, err := r.small(ctx, *sigL, opts)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if _, err := trusted.Verify(db, sig, Namespace); err != nil {
-		return nil, fmt.Errorf("%s:%s: %w", r.Repo, key, err)
+	signer, err := trusted.Verify(db, sig, Namespace)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %s:%s: %w", ErrRefused, r.Repo, key, err)
 	}
 	var desc Description
 	if err := json.Unmarshal(db, &desc); err != nil {
-		return nil, fmt.Errorf("%s:%s: its description: %w", r.Repo, key, err)
+		return nil, "", fmt.Errorf("%w: %s:%s: its description: %w", ErrRefused, r.Repo, key, err)
 	}
 	if desc.Key != key {
-		return nil, fmt.Errorf("%s:%s: signed for key %s, not this one", r.Repo, key, desc.Key)
+		return nil, "", fmt.Errorf("%w: %s:%s: signed for key %s, not this one", ErrRefused, r.Repo, key, desc.Key)
 	}
-	for i, f := range desc.Files {
-		if !fileName.MatchString(f.Name) {
-			return nil, fmt.Errorf("%s:%s: file %q: not a file name", r.Repo, key, f.Name)
+	for _, f := range desc.Files {
+		if !fileName.MatchString(f.Name) || f.Size < 0 {
+			return nil, "", fmt.Errorf("%w: %s:%s: file %q: not a file name", ErrRefused, r.Repo, key, f.Name)
 		}
-		if p, ok := have(f.Digest); ok {
-			desc.Files[i].path = p
-			continue
-		}
-		if err := r.fetch(ctx, f, filepath.Join(dir, f.Name), opts); err != nil {
-			return nil, err
-		}
-		desc.Files[i].path = filepath.Join(dir, f.Name)
 	}
-	return &desc, nil
+	return &desc, signer, nil
+}
+
+// Keys are the content keys the repository has artifacts under: its
+// tags that are keys, which say only where to look.
+func (r *Remote) Keys(ctx context.Context) ([]string, error) {
+	ctx, w, stop := r.watched(ctx)
+	defer stop()
+	tags, err := remote.List(r.Repo, r.options(ctx, w)...)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s: %w", r.Repo, cause(ctx, err))
+	}
+	var out []string
+	for _, t := range tags {
+		if keyPattern.MatchString(t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 var errUnsigned = errors.New("not signed: no description and signature")
@@ -259,56 +310,22 @@ var errUnsigned = errors.New("not signed: no description and signature")
 // small fetches a small blob, checked by digest.
 func (r *Remote) small(ctx context.Context, d v1.Descriptor, opts []remote.Option) ([]byte, error) {
 	if d.Size > maxDescription {
-		return nil, fmt.Errorf("%s: a description of %d bytes", r.Repo, d.Size)
+		return nil, fmt.Errorf("%w: %s: a description of %d bytes", ErrRefused, r.Repo, d.Size)
 	}
 	l, err := remote.Layer(r.Repo.Digest(d.Digest.String()), opts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", r.Repo, cause(ctx, err))
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", r.Repo, cause(ctx, err))
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, maxDescription+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.Repo, err)
+		return nil, fmt.Errorf("%s: %w", r.Repo, cause(ctx, err))
 	}
 	return b, nil
-}
-
-// fetch downloads f into path, which appears only once it is whole and
-// of its digest.
-func (r *Remote) fetch(ctx context.Context, f File, path string, opts []remote.Option) error {
-	h, err := v1.NewHash(f.Digest)
-	if err != nil {
-		return err
-	}
-	l, err := remote.Layer(r.Repo.Digest(h.String()), opts...)
-	if err != nil {
-		return err
-	}
-	rc, err := l.Compressed() // checked against h at its end
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pull-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, io.LimitReader(rc, f.Size+1))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && n != f.Size {
-		err = fmt.Errorf("%d bytes, not %d", n, f.Size)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %s: %w", r.Repo, f.Name, err)
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // isNotFound says whether the registry has no such tag or repository.

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,45 +17,22 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/dibvm/dibvm/host/ocicache/registrytest"
 	"github.com/dibvm/dibvm/host/sshsign"
 )
 
-// startRegistry runs the reference registry (Debian's docker-registry)
-// on a free port of 127.0.0.1 and returns its address.
-func startRegistry(t *testing.T) (addr, dir string) {
+// localFiles are the files at paths, by name, as Push takes them.
+func localFiles(t *testing.T, paths map[string]string) []File {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatal("docker-registry is needed (scripts/install-deps.sh installs it)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr = ln.Addr().String()
-	ln.Close()
-	dir = t.TempDir()
-	config := filepath.Join(dir, "config.yml")
-	os.WriteFile(config, []byte(fmt.Sprintf("version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s, secret: test}\n", filepath.Join(dir, "data"), addr)), 0o644)
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "serve", config)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for range 100 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, dir
+	var out []File
+	for n, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		out = append(out, LocalFile(n, p, fmt.Sprintf("sha256:%x", sha256.Sum256(b)), int64(len(b))))
 	}
-	t.Fatalf("the registry did not listen:\n%s", out.String())
-	return "", ""
+	return out
 }
 
 func keygen(t *testing.T, dir, name string) (*sshsign.Signer, string) {
@@ -79,7 +56,8 @@ func keygen(t *testing.T, dir, name string) (*sshsign.Signer, string) {
 // not fetched. An artifact signed by a key it does not trust, or for
 // another key, is refused; one the registry has not is ErrNotFound.
 func TestPushPull(t *testing.T) {
-	addr, registryDir := startRegistry(t)
+	reg := registrytest.Start(t, "", "")
+	addr := reg.Addr
 	dir := t.TempDir()
 	signer, allowed := keygen(t, dir, "pusher")
 	stranger, _ := keygen(t, dir, "stranger")
@@ -94,10 +72,10 @@ func TestPushPull(t *testing.T) {
 		files[n] = filepath.Join(dir, n)
 		os.WriteFile(files[n], b, 0o644)
 	}
-	r := &Remote{Repo: mustRepo(t, addr+"/dibvm/cache"), Timeout: time.Minute}
+	r := &Remote{Repo: mustRepo(t, addr+"/dibvm/cache"), Stall: 30 * time.Second}
 	ctx := context.Background()
 	key := strings.Repeat("ab", 32)
-	if err := r.Push(ctx, key, files, []byte(`{"phase":"root.d"}`), signer); err != nil {
+	if err := r.Push(ctx, key, localFiles(t, files), []byte(`{"phase":"root.d"}`), signer); err != nil {
 		t.Fatal(err)
 	}
 	into := t.TempDir()
@@ -126,7 +104,7 @@ func TestPushPull(t *testing.T) {
 	}
 
 	other := strings.Repeat("cd", 32)
-	if err := r.Push(ctx, other, files, nil, stranger); err != nil {
+	if err := r.Push(ctx, other, localFiles(t, files), nil, stranger); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Pull(ctx, other, trusted, t.TempDir(), have); !errors.Is(err, sshsign.ErrUntrusted) {
@@ -146,7 +124,7 @@ func TestPushPull(t *testing.T) {
 	}
 	// A file changed in the registry's storage: refused at its end, and
 	// nothing left where it was to be.
-	blobs, _ := filepath.Glob(filepath.Join(registryDir, "data", "docker", "registry", "v2", "blobs", "sha256", "*", "*", "data"))
+	blobs := reg.Blobs()
 	changed := 0
 	for _, b := range blobs {
 		if info, _ := os.Stat(b); info.Size() == 3<<20 {
@@ -158,8 +136,8 @@ func TestPushPull(t *testing.T) {
 		t.Fatalf("changed %d of the registry's blobs, want 2", changed)
 	}
 	tampered := t.TempDir()
-	if _, err := r.Pull(ctx, key, trusted, tampered, have); err == nil {
-		t.Error("a changed file was pulled")
+	if _, err := r.Pull(ctx, key, trusted, tampered, have); !errors.Is(err, ErrRefused) {
+		t.Errorf("a changed file was pulled, or not refused: %v", err)
 	}
 	if left, _ := os.ReadDir(tampered); len(left) != 0 {
 		t.Errorf("left after a refused pull: %v", left)
@@ -178,28 +156,22 @@ func mustRepo(t *testing.T, s string) name.Repository {
 	return r
 }
 
-// A registry that does not answer makes a pull fail within its bound,
-// not hang.
-func TestPullFromAHangingRegistry(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
-	r := &Remote{Repo: mustRepo(t, ln.Addr().String()+"/dibvm/cache"), Timeout: 3 * time.Second}
+// A registry that does not answer makes a pull and a push fail within
+// their bound, not hang.
+func TestAHangingRegistry(t *testing.T) {
+	r := &Remote{Repo: mustRepo(t, registrytest.Hanging(t)+"/dibvm/cache"), Stall: 3 * time.Second}
 	start := time.Now()
-	_, err = r.Pull(context.Background(), strings.Repeat("ab", 32), nil, t.TempDir(), func(string) (string, bool) { return "", false })
-	if err == nil || time.Since(start) > 20*time.Second {
+	_, err := r.Pull(context.Background(), strings.Repeat("ab", 32), nil, t.TempDir(), noFiles)
+	if !errors.Is(err, ErrStalled) || time.Since(start) > 10*time.Second {
 		t.Errorf("pull from a registry that does not answer: %v after %s", err, time.Since(start))
 	}
-	t.Logf("gave up after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	t.Logf("pull gave up after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	dir := t.TempDir()
+	signer, _ := keygen(t, dir, "pusher")
+	os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o644)
+	start = time.Now()
+	err = r.Push(context.Background(), strings.Repeat("ab", 32), localFiles(t, map[string]string{"a": filepath.Join(dir, "a")}), nil, signer)
+	if !errors.Is(err, ErrStalled) || time.Since(start) > 10*time.Second {
+		t.Errorf("push to a registry that does not answer: %v after %s", err, time.Since(start))
+	}
 }

@@ -11,6 +11,9 @@ import (
 type Checkpoints struct {
 	Store  *checkpoint.Store
 	Limits checkpoint.Limits // --checkpoint-max-age, --cache-max-size
+	// Shared, when set, is the registries the build takes checkpoints
+	// from and sends them to (--cache-from, --cache-to).
+	Shared checkpoint.Shared
 }
 
 // planCheckpoints sets the steps a build with checkpoints may keep: none

@@ -43,9 +43,11 @@ type Job struct {
 
 	// Steps are what shapes each checkpoint; nil without checkpoints.
 	// Store keeps the trees, within Limits.
+	// Shared, when set, is a cache of checkpoints beyond the store.
 	Steps  []*checkpoint.Step
 	Store  *checkpoint.Store
 	Limits checkpoint.Limits
+	Shared checkpoint.Shared
 
 	// ScratchSize is the size of the scratch disk and of the output
 	// disk.

@@ -69,7 +69,7 @@ func (s *session) run(ctx context.Context, mo machine.Options) error {
 		return err
 	}
 	if s.j.Steps != nil {
-		b := checkpoint.Build{Spec: s.j.Spec, Steps: s.j.Steps, ScratchSize: s.j.ScratchSize, VM: helperVM(mo), Out: s.j.Stdout, Downloads: s.downloads, Admits: admits(s.j.Replay, s.j.ReplayName)}
+		b := checkpoint.Build{Spec: s.j.Spec, Steps: s.j.Steps, ScratchSize: s.j.ScratchSize, VM: helperVM(mo), Out: s.j.Stdout, Downloads: s.downloads, Admits: admits(s.j.Replay, s.j.ReplayName), Shared: s.j.Shared}
 		if s.keep, err = checkpoint.StartKeeper(ctx, s.j.Store, s.j.Limits, b); err != nil {
 			return err
 		}

@@ -1,0 +1,146 @@
+package main_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dibvm/dibvm/host/ocicache/registrytest"
+)
+
+// sshKey makes an ed25519 key pair in dir and a file that trusts it, as
+// allowed_signers lines do.
+func sshKey(t *testing.T, dir, name string) (key, allowed string) {
+	t.Helper()
+	key = filepath.Join(dir, name)
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name+"@example.com", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed = key + ".allowed"
+	os.WriteFile(allowed, []byte(name+"@example.com "+string(pub)), 0o644)
+	return key, allowed
+}
+
+// Two runners share checkpoints through a real registry on 127.0.0.1.
+// Root builds from nothing and pushes what it kept, signed. Another user,
+// with a store of its own, is offered first a registry that hangs, then
+// the same checkpoints signed by a key it does not trust, then them with
+// their layers changed in the registry: it says so of each, builds from
+// nothing, keeps nothing of theirs, and gets root's tree. With an empty
+// store and the signer trusted, it resumes after the last phase from the
+// registry and gets the same tree again.
+func TestSharedCacheAcrossRunners(t *testing.T) {
+	needVM(t)
+	dir := t.TempDir()
+	signKey, trustSigner := sshKey(t, dir, "pipeline")
+	otherKey, _ := sshKey(t, dir, "stranger")
+	reg := registrytest.Start(t, "", "")
+	tampered := registrytest.Start(t, "", "")
+	hanging := registrytest.Hanging(t)
+	args := []string{"create", "-n", "--progress", "plain", "-t", "tar", "tiny-os"}
+
+	first := filepath.Join(dir, "first", "img")
+	r := dibvm(t, []string{"ELEMENTS_PATH=" + testElements(t), "DIBVM_CHECKPOINTS_DIR=" + filepath.Join(dir, "store")}, 10*time.Minute,
+		append(args, "-o", first, "--cache-to", reg.Addr+"/dibvm/cache", "--cache-sign", signKey)...)
+	if r.code != 0 {
+		t.Fatalf("the pushing runner: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "sent checkpoint") {
+		t.Fatalf("the pushing runner sent nothing:\n%s", checkpointLines(r.stdout))
+	}
+	want := readTar(t, first+".tar")
+	// The same checkpoints, pushed by hand: signed by a stranger, and
+	// signed right to a registry whose storage is then changed.
+	env := []string{"DIBVM_CHECKPOINTS_DIR=" + filepath.Join(dir, "store")}
+	for _, push := range [][]string{{reg.Addr + "/dibvm/stranger", otherKey}, {tampered.Addr + "/dibvm/cache", signKey}} {
+		if r := dibvm(t, env, 5*time.Minute, "cache", "push", "--remote", push[0], "--cache-sign", push[1]); r.code != 0 {
+			t.Fatalf("cache push: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	changed := 0
+	for _, b := range tampered.Blobs() {
+		if info, err := os.Stat(b); err == nil && info.Size() > 1<<20 {
+			f, _ := os.OpenFile(b, os.O_WRONLY, 0)
+			f.WriteAt([]byte("changed"), info.Size()/2)
+			f.Close()
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Fatal("no layer in the registry to change")
+	}
+	if r := dibvm(t, env, time.Minute, "cache", "ls", "--remote", reg.Addr+"/dibvm/stranger", "--cache-trust", trustSigner); r.code != 0 || !strings.Contains(r.stdout, "a key not in --cache-trust") {
+		t.Errorf("cache ls of checkpoints by a stranger: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	h := newHostileRun(t)
+	for _, f := range []string{trustSigner} {
+		copyFile(t, f, filepath.Join(h.root, filepath.Base(f)))
+		if h.cred != nil {
+			os.Chown(filepath.Join(h.root, filepath.Base(f)), int(h.cred.Uid), int(h.cred.Gid))
+		}
+	}
+	trust := filepath.Join(h.root, filepath.Base(trustSigner))
+	build := func(name string, from ...string) (result, string) {
+		t.Helper()
+		store := filepath.Join(h.root, name+"-checkpoints")
+		out := filepath.Join(h.out, name, "img")
+		for _, d := range []string{store, filepath.Dir(out)} {
+			os.MkdirAll(d, 0o755)
+			if h.cred != nil {
+				os.Chown(d, int(h.cred.Uid), int(h.cred.Gid))
+			}
+		}
+		a := append([]string{}, args...)
+		for _, f := range from {
+			a = append(a, "--cache-from", f)
+		}
+		r := h.run(t, nil, []string{"DIBVM_CHECKPOINTS_DIR=" + store, "DIBVM_CACHE_TRUST=" + trust}, 10*time.Minute, append(a, "-o", out)...)
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", name, r.code, r.stdout, r.stderr)
+		}
+		if got := readTar(t, out+".tar"); !sameFiles(got, want) {
+			t.Errorf("%s: the tree differs from the pushing runner's", name)
+		}
+		if left, _ := os.ReadDir(filepath.Join(store, ".shared")); len(left) != 0 {
+			t.Errorf("%s: left in the store after pulls: %v", name, left)
+		}
+		return r, store
+	}
+
+	r, _ = build("refused", hanging+"/dibvm/cache", reg.Addr+"/dibvm/stranger", tampered.Addr+"/dibvm/cache")
+	wantLines(t, "offered a hanging registry, a stranger's checkpoints and changed layers", r.stdout,
+		"the registry stopped answering for 15s (not asked again in this build); going on without it",
+		"not signed by a trusted key",
+		"refused: "+tampered.Addr+"/dibvm/cache: ")
+	if strings.Contains(r.stdout, "took checkpoint") || strings.Contains(r.stdout, "resuming after") {
+		t.Errorf("resumed from a checkpoint it should have refused:\n%s", checkpointLines(r.stdout))
+	}
+
+	start := time.Now()
+	r, store := build("pulled", reg.Addr+"/dibvm/cache")
+	wantLines(t, "the second runner", r.stdout, "from the shared cache", "resuming after")
+	t.Logf("the second runner, pulling and resuming: %s", time.Since(start).Round(time.Second))
+	if metas, _ := filepath.Glob(filepath.Join(store, "*.json")); len(metas) == 0 {
+		t.Error("the second runner's store took no checkpoint")
+	}
+}
+
+func sameFiles(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

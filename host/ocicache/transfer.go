@@ -1,0 +1,244 @@
+package ocicache
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// This file is how bytes move between a registry and here: every wait
+// bounded by the registry's silence, not by the size of what moves, and
+// a file pulled in part taken up where it stopped.
+
+// DefaultStall is how long a registry may send and take nothing before
+// an operation gives up on it: a registry that is down or hangs costs a
+// build this long, once.
+const DefaultStall = 15 * time.Second
+
+// ErrStalled is a registry that went silent for longer than its Stall.
+var ErrStalled = errors.New("the registry stopped answering")
+
+// watch cancels an operation's context once no byte has moved for its
+// stall: each request sent, and each read or write of a body, kicks it.
+type watch struct {
+	stall time.Duration
+	timer *time.Timer
+}
+
+// watched is ctx bounded by r's stall; stop releases it.
+func (r *Remote) watched(ctx context.Context) (context.Context, *watch, func()) {
+	stall := r.Stall
+	if stall <= 0 {
+		stall = DefaultStall
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &watch{stall: stall}
+	w.timer = time.AfterFunc(stall, func() {
+		cancel(fmt.Errorf("%w for %s", ErrStalled, stall))
+	})
+	return ctx, w, func() { w.timer.Stop(); cancel(nil) }
+}
+
+func (w *watch) kick() { w.timer.Reset(w.stall) }
+
+// transport is base with each request and body kicking w.
+func (w *watch) transport(base http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		w.kick()
+		if req.Body != nil {
+			req = req.Clone(req.Context())
+			req.Body = &kicker{ReadCloser: req.Body, w: w}
+		}
+		resp, err := base.RoundTrip(req)
+		w.kick()
+		if resp != nil && resp.Body != nil {
+			resp.Body = &kicker{ReadCloser: resp.Body, w: w}
+		}
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type kicker struct {
+	io.ReadCloser
+	w *watch
+}
+
+func (k *kicker) Read(p []byte) (int, error) {
+	n, err := k.ReadCloser.Read(p)
+	if n > 0 {
+		k.w.kick()
+	}
+	return n, err
+}
+
+// base is the transport under every request: a registry that takes no
+// request or sends no header within the stall is given up on.
+func (r *Remote) base(w *watch) http.RoundTripper {
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = w.stall
+	return w.transport(t)
+}
+
+// options are ggcr's options for one operation under ctx.
+func (r *Remote) options(ctx context.Context, w *watch) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(r.base(w))}
+	if r.Auth != nil {
+		return append(opts, remote.WithAuth(r.Auth))
+	}
+	return append(opts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+}
+
+// cause is err, or why ctx ended if it has: a stalled registry says so.
+func cause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && err != nil {
+		return c
+	}
+	return err
+}
+
+// partialName is where a file of this digest is pulled in part: named
+// for its digest, so that a pull cut off is taken up by the next.
+func partialName(dir string, h v1.Hash) string {
+	return filepath.Join(dir, ".pull-"+h.Hex)
+}
+
+// fetch downloads f into path, which appears only once it is whole and
+// of its digest. What an earlier pull of the same digest left in dir is
+// taken up from where it stopped (an HTTP range), its bytes checked with
+// the rest against the digest.
+func (r *Remote) fetch(ctx context.Context, w *watch, f File, path string) error {
+	h, err := v1.NewHash(f.Digest)
+	if err != nil || h.Algorithm != "sha256" {
+		return fmt.Errorf("%w: file %s: digest %q", ErrRefused, f.Name, f.Digest)
+	}
+	part := partialName(filepath.Dir(path), h)
+	lock := flock.New(part + ".lock")
+	if ok, err := lock.TryLock(); err != nil || !ok {
+		// Another build pulls it: pull apart from it.
+		tmp, err := os.CreateTemp(filepath.Dir(path), ".pull-*")
+		if err != nil {
+			return err
+		}
+		tmp.Close()
+		part = tmp.Name()
+	} else {
+		defer os.Remove(lock.Path())
+		defer lock.Unlock()
+	}
+	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	sum := sha256.New()
+	have, err := io.Copy(sum, out)
+	if err != nil || have > f.Size {
+		have = 0
+		sum.Reset()
+		if err := out.Truncate(0); err != nil {
+			return err
+		}
+	}
+	if _, err := out.Seek(have, io.SeekStart); err != nil {
+		return err
+	}
+	if have < f.Size {
+		if err := r.getBlob(ctx, w, h, f.Size, have, out, sum); err != nil {
+			if have2, _ := out.Seek(0, io.SeekCurrent); have2 == have || errors.Is(err, ErrRefused) {
+				// Nothing gained, or bytes that are not the file's.
+				os.Remove(part)
+			}
+			return fmt.Errorf("%s: %s: %w", r.Repo, f.Name, cause(ctx, err))
+		}
+	}
+	if got := fmt.Sprintf("sha256:%x", sum.Sum(nil)); got != h.String() {
+		os.Remove(part)
+		return fmt.Errorf("%w: %s: %s: its bytes are %s, not %s", ErrRefused, r.Repo, f.Name, got, h)
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(part, path)
+}
+
+// getBlob appends to out, and to sum, the bytes of blob h from offset
+// on, up to size.
+func (r *Remote) getBlob(ctx context.Context, w *watch, h v1.Hash, size, offset int64, out io.Writer, sum hash.Hash) error {
+	rt, err := r.blobTransport(ctx, w)
+	if err != nil {
+		return err
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", r.Repo.Registry.Scheme(), r.Repo.RegistryStr(), r.Repo.RepositoryStr(), h)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if offset > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && offset > 0:
+	case resp.StatusCode == http.StatusOK:
+		if offset > 0 {
+			// No ranges here: start again.
+			if s, ok := out.(io.Seeker); ok {
+				if _, err := s.Seek(0, io.SeekStart); err != nil {
+					return err
+				}
+			}
+			if t, ok := out.(interface{ Truncate(int64) error }); ok {
+				if err := t.Truncate(0); err != nil {
+					return err
+				}
+			}
+			sum.Reset()
+			offset = 0
+		}
+	default:
+		return transport.CheckError(resp, http.StatusOK, http.StatusPartialContent)
+	}
+	n, err := io.Copy(io.MultiWriter(out, sum), io.LimitReader(resp.Body, size-offset+1))
+	if err != nil {
+		return err
+	}
+	if offset+n != size {
+		return fmt.Errorf("%w: %d bytes, not %d", ErrRefused, offset+n, size)
+	}
+	return nil
+}
+
+// blobTransport is an authenticated transport for the repository's
+// blobs, made once an operation.
+func (r *Remote) blobTransport(ctx context.Context, w *watch) (http.RoundTripper, error) {
+	auth := r.Auth
+	if auth == nil {
+		a, err := authn.DefaultKeychain.Resolve(r.Repo.Registry)
+		if err != nil {
+			return nil, err
+		}
+		auth = a
+	}
+	return transport.NewWithContext(ctx, r.Repo.Registry, auth, r.base(w), []string{r.Repo.Scope(transport.PullScope)})
+}
