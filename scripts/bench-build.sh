@@ -10,6 +10,11 @@
 #     its own checkpoints), and the rebuild after changing the
 #     install.d hook of bench-step, a one-hook test element, each as wall
 #     time and as a ratio to the cold build;
+#   - a second runner: the cold build's checkpoints pushed to a registry on
+#     127.0.0.1 (Debian's docker-registry; skipped without it), then the
+#     same build with an empty cache of its own (appliance, packages,
+#     checkpoints) that pulls them, as wall time and as a ratio to the cold
+#     build;
 #   - the seconds each phase took, and the time from starting QEMU on the
 #     image (SeaBIOS, single-threaded TCG) to its login prompt.
 # BENCH_LOGS=DIR keeps each build's log there, with dib-run-parts' time
@@ -38,7 +43,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 work=$(mktemp -d)
+registry=
 cleanup() {
+  if [ -n "$registry" ]; then kill "$registry" 2>/dev/null || true; fi
   if [ -n "${BENCH_LOGS:-}" ] && mkdir -p "$BENCH_LOGS"; then cp "$work"/*.log "$BENCH_LOGS"/ 2>/dev/null || true; fi
   if [ -n "$base_rev" ] && [ -d "$work/base" ]; then git worktree remove --force "$work/base" || true; fi
   rm -rf "$work"
@@ -101,6 +108,26 @@ nothing=$(build "$dibvm" nothing DIB_IMAGE_CACHE="$work/cache$rounds" DIBVM_CHEC
 if [ -n "$base_rev" ]; then
   base_nothing=$(build "$base_bin" base-nothing DIB_IMAGE_CACHE="$work/cache-base$rounds" DIBVM_CHECKPOINTS_DIR="$work/checkpoints-base$rounds")
 fi
+# The second runner, where docker-registry is installed.
+if command -v docker-registry >/dev/null; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s, secret: bench}\n' \
+    "$work/registry" "$port" >"$work/registry.yml"
+  docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+  registry=$!
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  ssh-keygen -q -t ed25519 -N '' -C bench@example.com -f "$work/cache-key"
+  echo "bench@example.com $(cat "$work/cache-key.pub")" >"$work/cache-trust"
+  # The cold build's checkpoints (the rebuild with nothing changed kept
+  # none of its own).
+  t0=$(now)
+  DIBVM_CHECKPOINTS_DIR="$store" "$dibvm" cache push --remote "127.0.0.1:$port/dibvm/cache" --cache-sign "$work/cache-key" >"$work/push.log" 2>&1
+  push=$(since "$t0")
+  mkdir -p "$work/runner2"
+  second=$(build "$dibvm" runner2 DIBVM_CACHE_DIR="$work/runner2/cache" DIB_IMAGE_CACHE="$work/runner2/images" \
+    DIBVM_CHECKPOINTS_DIR="$work/runner2/checkpoints" DIBVM_CACHE_FROM="127.0.0.1:$port/dibvm/cache" DIBVM_CACHE_TRUST="$work/cache-trust")
+  pushed=$(du -sm "$work/registry" | cut -f1)
+fi
 sed -i 's/bench step 1/bench step 2/' "$work/elements/bench-step/install.d/50-bench-step"
 hook=$(build "$dibvm" hook DIB_IMAGE_CACHE="$work/cache$rounds" DIBVM_CHECKPOINTS_DIR="$store")
 kept=$(du -sm "$store" | cut -f1)
@@ -134,6 +161,13 @@ fi
 printf '  rebuild, one install.d hook changed      %8.1f s   / cold: %s\n' "$hook" "$(ratio "$hook" "$cold")"
 unstamp "$work/hook.log" | grep '^dibvm: \(resuming\|no checkpoint\)' | sed 's/^/      /'
 phases "$work/hook.log"
+if [ -n "$registry" ]; then
+  printf '  push of the cold build to a registry      %8.1f s   (%d MiB in the registry)\n' "$push" "$pushed"
+  printf '  second runner, empty cache, pulling       %8.1f s   / cold: %s\n' "$second" "$(ratio "$second" "$cold")"
+  unstamp "$work/runner2.log" | grep '^dibvm: \(resuming\|no checkpoint\|took\|the shared\)' | sed 's/^/      /'
+else
+  echo "  second runner: skipped (no docker-registry; scripts/install-deps.sh installs it)"
+fi
 printf '  checkpoints kept                         %8d MiB\n' "$kept"
 DIBVM_CHECKPOINTS_DIR="$store" "$dibvm" cache ls | cut -c1-200 | sed 's/^/      /'
 printf '  boot of the image to a login prompt      %8s s\n' "${login:-(none within 10 min)}"

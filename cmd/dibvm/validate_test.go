@@ -215,6 +215,12 @@ func TestCreateFlagValues(t *testing.T) {
 	pinned := filepath.Join(work, "pinned.lock")
 	writeFile(t, pinned, `{"format":"dibvm-lock/1","packages":[{"name":"hello","version":"1","architecture":"all","url":"http://deb.debian.org/debian/pool/main/h/hello/hello_1_all.deb","sha256":"`+strings.Repeat("ab", 32)+`"}]}`)
 	runCases(t, work, []cliCase{
+		{"--cache-to unsigned", create("--cache-to", "127.0.0.1:5000/dibvm/cache"), nil, 2, []string{"--cache-to signs what it pushes: give the OpenSSH private key to sign with as --cache-sign KEYFILE"}},
+		{"--cache-from untrusting", create("--cache-from", "127.0.0.1:5000/dibvm/cache"), nil, 2, []string{"--cache-from takes only checkpoints signed by keys you trust: give them as --cache-trust FILE"}},
+		{"--cache-from not a repository", create("--cache-from", "Not A Repo", "--cache-trust", "notes.txt"), nil, 2, []string{`--cache-from "Not A Repo": not a repository`}},
+		{"--cache-trust no keys", create("--cache-from", "127.0.0.1:5000/dibvm/cache", "--cache-trust", "notes.txt"), nil, 2, []string{"--cache-trust notes.txt (or DIBVM_CACHE_TRUST)"}},
+		{"DIBVM_CACHE_SIGN a public key", create("--cache-to", "127.0.0.1:5000/dibvm/cache"), []string{"DIBVM_CACHE_SIGN=" + unpinned}, 2, []string{"--cache-sign " + unpinned + " (or DIBVM_CACHE_SIGN): " + unpinned + ": not an OpenSSH private key"}},
+		{"--cache-from without checkpoints", create("--cache-from", "127.0.0.1:5000/dibvm/cache", "--no-checkpoints"), nil, 2, []string{"--cache-from and --cache-to share checkpoints, which --no-checkpoints (or DIB_NO_CHECKPOINTS) turns off"}},
 		{"--sign missing", create("--sign", "no-key"), nil, 2, []string{"--sign (or DIBVM_SIGN_KEY): open no-key: no such file"}},
 		{"DIBVM_SIGN_KEY a public key", create(), []string{"DIBVM_SIGN_KEY=" + unpinned}, 2, []string{"--sign (or DIBVM_SIGN_KEY): " + unpinned + ": not an OpenSSH private key"}},
 		{"--packages-from missing", create("--packages-from", "none.lock"), nil, 2, []string{"--packages-from none.lock: open none.lock: no such file"}},

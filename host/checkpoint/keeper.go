@@ -49,7 +49,7 @@ type Shared interface {
 	// first, and each layer's file by name; have gives a layer the store
 	// already has by its digest, which is not fetched.
 	Fetch(ctx context.Context, key string, have func(digest string) (string, bool), dir string) ([]*Meta, map[string]string, error)
-	// Send sends the chain of key.
+	// Send sends the chain of key; ErrNotShared: it takes none.
 	Send(ctx context.Context, key string, chain []*Meta, files map[string]string) error
 }
 

@@ -266,7 +266,11 @@ func (k *Keeper) sendShared() {
 		return
 	}
 	for _, key := range k.sent {
-		if err := k.sess.Give(k.ctx, k.shared, key); err != nil {
+		err := k.sess.Give(k.ctx, k.shared, key)
+		if errors.Is(err, ErrNotShared) {
+			return // pulls only
+		}
+		if err != nil {
 			fmt.Fprintf(k.out, "dibvm: the shared cache: checkpoint %s not sent: %v\n", Short(key), err)
 			continue
 		}

@@ -65,10 +65,14 @@ func (c *Checkpoints) Fetch(ctx context.Context, key string, have func(string) (
 	return nil, nil, checkpoint.ErrNotShared
 }
 
-// Send pushes the chain of key, signed.
+// Send pushes the chain of key, signed; with no registry to push to, it
+// is checkpoint.ErrNotShared.
 func (c *Checkpoints) Send(ctx context.Context, key string, chain []*checkpoint.Meta, files map[string]string) error {
-	if c.To == nil || c.Sign == nil {
-		return errors.New("no registry to push to, or no key to sign with (--cache-to, --cache-sign)")
+	if c.To == nil {
+		return checkpoint.ErrNotShared
+	}
+	if c.Sign == nil {
+		return errors.New("no key to sign with (--cache-sign)")
 	}
 	if c.isDown(c.To) {
 		return fmt.Errorf("%s failed earlier in this build", c.To.Repo)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,8 +32,11 @@ const DefaultStall = 15 * time.Second
 // ErrStalled is a registry that went silent for longer than its Stall.
 var ErrStalled = errors.New("the registry stopped answering")
 
-// watch cancels an operation's context once no byte has moved for its
-// stall: each request sent, and each read or write of a body, kicks it.
+// watch cancels an operation's context once nothing has come from the
+// registry or gone to it for its stall: an answer's headers, and each
+// read of a body either way, kick it. A request alone does not, so a
+// registry that takes connections and never answers costs one stall,
+// however many requests ggcr tries.
 type watch struct {
 	stall time.Duration
 	timer *time.Timer
@@ -46,26 +50,27 @@ func (r *Remote) watched(ctx context.Context) (context.Context, *watch, func()) 
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	w := &watch{stall: stall}
-	w.timer = time.AfterFunc(stall, func() {
-		cancel(fmt.Errorf("%w for %s", ErrStalled, stall))
-	})
+	w.timer = time.AfterFunc(stall, func() { cancel(w.stalled()) })
 	return ctx, w, func() { w.timer.Stop(); cancel(nil) }
 }
 
+func (w *watch) stalled() error { return fmt.Errorf("%w for %s", ErrStalled, w.stall) }
+
 func (w *watch) kick() { w.timer.Reset(w.stall) }
 
-// transport is base with each request and body kicking w.
+// transport is base with each answer and body kicking w.
 func (w *watch) transport(base http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		w.kick()
 		if req.Body != nil {
 			req = req.Clone(req.Context())
 			req.Body = &kicker{ReadCloser: req.Body, w: w}
 		}
 		resp, err := base.RoundTrip(req)
-		w.kick()
-		if resp != nil && resp.Body != nil {
-			resp.Body = &kicker{ReadCloser: resp.Body, w: w}
+		if resp != nil {
+			w.kick()
+			if resp.Body != nil {
+				resp.Body = &kicker{ReadCloser: resp.Body, w: w}
+			}
 		}
 		return resp, err
 	})
@@ -92,7 +97,7 @@ func (k *kicker) Read(p []byte) (int, error) {
 // request or sends no header within the stall is given up on.
 func (r *Remote) base(w *watch) http.RoundTripper {
 	t := remote.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = w.stall
+	t.ResponseHeaderTimeout, t.TLSHandshakeTimeout = w.stall, w.stall
 	return w.transport(t)
 }
 
@@ -105,10 +110,18 @@ func (r *Remote) options(ctx context.Context, w *watch) []remote.Option {
 	return append(opts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
 }
 
-// cause is err, or why ctx ended if it has: a stalled registry says so.
+// cause is err, or why ctx ended if it has: a stalled registry says so,
+// whichever timeout saw it first.
 func cause(ctx context.Context, err error) error {
-	if c := context.Cause(ctx); c != nil && err != nil {
+	if err == nil {
+		return nil
+	}
+	if c := context.Cause(ctx); c != nil {
 		return c
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w (%v)", ErrStalled, err)
 	}
 	return err
 }
