@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dibvm/dibvm/host/checkpoint"
 	"github.com/dibvm/dibvm/host/ocicache/registrytest"
 )
 
@@ -157,4 +158,68 @@ func sameFiles(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// dibvm cache push, ls and pull --remote move checkpoints by hand through
+// a registry that asks for a password, which comes from the user's
+// Docker config: pushed signed, listed with their signer, pulled into
+// another store only with the signer trusted.
+func TestCacheRemoteCommands(t *testing.T) {
+	dir := t.TempDir()
+	signKey, trust := sshKey(t, dir, "pipeline")
+	_, strangerTrust := sshKey(t, dir, "stranger")
+	reg := registrytest.Start(t, "ci", "s3cret")
+	from := filepath.Join(dir, "from")
+	a := &checkpoint.Store{Dir: from}
+	ss, err := a.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var below *checkpoint.Meta
+	for i, phase := range []string{"root.d", "install.d"} {
+		l, err := ss.NewLayer(below, 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &checkpoint.Meta{Key: strings.Repeat(string(rune('a'+i)), 64), Phase: phase, Made: time.Now(), Elements: []string{"tiny-os"}}
+		if below != nil {
+			m.Parent, m.Backing = below.Key, below.Layer
+		}
+		if err := ss.Publish(l, m); err != nil {
+			t.Fatal(err)
+		}
+		below = m
+	}
+	ss.Close()
+	ref := reg.Addr + "/dibvm/cache"
+	docker := t.TempDir()
+	env := []string{"DIBVM_CHECKPOINTS_DIR=" + from, "DOCKER_CONFIG=" + docker}
+	if r := dibvm(t, env, time.Minute, "cache", "push", "--remote", ref, "--cache-sign", signKey); r.code == 0 || !strings.Contains(r.stderr, "401") && !strings.Contains(r.stderr, "UNAUTHORIZED") {
+		t.Errorf("pushed without credentials: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	reg.DockerConfig(t, docker, "ci", "s3cret")
+	r := dibvm(t, env, time.Minute, "cache", "push", "--remote", ref, "--cache-sign", signKey)
+	if r.code != 0 || strings.Count(r.stdout, "Pushed checkpoint") != 2 {
+		t.Fatalf("cache push: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = dibvm(t, env, time.Minute, "cache", "ls", "--remote", ref, "--cache-trust", trust)
+	if r.code != 0 || !strings.Contains(r.stdout, "install.d") || !strings.Contains(r.stdout, "SHA256:") || !strings.Contains(r.stdout, "2 checkpoints in "+ref) {
+		t.Errorf("cache ls --remote: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	to := filepath.Join(dir, "to")
+	env = []string{"DIBVM_CHECKPOINTS_DIR=" + to, "DOCKER_CONFIG=" + docker}
+	if r := dibvm(t, env, time.Minute, "cache", "pull", "--remote", ref, "--cache-trust", strangerTrust, "bbbb"); r.code == 0 || !strings.Contains(r.stderr, "not signed by a trusted key") {
+		t.Errorf("pulled trusting another key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = dibvm(t, env, time.Minute, "cache", "pull", "--remote", ref, "--cache-trust", trust, "bbbb")
+	if r.code != 0 || !strings.Contains(r.stdout, "Pulled checkpoint bbbbbbbbbbbb after install.d") {
+		t.Fatalf("cache pull: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = dibvm(t, env, time.Minute, "cache", "ls")
+	if !strings.Contains(r.stdout, "2 checkpoints") {
+		t.Errorf("the store pulled into:\n%s%s", r.stdout, r.stderr)
+	}
+	if left, _ := os.ReadDir(filepath.Join(to, ".shared")); len(left) != 0 {
+		t.Errorf("left after pulls: %v", left)
+	}
 }
