@@ -81,6 +81,9 @@ type Cache struct {
 	Keyring openpgp.KeyRing
 	// Log receives one line per build step; nil discards them.
 	Log io.Writer
+	// Shared, when set, is where a base the cache lacks is looked for
+	// before it is built, and where one built here is sent.
+	Shared Shared
 }
 
 // Lookup finds the cached appliance for spec and agent, with layers,
@@ -98,12 +101,28 @@ func (c *Cache) Lookup(spec Spec, agent Agent, layers ...Layer) (*Appliance, err
 	return &Appliance{Kernel: filepath.Join(base, "vmlinuz"), Initrd: initrd, Keyrings: filepath.Join(base, "keyrings"), Manifest: m, Layers: lms}, nil
 }
 
-// Ensure returns the cached appliance, building what is missing.
+// Ensure returns the cached appliance, building what is missing. With a
+// shared cache that takes bases, a cached base is sent there if it lacks
+// it.
 func (c *Cache) Ensure(ctx context.Context, spec Spec, agent Agent, layers ...Layer) (*Appliance, error) {
 	if a, err := c.Lookup(spec, agent, layers...); err == nil {
+		if c.Shared != nil {
+			c.sendBase(ctx, a.Manifest, c.baseDir(spec))
+		}
 		return a, nil
 	}
 	return c.Build(ctx, spec, agent, false, layers...)
+}
+
+// sendBase sends the base in dir to the shared cache, and says so.
+func (c *Cache) sendBase(ctx context.Context, m *Manifest, dir string) {
+	switch err := c.Shared.SendBase(ctx, BaseKey(m), dir); {
+	case err == nil:
+		c.logf("appliance: base sent to the shared cache")
+	case errors.Is(err, ErrHaveIt):
+	case !errors.Is(err, ErrNotShared):
+		c.logf("appliance: the shared cache: base not sent: %v", err)
+	}
 }
 
 // Build makes the appliance for spec and agent, with layers. With
@@ -263,6 +282,20 @@ func (c *Cache) buildBase(ctx context.Context, src *source, pl *plan) (*Manifest
 		c.logf("appliance: packages unchanged")
 		return old, nil
 	}
+	if c.Shared != nil {
+		var got *Manifest
+		err := c.replaceDir(c.baseDir(spec), func(tmp string) (err error) {
+			got, err = c.takeBase(ctx, pl.manifest, tmp)
+			return err
+		})
+		switch {
+		case err == nil:
+			c.logf("appliance: base taken from the shared cache in %s", time.Since(start).Round(time.Millisecond))
+			return got, nil
+		case !errors.Is(err, ErrNotShared):
+			c.logf("appliance: the shared cache's base: %v; building it here", err)
+		}
+	}
 	c.logf("appliance: downloading %d packages and %s", len(pl.userland), pl.kernel.Name)
 	files, err := pl.download(ctx, src.repo)
 	if err != nil {
@@ -292,6 +325,9 @@ func (c *Cache) buildBase(ctx context.Context, src *source, pl *plan) (*Manifest
 	}
 	c.logf("appliance: base ready (kernel %s, %d packages, %d MiB) in %s",
 		k.Version, len(pl.userland), tree.Size()>>20, time.Since(start).Round(time.Millisecond))
+	if c.Shared != nil {
+		c.sendBase(ctx, pl.manifest, c.baseDir(spec))
+	}
 	return pl.manifest, nil
 }
 

@@ -55,8 +55,8 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("the pushing runner: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "sent checkpoint") {
-		t.Fatalf("the pushing runner sent nothing:\n%s", checkpointLines(r.stdout))
+	if !strings.Contains(r.stdout, "sent checkpoint") || !strings.Contains(r.stderr, "appliance: base sent to the shared cache") {
+		t.Fatalf("the pushing runner did not send its checkpoints and appliance base:\n%s\n%s", checkpointLines(r.stdout), r.stderr)
 	}
 	want := readTar(t, first+".tar")
 	// The same checkpoints, pushed by hand: signed by a stranger, and
@@ -93,9 +93,11 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 	trust := filepath.Join(h.root, filepath.Base(trustSigner))
 	build := func(name string, from ...string) (result, string) {
 		t.Helper()
-		store := filepath.Join(h.root, name+"-checkpoints")
+		// An empty cache of its own: appliance and checkpoints.
+		cache := filepath.Join(h.root, name+"-cache")
+		store := filepath.Join(cache, "checkpoints")
 		out := filepath.Join(h.out, name, "img")
-		for _, d := range []string{store, filepath.Dir(out)} {
+		for _, d := range []string{cache, store, filepath.Dir(out)} {
 			os.MkdirAll(d, 0o755)
 			if h.cred != nil {
 				os.Chown(d, int(h.cred.Uid), int(h.cred.Gid))
@@ -105,11 +107,11 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 		for _, f := range from {
 			a = append(a, "--cache-from", f)
 		}
-		r := h.run(t, nil, []string{"DIBVM_CHECKPOINTS_DIR=" + store, "DIBVM_CACHE_TRUST=" + trust}, 10*time.Minute, append(a, "-o", out)...)
+		r := h.run(t, nil, []string{"DIBVM_CACHE_DIR=" + cache, "DIBVM_CHECKPOINTS_DIR=" + store, "DIBVM_CACHE_TRUST=" + trust}, 10*time.Minute, append(a, "-o", out)...)
 		if r.code != 0 {
 			t.Fatalf("%s: exit %d\n%s\n%s", name, r.code, r.stdout, r.stderr)
 		}
-		t.Logf("%s:\n%s", name, dibvmLines(r.stdout))
+		t.Logf("%s:\n%s\n%s", name, dibvmLines(r.stdout), r.stderr)
 		if got := readTar(t, out+".tar"); !sameFiles(got, want) {
 			t.Errorf("%s: the tree differs from the pushing runner's", name)
 		}
@@ -120,8 +122,8 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 	}
 
 	r, _ = build("refused", hanging+"/dibvm/cache", reg.Addr+"/dibvm/stranger", tampered.Addr+"/dibvm/cache")
-	wantLines(t, "offered a hanging registry, a stranger's checkpoints and changed layers", r.stdout,
-		hanging+"/dibvm/cache: the registry stopped answering", "(not asked again in this build); going on without it",
+	wantLines(t, "offered a hanging registry, a stranger's checkpoints and changed layers", r.stdout+r.stderr,
+		hanging+"/dibvm/cache: the registry stopped answering", "(not asked again in this build)",
 		"not signed by a trusted key",
 		"refused: "+tampered.Addr+"/dibvm/cache: ")
 	if strings.Contains(r.stdout, "took checkpoint") || strings.Contains(r.stdout, "resuming after") {
@@ -130,7 +132,7 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 
 	start := time.Now()
 	r, store := build("pulled", reg.Addr+"/dibvm/cache")
-	wantLines(t, "the second runner", r.stdout, "from the shared cache", "resuming after")
+	wantLines(t, "the second runner", r.stdout+r.stderr, "from the shared cache", "resuming after", "appliance: base taken from the shared cache")
 	t.Logf("the second runner, pulling and resuming: %s", time.Since(start).Round(time.Second))
 	if metas, _ := filepath.Glob(filepath.Join(store, "*.json")); len(metas) == 0 {
 		t.Error("the second runner's store took no checkpoint")

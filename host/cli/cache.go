@@ -70,7 +70,11 @@ func (c *checkpointFlags) options(env []string) (*plan.Checkpoints, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &plan.Checkpoints{Store: store, Limits: c.limits(), Shared: shared}, nil
+	out := &plan.Checkpoints{Store: store, Limits: c.limits()}
+	if shared != nil {
+		out.Shared = shared
+	}
+	return out, nil
 }
 
 func (c *checkpointFlags) limits() checkpoint.Limits {

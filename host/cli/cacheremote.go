@@ -78,7 +78,7 @@ func cacheLsRemote(cmd *cobra.Command, rf *remoteFlags) error {
 		desc, signer, err := rem.Describe(ctx, key, trusted)
 		if err != nil {
 			// Not trusted: the rest is the registry's word, unchecked.
-			fmt.Fprintf(w, "%s\t-\t-\t-\t-\t%s\n", checkpoint.Short(key), termsafe.String(why(err)))
+			fmt.Fprintf(w, "%s\t-\t-\t-\t-\t%s\n", shortKey(key), termsafe.String(why(err)))
 			continue
 		}
 		var chain []*checkpoint.Meta
@@ -88,10 +88,12 @@ func cacheLsRemote(cmd *cobra.Command, rf *remoteFlags) error {
 			size += f.Size
 		}
 		phase, elements := "-", "-"
-		if n := len(chain); n > 0 {
+		if strings.HasPrefix(key, "appliance-base-") {
+			phase = "(helper appliance base)"
+		} else if n := len(chain); n > 0 {
 			phase, elements = chain[n-1].Phase, strings.Join(chain[n-1].Elements, " ")
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", checkpoint.Short(key), termsafe.String(phase), len(desc.Files), mib(size), termsafe.String(elements), signer)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", shortKey(key), termsafe.String(phase), len(desc.Files), mib(size), termsafe.String(elements), signer)
 	}
 	w.Flush()
 	fmt.Fprintf(out, "%d checkpoints in %s\n", len(keys), rem.Repo)
@@ -143,7 +145,7 @@ func cachePushCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sh := &ocicache.Checkpoints{To: rem, Sign: signer}
+			sh := &ocicache.Registries{To: rem, Sign: signer}
 			for _, key := range keys {
 				start := time.Now()
 				if err := ss.Give(cmd.Context(), sh, key); err != nil {
@@ -205,7 +207,9 @@ func cachePullCommand() *cobra.Command {
 			}
 			var metas []*checkpoint.Meta
 			for _, k := range keys {
-				metas = append(metas, &checkpoint.Meta{Key: k})
+				if !strings.HasPrefix(k, "appliance-") {
+					metas = append(metas, &checkpoint.Meta{Key: k})
+				}
 			}
 			want, err := matching(args, metas)
 			if err != nil {
@@ -220,7 +224,7 @@ func cachePullCommand() *cobra.Command {
 				return err
 			}
 			defer ss.Close()
-			sh := &ocicache.Checkpoints{From: []*ocicache.Remote{rem}, Trusted: trusted}
+			sh := &ocicache.Registries{From: []*ocicache.Remote{rem}, Trusted: trusted}
 			for _, key := range want {
 				start := time.Now()
 				m, err := ss.Take(ctx, sh, key)
@@ -236,4 +240,13 @@ func cachePullCommand() *cobra.Command {
 	f.StringVar(&rf.ref, "remote", "", "the registry repository, REGISTRY/PATH")
 	f.StringVar(&rf.trust, "cache-trust", "", "the OpenSSH public keys to accept signatures of, one a line as in allowed_signers")
 	return cmd
+}
+
+// shortKey is a key as listings show it: a checkpoint's as
+// checkpoint.Short, an appliance base's with its kind.
+func shortKey(key string) string {
+	if rest, ok := strings.CutPrefix(key, "appliance-base-"); ok {
+		return "appliance-base-" + checkpoint.Short(rest)
+	}
+	return checkpoint.Short(key)
 }

@@ -389,6 +389,10 @@ func runBuild(vf *vmFlags, o plan.Options, timeout time.Duration, summary io.Wri
 		}
 	}
 	rep.Event(progress.Event{Kind: progress.BuildStart, Elements: p.Elements()})
+	if c := o.Checkpoints; c != nil {
+		// The registries that share checkpoints share the appliance too.
+		vf.shared, _ = c.Shared.(vmimage.Shared)
+	}
 	mo, err := vf.machineOptions(ctx, p.HelperTools)
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ func (c *sharedCacheFlags) any(env []string) bool {
 
 // shared is the build's shared cache of checkpoints, nil for none, with
 // a pull bounded by the local store's size.
-func (c *sharedCacheFlags) shared(env []string, lim checkpoint.Limits) (checkpoint.Shared, error) {
+func (c *sharedCacheFlags) shared(env []string, lim checkpoint.Limits) (*ocicache.Registries, error) {
 	from := c.from
 	if len(from) == 0 {
 		from = splitList(envvar.Get(env, "DIBVM_CACHE_FROM"))
@@ -45,7 +45,7 @@ func (c *sharedCacheFlags) shared(env []string, lim checkpoint.Limits) (checkpoi
 		return nil, nil
 	}
 	var errs []error
-	out := &ocicache.Checkpoints{}
+	out := &ocicache.Registries{}
 	for _, ref := range from {
 		r, err := ocicache.Parse(ref)
 		if err != nil {

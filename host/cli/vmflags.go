@@ -40,6 +40,9 @@ type vmFlags struct {
 	// notices, when set, takes dibvm's notes on the helper VM instead
 	// of stderr.
 	notices io.Writer
+	// shared, when set, is where the appliance's base is looked for
+	// before it is built, and sent once built (--cache-from, --cache-to).
+	shared vmimage.Shared
 }
 
 func (f *vmFlags) register(fs *pflag.FlagSet) {
@@ -209,7 +212,7 @@ func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, vmimage.Agent,
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
-	return &vmimage.Cache{Dir: dir, Log: f.noticesOut()}, spec, agent, nil
+	return &vmimage.Cache{Dir: dir, Log: f.noticesOut(), Shared: f.shared}, spec, agent, nil
 }
 
 // start boots the helper VM, building the appliance first if need be.

@@ -89,7 +89,9 @@ type Description struct {
 	Data  json.RawMessage `json:"data,omitempty"`
 }
 
-var keyPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+// keyPattern is a content key, as a tag can be one: a checkpoint's (64
+// hex digits), or an appliance base's (see vmimage.BaseKey).
+var keyPattern = regexp.MustCompile(`^[0-9a-z][0-9a-z.-]{0,127}$`)
 var fileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // fileLayer is a file as a layer, read from disk when it is sent.
@@ -119,7 +121,7 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIMani
 // runners leave one or the other whole.
 func (r *Remote) Push(ctx context.Context, key string, files []File, data []byte, signer *sshsign.Signer) error {
 	if !keyPattern.MatchString(key) {
-		return fmt.Errorf("key %q: want 64 hex digits", key)
+		return fmt.Errorf("key %q: not a content key", key)
 	}
 	ctx, w, stop := r.watched(ctx)
 	defer stop()
@@ -233,6 +235,9 @@ func (r *Remote) Describe(ctx context.Context, key string, trusted sshsign.Trust
 }
 
 func (r *Remote) describe(ctx context.Context, w *watch, key string, trusted sshsign.Trusted) (*Description, string, error) {
+	if !keyPattern.MatchString(key) {
+		return nil, "", fmt.Errorf("key %q: not a content key", key)
+	}
 	opts := r.options(ctx, w)
 	got, err := remote.Get(r.Repo.Tag(key), opts...)
 	if err != nil {
@@ -282,6 +287,24 @@ func (r *Remote) describe(ctx context.Context, w *watch, key string, trusted ssh
 		}
 	}
 	return &desc, signer, nil
+}
+
+// Has says whether the repository has an artifact under key (the
+// registry's word: for deciding what to push, not what to take).
+func (r *Remote) Has(ctx context.Context, key string) (bool, error) {
+	if !keyPattern.MatchString(key) {
+		return false, fmt.Errorf("key %q: not a content key", key)
+	}
+	ctx, w, stop := r.watched(ctx)
+	defer stop()
+	_, err := remote.Head(r.Repo.Tag(key), r.options(ctx, w)...)
+	switch {
+	case err == nil:
+		return true, nil
+	case isNotFound(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("%s: %w", r.Repo, cause(ctx, err))
 }
 
 // Keys are the content keys the repository has artifacts under: its
