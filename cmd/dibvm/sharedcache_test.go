@@ -91,7 +91,14 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 		}
 	}
 	trust := filepath.Join(h.root, filepath.Base(trustSigner))
-	build := func(name string, from ...string) (result, string) {
+	// The user's own signing key, for a push to a registry that hangs.
+	userKey := filepath.Join(h.root, "user-key")
+	copyFile(t, otherKey, userKey)
+	os.Chmod(userKey, 0o600)
+	if h.cred != nil {
+		os.Chown(userKey, int(h.cred.Uid), int(h.cred.Gid))
+	}
+	build := func(name string, extra []string, from ...string) (result, string) {
 		t.Helper()
 		// An empty cache of its own: appliance and checkpoints.
 		cache := filepath.Join(h.root, name+"-cache")
@@ -103,7 +110,7 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 				os.Chown(d, int(h.cred.Uid), int(h.cred.Gid))
 			}
 		}
-		a := append([]string{}, args...)
+		a := append(append([]string{}, args...), extra...)
 		for _, f := range from {
 			a = append(a, "--cache-from", f)
 		}
@@ -121,17 +128,18 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 		return r, store
 	}
 
-	r, _ = build("refused", hanging+"/dibvm/cache", reg.Addr+"/dibvm/stranger", tampered.Addr+"/dibvm/cache")
+	r, _ = build("refused", []string{"--cache-to", hanging + "/dibvm/pushed", "--cache-sign", userKey}, hanging+"/dibvm/cache", reg.Addr+"/dibvm/stranger", tampered.Addr+"/dibvm/cache")
 	wantLines(t, "offered a hanging registry, a stranger's checkpoints and changed layers", r.stdout+r.stderr,
 		hanging+"/dibvm/cache: the registry stopped answering", "(not asked again in this build)",
 		"not signed by a trusted key",
-		"refused: "+tampered.Addr+"/dibvm/cache: ")
+		"refused: "+tampered.Addr+"/dibvm/cache: ",
+		"not sent: "+hanging+"/dibvm/pushed")
 	if strings.Contains(r.stdout, "took checkpoint") || strings.Contains(r.stdout, "resuming after") {
 		t.Errorf("resumed from a checkpoint it should have refused:\n%s", checkpointLines(r.stdout))
 	}
 
 	start := time.Now()
-	r, store := build("pulled", reg.Addr+"/dibvm/cache")
+	r, store := build("pulled", nil, reg.Addr+"/dibvm/cache")
 	wantLines(t, "the second runner", r.stdout+r.stderr, "from the shared cache", "resuming after", "appliance: base taken from the shared cache")
 	t.Logf("the second runner, pulling and resuming: %s", time.Since(start).Round(time.Second))
 	if metas, _ := filepath.Glob(filepath.Join(store, "*.json")); len(metas) == 0 {
