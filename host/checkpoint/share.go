@@ -103,26 +103,24 @@ func (ss *Session) importOne(m *Meta, src string) error {
 	if src == "" {
 		return fmt.Errorf("no file for its layer %s", m.Layer)
 	}
-	if err := checkBacking(src, m.Backing); err != nil {
-		return err
-	}
 	dst := filepath.Join(ss.s.Dir, m.Layer)
 	tmp, err := os.CreateTemp(ss.s.Dir, ".import-*.qcow2")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	in, err := os.Open(src)
-	if err != nil {
+	if filepath.Dir(src) == filepath.Join(ss.s.Dir, sharedDir) {
+		// Pulled for this: moved, not copied.
 		tmp.Close()
+		err = os.Rename(src, tmp.Name())
+	} else {
+		err = copyInto(tmp, src)
+	}
+	if err != nil {
 		return err
 	}
-	_, err = io.Copy(tmp, in)
-	in.Close()
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	// What is checked is the file that is kept.
+	if err := checkBacking(tmp.Name(), m.Backing); err != nil {
 		return err
 	}
 	c := *m
@@ -147,6 +145,21 @@ func (ss *Session) importOne(m *Meta, src string) error {
 		return err
 	}
 	return nil
+}
+
+// copyInto copies src into f, and closes f.
+func copyInto(f *os.File, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	defer in.Close()
+	_, err = io.Copy(f, in)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // checkBacking refuses a layer whose qcow2 header names any file but
