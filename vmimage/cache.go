@@ -82,8 +82,11 @@ type Cache struct {
 	// Log receives one line per build step; nil discards them.
 	Log io.Writer
 	// Shared, when set, is where a base the cache lacks is looked for
-	// before it is built, and where one built here is sent.
-	Shared Shared
+	// before it is built, and where one built here is sent. A base for
+	// the spec is taken from it only if younger than SharedMaxAge (0:
+	// any).
+	Shared       Shared
+	SharedMaxAge time.Duration
 }
 
 // Lookup finds the cached appliance for spec and agent, with layers,
@@ -107,16 +110,16 @@ func (c *Cache) Lookup(spec Spec, agent Agent, layers ...Layer) (*Appliance, err
 func (c *Cache) Ensure(ctx context.Context, spec Spec, agent Agent, layers ...Layer) (*Appliance, error) {
 	if a, err := c.Lookup(spec, agent, layers...); err == nil {
 		if c.Shared != nil {
-			c.sendBase(ctx, a.Manifest, c.baseDir(spec))
+			c.sendBase(ctx, spec)
 		}
 		return a, nil
 	}
 	return c.Build(ctx, spec, agent, false, layers...)
 }
 
-// sendBase sends the base in dir to the shared cache, and says so.
-func (c *Cache) sendBase(ctx context.Context, m *Manifest, dir string) {
-	switch err := c.Shared.SendBase(ctx, BaseKey(m), dir); {
+// sendBase sends the base of spec to the shared cache, and says so.
+func (c *Cache) sendBase(ctx context.Context, spec Spec) {
+	switch err := c.SendBase(ctx, spec); {
 	case err == nil:
 		c.logf("appliance: base sent to the shared cache")
 	case errors.Is(err, ErrHaveIt):
@@ -145,6 +148,16 @@ func (c *Cache) Build(ctx context.Context, spec Spec, agent Agent, refresh bool,
 		}
 	}
 	m, lms, err := c.parts(spec, layers)
+	if _, berr := c.baseManifest(spec); berr != nil && !refresh && c.Shared != nil {
+		// No base at all: the shared cache's for the spec, as it is.
+		switch err := c.takeSpecBase(ctx, spec); {
+		case err == nil:
+			c.logf("appliance: base taken from the shared cache")
+		case !errors.Is(err, ErrNotShared):
+			c.logf("appliance: the shared cache's base: %v; building it here", err)
+		}
+		m, lms, err = c.parts(spec, layers)
+	}
 	if err != nil || refresh {
 		if m, lms, err = c.buildParts(ctx, spec, layers); err != nil {
 			return nil, err
@@ -326,7 +339,7 @@ func (c *Cache) buildBase(ctx context.Context, src *source, pl *plan) (*Manifest
 	c.logf("appliance: base ready (kernel %s, %d packages, %d MiB) in %s",
 		k.Version, len(pl.userland), tree.Size()>>20, time.Since(start).Round(time.Millisecond))
 	if c.Shared != nil {
-		c.sendBase(ctx, pl.manifest, c.baseDir(spec))
+		c.sendBase(ctx, spec)
 	}
 	return pl.manifest, nil
 }

@@ -55,7 +55,7 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("the pushing runner: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "sent checkpoint") || !strings.Contains(r.stderr, "appliance: base sent to the shared cache") {
+	if !strings.Contains(r.stdout, "sent checkpoint") || !strings.Contains(r.stdout+r.stderr, "appliance: base sent to the shared cache") {
 		t.Fatalf("the pushing runner did not send its checkpoints and appliance base:\n%s\n%s", checkpointLines(r.stdout), r.stderr)
 	}
 	want := readTar(t, first+".tar")
@@ -98,11 +98,17 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 	if h.cred != nil {
 		os.Chown(userKey, int(h.cred.Uid), int(h.cred.Gid))
 	}
-	build := func(name string, extra []string, from ...string) (result, string) {
+	build := func(name string, fresh bool, extra []string, from ...string) (result, string) {
 		t.Helper()
-		// An empty cache of its own: appliance and checkpoints.
+		// Checkpoints of its own; with fresh, an empty cache of its own,
+		// appliance and all.
 		cache := filepath.Join(h.root, name+"-cache")
 		store := filepath.Join(cache, "checkpoints")
+		env := []string{"DIBVM_CHECKPOINTS_DIR=" + store, "DIBVM_CACHE_TRUST=" + trust}
+		if fresh {
+			// (What the host's hypervisor did is the host's, not the cache's.)
+			env = append(env, "DIBVM_CACHE_DIR="+cache, "DIBVM_ACCEL_MEMO="+filepath.Join(h.home, ".cache", "dibvm", "accel-memo.json"))
+		}
 		out := filepath.Join(h.out, name, "img")
 		for _, d := range []string{cache, store, filepath.Dir(out)} {
 			os.MkdirAll(d, 0o755)
@@ -114,7 +120,7 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 		for _, f := range from {
 			a = append(a, "--cache-from", f)
 		}
-		r := h.run(t, nil, []string{"DIBVM_CACHE_DIR=" + cache, "DIBVM_CHECKPOINTS_DIR=" + store, "DIBVM_CACHE_TRUST=" + trust}, 10*time.Minute, append(a, "-o", out)...)
+		r := h.run(t, nil, env, 10*time.Minute, append(a, "-o", out)...)
 		if r.code != 0 {
 			t.Fatalf("%s: exit %d\n%s\n%s", name, r.code, r.stdout, r.stderr)
 		}
@@ -128,7 +134,7 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 		return r, store
 	}
 
-	r, _ = build("refused", []string{"--cache-to", hanging + "/dibvm/pushed", "--cache-sign", userKey}, hanging+"/dibvm/cache", reg.Addr+"/dibvm/stranger", tampered.Addr+"/dibvm/cache")
+	r, _ = build("refused", false, []string{"--cache-to", hanging + "/dibvm/pushed", "--cache-sign", userKey}, hanging+"/dibvm/cache", reg.Addr+"/dibvm/stranger", tampered.Addr+"/dibvm/cache")
 	wantLines(t, "offered a hanging registry, a stranger's checkpoints and changed layers", r.stdout+r.stderr,
 		hanging+"/dibvm/cache: the registry stopped answering", "(not asked again in this build)",
 		"not signed by a trusted key",
@@ -139,7 +145,7 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 	}
 
 	start := time.Now()
-	r, store := build("pulled", nil, reg.Addr+"/dibvm/cache")
+	r, store := build("pulled", true, nil, reg.Addr+"/dibvm/cache")
 	wantLines(t, "the second runner", r.stdout+r.stderr, "from the shared cache", "resuming after", "appliance: base taken from the shared cache")
 	t.Logf("the second runner, pulling and resuming: %s", time.Since(start).Round(time.Second))
 	if metas, _ := filepath.Glob(filepath.Join(store, "*.json")); len(metas) == 0 {
@@ -203,7 +209,9 @@ func TestCacheRemoteCommands(t *testing.T) {
 	ss.Close()
 	ref := reg.Addr + "/dibvm/cache"
 	docker := t.TempDir()
-	env := []string{"DIBVM_CHECKPOINTS_DIR=" + from, "DOCKER_CONFIG=" + docker}
+	// No appliance: only checkpoints to push (TestSharedCacheAcrossRunners
+	// sends a base).
+	env := []string{"DIBVM_CHECKPOINTS_DIR=" + from, "DOCKER_CONFIG=" + docker, "DIBVM_CACHE_DIR=" + t.TempDir()}
 	if r := dibvm(t, env, time.Minute, "cache", "push", "--remote", ref, "--cache-sign", signKey); r.code == 0 || !strings.Contains(r.stderr, "401") && !strings.Contains(r.stderr, "UNAUTHORIZED") {
 		t.Errorf("pushed without credentials: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -213,11 +221,11 @@ func TestCacheRemoteCommands(t *testing.T) {
 		t.Fatalf("cache push: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = dibvm(t, env, time.Minute, "cache", "ls", "--remote", ref, "--cache-trust", trust)
-	if r.code != 0 || !strings.Contains(r.stdout, "install.d") || !strings.Contains(r.stdout, "SHA256:") || !strings.Contains(r.stdout, "2 checkpoints in "+ref) {
+	if r.code != 0 || !strings.Contains(r.stdout, "install.d") || !strings.Contains(r.stdout, "SHA256:") || !strings.Contains(r.stdout, "2 checkpoints and 0 appliance bases in "+ref) {
 		t.Errorf("cache ls --remote: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	to := filepath.Join(dir, "to")
-	env = []string{"DIBVM_CHECKPOINTS_DIR=" + to, "DOCKER_CONFIG=" + docker}
+	env = []string{"DIBVM_CHECKPOINTS_DIR=" + to, "DOCKER_CONFIG=" + docker, "DIBVM_CACHE_DIR=" + t.TempDir()}
 	if r := dibvm(t, env, time.Minute, "cache", "pull", "--remote", ref, "--cache-trust", strangerTrust, "bbbb"); r.code == 0 || !strings.Contains(r.stderr, "not signed by a trusted key") {
 		t.Errorf("pulled trusting another key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

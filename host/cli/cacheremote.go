@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/dibvm/dibvm/host/ocicache"
 	"github.com/dibvm/dibvm/host/sshsign"
 	"github.com/dibvm/dibvm/host/termsafe"
+	"github.com/dibvm/dibvm/vmimage"
 )
 
 // This file is `dibvm cache ls/push/pull --remote`: checkpoints in a
@@ -74,7 +76,11 @@ func cacheLsRemote(cmd *cobra.Command, rf *remoteFlags) error {
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CHECKPOINT\tAFTER\tLAYERS\tSIZE\tELEMENTS\tSIGNED BY")
+	bases := 0
 	for _, key := range keys {
+		if strings.HasPrefix(key, "appliance-") {
+			bases++
+		}
 		desc, signer, err := rem.Describe(ctx, key, trusted)
 		if err != nil {
 			// Not trusted: the rest is the registry's word, unchecked.
@@ -88,7 +94,7 @@ func cacheLsRemote(cmd *cobra.Command, rf *remoteFlags) error {
 			size += f.Size
 		}
 		phase, elements := "-", "-"
-		if strings.HasPrefix(key, "appliance-base-") {
+		if strings.HasPrefix(key, "appliance-") {
 			phase = "(helper appliance base)"
 		} else if n := len(chain); n > 0 {
 			phase, elements = chain[n-1].Phase, strings.Join(chain[n-1].Elements, " ")
@@ -96,7 +102,7 @@ func cacheLsRemote(cmd *cobra.Command, rf *remoteFlags) error {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", shortKey(key), termsafe.String(phase), len(desc.Files), mib(size), termsafe.String(elements), signer)
 	}
 	w.Flush()
-	fmt.Fprintf(out, "%d checkpoints in %s\n", len(keys), rem.Repo)
+	fmt.Fprintf(out, "%d checkpoints and %d appliance bases in %s\n", len(keys)-bases, bases, rem.Repo)
 	return nil
 }
 
@@ -146,6 +152,19 @@ func cachePushCommand() *cobra.Command {
 				return err
 			}
 			sh := &ocicache.Registries{To: rem, Sign: signer}
+			// The appliance's base, which a runner with none takes so that
+			// its checkpoints' keys are these.
+			vf := &vmFlags{mirror: os.Getenv("DIBVM_MIRROR")}
+			if cache, spec, _, err := vf.applianceCache(); err == nil {
+				cache.Shared = sh
+				switch err := cache.SendBase(cmd.Context(), spec); {
+				case err == nil:
+					fmt.Fprintf(cmd.OutOrStdout(), "Pushed the helper appliance's base to %s\n", rem.Repo)
+				case errors.Is(err, vmimage.ErrHaveIt), errors.Is(err, vmimage.ErrNotCached):
+				default:
+					return fmt.Errorf("the helper appliance's base: %w", err)
+				}
+			}
 			for _, key := range keys {
 				start := time.Now()
 				if err := ss.Give(cmd.Context(), sh, key); err != nil {
@@ -245,8 +264,10 @@ func cachePullCommand() *cobra.Command {
 // shortKey is a key as listings show it: a checkpoint's as
 // checkpoint.Short, an appliance base's with its kind.
 func shortKey(key string) string {
-	if rest, ok := strings.CutPrefix(key, "appliance-base-"); ok {
-		return "appliance-base-" + checkpoint.Short(rest)
+	for _, kind := range []string{"appliance-base-", "appliance-spec-"} {
+		if rest, ok := strings.CutPrefix(key, kind); ok {
+			return kind + checkpoint.Short(rest)
+		}
 	}
 	return checkpoint.Short(key)
 }

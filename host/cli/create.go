@@ -392,6 +392,7 @@ func runBuild(vf *vmFlags, o plan.Options, timeout time.Duration, summary io.Wri
 	if c := o.Checkpoints; c != nil {
 		// The registries that share checkpoints share the appliance too.
 		vf.shared, _ = c.Shared.(vmimage.Shared)
+		vf.sharedMaxAge = c.Limits.MaxAge
 	}
 	mo, err := vf.machineOptions(ctx, p.HelperTools)
 	if err != nil {

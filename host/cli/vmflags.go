@@ -42,7 +42,8 @@ type vmFlags struct {
 	notices io.Writer
 	// shared, when set, is where the appliance's base is looked for
 	// before it is built, and sent once built (--cache-from, --cache-to).
-	shared vmimage.Shared
+	shared       vmimage.Shared
+	sharedMaxAge time.Duration
 }
 
 func (f *vmFlags) register(fs *pflag.FlagSet) {
@@ -212,7 +213,7 @@ func (f *vmFlags) applianceCache() (*vmimage.Cache, vmimage.Spec, vmimage.Agent,
 	if err != nil {
 		return nil, vmimage.Spec{}, vmimage.Agent{}, err
 	}
-	return &vmimage.Cache{Dir: dir, Log: f.noticesOut(), Shared: f.shared}, spec, agent, nil
+	return &vmimage.Cache{Dir: dir, Log: f.noticesOut(), Shared: f.shared, SharedMaxAge: f.sharedMaxAge}, spec, agent, nil
 }
 
 // start boots the helper VM, building the appliance first if need be.

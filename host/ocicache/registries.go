@@ -142,15 +142,16 @@ func (c *Registries) FetchBase(ctx context.Context, key, dir string) error {
 	return nil
 }
 
-// SendBase pushes the appliance base in dir.
-func (c *Registries) SendBase(ctx context.Context, key, dir string) error {
+// SendBase pushes the appliance base in dir under each of keys, unless
+// the registry has the first.
+func (c *Registries) SendBase(ctx context.Context, keys []string, dir string) error {
 	if c.To == nil {
 		return vmimage.ErrNotShared
 	}
 	if c.Sign == nil || c.isDown(c.To) {
 		return fmt.Errorf("%s: no key to sign with, or failed earlier in this build", c.To.Repo)
 	}
-	if has, err := c.To.Has(ctx, key); err != nil {
+	if has, err := c.To.Has(ctx, keys[0]); err != nil {
 		c.setDown(c.To)
 		return err
 	} else if has {
@@ -185,9 +186,11 @@ func (c *Registries) SendBase(ctx context.Context, key, dir string) error {
 			return err
 		}
 	}
-	if err := c.To.Push(ctx, key, files, nil, c.Sign); err != nil {
-		c.setDown(c.To)
-		return err
+	for _, key := range keys {
+		if err := c.To.Push(ctx, key, files, nil, c.Sign); err != nil {
+			c.setDown(c.To)
+			return err
+		}
 	}
 	return nil
 }

@@ -104,13 +104,13 @@ func TestApplianceBaseThroughARegistry(t *testing.T) {
 	r := &Remote{Repo: mustRepo(t, reg.Addr+"/dibvm/cache"), Stall: 30 * time.Second}
 	ctx := context.Background()
 	key := "appliance-base-" + strings.Repeat("ab", 32)
-	if err := (&Registries{}).SendBase(ctx, key, base); err != vmimage.ErrNotShared {
+	if err := (&Registries{}).SendBase(ctx, []string{key}, base); err != vmimage.ErrNotShared {
 		t.Errorf("sent with nowhere to send: %v", err)
 	}
-	if err := (&Registries{To: r, Sign: signer}).SendBase(ctx, key, base); err != nil {
+	if err := (&Registries{To: r, Sign: signer}).SendBase(ctx, []string{key}, base); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&Registries{To: r, Sign: signer}).SendBase(ctx, key, base); err != vmimage.ErrHaveIt {
+	if err := (&Registries{To: r, Sign: signer}).SendBase(ctx, []string{key}, base); err != vmimage.ErrHaveIt {
 		t.Errorf("sent again: %v", err)
 	}
 	into := t.TempDir()
