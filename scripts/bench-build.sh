@@ -124,7 +124,11 @@ if command -v docker-registry >/dev/null; then
   DIBVM_CHECKPOINTS_DIR="$store" "$dibvm" cache push --remote "127.0.0.1:$port/dibvm/cache" --cache-sign "$work/cache-key" >"$work/push.log" 2>&1
   push=$(since "$t0")
   mkdir -p "$work/runner2"
-  second=$(build "$dibvm" runner2 DIBVM_CACHE_DIR="$work/runner2/cache" DIB_IMAGE_CACHE="$work/runner2/images" \
+  # What the host's hypervisor did is the host's, not the cache's.
+  user_cache=${XDG_CACHE_HOME:-$HOME/.cache}
+  if [ "$(uname)" = Darwin ]; then user_cache=$HOME/Library/Caches; fi
+  memo=${DIBVM_ACCEL_MEMO:-${DIBVM_CACHE_DIR:-$user_cache/dibvm}/accel-memo.json}
+  second=$(build "$dibvm" runner2 DIBVM_CACHE_DIR="$work/runner2/cache" DIB_IMAGE_CACHE="$work/runner2/images" DIBVM_ACCEL_MEMO="$memo" \
     DIBVM_CHECKPOINTS_DIR="$work/runner2/checkpoints" DIBVM_CACHE_FROM="127.0.0.1:$port/dibvm/cache" DIBVM_CACHE_TRUST="$work/cache-trust")
   pushed=$(du -sm "$work/registry" | cut -f1)
 fi
