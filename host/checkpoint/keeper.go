@@ -45,11 +45,15 @@ type Build struct {
 // Shared is a cache of checkpoints beyond the store. Its errors are
 // notices: a build goes on without it.
 type Shared interface {
-	// Fetch brings the chain of key into dir: its descriptions, bottom
-	// first, and each layer's file by name; have gives a layer the store
-	// already has by its digest, which is not fetched.
-	Fetch(ctx context.Context, key string, have func(digest string) (string, bool), dir string) ([]*Meta, map[string]string, error)
-	// Send sends the chain of key; ErrNotShared: it takes none.
+	// Fetch brings the chain of key, if accept takes its descriptions
+	// (before any layer is fetched): the descriptions, bottom first, and
+	// each layer's file by name in into. Layers are fetched through
+	// partials, where what a fetch cut off left is taken up; have gives
+	// a layer the store already has by its digest, which is not fetched.
+	Fetch(ctx context.Context, key string, have func(digest string) (string, bool), partials, into string, accept func([]*Meta) error) ([]*Meta, map[string]string, error)
+	// Sends says whether Send sends anywhere.
+	Sends() bool
+	// Send sends the chain of key.
 	Send(ctx context.Context, key string, chain []*Meta, files map[string]string) error
 }
 
@@ -243,7 +247,7 @@ func (k *Keeper) pending(point string) *Step {
 func (k *Keeper) find(s *Step, now time.Time) ([]*Meta, string) {
 	m, err := k.sess.Get(s.key)
 	if errors.Is(err, fs.ErrNotExist) && k.shared != nil {
-		if got, ferr := k.fetchShared(s.key); ferr == nil {
+		if got, ferr := k.fetchShared(s.key, now); ferr == nil {
 			m, err = got, nil
 		}
 	}

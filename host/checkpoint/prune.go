@@ -190,8 +190,7 @@ func (pr *pruning) sweep() {
 	for _, e := range entries {
 		n := e.Name()
 		if n == sharedDir {
-			// What pulls from a shared cache left (no pull runs now).
-			pr.sweepShared(filepath.Join(pr.s.Dir, n))
+			pr.sweepShared(filepath.Join(pr.s.Dir, n), time.Now().Add(-24*time.Hour))
 			continue
 		}
 		if (layerPattern.MatchString(n) && !named[n]) || (strings.HasPrefix(n, ".meta-") && strings.HasSuffix(n, ".tmp")) || strings.HasPrefix(n, ".import-") {
@@ -204,13 +203,18 @@ func (pr *pruning) sweep() {
 	}
 }
 
-func (pr *pruning) sweepShared(dir string) {
+// sweepShared removes what pulls from a shared cache left (no pull runs
+// now): what a killed build was taking, and files pulled in part before
+// cutoff. Those since are kept for the next pull to take up.
+func (pr *pruning) sweepShared(dir string, cutoff time.Time) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			pr.out.Bytes += info.Size()
+		info, err := e.Info()
+		if err != nil || (!strings.HasPrefix(e.Name(), "take-") && !info.ModTime().Before(cutoff)) {
+			continue
 		}
-		os.Remove(filepath.Join(dir, e.Name()))
+		pr.out.Bytes += info.Size()
+		os.RemoveAll(filepath.Join(dir, e.Name()))
 		pr.out.Files++
 	}
 }

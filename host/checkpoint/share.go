@@ -10,7 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // This file is a checkpoint as another store takes it (a registry's,
@@ -25,6 +30,12 @@ const maxShared = maxChain
 // descriptions lose what only this store can read or what is this
 // store's own: the inputs keyed with its key, and its use counts.
 func (ss *Session) Export(key string) ([]*Meta, map[string]string, error) {
+	return ss.export(key, map[string]bool{})
+}
+
+// export is Export, the layers in verified not checked again (and those
+// checked added).
+func (ss *Session) export(key string, verified map[string]bool) ([]*Meta, map[string]string, error) {
 	m, err := ss.Get(key)
 	if err != nil {
 		return nil, nil, err
@@ -42,8 +53,11 @@ func (ss *Session) Export(key string) ([]*Meta, map[string]string, error) {
 	var out []*Meta
 	for i := len(chain) - 1; i >= 0; i-- {
 		c := *chain[i]
-		if err := ss.Verify(&c); err != nil {
-			return nil, nil, err
+		if !verified[c.Layer] {
+			if err := ss.Verify(&c); err != nil {
+				return nil, nil, err
+			}
+			verified[c.Layer] = true
 		}
 		files[c.Layer] = ss.s.Path(&c)
 		c.Inputs, c.InputsMAC, c.Uses, c.LastUsed = nil, "", 0, time.Time{}
@@ -174,6 +188,7 @@ func checkBacking(path, backing string) error {
 	}
 	var info struct {
 		Backing        string `json:"backing-filename"`
+		BackingFormat  string `json:"backing-filename-format"`
 		FormatSpecific struct {
 			Data struct {
 				DataFile string `json:"data-file"`
@@ -183,7 +198,7 @@ func checkBacking(path, backing string) error {
 	if err := json.Unmarshal(out, &info); err != nil {
 		return err
 	}
-	if info.Backing != backing || info.FormatSpecific.Data.DataFile != "" {
+	if info.Backing != backing || info.FormatSpecific.Data.DataFile != "" || (backing != "" && info.BackingFormat != "qcow2") {
 		return fmt.Errorf("its header names %q (and data file %q), not its backing layer %q", info.Backing, info.FormatSpecific.Data.DataFile, backing)
 	}
 	return nil
@@ -194,15 +209,21 @@ func checkBacking(path, backing string) error {
 // up, and checks whole; nothing there is a checkpoint until imported.
 const sharedDir = ".shared"
 
-// Take brings the checkpoint of key from sh into the store, checked as
-// Import checks it. An error wrapping errRefusedChain is the chain
-// refused; others are sh's.
-func (ss *Session) Take(ctx context.Context, sh Shared, key string) (*Meta, error) {
-	dir := filepath.Join(ss.s.Dir, sharedDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// Take brings the checkpoint of key from sh into the store, if accept
+// (when set) takes its chain, and the chain agrees with the store's own
+// checkpoints, checked as Import checks it. An error wrapping
+// errRefusedChain is the chain refused; others are sh's.
+func (ss *Session) Take(ctx context.Context, sh Shared, key string, accept func([]*Meta) error) (*Meta, error) {
+	partials := filepath.Join(ss.s.Dir, sharedDir)
+	if err := os.MkdirAll(partials, 0o700); err != nil {
 		return nil, err
 	}
-	dropStale(dir, time.Now().Add(-24*time.Hour))
+	dropStale(partials, time.Now().Add(-24*time.Hour))
+	into, err := os.MkdirTemp(partials, "take-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(into)
 	have := func(digest string) (string, bool) {
 		all, _ := ss.s.List()
 		for _, m := range all {
@@ -212,29 +233,40 @@ func (ss *Session) Take(ctx context.Context, sh Shared, key string) (*Meta, erro
 		}
 		return "", false
 	}
-	chain, files, err := sh.Fetch(ctx, key, have, dir)
+	check := func(chain []*Meta) error {
+		for _, m := range chain {
+			// The store's own checkpoint of a key is the one its
+			// descendants sit on: a chain through another is of no use.
+			if mine, err := ss.Get(m.Key); err == nil && (mine.Layer != m.Layer || mine.Digest != m.Digest) {
+				return fmt.Errorf("this store has its own checkpoint %s after %s, which the chain's is not", Short(m.Key), termsafe.String(m.Phase))
+			}
+		}
+		if accept != nil {
+			return accept(chain)
+		}
+		return nil
+	}
+	chain, files, err := sh.Fetch(ctx, key, have, partials, into, check)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, f := range files {
-			if filepath.Dir(f) == dir {
-				os.Remove(f)
-			}
-		}
-	}()
 	m, err := ss.Import(key, chain, files)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errRefusedChain, err)
+	}
+	for _, c := range chain {
+		// What the fetch kept to take up a pull, now in the store.
+		os.Remove(filepath.Join(partials, ".pull-"+c.Digest))
 	}
 	return m, nil
 }
 
 var errRefusedChain = errors.New("refused")
 
-// Give sends the checkpoint of key, and the chain under it, to sh.
-func (ss *Session) Give(ctx context.Context, sh Shared, key string) error {
-	chain, files, err := ss.Export(key)
+// Give sends the checkpoint of key, and the chain under it, to sh;
+// verified are the layers checked already, which are not again.
+func (ss *Session) Give(ctx context.Context, sh Shared, key string, verified map[string]bool) error {
+	chain, files, err := ss.export(key, verified)
 	if err != nil {
 		return err
 	}
@@ -242,33 +274,52 @@ func (ss *Session) Give(ctx context.Context, sh Shared, key string) error {
 }
 
 // fetchShared brings the checkpoint of key from the shared cache into
-// the store, and says what came of it.
-func (k *Keeper) fetchShared(key string) (*Meta, error) {
-	m, err := k.sess.Take(k.ctx, k.shared, key)
+// the store, if young enough and admitted, and says what came of it.
+func (k *Keeper) fetchShared(key string, now time.Time) (*Meta, error) {
+	accept := func(chain []*Meta) error {
+		for _, m := range chain {
+			if k.lim.MaxAge > 0 && now.Sub(m.Made) > k.lim.MaxAge {
+				return fmt.Errorf("checkpoint %s was made %s ago, more than --checkpoint-max-age", Short(m.Key), Age(now.Sub(m.Made)))
+			}
+		}
+		if k.admits != nil {
+			return k.admits(chain[len(chain)-1].Downloads)
+		}
+		return nil
+	}
+	m, err := k.sess.Take(k.ctx, k.shared, key, accept)
 	switch {
 	case errors.Is(err, ErrNotShared):
 	case errors.Is(err, errRefusedChain):
-		fmt.Fprintf(k.out, "dibvm: the shared cache's checkpoint %s is %v\n", Short(key), err)
+		fmt.Fprintf(k.out, "dibvm: the shared cache's checkpoint %s is %s\n", Short(key), termsafe.String(err.Error()))
 	case err != nil:
 		errs := []error{err}
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			errs = j.Unwrap()
 		}
 		for _, e := range errs {
-			fmt.Fprintf(k.out, "dibvm: the shared cache: %v; going on without it\n", e)
+			fmt.Fprintf(k.out, "dibvm: the shared cache: %s; going on without it\n", termsafe.String(e.Error()))
 		}
 	default:
-		fmt.Fprintf(k.out, "dibvm: took checkpoint %s after %s from the shared cache\n", Short(key), m.Phase)
+		fmt.Fprintf(k.out, "dibvm: took checkpoint %s after %s from the shared cache\n", Short(key), termsafe.String(m.Phase))
 	}
 	return m, err
 }
 
-// dropStale removes what pulls left in dir before cutoff.
+// dropStale removes the partial files pulls left in dir before cutoff
+// that no pull holds. (Their lock files stay: see prune.)
 func dropStale(dir string, cutoff time.Time) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
-			os.Remove(filepath.Join(dir, e.Name()))
+		n := e.Name()
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(cutoff) || !strings.HasPrefix(n, ".pull-") || strings.HasSuffix(n, ".lock") {
+			continue
+		}
+		lock := flock.New(filepath.Join(dir, n+".lock"))
+		if ok, _ := lock.TryLock(); ok {
+			os.Remove(filepath.Join(dir, n))
+			lock.Unlock()
 		}
 	}
 }
@@ -278,13 +329,13 @@ func (k *Keeper) sendShared() {
 	if k.shared == nil {
 		return
 	}
+	verified := map[string]bool{}
 	for _, key := range k.sent {
-		err := k.sess.Give(k.ctx, k.shared, key)
-		if errors.Is(err, ErrNotShared) {
-			return // pulls only
+		if !k.shared.Sends() {
+			return
 		}
-		if err != nil {
-			fmt.Fprintf(k.out, "dibvm: the shared cache: checkpoint %s not sent: %v\n", Short(key), err)
+		if err := k.sess.Give(k.ctx, k.shared, key, verified); err != nil {
+			fmt.Fprintf(k.out, "dibvm: the shared cache: checkpoint %s not sent: %s\n", Short(key), termsafe.String(err.Error()))
 			continue
 		}
 		fmt.Fprintf(k.out, "dibvm: sent checkpoint %s to the shared cache\n", Short(key))

@@ -113,7 +113,7 @@ type storeShared struct {
 	fetched []string
 }
 
-func (f *storeShared) Fetch(_ context.Context, key string, have func(string) (string, bool), dir string) ([]*Meta, map[string]string, error) {
+func (f *storeShared) Fetch(_ context.Context, key string, have func(string) (string, bool), _, dir string, accept func([]*Meta) error) ([]*Meta, map[string]string, error) {
 	ss, err := f.s.Open()
 	if err != nil {
 		return nil, nil, err
@@ -123,6 +123,9 @@ func (f *storeShared) Fetch(_ context.Context, key string, have func(string) (st
 	if err != nil {
 		return nil, nil, ErrNotShared
 	}
+	if err := accept(chain); err != nil {
+		return nil, nil, err
+	}
 	for name, path := range files {
 		data, _ := os.ReadFile(path)
 		os.WriteFile(filepath.Join(dir, name), data, 0o644)
@@ -131,6 +134,8 @@ func (f *storeShared) Fetch(_ context.Context, key string, have func(string) (st
 	f.fetched = append(f.fetched, key)
 	return chain, files, nil
 }
+
+func (f *storeShared) Sends() bool { return true }
 
 func (f *storeShared) Send(_ context.Context, key string, chain []*Meta, files map[string]string) error {
 	ss, err := f.s.Open()

@@ -152,6 +152,7 @@ func cachePushCommand() *cobra.Command {
 				return err
 			}
 			sh := &ocicache.Registries{To: rem, Sign: signer}
+			verified := map[string]bool{}
 			// The appliance's base, which a runner with none takes so that
 			// its checkpoints' keys are these.
 			vf := &vmFlags{mirror: os.Getenv("DIBVM_MIRROR")}
@@ -167,7 +168,7 @@ func cachePushCommand() *cobra.Command {
 			}
 			for _, key := range keys {
 				start := time.Now()
-				if err := ss.Give(cmd.Context(), sh, key); err != nil {
+				if err := ss.Give(cmd.Context(), sh, key, verified); err != nil {
 					return fmt.Errorf("checkpoint %s: %w", checkpoint.Short(key), err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "Pushed checkpoint %s to %s (%.1fs)\n", checkpoint.Short(key), rem.Repo, time.Since(start).Seconds())
@@ -246,7 +247,7 @@ func cachePullCommand() *cobra.Command {
 			sh := &ocicache.Registries{From: []*ocicache.Remote{rem}, Trusted: trusted}
 			for _, key := range want {
 				start := time.Now()
-				m, err := ss.Take(ctx, sh, key)
+				m, err := ss.Take(ctx, sh, key, nil)
 				if err != nil {
 					return fmt.Errorf("checkpoint %s: %w", checkpoint.Short(key), err)
 				}

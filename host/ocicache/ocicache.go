@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -61,6 +62,9 @@ type Remote struct {
 	// Limit, if not 0, is the most bytes an artifact's files may have
 	// for Pull to fetch them.
 	Limit int64
+
+	once      sync.Once
+	transport *http.Transport
 }
 
 // Parse reads REF, a repository such as registry.example:5000/team/cache.
@@ -155,8 +159,15 @@ func (r *Remote) Push(ctx context.Context, key string, files []File, data []byte
 	}
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: ArtifactType}
 	for _, l := range append([]v1.Layer{cfg}, layers...) {
-		if err := p.Upload(ctx, r.Repo, l); err != nil {
-			return fmt.Errorf("push to %s: %w", r.Repo, cause(ctx, err))
+		n, _ := l.Size()
+		lctx, cancel := context.WithTimeoutCause(ctx, w.budget(n), fmt.Errorf("%w: a file of %d MiB took longer than %s", ErrStalled, n>>20, w.budget(n)))
+		err := p.Upload(lctx, r.Repo, l)
+		if err != nil {
+			err = cause(lctx, err)
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("push to %s: %w", r.Repo, err)
 		}
 		d, err := partial.Descriptor(l)
 		if err != nil {
@@ -172,8 +183,10 @@ func (r *Remote) Push(ctx context.Context, key string, files []File, data []byte
 	if err != nil {
 		return err
 	}
-	if err := p.Put(ctx, r.Repo.Tag(key), rawManifest(raw)); err != nil {
-		return fmt.Errorf("push to %s: %w", r.Repo, cause(ctx, err))
+	pctx, cancel := context.WithTimeoutCause(ctx, 4*w.stall, fmt.Errorf("%w: the manifest took longer than %s", ErrStalled, 4*w.stall))
+	defer cancel()
+	if err := p.Put(pctx, r.Repo.Tag(key), rawManifest(raw)); err != nil {
+		return fmt.Errorf("push to %s: %w", r.Repo, cause(pctx, err))
 	}
 	return nil
 }
@@ -192,13 +205,13 @@ var ErrNotFound = errors.New("not in the registry")
 // bytes are not its digest's. Other errors are the registry failing.
 var ErrRefused = errors.New("refused")
 
-// Pull fetches the artifact of key into dir, each file under its name,
-// if it is signed by a trusted key and is for key; have gives the path
-// of a file the caller already has by digest, which is not fetched.
-// Files are fetched one at a time, each streamed to disk and checked by
-// its digest; one cut off is taken up from where it stopped by the next
-// pull into dir.
-func (r *Remote) Pull(ctx context.Context, key string, trusted sshsign.Trusted, dir string, have func(digest string) (string, bool)) (*Description, error) {
+// Pull fetches the artifact of key, if it is signed by a trusted key,
+// is for key, and accept (if set) takes its description: each file is
+// fetched into partials (see fetch) and linked into into under its name.
+// have gives the path of a file the caller already has by digest, which
+// is not fetched. Files are fetched one at a time, each streamed to disk
+// and checked by its digest.
+func (r *Remote) Pull(ctx context.Context, key string, trusted sshsign.Trusted, partials, into string, have func(digest string) (string, bool), accept func(*Description) error) (*Description, error) {
 	ctx, w, stop := r.watched(ctx)
 	defer stop()
 	desc, _, err := r.describe(ctx, w, key, trusted)
@@ -212,17 +225,30 @@ func (r *Remote) Pull(ctx context.Context, key string, trusted sshsign.Trusted, 
 	if r.Limit > 0 && total > r.Limit {
 		return nil, fmt.Errorf("%w: %s:%s: %d MiB of files, more than the %d MiB the cache may take", ErrRefused, r.Repo, key, total>>20, r.Limit>>20)
 	}
+	if accept != nil {
+		if err := accept(desc); err != nil {
+			return nil, fmt.Errorf("%w: %s:%s: %w", ErrRefused, r.Repo, checkpointShort(key), err)
+		}
+	}
 	for i, f := range desc.Files {
 		if p, ok := have(f.Digest); ok {
 			desc.Files[i].path = p
 			continue
 		}
-		if err := r.fetch(ctx, w, f, filepath.Join(dir, f.Name)); err != nil {
+		if err := r.fetch(ctx, w, f, partials, filepath.Join(into, f.Name)); err != nil {
 			return nil, err
 		}
-		desc.Files[i].path = filepath.Join(dir, f.Name)
+		desc.Files[i].path = filepath.Join(into, f.Name)
 	}
 	return desc, nil
+}
+
+// checkpointShort is key as a message names it.
+func checkpointShort(key string) string {
+	if len(key) > 12 {
+		return key[:12]
+	}
+	return key
 }
 
 // Describe is the description of key's artifact, if it is signed by a
@@ -238,6 +264,8 @@ func (r *Remote) describe(ctx context.Context, w *watch, key string, trusted ssh
 	if !keyPattern.MatchString(key) {
 		return nil, "", fmt.Errorf("key %q: not a content key", key)
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, 4*w.stall, fmt.Errorf("%w: its description took longer than %s", ErrStalled, 4*w.stall))
+	defer cancel()
 	opts := r.options(ctx, w)
 	got, err := remote.Get(r.Repo.Tag(key), opts...)
 	if err != nil {

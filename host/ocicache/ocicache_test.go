@@ -80,7 +80,7 @@ func TestPushPull(t *testing.T) {
 	}
 	into := t.TempDir()
 	have := func(string) (string, bool) { return "", false }
-	desc, err := r.Pull(ctx, key, trusted, into, have)
+	desc, err := pull(r, ctx, key, trusted, into, have)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestPushPull(t *testing.T) {
 	}
 	// Files already here are not fetched again.
 	again := t.TempDir()
-	if _, err := r.Pull(ctx, key, trusted, again, func(string) (string, bool) { return "/somewhere", true }); err != nil {
+	if _, err := pull(r, ctx, key, trusted, again, func(string) (string, bool) { return "/somewhere", true }); err != nil {
 		t.Fatal(err)
 	}
 	if left, _ := os.ReadDir(again); len(left) != 0 {
@@ -107,7 +107,7 @@ func TestPushPull(t *testing.T) {
 	if err := r.Push(ctx, other, localFiles(t, files), nil, stranger); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Pull(ctx, other, trusted, t.TempDir(), have); !errors.Is(err, sshsign.ErrUntrusted) {
+	if _, err := pull(r, ctx, other, trusted, t.TempDir(), have); !errors.Is(err, sshsign.ErrUntrusted) {
 		t.Errorf("signed by an untrusted key: %v", err)
 	}
 	// The artifact of one key put under the tag of another.
@@ -119,7 +119,7 @@ func TestPushPull(t *testing.T) {
 	if err := remote.Put(r.Repo.Tag(moved), rawManifest(got.Manifest)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Pull(ctx, moved, trusted, t.TempDir(), have); err == nil || !strings.Contains(err.Error(), "signed for key "+key+", not this one") {
+	if _, err := pull(r, ctx, moved, trusted, t.TempDir(), have); err == nil || !strings.Contains(err.Error(), "signed for key "+key+", not this one") {
 		t.Errorf("an artifact under another key's tag: %v", err)
 	}
 	// A file changed in the registry's storage: refused at its end, and
@@ -136,13 +136,13 @@ func TestPushPull(t *testing.T) {
 		t.Fatalf("changed %d of the registry's blobs, want 2", changed)
 	}
 	tampered := t.TempDir()
-	if _, err := r.Pull(ctx, key, trusted, tampered, have); !errors.Is(err, ErrRefused) {
+	if _, err := pull(r, ctx, key, trusted, tampered, have); !errors.Is(err, ErrRefused) {
 		t.Errorf("a changed file was pulled, or not refused: %v", err)
 	}
-	if left, _ := os.ReadDir(tampered); len(left) != 0 {
+	if left := left(tampered); len(left) != 0 {
 		t.Errorf("left after a refused pull: %v", left)
 	}
-	if _, err := r.Pull(ctx, strings.Repeat("ef", 32), trusted, t.TempDir(), have); !errors.Is(err, ErrNotFound) {
+	if _, err := pull(r, ctx, strings.Repeat("ef", 32), trusted, t.TempDir(), have); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a key never pushed: %v", err)
 	}
 }
@@ -161,7 +161,7 @@ func mustRepo(t *testing.T, s string) name.Repository {
 func TestAHangingRegistry(t *testing.T) {
 	r := &Remote{Repo: mustRepo(t, registrytest.Hanging(t)+"/dibvm/cache"), Stall: 3 * time.Second}
 	start := time.Now()
-	_, err := r.Pull(context.Background(), strings.Repeat("ab", 32), nil, t.TempDir(), noFiles)
+	_, err := pull(r, context.Background(), strings.Repeat("ab", 32), nil, t.TempDir(), noFiles)
 	if !errors.Is(err, ErrStalled) || time.Since(start) > 10*time.Second {
 		t.Errorf("pull from a registry that does not answer: %v after %s", err, time.Since(start))
 	}
@@ -174,4 +174,21 @@ func TestAHangingRegistry(t *testing.T) {
 	if !errors.Is(err, ErrStalled) || time.Since(start) > 10*time.Second {
 		t.Errorf("push to a registry that does not answer: %v after %s", err, time.Since(start))
 	}
+}
+
+// pull is Pull into dir, through dir.
+func pull(r *Remote, ctx context.Context, key string, trusted sshsign.Trusted, dir string, have func(string) (string, bool)) (*Description, error) {
+	return r.Pull(ctx, key, trusted, dir, dir, have, nil)
+}
+
+// left is what is in dir but lock files, which pulls leave (empty).
+func left(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

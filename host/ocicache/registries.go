@@ -30,7 +30,7 @@ type Registries struct {
 	Sign    *sshsign.Signer
 
 	mu   sync.Mutex
-	down map[*Remote]bool
+	down map[string]bool // by repository: --cache-from and --cache-to may name one
 }
 
 var (
@@ -39,18 +39,21 @@ var (
 )
 
 // Fetch brings the chain of key from the first registry that has it
-// signed by a trusted key.
-func (c *Registries) Fetch(ctx context.Context, key string, have func(string) (string, bool), dir string) ([]*checkpoint.Meta, map[string]string, error) {
-	desc, err := c.pull(ctx, key, have, dir)
+// signed by a trusted key, and whose chain accept takes.
+func (c *Registries) Fetch(ctx context.Context, key string, have func(string) (string, bool), partials, into string, accept func([]*checkpoint.Meta) error) ([]*checkpoint.Meta, map[string]string, error) {
+	var chain []*checkpoint.Meta
+	desc, err := c.pull(ctx, key, have, partials, into, func(d *Description) error {
+		chain = nil
+		if err := json.Unmarshal(d.Data, &chain); err != nil {
+			return fmt.Errorf("the checkpoints' descriptions: %w", err)
+		}
+		return accept(chain)
+	})
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, checkpoint.ErrNotShared
 	}
 	if err != nil {
 		return nil, nil, err
-	}
-	var chain []*checkpoint.Meta
-	if err := json.Unmarshal(desc.Data, &chain); err != nil {
-		return nil, nil, fmt.Errorf("%w: the checkpoints' descriptions: %w", ErrRefused, err)
 	}
 	files := map[string]string{}
 	for _, f := range desc.Files {
@@ -58,6 +61,9 @@ func (c *Registries) Fetch(ctx context.Context, key string, have func(string) (s
 	}
 	return chain, files, nil
 }
+
+// Sends says whether there is a registry to push to.
+func (c *Registries) Sends() bool { return c.To != nil && c.Sign != nil && !c.isDown(c.To) }
 
 // Send pushes the chain of key, signed; with no registry to push to, it
 // is checkpoint.ErrNotShared.
@@ -88,18 +94,18 @@ func (c *Registries) Send(ctx context.Context, key string, chain []*checkpoint.M
 
 // pull brings the artifact of key from the first registry that has it
 // signed by a trusted key, or says why none did.
-func (c *Registries) pull(ctx context.Context, key string, have func(string) (string, bool), dir string) (*Description, error) {
+func (c *Registries) pull(ctx context.Context, key string, have func(string) (string, bool), partials, into string, accept func(*Description) error) (*Description, error) {
 	var errs []error
 	for _, r := range c.From {
 		if c.isDown(r) {
 			continue
 		}
-		desc, err := r.Pull(ctx, key, c.Trusted, dir, have)
+		desc, err := r.Pull(ctx, key, c.Trusted, partials, into, have, accept)
 		switch {
 		case err == nil:
 			return desc, nil
 		case errors.Is(err, ErrNotFound):
-		case errors.Is(err, ErrRefused):
+		case errors.Is(err, ErrRefused), errors.Is(err, errLocal):
 			errs = append(errs, err)
 		default:
 			c.setDown(r)
@@ -115,7 +121,7 @@ func (c *Registries) pull(ctx context.Context, key string, have func(string) (st
 // FetchBase brings an appliance base: its files, and its keyrings/ as
 // keyrings.NAME.
 func (c *Registries) FetchBase(ctx context.Context, key, dir string) error {
-	desc, err := c.pull(ctx, key, func(string) (string, bool) { return "", false }, dir)
+	desc, err := c.pull(ctx, key, func(string) (string, bool) { return "", false }, dir, dir, nil)
 	if errors.Is(err, ErrNotFound) {
 		return vmimage.ErrNotShared
 	}
@@ -198,14 +204,14 @@ func (c *Registries) SendBase(ctx context.Context, keys []string, dir string) er
 func (c *Registries) isDown(r *Remote) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.down[r]
+	return c.down[r.Repo.String()]
 }
 
 func (c *Registries) setDown(r *Remote) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.down == nil {
-		c.down = map[*Remote]bool{}
+		c.down = map[string]bool{}
 	}
-	c.down[r] = true
+	c.down[r.Repo.String()] = true
 }

@@ -64,7 +64,7 @@ func TestCheckpointsThroughARegistry(t *testing.T) {
 	}
 	defer sb.Close()
 	into := t.TempDir()
-	got, gotFiles, err := (&Registries{From: []*Remote{empty, full}, Trusted: trusted}).Fetch(ctx, key, func(string) (string, bool) { return "", false }, into)
+	got, gotFiles, err := (&Registries{From: []*Remote{empty, full}, Trusted: trusted}).Fetch(ctx, key, func(string) (string, bool) { return "", false }, into, into, func([]*checkpoint.Meta) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestCheckpointsThroughARegistry(t *testing.T) {
 	if err := sb.Verify(top); err != nil || top.Phase != "install.d" {
 		t.Errorf("taken: %+v, %v", top, err)
 	}
-	if _, _, err := (&Registries{From: []*Remote{empty}, Trusted: trusted}).Fetch(ctx, key, nil, t.TempDir()); err != checkpoint.ErrNotShared {
+	if _, _, err := (&Registries{From: []*Remote{empty}, Trusted: trusted}).Fetch(ctx, key, nil, into, into, nil); err != checkpoint.ErrNotShared {
 		t.Errorf("from a registry without it: %v", err)
 	}
 	if err := (&Registries{To: full}).Send(ctx, key, chain, files); err == nil {

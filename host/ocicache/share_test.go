@@ -38,7 +38,7 @@ func TestCredentialsFromDockerConfig(t *testing.T) {
 	if err := r.Push(context.Background(), key, files, nil, signer); err == nil || errors.Is(err, ErrNotFound) {
 		t.Errorf("pushed without credentials: %v", err)
 	}
-	if _, err := r.Pull(context.Background(), key, trusted, t.TempDir(), noFiles); err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrRefused) {
+	if _, err := pull(r, context.Background(), key, trusted, t.TempDir(), noFiles); err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrRefused) {
 		t.Errorf("pulled without credentials: %v", err)
 	}
 	config := t.TempDir()
@@ -48,7 +48,7 @@ func TestCredentialsFromDockerConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	into := t.TempDir()
-	if _, err := r.Pull(context.Background(), key, trusted, into, noFiles); err != nil {
+	if _, err := pull(r, context.Background(), key, trusted, into, noFiles); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(into, "a")); string(b) != "layer" {
@@ -83,7 +83,7 @@ func TestPartialAndConcurrentUse(t *testing.T) {
 	if _, err := remote.Head(r.Repo.Tag(key)); err == nil {
 		t.Error("a push cut off left a tag")
 	}
-	if _, err := r.Pull(ctx, key, trusted, t.TempDir(), noFiles); !errors.Is(err, ErrNotFound) {
+	if _, err := pull(r, ctx, key, trusted, t.TempDir(), noFiles); !errors.Is(err, ErrNotFound) {
 		t.Errorf("after a push cut off: %v", err)
 	}
 
@@ -102,7 +102,7 @@ func TestPartialAndConcurrentUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	into := t.TempDir()
-	desc, err := r.Pull(ctx, key, trusted, into, noFiles)
+	desc, err := pull(r, ctx, key, trusted, into, noFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestPartialAndConcurrentUse(t *testing.T) {
 	h, _ := v1.NewHash(sum)
 	into = t.TempDir()
 	os.WriteFile(partialName(into, h), whole[:1<<20], 0o600)
-	if _, err := r.Pull(ctx, key, trusted, into, noFiles); err != nil {
+	if _, err := pull(r, ctx, key, trusted, into, noFiles); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(into, "a")); string(got) != string(whole) {
@@ -129,13 +129,13 @@ func TestPartialAndConcurrentUse(t *testing.T) {
 	// What was left is not the file's first bytes: refused, and gone.
 	into = t.TempDir()
 	os.WriteFile(partialName(into, h), make([]byte, 1<<20), 0o600)
-	if _, err := r.Pull(ctx, key, trusted, into, noFiles); !errors.Is(err, ErrRefused) {
+	if _, err := pull(r, ctx, key, trusted, into, noFiles); !errors.Is(err, ErrRefused) {
 		t.Errorf("a pull taken up from bytes not the file's: %v", err)
 	}
-	if left, _ := os.ReadDir(into); len(left) != 0 {
+	if left := left(into); len(left) != 0 {
 		t.Errorf("left after a refused pull: %v", left)
 	}
-	if _, err := r.Pull(ctx, key, trusted, into, noFiles); err != nil {
+	if _, err := pull(r, ctx, key, trusted, into, noFiles); err != nil {
 		t.Errorf("the pull after: %v", err)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/dibvm/dibvm/host/termsafe"
 )
 
 // This file is how bytes move between a registry and here: every wait
@@ -63,7 +65,10 @@ func (w *watch) transport(base http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req = req.Clone(req.Context())
-			req.Body = &kicker{ReadCloser: req.Body, w: w}
+			// Once it has all of a blob, a registry may check it before
+			// it answers: it gets the longer wait the answer's header
+			// gets.
+			req.Body = &kicker{ReadCloser: req.Body, w: w, atEOF: 4 * w.stall}
 		}
 		resp, err := base.RoundTrip(req)
 		if resp != nil {
@@ -82,7 +87,8 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 
 type kicker struct {
 	io.ReadCloser
-	w *watch
+	w     *watch
+	atEOF time.Duration // if not 0, the wait after the last byte
 }
 
 func (k *kicker) Read(p []byte) (int, error) {
@@ -90,15 +96,24 @@ func (k *kicker) Read(p []byte) (int, error) {
 	if n > 0 {
 		k.w.kick()
 	}
+	if err == io.EOF && k.atEOF > 0 {
+		k.w.timer.Reset(k.atEOF)
+	}
 	return n, err
 }
 
-// base is the transport under every request: a registry that takes no
-// request or sends no header within the stall is given up on.
+// base is the transport under every request, one a Remote so that
+// connections are reused: a registry that takes no connection or sends
+// no header within the stall is given up on (a push's last request,
+// which the registry answers once it has checked the blob, is given
+// longer).
 func (r *Remote) base(w *watch) http.RoundTripper {
-	t := remote.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout, t.TLSHandshakeTimeout = w.stall, w.stall
-	return w.transport(t)
+	r.once.Do(func() {
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout, t.TLSHandshakeTimeout = 4*w.stall, w.stall
+		r.transport = t
+	})
+	return w.transport(r.transport)
 }
 
 // options are ggcr's options for one operation under ctx.
@@ -111,7 +126,8 @@ func (r *Remote) options(ctx context.Context, w *watch) []remote.Option {
 }
 
 // cause is err, or why ctx ended if it has: a stalled registry says so,
-// whichever timeout saw it first.
+// whichever timeout saw it first. What the registry said is made safe to
+// show, and short.
 func cause(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -123,41 +139,62 @@ func cause(ctx context.Context, err error) error {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("%w (%v)", ErrStalled, err)
 	}
-	return err
+	return registryError{err}
 }
 
-// partialName is where a file of this digest is pulled in part: named
-// for its digest, so that a pull cut off is taken up by the next.
+// registryError is an error with the registry's words in it.
+type registryError struct{ err error }
+
+func (e registryError) Error() string {
+	s := termsafe.String(e.err.Error())
+	if len(s) > 400 {
+		s = s[:400] + "..."
+	}
+	return s
+}
+
+func (e registryError) Unwrap() error { return e.err }
+
+// partialName is where a file of this digest is pulled: named for its
+// digest, so that a pull cut off is taken up by the next, and one whole
+// but not yet used is not fetched again (see checkpoint.Session.Take,
+// which removes it once used).
 func partialName(dir string, h v1.Hash) string {
 	return filepath.Join(dir, ".pull-"+h.Hex)
 }
 
-// fetch downloads f into path, which appears only once it is whole and
-// of its digest. What an earlier pull of the same digest left in dir is
+// minRate is the slowest a registry may send or take a file: past a
+// stall plus its size at this rate, the transfer is given up.
+const minRate = 1 << 20 // bytes a second
+
+// budget is how long moving n bytes may take.
+func (w *watch) budget(n int64) time.Duration {
+	return w.stall + time.Duration(n/minRate)*time.Second
+}
+
+// fetch downloads f into partials, then links it into path once whole
+// and of its digest. What an earlier pull of the same digest left is
 // taken up from where it stopped (an HTTP range), its bytes checked with
-// the rest against the digest.
-func (r *Remote) fetch(ctx context.Context, w *watch, f File, path string) error {
+// the rest against the digest; a build pulling the same file is waited
+// for.
+func (r *Remote) fetch(ctx context.Context, w *watch, f File, partials, path string) error {
 	h, err := v1.NewHash(f.Digest)
 	if err != nil || h.Algorithm != "sha256" {
 		return fmt.Errorf("%w: file %s: digest %q", ErrRefused, f.Name, f.Digest)
 	}
-	part := partialName(filepath.Dir(path), h)
+	ctx, cancel := context.WithTimeoutCause(ctx, w.budget(f.Size), fmt.Errorf("%w: %s took longer than %s", ErrStalled, f.Name, w.budget(f.Size)))
+	defer cancel()
+	part := partialName(partials, h)
+	// Lock files stay: one removed while held would let two builds
+	// write one file.
 	lock := flock.New(part + ".lock")
-	if ok, err := lock.TryLock(); err != nil || !ok {
-		// Another build pulls it: pull apart from it.
-		tmp, err := os.CreateTemp(filepath.Dir(path), ".pull-*")
-		if err != nil {
-			return err
-		}
-		tmp.Close()
-		part = tmp.Name()
-	} else {
-		defer os.Remove(lock.Path())
-		defer lock.Unlock()
+	if ok, err := lock.TryLockContext(ctx, 100*time.Millisecond); err != nil || !ok {
+		return fmt.Errorf("%w: %s: another build's pull of it did not end: %v", errLocal, f.Name, cause(ctx, err))
 	}
+	defer lock.Unlock()
 	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errLocal, err)
 	}
 	defer out.Close()
 	sum := sha256.New()
@@ -166,11 +203,11 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, path string) error
 		have = 0
 		sum.Reset()
 		if err := out.Truncate(0); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errLocal, err)
 		}
 	}
 	if _, err := out.Seek(have, io.SeekStart); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errLocal, err)
 	}
 	if have < f.Size {
 		if err := r.getBlob(ctx, w, h, f.Size, have, out, sum); err != nil {
@@ -186,10 +223,17 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, path string) error
 		return fmt.Errorf("%w: %s: %s: its bytes are %s, not %s", ErrRefused, r.Repo, f.Name, got, h)
 	}
 	if err := out.Close(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errLocal, err)
 	}
-	return os.Rename(part, path)
+	if err := os.Link(part, path); err != nil {
+		return fmt.Errorf("%w: %w", errLocal, err)
+	}
+	return nil
 }
+
+// errLocal is a failure of this machine (its disk, another build), not
+// the registry's: the registry is asked again.
+var errLocal = errors.New("here")
 
 // getBlob appends to out, and to sum, the bytes of blob h from offset
 // on, up to size.
@@ -229,6 +273,8 @@ func (r *Remote) getBlob(ctx context.Context, w *watch, h v1.Hash, size, offset 
 			sum.Reset()
 			offset = 0
 		}
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w: the registry lacks a file its artifact names", ErrRefused)
 	default:
 		return transport.CheckError(resp, http.StatusOK, http.StatusPartialContent)
 	}
