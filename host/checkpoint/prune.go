@@ -210,7 +210,7 @@ func (pr *pruning) sweepShared(dir string, cutoff time.Time) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		info, err := e.Info()
-		if err != nil || (!strings.HasPrefix(e.Name(), "take-") && !info.ModTime().Before(cutoff)) {
+		if err != nil || e.Name() == ".lock" || (!strings.HasPrefix(e.Name(), "take-") && !info.ModTime().Before(cutoff)) {
 			continue
 		}
 		pr.out.Bytes += info.Size()

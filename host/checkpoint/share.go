@@ -306,20 +306,20 @@ func (k *Keeper) fetchShared(key string, now time.Time) (*Meta, error) {
 	return m, err
 }
 
-// dropStale removes the partial files pulls left in dir before cutoff
-// that no pull holds. (Their lock files stay: see prune.)
+// dropStale removes the partial files pulls left in dir before cutoff,
+// when no pull is writing there (it holds dir's .lock: see
+// ocicache.PartialsLock).
 func dropStale(dir string, cutoff time.Time) {
+	lock := flock.New(filepath.Join(dir, ".lock"))
+	if ok, _ := lock.TryLock(); !ok {
+		return
+	}
+	defer lock.Unlock()
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		n := e.Name()
 		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(cutoff) || !strings.HasPrefix(n, ".pull-") || strings.HasSuffix(n, ".lock") {
-			continue
-		}
-		lock := flock.New(filepath.Join(dir, n+".lock"))
-		if ok, _ := lock.TryLock(); ok {
-			os.Remove(filepath.Join(dir, n))
-			lock.Unlock()
+		if err == nil && info.ModTime().Before(cutoff) && strings.HasPrefix(e.Name(), ".pull-") {
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }

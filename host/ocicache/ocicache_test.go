@@ -181,12 +181,12 @@ func pull(r *Remote, ctx context.Context, key string, trusted sshsign.Trusted, d
 	return r.Pull(ctx, key, trusted, dir, dir, have, nil)
 }
 
-// left is what is in dir but lock files, which pulls leave (empty).
+// left is what is in dir but its lock file, which pulls leave (empty).
 func left(dir string) []string {
 	entries, _ := os.ReadDir(dir)
 	var out []string
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".lock") {
+		if e.Name() != PartialsLock {
 			out = append(out, e.Name())
 		}
 	}

@@ -185,11 +185,12 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, partials, path str
 	ctx, cancel := context.WithTimeoutCause(ctx, w.budget(f.Size), fmt.Errorf("%w: %s took longer than %s", ErrStalled, f.Name, w.budget(f.Size)))
 	defer cancel()
 	part := partialName(partials, h)
-	// Lock files stay: one removed while held would let two builds
-	// write one file.
-	lock := flock.New(part + ".lock")
+	// One pull at a time writes in partials: a build pulling what
+	// another pulls waits, then finds it whole. (The lock file stays:
+	// one removed while held would let two builds write one file.)
+	lock := flock.New(filepath.Join(partials, PartialsLock))
 	if ok, err := lock.TryLockContext(ctx, 100*time.Millisecond); err != nil || !ok {
-		return fmt.Errorf("%w: %s: another build's pull of it did not end: %v", errLocal, f.Name, cause(ctx, err))
+		return fmt.Errorf("%w: %s: another build's pull did not end: %v", errLocal, f.Name, cause(ctx, err))
 	}
 	defer lock.Unlock()
 	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
@@ -230,6 +231,10 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, partials, path str
 	}
 	return nil
 }
+
+// PartialsLock is the lock file of a directory of partial files, which
+// the pulls through it hold in turn.
+const PartialsLock = ".lock"
 
 // errLocal is a failure of this machine (its disk, another build), not
 // the registry's: the registry is asked again.
