@@ -13,9 +13,9 @@ import (
 	"github.com/dibvm/dibvm/host/ocicache/registrytest"
 )
 
-// sshKey makes an ed25519 key pair in dir and a file that trusts it, as
+// signingKey makes an ed25519 key pair in dir and a file that trusts it, as
 // allowed_signers lines do.
-func sshKey(t *testing.T, dir, name string) (key, allowed string) {
+func signingKey(t *testing.T, dir, name string) (key, allowed string) {
 	t.Helper()
 	key = filepath.Join(dir, name)
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name+"@example.com", "-f", key).CombinedOutput(); err != nil {
@@ -41,11 +41,12 @@ func sshKey(t *testing.T, dir, name string) (key, allowed string) {
 func TestSharedCacheAcrossRunners(t *testing.T) {
 	needVM(t)
 	dir := t.TempDir()
-	signKey, trustSigner := sshKey(t, dir, "pipeline")
-	otherKey, _ := sshKey(t, dir, "stranger")
+	signKey, trustSigner := signingKey(t, dir, "pipeline")
+	otherKey, _ := signingKey(t, dir, "stranger")
 	reg := registrytest.Start(t, "", "")
 	tampered := registrytest.Start(t, "", "")
-	hanging := registrytest.Hanging(t)
+	// Two that hang: one asked for checkpoints, one to take them.
+	hanging, hangingTo := registrytest.Hanging(t), registrytest.Hanging(t)
 	// The hooks' environment is in the keys: runners that share
 	// checkpoints give their hooks the same (as CI runners do).
 	args := []string{"create", "-n", "--no-host-env", "--progress", "plain", "-t", "tar", "tiny-os"}
@@ -135,12 +136,12 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 		return r, store
 	}
 
-	r, _ = build("refused", false, []string{"--cache-to", hanging + "/dibvm/pushed", "--cache-sign", userKey}, hanging+"/dibvm/cache", reg.Addr+"/dibvm/stranger", tampered.Addr+"/dibvm/cache")
+	r, _ = build("refused", false, []string{"--cache-to", hangingTo + "/dibvm/pushed", "--cache-sign", userKey}, hanging+"/dibvm/cache", reg.Addr+"/dibvm/stranger", tampered.Addr+"/dibvm/cache")
 	wantLines(t, "offered a hanging registry, a stranger's checkpoints and changed layers", r.stdout+r.stderr,
 		hanging+"/dibvm/cache: the registry stopped answering", "(not asked again in this build)",
 		"not signed by a trusted key",
 		"refused: "+tampered.Addr+"/dibvm/cache: ",
-		"not sent: "+hanging+"/dibvm/pushed")
+		"not sent: "+hangingTo+"/dibvm/pushed: the registry stopped answering")
 	if strings.Contains(r.stdout, "took checkpoint") || strings.Contains(r.stdout, "resuming after") {
 		t.Errorf("resumed from a checkpoint it should have refused:\n%s", checkpointLines(r.stdout))
 	}
@@ -183,8 +184,8 @@ func sameFiles(a, b map[string]string) bool {
 // another store only with the signer trusted.
 func TestCacheRemoteCommands(t *testing.T) {
 	dir := t.TempDir()
-	signKey, trust := sshKey(t, dir, "pipeline")
-	_, strangerTrust := sshKey(t, dir, "stranger")
+	signKey, trust := signingKey(t, dir, "pipeline")
+	_, strangerTrust := signingKey(t, dir, "stranger")
 	reg := registrytest.Start(t, "ci", "s3cret")
 	from := filepath.Join(dir, "from")
 	a := &checkpoint.Store{Dir: from}

@@ -30,7 +30,7 @@ type Registries struct {
 	Sign    *sshsign.Signer
 
 	mu   sync.Mutex
-	down map[string]bool // by repository: --cache-from and --cache-to may name one
+	down map[string]bool // by registry: --cache-from and --cache-to may name one
 }
 
 var (
@@ -204,7 +204,7 @@ func (c *Registries) SendBase(ctx context.Context, keys []string, dir string) er
 func (c *Registries) isDown(r *Remote) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.down[r.Repo.String()]
+	return c.down[r.Repo.RegistryStr()]
 }
 
 func (c *Registries) setDown(r *Remote) {
@@ -213,5 +213,5 @@ func (c *Registries) setDown(r *Remote) {
 	if c.down == nil {
 		c.down = map[string]bool{}
 	}
-	c.down[r.Repo.String()] = true
+	c.down[r.Repo.RegistryStr()] = true
 }
