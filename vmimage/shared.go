@@ -76,6 +76,8 @@ func (c *Cache) takeSpecBase(ctx context.Context, spec Spec) error {
 		}
 		if age := time.Since(got.Built); c.SharedMaxAge > 0 && age > c.SharedMaxAge {
 			return fmt.Errorf("it was made %s ago, longer than --checkpoint-max-age", age.Round(time.Hour))
+		} else if age < -10*time.Minute {
+			return fmt.Errorf("it says it was made in the future, at %s", got.Built.UTC().Format(time.RFC3339))
 		}
 		return nil
 	})

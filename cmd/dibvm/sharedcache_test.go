@@ -52,7 +52,9 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 	args := []string{"create", "-n", "--no-host-env", "--progress", "plain", "-t", "tar", "tiny-os"}
 
 	first := filepath.Join(dir, "first", "img")
-	r := dibvm(t, []string{"ELEMENTS_PATH=" + testElements(t), "DIBVM_CHECKPOINTS_DIR=" + filepath.Join(dir, "store")}, 10*time.Minute,
+	// Each runner keeps its downloads where it will (DIB_IMAGE_CACHE is
+	// passed to the hooks, but the guest sets its own).
+	r := dibvm(t, []string{"ELEMENTS_PATH=" + testElements(t), "DIBVM_CHECKPOINTS_DIR=" + filepath.Join(dir, "store"), "DIB_IMAGE_CACHE=" + filepath.Join(dir, "images")}, 10*time.Minute,
 		append(args, "-o", first, "--cache-to", reg.Addr+"/dibvm/cache", "--cache-sign", signKey)...)
 	if r.code != 0 {
 		t.Fatalf("the pushing runner: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -109,7 +111,8 @@ func TestSharedCacheAcrossRunners(t *testing.T) {
 		env := []string{"DIBVM_CHECKPOINTS_DIR=" + store, "DIBVM_CACHE_TRUST=" + trust}
 		if fresh {
 			// (What the host's hypervisor did is the host's, not the cache's.)
-			env = append(env, "DIBVM_CACHE_DIR="+cache, "DIBVM_ACCEL_MEMO="+filepath.Join(h.home, ".cache", "dibvm", "accel-memo.json"))
+			env = append(env, "DIBVM_CACHE_DIR="+cache, "DIB_IMAGE_CACHE="+filepath.Join(cache, "images"),
+				"DIBVM_ACCEL_MEMO="+filepath.Join(h.home, ".cache", "dibvm", "accel-memo.json"))
 		}
 		out := filepath.Join(h.out, name, "img")
 		for _, d := range []string{cache, store, filepath.Dir(out)} {

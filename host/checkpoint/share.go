@@ -123,8 +123,8 @@ func (ss *Session) importOne(m *Meta, src string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if filepath.Dir(src) == filepath.Join(ss.s.Dir, sharedDir) {
-		// Pulled for this: moved, not copied.
+	if filepath.Dir(filepath.Dir(src)) == filepath.Join(ss.s.Dir, sharedDir) {
+		// Pulled for this (into .shared/take-*): moved, not copied.
 		tmp.Close()
 		err = os.Rename(src, tmp.Name())
 	} else {
@@ -234,6 +234,9 @@ func (ss *Session) Take(ctx context.Context, sh Shared, key string, accept func(
 		return "", false
 	}
 	check := func(chain []*Meta) error {
+		if err := checkChain(key, chain); err != nil {
+			return err
+		}
 		for _, m := range chain {
 			// The store's own checkpoint of a key is the one its
 			// descendants sit on: a chain through another is of no use.
@@ -254,14 +257,15 @@ func (ss *Session) Take(ctx context.Context, sh Shared, key string, accept func(
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errRefusedChain, err)
 	}
-	for _, c := range chain {
-		// What the fetch kept to take up a pull, now in the store.
-		os.Remove(filepath.Join(partials, ".pull-"+c.Digest))
-	}
 	return m, nil
 }
 
 var errRefusedChain = errors.New("refused")
+
+// maxSkew is how far ahead of this machine's clock another's may be: a
+// checkpoint made later than that is not taken, as its age would never
+// reach --checkpoint-max-age.
+const maxSkew = 10 * time.Minute
 
 // Give sends the checkpoint of key, and the chain under it, to sh;
 // verified are the layers checked already, which are not again.
@@ -280,6 +284,9 @@ func (k *Keeper) fetchShared(key string, now time.Time) (*Meta, error) {
 		for _, m := range chain {
 			if k.lim.MaxAge > 0 && now.Sub(m.Made) > k.lim.MaxAge {
 				return fmt.Errorf("checkpoint %s was made %s ago, more than --checkpoint-max-age", Short(m.Key), Age(now.Sub(m.Made)))
+			}
+			if m.Made.After(now.Add(maxSkew)) {
+				return fmt.Errorf("checkpoint %s says it was made in the future, at %s", Short(m.Key), m.Made.UTC().Format(time.RFC3339))
 			}
 		}
 		if k.admits != nil {

@@ -113,6 +113,12 @@ func StepInputs(spec *api.Spec, host []HostInput, tarball []byte) ([]*Step, erro
 	return steps, nil
 }
 
+// guestSets are the variables the guest sets itself whatever the host's
+// value (see guestagent/dibbuild): where the host keeps its files does
+// not shape a tree, and runners that share checkpoints keep theirs in
+// different places.
+var guestSets = []string{"DIB_IMAGE_CACHE"}
+
 // addSettings adds to first, the first step's inputs, the build's
 // settings but those of specPostFields, its environment and the host's
 // files it carries or lends.
@@ -132,6 +138,9 @@ func addSettings(first Inputs, spec *api.Spec, host []HostInput) error {
 		}
 	}
 	for k, v := range spec.Env {
+		if slices.Contains(guestSets, k) {
+			continue
+		}
 		first.AddString("variable "+k, v)
 	}
 	for _, in := range host {

@@ -163,7 +163,7 @@ func cachePushCommand() *cobra.Command {
 					fmt.Fprintf(cmd.OutOrStdout(), "Pushed the helper appliance's base to %s\n", rem.Repo)
 				case errors.Is(err, vmimage.ErrHaveIt), errors.Is(err, vmimage.ErrNotCached):
 				default:
-					return fmt.Errorf("the helper appliance's base: %w", err)
+					fmt.Fprintf(cmd.ErrOrStderr(), "dibvm: the helper appliance's base not pushed: %s\n", termsafe.String(err.Error()))
 				}
 			}
 			for _, key := range keys {

@@ -121,7 +121,12 @@ func (c *Registries) pull(ctx context.Context, key string, have func(string) (st
 // FetchBase brings an appliance base: its files, and its keyrings/ as
 // keyrings.NAME.
 func (c *Registries) FetchBase(ctx context.Context, key, dir string) error {
-	desc, err := c.pull(ctx, key, func(string) (string, bool) { return "", false }, dir, dir, nil)
+	partials := filepath.Join(dir, ".partials")
+	if err := os.Mkdir(partials, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(partials)
+	desc, err := c.pull(ctx, key, func(string) (string, bool) { return "", false }, partials, dir, nil)
 	if errors.Is(err, ErrNotFound) {
 		return vmimage.ErrNotShared
 	}
@@ -148,8 +153,9 @@ func (c *Registries) FetchBase(ctx context.Context, key, dir string) error {
 	return nil
 }
 
-// SendBase pushes the appliance base in dir under each of keys, unless
-// the registry has the first.
+// SendBase pushes the appliance base in dir under each of keys the
+// registry lacks: under all if it lacks the first, which names the base
+// by its packages (a base new to it is what the later keys name now).
 func (c *Registries) SendBase(ctx context.Context, keys []string, dir string) error {
 	if c.To == nil {
 		return vmimage.ErrNotShared
@@ -157,10 +163,22 @@ func (c *Registries) SendBase(ctx context.Context, keys []string, dir string) er
 	if c.Sign == nil || c.isDown(c.To) {
 		return fmt.Errorf("%s: no key to sign with, or failed earlier in this build", c.To.Repo)
 	}
-	if has, err := c.To.Has(ctx, keys[0]); err != nil {
-		c.setDown(c.To)
-		return err
-	} else if has {
+	var send []string
+	for i, key := range keys {
+		has, err := c.To.Has(ctx, key)
+		if err != nil {
+			c.setDown(c.To)
+			return err
+		}
+		if i == 0 && !has {
+			send = keys
+			break
+		}
+		if !has {
+			send = append(send, key)
+		}
+	}
+	if len(send) == 0 {
 		return vmimage.ErrHaveIt
 	}
 	var files []File
@@ -192,7 +210,7 @@ func (c *Registries) SendBase(ctx context.Context, keys []string, dir string) er
 			return err
 		}
 	}
-	for _, key := range keys {
+	for _, key := range send {
 		if err := c.To.Push(ctx, key, files, nil, c.Sign); err != nil {
 			c.setDown(c.To)
 			return err

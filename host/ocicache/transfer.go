@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -69,6 +70,11 @@ func (w *watch) transport(base http.RoundTripper) http.RoundTripper {
 			// it answers: it gets the longer wait the answer's header
 			// gets.
 			req.Body = &kicker{ReadCloser: req.Body, w: w, atEOF: 4 * w.stall}
+		}
+		if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/blobs/uploads/") {
+			// The commit of an upload: the registry checks the blob
+			// before it answers.
+			w.timer.Reset(4 * w.stall)
 		}
 		resp, err := base.RoundTrip(req)
 		if resp != nil {
@@ -156,9 +162,7 @@ func (e registryError) Error() string {
 func (e registryError) Unwrap() error { return e.err }
 
 // partialName is where a file of this digest is pulled: named for its
-// digest, so that a pull cut off is taken up by the next, and one whole
-// but not yet used is not fetched again (see checkpoint.Session.Take,
-// which removes it once used).
+// digest, so that a pull cut off is taken up by the next.
 func partialName(dir string, h v1.Hash) string {
 	return filepath.Join(dir, ".pull-"+h.Hex)
 }
@@ -167,13 +171,14 @@ func partialName(dir string, h v1.Hash) string {
 // stall plus its size at this rate, the transfer is given up.
 const minRate = 1 << 20 // bytes a second
 
-// budget is how long moving n bytes may take.
+// budget is how long moving n bytes may take: at least the wait for a
+// registry that checks what it was sent.
 func (w *watch) budget(n int64) time.Duration {
-	return w.stall + time.Duration(n/minRate)*time.Second
+	return 4*w.stall + time.Duration(n/minRate)*time.Second
 }
 
-// fetch downloads f into partials, then links it into path once whole
-// and of its digest. What an earlier pull of the same digest left is
+// fetch downloads f into partials, then moves it to path once whole and
+// of its digest. What an earlier pull of the same digest left is
 // taken up from where it stopped (an HTTP range), its bytes checked with
 // the rest against the digest; a build pulling the same file is waited
 // for.
@@ -189,10 +194,13 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, partials, path str
 	// another pulls waits, then finds it whole. (The lock file stays:
 	// one removed while held would let two builds write one file.)
 	lock := flock.New(filepath.Join(partials, PartialsLock))
-	if ok, err := lock.TryLockContext(ctx, 100*time.Millisecond); err != nil || !ok {
-		return fmt.Errorf("%w: %s: another build's pull did not end: %v", errLocal, f.Name, cause(ctx, err))
+	w.timer.Stop() // the registry is not silent: another build is busy
+	ok, err := lock.TryLockContext(ctx, 100*time.Millisecond)
+	if err != nil || !ok {
+		return fmt.Errorf("%w: %s: another build's pull did not end: %v", errLocal, f.Name, err)
 	}
 	defer lock.Unlock()
+	w.kick()
 	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errLocal, err)
@@ -212,8 +220,8 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, partials, path str
 	}
 	if have < f.Size {
 		if err := r.getBlob(ctx, w, h, f.Size, have, out, sum); err != nil {
-			if have2, _ := out.Seek(0, io.SeekCurrent); have2 == have || errors.Is(err, ErrRefused) {
-				// Nothing gained, or bytes that are not the file's.
+			if at, _ := out.Seek(0, io.SeekCurrent); at == 0 || errors.Is(err, errBadBytes) {
+				// Nothing to take up, or bytes that are not the file's.
 				os.Remove(part)
 			}
 			return fmt.Errorf("%s: %s: %w", r.Repo, f.Name, cause(ctx, err))
@@ -221,12 +229,14 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, partials, path str
 	}
 	if got := fmt.Sprintf("sha256:%x", sum.Sum(nil)); got != h.String() {
 		os.Remove(part)
-		return fmt.Errorf("%w: %s: %s: its bytes are %s, not %s", ErrRefused, r.Repo, f.Name, got, h)
+		return fmt.Errorf("%w: %s: %s: its bytes are %s, not %s", errBadBytes, r.Repo, f.Name, got, h)
 	}
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("%w: %w", errLocal, err)
 	}
-	if err := os.Link(part, path); err != nil {
+	// Moved, not linked: a file taken into a store must have no other
+	// name a later pull could write through.
+	if err := os.Rename(part, path); err != nil {
 		return fmt.Errorf("%w: %w", errLocal, err)
 	}
 	return nil
@@ -235,6 +245,21 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, partials, path str
 // PartialsLock is the lock file of a directory of partial files, which
 // the pulls through it hold in turn.
 const PartialsLock = ".lock"
+
+// errBadBytes is a file whose bytes are not its digest's, or more or
+// fewer than its size.
+var errBadBytes = fmt.Errorf("%w: bad bytes", ErrRefused)
+
+// localWriter marks its failures as this machine's (a full disk).
+type localWriter struct{ w io.Writer }
+
+func (l localWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", errLocal, err)
+	}
+	return n, err
+}
 
 // errLocal is a failure of this machine (its disk, another build), not
 // the registry's: the registry is asked again.
@@ -283,12 +308,12 @@ func (r *Remote) getBlob(ctx context.Context, w *watch, h v1.Hash, size, offset 
 	default:
 		return transport.CheckError(resp, http.StatusOK, http.StatusPartialContent)
 	}
-	n, err := io.Copy(io.MultiWriter(out, sum), io.LimitReader(resp.Body, size-offset+1))
+	n, err := io.Copy(io.MultiWriter(localWriter{out}, sum), io.LimitReader(resp.Body, size-offset+1))
 	if err != nil {
 		return err
 	}
 	if offset+n != size {
-		return fmt.Errorf("%w: %d bytes, not %d", ErrRefused, offset+n, size)
+		return fmt.Errorf("%w: %d bytes, not %d", errBadBytes, offset+n, size)
 	}
 	return nil
 }
