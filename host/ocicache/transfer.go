@@ -247,8 +247,13 @@ func (r *Remote) fetch(ctx context.Context, w *watch, f File, partials, path str
 const PartialsLock = ".lock"
 
 // errBadBytes is a file whose bytes are not its digest's, or more or
-// fewer than its size.
-var errBadBytes = fmt.Errorf("%w: bad bytes", ErrRefused)
+// fewer than its size: refused, and its partial file dropped.
+var errBadBytes error = badBytes{}
+
+type badBytes struct{}
+
+func (badBytes) Error() string        { return ErrRefused.Error() }
+func (badBytes) Is(target error) bool { return target == ErrRefused }
 
 // localWriter marks its failures as this machine's (a full disk).
 type localWriter struct{ w io.Writer }
